@@ -1,0 +1,87 @@
+// The compact live model the StreamState DO keeps and returns as a snapshot; the edge renders
+// playlists from it (the DO never renders text). Plain data, JSON- and structured-clone-safe.
+
+/** Per-stream constants, fixed before the first playlist and never changed (MP-05, MP-06, MUT-01). */
+export interface PlaylistTiming {
+  /** EXT-X-TARGETDURATION, whole seconds. */
+  targetDuration: number;
+  /** EXT-X-PART-INF PART-TARGET, seconds; ≥ every part's duration. */
+  partTarget: number;
+  /** SERVER-CONTROL PART-HOLD-BACK, seconds; ≥ 3 × partTarget. */
+  partHoldBack: number;
+  /** SERVER-CONTROL CAN-SKIP-UNTIL, seconds; ≥ 6 × targetDuration. */
+  canSkipUntil: number;
+}
+
+export interface PartInfo {
+  /** Seconds, from the fragment's sample durations. */
+  duration: number;
+  /** The part's first video sample is a sync sample (always true for audio). */
+  independent: boolean;
+}
+
+export interface SegmentInfo {
+  msn: number;
+  /** Ingest lease epoch whose init segment (EXT-X-MAP) applies; objects live under it. */
+  epoch: number;
+  /** EXTINF seconds; null while the segment is still in progress (parts only). */
+  duration: number | null;
+  /** EXT-X-PROGRAM-DATE-TIME of the segment's first sample, ms since the Unix epoch. */
+  programDateTime: number;
+  /** First segment of a new epoch: EXT-X-DISCONTINUITY and a new EXT-X-MAP. */
+  discontinuity: boolean;
+  /** Parts, when still listed (near the live edge); undefined when pruned from the playlist. */
+  parts?: PartInfo[];
+}
+
+export interface RenditionReport {
+  rendition: string;
+  /** MSN of the last part (or segment) published. */
+  lastMsn: number;
+  /** Part index of the last part with MSN = lastMsn. */
+  lastPart: number;
+}
+
+/** Everything the edge needs to render one media playlist. */
+export interface MediaPlaylistSnapshot {
+  streamId: string;
+  rendition: string;
+  timing: PlaylistTiming;
+  /** EXT-X-MEDIA-SEQUENCE: MSN of the first segment in the window (also when the response skips some). */
+  mediaSequence: number;
+  /** EXT-X-DISCONTINUITY-SEQUENCE. */
+  discontinuitySequence: number;
+  /** Segments that a delta update replaced by EXT-X-SKIP (0 for a full playlist). */
+  skippedSegments: number;
+  /** Listed segments, oldest first; the last one may be in progress (duration null). */
+  segments: SegmentInfo[];
+  /** The stream ended: EXT-X-ENDLIST, no preload hint. */
+  ended: boolean;
+  /** Reports for every other rendition of the presentation. */
+  reports: RenditionReport[];
+}
+
+export type RenditionKind = 'video' | 'audio';
+
+/** What the multivariant playlist needs about one rendition (learnt from its init segment). */
+export interface RenditionInfo {
+  name: string;
+  kind: RenditionKind;
+  /** RFC 6381 codec string, e.g. `avc1.64001f` or `mp4a.40.2`. */
+  codecs: string;
+  /** Peak and average bits per second. */
+  bandwidth: number;
+  averageBandwidth: number;
+  width?: number;
+  height?: number;
+  frameRate?: number;
+  /** Audio channel count. */
+  channels?: number;
+}
+
+/** The multivariant snapshot: renditions known for the current epoch. */
+export interface PresentationSnapshot {
+  streamId: string;
+  renditions: RenditionInfo[];
+  ended: boolean;
+}

@@ -1,0 +1,38 @@
+// The R2 object-key layout and the playback URL layout, defined once for every side.
+// Objects are immutable: a key names exactly one set of bytes for its whole life.
+
+export type MediaObject =
+  | { kind: 'init' }
+  | { kind: 'segment'; msn: number }
+  | { kind: 'part'; msn: number; part: number };
+
+/** File name of a media object inside its rendition folder: `init.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s`. */
+export function mediaFileName(obj: MediaObject): string {
+  switch (obj.kind) {
+    case 'init':
+      return 'init.mp4';
+    case 'segment':
+      return `${obj.msn}.m4s`;
+    case 'part':
+      return `${obj.msn}.${obj.part}.m4s`;
+  }
+}
+
+const FILE_RE = /^(?:(init)\.mp4|(\d{1,15})\.m4s|(\d{1,15})\.(\d{1,6})\.m4s)$/;
+
+/** Parses a media file name back; null when it is not one of ours. */
+export function parseMediaFileName(name: string): MediaObject | null {
+  const m = FILE_RE.exec(name);
+  if (!m) return null;
+  if (m[1]) return { kind: 'init' };
+  if (m[2]) return { kind: 'segment', msn: Number(m[2]) };
+  return { kind: 'part', msn: Number(m[3]), part: Number(m[4]) };
+}
+
+/** `live/{stream}/{epoch}/{rendition}/{file}` */
+export function mediaObjectKey(streamId: string, epoch: number, rendition: string, obj: MediaObject): string {
+  return `live/${streamId}/${epoch}/${rendition}/${mediaFileName(obj)}`;
+}
+
+/** Names of streams, renditions and rooms: short, URL-safe, no dots or slashes. */
+export const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
