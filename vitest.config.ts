@@ -1,4 +1,5 @@
-// Two test worlds: Worker and Durable Object tests inside workerd, everything else in Node.
+// Three test worlds: Worker and Durable Object tests inside workerd, pure and transcoder tests
+// in Node, and end-to-end tests that run the real stack (wrangler dev, transcoder, ffmpeg).
 import { cloudflareTest } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
 
@@ -15,7 +16,18 @@ export default defineConfig({
         test: { name: 'workers', include: ['test/workers/**/*.test.ts'] },
       },
       {
-        test: { name: 'node', include: ['test/node/**/*.test.ts'], environment: 'node' },
+        test: { name: 'node', include: ['test/node/**/*.test.ts'], environment: 'node', testTimeout: 60_000 },
+      },
+      {
+        test: {
+          name: 'e2e',
+          include: ['test/e2e/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+          // The machine has two cores: end-to-end files run one at a time.
+          fileParallelism: false,
+        },
       },
     ],
   },
