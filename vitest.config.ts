@@ -10,7 +10,7 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
-            miniflare: { bindings: { ADMIN_TOKEN: 'test-admin-token', INGEST_SECRET: 'test-ingest-secret' } },
+            miniflare: { bindings: { ADMIN_TOKEN: 'test-admin-token', INGEST_SECRET: 'test-ingest-secret', ROOM_TOKEN_SECRET: 'test-room-secret' } },
           }),
         ],
         test: { name: 'workers', include: ['test/workers/**/*.test.ts'] },
