@@ -1,7 +1,9 @@
 // Three test worlds: Worker and Durable Object tests inside workerd, pure and transcoder tests
 // in Node, and end-to-end tests that run the real stack (wrangler dev, transcoder, ffmpeg).
-import { cloudflareTest } from '@cloudflare/vitest-plugin';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-plugin';
 import { defineConfig } from 'vitest/config';
+
+const migrations = await readD1Migrations('./workers/migrations');
 
 export default defineConfig({
   test: {
@@ -10,10 +12,10 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
-            miniflare: { bindings: { ADMIN_TOKEN: 'test-admin-token', INGEST_SECRET: 'test-ingest-secret', ROOM_TOKEN_SECRET: 'test-room-secret' } },
+            miniflare: { bindings: { ADMIN_TOKEN: 'test-admin-token', INGEST_SECRET: 'test-ingest-secret', ROOM_TOKEN_SECRET: 'test-room-secret', TEST_MIGRATIONS: migrations } },
           }),
         ],
-        test: { name: 'workers', include: ['test/workers/**/*.test.ts'] },
+        test: { name: 'workers', include: ['test/workers/**/*.test.ts'], setupFiles: ['test/workers/setup.ts'] },
       },
       {
         test: { name: 'node', include: ['test/node/**/*.test.ts'], environment: 'node', testTimeout: 60_000 },

@@ -15,4 +15,6 @@ export interface Env {
   ADMIN_TOKEN: string;
   INGEST_SECRET: string;
   END_GRACE_SECONDS: string;
+  /** Public RTMP publish base URL handed out with new streams, e.g. rtmp://127.0.0.1:1935/live. */
+  RTMP_INGEST_URL?: string;
 }

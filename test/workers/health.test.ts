@@ -1,5 +1,4 @@
 import { exports } from 'cloudflare:workers';
-import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 
 describe('worker health', () => {
@@ -8,8 +7,9 @@ describe('worker health', () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ ok: true, service: 'edgelive-worker' });
   });
-  it('reaches a StreamState over RPC', async () => {
-    const stub = env.STREAM_STATE.getByName('health');
-    expect(await stub.ping()).toBe('pong');
+  it('answers unknown routes with a JSON 404', async () => {
+    const res = await exports.default.fetch('http://edge.test/nope/nothing');
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: 'not_found', message: expect.stringContaining('/nope/nothing') } });
   });
 });

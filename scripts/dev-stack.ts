@@ -1,0 +1,94 @@
+// `npm start`: the whole local stack plus a demo stream. Starts wrangler dev and the transcoder,
+// creates a stream, publishes the built-in test pattern to it over RTMP and prints where to watch.
+// Ctrl-C (SIGINT) or SIGTERM stops every child process.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLogger } from '../transcoder-node/log.ts';
+import { ROOT, startStack, startTestPublisher, stopChild } from './local-stack.ts';
+
+const log = createLogger({ service: 'dev-stack' });
+
+/** `.dev.vars` holds the local secrets; missing ones are created with random values. */
+function devVars(): Record<string, string> {
+  const file = join(ROOT, '.dev.vars');
+  const vars: Record<string, string> = {};
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const m = /^\s*([A-Z0-9_]+)\s*=\s*"?([^"]*)"?\s*$/.exec(line);
+      if (m) vars[m[1]!] = m[2]!;
+    }
+  }
+  let changed = false;
+  for (const name of ['ADMIN_TOKEN', 'INGEST_SECRET', 'ROOM_TOKEN_SECRET']) {
+    if (!vars[name]) {
+      vars[name] = randomBytes(24).toString('base64url');
+      changed = true;
+    }
+  }
+  if (changed) {
+    writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n', { mode: 0o600 });
+    log.info('wrote .dev.vars with local secrets', { file });
+  }
+  return vars;
+}
+
+const vars = devVars();
+const port = Number(process.env.PORT ?? 8787);
+const rtmpPort = Number(process.env.RTMP_PORT ?? 1935);
+const stack = await startStack({
+  workerPort: port,
+  rtmpPort,
+  healthPort: Number(process.env.TRANSCODER_HEALTH_PORT ?? 8790),
+  persistDir: join(ROOT, '.wrangler', 'state'),
+  logDir: join(ROOT, '.wrangler', 'logs'),
+  adminToken: vars.ADMIN_TOKEN!,
+  ingestSecret: vars.INGEST_SECRET!,
+  roomTokenSecret: vars.ROOM_TOKEN_SECRET!,
+  logger: log,
+});
+
+const stream = await stack.createStream({ title: 'edgelive demo: test pattern' });
+const publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(ROOT, '.wrangler', 'logs') });
+log.info('demo stream publishing', { streamId: stream.id });
+
+process.stdout.write(
+  [
+    '',
+    'edgelive is running',
+    `  watch:        ${stack.workerUrl}/watch/${stream.id}`,
+    `  playlist:     ${stream.playback.hls}`,
+    `  publish:      ${stream.ingest.rtmp}`,
+    `  admin token:  ${vars.ADMIN_TOKEN}   (from .dev.vars; e.g. curl -H "Authorization: Bearer $TOKEN" ${stack.workerUrl}/api/streams)`,
+    `  logs:         .wrangler/logs/`,
+    '  Ctrl-C stops everything.',
+    '',
+  ].join('\n') + '\n',
+);
+
+let stopping = false;
+async function shutdown(signal: string) {
+  if (stopping) return;
+  stopping = true;
+  log.info('shutting down', { signal });
+  await stopChild(publisher);
+  await stack.stop();
+  process.exit(0);
+}
+process.on('SIGINT', () => void shutdown('SIGINT'));
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+publisher.on('exit', (code) => {
+  if (!stopping) log.warn('test publisher exited', { code });
+});
+stack.worker.on('exit', (code) => {
+  if (!stopping) {
+    log.error('wrangler dev exited', { code });
+    void shutdown('worker-exit');
+  }
+});
+stack.transcoder.on('exit', (code) => {
+  if (!stopping) {
+    log.error('transcoder exited', { code });
+    void shutdown('transcoder-exit');
+  }
+});

@@ -1,0 +1,66 @@
+// One error shape for every route: `{ "error": { "code", "message" } }` with the right status.
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { z } from 'zod';
+
+export class HttpError extends Error {
+  readonly status: ContentfulStatusCode;
+  readonly code: string;
+  constructor(status: ContentfulStatusCode, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function errorResponse(status: number, code: string, message: string, headers?: HeadersInit): Response {
+  const h = new Headers(headers);
+  h.set('content-type', 'application/json; charset=utf-8');
+  h.set('cache-control', 'no-store');
+  return new Response(JSON.stringify({ error: { code, message } }), { status, headers: h });
+}
+
+/** Hono `onError`: HttpErrors keep their status; anything else is a 500 without internals. */
+export function handleError(err: Error, c: Context): Response {
+  if (err instanceof HttpError) return errorResponse(err.status, err.code, err.message);
+  console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', path: c.req.path, error: String(err?.stack ?? err) }));
+  return errorResponse(500, 'internal_error', 'internal error');
+}
+
+/** Parses with a zod schema or throws a 400 naming the first problem. */
+export function parseOr400<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue && issue.path.length ? ` at ${issue.path.join('.')}` : '';
+    throw new HttpError(400, 'invalid_request', `invalid ${what}${where}: ${issue?.message ?? 'malformed'}`);
+  }
+  return r.data;
+}
+
+/** Reads a JSON body (bounded) or throws 400/413. */
+export async function readJson(req: Request, maxBytes = 64 * 1024): Promise<unknown> {
+  const len = Number(req.headers.get('content-length') ?? '0');
+  if (len > maxBytes) throw new HttpError(413, 'payload_too_large', `body larger than ${maxBytes} bytes`);
+  const text = await req.text();
+  if (text.length > maxBytes) throw new HttpError(413, 'payload_too_large', `body larger than ${maxBytes} bytes`);
+  if (text === '') return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
+  }
+}
+
+/** Constant-time string comparison (for bearer tokens). */
+export function timingSafeEqualString(a: string, b: string): boolean {
+  const enc = new TextEncoder();
+  const ab = enc.encode(a);
+  const bb = enc.encode(b);
+  // Compare against itself on a length mismatch so the time does not depend on where they differ.
+  if (ab.byteLength !== bb.byteLength) {
+    crypto.subtle.timingSafeEqual(ab, ab);
+    return false;
+  }
+  return crypto.subtle.timingSafeEqual(ab, bb);
+}

@@ -1,0 +1,141 @@
+// The ingest push protocol between a transcoder and the origin, defined once for both sides:
+// routes, headers, the HMAC request signature (with a timestamp and replay window) and the
+// JSON bodies. Web Crypto only, so it runs in the Worker and in Node unchanged.
+import { z } from 'zod';
+import { LadderSchema } from './stream-config.ts';
+
+export const INGEST_PREFIX = '/ingest/v1';
+export const HEADER_TIMESTAMP = 'x-edgelive-timestamp';
+export const HEADER_SIGNATURE = 'x-edgelive-signature';
+export const HEADER_META = 'x-edgelive-meta';
+/** A signed request older or newer than this is refused (replay window). */
+export const SIGNATURE_WINDOW_MS = 60_000;
+/** Largest media object a push may carry. */
+export const MAX_PUSH_BYTES = 16 * 1024 * 1024;
+
+/** `POST /ingest/v1/authorize`: check a stream key and take the stream's ingest lease. */
+export const AuthorizeRequestSchema = z.object({
+  streamKey: z.string().min(1).max(200),
+  nodeId: z.string().min(1).max(100),
+  region: z.string().max(100).optional(),
+});
+export type AuthorizeRequest = z.infer<typeof AuthorizeRequestSchema>;
+
+export const AuthorizeResponseSchema = z.object({
+  streamId: z.string(),
+  epoch: z.number().int().positive(),
+  /** MSN of the first segment this epoch publishes. */
+  startMsn: z.number().int().positive(),
+  ladder: LadderSchema,
+  partTarget: z.number(),
+  segmentTarget: z.number(),
+  fps: z.number().int(),
+});
+export type AuthorizeResponse = z.infer<typeof AuthorizeResponseSchema>;
+
+/** Metadata of a pushed media object, sent JSON-encoded in the `x-edgelive-meta` header. */
+export const InitMetaSchema = z.object({
+  kind: z.enum(['video', 'audio']),
+  codecs: z.string().min(1).max(100),
+  bandwidth: z.number().int().positive(),
+  averageBandwidth: z.number().int().positive(),
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+  frameRate: z.number().positive().optional(),
+  channels: z.number().int().positive().optional(),
+});
+export type InitMeta = z.infer<typeof InitMetaSchema>;
+
+export const PartMetaSchema = z.object({
+  duration: z.number().positive().max(10),
+  independent: z.boolean(),
+  /** Wall-clock time of the part's first sample, ms since the Unix epoch. */
+  programDateTime: z.number().int().positive(),
+});
+export type PartMeta = z.infer<typeof PartMetaSchema>;
+
+export const SegmentMetaSchema = z.object({
+  duration: z.number().positive().max(60),
+  partCount: z.number().int().positive(),
+  programDateTime: z.number().int().positive(),
+});
+export type SegmentMeta = z.infer<typeof SegmentMetaSchema>;
+
+/** Path of a media push: `/ingest/v1/{stream}/{epoch}/{rendition}/{file}`. */
+export function pushPath(streamId: string, epoch: number, rendition: string, file: string): string {
+  return `${INGEST_PREFIX}/${streamId}/${epoch}/${rendition}/${file}`;
+}
+
+/** Path that tells the origin a publisher has stopped: `/ingest/v1/{stream}/{epoch}/end`. */
+export function endPath(streamId: string, epoch: number): string {
+  return `${INGEST_PREFIX}/${streamId}/${epoch}/end`;
+}
+
+const encoder = new TextEncoder();
+const keyCache = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = keyCache.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
+    keyCache.set(secret, key);
+  }
+  return key;
+}
+
+function toHex(buf: ArrayBuffer): string {
+  const bytes = new Uint8Array(buf);
+  let out = '';
+  for (let i = 0; i < bytes.length; i++) out += bytes[i]!.toString(16).padStart(2, '0');
+  return out;
+}
+
+function fromHex(hex: string): Uint8Array | null {
+  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/.test(hex)) return null;
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  return out;
+}
+
+async function canonical(method: string, path: string, timestamp: string, body: Uint8Array | null): Promise<Uint8Array> {
+  const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
+  return encoder.encode(`${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyHash}`);
+}
+
+/** Headers that sign a request: the body's SHA-256, method, path and a timestamp under HMAC-SHA256. */
+export async function signIngestRequest(
+  secret: string,
+  method: string,
+  path: string,
+  body: Uint8Array | null,
+  now = Date.now(),
+): Promise<Record<string, string>> {
+  const timestamp = String(now);
+  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), await canonical(method, path, timestamp, body));
+  return { [HEADER_TIMESTAMP]: timestamp, [HEADER_SIGNATURE]: toHex(mac) };
+}
+
+export type VerifyResult = { ok: true } | { ok: false; reason: string };
+
+/** Checks a signed request. `crypto.subtle.verify` compares in constant time. */
+export async function verifyIngestRequest(
+  secret: string,
+  method: string,
+  path: string,
+  headers: { get(name: string): string | null },
+  body: Uint8Array | null,
+  now = Date.now(),
+): Promise<VerifyResult> {
+  const timestamp = headers.get(HEADER_TIMESTAMP);
+  const signature = headers.get(HEADER_SIGNATURE);
+  if (!timestamp || !signature) return { ok: false, reason: 'missing signature headers' };
+  if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, reason: 'malformed timestamp' };
+  if (Math.abs(now - Number(timestamp)) > SIGNATURE_WINDOW_MS) return { ok: false, reason: 'timestamp outside the replay window' };
+  const mac = fromHex(signature);
+  if (!mac || mac.length !== 32) return { ok: false, reason: 'malformed signature' };
+  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, await canonical(method, path, timestamp, body));
+  return valid ? { ok: true } : { ok: false, reason: 'signature mismatch' };
+}

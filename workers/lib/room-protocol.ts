@@ -1,0 +1,362 @@
+// The room WebSocket protocol, defined once: schemas and types for every frame a viewer sends
+// and every frame a room sends back. Imported by the Room and RoomShard objects, the Worker
+// route, the browser client and the tests, so the sides can never drift.
+//
+// Everything in it is text. Chat and names are stored and relayed exactly as validated here,
+// never as HTML; clients must render them with `textContent`.
+import { z } from 'zod';
+
+/** Bumped on any incompatible change; the client sends it as `?v=` and the Worker refuses others. */
+export const ROOM_PROTOCOL_VERSION = 1;
+
+export const ROOM_LIMITS = {
+  /** Largest inbound frame, in UTF-16 code units, checked before parsing. */
+  maxFrameChars: 4096,
+  chatMaxChars: 500,
+  nameMaxChars: 32,
+  /** Messages sent to a joining viewer (and kept by every mirror of the room's state). */
+  historySize: 50,
+  pollQuestionMaxChars: 200,
+  pollOptionMaxChars: 80,
+  pollOptionsMin: 2,
+  pollOptionsMax: 10,
+  pollDurationMaxSec: 24 * 3600,
+  /** Rooms with at most this many viewers also list their names. */
+  presenceNamesMax: 100,
+  /** Recent polls (open and closed) kept in the room's state. */
+  pollsKept: 5,
+  slowModeMaxSec: 3600,
+  muteMaxSec: 7 * 24 * 3600,
+} as const;
+
+/** The fixed reaction set; clients map each name to a glyph. */
+export const REACTIONS = ['like', 'love', 'laugh', 'wow', 'sad', 'clap', 'fire', 'party'] as const;
+export type Reaction = (typeof REACTIONS)[number];
+
+export const ROLES = ['viewer', 'moderator', 'host'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Close codes a room uses. 44xx are final: a client must not reconnect after them. */
+export const CLOSE = {
+  badRequest: 4400,
+  unauthorized: 4401,
+  forbidden: 4403,
+  full: 4503,
+  /** Policy violation (abuse): 1008 is the standard code. */
+  policy: 1008,
+  goingAway: 1001,
+} as const;
+
+export function isFinalClose(code: number): boolean {
+  return code === CLOSE.badRequest || code === CLOSE.unauthorized || code === CLOSE.forbidden;
+}
+
+/** Error codes answered in-band as `{ type: 'error', code, reason }`. */
+export const ERROR_CODES = [
+  'bad_frame', // not JSON, binary, or not an object
+  'frame_too_large',
+  'invalid_message', // failed the schema
+  'unsupported_version',
+  'rate_limited',
+  'slow_mode',
+  'muted',
+  'banned',
+  'forbidden', // role does not allow it
+  'not_found',
+  'poll_closed',
+  'anonymous_not_allowed',
+  'token_invalid',
+  'token_expired',
+  'room_full',
+  'unavailable',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+// ---------------------------------------------------------------------------------------------
+// Text rules. Control characters, bidi overrides and lone surrogates are removed: they are never
+// needed in chat, and bidi overrides let one message spoof the look of another.
+
+const STRIP = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069\uFEFF]/g;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Normalizes user text: drops control and bidi-override characters, repairs surrogates, trims. */
+export function cleanText(input: string, allowNewlines: boolean): string {
+  let s = input.replace(LONE_SURROGATE, '\uFFFD').replace(STRIP, '');
+  s = allowNewlines ? s.replace(/\t/g, ' ').replace(/\n{3,}/g, '\n\n') : s.replace(/[\t\n]+/g, ' ');
+  return s.trim();
+}
+
+/** Length in code points, so an emoji counts as one character. */
+export function charCount(s: string): number {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+}
+
+const text = (max: number, allowNewlines: boolean) =>
+  z
+    .string()
+    .max(max * 2 + 64)
+    .transform((s) => cleanText(s, allowNewlines))
+    .refine((s) => s.length > 0, 'must not be empty')
+    .refine((s) => charCount(s) <= max, `at most ${max} characters`);
+
+export const DisplayName = text(ROOM_LIMITS.nameMaxChars, false);
+export const ChatText = text(ROOM_LIMITS.chatMaxChars, true);
+export const RoomId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'room id: 1-64 of A-Z a-z 0-9 _ -');
+/** A viewer's stable id in a room: `t:<name>` for token holders, `a:<random>` for anonymous. */
+export const Uid = z.string().regex(/^[ta]:[^\u0000-\u001F]{1,64}$/, 'viewer id');
+export const ReactionName = z.enum(REACTIONS);
+export const RoleName = z.enum(ROLES);
+
+const rid = z.string().min(1).max(40).optional();
+/** Epoch milliseconds between 2000 and 2200: a program-date-time or a room-clock time. */
+const epochMs = z.number().int().min(946_684_800_000).max(7_258_118_400_000);
+
+// ---------------------------------------------------------------------------------------------
+// Viewer → room. Every message may carry `rid`; replies (`ack` / `error`) echo it.
+
+export const ChatSend = z.strictObject({
+  type: z.literal('chat'),
+  rid,
+  text: ChatText,
+  /** The stream's EXT-X-PROGRAM-DATE-TIME (ms) at the frame the sender was watching. */
+  pdt: epochMs.optional(),
+});
+export const ReactSend = z.strictObject({ type: z.literal('react'), rid, reaction: ReactionName });
+export const PollOpen = z.strictObject({
+  type: z.literal('poll.open'),
+  rid,
+  question: text(ROOM_LIMITS.pollQuestionMaxChars, false),
+  options: z
+    .array(text(ROOM_LIMITS.pollOptionMaxChars, false))
+    .min(ROOM_LIMITS.pollOptionsMin)
+    .max(ROOM_LIMITS.pollOptionsMax),
+  durationSec: z.number().int().min(1).max(ROOM_LIMITS.pollDurationMaxSec).optional(),
+});
+export const PollVote = z.strictObject({
+  type: z.literal('poll.vote'),
+  rid,
+  pollId: z.number().int().positive(),
+  option: z.number().int().min(0).max(ROOM_LIMITS.pollOptionsMax - 1),
+});
+export const PollClose = z.strictObject({ type: z.literal('poll.close'), rid, pollId: z.number().int().positive() });
+export const ModDelete = z.strictObject({ type: z.literal('mod.delete'), rid, messageId: z.number().int().positive() });
+export const ModMute = z.strictObject({
+  type: z.literal('mod.mute'),
+  rid,
+  uid: Uid,
+  seconds: z.number().int().min(1).max(ROOM_LIMITS.muteMaxSec),
+});
+export const ModUnmute = z.strictObject({ type: z.literal('mod.unmute'), rid, uid: Uid });
+export const ModBan = z.strictObject({ type: z.literal('mod.ban'), rid, uid: Uid });
+export const ModUnban = z.strictObject({ type: z.literal('mod.unban'), rid, uid: Uid });
+export const ModSlow = z.strictObject({
+  type: z.literal('mod.slow'),
+  rid,
+  seconds: z.number().int().min(0).max(ROOM_LIMITS.slowModeMaxSec),
+});
+export const PlaybackSet = z.strictObject({
+  type: z.literal('playback.set'),
+  rid,
+  playing: z.boolean(),
+  /** Media position in seconds at room-clock time `at`. */
+  position: z.number().min(0).max(1e7),
+  rate: z.number().min(0.25).max(4),
+  /** The host's `roomNow()` when it acted; the room uses its own clock if absent or implausible. */
+  at: epochMs.optional(),
+});
+export const Ping = z.strictObject({ type: z.literal('ping'), t0: z.number().finite() });
+export const Resync = z.strictObject({ type: z.literal('resync'), rid });
+
+export const ClientMessage = z.discriminatedUnion('type', [
+  ChatSend,
+  ReactSend,
+  PollOpen,
+  PollVote,
+  PollClose,
+  ModDelete,
+  ModMute,
+  ModUnmute,
+  ModBan,
+  ModUnban,
+  ModSlow,
+  PlaybackSet,
+  Ping,
+  Resync,
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+/** The input shape (before normalization), for senders. */
+export type ClientMessageInput = z.input<typeof ClientMessage>;
+export type ClientMessageType = ClientMessage['type'];
+
+/** Messages the room (not the shard) must decide; the rest a shard answers itself. */
+export type RoomBoundMessage = Exclude<ClientMessage, { type: 'ping' | 'resync' | 'react' }>;
+
+// ---------------------------------------------------------------------------------------------
+// Room state, as every mirror (Room, RoomShard, client) holds it.
+
+export const Member = z.object({ uid: z.string(), name: z.string(), role: RoleName });
+export type Member = z.infer<typeof Member>;
+
+export const ChatMessage = z.object({
+  id: z.number().int(),
+  uid: z.string(),
+  name: z.string(),
+  role: RoleName,
+  text: z.string(),
+  /** Server time (ms) when the room accepted it. */
+  ts: z.number(),
+  /** Program-date-time (ms) of the stream frame the sender was watching, if any. */
+  pdt: z.number().optional(),
+});
+export type ChatMessage = z.infer<typeof ChatMessage>;
+
+export const Poll = z.object({
+  id: z.number().int(),
+  question: z.string(),
+  options: z.array(z.string()),
+  counts: z.array(z.number().int()),
+  open: z.boolean(),
+  openedBy: z.string(),
+  openedAt: z.number(),
+  closesAt: z.number().nullable(),
+  closedAt: z.number().nullable(),
+});
+export type Poll = z.infer<typeof Poll>;
+
+export const PlaybackState = z.object({
+  playing: z.boolean(),
+  /** Media position (s) at room-clock time `at` (ms). */
+  position: z.number(),
+  rate: z.number(),
+  at: z.number(),
+  by: z.string(),
+  /** Increments with every change, so a follower can tell a new command from a repeat. */
+  version: z.number().int(),
+});
+export type PlaybackState = z.infer<typeof PlaybackState>;
+
+export const Presence = z.object({
+  count: z.number().int(),
+  /** Present only while count ≤ ROOM_LIMITS.presenceNamesMax. */
+  members: z.array(Member).optional(),
+});
+export type Presence = z.infer<typeof Presence>;
+
+export const RoomSnapshot = z.object({
+  history: z.array(ChatMessage),
+  polls: z.array(Poll),
+  playback: PlaybackState.nullable(),
+  presence: Presence,
+  slowModeSec: z.number().int(),
+  anonymous: z.boolean(),
+});
+export type RoomSnapshot = z.infer<typeof RoomSnapshot>;
+
+export const ReactionCounts = z.partialRecord(ReactionName, z.number().int().positive());
+export type ReactionCounts = z.infer<typeof ReactionCounts>;
+
+/** What happened in the room; a batch carries a list of them. */
+export const RoomEvent = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('chat'), message: ChatMessage }),
+  z.object({ kind: z.literal('chat.delete'), id: z.number().int() }),
+  z.object({ kind: z.literal('reactions'), counts: ReactionCounts }),
+  z.object({ kind: z.literal('poll'), poll: Poll }),
+  z.object({ kind: z.literal('presence'), presence: Presence }),
+  z.object({ kind: z.literal('playback'), playback: PlaybackState }),
+  z.object({ kind: z.literal('slow'), seconds: z.number().int() }),
+  z.object({ kind: z.literal('settings'), anonymous: z.boolean() }),
+]);
+export type RoomEvent = z.infer<typeof RoomEvent>;
+
+// ---------------------------------------------------------------------------------------------
+// Room → viewer.
+
+export const You = z.object({ uid: z.string(), name: z.string(), role: RoleName, conn: z.string() });
+export type You = z.infer<typeof You>;
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('welcome'),
+    v: z.number().int(),
+    room: z.string(),
+    you: You,
+    /** Anonymous viewers get a signed session to present on reconnect, keeping their id. */
+    session: z.string().optional(),
+    epoch: z.string(),
+    seq: z.number().int(),
+    /** True when the missed batches follow and `state` is absent. */
+    resumed: z.boolean(),
+    state: RoomSnapshot.optional(),
+    serverTime: z.number(),
+  }),
+  z.object({ type: z.literal('state'), epoch: z.string(), seq: z.number().int(), state: RoomSnapshot }),
+  z.object({
+    type: z.literal('batch'),
+    epoch: z.string(),
+    seq: z.number().int(),
+    /** Server time the batch was cut. */
+    t: z.number(),
+    events: z.array(RoomEvent),
+  }),
+  z.object({
+    type: z.literal('ack'),
+    rid: z.string().optional(),
+    /** The chat message id or poll id the request created or touched. */
+    id: z.number().int().optional(),
+  }),
+  z.object({ type: z.literal('error'), rid: z.string().optional(), code: z.enum(ERROR_CODES), reason: z.string() }),
+  z.object({ type: z.literal('pong'), t0: z.number(), t1: z.number(), t2: z.number() }),
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
+
+// ---------------------------------------------------------------------------------------------
+// Parsing at the edge of a room object.
+
+export type Parsed = { ok: true; message: ClientMessage } | { ok: false; code: ErrorCode; reason: string; rid?: string };
+
+/** Validates one inbound frame: size first (cheap), then JSON, then the schema. */
+export function parseClientFrame(frame: string | ArrayBuffer): Parsed {
+  if (typeof frame !== 'string') return { ok: false, code: 'bad_frame', reason: 'binary frames are not accepted' };
+  if (frame.length > ROOM_LIMITS.maxFrameChars) {
+    return { ok: false, code: 'frame_too_large', reason: `frames are limited to ${ROOM_LIMITS.maxFrameChars} characters` };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(frame);
+  } catch {
+    return { ok: false, code: 'bad_frame', reason: 'frame is not JSON' };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    return { ok: false, code: 'bad_frame', reason: 'frame is not a JSON object' };
+  }
+  const r = ClientMessage.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue && issue.path.length ? `${issue.path.join('.')}: ` : '';
+    const maybeRid = (raw as { rid?: unknown }).rid;
+    return {
+      ok: false,
+      code: 'invalid_message',
+      reason: `${where}${issue?.message ?? 'invalid'}`.slice(0, 200),
+      ...(typeof maybeRid === 'string' && maybeRid.length <= 40 ? { rid: maybeRid } : {}),
+    };
+  }
+  return { ok: true, message: r.data };
+}
+
+export function errorFrame(code: ErrorCode, reason: string, rid?: string): string {
+  return JSON.stringify(rid === undefined ? { type: 'error', code, reason } : { type: 'error', rid, code, reason });
+}
+
+/** `resume` query value: `<epoch>.<seq>`. */
+export function formatResume(epoch: string, seq: number): string {
+  return `${epoch}.${seq}`;
+}
+export function parseResume(value: string | null | undefined): { epoch: string; seq: number } | null {
+  if (!value) return null;
+  const m = /^([A-Za-z0-9_-]{1,32})\.(\d{1,15})$/.exec(value);
+  return m ? { epoch: m[1]!, seq: Number(m[2]) } : null;
+}

@@ -1,0 +1,53 @@
+// The room's shared state and the one reducer that advances it by a batch of events. The Room
+// keeps its welcome state with it, every RoomShard keeps a mirror with it, and the browser client
+// keeps its view with it: one function, so a late joiner and a long-connected viewer agree.
+import { ROOM_LIMITS, type RoomEvent, type RoomSnapshot } from './room-protocol.ts';
+
+export function emptySnapshot(anonymous = true): RoomSnapshot {
+  return { history: [], polls: [], playback: null, presence: { count: 0 }, slowModeSec: 0, anonymous };
+}
+
+/**
+ * Applies events in order and returns the new state (the input is not modified). Idempotent per
+ * chat id, so a message that is both in a snapshot and in the next batch appears once.
+ */
+export function applyEvents(state: RoomSnapshot, events: readonly RoomEvent[]): RoomSnapshot {
+  let next: RoomSnapshot = state;
+  for (const ev of events) next = applyEvent(next, ev);
+  return next;
+}
+
+export function applyEvent(s: RoomSnapshot, ev: RoomEvent): RoomSnapshot {
+  switch (ev.kind) {
+    case 'chat': {
+      if (s.history.some((m) => m.id === ev.message.id)) return s;
+      const history = [...s.history, ev.message];
+      if (history.length > ROOM_LIMITS.historySize) history.splice(0, history.length - ROOM_LIMITS.historySize);
+      return { ...s, history };
+    }
+    case 'chat.delete':
+      return { ...s, history: s.history.filter((m) => m.id !== ev.id) };
+    case 'reactions':
+      return s; // transient: counts are shown and forgotten
+    case 'poll': {
+      const polls = s.polls.filter((p) => p.id !== ev.poll.id);
+      polls.push(ev.poll);
+      polls.sort((a, b) => a.id - b.id);
+      // Keep every open poll and the most recent closed ones.
+      while (polls.length > ROOM_LIMITS.pollsKept) {
+        const i = polls.findIndex((p) => !p.open);
+        if (i < 0) break;
+        polls.splice(i, 1);
+      }
+      return { ...s, polls };
+    }
+    case 'presence':
+      return { ...s, presence: ev.presence };
+    case 'playback':
+      return { ...s, playback: ev.playback };
+    case 'slow':
+      return { ...s, slowModeSec: ev.seconds };
+    case 'settings':
+      return { ...s, anonymous: ev.anonymous };
+  }
+}

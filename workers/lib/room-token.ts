@@ -1,0 +1,133 @@
+// Room tokens and anonymous sessions: pure Web Crypto, no Worker globals, so the same code runs
+// in the Worker, in workerd tests and in Node.
+//
+// A room token is a compact JWS with HS256 (HMAC-SHA-256) and claims { room, name, role, exp }.
+// The algorithm is pinned: a token whose header names any other `alg` is refused before any key
+// is used (the JWT algorithm-confusion class of bugs). HMAC was chosen over ES256 because the
+// only issuer is our own backend, which already holds the secret; a deployment that needs
+// third-party issuers can add an ES256 verifier next to this one without touching the rooms.
+import { z } from 'zod';
+import { RoleName, RoomId, type Role } from './room-protocol.ts';
+
+export interface RoomTokenClaims {
+  /** Room id, or '*' for a token valid in every room (operators, tests). */
+  room: string;
+  name: string;
+  role: Role;
+  /** Expiry, seconds since the epoch (JWT NumericDate). */
+  exp: number;
+  iat?: number;
+}
+
+const Claims = z.object({
+  room: z.union([RoomId, z.literal('*')]),
+  name: z.string().min(1).max(64),
+  role: RoleName,
+  exp: z.number().int().positive(),
+  iat: z.number().int().positive().optional(),
+});
+
+export type TokenCheck =
+  | { ok: true; claims: RoomTokenClaims }
+  | { ok: false; code: 'token_invalid' | 'token_expired'; reason: string };
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+const keyCache = new Map<string, Promise<CryptoKey>>();
+
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let k = keyCache.get(secret);
+  if (!k) {
+    k = crypto.subtle.importKey('raw', enc.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    keyCache.set(secret, k);
+  }
+  return k;
+}
+
+export function base64url(bytes: Uint8Array): string {
+  let bin = '';
+  for (const b of bytes) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+export function fromBase64url(s: string): Uint8Array | null {
+  if (!/^[A-Za-z0-9_-]*$/.test(s)) return null;
+  try {
+    const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+const HEADER = base64url(enc.encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' })));
+
+export async function signRoomToken(claims: RoomTokenClaims, secret: string): Promise<string> {
+  const payload = base64url(enc.encode(JSON.stringify(claims)));
+  const input = `${HEADER}.${payload}`;
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(input)));
+  return `${input}.${base64url(sig)}`;
+}
+
+/**
+ * Checks signature, algorithm, expiry and room. `nowSec` is injectable for tests. A token for
+ * another room is `token_invalid`: it is genuine but grants nothing here.
+ */
+export async function verifyRoomToken(token: string, secret: string, roomId: string, nowSec: number): Promise<TokenCheck> {
+  const bad = (reason: string): TokenCheck => ({ ok: false, code: 'token_invalid', reason });
+  if (token.length > 2048) return bad('token too long');
+  const parts = token.split('.');
+  if (parts.length !== 3) return bad('not a compact JWS');
+  const [h, p, s] = parts as [string, string, string];
+  const headerBytes = fromBase64url(h);
+  const payloadBytes = fromBase64url(p);
+  const sig = fromBase64url(s);
+  if (!headerBytes || !payloadBytes || !sig) return bad('bad base64url');
+  let header: unknown;
+  let payload: unknown;
+  try {
+    header = JSON.parse(dec.decode(headerBytes));
+    payload = JSON.parse(dec.decode(payloadBytes));
+  } catch {
+    return bad('bad JSON');
+  }
+  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256') {
+    return bad('alg must be HS256');
+  }
+  // crypto.subtle.verify compares in constant time.
+  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), sig, enc.encode(`${h}.${p}`));
+  if (!valid) return bad('bad signature');
+  const c = Claims.safeParse(payload);
+  if (!c.success) return bad('bad claims');
+  if (c.data.exp <= nowSec) return { ok: false, code: 'token_expired', reason: 'token expired' };
+  if (c.data.room !== '*' && c.data.room !== roomId) return bad('token is for another room');
+  return { ok: true, claims: c.data };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anonymous sessions: the room gives an anonymous viewer a random id and a signature over it, so
+// a reconnect keeps the same id (one vote, one mute, one rate limit) without an account.
+
+export function newAnonymousId(): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(12)));
+}
+
+export async function signSession(roomId: string, anonId: string, secret: string): Promise<string> {
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(`session|${roomId}|${anonId}`)));
+  return `${anonId}.${base64url(sig.slice(0, 16))}`;
+}
+
+/** Returns the anonymous id a session vouches for, or null. */
+export async function verifySession(session: string, roomId: string, secret: string): Promise<string | null> {
+  const m = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/.exec(session);
+  if (!m) return null;
+  const expected = await signSession(roomId, m[1]!, secret);
+  const a = enc.encode(expected);
+  const b = enc.encode(session);
+  if (a.byteLength !== b.byteLength) return null;
+  let diff = 0;
+  for (let i = 0; i < a.byteLength; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0 ? m[1]! : null;
+}

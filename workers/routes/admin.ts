@@ -1,0 +1,117 @@
+// The admin API: create, list, show, delete streams and rotate their keys (bearer ADMIN_TOKEN).
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { adminAuth } from '../auth.ts';
+import {
+  getStream,
+  hashStreamKey,
+  newStreamId,
+  newStreamKey,
+  toRecord,
+  type StreamRecord,
+  type StreamRow,
+} from '../catalog.ts';
+import type { Env } from '../env.ts';
+import { HttpError, parseOr400, readJson } from '../http.ts';
+import { NAME_RE } from '../lib/object-keys.ts';
+import { StreamSettingsSchema } from '../lib/stream-config.ts';
+
+export const adminRoutes = new Hono<{ Bindings: Env }>();
+adminRoutes.use('*', adminAuth());
+
+const ListQuerySchema = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(50),
+  before: z.coerce.number().int().positive().optional(),
+});
+
+function ingestUrls(env: Env, streamKey: string) {
+  const base = (env.RTMP_INGEST_URL ?? 'rtmp://127.0.0.1:1935/live').replace(/\/$/, '');
+  return { rtmp: `${base}/${streamKey}` };
+}
+
+function playbackUrls(origin: string, id: string) {
+  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}` };
+}
+
+function streamJson(origin: string, s: StreamRecord) {
+  return {
+    id: s.id,
+    title: s.title,
+    status: s.status,
+    settings: s.settings,
+    playback: playbackUrls(origin, s.id),
+    createdAt: new Date(s.createdAt).toISOString(),
+    updatedAt: new Date(s.updatedAt).toISOString(),
+  };
+}
+
+function streamIdParam(id: string): string {
+  if (!NAME_RE.test(id)) throw new HttpError(400, 'invalid_stream_id', 'malformed stream id');
+  return id;
+}
+
+adminRoutes.post('/streams', async (c) => {
+  const settings = parseOr400(StreamSettingsSchema, await readJson(c.req.raw), 'stream settings');
+  const id = newStreamId();
+  const streamKey = newStreamKey();
+  const now = Date.now();
+  // The Durable Object learns its settings before the catalog lists the stream, so a publisher
+  // that races the response never meets an unconfigured StreamState.
+  await c.env.STREAM_STATE.getByName(id).configure({ streamId: id, settings });
+  await c.env.DB.prepare(
+    'INSERT INTO streams (id, title, key_hash, settings, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  )
+    .bind(id, settings.title, await hashStreamKey(streamKey), JSON.stringify(settings), 'idle', now, now)
+    .run();
+  const origin = new URL(c.req.url).origin;
+  return c.json({ id, streamKey, ingest: ingestUrls(c.env, streamKey), playback: playbackUrls(origin, id), settings }, 201);
+});
+
+adminRoutes.get('/streams', async (c) => {
+  const q = parseOr400(ListQuerySchema, c.req.query(), 'query');
+  const rows = await c.env.DB.prepare('SELECT * FROM streams WHERE created_at < ? ORDER BY created_at DESC LIMIT ?')
+    .bind(q.before ?? Number.MAX_SAFE_INTEGER, q.limit)
+    .all<StreamRow>();
+  const origin = new URL(c.req.url).origin;
+  const streams = rows.results.map((r) => streamJson(origin, toRecord(r)));
+  const last = rows.results.at(-1);
+  return c.json({ streams, next: rows.results.length === q.limit && last ? { before: last.created_at } : null });
+});
+
+adminRoutes.get('/streams/:id', async (c) => {
+  const id = streamIdParam(c.req.param('id'));
+  const stream = await getStream(c.env.DB, id);
+  if (!stream) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  const live = await c.env.STREAM_STATE.getByName(id).status();
+  const origin = new URL(c.req.url).origin;
+  return c.json({
+    ...streamJson(origin, stream),
+    status: live?.state ?? stream.status,
+    renditions: live?.renditions ?? [],
+    ingestSession: live?.ingest
+      ? {
+          ...live.ingest,
+          startedAt: new Date(live.ingest.startedAt).toISOString(),
+          lastPushAt: live.ingest.lastPushAt ? new Date(live.ingest.lastPushAt).toISOString() : null,
+        }
+      : null,
+  });
+});
+
+adminRoutes.delete('/streams/:id', async (c) => {
+  const id = streamIdParam(c.req.param('id'));
+  const res = await c.env.DB.prepare('DELETE FROM streams WHERE id = ?').bind(id).run();
+  if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  await c.env.STREAM_STATE.getByName(id).terminate();
+  return c.body(null, 204);
+});
+
+adminRoutes.post('/streams/:id/rotate-key', async (c) => {
+  const id = streamIdParam(c.req.param('id'));
+  const streamKey = newStreamKey();
+  const res = await c.env.DB.prepare('UPDATE streams SET key_hash = ?, updated_at = ? WHERE id = ?')
+    .bind(await hashStreamKey(streamKey), Date.now(), id)
+    .run();
+  if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  return c.json({ id, streamKey, ingest: ingestUrls(c.env, streamKey) });
+});
