@@ -16,6 +16,7 @@ import { mediaObjectKey, type MediaObject } from '../workers/lib/object-keys.ts'
 import type { InitMeta, PartMeta, SegmentMeta } from '../workers/lib/ingest-protocol.ts';
 import { playlistTiming, type StreamSettings } from '../workers/lib/stream-config.ts';
 import {
+  advancePartLimit,
   blockingTimeoutMs,
   decideBlockingReload,
   type BlockingState,
@@ -350,8 +351,7 @@ export class StreamState extends DurableObject<Env> {
       if (this.published(r, epoch, object)) return 'respond';
       if (this.ended || !this.lease || this.lease.epoch !== epoch) return 'never';
       const expected = this.expectedPart(r, epoch);
-      const timing = this.timing();
-      const apl = timing.partTarget < 1 ? Math.floor(3 / timing.partTarget) : 3;
+      const apl = advancePartLimit(this.timing().partTarget);
       if (object.kind === 'segment') return object.msn <= expected.msn ? 'wait' : 'never';
       // Parts ahead of the next one by more than the advance part limit will not be waited for.
       const ahead = (object.msn - expected.msn) * apl + (object.part - expected.part);
