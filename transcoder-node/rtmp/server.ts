@@ -1,0 +1,147 @@
+// The RTMP ingest server: accepts publishers at rtmp://host:port/{app}/{streamKey}, checks each key
+// with `authorize` before reading any media, and hands each accepted stream to `onPublish` as an
+// RtmpPublishSession whose `flv` is ready to pipe into ffmpeg (`-f flv -i pipe:0`).
+import { createServer } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
+import type { Logger } from '../log.ts';
+import { RtmpConnection } from './connection.ts';
+import type { ConnectionConfig, ConnectionHooks } from './connection.ts';
+import type { AuthorizeResult, PublishRequest, RtmpPublishSession } from './session.ts';
+
+export interface RtmpIngestOptions<C = unknown> {
+  /** Interface to listen on; default all (`0.0.0.0`). */
+  host?: string;
+  /** 1935 in production; 0 picks a free port (tests). */
+  port: number;
+  /** RTMP applications accepted; default `['live']`. */
+  apps?: readonly string[];
+  /** Sockets open at once (handshaking, authorizing or publishing); more are dropped on accept. Default 256. */
+  maxConnections?: number;
+  /** From accept to the end of the handshake. Default 5 s. */
+  handshakeTimeoutMs?: number;
+  /** From handshake to publish, and the longest gap between media messages while publishing. Default 15 s. */
+  idleTimeoutMs?: number;
+  /** How long authorize may take before the publish is refused. Default 10 s. */
+  authorizeTimeoutMs?: number;
+  /** Largest RTMP message accepted (a keyframe must fit). Default 8 MiB. */
+  maxMessageBytes?: number;
+  /** Bytes the session's FLV stream buffers before the publisher's socket is paused. Default 1 MiB. */
+  flvHighWaterMark?: number;
+  logger: Logger;
+  /**
+   * Asked once per publish, before any media is read. Refusing (or throwing, or not answering
+   * within authorizeTimeoutMs) sends the encoder an error onStatus and closes the connection.
+   */
+  authorize: (request: PublishRequest) => Promise<AuthorizeResult<C>>;
+  /**
+   * Called for each accepted publish, after authorize said ok. A second publish with the same app
+   * and key takes over: the older session ends with code `replaced` just before this is called.
+   */
+  onPublish: (session: RtmpPublishSession<C>) => void;
+}
+
+export class RtmpIngestServer<C = unknown> {
+  private readonly options: RtmpIngestOptions<C>;
+  private readonly config: ConnectionConfig;
+  private readonly log: Logger;
+  private readonly server: Server;
+  private readonly connections = new Set<RtmpConnection<C>>();
+  /** The live publisher of each `app/streamKey`. */
+  private readonly publishers = new Map<string, RtmpConnection<C>>();
+  private readonly hooks: ConnectionHooks<C>;
+  private closing: Promise<void> | null = null;
+
+  constructor(options: RtmpIngestOptions<C>) {
+    this.options = options;
+    this.log = options.logger;
+    const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
+    if (maxMessageBytes > 0xffffff) throw new RangeError('maxMessageBytes: RTMP messages are at most 16 MiB - 1');
+    this.config = {
+      apps: new Set(options.apps ?? ['live']),
+      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 15_000,
+      authorizeTimeoutMs: options.authorizeTimeoutMs ?? 10_000,
+      maxMessageBytes,
+      flvHighWaterMark: options.flvHighWaterMark ?? 1024 * 1024,
+    };
+    this.hooks = {
+      authorize: (request) => this.options.authorize(request),
+      started: (connection, session) => this.started(connection, session),
+      closed: (connection) => this.closed(connection),
+    };
+    this.server = createServer((socket) => this.accept(socket));
+    // After listen(), errors on the listening socket (EMFILE on accept...) are logged, not thrown.
+    this.server.on('error', (err) => this.log.error('rtmp server error', { err }));
+  }
+
+  /** Starts listening; rejects if the port cannot be bound. */
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.server.once('error', onError);
+      this.server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
+        this.server.off('error', onError);
+        const { address, port } = this.address();
+        this.log.info('rtmp ingest listening', { address, port, apps: [...this.config.apps] });
+        resolve();
+      });
+    });
+  }
+
+  /** The bound address and port (the real port when listening on 0). */
+  address(): { address: string; port: number } {
+    const info = this.server.address() as AddressInfo | null;
+    if (!info || typeof info !== 'object') throw new Error('rtmp ingest server is not listening');
+    return { address: info.address, port: info.port };
+  }
+
+  /** The sessions publishing now. */
+  sessions(): RtmpPublishSession<C>[] {
+    const out: RtmpPublishSession<C>[] = [];
+    for (const c of this.publishers.values()) if (c.session) out.push(c.session);
+    return out;
+  }
+
+  /** Stops accepting, ends every connection and session (code `server-closing`), frees the port. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      for (const c of [...this.connections]) c.end('server-closing', 'the ingest server is shutting down');
+    }).then(() => this.log.info('rtmp ingest closed'));
+    return this.closing;
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    if (this.connections.size >= (this.options.maxConnections ?? 256)) {
+      socket.on('error', () => {});
+      this.log.warn('rtmp connection dropped', { remote: socket.remoteAddress, reason: 'too many connections' });
+      socket.destroy();
+      return;
+    }
+    this.connections.add(new RtmpConnection<C>(socket, this.config, this.hooks, this.log));
+  }
+
+  private started(connection: RtmpConnection<C>, session: RtmpPublishSession<C>): void {
+    const key = connection.publishKey!;
+    const previous = this.publishers.get(key);
+    // The newer publisher wins: an encoder that reconnects after a network drop must not wait
+    // for its old, half-dead TCP connection to time out. Across nodes, the origin's lease epoch
+    // decides (the older node's pushes are fenced).
+    if (previous && previous !== connection) {
+      this.log.info('rtmp publisher replaced', { conn: previous.id, by: connection.id });
+      previous.end('replaced', `a newer publisher (${connection.id}) took over the stream`, true);
+    }
+    this.publishers.set(key, connection);
+    this.options.onPublish(session);
+  }
+
+  private closed(connection: RtmpConnection<C>): void {
+    this.connections.delete(connection);
+    const key = connection.publishKey;
+    if (key !== null && this.publishers.get(key) === connection) this.publishers.delete(key);
+  }
+}
