@@ -17,3 +17,18 @@ declare module 'm3u8-parser' {
     manifest: Record<string, unknown>;
   }
 }
+
+declare module 'mux.js' {
+  const muxjs: {
+    mp4: {
+      probe: {
+        timescale(init: Uint8Array): Record<number, number>;
+        startTime(timescales: Record<number, number>, fragment: Uint8Array): number;
+        [k: string]: unknown;
+      };
+      [k: string]: unknown;
+    };
+    [k: string]: unknown;
+  };
+  export default muxjs;
+}

@@ -1,0 +1,225 @@
+// `npm run bench:latency`: the live path's latency and CPU on this machine, beside baselines
+// measured the same way in the same run. Prints figures; asserts nothing.
+//  1. publish: part complete at the transcoder → blocked playlist answered (p50/p99)
+//  2. glass-to-glass at a client holding back PART-HOLD-BACK like hls.js (p50/p99)
+//  3. transcoder CPU (node + its ffmpeg) against bare ffmpeg encoding the same ladder
+//  4. baseline: ffmpeg's own HLS muxer (-f hls, 1 s segments) served as static files, a client
+//     holding back HOLD-BACK (3 × TD) as a standard player does.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync, createReadStream } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../transcoder-node/log.ts';
+import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
+import { DEFAULT_LADDER } from '../../workers/lib/stream-config.ts';
+import { freePort, startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
+import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../../test/support/llhls-client.ts';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const log = createLogger({ service: 'bench-latency' });
+const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-'));
+const CLK_TCK = 100;
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+const fmt = (x: number, unit = 'ms') => (Number.isFinite(x) ? `${x.toFixed(unit === 's' ? 3 : 1)} ${unit}` : 'n/a');
+
+/** CPU seconds (user + system) used so far by a process and all its descendants. */
+function treeCpuSeconds(pid: number): number {
+  let total = 0;
+  const visit = (p: number) => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        const children = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
+        for (const c of children ? children.split(' ') : []) visit(Number(c));
+      }
+    } catch {
+      // The process ended while we looked.
+    }
+  };
+  visit(pid);
+  return total;
+}
+
+async function cpuOver(pid: number, seconds: number): Promise<number> {
+  const a = treeCpuSeconds(pid);
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return (treeCpuSeconds(pid) - a) / seconds;
+}
+
+/** Playlist end in wall-clock ms: PDT of the last segment (or open segment) + its listed duration. */
+function edgeWallClock(pl: ParsedPlaylist): number | null {
+  const open = pl.preloadSegment;
+  if (open?.dateTimeString && open.parts?.length) {
+    return Date.parse(open.dateTimeString) + open.parts.reduce((n, p) => n + p.duration, 0) * 1000;
+  }
+  const last = pl.segments.at(-1);
+  if (!last?.dateTimeString) return null;
+  return Date.parse(last.dateTimeString) + last.duration * 1000;
+}
+
+async function measureEdgelive() {
+  const stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'bench-admin',
+    ingestSecret: 'bench-ingest',
+    transcoderEnv: { LOG_LEVEL: 'debug' },
+    logger: log,
+  });
+  let publisher: ChildProcess | undefined;
+  try {
+    const stream = await stack.createStream({ title: 'bench', ladder: DEFAULT_LADDER });
+    publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
+    const url = `${stack.workerUrl}/live/${stream.id}/720p/index.m3u8`;
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(url);
+      const ok = res.ok && parsePlaylist(await res.text()).segments.length >= 3;
+      if (ok) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    log.info('measuring edgelive', { seconds: SECONDS });
+    const received = new Map<string, number>();
+    const g2g: number[] = [];
+    const cpuPromise = cpuOver(stack.transcoder.pid!, SECONDS);
+    const updates = Math.round(SECONDS / 0.2);
+    const { violations } = await followPlaylist({
+      url,
+      updates,
+      otherRenditions: DEFAULT_LADDER.length - 1,
+      onSample: (s) => {
+        if (!s.directives) return;
+        const key = `${s.directives.msn}.${s.directives.part}`;
+        if (!received.has(key)) received.set(key, s.receivedAt);
+        const edge = edgeWallClock(s.playlist);
+        const hold = (s.playlist.serverControl?.partHoldBack ?? 0) * 1000;
+        if (edge !== null) g2g.push(s.receivedAt - (edge - hold));
+      },
+    });
+    const cpu = await cpuPromise;
+    // Pair each part's "ready" log line at the transcoder with the blocked answer that first carried it.
+    const publish: number[] = [];
+    const lines = readFileSync(join(dir, 'logs', 'transcoder.log'), 'utf8').split('\n');
+    for (const line of lines) {
+      if (!line.includes('"part ready"') || !line.includes('"rendition":"720p"')) continue;
+      const e = JSON.parse(line) as { msn: number; part: number; at: number };
+      let at = received.get(`${e.msn}.${e.part}`);
+      // A request that rolled over (BR-06) waited for part 0 of the next segment.
+      if (at === undefined && e.part === 0) {
+        for (const [k, v] of received) if (k.startsWith(`${e.msn - 1}.`) && Number(k.split('.')[1]) > 0 && v >= e.at) at = at === undefined ? v : Math.min(at, v);
+      }
+      if (at !== undefined && at >= e.at) publish.push(at - e.at);
+    }
+    const metrics = (await (await fetch(stack.transcoderHealthUrl.replace('/health', '/metrics'))).json()) as { partPushMs: { p50: number; p99: number } };
+    return { publish, g2g, cpu, violations: violations.length, pushMs: metrics.partPushMs };
+  } finally {
+    await stopChild(publisher);
+    await stack.stop();
+  }
+}
+
+/** Bare ffmpeg: the same ladder arguments, RTMP in (ffmpeg listening), outputs to /dev/null. */
+async function measureBareFfmpeg() {
+  const port = await freePort();
+  const args = buildLadderArgs({
+    input: { url: `rtmp://127.0.0.1:${port}/live/bench`, format: 'flv', options: ['-listen', '1'] },
+    ladder: DEFAULT_LADDER,
+  }).map((a) => (/^pipe:[3-9]$/.test(a) ? '/dev/null' : a));
+  const ffmpeg = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+  await new Promise((r) => setTimeout(r, 1000));
+  const publisher = startTestPublisher({ rtmpUrl: `rtmp://127.0.0.1:${port}/live/bench` });
+  await new Promise((r) => setTimeout(r, 3000));
+  const cpu = await cpuOver(ffmpeg.pid!, SECONDS);
+  await stopChild(publisher);
+  await stopChild(ffmpeg);
+  return { cpu };
+}
+
+/** ffmpeg's HLS muxer with 1 s segments behind a static file server; a client polling like a standard player. */
+async function measureFfmpegHls() {
+  const port = await freePort();
+  const httpPort = await freePort();
+  const out = join(dir, 'hls');
+  rmSync(out, { recursive: true, force: true });
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(out, { recursive: true });
+  const server = createServer((req, res) => {
+    const file = join(out, (req.url ?? '/').split('?')[0]!.replace(/\.\./g, ''));
+    if (!existsSync(file) || !statSync(file).isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'cache-control': 'no-cache' });
+    createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(httpPort, '127.0.0.1', r));
+  const ffmpeg = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner', '-loglevel', 'error', '-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/live/bench`,
+      '-map', '0:v:0', '-map', '0:a:0', '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-b:v', '2500k',
+      '-g', '30', '-keyint_min', '30', '-sc_threshold', '0', '-c:a', 'aac', '-b:a', '128k',
+      '-f', 'hls', '-hls_time', '1', '-hls_list_size', '10', '-hls_flags', 'program_date_time+independent_segments+delete_segments',
+      '-hls_segment_type', 'fmp4', join(out, 'index.m3u8'),
+    ],
+    { stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+  await new Promise((r) => setTimeout(r, 1000));
+  const publisher = startTestPublisher({ rtmpUrl: `rtmp://127.0.0.1:${port}/live/bench` });
+  const g2g: number[] = [];
+  const url = `http://127.0.0.1:${httpPort}/index.m3u8`;
+  const deadline = Date.now() + (SECONDS + 5) * 1000;
+  let lastUri = '';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url);
+      if (res.ok) {
+        const pl = parsePlaylist(await res.text());
+        const last = pl.segments.at(-1);
+        if (last && last.uri !== lastUri && last.dateTimeString && Date.now() > deadline - SECONDS * 1000) {
+          const edge = Date.parse(last.dateTimeString) + last.duration * 1000;
+          // A standard player holds back HOLD-BACK = 3 × target duration from the end.
+          g2g.push(Date.now() - (edge - 3 * pl.targetDuration * 1000));
+        }
+        if (last) lastUri = last.uri;
+      } else await res.body?.cancel();
+    } catch {
+      // Not up yet.
+    }
+    // Poll at half the target duration, as a standard client does after an unchanged reload.
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await stopChild(publisher);
+  await stopChild(ffmpeg);
+  server.close();
+  return { g2g };
+}
+
+try {
+  const ours = await measureEdgelive();
+  const bare = await measureBareFfmpeg();
+  const hls = await measureFfmpegHls();
+  const lines = [
+    '',
+    `edgelive live path, ${SECONDS} s, default ladder (720p/480p/360p + AAC), 200 ms parts, 1 s segments`,
+    `  publish (part ready → blocked playlist answered)  p50 ${fmt(quantile(ours.publish, 0.5))}  p99 ${fmt(quantile(ours.publish, 0.99))}  (n=${ours.publish.length})`,
+    `  part push (ready → origin ack, transcoder)       p50 ${fmt(ours.pushMs.p50)}  p99 ${fmt(ours.pushMs.p99)}`,
+    `  glass-to-glass, PART-HOLD-BACK client            p50 ${fmt(quantile(ours.g2g, 0.5) / 1000, 's')}  p99 ${fmt(quantile(ours.g2g, 0.99) / 1000, 's')}  (n=${ours.g2g.length})`,
+    `  LL-HLS rule violations seen by the client        ${ours.violations}`,
+    `  transcoder CPU (node + ffmpeg)                   ${ours.cpu.toFixed(2)} cores`,
+    `baseline: bare ffmpeg, same ladder to /dev/null    ${bare.cpu.toFixed(2)} cores   → ratio ${(ours.cpu / bare.cpu).toFixed(2)}×`,
+    `baseline: ffmpeg -f hls (1 s segments), static files, HOLD-BACK client`,
+    `  glass-to-glass                                   p50 ${fmt(quantile(hls.g2g, 0.5) / 1000, 's')}  p99 ${fmt(quantile(hls.g2g, 0.99) / 1000, 's')}  (n=${hls.g2g.length})`,
+    '',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,214 @@
+// The live path on the real stack: wrangler dev (workerd, R2, DO, D1), the transcoder, ffmpeg
+// publishing RTMP. A client follows the live playlists with blocking reloads the way hls.js does,
+// every response is parsed with m3u8-parser and checked against the LL-HLS rules, the media is
+// checked with mux.js, and ffmpeg plays the multivariant URL as an independent player.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import muxjs from 'mux.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
+import { createLogger } from '../../transcoder-node/log.ts';
+import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../support/llhls-client.ts';
+
+const log = createLogger({ service: 'e2e-live' });
+let dir: string;
+let stack: Stack;
+let stream: CreatedStream;
+let publisher: ChildProcess;
+const LADDER = [
+  { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 700_000 },
+  { name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 300_000 },
+  { name: 'audio', kind: 'audio', audioBitrate: 96_000 },
+];
+
+async function text(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
+  return res.text();
+}
+
+async function bytes(url: string): Promise<Uint8Array> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+async function waitForPlaylist(url: string, minSegments: number, timeoutMs = 30_000): Promise<ParsedPlaylist> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(url);
+    if (res.ok) {
+      const pl = parsePlaylist(await res.text());
+      if (pl.segments.length >= minSegments) return pl;
+    } else await res.body?.cancel();
+    if (Date.now() > deadline) throw new Error(`${url} did not reach ${minSegments} segments`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-'));
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    endGraceSeconds: 3,
+    logger: log,
+  });
+  stream = await stack.createStream({ title: 'e2e', ladder: LADDER });
+  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 640, height: 360, logDir: join(dir, 'logs') });
+  await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, 3);
+});
+
+afterAll(async () => {
+  await stopChild(publisher);
+  await stack?.stop();
+  if (dir && !process.env.KEEP_E2E) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('live path end to end', () => {
+  it('serves a multivariant playlist for the ladder with codecs from the real init segments', async () => {
+    const mv = await text(stream.playback.hls);
+    expect(mv.startsWith('#EXTM3U\n')).toBe(true);
+    expect(mv).toMatch(/#EXT-X-STREAM-INF:.*BANDWIDTH=\d+.*CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2".*RESOLUTION=640x360/);
+    expect(mv).toMatch(/RESOLUTION=426x240/);
+    expect(mv).toMatch(/#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio".*URI="audio\/index.m3u8"/);
+  });
+
+  it('follows the live playlist with blocking reloads like hls.js, every update valid LL-HLS', async () => {
+    const { samples, violations } = await followPlaylist({
+      url: `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      updates: 25,
+      otherRenditions: 2,
+    });
+    expect(violations).toEqual([]);
+    expect(samples).toHaveLength(25);
+    // After the first (non-blocking) request, each answer arrives when the next part is out:
+    // a part every ~200 ms, so the median wait is well under the part target plus slack.
+    const waits = samples.slice(1).map((s) => s.waitMs).sort((a, b) => a - b);
+    expect(waits[Math.floor(waits.length / 2)]).toBeLessThan(400);
+    const last = samples.at(-1)!.playlist;
+    expect(last.partInf?.partTarget).toBe(0.2);
+    expect(last.serverControl?.partHoldBack).toBeCloseTo(0.6, 6);
+    expect(last.mediaSequence).toBeGreaterThanOrEqual(1);
+  });
+
+  it('PART-07: the parts of a segment concatenate to the segment bytes, and mux.js reads continuous timestamps', async () => {
+    const base = `${stack.workerUrl}/live/${stream.id}/360p/`;
+    const pl = parsePlaylist(await text(base + 'index.m3u8'));
+    const withParts = pl.segments.filter((s) => s.parts?.length);
+    expect(withParts.length).toBeGreaterThanOrEqual(2);
+    const init = await bytes(base + withParts[0]!.map!.uri);
+    const timescales = muxjs.mp4.probe.timescale(init);
+    let previousEnd: number | null = null;
+    for (const seg of withParts) {
+      const segBytes = await bytes(base + seg.uri);
+      const parts = await Promise.all(seg.parts!.map((p) => bytes(base + p.uri)));
+      const joined = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+      let off = 0;
+      for (const p of parts) {
+        joined.set(p, off);
+        off += p.byteLength;
+      }
+      expect(Buffer.from(joined).equals(Buffer.from(segBytes))).toBe(true);
+      expect(seg.parts![0]!.independent).toBe(true);
+      const start = muxjs.mp4.probe.startTime(timescales, segBytes);
+      if (previousEnd !== null && !seg.discontinuity) expect(Math.abs(start - previousEnd)).toBeLessThan(0.002);
+      previousEnd = start + seg.duration;
+    }
+  });
+
+  it('serves media with immutable caching and playlists gzipped', async () => {
+    const base = `${stack.workerUrl}/live/${stream.id}/360p/`;
+    const pl = parsePlaylist(await text(base + 'index.m3u8'));
+    const res = await fetch(base + pl.segments[0]!.uri);
+    expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    await res.body?.cancel();
+    // Raw socket request so nothing decompresses behind our back.
+    const port = new URL(stack.workerUrl).port;
+    const raw = await new Promise<string>((resolve, reject) => {
+      const sock = connect(Number(port), '127.0.0.1', () => {
+        sock.write(`GET /live/${stream.id}/360p/index.m3u8 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n`);
+      });
+      let buf = '';
+      sock.on('data', (d) => (buf += d.toString('latin1')));
+      sock.on('end', () => resolve(buf));
+      sock.on('error', reject);
+    });
+    expect(raw.toLowerCase()).toContain('content-encoding: gzip');
+  });
+
+  it('ffmpeg, as an independent player, decodes 5 s of the multivariant URL without errors', () => {
+    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '5', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.stderr.trim()).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('refuses a wrong stream key before any media is accepted, and the transcoder keeps running', async () => {
+    const bad = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=15', '-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'flv', `${stack.rtmpUrl}/sk_wrong_key`]);
+    const code = await new Promise<number | null>((resolve) => bad.on('exit', resolve));
+    expect(code).not.toBe(0);
+    const health = (await (await fetch(stack.transcoderHealthUrl)).json()) as { ok: boolean; sessions: unknown[] };
+    expect(health.ok).toBe(true);
+    expect(health.sessions).toHaveLength(1);
+  });
+
+  it('survives garbage on the RTMP port; a crashed publisher ends only its own stream (ENDLIST after the grace period)', async () => {
+    const port = Number(new URL(stack.rtmpUrl).port);
+    await new Promise<void>((resolve) => {
+      const sock = connect(port, '127.0.0.1', () => sock.end(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n' + 'garbage'.repeat(500))));
+      sock.on('close', () => resolve());
+      sock.on('error', () => resolve());
+    });
+    const other = await stack.createStream({ title: 'second', ladder: [LADDER[1], LADDER[2]] });
+    const second = startTestPublisher({ rtmpUrl: other.ingest.rtmp, width: 426, height: 240 });
+    await waitForPlaylist(`${stack.workerUrl}/live/${other.id}/240p/index.m3u8`, 2);
+    second.kill('SIGKILL');
+    // The first stream keeps publishing while the second ends.
+    const ended = await (async () => {
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        const pl = parsePlaylist(await text(`${stack.workerUrl}/live/${other.id}/240p/index.m3u8`));
+        if (pl.endList) return pl;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      return null;
+    })();
+    expect(ended?.endList).toBe(true);
+    const first = parsePlaylist(await text(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`));
+    expect(first.endList).toBeFalsy();
+    const status = (await (await fetch(`${stack.workerUrl}/api/streams/${other.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { status: string };
+    expect(status.status).toBe('ended');
+  });
+
+  it('a publisher that reconnects continues the media sequence with a discontinuity and a new map', async () => {
+    const url = `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`;
+    const before = parsePlaylist(await text(url));
+    const lastMsnBefore = before.mediaSequence + before.segments.length - 1;
+    await stopChild(publisher);
+    publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 640, height: 360 });
+    const deadline = Date.now() + 30_000;
+    let after: ParsedPlaylist | null = null;
+    while (Date.now() < deadline) {
+      const pl = parsePlaylist(await text(url));
+      const disc = pl.segments.findIndex((s) => s.discontinuity);
+      if (disc >= 0 && pl.segments.length - disc >= 2) {
+        after = pl;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(after).not.toBeNull();
+    const disc = after!.segments.findIndex((s) => s.discontinuity);
+    expect(after!.mediaSequence + disc).toBeGreaterThan(lastMsnBefore);
+    expect(after!.segments[disc]!.map!.uri).not.toBe(after!.segments[disc - 1]?.map?.uri);
+    expect(after!.endList).toBeFalsy();
+  });
+});

@@ -1,0 +1,172 @@
+// One publisher's pipeline: FLV from the RTMP session into ffmpeg's ABR ladder, each rendition's
+// fMP4 output through a CmafChunker into an ordered uploader that pushes to the origin. Ends the
+// stream cleanly (the origin adds ENDLIST after its grace period) whatever stops first.
+import { pipeline, type Readable } from 'node:stream';
+import type { AuthorizeResponse } from '../workers/lib/ingest-protocol.ts';
+import { mediaFileName } from '../workers/lib/object-keys.ts';
+import { rungBandwidth, type LadderRung } from '../workers/lib/stream-config.ts';
+import { CmafChunker } from './cmaf/chunker.ts';
+import { LadderProcess } from './ladder.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { OriginClient, OriginError } from './origin-client.ts';
+import { RenditionUploader } from './uploader.ts';
+
+export interface SessionOptions {
+  lease: AuthorizeResponse;
+  flv: Readable;
+  origin: OriginClient;
+  logger: Logger;
+  metrics: Metrics;
+  /** Called once the session has fully stopped. */
+  onClosed: (reason: string) => void;
+  /** Ask the RTMP layer to drop the publisher (e.g. when another node took the stream over). */
+  dropPublisher: (reason: string) => void;
+}
+
+export class IngestSession {
+  readonly streamId: string;
+  readonly epoch: number;
+  private readonly opts: SessionOptions;
+  private readonly log: Logger;
+  private readonly ladder: LadderProcess;
+  private readonly uploaders = new Map<string, RenditionUploader>();
+  private stopping: string | null = null;
+  /** Wall-clock time at media time zero: PROGRAM-DATE-TIME = this + media time. */
+  private readonly wallClockAtZero: number;
+  readonly startedAt = Date.now();
+  /** Resolves with the reason once the session has stopped and flushed its pushes. */
+  readonly closed: Promise<string>;
+  private resolveClosed!: (reason: string) => void;
+
+  constructor(opts: SessionOptions) {
+    this.opts = opts;
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.streamId = opts.lease.streamId;
+    this.epoch = opts.lease.epoch;
+    this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch });
+    this.wallClockAtZero = Date.now();
+    const { ladder, partTarget, segmentTarget, fps } = opts.lease;
+    this.ladder = new LadderProcess({
+      args: { input: 'pipe:0', inputFormat: 'flv', ladder: ladder as LadderRung[], partTarget, segmentTarget, fps },
+      logger: this.log,
+    });
+    for (const [i, rung] of (ladder as LadderRung[]).entries()) this.wireRendition(rung, this.ladder.outputs[i]!);
+    // pipeline() carries back-pressure from ffmpeg's stdin to the publisher's socket, and a broken
+    // stdin ends the publisher's session instead of throwing.
+    pipeline(opts.flv, this.ladder.stdin, (err) => {
+      if (err && !this.stopping) this.log.warn('ffmpeg stdin closed', { error: err });
+    });
+    opts.flv.on('end', () => this.log.info('publisher stream ended'));
+    void this.ladder.exited.then(({ code, signal }) => {
+      if (!this.stopping) this.log.warn('ffmpeg exited', { code, signal });
+      void this.finish(this.stopping ?? (code === 0 ? 'publisher ended' : `ffmpeg exited (${code ?? signal})`));
+    });
+    this.log.info('ingest session started', { renditions: ladder.map((r) => r.name), startMsn: opts.lease.startMsn });
+  }
+
+  private wireRendition(rung: LadderRung, output: Readable): void {
+    const { origin, metrics } = this.opts;
+    const log = this.log.child({ rendition: rung.name });
+    const uploader = new RenditionUploader({
+      logger: log,
+      send: (job) => origin.push(this.streamId, this.epoch, rung.name, job.file, job.bytes, job.meta),
+      onFatal: (err: OriginError) => {
+        if (err.code === 'stale_epoch') void this.stop('another ingest took the stream over');
+        else void this.stop(`origin refused a push: ${err.code}`);
+      },
+      onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength),
+    });
+    this.uploaders.set(rung.name, uploader);
+    // ffmpeg starts every output's tfdt at 0: one time origin keeps all renditions on one segment grid.
+    const chunker = new CmafChunker({ startMsn: this.opts.lease.startMsn, segmentTarget: this.opts.lease.segmentTarget, partTarget: this.opts.lease.partTarget, timeOrigin: 0, logger: log });
+    const bw = rungBandwidth(rung);
+    const pdt = (startTime: number) => Math.round(this.wallClockAtZero + startTime * 1000);
+    chunker.on('init', (e) => {
+      uploader.enqueue({
+        file: 'init.mp4',
+        bytes: e.bytes,
+        readyAt: Date.now(),
+        meta: {
+          kind: e.info.kind,
+          codecs: e.info.codecs,
+          bandwidth: bw.bandwidth,
+          averageBandwidth: bw.averageBandwidth,
+          ...(e.info.kind === 'video'
+            ? { width: e.info.width, height: e.info.height, frameRate: this.opts.lease.fps }
+            : { channels: e.info.channels ?? (rung.kind === 'audio' ? rung.channels : 2) }),
+        },
+      });
+    });
+    chunker.on('part', (e) => {
+      // The publish-latency benchmark pairs this line with the blocked playlist answer.
+      log.debug('part ready', { msn: e.msn, part: e.part, at: Date.now() });
+      uploader.enqueue({
+        file: mediaFileName({ kind: 'part', msn: e.msn, part: e.part }),
+        bytes: e.bytes,
+        readyAt: Date.now(),
+        meta: { duration: round6(e.duration), independent: e.independent, programDateTime: pdt(e.startTime) },
+      });
+    });
+    chunker.on('segment', (e) => {
+      uploader.enqueue({
+        file: mediaFileName({ kind: 'segment', msn: e.msn }),
+        bytes: e.bytes,
+        readyAt: Date.now(),
+        meta: { duration: round6(e.duration), partCount: e.partCount, programDateTime: pdt(e.startTime) },
+      });
+    });
+    chunker.on('error', (err) => {
+      log.error('broken fMP4 from ffmpeg', { error: err });
+      void this.stop('broken media');
+    });
+    // Back-pressure: stop reading ffmpeg's output while the upload queue is full; ffmpeg then
+    // blocks on its pipe, stops reading stdin, and the publisher's socket is paused in turn.
+    output.on('data', (chunk: Buffer) => {
+      chunker.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      if (uploader.pending >= 32) {
+        output.pause();
+        void uploader.whenWritable().then(() => output.resume());
+      }
+    });
+    output.on('end', () => chunker.end());
+  }
+
+  /** Stops ffmpeg and the publisher; pending pushes are flushed, then the origin is told. */
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = reason;
+    this.log.info('stopping ingest session', { reason });
+    this.opts.dropPublisher(reason);
+    await this.ladder.stop();
+  }
+
+  private finished = false;
+  private async finish(reason: string): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    // Everything ffmpeg produced is pushed before the origin hears that the publisher stopped.
+    await Promise.all([...this.uploaders.values()].map((u) => u.whenIdle()));
+    const superseded = [...this.uploaders.values()].some((u) => u.dead) && reason.includes('took the stream over');
+    if (!superseded) {
+      try {
+        await this.opts.origin.end(this.streamId, this.epoch);
+      } catch (err) {
+        this.log.warn('could not tell the origin the publisher stopped', { error: err });
+      }
+    }
+    this.log.info('ingest session closed', { reason, seconds: Math.round((Date.now() - this.startedAt) / 1000) });
+    this.opts.onClosed(reason);
+    this.resolveClosed(reason);
+  }
+
+  get pendingPushes(): number {
+    let n = 0;
+    for (const u of this.uploaders.values()) n += u.pending;
+    return n;
+  }
+}
+
+function round6(x: number): number {
+  return Math.round(x * 1e6) / 1e6;
+}
