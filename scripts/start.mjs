@@ -21,8 +21,9 @@ function run(cmd, args, opts = {}) {
 const node22 = join(root, 'node_modules', '.bin', 'node');
 if (!existsSync(node22) || !existsSync(join(root, 'node_modules', '.bin', 'wrangler'))) {
   log('installing npm packages (first run)');
-  const lock = existsSync(join(root, 'package-lock.json'));
-  if (!run('npm', [lock ? 'ci' : 'install', '--no-audit', '--no-fund'])) fail('npm install failed');
+  // `npm install` (not `npm ci`): the lock file pins versions, and npm ci refuses a lock file that lacks
+  // other platforms' optional workerd binaries.
+  if (!run('npm', ['install', '--no-audit', '--no-fund'])) fail('npm install failed');
 }
 
 if (spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).status !== 0) {

@@ -132,7 +132,8 @@ async function measureBareFfmpeg() {
     input: { url: `rtmp://127.0.0.1:${port}/live/bench`, format: 'flv', options: ['-listen', '1'] },
     ladder: DEFAULT_LADDER,
   }).map((a) => (/^pipe:[3-9]$/.test(a) ? '/dev/null' : a));
-  const ffmpeg = spawn('ffmpeg', args, { stdio: ['ignore', 'ignore', 'ignore'] });
+  // -y: every output is /dev/null, which ffmpeg would otherwise refuse to overwrite.
+  const ffmpeg = spawn('ffmpeg', ['-y', ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
   await new Promise((r) => setTimeout(r, 1000));
   const publisher = startTestPublisher({ rtmpUrl: `rtmp://127.0.0.1:${port}/live/bench` });
   await new Promise((r) => setTimeout(r, 3000));
