@@ -1,6 +1,8 @@
 // StreamState: one Durable Object per live stream. It is the single writer of the stream's live
-// model: the ingest lease and its epoch (fencing), the live window per rendition (in SQLite, so it
-// survives eviction), and the blocked playlist and media requests waiting for the next part.
+// model: the ingest lease and its epoch (fencing), the DVR window per rendition (every segment in
+// SQLite, so it survives eviction; the window in memory, indexed so a request costs the same for a
+// 2-hour window as for a minute), and the blocked playlist and media requests waiting for the next
+// part. Its archive (recordings, clips, thumbnails, retention) lives in stream-archive.ts.
 // It never renders playlist text: it answers compact snapshots that the edge renders.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
@@ -11,8 +13,9 @@ import type {
   RenditionInfo,
   RenditionReport,
   SegmentInfo,
+  VodPlaylistSnapshot,
 } from '../workers/lib/live-model.ts';
-import { mediaObjectKey, type MediaObject } from '../workers/lib/object-keys.ts';
+import { mediaObjectKey, thumbnailKey, type MediaObject } from '../workers/lib/object-keys.ts';
 import type { InitMeta, PartMeta, SegmentMeta } from '../workers/lib/ingest-protocol.ts';
 import { playlistTiming, type StreamSettings } from '../workers/lib/stream-config.ts';
 import {
@@ -23,6 +26,9 @@ import {
   type HlsDirectives,
 } from '../workers/lib/playlist/blocking.ts';
 import { computeSkip, partsRetained } from '../workers/lib/playlist/window.ts';
+import { SegmentWindow } from '../workers/lib/segment-window.ts';
+import { newWebhookEvent, type WebhookEventType } from '../workers/lib/webhooks.ts';
+import { StreamArchive, type ArchiveError, type ClipCreated } from './stream-archive.ts';
 
 export interface StreamConfig {
   streamId: string;
@@ -36,14 +42,21 @@ export interface Lease {
   acquiredAt: number;
 }
 
-export type RpcError = { status: 400 | 404 | 409 | 503; code: string; message: string };
+export type RpcError = { status: 400 | 404 | 409 | 410 | 422 | 503; code: string; message: string };
 export type PlaylistResult = { status: 200; snapshot: MediaPlaylistSnapshot } | RpcError;
 export type IngestResult = { status: 200 | 201; duplicate?: boolean } | RpcError;
+export type VodPlaylistResult = { status: 200; snapshot: VodPlaylistSnapshot } | RpcError;
 
 export type IngestPush =
   | { epoch: number; rendition: string; object: { kind: 'init' }; meta: InitMeta }
   | { epoch: number; rendition: string; object: { kind: 'part'; msn: number; part: number }; meta: PartMeta }
   | { epoch: number; rendition: string; object: { kind: 'segment'; msn: number }; meta: SegmentMeta };
+
+/** Where a start-over playlist (`?start=`) begins: the oldest segment of the window, or a wall-clock time (ms). */
+export type StartAt = 'beginning' | number;
+
+/** A clip end point: a wall-clock time (ms since the Unix epoch) or seconds back from the live edge. */
+export type ClipPoint = { at: number } | { fromEdge: number };
 
 export interface StreamStatus {
   state: 'idle' | 'live' | 'ended';
@@ -62,6 +75,12 @@ interface SegmentRecord {
   partCount: number;
   /** Kept in memory for segments near the live edge only; older ones have been dropped (PART-12). */
   parts: PartInfo[] | null;
+  /**
+   * Discontinuity sequence number of this segment (MP-04): discontinuity tags since the stream's
+   * first segment, its own included. A playlist starting here has DISCONTINUITY-SEQUENCE
+   * `dsn − (discontinuity ? 1 : 0)`, wherever it starts (the live edge, or a start-over point).
+   */
+  dsn: number;
 }
 
 interface RenditionState {
@@ -69,10 +88,10 @@ interface RenditionState {
   info: RenditionInfo | null;
   /** Epoch whose init segment has been stored for this rendition. */
   initEpoch: number | null;
-  /** The live window, oldest first; the last may be in progress (duration null). */
-  segments: SegmentRecord[];
-  /** Discontinuity tags that slid out of the window (EXT-X-DISCONTINUITY-SEQUENCE, MP-04). */
-  discontinuitySequence: number;
+  /** The DVR window, oldest first; the last may be in progress (duration null). */
+  window: SegmentWindow<SegmentRecord>;
+  /** The newest segment ever, also when a new broadcast has emptied the window. */
+  newest: { msn: number; epoch: number; dsn: number } | null;
 }
 
 interface Waiter {
@@ -84,13 +103,20 @@ interface Waiter {
 
 /** Segments whose parts stay in memory: enough for PART-12 (3 × TD from the end) plus slack. */
 const PARTS_IN_MEMORY_SEGMENTS = 12;
+/** A live playlist never lists fewer segments than this (Apple 8.11: ≥ 6, plus the open one). */
+const MIN_WINDOW_SEGMENTS = 7;
+/** Version of this object's SQLite schema (kept in kv; `PRAGMA user_version` is not available). */
+const SCHEMA_VERSION = 2;
 
 export class StreamState extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly archive: StreamArchive;
   private config: StreamConfig | null = null;
   private lease: Lease | null = null;
   private ended = false;
   private deleted = false;
+  /** The publisher said it stopped (stream.idle was sent); cleared by the next lease. */
+  private idle = false;
   private lastPushAt: number | null = null;
   private alarmAt: number | null = null;
   private readonly renditions = new Map<string, RenditionState>();
@@ -99,6 +125,19 @@ export class StreamState extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
+    this.archive = new StreamArchive({
+      sql: this.sql,
+      media: env.MEDIA,
+      db: env.DB,
+      streamId: () => this.config!.streamId,
+      retentionDays: () => this.config!.settings.retentionDays,
+      windowSeconds: () => this.windowSeconds(),
+      targetDuration: () => this.timing().targetDuration,
+      renditionNames: () => this.renditionNames(),
+      liveFloorMsn: () => this.liveFloorMsn(),
+      clearLiveWindows: () => this.clearWindows(),
+      emit: (type, data) => this.emit(type, data),
+    });
     // Migrations and the load of the live window run before any event is delivered.
     ctx.blockConcurrencyWhile(async () => {
       this.migrate();
@@ -119,23 +158,44 @@ export class StreamState extends DurableObject<Env> {
   /**
    * Takes the ingest lease for a publisher: a new epoch fences off every push of the previous
    * one. The open segment of the previous epoch is closed so nothing acknowledged is lost, and
-   * the new epoch continues the media sequence after it (with a discontinuity).
+   * the new epoch continues the media sequence after it (with a discontinuity). A publisher
+   * that comes back after the stream ended starts a new broadcast: a new window and recording.
    */
-  async acquireLease(nodeId: string, region?: string): Promise<{ epoch: number; startMsn: number } | RpcError> {
+  async acquireLease(nodeId: string, region?: string): Promise<{ epoch: number; startMsn: number; timeOffset: number } | RpcError> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
+    const now = Date.now();
+    const wasLive = this.lease !== null && !this.ended && !this.idle;
+    const newBroadcast = this.lease === null || this.ended;
     const epoch = (this.lease?.epoch ?? Number(this.getKv('lastEpoch') ?? 0)) + 1;
-    this.lease = { epoch, nodeId, region, acquiredAt: Date.now() };
+    this.lease = { epoch, nodeId, region, acquiredAt: now };
     this.ended = false;
-    this.lastPushAt = Date.now();
+    this.idle = false;
+    this.lastPushAt = now;
     this.putKv('lease', this.lease);
     this.putKv('lastEpoch', epoch);
     this.putKv('ended', false);
+    this.putKv('idle', false);
     await this.closeOpenSegments();
+    // The previous broadcast stays in its recording; the live playlist starts afresh, so
+    // start-over (`?start=beginning`) means the beginning of this broadcast.
+    if (newBroadcast) this.clearWindows();
     const startMsn = this.nextMsn();
+    // The new epoch's timestamps continue where the previous epoch's media ended (its reference
+    // rendition): one timeline per broadcast, whatever the reconnections.
+    const previousOffset = Number(this.getKv('epochTimeOffset') ?? 0);
+    const previousMedia = newBroadcast
+      ? 0
+      : (this.sql
+          .exec<{ d: number | null }>('SELECT SUM(duration) AS d FROM segments WHERE rendition = ? AND epoch = ?', this.renditionNames()[0] ?? '', epoch - 1)
+          .one().d ?? 0);
+    const timeOffset = newBroadcast ? 0 : Math.ceil((previousOffset + previousMedia) * 1000) / 1000;
     this.putKv('epochStartMsn', startMsn);
-    await this.armAlarm();
+    this.putKv('epochTimeOffset', timeOffset);
+    const recordingId = newBroadcast ? await this.archive.startRecording(startMsn, now) : this.archive.openRecording()?.id;
+    await this.scheduleAlarm();
     await this.setCatalogStatus('live');
-    return { epoch, startMsn };
+    if (!wasLive) this.emit('stream.live', { streamId: this.config.streamId, epoch, reconnect: !newBroadcast, recordingId: recordingId ?? null });
+    return { epoch, startMsn, timeOffset };
   }
 
   /** A publisher said it stopped: the stream ends after the grace period unless it comes back. */
@@ -143,7 +203,12 @@ export class StreamState extends DurableObject<Env> {
     if (!this.lease || this.lease.epoch !== epoch) return stale(epoch);
     this.lastPushAt = Date.now() - this.graceMs() + 1000;
     this.putKv('lastPushAt', this.lastPushAt);
-    await this.armAlarm(this.lastPushAt + this.graceMs());
+    if (!this.idle && !this.ended) {
+      this.idle = true;
+      this.putKv('idle', true);
+      this.emit('stream.idle', { streamId: this.config!.streamId, epoch, graceSeconds: this.graceMs() / 1000 });
+    }
+    await this.scheduleAlarm(true);
     return { status: 200 };
   }
 
@@ -154,12 +219,22 @@ export class StreamState extends DurableObject<Env> {
     if (this.lease && !this.ended) await this.endStream();
   }
 
+  /** One alarm for two timers: the end of an idle stream and the retention sweep. */
   override async alarm(): Promise<void> {
     this.alarmAt = null;
-    if (this.ended || !this.lease) return;
-    const due = (this.lastPushAt ?? 0) + this.graceMs();
-    if (Date.now() >= due) await this.endStream();
-    else await this.armAlarm(due);
+    if (!this.config) return;
+    const now = Date.now();
+    if (this.lease && !this.ended && now >= (this.lastPushAt ?? 0) + this.graceMs()) await this.endStream();
+    const more = await this.archive.sweep(now, this.isLive());
+    await this.scheduleAlarm(true, more ? now + 1000 : undefined);
+  }
+
+  /** Runs the retention sweep now (or as of `now`): what the alarm does, callable by tests and operators. */
+  async sweep(now = Date.now()): Promise<{ more: boolean }> {
+    if (!this.config) return { more: false };
+    const more = await this.archive.sweep(now, this.isLive());
+    await this.scheduleAlarm(true, more ? Date.now() + 1000 : undefined);
+    return { more };
   }
 
   // ---- ingest -----------------------------------------------------------------------------
@@ -177,11 +252,24 @@ export class StreamState extends DurableObject<Env> {
     // Other events ran while R2 stored the bytes: check again before announcing.
     const again = this.checkPush(push);
     if (again !== 'store') return again;
-    this.announce(push);
+    this.announce(push, body.byteLength);
     this.lastPushAt = Date.now();
-    if (this.alarmAt === null) await this.armAlarm();
+    if (this.alarmAt === null || this.alarmAt > this.lastPushAt + this.graceMs()) await this.scheduleAlarm();
     this.wake(push.rendition);
     return { status: 201 };
+  }
+
+  /** A thumbnail of the top rendition (JPEG), pushed by the transcoder every few seconds. */
+  async ingestThumbnail(epoch: number, seq: number, programDateTime: number, body: ArrayBuffer): Promise<IngestResult> {
+    if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
+    if (!this.lease || epoch !== this.lease.epoch) return stale(epoch);
+    if (this.ended) return { status: 409, code: 'stream_ended', message: 'the stream has ended; take a new lease' };
+    await this.env.MEDIA.put(thumbnailKey(this.config.streamId, epoch, seq), body, {
+      httpMetadata: { contentType: 'image/jpeg' },
+    });
+    if (!this.lease || epoch !== this.lease.epoch) return stale(epoch);
+    const added = this.archive.addThumbnail(epoch, seq, programDateTime);
+    return added ? { status: 201 } : { status: 200, duplicate: true };
   }
 
   /** 'store' when the push is the next thing this rendition expects; a duplicate is a 200. */
@@ -196,7 +284,7 @@ export class StreamState extends DurableObject<Env> {
     if (!rs || rs.initEpoch !== push.epoch) {
       return { status: 409, code: 'init_missing', message: 'push the init segment of this epoch first' };
     }
-    const last = rs.segments.at(-1);
+    const last = rs.window.last;
     if (push.object.kind === 'part') {
       const { msn, part } = push.object;
       if (last && last.epoch === push.epoch && last.msn === msn && part < last.partCount) return { status: 200, duplicate: true };
@@ -222,13 +310,13 @@ export class StreamState extends DurableObject<Env> {
   }
 
   private expectedPart(rs: RenditionState, epoch: number): { msn: number; part: number } {
-    const last = rs.segments.at(-1);
+    const last = rs.window.last;
     if (last && last.epoch === epoch && last.duration === null) return { msn: last.msn, part: last.partCount };
     if (last && last.epoch === epoch) return { msn: last.msn + 1, part: 0 };
     return { msn: Number(this.getKv('epochStartMsn') ?? 1), part: 0 };
   }
 
-  private announce(push: IngestPush): void {
+  private announce(push: IngestPush, size: number): void {
     const rs = this.rendition(push.rendition);
     if (push.object.kind === 'init') {
       const meta = push.meta as InitMeta;
@@ -245,19 +333,22 @@ export class StreamState extends DurableObject<Env> {
     if (push.object.kind === 'part') {
       const meta = push.meta as PartMeta;
       const { msn, part } = push.object;
-      let seg = rs.segments.at(-1);
+      let seg = rs.window.last;
       if (!seg || seg.msn !== msn) {
-        const previous = seg;
+        const previous = rs.newest;
+        const discontinuity = previous !== null && previous.epoch !== push.epoch;
         seg = {
           msn,
           epoch: push.epoch,
           duration: null,
           programDateTime: meta.programDateTime,
-          discontinuity: previous !== undefined && previous.epoch !== push.epoch,
+          discontinuity,
           partCount: 0,
           parts: [],
+          dsn: (previous?.dsn ?? 0) + (discontinuity ? 1 : 0),
         };
-        rs.segments.push(seg);
+        rs.window.push(seg);
+        rs.newest = { msn, epoch: push.epoch, dsn: seg.dsn };
         this.sql.exec(
           'INSERT INTO segments (rendition, msn, epoch, duration, pdt, disc, part_count) VALUES (?, ?, ?, NULL, ?, ?, 0)',
           rs.name,
@@ -271,39 +362,56 @@ export class StreamState extends DurableObject<Env> {
       seg.parts?.push({ duration: meta.duration, independent: meta.independent });
       seg.partCount = part + 1;
       this.sql.exec(
-        'INSERT INTO parts (rendition, msn, idx, duration, independent) VALUES (?, ?, ?, ?, ?)',
+        'INSERT INTO parts (rendition, msn, idx, duration, independent, size) VALUES (?, ?, ?, ?, ?, ?)',
         rs.name,
         msn,
         part,
         meta.duration,
         meta.independent ? 1 : 0,
+        size,
       );
       this.sql.exec('UPDATE segments SET part_count = ? WHERE rendition = ? AND msn = ?', seg.partCount, rs.name, msn);
       return;
     }
     const meta = push.meta as SegmentMeta;
-    const seg = rs.segments.at(-1)!;
-    seg.duration = meta.duration;
-    this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', meta.duration, rs.name, seg.msn);
+    rs.window.closeLast(meta.duration);
+    this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', meta.duration, rs.name, rs.window.last!.msn);
   }
 
-  /** Keeps the live window to the DVR window, but never under 6 segments or 3 × TD (MUT-03). */
+  /**
+   * Keeps the live window to the DVR window, but never under 7 segments or 3 × TD (MUT-03).
+   * Flat: a running total of the window's duration, and one segment's parts leave memory per call.
+   */
   private trimWindow(rs: RenditionState): void {
-    const timing = this.timing();
-    const windowSeconds = Math.max(this.config!.settings.dvrWindowSeconds, 3 * timing.targetDuration);
-    let total = 0;
-    for (const s of rs.segments) total += s.duration ?? 0;
-    while (rs.segments.length > 7) {
-      const first = rs.segments[0]!;
-      if (first.duration === null || total - first.duration < windowSeconds) break;
-      total -= first.duration;
-      rs.segments.shift();
-      // A discontinuity tag that slides out bumps EXT-X-DISCONTINUITY-SEQUENCE (MP-04).
-      if (first.discontinuity) rs.discontinuitySequence += 1;
+    const windowSeconds = this.windowSeconds();
+    const win = rs.window;
+    while (win.length > MIN_WINDOW_SEGMENTS) {
+      const first = win.first!;
+      if (first.duration === null || win.completeSeconds - first.duration < windowSeconds) break;
+      win.shift();
     }
     // Parts far from the live edge leave memory; the playlist lists them only near the edge.
-    for (let i = 0; i < rs.segments.length - PARTS_IN_MEMORY_SEGMENTS; i++) rs.segments[i]!.parts = null;
-    this.putKv(`window:${rs.name}`, { first: rs.segments[0]?.msn ?? null, discSeq: rs.discontinuitySequence });
+    const stale = win.length - 1 - PARTS_IN_MEMORY_SEGMENTS;
+    if (stale >= 0) win.at(stale)!.parts = null;
+    this.saveWindow(rs);
+  }
+
+  private saveWindow(rs: RenditionState): void {
+    const first = rs.window.first;
+    // The window's first MSN and its DISCONTINUITY-SEQUENCE; an empty window starts after the newest.
+    const win = first
+      ? { first: first.msn, discSeq: first.dsn - (first.discontinuity ? 1 : 0) }
+      : { first: (rs.newest?.msn ?? 0) + 1, discSeq: rs.newest?.dsn ?? 0 };
+    this.putKv(`window:${rs.name}`, win);
+  }
+
+  /** Empties every live window (a new broadcast, or an ended stream whose last window expired). */
+  private clearWindows(): void {
+    for (const rs of this.renditions.values()) {
+      if (rs.window.length === 0) continue;
+      rs.window.clear();
+      this.saveWindow(rs);
+    }
   }
 
   // ---- playback ---------------------------------------------------------------------------
@@ -313,8 +421,9 @@ export class StreamState extends DurableObject<Env> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const renditions: RenditionInfo[] = [];
     for (const rung of this.config.settings.ladder) {
-      const info = this.renditions.get(rung.name)?.info;
-      if (info) renditions.push(info);
+      const rs = this.renditions.get(rung.name);
+      // An ended stream whose window expired with its recording has nothing left to list.
+      if (rs?.info && (rs.window.length > 0 || !this.ended)) renditions.push(rs.info);
     }
     if (renditions.length === 0) return { status: 404, code: 'stream_not_live', message: 'the stream has not started yet' };
     return { status: 200, presentation: { streamId: this.config.streamId, renditions, ended: this.ended } };
@@ -322,21 +431,24 @@ export class StreamState extends DurableObject<Env> {
 
   /**
    * A media playlist snapshot, answered when the blocking directives are satisfied (LLHLS.md §1.8),
-   * or 503 after 3 × TD (BR-09): never the unchanged playlist.
+   * or 503 after 3 × TD (BR-09): never the unchanged playlist. With `start`, the playlist begins
+   * at that point of the window (start-over) and says so with EXT-X-START.
    */
-  async playlist(rendition: string, d: HlsDirectives): Promise<PlaylistResult> {
+  async playlist(rendition: string, d: HlsDirectives, start?: StartAt): Promise<PlaylistResult> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const rs = this.renditions.get(rendition);
-    if (!rs || rs.segments.length === 0) {
+    if (!rs || rs.window.length === 0) {
       if (!this.ladderHas(rendition)) return { status: 404, code: 'rendition_not_found', message: `no rendition ${rendition}` };
       return { status: 404, code: 'stream_not_live', message: 'the stream has not started yet' };
     }
     const decision = decideBlockingReload(this.blockingState(rs), d);
     if (decision.action === 'reject') return { status: 400, code: decision.code, message: decision.message };
-    if (decision.action === 'respond') return { status: 200, snapshot: this.snapshot(rs, d) };
+    if (decision.action === 'respond') return { status: 200, snapshot: this.snapshot(rs, d, start) };
     const ok = await this.waitFor(rendition, (r) => (decideBlockingReload(this.blockingState(r), d).action === 'respond' ? 'respond' : 'wait'), blockingTimeoutMs(this.timing()));
     if (!ok) return { status: 503, code: 'blocking_timeout', message: 'the requested part did not appear in time' };
-    return { status: 200, snapshot: this.snapshot(this.renditions.get(rendition)!, d) };
+    const now = this.renditions.get(rendition)!;
+    if (now.window.length === 0) return { status: 404, code: 'stream_not_live', message: 'the stream has not started yet' };
+    return { status: 200, snapshot: this.snapshot(now, d, start) };
   }
 
   /**
@@ -394,15 +506,91 @@ export class StreamState extends DurableObject<Env> {
     };
   }
 
+  /** The latest thumbnail's R2 key, or the one at wall-clock `at` (ms) within the DVR window. */
+  async thumbnail(at?: number): Promise<{ status: 200; key: string; programDateTime: number } | RpcError> {
+    if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
+    let notBefore: number | null = null;
+    if (at !== undefined) {
+      // `?t=` reaches back as far as the DVR window does (the reference rendition's).
+      const ref = this.renditions.get(this.renditionNames()[0]!);
+      const first = ref?.window.first;
+      if (!first) return { status: 404, code: 'thumbnail_not_found', message: 'no live window' };
+      notBefore = first.programDateTime - 10_000;
+      if (at < first.programDateTime) return { status: 404, code: 'thumbnail_not_found', message: 'that time is before the DVR window' };
+    }
+    const t = this.archive.thumbnail(at, notBefore);
+    if (!t) return { status: 404, code: 'thumbnail_not_found', message: 'no thumbnail for that time' };
+    return { status: 200, key: t.key, programDateTime: t.pdt };
+  }
+
+  // ---- recordings and clips -----------------------------------------------------------------
+
+  /** The renditions (with their init metadata) a recording or clip plays in. */
+  async vodPresentation(assetId: string): Promise<{ status: 200; presentation: PresentationSnapshot } | RpcError> {
+    if (!this.config) return { status: 404, code: 'not_found', message: 'no such asset' };
+    const state = this.archive.assetState(assetId);
+    if ('status' in state) return state;
+    const renditions: RenditionInfo[] = [];
+    for (const name of state.renditions) {
+      const info = this.renditions.get(name)?.info;
+      if (info) renditions.push(info);
+    }
+    return { status: 200, presentation: { streamId: this.config.streamId, renditions, ended: true } };
+  }
+
+  async vodPlaylist(assetId: string, rendition: string): Promise<VodPlaylistResult> {
+    if (!this.config) return { status: 404, code: 'not_found', message: 'no such asset' };
+    return this.archive.vodPlaylist(assetId, rendition);
+  }
+
+  /**
+   * Cuts a clip (at most 5 minutes) out of the stored media, also while the stream is live. An
+   * end inside the open segment waits for that segment to close (≤ about 1.5 × TD), so a clip can
+   * reach the live edge; `fromEdge` counts back from the end of the last published part.
+   */
+  async createClip(id: string, start: ClipPoint, end: ClipPoint, retentionDays?: number): Promise<{ status: 200; clip: ClipCreated } | RpcError | ArchiveError> {
+    if (!this.config) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
+    const ref = this.renditions.get(this.renditionNames()[0]!);
+    const edge = ref ? this.liveEdgeMs(ref) : null;
+    if (edge === null && ('fromEdge' in start || 'fromEdge' in end)) {
+      return { status: 422, code: 'clip_out_of_range', message: 'the stream has no live edge to count back from' };
+    }
+    const toMs = (p: ClipPoint) => ('at' in p ? p.at : edge! - p.fromEdge * 1000);
+    const startMs = toMs(start);
+    const endMs = toMs(end);
+    if (ref && !this.ended) {
+      const open = ref.window.last;
+      if (open && open.duration === null && endMs > open.programDateTime) {
+        // Every rendition closes that segment (each on its own pushes); wait for each in turn.
+        const msn = open.msn;
+        const closed = (r: RenditionState) => {
+          const s = r.window.byMsn(msn);
+          return (s !== undefined && s.duration !== null) || (r.window.last?.msn ?? 0) > msn;
+        };
+        for (const name of this.renditionNames()) {
+          const rs = this.renditions.get(name);
+          if (rs && !closed(rs)) await this.waitFor(name, (r) => (closed(r) ? 'respond' : 'wait'), blockingTimeoutMs(this.timing()));
+        }
+      }
+    }
+    return this.archive.createClip(id, startMs, endMs, Date.now(), retentionDays);
+  }
+
   // ---- snapshots --------------------------------------------------------------------------
 
-  private snapshot(rs: RenditionState, d: HlsDirectives): MediaPlaylistSnapshot {
+  /**
+   * What one response lists, read from the window by index: a delta update walks back from the
+   * end only as far as the skip boundary, a start-over finds its first segment by binary search,
+   * and only the listed segments are copied. So a blocking reload with `_HLS_skip` costs the same
+   * for a 2-hour window as for a 1-minute one; only a full playlist is as long as its window.
+   */
+  private snapshot(rs: RenditionState, d: HlsDirectives, start?: StartAt): MediaPlaylistSnapshot {
     const timing = this.timing();
-    const records = rs.segments;
-    const complete = records.filter((s) => s.duration !== null) as Array<SegmentRecord & { duration: number }>;
+    const win = rs.window;
+    const from = start === undefined || start === 'beginning' ? 0 : win.indexAtTime(start);
     // Delta updates only for a live playlist (DU-02); the DO sends only what the response lists.
-    const skipped = d.skip && !this.ended ? computeSkip(complete, timing) : 0;
-    const listed = records.slice(skipped);
+    const skipped = d.skip && !this.ended ? computeSkip(win.view(from), timing) : 0;
+    const listed = win.slice(from + skipped);
     const withParts = partsRetained(listed, timing);
     const segments: SegmentInfo[] = listed.map((s, i) => ({
       msn: s.msn,
@@ -414,37 +602,40 @@ export class StreamState extends DurableObject<Env> {
     }));
     const reports: RenditionReport[] = [];
     for (const other of this.renditions.values()) {
-      if (other.name !== rs.name && other.segments.length > 0 && this.ladderHas(other.name)) reports.push(this.report(other));
+      if (other.name !== rs.name && other.window.length > 0 && this.ladderHas(other.name)) reports.push(this.report(other));
     }
-    return {
+    const first = win.at(from)!;
+    const snap: MediaPlaylistSnapshot = {
       streamId: this.config!.streamId,
       rendition: rs.name,
       timing,
-      mediaSequence: records[0]!.msn,
-      discontinuitySequence: rs.discontinuitySequence,
+      mediaSequence: first.msn,
+      discontinuitySequence: first.dsn - (first.discontinuity ? 1 : 0),
       skippedSegments: skipped,
       segments,
       ended: this.ended,
       reports,
     };
+    if (start !== undefined) snap.startTimeOffset = 0;
+    return snap;
   }
 
   private report(rs: RenditionState): RenditionReport {
-    const last = rs.segments.at(-1);
+    const last = rs.window.last;
     if (!last) return { rendition: rs.name, lastMsn: 0, lastPart: 0 };
     return { rendition: rs.name, lastMsn: last.msn, lastPart: Math.max(0, last.partCount - 1) };
   }
 
   private blockingState(rs: RenditionState): BlockingState {
-    const last = rs.segments.at(-1);
-    const lastComplete = last && last.duration !== null ? last : rs.segments.at(-2);
+    const last = rs.window.last;
+    const lastComplete = last && last.duration !== null ? last : rs.window.at(-2);
     return {
       ended: this.ended,
       lastCompleteMsn: lastComplete?.msn ?? null,
       lastPartMsn: last?.msn ?? null,
       lastPartIndex: last ? last.partCount - 1 : null,
       partCountOf: (msn: number) => {
-        const s = rs.segments.find((x) => x.msn === msn);
+        const s = rs.window.byMsn(msn);
         return s && s.duration !== null ? s.partCount : null;
       },
       partTarget: this.timing().partTarget,
@@ -454,10 +645,20 @@ export class StreamState extends DurableObject<Env> {
 
   private published(rs: RenditionState, epoch: number, object: MediaObject): boolean {
     if (object.kind === 'init') return rs.initEpoch === epoch;
-    const seg = rs.segments.find((s) => s.msn === object.msn);
+    const seg = rs.window.byMsn(object.msn);
     if (!seg || seg.epoch !== epoch) return false;
     if (object.kind === 'segment') return seg.duration !== null;
     return object.part < seg.partCount;
+  }
+
+  /** Wall-clock end of the last published part (or segment) of a rendition. */
+  private liveEdgeMs(rs: RenditionState): number | null {
+    const last = rs.window.last;
+    if (!last) return null;
+    if (last.duration !== null) return last.programDateTime + last.duration * 1000;
+    let d = 0;
+    for (const p of last.parts ?? []) d += p.duration;
+    return last.programDateTime + d * 1000;
   }
 
   // ---- waiting ----------------------------------------------------------------------------
@@ -495,9 +696,14 @@ export class StreamState extends DurableObject<Env> {
   private async endStream(): Promise<void> {
     await this.closeOpenSegments();
     this.ended = true;
+    this.idle = false;
     this.putKv('ended', true);
+    this.putKv('idle', false);
     this.wake(null);
     await this.setCatalogStatus('ended');
+    const now = Date.now();
+    const recording = await this.archive.finishRecording(this.nextMsn() - 1, now);
+    this.emit('stream.ended', { streamId: this.config!.streamId, endedAt: new Date(now).toISOString(), recordingId: recording?.id ?? null });
   }
 
   /**
@@ -506,7 +712,7 @@ export class StreamState extends DurableObject<Env> {
    */
   private async closeOpenSegments(): Promise<void> {
     for (const rs of this.renditions.values()) {
-      const seg = rs.segments.at(-1);
+      const seg = rs.window.last;
       if (!seg || seg.duration !== null) continue;
       const streamId = this.config!.streamId;
       const bodies: ArrayBuffer[] = [];
@@ -535,10 +741,13 @@ export class StreamState extends DurableObject<Env> {
       await this.env.MEDIA.put(mediaObjectKey(streamId, seg.epoch, rs.name, { kind: 'segment', msn: seg.msn }), joined, {
         httpMetadata: { contentType: rs.info?.kind === 'audio' ? 'audio/mp4' : 'video/iso.segment' },
       });
+      // Other events ran while R2 worked: the segment may have been closed by its own push.
+      if (seg.duration !== null) continue;
       duration = Math.round(duration * 1e6) / 1e6;
-      seg.duration = duration;
       seg.partCount = bodies.length;
       seg.parts = seg.parts?.slice(0, bodies.length) ?? null;
+      if (rs.window.last === seg) rs.window.closeLast(duration);
+      else seg.duration = duration;
       this.sql.exec(
         'UPDATE segments SET duration = ?, part_count = ? WHERE rendition = ? AND msn = ?',
         duration,
@@ -551,10 +760,10 @@ export class StreamState extends DurableObject<Env> {
 
   /** The next epoch starts after the highest MSN any rendition has reached. */
   private nextMsn(): number {
-    let max = 0;
-    for (const rs of this.renditions.values()) max = Math.max(max, rs.segments.at(-1)?.msn ?? 0);
+    let max = Number(this.getKv('epochStartMsn') ?? 1) - 1;
+    for (const rs of this.renditions.values()) max = Math.max(max, rs.newest?.msn ?? 0);
     // Media sequence numbers start at 1 (hls.js PR #8013).
-    return max + 1;
+    return Math.max(1, max + 1);
   }
 
   // ---- helpers ----------------------------------------------------------------------------
@@ -563,26 +772,81 @@ export class StreamState extends DurableObject<Env> {
     return playlistTiming(this.config!.settings);
   }
 
+  /** The live window's length: the DVR window, but never under 3 × TD (MUT-03). */
+  private windowSeconds(): number {
+    return Math.max(this.config!.settings.dvrWindowSeconds, 3 * this.timing().targetDuration);
+  }
+
   private graceMs(): number {
     return Number(this.env.END_GRACE_SECONDS ?? '10') * 1000;
+  }
+
+  private isLive(): boolean {
+    return this.lease !== null && !this.ended;
   }
 
   private ladderHas(name: string): boolean {
     return this.config?.settings.ladder.some((r) => r.name === name) ?? false;
   }
 
+  /** The ladder's renditions, the first video one first: it is the reference for times and durations. */
+  private renditionNames(): string[] {
+    const ladder = this.config?.settings.ladder ?? [];
+    const video = ladder.find((r) => r.kind === 'video');
+    const names = ladder.map((r) => r.name);
+    return video ? [video.name, ...names.filter((n) => n !== video.name)] : names;
+  }
+
+  private liveFloorMsn(): number | null {
+    let floor: number | null = null;
+    for (const rs of this.renditions.values()) {
+      const first = rs.window.first;
+      if (first && (floor === null || first.msn < floor)) floor = first.msn;
+    }
+    return floor;
+  }
+
   private rendition(name: string): RenditionState {
     let rs = this.renditions.get(name);
     if (!rs) {
-      rs = { name, info: null, initEpoch: null, segments: [], discontinuitySequence: 0 };
+      rs = { name, info: null, initEpoch: null, window: new SegmentWindow<SegmentRecord>(), newest: null };
       this.renditions.set(name, rs);
     }
     return rs;
   }
 
-  private async armAlarm(at = (this.lastPushAt ?? Date.now()) + this.graceMs()): Promise<void> {
+  /**
+   * Sets the one alarm to the earliest of: the end of the grace period of a live stream (from
+   * the last push; pushes do not re-arm it, the alarm re-checks) and the next retention sweep.
+   */
+  private async scheduleAlarm(force = false, soon?: number): Promise<void> {
+    const now = Date.now();
+    const times: number[] = [];
+    if (this.isLive()) times.push((this.lastPushAt ?? now) + this.graceMs());
+    const sweepAt = this.config ? this.archive.nextSweepAt(this.isLive(), now) : null;
+    if (sweepAt !== null) times.push(sweepAt);
+    if (soon !== undefined) times.push(soon);
+    if (times.length === 0) {
+      if (this.alarmAt !== null) await this.ctx.storage.deleteAlarm();
+      this.alarmAt = null;
+      return;
+    }
+    const at = Math.max(now, Math.min(...times));
+    if (!force && this.alarmAt === at) return;
     this.alarmAt = at;
     await this.ctx.storage.setAlarm(at);
+  }
+
+  /** Sends a webhook event to the queue; delivery (signing, retries) happens in the Worker. */
+  private emit(type: WebhookEventType, data: Record<string, unknown>): void {
+    const queue = this.env.WEBHOOK_QUEUE;
+    if (!queue) return;
+    const event = newWebhookEvent(type, data);
+    this.ctx.waitUntil(
+      queue.send({ kind: 'event', event }).catch((err: unknown) => {
+        console.error(JSON.stringify({ level: 'error', msg: 'webhook event not queued', type, error: String(err) }));
+      }),
+    );
   }
 
   private async setCatalogStatus(status: 'live' | 'ended'): Promise<void> {
@@ -610,6 +874,13 @@ export class StreamState extends DurableObject<Env> {
         duration REAL NOT NULL, independent INTEGER NOT NULL,
         PRIMARY KEY (rendition, msn, idx));
     `);
+    const version = Number(this.getKv('schema') ?? 1);
+    if (version < 2) {
+      // v2: part sizes (a clip ending mid-segment lists a byte range), the archive's tables.
+      this.sql.exec('ALTER TABLE parts ADD COLUMN size INTEGER');
+      StreamArchive.migrate(this.sql);
+    }
+    if (version < SCHEMA_VERSION) this.putKv('schema', SCHEMA_VERSION);
   }
 
   /** Rebuilds the in-memory model from SQLite after eviction or a restart. */
@@ -617,6 +888,7 @@ export class StreamState extends DurableObject<Env> {
     this.config = (this.getKv('config') as StreamConfig | null) ?? null;
     this.lease = (this.getKv('lease') as Lease | null) ?? null;
     this.ended = this.getKv('ended') === true;
+    this.idle = this.getKv('idle') === true;
     this.deleted = this.getKv('deleted') === true;
     this.lastPushAt = (this.getKv('lastPushAt') as number | null) ?? null;
     for (const row of this.sql.exec<{ name: string; epoch: number; info: string }>('SELECT name, epoch, info FROM renditions')) {
@@ -626,7 +898,7 @@ export class StreamState extends DurableObject<Env> {
     }
     for (const rs of this.renditions.values()) {
       const win = (this.getKv(`window:${rs.name}`) as { first: number | null; discSeq: number } | null) ?? null;
-      rs.discontinuitySequence = win?.discSeq ?? 0;
+      let dsn = win?.discSeq ?? 0;
       const rows = this.sql
         .exec<{ msn: number; epoch: number; duration: number | null; pdt: number; disc: number; part_count: number }>(
           'SELECT msn, epoch, duration, pdt, disc, part_count FROM segments WHERE rendition = ? AND msn >= ? ORDER BY msn',
@@ -634,16 +906,25 @@ export class StreamState extends DurableObject<Env> {
           win?.first ?? 0,
         )
         .toArray();
-      rs.segments = rows.map((r) => ({
-        msn: r.msn,
-        epoch: r.epoch,
-        duration: r.duration,
-        programDateTime: r.pdt,
-        discontinuity: r.disc === 1,
-        partCount: r.part_count,
-        parts: null,
-      }));
-      const recent = rs.segments.slice(-PARTS_IN_MEMORY_SEGMENTS);
+      for (const r of rows) {
+        if (r.disc === 1) dsn++;
+        rs.window.push({
+          msn: r.msn,
+          epoch: r.epoch,
+          duration: r.duration,
+          programDateTime: r.pdt,
+          discontinuity: r.disc === 1,
+          partCount: r.part_count,
+          parts: null,
+          dsn,
+        });
+      }
+      const newest = this.sql
+        .exec<{ msn: number; epoch: number }>('SELECT msn, epoch FROM segments WHERE rendition = ? ORDER BY msn DESC LIMIT 1', rs.name)
+        .toArray()[0];
+      const last = rs.window.last;
+      rs.newest = last ? { msn: last.msn, epoch: last.epoch, dsn: last.dsn } : newest ? { msn: newest.msn, epoch: newest.epoch, dsn } : null;
+      const recent = rs.window.slice(Math.max(0, rs.window.length - PARTS_IN_MEMORY_SEGMENTS));
       if (recent.length > 0) {
         const parts = this.sql
           .exec<{ msn: number; idx: number; duration: number; independent: number }>(
@@ -657,6 +938,8 @@ export class StreamState extends DurableObject<Env> {
         for (const p of parts) byMsn.get(p.msn)?.parts?.push({ duration: p.duration, independent: p.independent === 1 });
       }
     }
+    // The alarm survives eviction; remember that one is set so pushes do not re-arm it.
+    this.alarmAt = this.lease && !this.ended ? (this.lastPushAt ?? Date.now()) + this.graceMs() : null;
   }
 
   private getKv(key: string): unknown {

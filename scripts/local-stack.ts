@@ -27,6 +27,8 @@ export interface StackOptions {
   endGraceSeconds?: number;
   /** Extra environment for the transcoder. */
   transcoderEnv?: Record<string, string>;
+  /** Extra Worker variables (`--var`), e.g. WEBHOOK_RETRY_BASE_SECONDS. */
+  workerVars?: Record<string, string>;
   logger: Logger;
 }
 
@@ -121,6 +123,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ROOM_TOKEN_SECRET: opts.roomTokenSecret ?? opts.ingestSecret + '-rooms',
     RTMP_INGEST_URL: `rtmp://127.0.0.1:${rtmpPort}/live`,
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
+    ...opts.workerVars,
   };
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
   log.info('starting wrangler dev', { url: workerUrl });

@@ -89,6 +89,23 @@ export interface LadderArgsOptions {
   audioSource?: string;
   /** Add `-progress pipe:2` key=value blocks to stderr once a second. */
   progress?: boolean;
+  /**
+   * Also write a JPEG of the top video rung every `intervalSeconds` (from output time 0), as
+   * multipart JPEG on the fd after the last rung's (`thumbnailFd`). Needs a video rung.
+   */
+  thumbnails?: { intervalSeconds: number };
+}
+
+/** The fd of the thumbnail output: the one after the ladder's. */
+export function thumbnailFd(ladder: readonly LadderRung[]): number {
+  return rungFd(ladder.length);
+}
+
+/** The rung thumbnails are taken from: the tallest video rung (the first of equals). */
+export function topVideoRung(ladder: readonly LadderRung[]): VideoRung | null {
+  let top: VideoRung | null = null;
+  for (const r of ladder) if (r.kind === 'video' && (!top || r.height > top.height)) top = r;
+  return top;
 }
 
 /** The resolved plan of a ladder: what each output gets, for logs and tests. */
@@ -226,7 +243,14 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
   if (videoRungs.length > 0) {
     const splits = videoRungs.map((_, i) => `[vs${i}]`).join('');
     graph.push(`[${videoSource}]fps=${plan.fps}:start_time=0,split=${videoRungs.length}${splits}`);
-    videoRungs.forEach((r, i) => graph.push(`[vs${i}]${scaleFilter(r)}[v${i}]`));
+    const top = opts.thumbnails ? topVideoRung(opts.ladder) : null;
+    videoRungs.forEach((r, i) => {
+      if (r !== top) return graph.push(`[vs${i}]${scaleFilter(r)}[v${i}]`);
+      // The thumbnail branch shares the top rung's scaled frames; fps keeps one per interval,
+      // from output time 0, so thumbnail k shows media time k × interval.
+      graph.push(`[vs${i}]${scaleFilter(r)},split=2[v${i}][vt]`);
+      graph.push(`[vt]fps=fps=1/${opts.thumbnails!.intervalSeconds}:round=near,format=yuvj420p[vthumb]`);
+    });
   }
   const audioRung = opts.ladder.find((r): r is AudioRung => r.kind === 'audio');
   if (audioRung) {
@@ -252,6 +276,10 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
       args.push(...fmp4OutputArgs(plan.audio!.fragDurationUs, rungFd(i)));
     }
   });
+  if (opts.thumbnails && topVideoRung(opts.ladder)) {
+    // mpjpeg: each JPEG with a Content-length, so the reader can split the pipe (thumbnails.ts).
+    args.push('-map', '[vthumb]', '-c:v', 'mjpeg', '-q:v', '5', '-an', '-sn', '-dn', '-f', 'mpjpeg', `pipe:${thumbnailFd(opts.ladder)}`);
+  }
   return args;
 }
 
@@ -286,6 +314,8 @@ export class LadderProcess {
   /** ffmpeg's stdin; when the input is not pipe:0 it is ended at once and ffmpeg runs with -nostdin. */
   readonly stdin: Writable;
   readonly outputs: Readable[];
+  /** Multipart JPEG thumbnails of the top rung, when asked for (`args.thumbnails`). */
+  readonly thumbnails: Readable | null;
   readonly exited: Promise<LadderExit>;
   readonly #child: ChildProcess;
   readonly #log: Logger;
@@ -298,9 +328,10 @@ export class LadderProcess {
     const progress = opts.args.progress === true || opts.onProgress !== undefined;
     this.argv = buildLadderArgs({ ...opts.args, progress });
     const ladder = opts.args.ladder;
+    const wantsThumbnails = opts.args.thumbnails !== undefined && topVideoRung(ladder) !== null;
 
     this.#child = spawn(opts.ffmpegPath ?? 'ffmpeg', this.argv, {
-      stdio: ['pipe', 'ignore', 'pipe', ...ladder.map(() => 'pipe' as const)],
+      stdio: ['pipe', 'ignore', 'pipe', ...ladder.map(() => 'pipe' as const), ...(wantsThumbnails ? ['pipe' as const] : [])],
     });
     const child = this.#child;
     this.#log.info('ffmpeg started', { pid: child.pid, rungs: ladder.map((r) => r.name) });
@@ -329,6 +360,9 @@ export class LadderProcess {
       stream.on('error', (error) => this.#log.warn('rung output failed', { rung: rung.name, error }));
       return stream;
     });
+
+    this.thumbnails = wantsThumbnails ? (child.stdio[thumbnailFd(ladder)] as Readable) : null;
+    this.thumbnails?.on('error', (error) => this.#log.warn('thumbnail output failed', { error }));
 
     if (child.stderr) this.#readStderr(child.stderr, progress, opts.onProgress);
   }

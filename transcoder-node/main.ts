@@ -19,6 +19,8 @@ const config = {
   healthPort: Number(env.HEALTH_PORT ?? 8790),
   nodeId: env.NODE_ID ?? `${hostname()}-${process.pid}`,
   region: env.REGION ?? 'local',
+  /** Seconds between JPEG thumbnails of the top rendition (0: none). */
+  thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
 };
 
 const log = createLogger({ service: 'transcoder', nodeId: config.nodeId });
@@ -58,6 +60,7 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
       logger: log,
       metrics,
       dropPublisher: (reason) => session.close(reason),
+      thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
       onClosed: () => {
         if (sessions.get(lease.streamId) === ingest) sessions.delete(lease.streamId);
       },

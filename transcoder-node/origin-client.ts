@@ -6,6 +6,7 @@ import {
   endPath,
   pushPath,
   signIngestRequest,
+  thumbnailPath,
   type AuthorizeResponse,
 } from '../workers/lib/ingest-protocol.ts';
 
@@ -51,6 +52,14 @@ export class OriginClient {
     await this.request('PUT', pushPath(streamId, epoch, rendition, file), bytes, {
       'content-type': 'application/octet-stream',
       [HEADER_META]: JSON.stringify(meta),
+    });
+  }
+
+  /** A JPEG of the top rendition, shown at `programDateTime`. */
+  async pushThumbnail(streamId: string, epoch: number, seq: number, bytes: Uint8Array, programDateTime: number): Promise<void> {
+    await this.request('PUT', thumbnailPath(streamId, epoch, seq), bytes, {
+      'content-type': 'image/jpeg',
+      [HEADER_META]: JSON.stringify({ programDateTime }),
     });
   }
 

@@ -6,10 +6,13 @@ import type { AuthorizeResponse } from '../workers/lib/ingest-protocol.ts';
 import { mediaFileName } from '../workers/lib/object-keys.ts';
 import { rungBandwidth, type LadderRung } from '../workers/lib/stream-config.ts';
 import { CmafChunker } from './cmaf/chunker.ts';
+import { parseInit, type InitInfo } from './cmaf/fmp4.ts';
+import { shiftFragmentTimes } from './cmaf/timeline.ts';
 import { LadderProcess } from './ladder.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { OriginClient, OriginError } from './origin-client.ts';
+import { MpjpegSplitter } from './thumbnails.ts';
 import { RenditionUploader } from './uploader.ts';
 
 export interface SessionOptions {
@@ -22,6 +25,8 @@ export interface SessionOptions {
   onClosed: (reason: string) => void;
   /** Ask the RTMP layer to drop the publisher (e.g. when another node took the stream over). */
   dropPublisher: (reason: string) => void;
+  /** Seconds between thumbnails of the top rendition; 0 or absent: none. */
+  thumbnailIntervalSeconds?: number;
 }
 
 export class IngestSession {
@@ -47,11 +52,21 @@ export class IngestSession {
     this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch });
     this.wallClockAtZero = Date.now();
     const { ladder, partTarget, segmentTarget, fps } = opts.lease;
+    const interval = opts.thumbnailIntervalSeconds ?? 0;
     this.ladder = new LadderProcess({
-      args: { input: 'pipe:0', inputFormat: 'flv', ladder: ladder as LadderRung[], partTarget, segmentTarget, fps },
+      args: {
+        input: 'pipe:0',
+        inputFormat: 'flv',
+        ladder: ladder as LadderRung[],
+        partTarget,
+        segmentTarget,
+        fps,
+        ...(interval > 0 ? { thumbnails: { intervalSeconds: interval } } : {}),
+      },
       logger: this.log,
     });
     for (const [i, rung] of (ladder as LadderRung[]).entries()) this.wireRendition(rung, this.ladder.outputs[i]!);
+    if (this.ladder.thumbnails) this.wireThumbnails(this.ladder.thumbnails, interval);
     // pipeline() carries back-pressure from ffmpeg's stdin to the publisher's socket, and a broken
     // stdin ends the publisher's session instead of throwing.
     pipeline(opts.flv, this.ladder.stdin, (err) => {
@@ -82,7 +97,12 @@ export class IngestSession {
     const chunker = new CmafChunker({ startMsn: this.opts.lease.startMsn, segmentTarget: this.opts.lease.segmentTarget, partTarget: this.opts.lease.partTarget, timeOrigin: 0, logger: log });
     const bw = rungBandwidth(rung);
     const pdt = (startTime: number) => Math.round(this.wallClockAtZero + startTime * 1000);
+    // A reconnection continues the broadcast's timeline: fragments move by the lease's offset.
+    const offset = this.opts.lease.timeOffset ?? 0;
+    let init: InitInfo | null = null;
+    const media = (bytes: Uint8Array) => (offset > 0 && init ? shiftFragmentTimes(bytes, init, offset) : bytes);
     chunker.on('init', (e) => {
+      if (offset > 0) init = parseInit(e.bytes);
       uploader.enqueue({
         file: 'init.mp4',
         bytes: e.bytes,
@@ -103,7 +123,7 @@ export class IngestSession {
       log.debug('part ready', { msn: e.msn, part: e.part, at: Date.now() });
       uploader.enqueue({
         file: mediaFileName({ kind: 'part', msn: e.msn, part: e.part }),
-        bytes: e.bytes,
+        bytes: media(e.bytes),
         readyAt: Date.now(),
         meta: { duration: round6(e.duration), independent: e.independent, programDateTime: pdt(e.startTime) },
       });
@@ -111,7 +131,7 @@ export class IngestSession {
     chunker.on('segment', (e) => {
       uploader.enqueue({
         file: mediaFileName({ kind: 'segment', msn: e.msn }),
-        bytes: e.bytes,
+        bytes: media(e.bytes),
         readyAt: Date.now(),
         meta: { duration: round6(e.duration), partCount: e.partCount, programDateTime: pdt(e.startTime) },
       });
@@ -130,6 +150,41 @@ export class IngestSession {
       }
     });
     output.on('end', () => chunker.end());
+  }
+
+  /**
+   * Thumbnail k shows media time k × interval (ffmpeg's fps filter from output time 0). They go
+   * through their own small queue: a slow or refused thumbnail never holds up or stops the media.
+   */
+  private wireThumbnails(output: Readable, interval: number): void {
+    const log = this.log.child({ output: 'thumbnails' });
+    const uploader = new RenditionUploader({
+      logger: log,
+      highWaterMark: 4,
+      maxAttempts: 3,
+      send: (job) => this.opts.origin.pushThumbnail(this.streamId, this.epoch, Number(job.file), job.bytes, (job.meta as { programDateTime: number }).programDateTime),
+      onFatal: (err: OriginError) => log.warn('thumbnails refused; no more for this session', { code: err.code }),
+    });
+    this.uploaders.set('#thumbnails', uploader);
+    const splitter = new MpjpegSplitter();
+    let seq = 0;
+    output.on('data', (chunk: Buffer) => {
+      let jpegs: Buffer[];
+      try {
+        jpegs = splitter.push(chunk);
+      } catch (err) {
+        log.warn('unreadable thumbnail stream', { error: err });
+        output.removeAllListeners('data');
+        output.resume();
+        return;
+      }
+      for (const jpeg of jpegs) {
+        const programDateTime = Math.round(this.wallClockAtZero + seq * interval * 1000);
+        // A thumbnail that cannot keep up is dropped rather than queued (the next one is newer).
+        if (uploader.pending < 4) uploader.enqueue({ file: String(seq), bytes: new Uint8Array(jpeg), readyAt: Date.now(), meta: { programDateTime } });
+        seq++;
+      }
+    });
   }
 
   /** Stops ffmpeg and the publisher; pending pushes are flushed, then the origin is told. */

@@ -2,6 +2,8 @@
 import type { StreamState } from '../durable-objects/stream-state.ts';
 import type { Room } from '../durable-objects/room.ts';
 import type { RoomShard } from '../durable-objects/room-shard.ts';
+import type { QoeStats } from '../durable-objects/qoe-stats.ts';
+import type { WebhookQueueMessage } from './lib/webhooks.ts';
 
 export interface Env {
   MEDIA: R2Bucket;
@@ -9,6 +11,10 @@ export interface Env {
   STREAM_STATE: DurableObjectNamespace<StreamState>;
   ROOM: DurableObjectNamespace<Room>;
   ROOM_SHARD: DurableObjectNamespace<RoomShard>;
+  /** Recent QoE aggregates and the live player count, one object per stream (docs/player.md). */
+  QOE_STATS: DurableObjectNamespace<QoeStats>;
+  /** Every QoE beacon event as a data point (`[[analytics_engine_datasets]]`). */
+  QOE_ANALYTICS: AnalyticsEngineDataset;
   /** Secret that signs room tokens (HMAC). */
   ROOM_TOKEN_SECRET: string;
   ASSETS: Fetcher;
@@ -17,4 +23,17 @@ export interface Env {
   END_GRACE_SECONDS: string;
   /** Public RTMP publish base URL handed out with new streams, e.g. rtmp://127.0.0.1:1935/live. */
   RTMP_INGEST_URL?: string;
+  /** Webhook events and delivery attempts (`[[queues.producers]]`; consumed by this Worker). */
+  WEBHOOK_QUEUE: Queue<WebhookQueueMessage>;
+  /** Seconds before the first webhook retry; later ones double (default 30). */
+  WEBHOOK_RETRY_BASE_SECONDS?: string;
+  /** Rate limit of the admin API, per client address (`[[ratelimits]]`). */
+  ADMIN_RATE_LIMITER: RateLimit;
+  /** Rate limit of playback-token minting, per stream (`[[ratelimits]]`). */
+  TOKEN_RATE_LIMITER: RateLimit;
+  /**
+   * Local development only (`.dev.vars`): "1" lets requests to a loopback host claim the viewer's
+   * country (see workers/middleware/playback-access.ts). Never set it in wrangler.toml.
+   */
+  DEV_GEO_OVERRIDE?: string;
 }

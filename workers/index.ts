@@ -1,25 +1,67 @@
 // The edge Worker: playback, ingest origin, admin API, rooms and the player page.
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import { secureHeaders } from 'hono/secure-headers';
 import type { Env } from './env.ts';
 import { handleError, errorResponse } from './http.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { ingestRoutes } from './routes/ingest.ts';
 import { playbackRoutes } from './routes/playback.ts';
 import { roomRoutes } from './routes/rooms.ts';
+import { clipRoutes } from './routes/clips.ts';
+import { recordingRoutes } from './routes/recordings.ts';
+import { thumbnailRoutes } from './routes/thumbnails.ts';
+import { vodRoutes } from './routes/vod.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
+import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
+import { streamInfoRoutes } from './routes/stream-info.ts';
+import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { INGEST_PREFIX } from './lib/ingest-protocol.ts';
+import type { WebhookQueueMessage } from './lib/webhooks.ts';
 
 export { StreamState } from '../durable-objects/stream-state.ts';
 export { Room } from '../durable-objects/room.ts';
 export { RoomShard } from '../durable-objects/room-shard.ts';
+export { QoeStats } from '../durable-objects/qoe-stats.ts';
 
 const app = new Hono<{ Bindings: Env }>();
 app.onError(handleError);
+
+// Security headers on every HTTP answer. Playlists and media are fetched by players on other
+// sites (hls.js with CORS, Safari's native player without), so they are cross-origin resources.
+const playbackSecureHeaders = secureHeaders({ crossOriginResourcePolicy: 'cross-origin' });
+const siteSecureHeaders = secureHeaders();
+app.use('*', async (c, next) => {
+  // A WebSocket upgrade is answered 101 with the socket attached: that response passes untouched.
+  if (c.req.header('upgrade')?.toLowerCase() === 'websocket') return next();
+  // Reading c.res before the route runs makes Hono copy what the route returns into a fresh
+  // Response, so headers can be added even where the original's are immutable (Cache API hits,
+  // static assets).
+  void c.res;
+  return (c.req.path.startsWith('/live/') || c.req.path.startsWith('/vod/') ? playbackSecureHeaders : siteSecureHeaders)(c, next);
+});
+// Playback is public to every origin (no cookies: the token rides in the URL). Preflights are
+// answered here, before the token check; requested headers (Range) are echoed back.
+app.use('/live/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'], maxAge: 86400 }));
+app.use('/vod/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'], maxAge: 86400 }));
 app.get('/health', (c) => c.json({ ok: true, service: 'edgelive-worker' }));
+// Before adminRoutes: viewers' QoE beacons carry no admin token (the admin middleware covers /api/*).
+app.route('/api', qoeBeaconRoutes);
 app.route('/api', adminRoutes);
+app.route('/api', streamStatsRoutes);
+app.route('/api', recordingRoutes);
+app.route('/api', clipRoutes);
+app.route('/api/webhooks', webhookRoutes);
 app.route(INGEST_PREFIX, ingestRoutes);
+// Before playbackRoutes: the thumbnail route runs its own access check and answers first.
+app.route('/live', thumbnailRoutes);
+app.route('/live', streamInfoRoutes);
 app.route('/live', playbackRoutes);
+app.route('/vod', vodRoutes);
 app.route('/rooms', roomRoutes);
 app.get('/watch/:id', (c) => c.env.ASSETS.fetch(new URL('/watch.html', c.req.url)));
+// A watch party is the watch page in party mode (public/src/watch.ts reads the path).
+app.get('/party/:roomId', (c) => c.env.ASSETS.fetch(new URL('/watch.html', c.req.url)));
 app.notFound(async (c) => {
   // Everything else is a static asset (player page, scripts) or a JSON 404.
   const asset = await c.env.ASSETS.fetch(c.req.raw);
@@ -27,4 +69,5 @@ app.notFound(async (c) => {
   return errorResponse(404, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
 });
 
-export default app;
+// HTTP, plus the webhook queue's consumer (event fan-out and signed deliveries with retries).
+export default { fetch: app.fetch, queue: handleWebhookBatch } satisfies ExportedHandler<Env, WebhookQueueMessage>;

@@ -30,6 +30,12 @@ export const AuthorizeResponseSchema = z.object({
   partTarget: z.number(),
   segmentTarget: z.number(),
   fps: z.number().int(),
+  /**
+   * Seconds to add to every media timestamp (tfdt) of this epoch: where the previous epoch of
+   * the same broadcast ended, so the timeline never goes back across a reconnection. 0 for the
+   * first epoch of a broadcast.
+   */
+  timeOffset: z.number().nonnegative().default(0),
 });
 export type AuthorizeResponse = z.infer<typeof AuthorizeResponseSchema>;
 
@@ -64,6 +70,25 @@ export type SegmentMeta = z.infer<typeof SegmentMetaSchema>;
 /** Path of a media push: `/ingest/v1/{stream}/{epoch}/{rendition}/{file}`. */
 export function pushPath(streamId: string, epoch: number, rendition: string, file: string): string {
   return `${INGEST_PREFIX}/${streamId}/${epoch}/${rendition}/${file}`;
+}
+
+/** Largest thumbnail a push may carry. */
+export const MAX_THUMBNAIL_BYTES = 1024 * 1024;
+
+/** Metadata of a thumbnail push (`x-edgelive-meta`): when the pictured frame was shown. */
+export const ThumbnailMetaSchema = z.object({
+  /** Wall-clock time of the frame, ms since the Unix epoch (the same clock as PROGRAM-DATE-TIME). */
+  programDateTime: z.number().int().positive(),
+});
+export type ThumbnailMeta = z.infer<typeof ThumbnailMetaSchema>;
+
+/**
+ * Path of a thumbnail push: `/ingest/v1/{stream}/{epoch}/thumbnails/{seq}.jpg`, a JPEG of the top
+ * rendition; `seq` counts from 0 in each epoch. (`.jpg` is never a media file name, so a
+ * rendition named `thumbnails` is no ambiguity.)
+ */
+export function thumbnailPath(streamId: string, epoch: number, seq: number): string {
+  return `${INGEST_PREFIX}/${streamId}/${epoch}/thumbnails/${seq}.jpg`;
 }
 
 /** Path that tells the origin a publisher has stopped: `/ingest/v1/{stream}/{epoch}/end`. */

@@ -59,6 +59,12 @@ export interface MediaPlaylistSnapshot {
   ended: boolean;
   /** Reports for every other rendition of the presentation. */
   reports: RenditionReport[];
+  /**
+   * A start-over playlist (`?start=`): it begins at the requested point and asks players to start
+   * there (EXT-X-START:TIME-OFFSET, seconds from its first segment, PRECISE=YES). Constant for
+   * the life of that playlist URL, as MUT-01 requires.
+   */
+  startTimeOffset?: number;
 }
 
 export type RenditionKind = 'video' | 'audio';
@@ -84,4 +90,27 @@ export interface PresentationSnapshot {
   streamId: string;
   renditions: RenditionInfo[];
   ended: boolean;
+}
+
+/** One segment of a VOD playlist (a recording or a clip): the live objects, listed as they are. */
+export interface VodSegment {
+  msn: number;
+  epoch: number;
+  /** EXTINF seconds (for a clip's last segment, up to the end of its last included part). */
+  duration: number;
+  programDateTime: number;
+  /** The publisher reconnected before this segment: EXT-X-DISCONTINUITY and a new EXT-X-MAP. */
+  discontinuity: boolean;
+  /** Only the first bytes of the segment object (EXT-X-BYTERANGE n@0): a clip ending mid-segment. */
+  byteLength?: number;
+}
+
+/** Everything the edge needs to render one VOD media playlist (EXT-X-PLAYLIST-TYPE:VOD, ENDLIST). */
+export interface VodPlaylistSnapshot {
+  rendition: string;
+  /** EXT-X-TARGETDURATION: the stream's constant. */
+  targetDuration: number;
+  segments: VodSegment[];
+  /** Seconds from the first segment's start where playback starts (a clip starting mid-segment). */
+  startTimeOffset?: number;
 }

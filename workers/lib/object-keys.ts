@@ -36,3 +36,17 @@ export function mediaObjectKey(streamId: string, epoch: number, rendition: strin
 
 /** Names of streams, renditions and rooms: short, URL-safe, no dots or slashes. */
 export const NAME_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `thumbs/{stream}/{epoch}/{seq}.jpg`: the JPEG the transcoder grabs from the top rendition
+ * every few seconds; `seq` counts from 0 within an epoch. Outside `live/` so no rendition name
+ * can collide with it.
+ */
+export function thumbnailKey(streamId: string, epoch: number, seq: number): string {
+  return `thumbs/${streamId}/${epoch}/${seq}.jpg`;
+}
+
+/** `exports/{clip}.mp4`: a clip's MP4 export, made by the transcoder. */
+export function clipExportKey(clipId: string): string {
+  return `exports/${clipId}.mp4`;
+}

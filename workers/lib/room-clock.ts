@@ -47,16 +47,23 @@ export interface ClockEstimate {
  */
 export class ClockEstimator {
   readonly window: number;
+  /**
+   * Samples older than this are dropped: two clocks drift apart by up to ~0.1 ms a second, so
+   * an old interval can stop containing today's offset.
+   */
+  readonly maxAgeMs: number;
   private samples: ClockSample[] = [];
 
-  constructor(window = 32) {
+  constructor(window = 32, maxAgeMs = 300_000) {
     this.window = window;
+    this.maxAgeMs = maxAgeMs;
   }
 
   add(sample: ClockSample): void {
     if (!(sample.delay >= 0) || !Number.isFinite(sample.offset)) return; // impossible sample: drop it
     this.samples.push(sample);
     if (this.samples.length > this.window) this.samples.shift();
+    while (this.samples.length > 1 && this.samples[0]!.at < sample.at - this.maxAgeMs) this.samples.shift();
   }
 
   reset(): void {

@@ -77,6 +77,8 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 // needed in chat, and bidi overrides let one message spoof the look of another.
 
 const STRIP = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069\uFEFF]/g;
+/** At least one character that is neither white space nor zero-width. */
+const VISIBLE = /[^\s\u200B-\u200D\u2060]/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** Normalizes user text: drops control and bidi-override characters, repairs surrogates, trims. */
@@ -98,7 +100,7 @@ const text = (max: number, allowNewlines: boolean) =>
     .string()
     .max(max * 2 + 64)
     .transform((s) => cleanText(s, allowNewlines))
-    .refine((s) => s.length > 0, 'must not be empty')
+    .refine((s) => VISIBLE.test(s), 'must not be empty')
     .refine((s) => charCount(s) <= max, `at most ${max} characters`);
 
 export const DisplayName = text(ROOM_LIMITS.nameMaxChars, false);
@@ -296,7 +298,12 @@ export const ServerMessage = z.discriminatedUnion('type', [
     type: z.literal('batch'),
     epoch: z.string(),
     seq: z.number().int(),
-    /** Server time the batch was cut. */
+    /**
+     * Present when a busy shard merged consecutive batches `from`..`seq` into one frame: each
+     * socket then costs one send per delivery instead of one per batch.
+     */
+    from: z.number().int().optional(),
+    /** Server time the (last) batch was cut. */
     t: z.number(),
     events: z.array(RoomEvent),
   }),

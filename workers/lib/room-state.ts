@@ -3,6 +3,23 @@
 // keeps its view with it: one function, so a late joiner and a long-connected viewer agree.
 import { ROOM_LIMITS, type RoomEvent, type RoomSnapshot } from './room-protocol.ts';
 
+export interface BatchBody {
+  epoch: string;
+  seq: number;
+  from?: number;
+  t: number;
+  events: RoomEvent[];
+}
+
+/** Serialises consecutive batches (same epoch, in order) as one frame covering `from`..`seq`. */
+export function mergeBatches(batches: readonly BatchBody[]): string {
+  const first = batches[0]!;
+  const last = batches[batches.length - 1]!;
+  const events: RoomEvent[] = [];
+  for (const b of batches) for (const e of b.events) events.push(e);
+  return JSON.stringify({ type: 'batch', epoch: last.epoch, seq: last.seq, from: first.from ?? first.seq, t: last.t, events });
+}
+
 export function emptySnapshot(anonymous = true): RoomSnapshot {
   return { history: [], polls: [], playback: null, presence: { count: 0 }, slowModeSec: 0, anonymous };
 }

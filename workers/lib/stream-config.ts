@@ -1,6 +1,7 @@
 // A stream's configuration: its ABR ladder and LL-HLS timing. Shared by the admin API (which
 // validates it), the StreamState DO (which derives playlist timing) and the transcoder (which encodes it).
 import { z } from 'zod';
+import { CountryListSchema } from './geo.ts';
 import type { PlaylistTiming } from './live-model.ts';
 import { NAME_RE } from './object-keys.ts';
 
@@ -44,6 +45,17 @@ export const DEFAULT_LADDER: LadderRung[] = [
   { name: 'audio', kind: 'audio', audioBitrate: 128_000, channels: 2 },
 ];
 
+/**
+ * Who may play a stream: everyone (`public`) or holders of a signed playback token (`signed`),
+ * and from which countries (checked at the edge against `request.cf.country`, for both policies).
+ */
+export const PlaybackSettingsSchema = z.strictObject({
+  policy: z.enum(['public', 'signed']).default('public'),
+  allowCountries: CountryListSchema.optional(),
+  blockCountries: CountryListSchema.optional(),
+});
+export type PlaybackSettings = z.infer<typeof PlaybackSettingsSchema>;
+
 export const StreamSettingsSchema = z.object({
   title: z.string().max(200).default(''),
   ladder: LadderSchema.default(DEFAULT_LADDER),
@@ -52,9 +64,13 @@ export const StreamSettingsSchema = z.object({
   /** Segment (and keyframe interval) target, seconds (about 1 s to 2 s). */
   segmentTarget: z.number().min(1).max(6).default(1),
   /** DVR window in seconds kept in the live playlist (0 = live edge only). */
-  dvrWindowSeconds: z.number().int().min(0).max(24 * 3600).default(60),
+  dvrWindowSeconds: z.number().int().min(0).max(24 * 3600).default(7200),
+  /** Days a recording (and its clips' media) is kept after the broadcast ends; 0 keeps none. */
+  retentionDays: z.number().int().min(0).max(3650).default(7),
   /** Output frame rate of every video rendition. */
   fps: z.number().int().min(10).max(60).default(30),
+  /** Playback policy and country rules; streams stored before it existed are public. */
+  playback: PlaybackSettingsSchema.prefault({}),
 });
 export type StreamSettings = z.infer<typeof StreamSettingsSchema>;
 

@@ -1,4 +1,5 @@
-// The admin API: create, list, show, delete streams and rotate their keys (bearer ADMIN_TOKEN).
+// The admin API: create, list, show, change, delete streams, rotate their keys, mint playback
+// tokens, and the signing keys (bearer ADMIN_TOKEN, rate limited per client address).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
@@ -13,11 +14,20 @@ import {
 } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
+import { CountryListSchema } from '../lib/geo.ts';
 import { NAME_RE } from '../lib/object-keys.ts';
-import { StreamSettingsSchema } from '../lib/stream-config.ts';
+import { signPlaybackToken } from '../lib/playback-token.ts';
+import { PlaybackSettingsSchema, StreamSettingsSchema } from '../lib/stream-config.ts';
+import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
+import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
+import { managedSigningKey } from '../signing-keys.ts';
+import { keyRoutes } from './keys.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
+// Counted before the token is checked, so guessing it is throttled too.
+adminRoutes.use('*', rateLimit({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: (c) => `admin:${clientAddress(c)}`, periodSeconds: 60 }));
 adminRoutes.use('*', adminAuth());
+adminRoutes.route('/signing-keys', keyRoutes);
 
 const ListQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
@@ -63,6 +73,7 @@ adminRoutes.post('/streams', async (c) => {
   )
     .bind(id, settings.title, await hashStreamKey(streamKey), JSON.stringify(settings), 'idle', now, now)
     .run();
+  forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
   const origin = new URL(c.req.url).origin;
   return c.json({ id, streamKey, ingest: ingestUrls(c.env, streamKey), playback: playbackUrls(origin, id), settings }, 201);
 });
@@ -98,10 +109,75 @@ adminRoutes.get('/streams/:id', async (c) => {
   });
 });
 
+/** Changes the title or the playback rules; `playback` is replaced whole, the ladder and timing are fixed. */
+const PatchStreamSchema = z.strictObject({
+  title: z.string().max(200).optional(),
+  playback: PlaybackSettingsSchema.optional(),
+});
+
+adminRoutes.patch('/streams/:id', async (c) => {
+  const id = streamIdParam(c.req.param('id'));
+  const patch = parseOr400(PatchStreamSchema, await readJson(c.req.raw), 'stream changes');
+  const stream = await getStream(c.env.DB, id);
+  if (!stream) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  const settings = StreamSettingsSchema.parse({
+    ...stream.settings,
+    ...(patch.title !== undefined ? { title: patch.title } : {}),
+    ...(patch.playback ? { playback: patch.playback } : {}),
+  });
+  const now = Date.now();
+  const res = await c.env.DB.prepare('UPDATE streams SET title = ?, settings = ?, updated_at = ? WHERE id = ?')
+    .bind(settings.title, JSON.stringify(settings), now, id)
+    .run();
+  if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  // This isolate applies the new rules at once; every other one within 30 s (its cache TTL).
+  forgetPlaybackAccess(id);
+  await c.env.STREAM_STATE.getByName(id).configure({ streamId: id, settings });
+  return c.json(streamJson(new URL(c.req.url).origin, { ...stream, title: settings.title, settings, updatedAt: now }));
+});
+
+const MintTokenSchema = z.strictObject({
+  /** Seconds the token is valid for. */
+  expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+  /** Unix seconds before which the token is refused. */
+  notBefore: z.number().int().nonnegative().optional(),
+  allowCountries: CountryListSchema.optional(),
+  blockCountries: CountryListSchema.optional(),
+});
+
+/** Mints a playback token with the managed key, for operators who do not sign their own. */
+adminRoutes.post(
+  '/streams/:id/playback-tokens',
+  rateLimit({ limiter: (env) => env.TOKEN_RATE_LIMITER, key: (c) => `mint:${c.req.param('id') ?? ''}`, periodSeconds: 60 }),
+  async (c) => {
+    const id = streamIdParam(c.req.param('id'));
+    const body = parseOr400(MintTokenSchema, await readJson(c.req.raw), 'token request');
+    const exists = await c.env.DB.prepare('SELECT 1 AS one FROM streams WHERE id = ?').bind(id).first();
+    if (!exists) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+    const now = Date.now();
+    const expiresAt = Math.floor(now / 1000) + body.expiresIn;
+    const key = await managedSigningKey(c.env.DB, now);
+    const grant = { streamId: id, expiresAt, notBefore: body.notBefore, allowCountries: body.allowCountries, blockCountries: body.blockCountries };
+    const token = await signPlaybackToken(grant, key, now);
+    const urls = playbackUrls(new URL(c.req.url).origin, id);
+    return c.json(
+      {
+        token,
+        kid: key.kid,
+        streamId: id,
+        expiresAt: new Date(expiresAt * 1000).toISOString(),
+        playback: { hls: `${urls.hls}?token=${token}`, watch: `${urls.watch}?token=${token}` },
+      },
+      201,
+    );
+  },
+);
+
 adminRoutes.delete('/streams/:id', async (c) => {
   const id = streamIdParam(c.req.param('id'));
   const res = await c.env.DB.prepare('DELETE FROM streams WHERE id = ?').bind(id).run();
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  forgetPlaybackAccess(id);
   await c.env.STREAM_STATE.getByName(id).terminate();
   return c.body(null, 204);
 });

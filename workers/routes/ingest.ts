@@ -10,8 +10,10 @@ import {
   HEADER_META,
   InitMetaSchema,
   MAX_PUSH_BYTES,
+  MAX_THUMBNAIL_BYTES,
   PartMetaSchema,
   SegmentMetaSchema,
+  ThumbnailMetaSchema,
   verifyIngestRequest,
   type AuthorizeResponse,
 } from '../lib/ingest-protocol.ts';
@@ -84,7 +86,7 @@ ingestRoutes.post('/authorize', async (c) => {
   if (!stream) throw new HttpError(403, 'unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
   const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region);
   if ('code' in lease) rpcStatus(lease);
-  const { epoch, startMsn } = lease as { epoch: number; startMsn: number };
+  const { epoch, startMsn, timeOffset } = lease as { epoch: number; startMsn: number; timeOffset: number };
   const s = stream.settings;
   const res: AuthorizeResponse = {
     streamId: stream.id,
@@ -94,6 +96,7 @@ ingestRoutes.post('/authorize', async (c) => {
     partTarget: s.partTarget,
     segmentTarget: s.segmentTarget,
     fps: s.fps,
+    timeOffset,
   };
   return c.json(res);
 });
@@ -104,6 +107,19 @@ ingestRoutes.post('/:stream/:epoch/end', async (c) => {
   const r = await c.env.STREAM_STATE.getByName(stream).publisherStopped(epoch);
   rpcStatus(r);
   return c.json({ ok: true });
+});
+
+ingestRoutes.put('/:stream/:epoch/thumbnails/:file', async (c) => {
+  const body = await signedBody(c.req.raw, c.env.INGEST_SECRET, MAX_THUMBNAIL_BYTES);
+  const { stream, epoch } = pushTarget(c.req.param('stream'), c.req.param('epoch'));
+  const m = /^(\d{1,9})\.jpg$/.exec(c.req.param('file'));
+  if (!m) throw new HttpError(400, 'invalid_object', 'expected {seq}.jpg');
+  if (body.byteLength === 0) throw new HttpError(400, 'empty_body', 'a push carries the JPEG bytes');
+  const meta = parseOr400(ThumbnailMetaSchema, parseMeta(c.req.header(HEADER_META)), 'thumbnail meta');
+  const bytes = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : body.slice().buffer;
+  const r = await c.env.STREAM_STATE.getByName(stream).ingestThumbnail(epoch, Number(m[1]), meta.programDateTime, bytes as ArrayBuffer);
+  rpcStatus(r);
+  return c.json({ ok: true, duplicate: 'duplicate' in r ? r.duplicate === true : false }, r.status as 200 | 201);
 });
 
 ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {

@@ -1,21 +1,41 @@
 // Playback at the edge: the multivariant and media playlists rendered per request from the
 // StreamState snapshot (blocking reloads coalesced per isolate and cached per colo), and media
-// objects from R2 through the Cache API, with hinted parts held until they exist.
+// objects from R2 through the Cache API, with hinted parts held until they exist. Every route is
+// behind `playbackAccess` (policy, token, country) before any cache is consulted; a signed
+// stream's token is written into every URI of the playlists it gets.
 import { Hono, type Context } from 'hono';
-import type { Env } from '../env.ts';
 import { Coalescer } from '../coalesce.ts';
 import { errorResponse, HttpError } from '../http.ts';
 import type { PlaylistTiming } from '../lib/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../lib/object-keys.ts';
 import { directiveCacheKey, parseHlsDirectives } from '../lib/playlist/blocking.ts';
 import { renderMediaPlaylist, renderMultivariantPlaylist } from '../lib/playlist/render.ts';
+import { parseStartParam } from '../lib/start-over.ts';
+import { playbackAccess, type PlaybackAccessEnv } from '../middleware/playback-access.ts';
 import type { PlaylistResult } from '../../durable-objects/stream-state.ts';
 
-export const playbackRoutes = new Hono<{ Bindings: Env }>();
+export const playbackRoutes = new Hono<PlaybackAccessEnv>();
+playbackRoutes.use('/:id/*', playbackAccess());
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const playlistCalls = new Coalescer<PlaylistResult>();
+
+/**
+ * A signed stream's blocking playlists are cached per colo like a public one's, but rendered
+ * with this placeholder where the token goes: one cached text serves every viewer, and each
+ * gets their own token written in on the way out (names in URIs are [A-Za-z0-9_-], never braces).
+ */
+const TOKEN_SLOT = '{playback-token}';
+
+function withToken(text: string, token: string): string {
+  return text.replaceAll(TOKEN_SLOT, token);
+}
+
+/** What a viewer's browser may do with a response: one that carries or needs a token stays private. */
+function forViewer(cacheControl: string, signed: boolean): string {
+  return signed ? cacheControl.replace(/^public\b/, 'private') : cacheControl;
+}
 
 function checkName(value: string, what: string): string {
   if (!NAME_RE.test(value)) throw new HttpError(400, `invalid_${what}`, `malformed ${what}`);
@@ -46,7 +66,12 @@ playbackRoutes.get('/:id/index.m3u8', async (c) => {
   const id = checkName(c.req.param('id'), 'stream_id');
   const r = await c.env.STREAM_STATE.getByName(id).presentation();
   if (r.status !== 200) return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*' });
-  return playlistResponse(c, renderMultivariantPlaylist(r.presentation), 'no-cache');
+  const token = c.get('playbackToken');
+  // Start-over: every media playlist URI carries the start point, so all renditions begin there.
+  const start = parseStartParam(c.req.queries('start') ?? []);
+  if (!start.ok) return errorResponse(400, 'invalid_start', start.message, { 'access-control-allow-origin': '*' });
+  const uriQuery = [token ? `token=${token}` : '', start.query ?? ''].filter(Boolean).join('&');
+  return playlistResponse(c, renderMultivariantPlaylist(r.presentation, uriQuery ? { uriQuery } : undefined), 'no-cache');
 });
 
 playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
@@ -57,22 +82,31 @@ playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
   if (!parsed.ok) return errorResponse(400, parsed.code, parsed.message, { 'access-control-allow-origin': '*' });
   const d = parsed.directives;
   const blocking = d.msn !== undefined;
-  // Identical requests share a cache entry whatever order the client wrote the directives in (DU-06).
-  const cacheUrl = `${url.origin}/live/${id}/${rendition}/index.m3u8?${directiveCacheKey(d)}`;
+  const token = c.get('playbackToken');
+  const start = parseStartParam(url.searchParams.getAll('start'));
+  if (!start.ok) return errorResponse(400, 'invalid_start', start.message, { 'access-control-allow-origin': '*' });
+  const startKey = start.query ? `&${start.query}` : '';
+  // Identical requests share a cache entry whatever order the client wrote the directives in
+  // (DU-06) and whatever token they carry; signed and public renderings never share one.
+  const cacheUrl = `${url.origin}/live/${id}/${rendition}/index.m3u8?${directiveCacheKey(d)}${startKey}${token ? '&signed' : ''}`;
   const cache = typeof caches !== 'undefined' ? caches.default : null;
   if (blocking && cache) {
     const hit = await cache.match(cacheUrl);
-    if (hit) return hit;
+    if (hit && !token) return hit;
+    if (hit && token) return playlistResponse(c, withToken(await hit.text(), token), forViewer(hit.headers.get('cache-control') ?? 'no-cache', true));
   }
-  const key = `${id}|${rendition}|${directiveCacheKey(d)}`;
-  const r = await playlistCalls.run(key, () => c.env.STREAM_STATE.getByName(id).playlist(rendition, d));
+  const key = `${id}|${rendition}|${directiveCacheKey(d)}${startKey}`;
+  const r = await playlistCalls.run(key, () => c.env.STREAM_STATE.getByName(id).playlist(rendition, d, start.start));
   if (r.status !== 200) {
     const retry = r.status === 503 ? { 'retry-after': '1' } : undefined;
     return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*', ...retry });
   }
-  const text = renderMediaPlaylist(r.snapshot);
-  const res = playlistResponse(c, text, playlistCacheControl(r.snapshot.timing, blocking, r.snapshot.ended));
-  if (blocking && cache) c.executionCtx.waitUntil(cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': res.headers.get('cache-control')! } })));
+  const cacheControl = playlistCacheControl(r.snapshot.timing, blocking, r.snapshot.ended);
+  const cacheIt = blocking && cache;
+  // Only a text headed for the colo cache needs the placeholder; others get the token directly.
+  const text = renderMediaPlaylist(r.snapshot, token ? { uriQuery: `token=${cacheIt ? TOKEN_SLOT : token}` } : undefined);
+  const res = playlistResponse(c, token && cacheIt ? withToken(text, token) : text, forViewer(cacheControl, !!token));
+  if (cacheIt) c.executionCtx.waitUntil(cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': cacheControl } })));
   return res;
 });
 
@@ -85,12 +119,20 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   const object = parseMediaFileName(c.req.param('file'));
   if (!object) throw new HttpError(404, 'not_found', 'no such media object');
   const key = mediaObjectKey(id, epoch, rendition, object);
+  const signed = c.get('playbackToken') !== undefined;
   const range = c.req.header('range');
   const cache = typeof caches !== 'undefined' && !range ? caches.default : null;
+  // The cache key is the object's, never the request URL: viewers with different tokens share
+  // one cached copy, and the token was already checked before this line.
   const cacheKey = new Request(new URL(c.req.url).origin + '/' + key);
   if (cache) {
     const hit = await cache.match(cacheKey);
-    if (hit) return hit;
+    if (hit && !signed) return hit;
+    if (hit) {
+      const res = new Response(hit.body, hit);
+      res.headers.set('cache-control', forViewer(IMMUTABLE, true));
+      return res;
+    }
   }
   let obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
   if (!obj) {
@@ -111,12 +153,15 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
     const length = obj.range.length ?? obj.size - offset;
     headers.set('content-range', `bytes ${offset}-${offset + length - 1}/${obj.size}`);
     headers.set('content-length', String(length));
+    headers.set('cache-control', forViewer(IMMUTABLE, signed));
     return new Response(obj.body, { status: 206, headers });
   }
   headers.set('content-length', String(obj.size));
-  if (!cache) return new Response(obj.body, { headers });
-  // One read of R2 feeds both the viewer and the colo cache.
-  const [forViewer, forCache] = obj.body.tee();
-  c.executionCtx.waitUntil(cache.put(cacheKey, new Response(forCache, { headers })));
-  return new Response(forViewer, { headers });
+  const viewerHeaders = new Headers(headers);
+  viewerHeaders.set('cache-control', forViewer(IMMUTABLE, signed));
+  if (!cache) return new Response(obj.body, { headers: viewerHeaders });
+  // One read of R2 feeds both the viewer and the colo cache (which keeps the public lifetime).
+  const [toViewer, toCache] = obj.body.tee();
+  c.executionCtx.waitUntil(cache.put(cacheKey, new Response(toCache, { headers })));
+  return new Response(toViewer, { headers: viewerHeaders });
 });

@@ -1,7 +1,13 @@
 // LL-HLS playlist text from plain snapshots: the media playlist of one rendition and the
 // multivariant playlist. Pure string building, no I/O and no Worker globals (LLHLS.md §1.1–1.6, §1.10).
 // Tag order and values follow the checklist IDs cited inline; every URI gets the optional query.
-import type { MediaPlaylistSnapshot, PlaylistTiming, PresentationSnapshot, RenditionInfo } from '../live-model.ts';
+import type {
+  MediaPlaylistSnapshot,
+  PlaylistTiming,
+  PresentationSnapshot,
+  RenditionInfo,
+  VodPlaylistSnapshot,
+} from '../live-model.ts';
 import { mediaFileName } from '../object-keys.ts';
 
 export interface RenderOptions {
@@ -93,6 +99,7 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
     snap.timing.targetDuration +
     '\n' +
     timingLines(snap.timing) +
+    (snap.startTimeOffset !== undefined ? startLine(snap.startTimeOffset) : '') +
     // MEDIA-SEQUENCE before SKIP: older hls.js rejects the reverse order (MP-03).
     '#EXT-X-MEDIA-SEQUENCE:' +
     snap.mediaSequence +
@@ -176,6 +183,51 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
   // ENDLIST as the final line, like every ended playlist in the spec's examples.
   if (snap.ended) out += '#EXT-X-ENDLIST\n';
   return out;
+}
+
+/**
+ * EXT-X-START (MP-11): where a player should begin, in seconds from the first segment.
+ * PRECISE=YES: present from exactly there, decoding from the segment's keyframe before it.
+ */
+function startLine(timeOffset: number): string {
+  return '#EXT-X-START:TIME-OFFSET=' + formatDecimal(timeOffset) + ',PRECISE=YES\n';
+}
+
+/** EXT-X-VERSION of a VOD playlist: EXT-X-MAP needs 6 (BYTERANGE needs only 4). */
+export const VOD_PLAYLIST_VERSION = 6;
+
+/**
+ * Renders a recording's or a clip's media playlist: EXT-X-PLAYLIST-TYPE:VOD, every segment with
+ * its EXTINF, ENDLIST; it never changes (MP-09), so no parts, hints or reports. A discontinuity
+ * (the publisher reconnected) gets DISCONTINUITY, a new MAP and its PDT; PDT is also on the first
+ * segment, which dates every later one (SEG-02 asks for it on discontinuities; a 2-hour VOD
+ * playlist stays small without one per segment). A clip ending mid-segment lists the first bytes
+ * of that segment (EXT-X-BYTERANGE): the parts up to its end, which start with its keyframe.
+ */
+export function renderVodPlaylist(snap: VodPlaylistSnapshot, opts?: RenderOptions): string {
+  const q = querySuffix(opts);
+  let out =
+    '#EXTM3U\n#EXT-X-VERSION:' +
+    VOD_PLAYLIST_VERSION +
+    '\n#EXT-X-TARGETDURATION:' +
+    snap.targetDuration +
+    '\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n';
+  if (snap.startTimeOffset !== undefined && snap.startTimeOffset > 0) out += startLine(snap.startTimeOffset);
+  let prevEpoch: number | undefined;
+  for (let i = 0; i < snap.segments.length; i++) {
+    const s = snap.segments[i]!;
+    const dir = s.epoch + '/';
+    // The first segment has nothing before it to be discontinuous with.
+    const disc = i > 0 && (s.discontinuity || s.epoch !== prevEpoch);
+    if (disc) out += '#EXT-X-DISCONTINUITY\n';
+    if (s.epoch !== prevEpoch) out += '#EXT-X-MAP:URI="' + dir + 'init.mp4' + q + '"\n';
+    if (i === 0 || disc) out += '#EXT-X-PROGRAM-DATE-TIME:' + formatProgramDateTime(s.programDateTime) + '\n';
+    prevEpoch = s.epoch;
+    out += '#EXTINF:' + formatDecimal(s.duration) + ',\n';
+    if (s.byteLength !== undefined) out += '#EXT-X-BYTERANGE:' + s.byteLength + '@0\n';
+    out += dir + mediaFileName({ kind: 'segment', msn: s.msn }) + q + '\n';
+  }
+  return out + '#EXT-X-ENDLIST\n';
 }
 
 function byBandwidthDesc(a: RenditionInfo, b: RenditionInfo): number {

@@ -12,6 +12,15 @@ export interface WindowSegment {
   parts?: ReadonlyArray<{ duration: number }> | null;
 }
 
+/**
+ * Segments oldest first, read by index. An array is one; so is a view over the DO's DVR window,
+ * which lets these functions walk a 2-hour window from its end without copying it.
+ */
+export interface SegmentSequence<T> {
+  readonly length: number;
+  at(index: number): T | undefined;
+}
+
 // Durations are compared in the units the playlist prints (5 decimals, see formatDecimal), so the
 // boundaries below are exactly what a client can recompute from the text, with no float drift.
 const UNITS_PER_SECOND = 100_000;
@@ -27,19 +36,19 @@ function units(seconds: number): number {
  * Use: `segments[i].parts` is listed iff `i >= segments.length - partsRetained(segments, timing)`.
  * Retention is per parent segment (never half a parent), so parts leave in playlist order.
  */
-export function partsRetained(segments: ReadonlyArray<WindowSegment>, timing: PlaylistTiming): number {
+export function partsRetained(segments: SegmentSequence<WindowSegment>, timing: PlaylistTiming): number {
   const limit = units(PART_RETENTION_TARGET_DURATIONS * timing.targetDuration);
   let i = segments.length - 1;
   let fromEnd = 0; // distance from the playlist end to the end of segments[i], in units
   let kept = 0;
-  const last = segments[i];
+  const last = i >= 0 ? segments.at(i) : undefined;
   if (last && last.duration === null) {
     for (const p of last.parts ?? []) fromEnd += units(p.duration);
     kept = 1;
     i--;
   }
   for (; i >= 0; i--) {
-    const d = segments[i]!.duration;
+    const d = segments.at(i)!.duration;
     if (d === null || fromEnd > limit) break;
     kept++;
     fromEnd += units(d);
@@ -54,15 +63,15 @@ export function partsRetained(segments: ReadonlyArray<WindowSegment>, timing: Pl
  * Takes the listed segments oldest first; an open segment at the end is ignored. Returns 0 when
  * nothing is that old (then the response is simply the full playlist).
  */
-export function computeSkip(segments: ReadonlyArray<{ duration: number | null }>, timing: PlaylistTiming): number {
+export function computeSkip(segments: SegmentSequence<{ duration: number | null }>, timing: PlaylistTiming): number {
   const boundary = units(timing.canSkipUntil);
   if (!(boundary > 0)) return 0; // no Skip Boundary: no delta updates
   let i = segments.length - 1;
-  while (i >= 0 && segments[i]!.duration === null) i--;
+  while (i >= 0 && segments.at(i)!.duration === null) i--;
   let fromEnd = 0; // distance from E back to the end of segments[i]
   for (; i >= 0; i--) {
     if (fromEnd >= boundary) return i + 1;
-    const d = segments[i]!.duration;
+    const d = segments.at(i)!.duration;
     if (d === null) return 0; // only the last segment may be open: refuse to guess
     fromEnd += units(d);
   }

@@ -1,0 +1,384 @@
+// The socket side shared by Room (for a small room's own viewers) and RoomShard (for a big room's
+// share of viewers): accepting hibernatable sockets, who each socket is, admission of inbound
+// frames (size, rate, schema), broadcast of pre-serialised frames, and the recent-frame ring that
+// lets a reconnecting viewer resume without a full snapshot.
+import {
+  CLOSE,
+  ROOM_PROTOCOL_VERSION,
+  errorFrame,
+  parseClientFrame,
+  type ClientMessage,
+  type ErrorCode,
+  type Role,
+  type RoomSnapshot,
+} from '../workers/lib/room-protocol.ts';
+import { ROOM_RATE_LIMITS, fullBucket, takeToken, type BucketState } from '../workers/lib/room-token-bucket.ts';
+import { mergeBatches, type BatchBody } from '../workers/lib/room-state.ts';
+
+/**
+ * After a broadcast that took B ms, the next waits at least PACE_FACTOR × B: sending can then
+ * take at most half of a holder's time, however many sockets it holds and however busy the
+ * room is. Batches that arrive meanwhile go out merged, one frame per socket.
+ */
+export const PACE_FACTOR = 1;
+
+/** Who a connection is. The Worker decides it (token or anonymous session) before the upgrade. */
+export interface ConnIdentity {
+  conn: string;
+  uid: string;
+  name: string;
+  role: Role;
+}
+
+/** The admission the Worker hands to the object that will hold the socket (header below). */
+export interface Admission extends ConnIdentity {
+  room: string;
+  /** -1: the Room holds the socket; otherwise the shard index. */
+  shard: number;
+  session?: string;
+  resume?: { epoch: string; seq: number };
+}
+
+/**
+ * Internal header carrying the admission from the Worker to a room object. Durable Objects are
+ * reachable only through their bindings, so only our Worker can set it; the Worker builds the
+ * forwarded request itself and never copies a client's header of this name.
+ */
+export const ADMISSION_HEADER = 'x-edgelive-room-admission';
+
+/** Per-connection state that survives hibernation (kept small: the limit is 16 KiB). */
+export interface Attachment extends ConnIdentity {
+  room: string;
+  shard: number;
+  joinedAt: number;
+}
+
+/**
+ * In-memory per-connection state. The rate bucket lives here rather than in the attachment:
+ * rewriting the attachment on every frame costs a serialisation, and an object only hibernates
+ * after 10 s without events, by which time a bucket has refilled anyway — so losing it to
+ * hibernation loses nothing.
+ */
+interface Live {
+  bucket: BucketState;
+  strikes: number;
+  lastRefusalAt: number;
+}
+
+/** Recent batch frames by sequence number, for resuming viewers. Bounded by count and bytes. */
+export class FrameRing {
+  private frames: Array<{ seq: number; text: string }> = [];
+  private bytes = 0;
+  private readonly maxFrames: number;
+  private readonly maxBytes: number;
+  epoch = '';
+
+  constructor(maxFrames = 600, maxBytes = 4 * 1024 * 1024) {
+    this.maxFrames = maxFrames;
+    this.maxBytes = maxBytes;
+  }
+
+  push(epoch: string, seq: number, text: string): void {
+    if (epoch !== this.epoch) this.clear(epoch);
+    this.frames.push({ seq, text });
+    this.bytes += text.length;
+    while (this.frames.length > this.maxFrames || (this.bytes > this.maxBytes && this.frames.length > 1)) {
+      this.bytes -= this.frames.shift()!.text.length;
+    }
+  }
+
+  clear(epoch: string): void {
+    this.epoch = epoch;
+    this.frames = [];
+    this.bytes = 0;
+  }
+
+  /**
+   * The frames after `seq` if the ring still holds all of them (an empty list when the viewer is
+   * current), or null when a snapshot is needed instead.
+   */
+  since(epoch: string, seq: number, currentSeq: number): string[] | null {
+    if (epoch !== this.epoch) return null;
+    if (seq > currentSeq) return null;
+    if (seq === currentSeq) return [];
+    const first = this.frames[0];
+    if (!first || first.seq > seq + 1) return null;
+    return this.frames.filter((f) => f.seq > seq).map((f) => f.text);
+  }
+}
+
+/**
+ * Where an object's time goes: calls, milliseconds inside them and items handled, per activity.
+ * In memory only (lost on eviction); read through `stats()` by operators and the benchmark.
+ */
+export class Meter {
+  readonly since = Date.now();
+  readonly counts: Record<string, { n: number; ms: number; items: number }> = {};
+
+  time<T>(name: string, fn: () => T, items = 0): T {
+    const t = performance.now();
+    try {
+      return fn();
+    } finally {
+      this.add(name, performance.now() - t, items);
+    }
+  }
+
+  add(name: string, ms: number, items = 0): void {
+    const c = (this.counts[name] ??= { n: 0, ms: 0, items: 0 });
+    c.n++;
+    c.ms += ms;
+    c.items += items;
+  }
+}
+
+export class SocketHub {
+  private readonly ctx: DurableObjectState;
+  private readonly live = new WeakMap<WebSocket, Live>();
+  /**
+   * The open sockets, kept here rather than asked of the runtime on every broadcast:
+   * `getWebSockets()` builds a fresh array of wrappers each call, which costs as much as a
+   * send per socket. Rebuilt from the runtime after every wake (this constructor).
+   */
+  private readonly open = new Set<WebSocket>();
+  /** Batches waiting for the pacer, and what recently greeted sockets already have (release). */
+  private paced: Array<{ body: BatchBody; text: string }> = [];
+  private readonly fresh = new Map<WebSocket, number>();
+  private paceTimer: ReturnType<typeof setTimeout> | null = null;
+  private nextSendAt = 0;
+  readonly meter = new Meter();
+
+  constructor(ctx: DurableObjectState) {
+    this.ctx = ctx;
+    for (const ws of ctx.getWebSockets()) if (ws.readyState === 1) this.open.add(ws);
+  }
+
+  /** Sockets this object holds that are open (as far as it has been told). */
+  get size(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Accepts through the hibernation API: the runtime, not this object, holds the socket, so the
+   * object can be evicted while thousands of viewers stay connected and is rebuilt (constructor,
+   * then the handler) when one of them speaks. Tags let us find a viewer's sockets after a wake.
+   */
+  accept(ws: WebSocket, a: Attachment): void {
+    this.ctx.acceptWebSocket(ws, [`c:${a.conn}`, `u:${a.uid}`]);
+    ws.serializeAttachment(a);
+    this.open.add(ws);
+  }
+
+  /** Forgets a socket that closed or failed. */
+  drop(ws: WebSocket): void {
+    this.open.delete(ws);
+    this.fresh.delete(ws);
+  }
+
+  identity(ws: WebSocket): Attachment | null {
+    try {
+      return (ws.deserializeAttachment() as Attachment | null) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Admits one inbound frame: the rate bucket is checked before anything is parsed, so a flood
+   * costs a few comparisons per frame and never the work of the messages it carries. Refusals
+   * are answered in-band (at most one a second while a flood lasts), and a connection that keeps
+   * flooding is closed. Returns the validated message, or null when it was answered here.
+   */
+  receive(ws: WebSocket, frame: string | ArrayBuffer, now: number): ClientMessage | null {
+    this.meter.add('frame in', 0, 1);
+    let live = this.live.get(ws);
+    if (!live) {
+      live = { bucket: fullBucket(ROOM_RATE_LIMITS.connection, now), strikes: 0, lastRefusalAt: 0 };
+      this.live.set(ws, live);
+    }
+    if (!takeToken(ROOM_RATE_LIMITS.connection, live.bucket, now)) {
+      live.strikes++;
+      if (live.strikes >= ROOM_RATE_LIMITS.strikesBeforeClose) {
+        this.sendText(ws, errorFrame('rate_limited', 'too many messages; disconnected'));
+        closeQuietly(ws, CLOSE.policy, 'rate limit');
+      } else if (now - live.lastRefusalAt >= 1000) {
+        live.lastRefusalAt = now;
+        this.sendText(ws, errorFrame('rate_limited', 'too many messages; slow down'));
+      }
+      return null;
+    }
+    live.strikes = 0;
+    const parsed = parseClientFrame(frame);
+    if (!parsed.ok) {
+      this.sendText(ws, errorFrame(parsed.code, parsed.reason, parsed.rid));
+      return null;
+    }
+    return parsed.message;
+  }
+
+  /** Sends one already-serialised frame to every open socket; returns how many it reached. */
+  broadcast(text: string): number {
+    const t = performance.now();
+    let n = 0;
+    for (const ws of this.open) {
+      try {
+        ws.send(text);
+        n++;
+      } catch {
+        this.open.delete(ws); // closing or closed: its close event will follow
+      }
+    }
+    this.meter.add('broadcast', performance.now() - t, n);
+    return n;
+  }
+
+  /**
+   * Sends a batch to every socket, paced by the cost of the previous broadcast (PACE_FACTOR):
+   * at once when the holder is idle, otherwise merged with the batches that follow it.
+   */
+  publish(body: BatchBody, text: string): void {
+    this.paced.push({ body, text });
+    if (this.paceTimer !== null) return;
+    const wait = this.nextSendAt - performance.now();
+    if (wait <= 0) this.release();
+    else this.paceTimer = setTimeout(() => this.release(), wait);
+  }
+
+  /** Sends whatever the pacer holds now (before a state frame, which must not overtake it). */
+  release(): void {
+    if (this.paceTimer !== null) clearTimeout(this.paceTimer);
+    this.paceTimer = null;
+    const batches = this.paced;
+    this.paced = [];
+    if (batches.length === 0) return;
+    const text = batches.length === 1 ? batches[0]!.text : mergeBatches(batches.map((b) => b.body));
+    const t = performance.now();
+    if (this.fresh.size === 0) this.broadcast(text);
+    else {
+      // Sockets greeted after some of these batches were cut already have them: send each only
+      // the part it lacks, so a joiner never sees a batch twice.
+      const last = batches[batches.length - 1]!.body.seq;
+      for (const ws of this.open) {
+        const seen = this.fresh.get(ws);
+        if (seen === undefined) this.sendText(ws, text);
+        else if (seen < last) {
+          const rest = batches.filter((b) => b.body.seq > seen);
+          this.sendText(ws, rest.length === 1 ? rest[0]!.text : mergeBatches(rest.map((b) => b.body)));
+          this.fresh.delete(ws);
+        }
+      }
+    }
+    this.nextSendAt = performance.now() + (performance.now() - t) * PACE_FACTOR;
+    if (batches.length > 1) this.meter.add('merged', 0, batches.length);
+  }
+
+  sendText(ws: WebSocket, text: string): boolean {
+    // Sockets the runtime lists can already be closing; sending to them throws.
+    try {
+      ws.send(text);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  byConn(conn: string): WebSocket | undefined {
+    return this.ctx.getWebSockets(`c:${conn}`)[0];
+  }
+
+  byUid(uid: string): WebSocket[] {
+    return this.ctx.getWebSockets(`u:${uid}`);
+  }
+
+  /** Open sockets and who they are (used to rebuild presence after a wake). */
+  members(): Attachment[] {
+    const out: Attachment[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== 1) continue;
+      const a = this.identity(ws);
+      if (a) out.push(a);
+    }
+    return out;
+  }
+
+  /**
+   * Greets a new socket: a resume (just the missed frames) when the ring still covers the
+   * viewer's last sequence number, otherwise a full snapshot.
+   */
+  welcome(
+    ws: WebSocket,
+    a: Admission,
+    view: { epoch: string; seq: number; state: RoomSnapshot },
+    ring: FrameRing,
+    now: number,
+  ): void {
+    const you = { uid: a.uid, name: a.name, role: a.role, conn: a.conn };
+    const base = { type: 'welcome', v: ROOM_PROTOCOL_VERSION, room: a.room, you, ...(a.session ? { session: a.session } : {}) };
+    const missed = a.resume ? ring.since(a.resume.epoch, a.resume.seq, view.seq) : null;
+    // Batches up to view.seq may still reach this holder (queued for pacing, or on their way from
+    // the Room): remember what this socket has, so it never gets a batch twice.
+    this.fresh.set(ws, view.seq);
+    if (a.resume && missed) {
+      this.sendText(ws, JSON.stringify({ ...base, epoch: view.epoch, seq: a.resume.seq, resumed: true, serverTime: now }));
+      for (const f of missed) this.sendText(ws, f);
+      return;
+    }
+    this.sendText(ws, JSON.stringify({ ...base, epoch: view.epoch, seq: view.seq, resumed: false, state: view.state, serverTime: now }));
+  }
+}
+
+/** Closes without throwing; the reason is cut to the 123-byte limit. */
+export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
+  try {
+    ws.close(code, reason.slice(0, 120));
+  } catch {
+    /* already closed */
+  }
+}
+
+/**
+ * Answers a viewer's close. From compatibility date 2026-04-07 the runtime does this itself
+ * (`web_socket_auto_reply_to_close`) and a second close is harmless; older runtimes, including
+ * some local ones, leave the viewer's socket hanging in CLOSING without it. Codes 1005, 1006
+ * and 1015 describe the absence of a close frame and must not be sent back.
+ */
+export function reciprocateClose(ws: WebSocket, code: number, reason: string): void {
+  if (code === 1005 || code === 1006 || code === 1015) return;
+  closeQuietly(ws, code, reason);
+}
+
+/** Reads the Worker's admission from a forwarded upgrade request. */
+export function readAdmission(request: Request): Admission | null {
+  const raw = request.headers.get(ADMISSION_HEADER);
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw) as Admission;
+  } catch {
+    return null;
+  }
+}
+
+/** Builds the 101 answer around a freshly accepted socket pair. */
+export function upgradeResponse(client: WebSocket): Response {
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+/** A shard's Durable Object name: the room id and the shard index (room ids never contain ':'). */
+export function shardName(room: string, index: number): string {
+  return `${room}:${index}`;
+}
+
+/**
+ * Refuses a WebSocket with an in-band error. Browsers hide the HTTP status of a failed upgrade
+ * (the page only sees close code 1006), so the refusal is delivered as a socket that sends one
+ * error frame and closes with a 44xx code the client recognises as final.
+ */
+export function refuseUpgrade(code: ErrorCode, reason: string, closeCode: number): Response {
+  const pair = new WebSocketPair();
+  const client = pair[0];
+  const server = pair[1];
+  server.accept();
+  server.send(errorFrame(code, reason));
+  closeQuietly(server, closeCode, code);
+  return upgradeResponse(client);
+}

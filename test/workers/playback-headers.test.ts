@@ -1,0 +1,90 @@
+// Response headers around playback: CORS for players on any origin (preflights answered before
+// the token check, refusals readable), and the secure headers every answer carries.
+import { describe, expect, it } from 'vitest';
+import { worker } from './helpers.ts';
+import { createKey, liveStream, operator, play, tokenFor } from './playback-fixtures.ts';
+
+const op = operator('192.0.2.14');
+
+describe('CORS on playback routes', () => {
+  it('answers a preflight for a signed stream without a token: any origin, GET/HEAD, the Range header', async () => {
+    const { stream, epoch } = await liveStream(op, { playback: { policy: 'signed' } });
+    const res = await worker(`/live/${stream.id}/v/${epoch}/2.0.m4s`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://player.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'range' },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get('access-control-allow-origin')).toBe('*');
+    expect(res.headers.get('access-control-allow-methods')).toBe('GET,HEAD,OPTIONS');
+    expect(res.headers.get('access-control-allow-headers')).toBe('range');
+    expect(res.headers.get('access-control-max-age')).toBe('86400');
+  });
+
+  it('lets a player on another origin read playlists, media and refusals', async () => {
+    const { stream, epoch } = await liveStream(op, { playback: { policy: 'signed' } });
+    const key = await createKey(op);
+    const token = await tokenFor(stream.id, key.signingKey);
+    const origin = { origin: 'https://player.example' };
+    for (const path of [`/live/${stream.id}/index.m3u8`, `/live/${stream.id}/v/index.m3u8`, `/live/${stream.id}/v/${epoch}/2.0.m4s`]) {
+      const ok = await play(path, { token, headers: origin });
+      expect(ok.status, path).toBe(200);
+      expect(ok.headers.get('access-control-allow-origin'), path).toBe('*');
+      expect(ok.headers.get('access-control-expose-headers'), path).toContain('Content-Range');
+      await ok.arrayBuffer();
+      const refused = await play(path, { headers: origin });
+      expect(refused.status, path).toBe(401);
+      expect(refused.headers.get('access-control-allow-origin'), path).toBe('*');
+      await refused.arrayBuffer();
+    }
+  });
+});
+
+describe('secure headers', () => {
+  it('marks playlists and media as cross-origin resources, with nosniff and the other defaults', async () => {
+    const { stream, epoch } = await liveStream(op);
+    for (const path of [`/live/${stream.id}/v/index.m3u8`, `/live/${stream.id}/v/${epoch}/2.0.m4s`]) {
+      const res = await play(path);
+      expect(res.headers.get('cross-origin-resource-policy'), path).toBe('cross-origin');
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(res.headers.get('strict-transport-security'), path).toContain('max-age=');
+      await res.arrayBuffer();
+    }
+  });
+
+  it('adds them to cached answers too (Cache API responses have immutable headers)', async () => {
+    const { stream, epoch } = await liveStream(op);
+    const path = `/live/${stream.id}/v/${epoch}/2.0.m4s`;
+    await (await play(path)).arrayBuffer();
+    let cached: Response | undefined;
+    for (let i = 0; i < 50 && !cached; i++) {
+      cached = await caches.default.match(`http://edge.test/live/${stream.id}/${epoch}/v/2.0.m4s`);
+      if (!cached) await new Promise((r) => setTimeout(r, 10));
+    }
+    await cached?.arrayBuffer();
+    const hit = await play(path);
+    expect(hit.status).toBe(200);
+    expect(hit.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(hit.headers.get('access-control-allow-origin')).toBe('*');
+    await hit.arrayBuffer();
+  });
+
+  it('still serves the player page and its script (static assets have immutable headers)', async () => {
+    for (const [path, type] of [['/watch/st00000000000000', 'text/html'], ['/vendor/hls.min.js', 'text/javascript']] as const) {
+      const res = await worker(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('content-type'), path).toContain(type);
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      await res.arrayBuffer();
+    }
+  });
+
+  it('keeps the admin API and the site same-origin and unframeable', async () => {
+    for (const path of ['/api/streams', '/health']) {
+      const res = await worker(path, { headers: op });
+      expect(res.headers.get('cross-origin-resource-policy'), path).toBe('same-origin');
+      expect(res.headers.get('x-frame-options'), path).toBe('SAMEORIGIN');
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      await res.arrayBuffer();
+    }
+  });
+});

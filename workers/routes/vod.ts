@@ -1,0 +1,193 @@
+// Recordings and clips at the edge: `/vod/{id}/…` (a recording `rc…` or a clip `cl…`). The
+// playlists are EXT-X-PLAYLIST-TYPE:VOD, rendered from the stream's StreamState and cached per
+// colo (they never change); the media are the live objects in R2, under the same cache keys as
+// the live routes. A VOD asset is played under its stream's rules: a signed stream's token (for
+// that stream) and its country rules apply to its recordings and clips as well.
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import type { Env } from '../env.ts';
+import { errorResponse, HttpError } from '../http.ts';
+import { checkCountry } from '../lib/geo.ts';
+import { NAME_RE, clipExportKey, mediaObjectKey, parseMediaFileName } from '../lib/object-keys.ts';
+import { renderMultivariantPlaylist, renderVodPlaylist } from '../lib/playlist/render.ts';
+import { PlaybackSettingsSchema, type PlaybackSettings } from '../lib/stream-config.ts';
+import { viewerCountry } from '../middleware/playback-access.ts';
+import { lookupSigningKey, playbackVerifier } from '../signing-keys.ts';
+import { findVodAsset, type ClipRow, type VodAsset } from '../vod-catalog.ts';
+
+type VodEnv = { Bindings: Env; Variables: { asset: VodAsset; token?: string } };
+
+export const vodRoutes = new Hono<VodEnv>();
+
+const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+/** VOD playlists never change, but an asset can expire: an hour bounds how long a copy outlives it. */
+const VOD_PLAYLIST_CACHE = 'public, max-age=3600';
+/** Where a viewer's token goes in a cached rendering (see playback.ts). */
+const TOKEN_SLOT = '{playback-token}';
+/** Asset rows and stream rules per isolate: an expiry or a policy change shows within this. */
+const ASSET_TTL_MS = 30_000;
+
+interface AssetEntry {
+  asset: VodAsset | null;
+  access: PlaybackSettings | null;
+  at: number;
+}
+const assets = new Map<string, AssetEntry>();
+
+async function loadAsset(env: Env, id: string, now: number): Promise<AssetEntry> {
+  const hit = assets.get(id);
+  if (hit && now - hit.at < ASSET_TTL_MS) return hit;
+  const asset = await findVodAsset(env.DB, id);
+  let access: PlaybackSettings | null = null;
+  if (asset) {
+    const row = await env.DB.prepare('SELECT settings FROM streams WHERE id = ?').bind(asset.streamId).first<{ settings: string }>();
+    if (row) access = PlaybackSettingsSchema.parse((JSON.parse(row.settings) as { playback?: unknown }).playback ?? {});
+  }
+  const entry = { asset, access, at: now };
+  if (assets.size > 10_000) assets.delete(assets.keys().next().value!);
+  assets.set(id, entry);
+  return entry;
+}
+
+/**
+ * The asset must exist and be playable, and the viewer must be let in by its stream's rules. A
+ * deleted stream takes its recordings and clips offline with it (their objects go with retention).
+ */
+function vodAccess(): MiddlewareHandler<VodEnv> {
+  return async (c, next) => {
+    const id = c.req.param('id') ?? '';
+    const now = Date.now();
+    const { asset, access } = await loadAsset(c.env, id, now);
+    if (!asset || !access) throw new HttpError(404, 'not_found', `no recording or clip ${id}`);
+    if (asset.status === 'expired') throw new HttpError(410, 'expired', `${asset.kind} ${id} has expired`);
+    if (asset.status === 'recording') throw new HttpError(409, 'recording_in_progress', 'the broadcast has not ended yet; watch it live');
+    const country = viewerCountry(c.req.raw, c.env.DEV_GEO_OVERRIDE === '1');
+    if (access.policy === 'signed') {
+      const presented = c.req.queries('token') ?? [];
+      const token = presented[0];
+      if (!token) throw new HttpError(401, 'token_required', 'this stream needs a playback token (?token=)');
+      if (presented.length > 1) throw new HttpError(401, 'invalid_token', 'more than one token');
+      const r = await playbackVerifier.verify(token, { now, loadKey: (kid) => lookupSigningKey(c.env.DB, kid) });
+      if (!r.ok) throw new HttpError(r.rejection.status, r.rejection.code, r.rejection.message);
+      if (r.claims.sub !== asset.streamId) throw new HttpError(403, 'token_wrong_stream', 'the token is for another stream');
+      const d = checkCountry(r.claims, country);
+      if (!d.ok) throw new HttpError(403, 'geo_blocked', d.message);
+      c.set('token', token);
+    }
+    const d = checkCountry(access, country);
+    if (!d.ok) throw new HttpError(403, 'geo_blocked', d.message);
+    c.set('asset', asset);
+    await next();
+  };
+}
+
+vodRoutes.use('/:id/*', vodAccess());
+
+function playlistResponse(c: Context, text: string, cacheControl: string): Response {
+  const headers = new Headers({ 'content-type': PLAYLIST_TYPE, 'cache-control': cacheControl, 'access-control-allow-origin': '*' });
+  if (/\bgzip\b/.test(c.req.header('accept-encoding') ?? '')) headers.set('content-encoding', 'gzip');
+  return new Response(text, { status: 200, headers });
+}
+
+function forViewer(cacheControl: string, signed: boolean): string {
+  return signed ? cacheControl.replace(/^public\b/, 'private') : cacheControl;
+}
+
+function rpcError(r: { status: number; code: string; message: string }): Response {
+  return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*' });
+}
+
+vodRoutes.get('/:id/index.m3u8', async (c) => {
+  const asset = c.get('asset');
+  const r = await c.env.STREAM_STATE.getByName(asset.streamId).vodPresentation(asset.id);
+  if (r.status !== 200) return rpcError(r);
+  const token = c.get('token');
+  const text = renderMultivariantPlaylist(r.presentation, token ? { uriQuery: `token=${token}` } : undefined);
+  return playlistResponse(c, text, forViewer(VOD_PLAYLIST_CACHE, !!token));
+});
+
+vodRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
+  const asset = c.get('asset');
+  const rendition = c.req.param('rendition');
+  if (!NAME_RE.test(rendition)) throw new HttpError(400, 'invalid_rendition', 'malformed rendition');
+  const token = c.get('token');
+  const cache = typeof caches !== 'undefined' ? caches.default : null;
+  const cacheUrl = `${new URL(c.req.url).origin}/vod/${asset.id}/${rendition}/index.m3u8${token ? '?signed' : ''}`;
+  let text: string | null = null;
+  const hit = cache ? await cache.match(cacheUrl) : undefined;
+  if (hit) text = await hit.text();
+  else {
+    const r = await c.env.STREAM_STATE.getByName(asset.streamId).vodPlaylist(asset.id, rendition);
+    if (r.status !== 200) return rpcError(r);
+    text = renderVodPlaylist(r.snapshot, token ? { uriQuery: `token=${TOKEN_SLOT}` } : undefined);
+    if (cache) c.executionCtx.waitUntil(cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': VOD_PLAYLIST_CACHE } })));
+  }
+  return playlistResponse(c, token ? text.replaceAll(TOKEN_SLOT, token) : text, forViewer(VOD_PLAYLIST_CACHE, !!token));
+});
+
+/** A clip's MP4 export, once the transcoder has made it. */
+vodRoutes.get('/:id/clip.mp4', async (c) => {
+  const asset = c.get('asset');
+  if (asset.kind !== 'clip') throw new HttpError(404, 'not_found', 'only clips have an MP4 export');
+  const row = await c.env.DB.prepare('SELECT export_status FROM clips WHERE id = ?').bind(asset.id).first<Pick<ClipRow, 'export_status'>>();
+  if (row?.export_status !== 'ready') throw new HttpError(404, 'export_not_ready', `the export is ${row?.export_status ?? 'not requested'}`);
+  return serveObject(c, clipExportKey(asset.id), 'video/mp4');
+});
+
+vodRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
+  const asset = c.get('asset');
+  const rendition = c.req.param('rendition');
+  if (!NAME_RE.test(rendition)) throw new HttpError(400, 'invalid_rendition', 'malformed rendition');
+  const epochText = c.req.param('epoch');
+  if (!/^\d{1,9}$/.test(epochText)) throw new HttpError(400, 'invalid_epoch', 'malformed epoch');
+  const object = parseMediaFileName(c.req.param('file'));
+  // A VOD playlist lists segments and their init segments only, and only those of the asset.
+  if (!object || object.kind === 'part') throw new HttpError(404, 'not_found', 'no such media object');
+  if (object.kind === 'segment' && (object.msn < asset.firstMsn || (asset.lastMsn !== null && object.msn > asset.lastMsn))) {
+    throw new HttpError(404, 'not_found', 'no such media object in this asset');
+  }
+  return serveObject(c, mediaObjectKey(asset.streamId, Number(epochText), rendition, object));
+});
+
+/** An immutable R2 object through the colo cache, with Range requests (VOD clips use byte ranges). */
+async function serveObject(c: Context<VodEnv>, key: string, contentType?: string): Promise<Response> {
+  const signed = c.get('token') !== undefined;
+  const range = c.req.header('range');
+  const cache = typeof caches !== 'undefined' ? caches.default : null;
+  // The cache key is the object's, shared with the live routes: a segment is cached once.
+  const cacheKey = new Request(new URL(c.req.url).origin + '/' + key);
+  if (cache) {
+    // match() answers a Range request from a cached full object by itself (206).
+    const hit = await cache.match(range ? new Request(cacheKey, { headers: { range } }) : cacheKey);
+    if (hit) {
+      const res = new Response(hit.body, hit);
+      res.headers.set('cache-control', forViewer(IMMUTABLE, signed));
+      res.headers.set('access-control-allow-origin', '*');
+      return res;
+    }
+  }
+  const obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
+  if (!obj) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*' });
+  const headers = new Headers();
+  obj.writeHttpMetadata(headers);
+  if (contentType) headers.set('content-type', contentType);
+  headers.set('etag', obj.httpEtag);
+  headers.set('cache-control', IMMUTABLE);
+  headers.set('access-control-allow-origin', '*');
+  headers.set('accept-ranges', 'bytes');
+  if (range && obj.range && 'offset' in obj.range) {
+    const offset = obj.range.offset ?? 0;
+    const length = obj.range.length ?? obj.size - offset;
+    headers.set('content-range', `bytes ${offset}-${offset + length - 1}/${obj.size}`);
+    headers.set('content-length', String(length));
+    headers.set('cache-control', forViewer(IMMUTABLE, signed));
+    return new Response(obj.body, { status: 206, headers });
+  }
+  headers.set('content-length', String(obj.size));
+  const viewerHeaders = new Headers(headers);
+  viewerHeaders.set('cache-control', forViewer(IMMUTABLE, signed));
+  if (!cache) return new Response(obj.body, { headers: viewerHeaders });
+  const [toViewer, toCache] = obj.body.tee();
+  c.executionCtx.waitUntil(cache.put(cacheKey, new Response(toCache, { headers })));
+  return new Response(toViewer, { headers: viewerHeaders });
+}

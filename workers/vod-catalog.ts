@@ -1,0 +1,108 @@
+// The D1 rows of recordings and clips: what the admin API lists and what the /vod edge checks
+// before serving an asset. The StreamState DO writes recordings (it knows when a broadcast starts
+// and ends) and expiries; the clips route writes clips. Ids say what they name: `rc…`, `cl…`.
+import { randomId } from './lib/webhooks.ts';
+
+export type RecordingStatus = 'recording' | 'ready' | 'expired';
+export type ExportStatus = 'pending' | 'processing' | 'ready' | 'failed';
+
+export interface RecordingRow {
+  id: string;
+  stream_id: string;
+  status: RecordingStatus;
+  started_at: number;
+  ended_at: number | null;
+  duration: number | null;
+  first_msn: number;
+  last_msn: number | null;
+  discontinuities: number;
+  expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ClipRow {
+  id: string;
+  stream_id: string;
+  status: 'ready' | 'expired';
+  title: string;
+  start_at: number;
+  end_at: number;
+  duration: number;
+  first_msn: number;
+  last_msn: number;
+  export_status: ExportStatus | null;
+  export_key: string | null;
+  export_error: string | null;
+  expires_at: number;
+  created_at: number;
+  updated_at: number;
+}
+
+export const RECORDING_ID_RE = /^rc[a-z0-9]{16}$/;
+export const CLIP_ID_RE = /^cl[a-z0-9]{16}$/;
+
+export function newRecordingId(): string {
+  return 'rc' + randomId(16);
+}
+
+export function newClipId(): string {
+  return 'cl' + randomId(16);
+}
+
+/** A VOD asset the /vod routes serve: a recording or a clip, by id. */
+export type VodAsset =
+  | { kind: 'recording'; id: string; streamId: string; status: RecordingStatus; firstMsn: number; lastMsn: number | null }
+  | { kind: 'clip'; id: string; streamId: string; status: 'ready' | 'expired'; firstMsn: number; lastMsn: number };
+
+export async function findVodAsset(db: D1Database, id: string): Promise<VodAsset | null> {
+  if (RECORDING_ID_RE.test(id)) {
+    const r = await db.prepare('SELECT * FROM recordings WHERE id = ?').bind(id).first<RecordingRow>();
+    return r ? { kind: 'recording', id, streamId: r.stream_id, status: r.status, firstMsn: r.first_msn, lastMsn: r.last_msn } : null;
+  }
+  if (CLIP_ID_RE.test(id)) {
+    const c = await db.prepare('SELECT * FROM clips WHERE id = ?').bind(id).first<ClipRow>();
+    return c ? { kind: 'clip', id, streamId: c.stream_id, status: c.status, firstMsn: c.first_msn, lastMsn: c.last_msn } : null;
+  }
+  return null;
+}
+
+export function vodPlaybackPath(id: string): string {
+  return `/vod/${id}/index.m3u8`;
+}
+
+export function recordingJson(origin: string, r: RecordingRow) {
+  return {
+    id: r.id,
+    streamId: r.stream_id,
+    status: r.status,
+    startedAt: new Date(r.started_at).toISOString(),
+    endedAt: r.ended_at === null ? null : new Date(r.ended_at).toISOString(),
+    duration: r.duration,
+    discontinuities: r.discontinuities,
+    expiresAt: r.expires_at === null ? null : new Date(r.expires_at).toISOString(),
+    playback: r.status === 'ready' ? { hls: origin + vodPlaybackPath(r.id) } : null,
+  };
+}
+
+export function clipJson(origin: string, c: ClipRow) {
+  return {
+    id: c.id,
+    streamId: c.stream_id,
+    status: c.status,
+    title: c.title,
+    start: new Date(c.start_at).toISOString(),
+    end: new Date(c.end_at).toISOString(),
+    duration: c.duration,
+    expiresAt: new Date(c.expires_at).toISOString(),
+    playback: c.status === 'ready' ? { hls: origin + vodPlaybackPath(c.id) } : null,
+    export:
+      c.export_status === null
+        ? null
+        : {
+            status: c.export_status,
+            url: c.export_status === 'ready' && c.status === 'ready' ? `${origin}/vod/${c.id}/clip.mp4` : null,
+            error: c.export_error,
+          },
+  };
+}
