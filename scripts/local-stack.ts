@@ -25,20 +25,54 @@ export interface StackOptions {
   roomTokenSecret?: string;
   /** Seconds without pushes before a stream ends. */
   endGraceSeconds?: number;
-  /** Extra environment for the transcoder. */
+  /** Extra environment for the transcoder(s). */
   transcoderEnv?: Record<string, string>;
+  /**
+   * The transcoders to run, each with its own ports, node id and region (geo-routed ingest).
+   * Default: one node, region `local`, on rtmpPort/healthPort.
+   */
+  transcoders?: TranscoderSpec[];
   /** Extra Worker variables (`--var`), e.g. WEBHOOK_RETRY_BASE_SECONDS. */
   workerVars?: Record<string, string>;
   logger: Logger;
 }
 
+export interface TranscoderSpec {
+  nodeId?: string;
+  region?: string;
+  latitude?: number;
+  longitude?: number;
+  /** Publishers the node takes (its load is sessions / capacity). */
+  capacity?: number;
+  env?: Record<string, string>;
+}
+
+/** One running transcoder of the stack. */
+export interface TranscoderNode {
+  nodeId: string;
+  region: string;
+  /** rtmp://127.0.0.1:PORT/live */
+  rtmpUrl: string;
+  /** srt://127.0.0.1:PORT */
+  srtUrl: string;
+  healthUrl: string;
+  process: ChildProcess;
+}
+
 export interface Stack {
   workerUrl: string;
+  /** The first transcoder's RTMP base URL, health URL and process (single-node callers). */
   rtmpUrl: string;
   transcoderHealthUrl: string;
   adminToken: string;
   worker: ChildProcess;
   transcoder: ChildProcess;
+  /** Every transcoder started, in order (a restarted node appears again at the end). */
+  nodes: TranscoderNode[];
+  /** Starts one more transcoder (or the same node id again after it was killed). */
+  startTranscoder(spec?: TranscoderSpec): Promise<TranscoderNode>;
+  /** Resolves once the origin's registry lists exactly these node ids as healthy. */
+  waitForRegistry(nodeIds: string[], timeoutMs?: number): Promise<void>;
   createStream(settings?: Record<string, unknown>): Promise<CreatedStream>;
   stop(): Promise<void>;
 }
@@ -46,7 +80,7 @@ export interface Stack {
 export interface CreatedStream {
   id: string;
   streamKey: string;
-  ingest: { rtmp: string };
+  ingest: { rtmp: string; srt?: string | null; nodeId?: string | null; region?: string | null };
   playback: { hls: string; watch: string };
 }
 
@@ -105,6 +139,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const workerPort = opts.workerPort ?? (await freePort());
   const rtmpPort = opts.rtmpPort ?? (await freePort());
   const healthPort = opts.healthPort ?? (await freePort());
+  // Free on TCP; a UDP port of the same number is as good as free on a dev machine.
+  const srtPort = await freePort();
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
@@ -122,6 +158,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     INGEST_SECRET: opts.ingestSecret,
     ROOM_TOKEN_SECRET: opts.roomTokenSecret ?? opts.ingestSecret + '-rooms',
     RTMP_INGEST_URL: `rtmp://127.0.0.1:${rtmpPort}/live`,
+    SRT_INGEST_URL: `srt://127.0.0.1:${srtPort}`,
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
     ...opts.workerVars,
   };
@@ -138,41 +175,82 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     },
   );
 
-  log.info('starting transcoder', { rtmp: `rtmp://127.0.0.1:${rtmpPort}/live` });
-  const transcoderLog = logFile(opts.logDir, 'transcoder.log');
-  const transcoder = spawn(NODE, [join(ROOT, 'transcoder-node', 'main.ts')], {
-    cwd: ROOT,
-    stdio: ['ignore', transcoderLog, transcoderLog],
-    env: {
-      ...process.env,
-      ORIGIN_URL: workerUrl,
-      INGEST_SECRET: opts.ingestSecret,
-      RTMP_HOST: '127.0.0.1',
-      RTMP_PORT: String(rtmpPort),
-      HEALTH_PORT: String(healthPort),
-      NODE_ID: `local-${rtmpPort}`,
-      ...opts.transcoderEnv,
-    },
-  });
+  const nodes: TranscoderNode[] = [];
+  /** Spawns a transcoder; resolves once its health endpoint answers. Ports are fresh unless given. */
+  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number } = {}): Promise<TranscoderNode> => {
+    const rtmp = ports.rtmp ?? (await freePort());
+    const health = ports.health ?? (await freePort());
+    const srt = ports.srt ?? (await freePort());
+    const nodeId = spec.nodeId ?? `local-${rtmp}`;
+    const region = spec.region ?? 'local';
+    log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, srt: `srt://127.0.0.1:${srt}` });
+    const out = logFile(opts.logDir, spec.nodeId ? `transcoder-${nodeId}.log` : 'transcoder.log');
+    const child = spawn(NODE, [join(ROOT, 'transcoder-node', 'main.ts')], {
+      cwd: ROOT,
+      stdio: ['ignore', out, out],
+      env: {
+        ...process.env,
+        ORIGIN_URL: workerUrl,
+        INGEST_SECRET: opts.ingestSecret,
+        RTMP_HOST: '127.0.0.1',
+        RTMP_PORT: String(rtmp),
+        SRT_PORT: String(srt),
+        HEALTH_PORT: String(health),
+        NODE_ID: nodeId,
+        REGION: region,
+        ...(spec.latitude !== undefined ? { LAT: String(spec.latitude) } : {}),
+        ...(spec.longitude !== undefined ? { LON: String(spec.longitude) } : {}),
+        ...(spec.capacity !== undefined ? { CAPACITY: String(spec.capacity) } : {}),
+        ...opts.transcoderEnv,
+        ...spec.env,
+      },
+    });
+    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, process: child };
+    nodes.push(node);
+    await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
+    return node;
+  };
 
   const stop = async () => {
-    await Promise.all([stopChild(transcoder), stopChild(worker)]);
+    await Promise.all([...nodes.map((n) => stopChild(n.process)), stopChild(worker)]);
   };
   try {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
-    await waitForHttp(`http://127.0.0.1:${healthPort}/health`, 30_000, 'transcoder');
+    const specs = opts.transcoders ?? [{}];
+    // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort });
+    for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();
     throw err;
   }
 
+  const waitForRegistry = async (nodeIds: string[], timeoutMs = 20_000) => {
+    const want = [...nodeIds].sort().join(',');
+    const deadline = Date.now() + timeoutMs;
+    let seen = '';
+    while (Date.now() < deadline) {
+      const res = await fetch(`${workerUrl}/api/ingest/nodes`, { headers: { authorization: `Bearer ${opts.adminToken}` } });
+      if (res.ok) {
+        const { nodes: listed } = (await res.json()) as { nodes: Array<{ nodeId: string }> };
+        seen = listed.map((n) => n.nodeId).sort().join(',');
+        if (seen === want) return;
+      } else await res.body?.cancel();
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`the ingest registry lists [${seen}], expected [${want}]`);
+  };
+
   return {
     workerUrl,
-    rtmpUrl: `rtmp://127.0.0.1:${rtmpPort}/live`,
-    transcoderHealthUrl: `http://127.0.0.1:${healthPort}/health`,
+    rtmpUrl: nodes[0]!.rtmpUrl,
+    transcoderHealthUrl: nodes[0]!.healthUrl,
     adminToken: opts.adminToken,
     worker,
-    transcoder,
+    transcoder: nodes[0]!.process,
+    nodes,
+    startTranscoder: (spec) => startTranscoder(spec),
+    waitForRegistry,
     async createStream(settings = {}) {
       const res = await fetch(`${workerUrl}/api/streams`, {
         method: 'POST',
@@ -187,6 +265,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 }
 
 export interface PublisherOptions {
+  /** rtmp://… publishes FLV over RTMP; srt://…?streamid=… publishes MPEG-TS over SRT. */
   rtmpUrl: string;
   width?: number;
   height?: number;
@@ -217,7 +296,8 @@ export function startTestPublisher(o: PublisherOptions): ChildProcess {
     '-vf', `format=yuv420p${clock}`,
     '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(fps), '-b:v', '3000k',
     '-c:a', 'aac', '-b:a', '128k', '-ar', '48000',
-    '-f', 'flv', o.rtmpUrl,
+    // An srt:// URL publishes MPEG-TS over SRT instead (ffmpeg's libsrt caller).
+    ...(o.rtmpUrl.startsWith('srt://') ? ['-f', 'mpegts'] : ['-f', 'flv']), o.rtmpUrl,
   ];
   const out = o.logDir ? logFile(o.logDir, 'publisher.log') : 'ignore';
   return spawn('ffmpeg', args, { stdio: ['ignore', out, out] });

@@ -17,7 +17,10 @@ import { RenditionUploader } from './uploader.ts';
 
 export interface SessionOptions {
   lease: AuthorizeResponse;
+  /** The publisher's media as one byte stream: FLV from RTMP, or MPEG-TS from SRT (see inputFormat). */
   flv: Readable;
+  /** The container of `flv`: 'flv' (RTMP, the default) or 'mpegts' (SRT). */
+  inputFormat?: 'flv' | 'mpegts';
   origin: OriginClient;
   logger: Logger;
   metrics: Metrics;
@@ -56,7 +59,7 @@ export class IngestSession {
     this.ladder = new LadderProcess({
       args: {
         input: 'pipe:0',
-        inputFormat: 'flv',
+        inputFormat: opts.inputFormat ?? 'flv',
         ladder: ladder as LadderRung[],
         partTarget,
         segmentTarget,
@@ -213,6 +216,11 @@ export class IngestSession {
     this.log.info('ingest session closed', { reason, seconds: Math.round((Date.now() - this.startedAt) / 1000) });
     this.opts.onClosed(reason);
     this.resolveClosed(reason);
+  }
+
+  /** The ladder's ffmpeg process id (the failover tests check that a superseded one is gone). */
+  get ffmpegPid(): number | undefined {
+    return this.ladder.pid;
   }
 
   get pendingPushes(): number {

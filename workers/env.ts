@@ -2,6 +2,7 @@
 import type { StreamState } from '../durable-objects/stream-state.ts';
 import type { Room } from '../durable-objects/room.ts';
 import type { RoomShard } from '../durable-objects/room-shard.ts';
+import type { TranscoderRegistry } from '../durable-objects/transcoder-registry.ts';
 import type { QoeStats } from '../durable-objects/qoe-stats.ts';
 import type { WebhookQueueMessage } from './lib/webhooks.ts';
 
@@ -23,6 +24,10 @@ export interface Env {
   END_GRACE_SECONDS: string;
   /** Public RTMP publish base URL handed out with new streams, e.g. rtmp://127.0.0.1:1935/live. */
   RTMP_INGEST_URL?: string;
+  /** Public SRT base URL (srt://host:port) handed out with new streams when no registered node is healthy. */
+  SRT_INGEST_URL?: string;
+  /** The ingest node registry (one object, "global"): heartbeats, regions, load. */
+  TRANSCODER_REGISTRY: DurableObjectNamespace<TranscoderRegistry>;
   /** Webhook events and delivery attempts (`[[queues.producers]]`; consumed by this Worker). */
   WEBHOOK_QUEUE: Queue<WebhookQueueMessage>;
   /** Seconds before the first webhook retry; later ones double (default 30). */

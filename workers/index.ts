@@ -6,6 +6,7 @@ import type { Env } from './env.ts';
 import { handleError, errorResponse } from './http.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { ingestRoutes } from './routes/ingest.ts';
+import { ingestNodeRoutes, publicIngestRoutes } from './routes/ingest-nodes.ts';
 import { playbackRoutes } from './routes/playback.ts';
 import { roomRoutes } from './routes/rooms.ts';
 import { clipRoutes } from './routes/clips.ts';
@@ -22,6 +23,7 @@ import type { WebhookQueueMessage } from './lib/webhooks.ts';
 export { StreamState } from '../durable-objects/stream-state.ts';
 export { Room } from '../durable-objects/room.ts';
 export { RoomShard } from '../durable-objects/room-shard.ts';
+export { TranscoderRegistry } from '../durable-objects/transcoder-registry.ts';
 export { QoeStats } from '../durable-objects/qoe-stats.ts';
 
 const app = new Hono<{ Bindings: Env }>();
@@ -47,11 +49,15 @@ app.use('/vod/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], 
 app.get('/health', (c) => c.json({ ok: true, service: 'edgelive-worker' }));
 // Before adminRoutes: viewers' QoE beacons carry no admin token (the admin middleware covers /api/*).
 app.route('/api', qoeBeaconRoutes);
+// Also before adminRoutes: the nearest-ingest list is public (see routes/ingest-nodes.ts); the
+// full node list is under the admin API.
+app.route('/api/ingest', publicIngestRoutes);
 app.route('/api', adminRoutes);
 app.route('/api', streamStatsRoutes);
 app.route('/api', recordingRoutes);
 app.route('/api', clipRoutes);
 app.route('/api/webhooks', webhookRoutes);
+app.route(`${INGEST_PREFIX}/nodes`, ingestNodeRoutes);
 app.route(INGEST_PREFIX, ingestRoutes);
 // Before playbackRoutes: the thumbnail route runs its own access check and answers first.
 app.route('/live', thumbnailRoutes);

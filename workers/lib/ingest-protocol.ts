@@ -164,3 +164,52 @@ export async function verifyIngestRequest(
   const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, await canonical(method, path, timestamp, body));
   return valid ? { ok: true } : { ok: false, reason: 'signature mismatch' };
 }
+
+// ---- Transcoder registry: registration and heartbeats (POST /ingest/v1/nodes/*) ------------
+
+/** Paths of the registry calls a transcoder makes. */
+export const NODES_PREFIX = `${INGEST_PREFIX}/nodes`;
+/** Heartbeat period a node announces unless told otherwise; three missed ones drop it. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 5_000;
+/** A node that misses this many heartbeats in a row drops out of the registry. */
+export const MISSED_HEARTBEATS_TO_DROP = 3;
+
+const NodeIdSchema = z.string().regex(/^[A-Za-z0-9_.:-]{1,100}$/, 'node ids are [A-Za-z0-9_.:-]{1,100}');
+
+/** `POST /ingest/v1/nodes/register`: a transcoder announces itself (again after a restart). */
+export const RegisterNodeRequestSchema = z.object({
+  nodeId: NodeIdSchema,
+  region: z.string().min(1).max(100),
+  latitude: z.number().min(-90).max(90),
+  longitude: z.number().min(-180).max(180),
+  /** Public RTMP base URL: publishers append `/{streamKey}`. */
+  rtmpUrl: z.string().regex(/^rtmps?:\/\/[^\s]+$/, 'an rtmp:// or rtmps:// URL').max(500),
+  /** Public SRT URL (`srt://host:port`): publishers add `?streamid={streamKey}`. */
+  srtUrl: z.string().regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query').max(500).optional(),
+  /** Publishers the node takes at once. */
+  capacity: z.number().int().min(1).max(10_000),
+  /** Publishers it has now. */
+  sessions: z.number().int().min(0).max(100_000),
+  heartbeatIntervalMs: z.number().int().min(500).max(60_000).default(DEFAULT_HEARTBEAT_INTERVAL_MS),
+  /** Overrides the Durable Object location hint derived from latitude/longitude. */
+  locationHint: z.enum(['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me']).optional(),
+});
+export type RegisterNodeRequest = z.input<typeof RegisterNodeRequestSchema>;
+
+/** `POST /ingest/v1/nodes/heartbeat`: still alive, with the current load. 404 `unknown_node` asks for a new registration. */
+export const HeartbeatRequestSchema = z.object({
+  nodeId: NodeIdSchema,
+  sessions: z.number().int().min(0).max(100_000),
+});
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequestSchema>;
+
+/** `POST /ingest/v1/nodes/deregister`: a node shutting down leaves at once. */
+export const DeregisterRequestSchema = z.object({ nodeId: NodeIdSchema });
+
+export const NodeAckSchema = z.object({
+  ok: z.literal(true),
+  heartbeatIntervalMs: z.number().int(),
+  /** The registry drops the node when no heartbeat has come by then (ms since the Unix epoch). */
+  expiresAt: z.number(),
+});
+export type NodeAck = z.infer<typeof NodeAckSchema>;

@@ -22,21 +22,35 @@ import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
+import { adminIngestRoutes, nearestIngestNode, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
+import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
 // Counted before the token is checked, so guessing it is throttled too.
 adminRoutes.use('*', rateLimit({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: (c) => `admin:${clientAddress(c)}`, periodSeconds: 60 }));
 adminRoutes.use('*', adminAuth());
 adminRoutes.route('/signing-keys', keyRoutes);
+adminRoutes.route('/ingest', adminIngestRoutes);
 
 const ListQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
   before: z.coerce.number().int().positive().optional(),
 });
 
-function ingestUrls(env: Env, streamKey: string) {
+/**
+ * Publish URLs from the healthy ingest node nearest the caller (geo-routed ingest), or from the
+ * RTMP_INGEST_URL / SRT_INGEST_URL variables when no node is registered.
+ */
+async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: { rtmp: string; srt: string | null; nodeId: string | null; region: string | null }; node: IngestNode | null }> {
+  let node: IngestNode | null = null;
+  try {
+    node = await nearestIngestNode(env, req);
+  } catch (err) {
+    console.error(JSON.stringify({ level: 'error', msg: 'ingest registry unavailable; using the configured ingest URLs', error: String(err) }));
+  }
+  if (node) return { urls: { ...nodeIngestUrls(node, streamKey), nodeId: node.nodeId, region: node.region }, node };
   const base = (env.RTMP_INGEST_URL ?? 'rtmp://127.0.0.1:1935/live').replace(/\/$/, '');
-  return { rtmp: `${base}/${streamKey}` };
+  return { urls: { rtmp: `${base}/${streamKey}`, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, nodeId: null, region: null }, node: null };
 }
 
 function playbackUrls(origin: string, id: string) {
@@ -65,9 +79,13 @@ adminRoutes.post('/streams', async (c) => {
   const id = newStreamId();
   const streamKey = newStreamKey();
   const now = Date.now();
+  const ingest = await ingestFor(c.env, c.req.raw, streamKey);
   // The Durable Object learns its settings before the catalog lists the stream, so a publisher
-  // that races the response never meets an unconfigured StreamState.
-  await c.env.STREAM_STATE.getByName(id).configure({ streamId: id, settings });
+  // that races the response never meets an unconfigured StreamState. This is the first get() of
+  // the stream's object, the one that places it: near its ingest node's region (PLATFORM.md §1.7).
+  const ns = c.env.STREAM_STATE;
+  const stub = ingest.node ? ns.get(ns.idFromName(id), { locationHint: ingest.node.locationHint }) : ns.getByName(id);
+  await stub.configure({ streamId: id, settings });
   await c.env.DB.prepare(
     'INSERT INTO streams (id, title, key_hash, settings, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
   )
@@ -75,7 +93,7 @@ adminRoutes.post('/streams', async (c) => {
     .run();
   forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
   const origin = new URL(c.req.url).origin;
-  return c.json({ id, streamKey, ingest: ingestUrls(c.env, streamKey), playback: playbackUrls(origin, id), settings }, 201);
+  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id), settings }, 201);
 });
 
 adminRoutes.get('/streams', async (c) => {
@@ -189,5 +207,5 @@ adminRoutes.post('/streams/:id/rotate-key', async (c) => {
     .bind(await hashStreamKey(streamKey), Date.now(), id)
     .run();
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
-  return c.json({ id, streamKey, ingest: ingestUrls(c.env, streamKey) });
+  return c.json({ id, streamKey, ingest: (await ingestFor(c.env, c.req.raw, streamKey)).urls });
 });

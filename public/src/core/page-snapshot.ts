@@ -18,6 +18,8 @@ export interface PageSnapshot {
   wallMs: number;
   roomNowMs: number | null;
   latencySec: number | null;
+  /** Seconds behind hls.js's live sync position (0 at the live edge). */
+  behindLiveSec: number;
   errors: Array<{ kind: string; detail: string; fatal: boolean }>;
   role: string | null;
   viewers: number | null;

@@ -39,6 +39,10 @@ export const SYNC_THRESHOLDS = {
   /** First guesses for a rendezvous lead: a seek inside the buffer, and one that loads media. */
   defaultLeadMs: 600,
   maxLeadMs: 8000,
+  /** A rendezvous never aims closer than this to the newest media the player can load. */
+  edgeSafetyMs: 250,
+  /** Shortest rendezvous: time to seek inside the buffer and start. */
+  minLeadMs: 250,
 } as const;
 
 /** Party `position` (s) for a program-date-time (ms). */
@@ -72,6 +76,8 @@ export function partyPdtAt(state: Pick<PlaybackState, 'playing' | 'position' | '
 export interface LocalPlayer {
   /** The PDT (ms) of the player's current position, null while unknown (no playlist yet). */
   pdtMs: number | null;
+  /** The newest PDT (ms) the player's playlist lists (the live edge it can load), null if unknown. */
+  availablePdtMs?: number | null;
   paused: boolean;
   playbackRate: number;
 }
@@ -102,7 +108,13 @@ export function decideSync(state: PlaybackState, roomNowMs: number, local: Local
   }
   if (errorMs === null) return { kind: 'unknown' };
   if (local.paused || Math.abs(errorMs) >= t.seekMs) {
-    const startAt = roomNowMs + leadMs;
+    let startAt = roomNowMs + leadMs;
+    // Near the live edge the party's position `lead` ms from now may not be published yet: aim at
+    // the newest media this player can load, and start when the party gets there.
+    const edge = local.availablePdtMs;
+    if (edge != null && partyPdtAt(state, startAt) > edge - t.edgeSafetyMs) {
+      startAt = roomNowMs + Math.max(t.minLeadMs, (edge - t.edgeSafetyMs - target) / state.rate);
+    }
     return { kind: 'rendezvous', pdtMs: partyPdtAt(state, startAt), startAtRoomMs: startAt, errorMs };
   }
   const atBase = local.playbackRate === state.rate;

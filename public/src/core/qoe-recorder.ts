@@ -97,7 +97,8 @@ export class QoeRecorder {
    * when a full batch is waiting; `final` (page hidden or closing) flushes whatever there is.
    */
   tick(now: number, final = false): QoeBatchInput[] {
-    const due = final || now - this.lastFlush >= QOE_PERIOD_MS;
+    // The first frame goes out at once: it also tells the stats that this viewer is watching.
+    const due = final || now - this.lastFlush >= QOE_PERIOD_MS || this.queue.some((e) => e.type === 'ttff');
     if (!due && this.queue.length < QOE_MAX_EVENTS) return [];
     if (due) {
       // Close the running intervals into this heartbeat and reopen them.

@@ -14,6 +14,12 @@ const LOOP_MS = 50;
 /** Host commands start this far ahead: a play inside the buffer, a seek that may load media. */
 const PLAY_LEAD_MS = 400;
 const SEEK_LEAD_MS = 1200;
+/**
+ * A party starts by holding the host's frame this long: the party then runs this much further
+ * from the live edge than the host was, which is the slack every member needs to seek to the
+ * party's position and buffer it (a party at the very edge would leave nothing to seek to).
+ */
+const START_HOLD_MS = 1500;
 const HAVE_FUTURE_DATA = 3;
 
 export type PartyMode = 'waiting-host' | 'seeking' | 'waiting-start' | 'syncing' | 'in-sync' | 'paused';
@@ -87,7 +93,7 @@ export class PartySync {
     const pdt = this.player.pdtNow();
     if (pdt === null) return;
     this.published = true;
-    void this.room.setPlayback({ playing: true, position: wrapPdt(pdt), rate: 1, at: Math.round(this.room.roomNow()) }).catch(() => (this.published = false));
+    void this.room.setPlayback({ playing: true, position: wrapPdt(pdt), rate: 1, at: Math.round(this.room.roomNow() + START_HOLD_MS) }).catch(() => (this.published = false));
   }
 
   // --- host ------------------------------------------------------------------------------------
@@ -132,7 +138,7 @@ export class PartySync {
     }
     const v = this.player.video;
     const now = this.room.roomNow();
-    const d = decideSync(state, now, { pdtMs: this.player.pdtNow(), paused: v.paused, playbackRate: v.playbackRate }, this.leadMs);
+    const d = decideSync(state, now, { pdtMs: this.player.pdtNow(), availablePdtMs: this.player.pdtWindow()?.last ?? null, paused: v.paused, playbackRate: v.playbackRate }, this.leadMs);
     this.apply(d, state, now);
   }
 
@@ -205,10 +211,11 @@ export class PartySync {
       this.setMode('waiting-start', this.errorMs);
       const wait = startAtRoomMs - this.room.roomNow() - this.playLatencyMs;
       if (wait < 0) {
-        // Not ready in time: start the next rendezvous further ahead.
+        // Not ready in time: next time start further ahead. A little late, play now and let the
+        // rate absorb it; much too late, the next step starts a new rendezvous.
         this.leadMs = nextLead(this.leadMs, -wait);
         this.note(`late by ${Math.round(-wait)} ms (readyState ${v.readyState}); lead now ${this.leadMs} ms`);
-        return;
+        if (-wait >= SYNC_THRESHOLDS.seekMs) return;
       }
       await this.sleepUntil(startAtRoomMs - this.playLatencyMs);
       if (stale()) return;

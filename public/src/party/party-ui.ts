@@ -11,7 +11,7 @@ import type { PartyStatus, PartySync } from './party-sync-driver.ts';
 const LABELS: Record<PartyStatus['state'], string> = {
   'waiting-host': 'Waiting for the host',
   seeking: 'Catching up…',
-  'waiting-start': 'Ready',
+  'waiting-start': 'Starting together',
   syncing: 'Syncing',
   'in-sync': 'In sync',
   paused: 'Paused by host',

@@ -156,9 +156,7 @@ export class Controls {
     return {
       play: () => void p.video.play().catch(() => undefined),
       pause: () => p.video.pause(),
-      seek: (t) => {
-        p.video.currentTime = t;
-      },
+      seek: (t) => p.seek(t),
       goLive: () => p.goLive(),
     };
   }

@@ -21,6 +21,7 @@ function svg(shapes: Shape[], opts: { line?: boolean; size?: number; cls?: strin
   if (opts.size) {
     el.setAttribute('width', String(opts.size));
     el.setAttribute('height', String(opts.size));
+    el.style.width = el.style.height = `${opts.size}px`;
   }
   for (const s of shapes) {
     let node: SVGElement;

@@ -30,19 +30,6 @@ export interface WatchPage {
 export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage | null {
   const origin = location.origin;
   const streamId = params.streamId;
-  if (!streamId) {
-    root.replaceChildren(
-      h(
-        'div',
-        { class: 'fatal card' },
-        h('div', { class: 'notice-icon notice-not-found' }, icon('alert', 28)),
-        h('h1', {}, 'Nothing to watch here'),
-        h('p', {}, params.mode === 'party' ? 'This party link names no stream. Ask the host for the full link.' : 'This address names no stream.'),
-      ),
-    );
-    return null;
-  }
-
   // --- skeleton ----------------------------------------------------------------------------------
   const titleTop = h('div', { class: 'topbar-title', 'data-testid': 'title-top' });
   const viewers = h('span', { class: 'viewers', 'data-testid': 'viewers', title: 'Watching now', hidden: true }, icon('eye', 16), h('span', { class: 'viewers-n' }, '–'));
@@ -53,6 +40,19 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
     titleTop,
     h('div', { class: 'topbar-right' }, viewers),
   );
+  if (!streamId) {
+    root.replaceChildren(
+      topbar,
+      h(
+        'div',
+        { class: 'fatal card' },
+        h('div', { class: 'notice-icon notice-not-found' }, icon('alert', 28)),
+        h('h1', {}, 'Nothing to watch here'),
+        h('p', {}, params.mode === 'party' ? 'This party link names no stream. Ask the host for the full link.' : 'This address names no stream.'),
+      ),
+    );
+    return null;
+  }
 
   const video = h('video', { class: 'video', playsinline: true, preload: 'auto', 'data-testid': 'video' });
   // Muted so that browsers let the page start playing by itself; the overlay offers "unmute".
@@ -96,8 +96,10 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
   const showState = () => {
     const n = player.notice;
     const s =
-      n?.kind === 'forbidden' || n?.kind === 'not-found'
-        ? 'unavailable'
+      n?.kind === 'forbidden'
+        ? 'restricted'
+        : n?.kind === 'not-found'
+          ? 'unavailable'
         : n?.kind === 'ended' || player.video.ended || player.info?.status === 'ended'
           ? 'ended'
           : n?.kind === 'not-live' || player.info?.status === 'idle'
@@ -106,13 +108,14 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
               ? 'live'
               : 'loading';
     state.dataset.state = s;
-    const label: Record<string, string> = { live: 'Live', ended: 'Ended', upcoming: 'Starting soon', loading: 'Connecting…', unavailable: 'Unavailable' };
+    const label: Record<string, string> = { live: 'Live', ended: 'Ended', upcoming: 'Starting soon', loading: 'Connecting…', restricted: 'Access required', unavailable: 'Not found' };
+    stage.classList.toggle('has-notice', !!n);
     setText(state, label[s] ?? s);
     const r = player.currentRendition();
     setText(meta, s === 'live' && r ? `${r.height ? `${r.height}p` : r.name} · low-latency HLS` : s === 'upcoming' ? 'The player starts by itself when the broadcast begins' : '');
     showTitle();
   };
-  for (const e of ['info', 'notice', 'firstFrame', 'rendition'] as const) player.on(e, showState);
+  for (const e of ['info', 'notice', 'firstFrame', 'rendition', 'tick'] as const) player.on(e, showState);
   showState();
   return page;
 }

@@ -64,10 +64,41 @@ export class Player {
   private mediaRecoveries = 0;
   private lastLevel: number | null = null;
 
+  /** Whether the viewer follows the live edge (false after they scrub back into the DVR window). */
+  followLive = true;
+  private catchUpUntil = 0;
+
   constructor(opts: PlayerOptions) {
     this.opts = opts;
     this.video = opts.video;
     this.watchVideo();
+    if (!opts.party) setInterval(() => this.catchUp(), 250);
+  }
+
+  /**
+   * Holds the watch page at hls.js's target latency. hls.js starts on an independent part (one
+   * per segment), up to a segment behind its target, and falls back after stalls; then:
+   * - in the first seconds after the start or a stall, jump forward inside the buffer (a skip
+   *   nobody notices while the picture is just appearing);
+   * - otherwise play 8 % faster until back within 50 ms of the target, as long as the buffer
+   *   ahead allows it.
+   */
+  private catchUp(): void {
+    const hls = this.hls;
+    const v = this.video;
+    if (!hls || !this.followLive || !this.live || v.paused || v.seeking || this.stalled || this.firstFrameAt === null) return;
+    const target = hls.targetLatency;
+    const latency = hls.latency;
+    if (target === null || !(latency > 0)) return;
+    const excess = latency - target;
+    const b = v.buffered;
+    const ahead = b.length ? b.end(b.length - 1) - v.currentTime : 0;
+    if (excess > 0.25 && performance.now() < this.catchUpUntil && ahead > excess + 0.1) {
+      v.currentTime += excess - 0.05;
+      return;
+    }
+    const rate = excess > 0.1 && ahead > 0.3 ? 1.08 : excess < 0.05 || ahead < 0.2 ? 1 : v.playbackRate;
+    if (v.playbackRate !== rate) v.playbackRate = rate;
   }
 
   on<K extends keyof PlayerEvents>(event: K, handler: Handler<K>): () => void {
@@ -130,8 +161,12 @@ export class Player {
   private hlsConfig(): Partial<HlsConfig> {
     return {
       lowLatencyMode: true,
-      // The party's own controller sets the rate; two controllers on one rate would fight.
-      maxLiveSyncPlaybackRate: this.opts.party ? 1 : 1.25,
+      // hls.js never touches the rate: it only catches up with more than 1 s of buffer ahead,
+      // which a low-latency player never has. The watch page catches up itself (catchUp below);
+      // a party's controller owns the rate, and two controllers on one rate would fight.
+      maxLiveSyncPlaybackRate: 1,
+      // Each stall moves the target latency back by this much (hls.js: 1 s), up to one TD.
+      liveSyncOnStallIncrease: 0.25,
       // fMP4 parts are passed through, not transmuxed: a worker would only add a hop.
       enableWorker: false,
       backBufferLength: 90,
@@ -270,6 +305,7 @@ export class Player {
     const firstFrame = (shownAt: number) => {
       if (this.firstFrameAt !== null) return;
       this.firstFrameAt = shownAt;
+      this.catchUpUntil = performance.now() + 4000;
       this.emit('firstFrame', { ttffMs: shownAt });
     };
     // requestVideoFrameCallback says when the first frame was actually presented.
@@ -289,6 +325,7 @@ export class Player {
   private setStalled(stalled: boolean): void {
     if (this.stalled === stalled) return;
     this.stalled = stalled;
+    if (!stalled) this.catchUpUntil = performance.now() + 3000;
     this.emit('stall', { stalled });
   }
 
@@ -355,7 +392,16 @@ export class Player {
     void this.video.play().catch(() => undefined);
   }
 
+  /** The viewer seeks: still following live only if they landed near the edge. */
+  seek(t: number): void {
+    const edge = this.liveEdge();
+    this.followLive = edge === null || edge - t < 3;
+    this.video.currentTime = t;
+  }
+
   goLive(): void {
+    this.followLive = true;
+    this.catchUpUntil = performance.now() + 3000;
     const edge = this.liveEdge();
     if (edge !== null) this.video.currentTime = edge;
     void this.video.play().catch(() => undefined);

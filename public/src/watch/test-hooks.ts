@@ -25,6 +25,7 @@ export function exposeForTests(page: WatchPage): void {
       wallMs: performance.timeOrigin + performance.now(),
       roomNowMs: page.room?.clockEstimate() ? page.room.roomNow() : null,
       latencySec: p.latency(page.clock()),
+      behindLiveSec: p.behindLive(),
       errors: page.player.errorsSeen.slice(-20),
       role: page.room?.you?.role ?? null,
       viewers: page.room?.state?.presence.count ?? null,

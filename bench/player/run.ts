@@ -1,0 +1,290 @@
+// `npm run bench:player`: the viewer's experience in headless Chromium on the local stack, with
+// baselines measured the same way in the same run. Prints figures; asserts nothing.
+//  1. time to first frame (navigation → first frame presented, requestVideoFrameCallback), p50,
+//     for the watch page and for a bare page running hls.js with its defaults;
+//  2. glass-to-glass latency p50/p99: the capture time the publisher burnt into the frame
+//     (bench/player/clock-publisher.ts) against the wall clock at which that frame is presented,
+//     and the same against the frame's program-date-time; baseline: hls.js in standard
+//     (non-low-latency) mode on the same stream;
+//  3. watch-party alignment p50/p95 over a minute after the host seeks: the program-date-time on
+//     screen in two party pages at the same instants; baseline: two independent watch pages.
+// Knobs: BENCH_TTFF_RUNS (8), BENCH_G2G_SECONDS (20), BENCH_ALIGN_SECONDS (60), BENCH_PARTS
+// (ttff,g2g,party), KEEP_BENCH=1.
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
+import { ROOT, freePort, startStack, stopChild, type Stack } from '../../scripts/local-stack.ts';
+import { createLogger } from '../../transcoder-node/log.ts';
+import type { PageSnapshot } from '../../public/src/core/page-snapshot.ts';
+import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/browser.ts';
+import { BARCODE, startClockPublisher } from './clock-publisher.ts';
+
+const TTFF_RUNS = Number(process.env.BENCH_TTFF_RUNS ?? 8);
+const G2G_SECONDS = Number(process.env.BENCH_G2G_SECONDS ?? 20);
+const ALIGN_SECONDS = Number(process.env.BENCH_ALIGN_SECONDS ?? 60);
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'ttff,g2g,party').split(','));
+const LADDER = [
+  { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 },
+  { name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 350_000 },
+  { name: 'audio', kind: 'audio', audioBitrate: 96_000 },
+];
+const PROBE = readFileSync(join(ROOT, 'bench', 'player', 'page-probe.js'), 'utf8');
+const log = createLogger({ service: 'bench-player' });
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+const ms = (x: number, digits = 0) => (Number.isFinite(x) ? `${x.toFixed(digits)} ms` : 'n/a');
+const sec = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(3)} s` : 'n/a');
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+
+type Win = { __edgelive: { snapshot(): PageSnapshot; page: { player: { video: unknown; pdtAt(t: number): number | null; pdtNow(): number | null }; party: unknown; controls: { intents(): { seek(t: number): void } | null } } }; __probe: Probe };
+type Probe = {
+  g2g(video: unknown, pdtAt: ((t: number) => number | null) | null, layout: typeof BARCODE): void;
+  stopG2G(): { frames: Array<{ shown: number; glass: number; pdt: number | null; height: number }>; unreadable: number };
+  track(pdtNow: () => number | null): void;
+  stopTrack(): Array<[number, number]>;
+};
+
+/**
+ * A page with nothing but hls.js playing the stream, from a tiny server of its own on loopback
+ * (the Worker's site assets are same-origin only, and Chromium refuses a page that is not on a
+ * local address the right to fetch from one).
+ */
+async function serveBarePage(workerUrl: string, streamId: string): Promise<{ origin: string; close(): void }> {
+  const hlsJs = readFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'));
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/hls.min.js') {
+      res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
+      return;
+    }
+    const config = url.searchParams.get('config') ?? '{}';
+    res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><body style="margin:0;background:#000"><video id="v" muted playsinline style="width:640px"></video>
+<script src="/hls.min.js"></script>
+<script>
+const v = document.getElementById('v');
+const hls = new Hls(${config});
+hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+hls.loadSource('${workerUrl}/live/${streamId}/index.m3u8');
+hls.attachMedia(v);
+window.__first = null;
+v.requestVideoFrameCallback((_n, m) => { window.__first = m.presentationTime; });
+window.__pdtAt = (t) => {
+  const d = hls.levels[hls.currentLevel >= 0 ? hls.currentLevel : 0]?.details;
+  let best = null;
+  for (const f of d ? d.fragments : []) { if (f.programDateTime == null) continue; if (f.start <= t + 1e-6) best = f; else break; }
+  return best ? best.programDateTime + (t - best.start) * 1000 : null;
+};
+window.__video = v;
+</script></body>`);
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { origin: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+let bareOrigin = '';
+function barePage(config: Record<string, unknown>): string {
+  return `${bareOrigin}/?config=${encodeURIComponent(JSON.stringify(config))}`;
+}
+
+async function firstFrameOf(page: Page, bare: boolean): Promise<number> {
+  if (bare) return (await waitInPage(page, () => (globalThis as unknown as { __first: number | null }).__first, 'first frame (bare page)', 30_000))!;
+  return (await waitInPage(page, () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().firstFrameMs ?? null, 'first frame', 30_000))!;
+}
+
+async function timeToFirstFrame(b: TestBrowser, url: string, bare: boolean): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < TTFF_RUNS; i++) {
+    const page = await b.newPage({ width: 1280, height: 720 });
+    await page.goto(url);
+    out.push(await firstFrameOf(page, bare));
+    await page.close();
+    await sleep(500);
+  }
+  return out;
+}
+
+async function glassToGlass(page: Page, bare: boolean): Promise<{ glass: number[]; pdt: number[]; unreadable: number; heights: Set<number> }> {
+  await page.addScriptTag({ content: PROBE });
+  await page.evaluate(
+    ([layout, isBare]) => {
+      const g = globalThis as unknown as Win & { __video: unknown; __pdtAt: (t: number) => number | null };
+      if (isBare) g.__probe.g2g(g.__video, g.__pdtAt, layout);
+      else g.__probe.g2g(g.__edgelive.page.player.video, (t) => g.__edgelive.page.player.pdtAt(t), layout);
+    },
+    [BARCODE, bare] as const,
+  );
+  await sleep(G2G_SECONDS * 1000);
+  const r = await page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G());
+  return { glass: r.frames.map((f) => f.glass), pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])), unreadable: r.unreadable, heights: new Set(r.frames.map((f) => f.height)) };
+}
+
+/** |PDT on page B − PDT on page A| at B's sampling instants (A interpolated between its samples). */
+function alignment(a: Array<[number, number]>, b: Array<[number, number]>): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (const [t, pdtB] of b) {
+    while (j + 1 < a.length && a[j + 1]![0] < t) j++;
+    const a0 = a[j];
+    const a1 = a[j + 1];
+    if (!a0 || !a1 || a0[0] > t || a1[0] < t || a1[0] - a0[0] > 100) continue;
+    const pdtA = a0[1] + ((a1[1] - a0[1]) * (t - a0[0])) / (a1[0] - a0[0]);
+    out.push(Math.abs(pdtB - pdtA));
+  }
+  return out;
+}
+
+async function track(pages: Page[], seconds: number): Promise<Array<Array<[number, number]>>> {
+  for (const p of pages) {
+    await p.addScriptTag({ content: PROBE });
+    await p.evaluate(() => (globalThis as unknown as Win).__probe.track(() => (globalThis as unknown as Win).__edgelive.page.player.pdtNow()));
+  }
+  await sleep(seconds * 1000);
+  return Promise.all(pages.map((p) => p.evaluate(() => (globalThis as unknown as Win).__probe.stopTrack())));
+}
+
+const snapshot = (p: Page) => p.evaluate(() => (globalThis as unknown as Win).__edgelive.snapshot());
+
+interface Ctx {
+  stack: Stack;
+  browser: TestBrowser;
+  streamId: string;
+  watchUrl: string;
+}
+
+async function measureTtff({ browser, watchUrl }: Ctx): Promise<string[]> {
+  log.info('time to first frame', { runs: TTFF_RUNS });
+  const ttff = await timeToFirstFrame(browser, watchUrl, false);
+  const bare = await timeToFirstFrame(browser, barePage({}), true);
+  return [
+    `time to first frame (navigation → first frame presented), ${TTFF_RUNS} page loads each:`,
+    `  watch page          p50 ${ms(quantile(ttff, 0.5))}   min ${ms(Math.min(...ttff))}   max ${ms(Math.max(...ttff))}   first (cold cache) ${ms(ttff[0]!)}   target ≤ 1000 ms`,
+    `  baseline: bare page, hls.js defaults   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}`,
+  ];
+}
+
+async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]> {
+  log.info('glass to glass', { seconds: G2G_SECONDS });
+  const watch = await browser.newPage({ width: 1280, height: 720 });
+  await watch.goto(watchUrl);
+  await firstFrameOf(watch, false);
+  await sleep(5000); // past the start-up catch-up
+  const g2g = await glassToGlass(watch, false);
+  const end = await watch.evaluate(() => {
+    const hls = (globalThis as unknown as { __edgelive: { page: { player: { hls: { latency: number; targetLatency: number | null } | null } } } }).__edgelive.page.player.hls;
+    return { latency: hls?.latency ?? NaN, target: hls?.targetLatency ?? NaN };
+  });
+  await watch.close();
+  const std = await browser.newPage({ width: 1280, height: 720 });
+  await std.goto(barePage({ lowLatencyMode: false }));
+  await firstFrameOf(std, true);
+  await sleep(5000);
+  const g2gStd = await glassToGlass(std, true);
+  await std.close();
+  return [
+    `glass to glass (capture-time barcode in the frame vs wall clock at presentation), ${G2G_SECONDS} s of frames:`,
+    `  watch page (LL-HLS)  p50 ${sec(quantile(g2g.glass, 0.5))}   p99 ${sec(quantile(g2g.glass, 0.99))}   frames ${g2g.glass.length} (unreadable ${g2g.unreadable}, heights ${[...g2g.heights].join('/')})   target p50 ≤ 1.2 s`,
+    `    same frames by program-date-time: p50 ${sec(quantile(g2g.pdt, 0.5))}   p99 ${sec(quantile(g2g.pdt, 0.99))}   (hls.js at the end: ${end.latency.toFixed(2)} s behind the playlist edge, target ${end.target.toFixed(2)} s)`,
+    `  baseline: hls.js standard mode (lowLatencyMode off)  p50 ${sec(quantile(g2gStd.glass, 0.5))}   p99 ${sec(quantile(g2gStd.glass, 0.99))}   frames ${g2gStd.glass.length}`,
+  ];
+}
+
+async function measureParty({ stack, browser, streamId, watchUrl }: Ctx): Promise<string[]> {
+  log.info('watch party alignment', { seconds: ALIGN_SECONDS });
+  const room = `bench-party-${Date.now()}`;
+  const tokenRes = await fetch(`${stack.workerUrl}/rooms/${room}/tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'Host', role: 'host' }),
+  });
+  const { token } = (await tokenRes.json()) as { token: string };
+  const host = await browser.newPage({ width: 1280, height: 720 });
+  const guest = await browser.newPage({ width: 1280, height: 720 });
+  await host.goto(`${stack.workerUrl}/party/${room}?stream=${streamId}&roomToken=${token}`);
+  await guest.goto(`${stack.workerUrl}/party/${room}?stream=${streamId}&name=Guest`);
+  const inSync = (p: Page) =>
+    waitInPage(p, () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().party?.state === 'in-sync', 'in sync', 60_000).catch(async (err: unknown) => {
+      const why = await p.evaluate(() => {
+        const g = globalThis as unknown as { __edgelive: { snapshot(): unknown; page: { party: { trace: unknown[] } | null } } };
+        return { snapshot: g.__edgelive.snapshot(), trace: g.__edgelive.page.party?.trace.slice(-12) };
+      });
+      throw new Error(`${String(err)}\n${JSON.stringify(why)}`);
+    });
+  await Promise.all([inSync(host), inSync(guest)]);
+  await sleep(3000);
+  const seekAt = Date.now();
+  await host.evaluate(() => {
+    const p = (globalThis as unknown as Win).__edgelive.page;
+    p.controls.intents()?.seek((p.player.video as { currentTime: number }).currentTime - 5);
+  });
+  await waitInPage(host, () => ((globalThis as unknown as Win).__edgelive.snapshot().party?.version ?? 0) >= 2, 'the seek command');
+  await sleep(300);
+  await Promise.all([inSync(host), inSync(guest)]);
+  const settledMs = Date.now() - seekAt;
+  const [a, b] = await track([host, guest], ALIGN_SECONDS);
+  const party = alignment(a!, b!);
+  const after = await Promise.all([snapshot(host), snapshot(guest)]);
+  await host.close();
+  await guest.close();
+
+  const w1 = await browser.newPage({ width: 1280, height: 720 });
+  const w2 = await browser.newPage({ width: 1280, height: 720 });
+  await Promise.all([w1.goto(watchUrl), w2.goto(watchUrl)]);
+  await Promise.all([firstFrameOf(w1, false), firstFrameOf(w2, false)]);
+  await sleep(5000);
+  const [c, d] = await track([w1, w2], Math.min(20, ALIGN_SECONDS));
+  const independent = alignment(c!, d!);
+  await w1.close();
+  await w2.close();
+  return [
+    `watch-party alignment (|PDT on screen, page A − page B| at the same instants, every 20 ms), ${ALIGN_SECONDS} s after the host seeked 5 s back (both in sync ${(settledMs / 1000).toFixed(1)} s after the seek):`,
+    `  party pages          p50 ${ms(quantile(party, 0.5), 1)}   p95 ${ms(quantile(party, 0.95), 1)}   p99 ${ms(quantile(party, 0.99), 1)}   max ${ms(Math.max(...party), 1)}   samples ${party.length}   target p95 ≤ 10 ms`,
+    `    each page's own error at the end: host ${ms(after[0].party?.errorMs ?? NaN, 1)}, guest ${ms(after[1].party?.errorMs ?? NaN, 1)}`,
+    `  baseline: two independent watch pages  p50 ${ms(quantile(independent, 0.5), 1)}   p95 ${ms(quantile(independent, 0.95), 1)}   samples ${independent.length}`,
+  ];
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-player-'));
+  let stack: Stack | undefined;
+  let publisher: ChildProcess | undefined;
+  let browser: TestBrowser | undefined;
+  let bare: { origin: string; close(): void } | undefined;
+  try {
+    stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'bench-admin', ingestSecret: 'bench-ingest-secret', logger: log });
+    const stream = await stack.createStream({ title: 'Player benchmark', ladder: LADDER });
+    publisher = startClockPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
+    const deadline = Date.now() + 40_000;
+    for (;;) {
+      const res = await fetch(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`);
+      const text = res.ok ? await res.text() : (await res.body?.cancel(), '');
+      if ((text.match(/#EXTINF/g) ?? []).length >= 4) break;
+      if (Date.now() > deadline) throw new Error('the stream did not start');
+      await sleep(300);
+    }
+    browser = await launchBrowser();
+    bare = await serveBarePage(stack.workerUrl, stream.id);
+    bareOrigin = bare.origin;
+    const ctx: Ctx = { stack, browser, streamId: stream.id, watchUrl: `${stack.workerUrl}/watch/${stream.id}` };
+    const lines = ['', `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio), 1 s segments, 200 ms parts`, ''];
+    if (PARTS.has('ttff')) lines.push(...(await measureTtff(ctx)), '');
+    if (PARTS.has('g2g')) lines.push(...(await measureGlassToGlass(ctx)), '');
+    if (PARTS.has('party')) lines.push(...(await measureParty(ctx)), '');
+    console.log(lines.join('\n'));
+  } finally {
+    bare?.close();
+    await browser?.close();
+    await stopChild(publisher);
+    await stack?.stop();
+    if (!process.env.KEEP_BENCH) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,150 @@
+// TranscoderRegistry: the set of live ingest nodes (one object for the cluster, named "global").
+// Transcoders register with their region, position, public URLs and capacity, then heartbeat
+// with their load; a node that misses three heartbeats drops out (lazily on every read, and by
+// the alarm so that the table does not keep dead nodes). Ordering for a caller is pure
+// (workers/lib/geo-distance.ts); this object only keeps the set.
+import { DurableObject } from 'cloudflare:workers';
+import type { Env } from '../workers/env.ts';
+import { nearestLocationHint, type LocationHint } from '../workers/lib/geo-distance.ts';
+import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type RegisterNodeRequestSchema } from '../workers/lib/ingest-protocol.ts';
+import type { z } from 'zod';
+
+export type NodeRegistration = z.output<typeof RegisterNodeRequestSchema>;
+
+export interface IngestNode {
+  nodeId: string;
+  region: string;
+  latitude: number;
+  longitude: number;
+  rtmpUrl: string;
+  srtUrl: string | null;
+  capacity: number;
+  sessions: number;
+  /** sessions / capacity. */
+  load: number;
+  locationHint: LocationHint;
+  heartbeatIntervalMs: number;
+  registeredAt: number;
+  lastSeenAt: number;
+  /** When the node drops out unless a heartbeat comes first. */
+  expiresAt: number;
+}
+
+export type RegistryError = { status: 404; code: 'unknown_node'; message: string };
+
+/** The single registry object's name. Heartbeats are a few per node per interval: one object is plenty. */
+export const REGISTRY_NAME = 'global';
+
+type Row = {
+  node_id: string;
+  info: string;
+  sessions: number;
+  interval_ms: number;
+  registered_at: number;
+  last_seen: number;
+};
+
+export class TranscoderRegistry extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS nodes (
+      node_id TEXT PRIMARY KEY, info TEXT NOT NULL, sessions INTEGER NOT NULL,
+      interval_ms INTEGER NOT NULL, registered_at INTEGER NOT NULL, last_seen INTEGER NOT NULL)`);
+  }
+
+  /** A node (re)announces itself. Registering again replaces what was known about it. */
+  async register(reg: NodeRegistration): Promise<NodeAck> {
+    const now = Date.now();
+    const info = {
+      region: reg.region,
+      latitude: reg.latitude,
+      longitude: reg.longitude,
+      rtmpUrl: reg.rtmpUrl,
+      srtUrl: reg.srtUrl ?? null,
+      capacity: reg.capacity,
+      locationHint: reg.locationHint ?? nearestLocationHint(reg),
+    };
+    this.sql.exec(
+      `INSERT INTO nodes (node_id, info, sessions, interval_ms, registered_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(node_id) DO UPDATE SET info = excluded.info, sessions = excluded.sessions,
+         interval_ms = excluded.interval_ms, last_seen = excluded.last_seen`,
+      reg.nodeId,
+      JSON.stringify(info),
+      reg.sessions,
+      reg.heartbeatIntervalMs,
+      now,
+      now,
+    );
+    await this.armAlarm();
+    return ack(reg.heartbeatIntervalMs, now);
+  }
+
+  /** A heartbeat with the node's load. An unknown (or already dropped) node must register again. */
+  async heartbeat(nodeId: string, sessions: number): Promise<NodeAck | RegistryError> {
+    const now = Date.now();
+    this.expire(now);
+    const row = this.sql.exec<{ interval_ms: number }>('SELECT interval_ms FROM nodes WHERE node_id = ?', nodeId).toArray()[0];
+    if (!row) return { status: 404, code: 'unknown_node', message: `node ${nodeId} is not registered (or missed ${MISSED_HEARTBEATS_TO_DROP} heartbeats): register again` };
+    this.sql.exec('UPDATE nodes SET sessions = ?, last_seen = ? WHERE node_id = ?', sessions, now, nodeId);
+    await this.armAlarm();
+    return ack(row.interval_ms, now);
+  }
+
+  /** A node shutting down leaves at once. */
+  async deregister(nodeId: string): Promise<{ removed: boolean }> {
+    const removed = this.sql.exec('DELETE FROM nodes WHERE node_id = ?', nodeId).rowsWritten > 0;
+    return { removed };
+  }
+
+  /** The healthy nodes (those that have not missed three heartbeats). */
+  async nodes(): Promise<IngestNode[]> {
+    const now = Date.now();
+    this.expire(now);
+    return this.sql.exec<Row>('SELECT * FROM nodes ORDER BY node_id').toArray().map(toNode);
+  }
+
+  override async alarm(): Promise<void> {
+    this.expire(Date.now());
+    await this.armAlarm();
+  }
+
+  /** Drops every node whose last heartbeat is MISSED_HEARTBEATS_TO_DROP intervals old. */
+  private expire(now: number): void {
+    const gone = this.sql
+      .exec<{ node_id: string }>(`DELETE FROM nodes WHERE last_seen + ${MISSED_HEARTBEATS_TO_DROP} * interval_ms <= ? RETURNING node_id`, now)
+      .toArray();
+    if (gone.length > 0) {
+      console.log(JSON.stringify({ level: 'warn', msg: 'ingest nodes dropped: heartbeats missed', nodes: gone.map((g) => g.node_id) }));
+    }
+  }
+
+  /** One alarm at the earliest expiry (or none when the registry is empty). */
+  private async armAlarm(): Promise<void> {
+    const next = this.sql
+      .exec<{ at: number | null }>(`SELECT MIN(last_seen + ${MISSED_HEARTBEATS_TO_DROP} * interval_ms) AS at FROM nodes`)
+      .one().at;
+    if (next === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(next);
+  }
+}
+
+function ack(heartbeatIntervalMs: number, now: number): NodeAck {
+  return { ok: true, heartbeatIntervalMs, expiresAt: now + MISSED_HEARTBEATS_TO_DROP * heartbeatIntervalMs };
+}
+
+function toNode(r: Row): IngestNode {
+  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'srtUrl' | 'capacity' | 'locationHint'>;
+  return {
+    nodeId: r.node_id,
+    ...info,
+    sessions: r.sessions,
+    load: r.sessions / info.capacity,
+    heartbeatIntervalMs: r.interval_ms,
+    registeredAt: r.registered_at,
+    lastSeenAt: r.last_seen,
+    expiresAt: r.last_seen + MISSED_HEARTBEATS_TO_DROP * r.interval_ms,
+  };
+}
