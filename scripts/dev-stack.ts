@@ -36,9 +36,11 @@ function devVars(): Record<string, string> {
 const vars = devVars();
 const port = Number(process.env.PORT ?? 8787);
 const rtmpPort = Number(process.env.RTMP_PORT ?? 1935);
+const srtPort = Number(process.env.SRT_PORT ?? 9000);
 const stack = await startStack({
   workerPort: port,
   rtmpPort,
+  srtPort,
   healthPort: Number(process.env.TRANSCODER_HEALTH_PORT ?? 8790),
   persistDir: join(ROOT, '.wrangler', 'state'),
   logDir: join(ROOT, '.wrangler', 'logs'),
@@ -58,7 +60,8 @@ process.stdout.write(
     'edgelive is running',
     `  watch:        ${stack.workerUrl}/watch/${stream.id}`,
     `  playlist:     ${stream.playback.hls}`,
-    `  publish:      ${stream.ingest.rtmp}`,
+    `  publish:      ${stream.ingest.rtmp}   (RTMP, the demo publishes here)`,
+    `                ${stream.ingest.srt ?? '(no SRT listener)'}   (SRT, e.g. ffmpeg ... -f mpegts '<this URL>')`,
     `  admin token:  ${vars.ADMIN_TOKEN}   (from .dev.vars; e.g. curl -H "Authorization: Bearer $TOKEN" ${stack.workerUrl}/api/streams)`,
     `  logs:         .wrangler/logs/`,
     '  Ctrl-C stops everything.',

@@ -15,6 +15,8 @@ const NODE = join(BIN, 'node');
 export interface StackOptions {
   workerPort?: number;
   rtmpPort?: number;
+  /** UDP port of the first transcoder's SRT listener (fresh when absent). */
+  srtPort?: number;
   healthPort?: number;
   /** Where wrangler persists R2, D1 and Durable Objects. */
   persistDir: string;
@@ -140,7 +142,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const rtmpPort = opts.rtmpPort ?? (await freePort());
   const healthPort = opts.healthPort ?? (await freePort());
   // Free on TCP; a UDP port of the same number is as good as free on a dev machine.
-  const srtPort = await freePort();
+  const srtPort = opts.srtPort ?? (await freePort());
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
