@@ -27,8 +27,11 @@ export default defineConfig({
           environment: 'node',
           testTimeout: 180_000,
           hookTimeout: 120_000,
-          // The machine has two cores: end-to-end files run one at a time.
+          // The machine has two cores: end-to-end files run one at a time, and only after the
+          // workers and node projects are done, so timing-sensitive checks (a watch party's
+          // alignment, a recording's frame count) do not compete with them for a core.
           fileParallelism: false,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

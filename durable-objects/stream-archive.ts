@@ -4,7 +4,7 @@
 // more. Shares the DO's SQLite (segments, parts) and runs inside its single thread.
 import type { VodPlaylistSnapshot, VodSegment } from '../workers/lib/live-model.ts';
 import { cutClip, type ClipCut, type ClipSegment } from '../workers/lib/clip-cut.ts';
-import { clipExportKey, mediaObjectKey, thumbnailKey } from '../workers/lib/object-keys.ts';
+import { clipExportPrefix, mediaObjectKey, thumbnailKey } from '../workers/lib/object-keys.ts';
 import { newRecordingId, vodPlaybackPath } from '../workers/vod-catalog.ts';
 import type { WebhookEventType } from '../workers/lib/webhooks.ts';
 
@@ -252,7 +252,8 @@ export class StreamArchive {
     if (from === undefined) return [];
     const rows = sql
       .exec<{ msn: number; pdt: number; duration: number | null }>(
-        'SELECT msn, pdt, duration FROM segments WHERE rendition = ? AND msn >= ? AND pdt < ? ORDER BY msn',
+        // Gap segments (EXT-X-GAP) have no parts to cut at; the VOD playlist still lists them.
+        'SELECT msn, pdt, duration FROM segments WHERE rendition = ? AND msn >= ? AND pdt < ? AND gap = 0 ORDER BY msn',
         rendition,
         from,
         endMs,
@@ -300,7 +301,11 @@ export class StreamArchive {
       if (!r) return { status: 404, code: 'not_found', message: 'no such recording' };
       if (r.state === 'recording') return { status: 409, code: 'recording_in_progress', message: 'the broadcast has not ended yet' };
       if (r.state === 'expired') return { status: 410, code: 'expired', message: 'the recording has expired' };
-      return { kind: 'recording', renditions: this.host.renditionNames() };
+      // Only the renditions with media in it: a rung the publisher could not feed is left out.
+      const renditions = this.host
+        .renditionNames()
+        .filter((name) => this.host.sql.exec('SELECT 1 FROM segments WHERE rendition = ? AND msn BETWEEN ? AND ? AND gap = 0 LIMIT 1', name, r.first_msn, r.last_msn).toArray().length > 0);
+      return { kind: 'recording', renditions };
     }
     const c = this.host.sql.exec<ClipRecord>('SELECT * FROM clips WHERE id = ?', assetId).toArray()[0];
     if (!c) return { status: 404, code: 'not_found', message: 'no such clip' };
@@ -331,14 +336,14 @@ export class StreamArchive {
 
   private vodSegments(rendition: string, firstMsn: number, lastMsn: number): VodSegment[] {
     const out: VodSegment[] = [];
-    for (const r of this.host.sql.exec<{ msn: number; epoch: number; duration: number | null; pdt: number; disc: number }>(
-      'SELECT msn, epoch, duration, pdt, disc FROM segments WHERE rendition = ? AND msn BETWEEN ? AND ? ORDER BY msn',
+    for (const r of this.host.sql.exec<{ msn: number; epoch: number; duration: number | null; pdt: number; disc: number; gap: number }>(
+      'SELECT msn, epoch, duration, pdt, disc, gap FROM segments WHERE rendition = ? AND msn BETWEEN ? AND ? ORDER BY msn',
       rendition,
       firstMsn,
       lastMsn,
     )) {
       if (r.duration === null) continue;
-      out.push({ msn: r.msn, epoch: r.epoch, duration: r.duration, programDateTime: r.pdt, discontinuity: r.disc === 1 });
+      out.push({ msn: r.msn, epoch: r.epoch, duration: r.duration, programDateTime: r.pdt, discontinuity: r.disc === 1, ...(r.gap === 1 ? { gap: true } : {}) });
     }
     return out;
   }
@@ -491,7 +496,9 @@ export class StreamArchive {
     // 6. Forget what is gone: expired recordings and clips past the grace period (and clip exports).
     if (!more) {
       for (const c of sql.exec<ClipRecord>('SELECT * FROM clips WHERE expires_at + ? <= ?', DELETE_GRACE_MS, now).toArray()) {
-        await this.deleteObjects([clipExportKey(c.id)]);
+        // The export's files (one per rendition): listed, since only D1 knows which were made.
+        const exported = await this.host.media.list({ prefix: clipExportPrefix(c.id) });
+        await this.deleteObjects(exported.objects.map((o) => o.key));
         sql.exec('DELETE FROM clips WHERE id = ?', c.id);
       }
       sql.exec("DELETE FROM recordings WHERE state = 'expired' AND expires_at + ? <= ?", DELETE_GRACE_MS, now);

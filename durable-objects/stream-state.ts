@@ -76,6 +76,14 @@ interface SegmentRecord {
   /** Kept in memory for segments near the live edge only; older ones have been dropped (PART-12). */
   parts: PartInfo[] | null;
   /**
+   * Open segment whose final part is published (the transcoder said so): the hint names part 0
+   * of the next MSN. In memory only: the segment push follows at once, and after an eviction the
+   * hint is merely the old, tolerated one (PH-05) until it does.
+   */
+  partsComplete?: boolean;
+  /** No media of this rendition for this MSN (EXT-X-GAP): see fillGaps. */
+  gap: boolean;
+  /**
    * Discontinuity sequence number of this segment (MP-04): discontinuity tags since the stream's
    * first segment, its own included. A playlist starting here has DISCONTINUITY-SEQUENCE
    * `dsn − (discontinuity ? 1 : 0)`, wherever it starts (the live edge, or a start-over point).
@@ -101,12 +109,27 @@ interface Waiter {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** Pushes of one rendition in progress: stored or being stored, some held for a predecessor. */
+interface RenditionPushes {
+  inProgress: number;
+  /** Held pushes waiting for the next announcement of the rendition (or a lease change). */
+  wakers: Set<() => void>;
+}
+
 /** Segments whose parts stay in memory: enough for PART-12 (3 × TD from the end) plus slack. */
 const PARTS_IN_MEMORY_SEGMENTS = 12;
 /** A live playlist never lists fewer segments than this (Apple 8.11: ≥ 6, plus the open one). */
 const MIN_WINDOW_SEGMENTS = 7;
+/**
+ * How long a push that arrived ahead of its predecessor waits for it before a 503. The
+ * predecessor is normally in flight at the same moment; this covers a few of its retries, and
+ * stays well under the transcoder's 10 s request timeout.
+ */
+const PREDECESSOR_WAIT_MS = 3_000;
+/** Pushes of one rendition in progress at once (the transcoder keeps 3 in flight). */
+const MAX_PUSHES_IN_PROGRESS = 8;
 /** Version of this object's SQLite schema (kept in kv; `PRAGMA user_version` is not available). */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 export class StreamState extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -121,6 +144,15 @@ export class StreamState extends DurableObject<Env> {
   private alarmAt: number | null = null;
   private readonly renditions = new Map<string, RenditionState>();
   private readonly waiters = new Set<Waiter>();
+  /** Pushes being stored or held per rendition (pipelined ingest, see ingest()). */
+  private readonly pushes = new Map<string, RenditionPushes>();
+  /** R2 writes of pushes in progress, by key: a retry joins its write, closeOpenSegments waits for it. */
+  private readonly storing = new Map<string, Promise<void>>();
+  /**
+   * The renditions an epoch publishes, as its transcoder declared them with its init segments:
+   * the ladder minus the rungs its input cannot feed (no audio track, no video track).
+   */
+  private epochSet: { epoch: number; names: string[] } | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -175,11 +207,14 @@ export class StreamState extends DurableObject<Env> {
     this.putKv('lastEpoch', epoch);
     this.putKv('ended', false);
     this.putKv('idle', false);
+    // Held pushes of the previous epoch are refused (stale epoch) instead of waiting their turn.
+    this.wakeHeld(null);
     await this.closeOpenSegments();
     // The previous broadcast stays in its recording; the live playlist starts afresh, so
     // start-over (`?start=beginning`) means the beginning of this broadcast.
     if (newBroadcast) this.clearWindows();
     const startMsn = this.nextMsn();
+    if (!newBroadcast) this.fillGaps(startMsn);
     // The new epoch's timestamps continue where the previous epoch's media ended (its reference
     // rendition): one timeline per broadcast, whatever the reconnections.
     const previousOffset = Number(this.getKv('epochTimeOffset') ?? 0);
@@ -242,21 +277,51 @@ export class StreamState extends DurableObject<Env> {
   /**
    * Stores one pushed object in R2, then announces it (PART-11: a part is listed only once its
    * bytes are durable). Pushes of another epoch are refused before anything is stored.
+   *
+   * Pushes are pipelined (the transcoder keeps a few per rendition in flight), so one may arrive
+   * while its predecessor is still on its way. It is stored at once and held, stored but not
+   * announced, until the predecessor has been announced; then it is announced and acknowledged.
+   * So announcements keep the rendition's order, an acknowledgement still means "durable and
+   * announced", and a held push whose predecessor never comes is answered 503 (retryable, nothing
+   * announced) after PREDECESSOR_WAIT_MS. A new lease or the end of the stream releases held
+   * pushes with the usual 409.
    */
   async ingest(push: IngestPush, body: ArrayBuffer): Promise<IngestResult> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const check = this.checkPush(push);
-    if (check !== 'store') return check;
+    if (check !== 'store' && check !== 'ahead') return check;
+    const pushes = this.pushesOf(push.rendition);
+    if (check === 'ahead' && pushes.inProgress >= MAX_PUSHES_IN_PROGRESS) return predecessorMissing(`more than ${MAX_PUSHES_IN_PROGRESS} pushes of ${push.rendition} in progress`);
     const key = mediaObjectKey(this.config.streamId, push.epoch, push.rendition, push.object);
-    await this.env.MEDIA.put(key, body, { httpMetadata: { contentType: contentTypeOf(push) } });
-    // Other events ran while R2 stored the bytes: check again before announcing.
-    const again = this.checkPush(push);
-    if (again !== 'store') return again;
-    this.announce(push, body.byteLength);
-    this.lastPushAt = Date.now();
-    if (this.alarmAt === null || this.alarmAt > this.lastPushAt + this.graceMs()) await this.scheduleAlarm();
-    this.wake(push.rendition);
-    return { status: 201 };
+    // A retry of a push whose bytes are still being stored (or are stored and held) joins that
+    // write rather than writing the same key again.
+    let stored = this.storing.get(key);
+    if (!stored) {
+      stored = this.env.MEDIA.put(key, body, { httpMetadata: { contentType: contentTypeOf(push) } }).then(() => undefined);
+      this.storing.set(key, stored);
+    }
+    pushes.inProgress++;
+    try {
+      await stored;
+      // Other events ran while R2 stored the bytes: check again before announcing, and wait for
+      // the predecessor if it has not been announced yet.
+      const deadline = Date.now() + PREDECESSOR_WAIT_MS;
+      let verdict = this.checkPush(push);
+      while (verdict === 'ahead') {
+        if (!(await this.nextAnnouncement(pushes, deadline))) return predecessorMissing(`the push before ${key} did not arrive in time`);
+        verdict = this.checkPush(push);
+      }
+      if (verdict !== 'store') return verdict;
+      this.announce(push, body.byteLength);
+      this.lastPushAt = Date.now();
+      this.wakeHeld(push.rendition);
+      this.wake(push.rendition);
+      if (this.alarmAt === null || this.alarmAt > this.lastPushAt + this.graceMs()) await this.scheduleAlarm();
+      return { status: 201 };
+    } finally {
+      pushes.inProgress--;
+      if (this.storing.get(key) === stored) this.storing.delete(key);
+    }
   }
 
   /** A thumbnail of the top rendition (JPEG), pushed by the transcoder every few seconds. */
@@ -272,8 +337,12 @@ export class StreamState extends DurableObject<Env> {
     return added ? { status: 201 } : { status: 200, duplicate: true };
   }
 
-  /** 'store' when the push is the next thing this rendition expects; a duplicate is a 200. */
-  private checkPush(push: IngestPush): 'store' | IngestResult {
+  /**
+   * 'store' when the push is the next thing this rendition expects; a duplicate is a 200.
+   * 'ahead' when it comes a little early (pipelined pushes): its predecessors, in the same epoch,
+   * are still to be announced.
+   */
+  private checkPush(push: IngestPush): 'store' | 'ahead' | IngestResult {
     if (!this.lease || push.epoch !== this.lease.epoch) return stale(push.epoch);
     if (this.ended) return { status: 409, code: 'stream_ended', message: 'the stream has ended; take a new lease' };
     const rs = this.renditions.get(push.rendition);
@@ -290,23 +359,27 @@ export class StreamState extends DurableObject<Env> {
       if (last && last.epoch === push.epoch && last.msn === msn && part < last.partCount) return { status: 200, duplicate: true };
       if (last && last.epoch === push.epoch && msn < last.msn) return { status: 200, duplicate: true };
       const expected = this.expectedPart(rs, push.epoch);
-      if (msn !== expected.msn || part !== expected.part) {
-        return outOfOrder(`expected part ${expected.msn}.${expected.part}, got ${msn}.${part}`);
-      }
-      return 'store';
+      if (msn === expected.msn && part === expected.part) return 'store';
+      // Later parts of the expected segment, or parts of the next one (its parent's segment push
+      // is on its way): the pipelining window is a few pushes, never more than one MSN ahead.
+      if ((msn === expected.msn && part > expected.part) || msn === expected.msn + 1) return 'ahead';
+      return outOfOrder(`expected part ${expected.msn}.${expected.part}, got ${msn}.${part}`);
     }
     const { msn } = push.object;
     if (last && last.epoch === push.epoch && (msn < last.msn || (msn === last.msn && last.duration !== null))) {
       return { status: 200, duplicate: true };
     }
-    if (!last || last.msn !== msn || last.duration !== null || last.epoch !== push.epoch) {
-      return outOfOrder(`segment ${msn} is not the open segment`);
-    }
     const { partCount } = push.meta as SegmentMeta;
-    if (partCount !== last.partCount) {
+    if (last && last.msn === msn && last.duration === null && last.epoch === push.epoch) {
+      if (partCount === last.partCount) return 'store';
+      // Its last parts are on their way.
+      if (partCount > last.partCount) return 'ahead';
       return outOfOrder(`segment ${msn} has ${last.partCount} parts, the push says ${partCount}`);
     }
-    return 'store';
+    // None of its parts is announced yet: they are on their way.
+    const expected = this.expectedPart(rs, push.epoch);
+    if (expected.msn === msn && expected.part === 0) return 'ahead';
+    return outOfOrder(`segment ${msn} is not the open segment`);
   }
 
   private expectedPart(rs: RenditionState, epoch: number): { msn: number; part: number } {
@@ -319,9 +392,13 @@ export class StreamState extends DurableObject<Env> {
   private announce(push: IngestPush, size: number): void {
     const rs = this.rendition(push.rendition);
     if (push.object.kind === 'init') {
-      const meta = push.meta as InitMeta;
+      const { renditions, ...meta } = push.meta as InitMeta;
       rs.info = { name: push.rendition, ...meta };
       rs.initEpoch = push.epoch;
+      if (renditions && this.epochSet?.epoch !== push.epoch) {
+        this.epochSet = { epoch: push.epoch, names: renditions };
+        this.putKv('epochRenditions', this.epochSet);
+      }
       this.sql.exec(
         'INSERT OR REPLACE INTO renditions (name, epoch, info) VALUES (?, ?, ?)',
         push.rendition,
@@ -346,6 +423,7 @@ export class StreamState extends DurableObject<Env> {
           partCount: 0,
           parts: [],
           dsn: (previous?.dsn ?? 0) + (discontinuity ? 1 : 0),
+          gap: false,
         };
         rs.window.push(seg);
         rs.newest = { msn, epoch: push.epoch, dsn: seg.dsn };
@@ -361,6 +439,7 @@ export class StreamState extends DurableObject<Env> {
       }
       seg.parts?.push({ duration: meta.duration, independent: meta.independent });
       seg.partCount = part + 1;
+      if (meta.final) seg.partsComplete = true;
       this.sql.exec(
         'INSERT INTO parts (rendition, msn, idx, duration, independent, size) VALUES (?, ?, ?, ?, ?, ?)',
         rs.name,
@@ -423,7 +502,7 @@ export class StreamState extends DurableObject<Env> {
     for (const rung of this.config.settings.ladder) {
       const rs = this.renditions.get(rung.name);
       // An ended stream whose window expired with its recording has nothing left to list.
-      if (rs?.info && (rs.window.length > 0 || !this.ended)) renditions.push(rs.info);
+      if (rs?.info && (rs.window.length > 0 || !this.ended) && this.inEpochSet(rung.name)) renditions.push(rs.info);
     }
     if (renditions.length === 0) return { status: 404, code: 'stream_not_live', message: 'the stream has not started yet' };
     return { status: 200, presentation: { streamId: this.config.streamId, renditions, ended: this.ended } };
@@ -465,6 +544,9 @@ export class StreamState extends DurableObject<Env> {
       const expected = this.expectedPart(r, epoch);
       const apl = advancePartLimit(this.timing().partTarget);
       if (object.kind === 'segment') return object.msn <= expected.msn ? 'wait' : 'never';
+      // The open segment's final part is out: no further part of it will ever exist (PH-05).
+      const open = r.window.last;
+      if (open && open.msn === object.msn && open.epoch === epoch && open.partsComplete && object.part >= open.partCount) return 'never';
       // Parts ahead of the next one by more than the advance part limit will not be waited for.
       const ahead = (object.msn - expected.msn) * apl + (object.part - expected.part);
       return object.msn >= expected.msn && ahead <= apl ? 'wait' : 'never';
@@ -569,7 +651,8 @@ export class StreamState extends DurableObject<Env> {
         };
         for (const name of this.renditionNames()) {
           const rs = this.renditions.get(name);
-          if (rs && !closed(rs)) await this.waitFor(name, (r) => (closed(r) ? 'respond' : 'wait'), blockingTimeoutMs(this.timing()));
+          // A rendition without media in this broadcast or epoch (a rung the input cannot feed) never closes it.
+          if (rs && rs.window.length > 0 && this.inEpochSet(name) && !closed(rs)) await this.waitFor(name, (r) => (closed(r) ? 'respond' : 'wait'), blockingTimeoutMs(this.timing()));
         }
       }
     }
@@ -599,10 +682,15 @@ export class StreamState extends DurableObject<Env> {
       programDateTime: s.programDateTime,
       discontinuity: s.discontinuity,
       parts: i >= listed.length - withParts && s.parts ? s.parts : undefined,
+      ...(s.partsComplete && s.duration === null ? { partsComplete: true } : {}),
+      ...(s.gap ? { gap: true } : {}),
     }));
     const reports: RenditionReport[] = [];
     for (const other of this.renditions.values()) {
-      if (other.name !== rs.name && other.window.length > 0 && this.ladderHas(other.name)) reports.push(this.report(other));
+      // RR-03: every other playlist of the multivariant playlist, and only those.
+      if (other.name !== rs.name && other.window.length > 0 && this.ladderHas(other.name) && this.inEpochSet(other.name)) {
+        reports.push(this.report(other));
+      }
     }
     const first = win.at(from)!;
     const snap: MediaPlaylistSnapshot = {
@@ -616,6 +704,9 @@ export class StreamState extends DurableObject<Env> {
       ended: this.ended,
       reports,
     };
+    // The next part comes from a reconnected publisher: under its epoch, not the last segment's.
+    const last = listed.at(-1);
+    if (this.lease && !this.ended && last && last.duration !== null && last.epoch < this.lease.epoch) snap.nextEpoch = this.lease.epoch;
     if (start !== undefined) snap.startTimeOffset = 0;
     return snap;
   }
@@ -646,7 +737,7 @@ export class StreamState extends DurableObject<Env> {
   private published(rs: RenditionState, epoch: number, object: MediaObject): boolean {
     if (object.kind === 'init') return rs.initEpoch === epoch;
     const seg = rs.window.byMsn(object.msn);
-    if (!seg || seg.epoch !== epoch) return false;
+    if (!seg || seg.epoch !== epoch || seg.gap) return false;
     if (object.kind === 'segment') return seg.duration !== null;
     return object.part < seg.partCount;
   }
@@ -659,6 +750,41 @@ export class StreamState extends DurableObject<Env> {
     let d = 0;
     for (const p of last.parts ?? []) d += p.duration;
     return last.programDateTime + d * 1000;
+  }
+
+  // ---- pipelined pushes ----------------------------------------------------------------
+
+  private pushesOf(rendition: string): RenditionPushes {
+    let p = this.pushes.get(rendition);
+    if (!p) {
+      p = { inProgress: 0, wakers: new Set() };
+      this.pushes.set(rendition, p);
+    }
+    return p;
+  }
+
+  /** Resolves true at the rendition's next announcement (or lease change, or end), false at the deadline. */
+  private nextAnnouncement(pushes: RenditionPushes, deadline: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        pushes.wakers.delete(wake);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        pushes.wakers.delete(wake);
+        resolve(false);
+      }, Math.max(0, deadline - Date.now()));
+      pushes.wakers.add(wake);
+    });
+  }
+
+  /** Lets held pushes of a rendition (or all: a lease change, the end) check their turn again. */
+  private wakeHeld(rendition: string | null): void {
+    for (const [name, p] of this.pushes) {
+      if (rendition !== null && name !== rendition) continue;
+      for (const wake of [...p.wakers]) wake();
+    }
   }
 
   // ---- waiting ----------------------------------------------------------------------------
@@ -700,6 +826,7 @@ export class StreamState extends DurableObject<Env> {
     this.putKv('ended', true);
     this.putKv('idle', false);
     this.wake(null);
+    this.wakeHeld(null);
     await this.setCatalogStatus('ended');
     const now = Date.now();
     const recording = await this.archive.finishRecording(this.nextMsn() - 1, now);
@@ -738,9 +865,21 @@ export class StreamState extends DurableObject<Env> {
         joined.set(new Uint8Array(b), off);
         off += b.byteLength;
       }
-      await this.env.MEDIA.put(mediaObjectKey(streamId, seg.epoch, rs.name, { kind: 'segment', msn: seg.msn }), joined, {
+      // The segment's own push may be storing it right now (pipelined pushes): its write lands
+      // first, and if that push closed the segment its bytes stay. A push of it arriving during
+      // our write joins our write instead of overwriting it (see ingest()).
+      const segKey = mediaObjectKey(streamId, seg.epoch, rs.name, { kind: 'segment', msn: seg.msn });
+      await this.storing.get(segKey)?.catch(() => undefined);
+      if (seg.duration !== null) continue;
+      const write = this.env.MEDIA.put(segKey, joined, {
         httpMetadata: { contentType: rs.info?.kind === 'audio' ? 'audio/mp4' : 'video/iso.segment' },
-      });
+      }).then(() => undefined);
+      this.storing.set(segKey, write);
+      try {
+        await write;
+      } finally {
+        if (this.storing.get(segKey) === write) this.storing.delete(segKey);
+      }
       // Other events ran while R2 worked: the segment may have been closed by its own push.
       if (seg.duration !== null) continue;
       duration = Math.round(duration * 1e6) / 1e6;
@@ -755,6 +894,59 @@ export class StreamState extends DurableObject<Env> {
         rs.name,
         seg.msn,
       );
+    }
+  }
+
+  /**
+   * Keeps every rendition on one media sequence: MSN n is the same stretch of media in each
+   * (rendition reports and level switches rely on it), and a playlist never skips an MSN (its
+   * segments are numbered by position, MUT-04). A rendition that lagged behind the others when a
+   * publisher reconnected (its pushes of the old epoch were fenced off) would jump from its last
+   * MSN to the new epoch's first; instead it gets EXT-X-GAP segments for the MSNs it lacks, with
+   * the time, duration and discontinuity of a rendition that has them (SEG-04), so the
+   * discontinuity sequences stay equal too (MV-08). They keep the rendition's own epoch: their
+   * URIs are never fetched, and no MAP is written for an init this rendition does not have.
+   * Called with the new epoch's first MSN, after every open segment was closed.
+   */
+  private fillGaps(nextMsn: number): void {
+    const names = this.renditionNames();
+    for (const rs of this.renditions.values()) {
+      const last = rs.window.last;
+      // An empty window has nothing to keep contiguous: its playlist starts with the new epoch.
+      if (!last || last.duration === null || !this.ladderHas(rs.name)) continue;
+      let previous = rs.newest ?? { msn: last.msn, epoch: last.epoch, dsn: last.dsn };
+      for (let msn = last.msn + 1; msn < nextMsn; msn++) {
+        let ref: SegmentRecord | undefined;
+        for (const name of names) {
+          const s = name === rs.name ? undefined : this.renditions.get(name)?.window.byMsn(msn);
+          if (s && s.duration !== null && (!ref || (ref.gap && !s.gap))) ref = s;
+        }
+        if (!ref) break;
+        const discontinuity = ref.discontinuity;
+        const seg: SegmentRecord = {
+          msn,
+          epoch: previous.epoch,
+          duration: ref.duration,
+          programDateTime: ref.programDateTime,
+          discontinuity,
+          partCount: 0,
+          parts: [],
+          dsn: previous.dsn + (discontinuity ? 1 : 0),
+          gap: true,
+        };
+        rs.window.push(seg);
+        previous = rs.newest = { msn, epoch: seg.epoch, dsn: seg.dsn };
+        this.sql.exec(
+          'INSERT INTO segments (rendition, msn, epoch, duration, pdt, disc, part_count, gap) VALUES (?, ?, ?, ?, ?, ?, 0, 1)',
+          rs.name,
+          msn,
+          seg.epoch,
+          seg.duration,
+          seg.programDateTime,
+          discontinuity ? 1 : 0,
+        );
+        this.trimWindow(rs);
+      }
     }
   }
 
@@ -792,9 +984,22 @@ export class StreamState extends DurableObject<Env> {
   /** The ladder's renditions, the first video one first: it is the reference for times and durations. */
   private renditionNames(): string[] {
     const ladder = this.config?.settings.ladder ?? [];
-    const video = ladder.find((r) => r.kind === 'video');
     const names = ladder.map((r) => r.name);
-    return video ? [video.name, ...names.filter((n) => n !== video.name)] : names;
+    // A broadcast without video (an audio-only publisher) takes its times from its audio.
+    const hasMedia = (name: string) => (this.renditions.get(name)?.window.length ?? 0) > 0;
+    const ref =
+      ladder.find((r) => r.kind === 'video' && hasMedia(r.name)) ?? ladder.find((r) => hasMedia(r.name)) ?? ladder.find((r) => r.kind === 'video');
+    return ref ? [ref.name, ...names.filter((n) => n !== ref.name)] : names;
+  }
+
+  /**
+   * A rendition belongs to the presentation of the current epoch: it is among the renditions its
+   * transcoder declared (a rung the input cannot feed is left out of the multivariant playlist and
+   * the rendition reports rather than advertised without media), or nothing was declared.
+   */
+  private inEpochSet(name: string): boolean {
+    const set = this.epochSet;
+    return !set || !this.lease || set.epoch !== this.lease.epoch || set.names.includes(name);
   }
 
   private liveFloorMsn(): number | null {
@@ -880,6 +1085,8 @@ export class StreamState extends DurableObject<Env> {
       this.sql.exec('ALTER TABLE parts ADD COLUMN size INTEGER');
       StreamArchive.migrate(this.sql);
     }
+    // v3: gap segments (EXT-X-GAP) of a rendition that has no media for an MSN the others have.
+    if (version < 3) this.sql.exec('ALTER TABLE segments ADD COLUMN gap INTEGER NOT NULL DEFAULT 0');
     if (version < SCHEMA_VERSION) this.putKv('schema', SCHEMA_VERSION);
   }
 
@@ -891,6 +1098,7 @@ export class StreamState extends DurableObject<Env> {
     this.idle = this.getKv('idle') === true;
     this.deleted = this.getKv('deleted') === true;
     this.lastPushAt = (this.getKv('lastPushAt') as number | null) ?? null;
+    this.epochSet = (this.getKv('epochRenditions') as { epoch: number; names: string[] } | null) ?? null;
     for (const row of this.sql.exec<{ name: string; epoch: number; info: string }>('SELECT name, epoch, info FROM renditions')) {
       const rs = this.rendition(row.name);
       rs.info = JSON.parse(row.info) as RenditionInfo;
@@ -900,8 +1108,8 @@ export class StreamState extends DurableObject<Env> {
       const win = (this.getKv(`window:${rs.name}`) as { first: number | null; discSeq: number } | null) ?? null;
       let dsn = win?.discSeq ?? 0;
       const rows = this.sql
-        .exec<{ msn: number; epoch: number; duration: number | null; pdt: number; disc: number; part_count: number }>(
-          'SELECT msn, epoch, duration, pdt, disc, part_count FROM segments WHERE rendition = ? AND msn >= ? ORDER BY msn',
+        .exec<{ msn: number; epoch: number; duration: number | null; pdt: number; disc: number; part_count: number; gap: number }>(
+          'SELECT msn, epoch, duration, pdt, disc, part_count, gap FROM segments WHERE rendition = ? AND msn >= ? ORDER BY msn',
           rs.name,
           win?.first ?? 0,
         )
@@ -917,6 +1125,7 @@ export class StreamState extends DurableObject<Env> {
           partCount: r.part_count,
           parts: null,
           dsn,
+          gap: r.gap === 1,
         });
       }
       const newest = this.sql
@@ -954,6 +1163,10 @@ export class StreamState extends DurableObject<Env> {
 
 function stale(epoch: number): RpcError {
   return { status: 409, code: 'stale_epoch', message: `epoch ${epoch} no longer holds the ingest lease` };
+}
+
+function predecessorMissing(message: string): RpcError {
+  return { status: 503, code: 'predecessor_missing', message };
 }
 
 function outOfOrder(message: string): RpcError {

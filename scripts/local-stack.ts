@@ -277,6 +277,10 @@ export interface PublisherOptions {
   logDir?: string;
   /** Burn the wall-clock time (ms) into the picture. */
   clock?: boolean;
+  /** Send the 1 kHz tone (default true); false publishes video only (`-an`). */
+  audio?: boolean;
+  /** Send the test pattern (default true); false publishes audio only (`-vn`). */
+  video?: boolean;
 }
 
 /**
@@ -290,14 +294,17 @@ export function startTestPublisher(o: PublisherOptions): ChildProcess {
   const now = new Date();
   const secondsToday = (now.getTime() - new Date(now).setUTCHours(0, 0, 0, 0)) / 1000;
   const clock = o.clock === false ? '' : `,drawtext=text='%{pts\\:hms\\:${secondsToday.toFixed(3)}} UTC':x=24:y=24:fontsize=${Math.round(h / 12)}:fontcolor=white:box=1:boxcolor=black@0.6`;
+  const video = o.video !== false;
+  const audio = o.audio !== false;
   const args = [
     '-hide_banner', '-loglevel', 'warning', '-nostdin', '-re',
-    '-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=${fps}`,
-    '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000',
+    ...(video ? ['-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=${fps}`] : []),
+    ...(audio ? ['-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000'] : []),
     ...(o.durationSeconds ? ['-t', String(o.durationSeconds)] : []),
-    '-vf', `format=yuv420p${clock}`,
-    '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(fps), '-b:v', '3000k',
-    '-c:a', 'aac', '-b:a', '128k', '-ar', '48000',
+    ...(video
+      ? ['-vf', `format=yuv420p${clock}`, '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(fps), '-b:v', '3000k']
+      : ['-vn']),
+    ...(audio ? ['-c:a', 'aac', '-b:a', '128k', '-ar', '48000'] : ['-an']),
     // An srt:// URL publishes MPEG-TS over SRT instead (ffmpeg's libsrt caller).
     ...(o.rtmpUrl.startsWith('srt://') ? ['-f', 'mpegts'] : ['-f', 'flv']), o.rtmpUrl,
   ];

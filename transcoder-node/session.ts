@@ -1,13 +1,16 @@
 // One publisher's pipeline: FLV from the RTMP session into ffmpeg's ABR ladder, each rendition's
 // fMP4 output through a CmafChunker into an ordered uploader that pushes to the origin. Ends the
-// stream cleanly (the origin adds ENDLIST after its grace period) whatever stops first.
+// stream cleanly (the origin adds ENDLIST after its grace period) whatever stops first. The ladder
+// starts once the input's tracks are known: rungs it cannot feed (audio for a publisher without
+// audio, video for an audio-only one) are left out of the session.
 import { pipeline, type Readable } from 'node:stream';
 import type { AuthorizeResponse } from '../workers/lib/ingest-protocol.ts';
 import { mediaFileName } from '../workers/lib/object-keys.ts';
 import { rungBandwidth, type LadderRung } from '../workers/lib/stream-config.ts';
 import { CmafChunker } from './cmaf/chunker.ts';
-import { parseInit, type InitInfo } from './cmaf/fmp4.ts';
+import { parseInit, type InitInfo } from '../workers/lib/cmaf/fmp4.ts';
 import { shiftFragmentTimes } from './cmaf/timeline.ts';
+import { patchFlvHeaderFlags, rungsFor, trackProbe, type TrackDecision } from './input-tracks.ts';
 import { LadderProcess } from './ladder.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -37,7 +40,8 @@ export class IngestSession {
   readonly epoch: number;
   private readonly opts: SessionOptions;
   private readonly log: Logger;
-  private readonly ladder: LadderProcess;
+  /** Null while the input's tracks are being read (and when no rung could be fed). */
+  private ladder: LadderProcess | null = null;
   private readonly uploaders = new Map<string, RenditionUploader>();
   private stopping: string | null = null;
   /** Wall-clock time at media time zero: PROGRAM-DATE-TIME = this + media time. */
@@ -54,13 +58,67 @@ export class IngestSession {
     this.epoch = opts.lease.epoch;
     this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch });
     this.wallClockAtZero = Date.now();
-    const { ladder, partTarget, segmentTarget, fps } = opts.lease;
+    opts.flv.on('end', () => this.log.info('publisher stream ended'));
+    void this.readTracks().then(({ decision, head, ended }) => this.start(decision, head, ended));
+  }
+
+  /**
+   * Reads the input until its tracks are known (usually its first tag or table: metadata or a
+   * PMT; at most about a second of media). Resolves with the bytes read, which ffmpeg gets first.
+   */
+  private readTracks(): Promise<{ decision: TrackDecision; head: Buffer; ended: boolean }> {
+    const input = this.opts.flv;
+    const probe = trackProbe(this.opts.inputFormat ?? 'flv');
+    const head: Buffer[] = [];
+    return new Promise((resolve) => {
+      let ended = false;
+      const done = (decision: TrackDecision) => {
+        clearTimeout(timer);
+        input.off('data', onData);
+        input.off('end', onEnd);
+        input.off('close', onEnd);
+        if (!ended) input.pause();
+        resolve({ decision, head: Buffer.concat(head), ended });
+      };
+      const onData = (chunk: Buffer) => {
+        head.push(chunk);
+        const decision = probe.push(chunk);
+        if (decision) done(decision);
+      };
+      const onEnd = () => {
+        ended = true;
+        done(probe.end());
+      };
+      // A publisher that sends almost nothing is not waited for forever: decide from what came.
+      const timer = setTimeout(() => done(probe.end()), TRACK_PROBE_TIMEOUT_MS);
+      input.on('data', onData);
+      input.once('end', onEnd);
+      input.once('close', onEnd);
+    });
+  }
+
+  private start(decision: TrackDecision, head: Buffer, inputEnded: boolean): void {
+    const opts = this.opts;
+    const input = opts.flv;
+    const { partTarget, segmentTarget, fps } = opts.lease;
+    const ladder = rungsFor(opts.lease.ladder as LadderRung[], decision.tracks);
+    const skipped = (opts.lease.ladder as LadderRung[]).filter((r) => !ladder.includes(r)).map((r) => r.name);
+    this.log.info('input tracks', { ...decision.tracks, source: decision.source, renditions: ladder.map((r) => r.name), skipped });
+    if (this.stopping) {
+      input.resume();
+      return;
+    }
+    if (ladder.length === 0) {
+      input.resume();
+      void this.stop('the input has no track the ladder can use');
+      return;
+    }
     const interval = opts.thumbnailIntervalSeconds ?? 0;
     this.ladder = new LadderProcess({
       args: {
         input: 'pipe:0',
         inputFormat: opts.inputFormat ?? 'flv',
-        ladder: ladder as LadderRung[],
+        ladder,
         partTarget,
         segmentTarget,
         fps,
@@ -68,22 +126,30 @@ export class IngestSession {
       },
       logger: this.log,
     });
-    for (const [i, rung] of (ladder as LadderRung[]).entries()) this.wireRendition(rung, this.ladder.outputs[i]!);
+    const names = ladder.map((r) => r.name);
+    for (const [i, rung] of ladder.entries()) this.wireRendition(rung, this.ladder.outputs[i]!, names);
     if (this.ladder.thumbnails) this.wireThumbnails(this.ladder.thumbnails, interval);
+    // The bytes read to learn the tracks go first. The FLV header says which tracks there are, so
+    // ffmpeg's probe does not wait a second for a track that never comes.
+    if ((opts.inputFormat ?? 'flv') === 'flv') patchFlvHeaderFlags(head, decision.tracks);
+    const stdin = this.ladder.stdin;
+    if (head.byteLength > 0) stdin.write(head);
+    if (inputEnded) stdin.end();
     // pipeline() carries back-pressure from ffmpeg's stdin to the publisher's socket, and a broken
     // stdin ends the publisher's session instead of throwing.
-    pipeline(opts.flv, this.ladder.stdin, (err) => {
-      if (err && !this.stopping) this.log.warn('ffmpeg stdin closed', { error: err });
-    });
-    opts.flv.on('end', () => this.log.info('publisher stream ended'));
+    else {
+      pipeline(input, stdin, (err) => {
+        if (err && !this.stopping) this.log.warn('ffmpeg stdin closed', { error: err });
+      });
+    }
     void this.ladder.exited.then(({ code, signal }) => {
       if (!this.stopping) this.log.warn('ffmpeg exited', { code, signal });
       void this.finish(this.stopping ?? (code === 0 ? 'publisher ended' : `ffmpeg exited (${code ?? signal})`));
     });
-    this.log.info('ingest session started', { renditions: ladder.map((r) => r.name), startMsn: opts.lease.startMsn });
+    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn });
   }
 
-  private wireRendition(rung: LadderRung, output: Readable): void {
+  private wireRendition(rung: LadderRung, output: Readable, renditions: string[]): void {
     const { origin, metrics } = this.opts;
     const log = this.log.child({ rendition: rung.name });
     const uploader = new RenditionUploader({
@@ -97,7 +163,16 @@ export class IngestSession {
     });
     this.uploaders.set(rung.name, uploader);
     // ffmpeg starts every output's tfdt at 0: one time origin keeps all renditions on one segment grid.
-    const chunker = new CmafChunker({ startMsn: this.opts.lease.startMsn, segmentTarget: this.opts.lease.segmentTarget, partTarget: this.opts.lease.partTarget, timeOrigin: 0, logger: log });
+    // The ladder forces a keyframe every segment target in every rung, so a segment closes with
+    // its final part and the origin never hints a part that will not exist.
+    const chunker = new CmafChunker({
+      startMsn: this.opts.lease.startMsn,
+      segmentTarget: this.opts.lease.segmentTarget,
+      partTarget: this.opts.lease.partTarget,
+      timeOrigin: 0,
+      keyframesOnGrid: true,
+      logger: log,
+    });
     const bw = rungBandwidth(rung);
     const pdt = (startTime: number) => Math.round(this.wallClockAtZero + startTime * 1000);
     // A reconnection continues the broadcast's timeline: fragments move by the lease's offset.
@@ -118,6 +193,7 @@ export class IngestSession {
           ...(e.info.kind === 'video'
             ? { width: e.info.width, height: e.info.height, frameRate: this.opts.lease.fps }
             : { channels: e.info.channels ?? (rung.kind === 'audio' ? rung.channels : 2) }),
+          renditions,
         },
       });
     });
@@ -128,7 +204,7 @@ export class IngestSession {
         file: mediaFileName({ kind: 'part', msn: e.msn, part: e.part }),
         bytes: media(e.bytes),
         readyAt: Date.now(),
-        meta: { duration: round6(e.duration), independent: e.independent, programDateTime: pdt(e.startTime) },
+        meta: { duration: round6(e.duration), independent: e.independent, programDateTime: pdt(e.startTime), ...(e.final ? { final: true } : {}) },
       });
     });
     chunker.on('segment', (e) => {
@@ -196,7 +272,9 @@ export class IngestSession {
     this.stopping = reason;
     this.log.info('stopping ingest session', { reason });
     this.opts.dropPublisher(reason);
-    await this.ladder.stop();
+    // Still reading the input's tracks (or nothing could be encoded): there is no ffmpeg to wait for.
+    if (this.ladder) await this.ladder.stop();
+    else await this.finish(reason);
   }
 
   private finished = false;
@@ -220,7 +298,7 @@ export class IngestSession {
 
   /** The ladder's ffmpeg process id (the failover tests check that a superseded one is gone). */
   get ffmpegPid(): number | undefined {
-    return this.ladder.pid;
+    return this.ladder?.pid;
   }
 
   get pendingPushes(): number {
@@ -229,6 +307,9 @@ export class IngestSession {
     return n;
   }
 }
+
+/** The longest the ladder waits for the input to show its tracks (normally the first tag or table does). */
+const TRACK_PROBE_TIMEOUT_MS = 3000;
 
 function round6(x: number): number {
   return Math.round(x * 1e6) / 1e6;

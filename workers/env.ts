@@ -4,6 +4,7 @@ import type { Room } from '../durable-objects/room.ts';
 import type { RoomShard } from '../durable-objects/room-shard.ts';
 import type { TranscoderRegistry } from '../durable-objects/transcoder-registry.ts';
 import type { QoeStats } from '../durable-objects/qoe-stats.ts';
+import type { ClipExportMessage } from './lib/clip-export.ts';
 import type { WebhookQueueMessage } from './lib/webhooks.ts';
 
 export interface Env {
@@ -30,6 +31,8 @@ export interface Env {
   TRANSCODER_REGISTRY: DurableObjectNamespace<TranscoderRegistry>;
   /** Webhook events and delivery attempts (`[[queues.producers]]`; consumed by this Worker). */
   WEBHOOK_QUEUE: Queue<WebhookQueueMessage>;
+  /** Clip MP4 export jobs (`[[queues.producers]]`; consumed by this Worker: workers/exports/clip-export.ts). */
+  EXPORT_QUEUE: Queue<ClipExportMessage>;
   /** Seconds before the first webhook retry; later ones double (default 30). */
   WEBHOOK_RETRY_BASE_SECONDS?: string;
   /** Rate limit of the admin API, per client address (`[[ratelimits]]`). */

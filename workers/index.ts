@@ -17,8 +17,10 @@ import { webhookRoutes } from './routes/webhooks.ts';
 import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
+import { handleExportBatch } from './exports/clip-export.ts';
 import { INGEST_PREFIX } from './lib/ingest-protocol.ts';
 import type { WebhookQueueMessage } from './lib/webhooks.ts';
+import type { ClipExportMessage } from './lib/clip-export.ts';
 
 export { StreamState } from '../durable-objects/stream-state.ts';
 export { Room } from '../durable-objects/room.ts';
@@ -45,7 +47,8 @@ app.use('*', async (c, next) => {
 // Playback is public to every origin (no cookies: the token rides in the URL). Preflights are
 // answered here, before the token check; requested headers (Range) are echoed back.
 app.use('/live/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'], maxAge: 86400 }));
-app.use('/vod/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'], maxAge: 86400 }));
+// (Content-Disposition: a page fetching a clip's MP4 download can read the file name.)
+app.use('/vod/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag', 'Content-Disposition'], maxAge: 86400 }));
 app.get('/health', (c) => c.json({ ok: true, service: 'edgelive-worker' }));
 // Before adminRoutes: viewers' QoE beacons carry no admin token (the admin middleware covers /api/*).
 app.route('/api', qoeBeaconRoutes);
@@ -75,5 +78,15 @@ app.notFound(async (c) => {
   return errorResponse(404, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
 });
 
-// HTTP, plus the webhook queue's consumer (event fan-out and signed deliveries with retries).
-export default { fetch: app.fetch, queue: handleWebhookBatch } satisfies ExportedHandler<Env, WebhookQueueMessage>;
+/** The clip export queue (wrangler.toml); every other batch is the webhook queue's. */
+const EXPORT_QUEUE_NAME = 'edgelive-clip-exports';
+
+// HTTP, plus the consumers of the webhook queue (event fan-out and signed deliveries with
+// retries) and of the clip export queue (MP4 files of clips).
+export default {
+  fetch: app.fetch,
+  queue: (batch: MessageBatch<WebhookQueueMessage | ClipExportMessage>, env: Env) =>
+    batch.queue === EXPORT_QUEUE_NAME
+      ? handleExportBatch(batch as MessageBatch<ClipExportMessage>, env)
+      : handleWebhookBatch(batch as MessageBatch<WebhookQueueMessage>, env),
+} satisfies ExportedHandler<Env, WebhookQueueMessage | ClipExportMessage>;

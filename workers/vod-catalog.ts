@@ -32,8 +32,11 @@ export interface ClipRow {
   first_msn: number;
   last_msn: number;
   export_status: ExportStatus | null;
+  /** R2 prefix of the export's files (`exports/{clip}/`). */
   export_key: string | null;
   export_error: string | null;
+  /** JSON array of the exported renditions, the default download first (migration 0004). */
+  export_renditions: string | null;
   expires_at: number;
   created_at: number;
   updated_at: number;
@@ -96,13 +99,23 @@ export function clipJson(origin: string, c: ClipRow) {
     duration: c.duration,
     expiresAt: new Date(c.expires_at).toISOString(),
     playback: c.status === 'ready' ? { hls: origin + vodPlaybackPath(c.id) } : null,
-    export:
-      c.export_status === null
-        ? null
-        : {
-            status: c.export_status,
-            url: c.export_status === 'ready' && c.status === 'ready' ? `${origin}/vod/${c.id}/clip.mp4` : null,
-            error: c.export_error,
-          },
+    export: clipExportJson(origin, c),
+  };
+}
+
+/** Download path of one file of a clip's export (the default one without a rendition). */
+export function clipDownloadPath(clipId: string, rendition?: string): string {
+  return rendition === undefined ? `/vod/${clipId}/clip.mp4` : `/vod/${clipId}/${rendition}/clip.mp4`;
+}
+
+function clipExportJson(origin: string, c: ClipRow) {
+  if (c.export_status === null) return null;
+  const ready = c.export_status === 'ready' && c.status === 'ready';
+  const renditions = c.export_renditions ? (JSON.parse(c.export_renditions) as string[]) : [];
+  return {
+    status: c.export_status,
+    url: ready ? origin + clipDownloadPath(c.id) : null,
+    error: c.export_error,
+    renditions: renditions.map((rendition) => ({ rendition, url: ready ? origin + clipDownloadPath(c.id, rendition) : null })),
   };
 }

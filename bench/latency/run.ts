@@ -5,10 +5,14 @@
 //  3. transcoder CPU (node + its ffmpeg) against bare ffmpeg encoding the same ladder
 //  4. baseline: ffmpeg's own HLS muxer (-f hls, 1 s segments) served as static files, a client
 //     holding back HOLD-BACK (3 × TD) as a standard player does.
-import { spawn, type ChildProcess } from 'node:child_process';
+// Env: BENCH_SECONDS (20); BENCH_DIRECT=1 sends the transcoder's pushes and the client's requests
+// to workerd's own socket instead of through wrangler's dev proxy (a local-only hop: see
+// docs/benchmarks.md, "Live path"); X_LOCAL_OBSERVABILITY (false here: wrangler's local trace
+// collector, a dev tool that records every invocation, is not part of the live path anywhere).
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync, createReadStream } from 'node:fs';
 import { createServer } from 'node:http';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
@@ -17,6 +21,8 @@ import { freePort, startStack, startTestPublisher, stopChild } from '../../scrip
 import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../../test/support/llhls-client.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const DIRECT = process.env.BENCH_DIRECT === '1';
+process.env.X_LOCAL_OBSERVABILITY ??= 'false';
 const log = createLogger({ service: 'bench-latency' });
 const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-'));
 const CLK_TCK = 100;
@@ -77,8 +83,17 @@ async function measureEdgelive() {
   let publisher: ChildProcess | undefined;
   try {
     const stream = await stack.createStream({ title: 'bench', ladder: DEFAULT_LADDER });
-    publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
-    const url = `${stack.workerUrl}/live/${stream.id}/720p/index.m3u8`;
+    let origin = stack.workerUrl;
+    let node = { publishUrl: stream.ingest.rtmp, healthUrl: stack.transcoderHealthUrl, pid: stack.transcoder.pid!, log: 'transcoder.log' };
+    if (DIRECT) {
+      // A second transcoder that pushes to workerd's own socket; the client reads from it too.
+      origin = await workerdUrl(stack.worker.pid!, stack.workerUrl);
+      const direct = await stack.startTranscoder({ nodeId: 'direct', env: { ORIGIN_URL: origin, LOG_LEVEL: 'debug' } });
+      node = { publishUrl: `${direct.rtmpUrl}/${stream.streamKey}`, healthUrl: direct.healthUrl, pid: direct.process.pid!, log: 'transcoder-direct.log' };
+      log.info('bypassing the dev proxy', { origin });
+    }
+    publisher = startTestPublisher({ rtmpUrl: node.publishUrl, logDir: join(dir, 'logs') });
+    const url = `${origin}/live/${stream.id}/720p/index.m3u8`;
     for (let i = 0; i < 100; i++) {
       const res = await fetch(url);
       const ok = res.ok && parsePlaylist(await res.text()).segments.length >= 3;
@@ -88,7 +103,7 @@ async function measureEdgelive() {
     log.info('measuring edgelive', { seconds: SECONDS });
     const received = new Map<string, number>();
     const g2g: number[] = [];
-    const cpuPromise = cpuOver(stack.transcoder.pid!, SECONDS);
+    const cpuPromise = cpuOver(node.pid, SECONDS);
     const updates = Math.round(SECONDS / 0.2);
     const { violations } = await followPlaylist({
       url,
@@ -106,7 +121,7 @@ async function measureEdgelive() {
     const cpu = await cpuPromise;
     // Pair each part's "ready" log line at the transcoder with the blocked answer that first carried it.
     const publish: number[] = [];
-    const lines = readFileSync(join(dir, 'logs', 'transcoder.log'), 'utf8').split('\n');
+    const lines = readFileSync(join(dir, 'logs', node.log), 'utf8').split('\n');
     for (const line of lines) {
       if (!line.includes('"part ready"') || !line.includes('"rendition":"720p"')) continue;
       const e = JSON.parse(line) as { msn: number; part: number; at: number };
@@ -117,12 +132,37 @@ async function measureEdgelive() {
       }
       if (at !== undefined && at >= e.at) publish.push(at - e.at);
     }
-    const metrics = (await (await fetch(stack.transcoderHealthUrl.replace('/health', '/metrics'))).json()) as { partPushMs: { p50: number; p99: number } };
+    const metrics = (await (await fetch(node.healthUrl.replace('/health', '/metrics'))).json()) as { partPushMs: { p50: number; p99: number } };
     return { publish, g2g, cpu, violations: violations.length, pushMs: metrics.partPushMs };
   } finally {
     await stopChild(publisher);
     await stack.stop();
   }
+}
+
+/**
+ * The URL of workerd's own socket behind `wrangler dev` (which serves through a proxy, a second
+ * workerd that exists for hot reload): the listener of one of wrangler's workerd children, other
+ * than the proxy's, that answers our /health. Linux only (ss, /proc), like the CPU figures.
+ */
+async function workerdUrl(wranglerPid: number, proxyUrl: string): Promise<string> {
+  const parent = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+  const ours = (pid: number) => {
+    for (let p = pid; p > 1; p = parent(p)) if (p === wranglerPid) return true;
+    return false;
+  };
+  const listening = execSync('ss -ltnpH', { encoding: 'utf8' });
+  for (const m of listening.matchAll(/127\.0\.0\.1:(\d+)\s.*"workerd",pid=(\d+)/g)) {
+    const url = `http://127.0.0.1:${m[1]}`;
+    if (url === proxyUrl || !ours(Number(m[2]))) continue;
+    try {
+      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      if ((await res.text()).includes('edgelive-worker')) return url;
+    } catch {
+      // Not an HTTP listener of ours (workerd's internal loopback sockets).
+    }
+  }
+  throw new Error('no workerd socket behind wrangler dev answers /health');
 }
 
 /** Bare ffmpeg: the same ladder arguments, RTMP in (ffmpeg listening), outputs to /dev/null. */
@@ -203,13 +243,14 @@ async function measureFfmpegHls() {
   return { g2g };
 }
 
+const loadBefore = loadavg();
 try {
   const ours = await measureEdgelive();
   const bare = await measureBareFfmpeg();
   const hls = await measureFfmpegHls();
   const lines = [
     '',
-    `edgelive live path, ${SECONDS} s, default ladder (720p/480p/360p + AAC), 200 ms parts, 1 s segments`,
+    `edgelive live path, ${SECONDS} s, default ladder (720p/480p/360p + AAC), 200 ms parts, 1 s segments${DIRECT ? ', workerd direct (no dev proxy)' : ''}`,
     `  publish (part ready → blocked playlist answered)  p50 ${fmt(quantile(ours.publish, 0.5))}  p99 ${fmt(quantile(ours.publish, 0.99))}  (n=${ours.publish.length})`,
     `  part push (ready → origin ack, transcoder)       p50 ${fmt(ours.pushMs.p50)}  p99 ${fmt(ours.pushMs.p99)}`,
     `  glass-to-glass, PART-HOLD-BACK client            p50 ${fmt(quantile(ours.g2g, 0.5) / 1000, 's')}  p99 ${fmt(quantile(ours.g2g, 0.99) / 1000, 's')}  (n=${ours.g2g.length})`,
@@ -218,6 +259,7 @@ try {
     `baseline: bare ffmpeg, same ladder to /dev/null    ${bare.cpu.toFixed(2)} cores   → ratio ${(ours.cpu / bare.cpu).toFixed(2)}×`,
     `baseline: ffmpeg -f hls (1 s segments), static files, HOLD-BACK client`,
     `  glass-to-glass                                   p50 ${fmt(quantile(hls.g2g, 0.5) / 1000, 's')}  p99 ${fmt(quantile(hls.g2g, 0.99) / 1000, 's')}  (n=${hls.g2g.length})`,
+    `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}; local observability ${process.env.X_LOCAL_OBSERVABILITY}`,
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');

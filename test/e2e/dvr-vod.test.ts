@@ -1,8 +1,9 @@
 // DVR, live-to-VOD, clips, thumbnails and webhooks on the real stack (wrangler dev, transcoder,
 // ffmpeg publishing RTMP), with ffmpeg as the player: start-over plays from the first segment,
 // a recording with a reconnection plays to the end with the duration its playlist declares, a
-// clip's first frame and duration are the requested ones, and webhooks arrive signed at a local
-// receiver, the first one after a failed attempt.
+// clip's first frame and duration are the requested ones (in its playlist and in its MP4 export,
+// which ffprobe and ffmpeg read end to end), and webhooks arrive signed at a local receiver, the
+// first one after a failed attempt.
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -181,6 +182,55 @@ describe('DVR and live-to-VOD end to end', () => {
     expect(Math.abs(clipFrames.length * FRAME - clip.duration)).toBeLessThanOrEqual(FRAME + 1e-6);
     const got = await api<{ id: string; status: string }>('GET', `/clips/${clip.id}`);
     expect(got.body).toMatchObject({ id: clip.id, status: 'ready' });
+  });
+
+  it('a clip exported as MP4: one file with both streams, the clip\'s duration, its first frame the requested one', async () => {
+    const created = await api<{ id: string; duration: number; export: { status: string } }>('POST', `/streams/${stream.id}/clips`, {
+      start: 4,
+      end: 1,
+      title: 'e2e export',
+      export: true,
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.export.status).toBe('pending');
+    const clip = created.body;
+    // Made by the export queue's job on the local stack (wrangler dev runs the consumer).
+    const ready = await until('the export', async () => {
+      const r = await api<{ export: { status: string; url: string | null; error: string | null } }>('GET', `/clips/${clip.id}`);
+      if (r.body.export.status === 'failed') throw new Error(`export failed: ${r.body.export.error}`);
+      return r.body.export.status === 'ready' ? r.body.export : null;
+    });
+    expect(ready.url).toBe(`${stack.workerUrl}/vod/${clip.id}/clip.mp4`);
+    const res = await fetch(ready.url!);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('video/mp4');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="e2e export-240p.mp4"');
+    const file = join(dir, 'clip-export.mp4');
+    writeFileSync(file, new Uint8Array(await res.arrayBuffer()));
+
+    const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration,start_time:stream=codec_type,codec_name,width,height', '-of', 'json', file]);
+    const probe = JSON.parse(stdout) as { format: { duration: string; start_time: string }; streams: Array<{ codec_type: string; codec_name: string; width?: number }> };
+    expect(probe.streams.map((s) => [s.codec_type, s.codec_name])).toEqual([
+      ['video', 'h264'],
+      ['audio', 'aac'],
+    ]);
+    expect(probe.streams[0]!.width).toBe(426);
+    expect(Math.abs(Number(probe.format.duration) - clip.duration)).toBeLessThanOrEqual(0.001);
+    expect(Number(probe.format.start_time)).toBe(0);
+
+    // Decoded end to end: exactly the clip's frames, the first one the frame at the start part
+    // (the same one a player honouring the clip playlist's EXT-X-START shows first).
+    const t = await text(`${stack.workerUrl}/vod/${clip.id}/240p/index.m3u8`);
+    const offset = Number(/#EXT-X-START:TIME-OFFSET=([\d.]+),PRECISE=YES/.exec(t)?.[1] ?? 0);
+    const pl = parsePlaylist(t);
+    const source = await segmentFrames(`${stack.workerUrl}/live/${stream.id}/240p/`, { uri: pl.segments[0]!.uri, map: pl.segments[0]!.map });
+    const frames = await frameHashes(['-i', file]);
+    expect(frames[0]).toBe(source[Math.round(offset * FPS)]);
+    expect(Math.abs(frames.length * FRAME - clip.duration)).toBeLessThanOrEqual(FRAME + 1e-6);
+    const { stdout: audio } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', file, '-map', '0:a:0', '-f', 'framemd5', '-'], { maxBuffer: 16 * 1024 * 1024 });
+    const samples = audio.split('\n').filter((l) => l && !l.startsWith('#')).reduce((n, l) => n + Number(l.split(',')[3]), 0);
+    expect(Math.abs(samples / 48_000 - clip.duration)).toBeLessThanOrEqual(1024 / 48_000 + 1e-6);
+    log.info('clip exported', { bytes: res.headers.get('content-length'), duration: clip.duration, frames: frames.length, offset });
   });
 
   it('a recording with a reconnection plays to the end in ffmpeg with its duration, within a frame per discontinuity', async () => {

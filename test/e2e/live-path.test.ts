@@ -79,14 +79,20 @@ describe('live path end to end', () => {
     expect(mv).toMatch(/#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio".*URI="audio\/index.m3u8"/);
   });
 
-  it('follows the live playlist with blocking reloads like hls.js, every update valid LL-HLS', async () => {
-    const { samples, violations } = await followPlaylist({
+  it('follows the live playlist with blocking reloads like hls.js, every update valid LL-HLS, every hinted part served', async () => {
+    const { samples, violations, hints } = await followPlaylist({
       url: `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
       updates: 25,
       otherRenditions: 2,
+      fetchHints: true,
     });
     expect(violations).toEqual([]);
     expect(samples).toHaveLength(25);
+    // PH-01/PH-05: like Safari, the follower fetched every hinted part; none was a 404, also at
+    // the segment boundaries of these 5 s (the hint after a segment's final part is {L+1}.0).
+    expect(hints.length).toBeGreaterThanOrEqual(20);
+    expect(hints.filter((h) => h.status !== 200)).toEqual([]);
+    expect(hints.filter((h) => /\/\d+\.0\.m4s$/.test(h.uri)).length).toBeGreaterThanOrEqual(3);
     // After the first (non-blocking) request, each answer arrives when the next part is out:
     // a part every ~200 ms, so the median wait is well under the part target plus slack.
     const waits = samples.slice(1).map((s) => s.waitMs).sort((a, b) => a - b);
@@ -210,5 +216,18 @@ describe('live path end to end', () => {
     expect(after!.mediaSequence + disc).toBeGreaterThan(lastMsnBefore);
     expect(after!.segments[disc]!.map!.uri).not.toBe(after!.segments[disc - 1]?.map?.uri);
     expect(after!.endList).toBeFalsy();
+    // Every rendition numbers the new epoch alike: its first segment has the same MSN everywhere
+    // (a rendition that lagged gets EXT-X-GAP segments, never a skipped MSN).
+    const firstOfEpoch = async (rendition: string) => {
+      for (let tries = 0; ; tries++) {
+        const pl = parsePlaylist(await text(`${stack.workerUrl}/live/${stream.id}/${rendition}/index.m3u8`));
+        const d = pl.segments.findIndex((s) => s.discontinuity);
+        if (d >= 0 || tries > 30) return { msn: pl.mediaSequence + d, uri: pl.segments[d]?.uri };
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    };
+    const firsts = await Promise.all(['360p', '240p', 'audio'].map(firstOfEpoch));
+    expect(new Set(firsts.map((f) => f.msn)).size).toBe(1);
+    for (const f of firsts) expect(f.uri).toMatch(new RegExp(`/${f.msn}\\.m4s$`));
   });
 });

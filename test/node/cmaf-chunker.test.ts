@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { iterateBoxes } from '../../transcoder-node/cmaf/boxes.ts';
+import { iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
 import { CmafChunker, cmafEvents } from '../../transcoder-node/cmaf/chunker.ts';
 import type { CmafChunkerEvent, CmafChunkerOptions, CmafPartEvent, CmafSegmentEvent } from '../../transcoder-node/cmaf/chunker.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
@@ -97,6 +97,48 @@ describe('end of stream', () => {
     const moov = boxes.find((b) => b.type === 'moov')!;
     const { events } = chunkAll(stream.subarray(0, moov.end));
     expect(events.map((e) => e.type)).toEqual(['init']);
+  });
+});
+
+describe('segments close together with their final part (keyframesOnGrid, PH-01/PH-05)', () => {
+  it('a part ending on the segment grid is final: its segment follows it at once, before the next part', () => {
+    const { events, parts, segments, errors, chunker } = chunkAll(stream, { keyframesOnGrid: true });
+    expect(errors).toEqual([]);
+    expect(segments.map((s) => [s.msn, s.duration, s.partCount])).toEqual([
+      [7, 1, 5],
+      [8, 1, 5],
+      [9, 0.5, 3],
+    ]);
+    const order = events.map((e) => (e.type === 'part' ? `${e.msn}.${e.part}${e.final ? '!' : ''}` : e.type === 'segment' ? `S${e.msn}` : e.type));
+    expect(order).toEqual(['init', '7.0', '7.1', '7.2', '7.3', '7.4!', 'S7', '8.0', '8.1', '8.2', '8.3', '8.4!', 'S8', '9.0', '9.1', '9.2', 'S9']);
+    // The part after each final one is part 0 of the next MSN, and independent: what the hint names.
+    for (const [i, p] of parts.entries()) if (p.final) expect(parts[i + 1]).toMatchObject({ msn: p.msn + 1, part: 0, independent: true });
+    expect(chunker.stats.gridMisses).toBe(0);
+  });
+
+  it('changes only when segments are emitted: the same parts and segment bytes as closing on the next keyframe', () => {
+    const onGrid = chunkAll(stream, { keyframesOnGrid: true });
+    const onKeyframe = chunkAll(stream);
+    expect(onGrid.segments).toEqual(onKeyframe.segments);
+    expect(onGrid.parts.map(({ final: _, ...p }) => p)).toEqual(onKeyframe.parts.map(({ final: _, ...p }) => p));
+    // Without the promise a video segment closes only when the next keyframe arrives.
+    expect(onKeyframe.parts.filter((p) => p.final)).toEqual([]);
+  });
+
+  it('a broken promise (no keyframe at the grid point) is counted and warned once, then segments close on keyframes', () => {
+    // 2 s GOPs with a 1 s target: the part ending at 1 s is taken as final, but 1 s is no keyframe.
+    const { segments, parts, errors, logger, chunker } = chunkAll(longGop, { segmentTarget: 1, keyframesOnGrid: true });
+    expect(errors).toEqual([]);
+    expect(chunker.stats.gridMisses).toBe(1);
+    expect(logger.lines.filter((l) => l.msg.startsWith('the part after a segment boundary is not independent'))).toHaveLength(1);
+    expect(segments.map((s) => [s.msn, s.duration])).toEqual([
+      [7, 1],
+      [8, 1],
+      [9, 1],
+    ]);
+    expect(parts.filter((p) => p.final).map((p) => p.msn)).toEqual([7]);
+    // After the miss, the next keyframe (at 2 s) closes segment 8 and starts 9.
+    expect(parts.find((p) => p.msn === 9 && p.part === 0)?.independent).toBe(true);
   });
 });
 

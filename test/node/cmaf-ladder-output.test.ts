@@ -257,6 +257,21 @@ describe('segments', () => {
     for (const [k, s] of audio().segments.entries()) expect(Math.abs(s.startTime - k * SEGMENT_TARGET)).toBeLessThanOrEqual(audioPart / 2);
   });
 
+  it('with keyframesOnGrid (as the session runs it) each segment closes with its final part, same segments', () => {
+    for (const r of all()) {
+      const c = new CmafChunker({ startMsn: START_MSN, segmentTarget: SEGMENT_TARGET, partTarget: PART_TARGET, keyframesOnGrid: true, logger: quiet });
+      const events = [...r.chunks.flatMap((b) => c.push(b)), ...c.end()];
+      expect(events.filter((e): e is CmafSegmentEvent => e.type === 'segment'), r.rung.name).toEqual(r.segments);
+      expect(c.stats.gridMisses, r.rung.name).toBe(0);
+      // The segment event comes right after its final part, so the origin can hint part 0 of the next MSN.
+      const finals = events.flatMap((e, i) => (e.type === 'part' && e.final ? [[e.msn, events[i + 1]!.type === 'segment' && (events[i + 1] as CmafSegmentEvent).msn]] : []));
+      // (The last one too when the media ends on the grid, as this 4 s input does for video.)
+      const closed = r.segments.map((s) => [s.msn, s.msn]);
+      expect(finals, r.rung.name).toEqual(r.rung.kind === 'video' ? closed : closed.slice(0, finals.length));
+      expect(finals.length, r.rung.name).toBeGreaterThanOrEqual(r.segments.length - 1);
+    }
+  });
+
   it('EXTINF is the sum of the segment\'s part durations', () => {
     for (const r of all()) {
       for (const s of r.segments) {

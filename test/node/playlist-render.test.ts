@@ -532,6 +532,38 @@ describe('segment tags (§1.3)', () => {
 
 // ---- parts -------------------------------------------------------------------------------------
 
+describe('gap segments (SEG-04)', () => {
+  it('a rendition without media for an MSN lists it as EXT-X-GAP with its EXTINF and URI, no parts; MSNs stay continuous', () => {
+    const audio = new LiveRendition('audio', TIMING);
+    audio.segment().segment().segment();
+    const snap = audio.snapshot();
+    // MSN 3: the other renditions have it, this one lagged (a reconnect fenced its pushes off).
+    snap.segments[2] = { ...snap.segments[2]!, gap: true, parts: [] };
+    snap.segments.push({ msn: 4, epoch: 2, duration: null, programDateTime: T0 + 3000, discontinuity: true, parts: [{ duration: 0.2, independent: true }] });
+    const text = render(snap);
+    const l = lines(text);
+    const gapAt = l.indexOf('#EXT-X-GAP');
+    expect(l.slice(gapAt - 1, gapAt + 3)).toEqual(['#EXT-X-PROGRAM-DATE-TIME:2026-01-01T12:00:02.000Z', '#EXT-X-GAP', '#EXTINF:1,', '1/3.m4s']);
+    expect(count(text, '#EXT-X-GAP')).toBe(1);
+    const m = parseM3u8(text);
+    expect(m.segments.map((s: Any) => s.uri)).toEqual(['1/1.m4s', '1/2.m4s', '1/3.m4s']);
+    // m3u8-parser 7 skips EXT-X-GAP silently; hls.js marks the fragment as a gap and loads nothing for it.
+    const hls = parseHls(text);
+    expect(hls.fragments.map((f: Any) => [f.sn, f.gap === true])).toEqual([
+      [1, false],
+      [2, false],
+      [3, true],
+    ]);
+    expect(hls.partList.at(-1).fragment.sn).toBe(4);
+  });
+
+  it('the checker refuses a gap that is open or has parts', () => {
+    const snap = new LiveRendition('audio', TIMING).segment().segment().snapshot();
+    snap.segments[1] = { ...snap.segments[1]!, gap: true };
+    expect(snapshotProblems(snap)).toEqual(['SEG-04: segment 2 is a gap, so complete and without parts']);
+  });
+});
+
 describe('partial segments (§1.4)', () => {
   it('PART-01 every PART has a quoted URI and a DURATION', () => {
     for (const s of scenarios()) {
@@ -664,6 +696,37 @@ describe('preload hints (§1.5)', () => {
     // Same epoch: only the PART hint.
     snap.segments[2] = { ...snap.segments[2]!, epoch: 1, discontinuity: false, parts: undefined };
     expect(lines(renderMediaPlaylist(snap)).slice(-1)).toEqual(['#EXT-X-PRELOAD-HINT:TYPE=PART,URI="1/3.0.m4s"']);
+  });
+
+  it('PH-01/PH-05 an open parent with its final part out hints part 0 of MSN+1 (no part that will never exist)', () => {
+    const video = new LiveRendition('720p', TIMING);
+    video.segment().part(0.2).part(0.2).part(0.2).part(0.2).part(0.2);
+    const snap = video.snapshot();
+    snap.segments.at(-1)!.partsComplete = true;
+    const text = render(snap);
+    expect(lines(text).find((l) => l.startsWith('#EXT-X-PRELOAD-HINT'))).toBe('#EXT-X-PRELOAD-HINT:TYPE=PART,URI="1/3.0.m4s"');
+    // Still the open parent (no EXTINF yet): its parts are listed, then the hint of the next parent (PH-08).
+    expect(count(text, '#EXTINF')).toBe(1);
+    expect(parseM3u8(text).preloadSegment.parts).toHaveLength(5);
+    expect(parseHls(text).preloadHint).toMatchObject({ TYPE: 'PART', URI: '1/3.0.m4s' });
+    // Once it closes, the hint is the same part: a client holding it loses nothing.
+    video.close().part(0.2);
+    expect(render(video.snapshot())).toContain('#EXT-X-PART:DURATION=0.2,URI="1/3.0.m4s",INDEPENDENT=YES');
+  });
+
+  it('PH-02 after a publisher reconnected, the hint names the new epoch\'s first part and its MAP', () => {
+    const video = new LiveRendition('720p', TIMING);
+    video.segment().segment();
+    const snap = { ...video.snapshot(), nextEpoch: 2 };
+    const text = render(snap);
+    expect(lines(text).slice(-2)).toEqual(['#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="2/init.mp4"', '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="2/3.0.m4s"']);
+    parseM3u8(text);
+    parseHls(text);
+    // The URIs are those the new epoch's first parent then lists (PH-01).
+    video.newEpoch().part(0.2);
+    const after = render(video.snapshot());
+    expect(after).toContain('#EXT-X-MAP:URI="2/init.mp4"');
+    expect(after).toContain('URI="2/3.0.m4s"');
   });
 
   it('PH-03 at most one hint per TYPE', () => {

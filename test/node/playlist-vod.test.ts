@@ -48,6 +48,16 @@ describe('VOD playlists', () => {
     expect(h.totalduration).toBeCloseTo(4.6, 6);
   });
 
+  it('SEG-04: a segment the rendition has no media for is EXT-X-GAP with its EXTINF; hls.js counts its time', () => {
+    const snap = recording();
+    snap.segments[2] = { ...snap.segments[2]!, gap: true };
+    const text = renderVodPlaylist(snap);
+    expect(text).toContain('#EXT-X-GAP\n#EXTINF:1,\n1/3.m4s\n');
+    const h = hls(text);
+    expect(h.fragments.map((f: Any) => f.gap === true)).toEqual([false, false, true, false, false]);
+    expect(h.totalduration).toBeCloseTo(4.6, 6);
+  });
+
   it('SEG-03: a reconnection is DISCONTINUITY + a new MAP + its PDT; none on the first segment', () => {
     const text = renderVodPlaylist(recording());
     const m = m3u8(text);

@@ -136,12 +136,42 @@ export interface FollowOptions {
   otherRenditions: number;
   onSample?: (s: FollowSample) => void;
   timeoutMs?: number;
+  /**
+   * Also request every hinted part as soon as its hint appears, the way Safari/AVPlayer preload
+   * it (hls.js does not, LLHLS.md §2.1), without waiting for the answer. Each must be served once
+   * it exists: a 404 (a hint naming a part that never comes, PH-01/PH-05) is a violation.
+   */
+  fetchHints?: boolean;
+}
+
+/** One hinted part requested by `fetchHints`. */
+export interface HintFetch {
+  uri: string;
+  status: number;
+  /** ms from the request to the answer (the part is held until it exists, PH-04). */
+  waitMs: number;
 }
 
 /** Follows a live media playlist; returns every sample and every rule violation seen. */
-export async function followPlaylist(o: FollowOptions): Promise<{ samples: FollowSample[]; violations: RuleViolation[] }> {
+export async function followPlaylist(o: FollowOptions): Promise<{ samples: FollowSample[]; violations: RuleViolation[]; hints: HintFetch[] }> {
   const samples: FollowSample[] = [];
   const violations: RuleViolation[] = [];
+  const hinted = new Map<string, Promise<HintFetch>>();
+  const fetchHint = (uri: string) => {
+    const url = new URL(uri, o.url).href;
+    if (hinted.has(url)) return;
+    const t0 = performance.now();
+    hinted.set(
+      url,
+      fetch(url, { signal: AbortSignal.timeout(o.timeoutMs ?? 10_000) }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          return { uri, status: res.status, waitMs: performance.now() - t0 };
+        },
+        () => ({ uri, status: 0, waitMs: performance.now() - t0 }),
+      ),
+    );
+  };
   let prev: ParsedPlaylist | null = null;
   let directives: { msn: number; part: number } | null = null;
   while (samples.length < o.updates) {
@@ -164,6 +194,7 @@ export async function followPlaylist(o: FollowOptions): Promise<{ samples: Follo
     }
     const playlist = parsePlaylist(text);
     violations.push(...checkUpdate(prev, playlist, text, directives, o.otherRenditions));
+    if (o.fetchHints) for (const h of preloadHints(playlist)) if (h.type === 'PART') fetchHint(h.uri);
     const sample = { waitMs, directives, playlist, text, receivedAt: Date.now() };
     samples.push(sample);
     o.onSample?.(sample);
@@ -171,5 +202,7 @@ export async function followPlaylist(o: FollowOptions): Promise<{ samples: Follo
     prev = playlist;
     directives = nextDirectives(playlist);
   }
-  return { samples, violations };
+  const hints = await Promise.all(hinted.values());
+  for (const h of hints) if (h.status !== 200) violations.push({ rule: 'PH-04', detail: `hinted part ${h.uri} answered ${h.status} after ${Math.round(h.waitMs)} ms` });
+  return { samples, violations, hints };
 }

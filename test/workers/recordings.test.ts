@@ -239,7 +239,7 @@ describe('clips', { timeout: 30_000 }, () => {
     await bad({ start: -1 }, 400, 'invalid_request');
     await bad({ start: 1, end: 2 }, 400, 'invalid_clip_range');
     await bad({ start: 301, end: 0 }, 400, 'clip_too_long');
-    await bad({ start: 2, export: true }, 501, 'export_not_available');
+    await bad({ start: 2, export: { renditions: ['nope'] } }, 400, 'invalid_export');
     await bad({ start: iso(t0 - 60_000), end: iso(t0 - 30_000) }, 422, 'clip_out_of_range');
     expect((await api(op, 'POST', '/streams/stnope0000000000/clips', { start: 1 })).status).toBe(404);
     expect((await api(op, 'GET', '/clips/clnope')).status).toBe(404);

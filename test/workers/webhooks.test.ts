@@ -55,7 +55,7 @@ describe('webhooks API', () => {
     expect(created.body.id).toMatch(/^wh[a-z0-9]{16}$/);
     expect(created.body.secret).toMatch(/^whsec_[a-z0-9]{32}$/);
     const all = await api<Hook>(op, 'POST', '/webhooks', { url: 'http://127.0.0.1:9/b' });
-    expect(all.body.events).toEqual(['stream.live', 'stream.idle', 'stream.ended', 'recording.ready', 'clip.ready']);
+    expect(all.body.events).toEqual(['stream.live', 'stream.idle', 'stream.ended', 'recording.ready', 'clip.ready', 'clip.export.ready', 'clip.export.failed']);
     const list = await api<{ webhooks: Hook[] }>(op, 'GET', '/webhooks');
     expect(list.body.webhooks.map((w) => w.id)).toEqual(expect.arrayContaining([created.body.id, all.body.id]));
     expect(JSON.stringify(list.body)).not.toContain('whsec_');

@@ -3,10 +3,10 @@
 import { createLogger } from '../log.ts';
 import type { Logger } from '../log.ts';
 import type { PartInfo, RenditionKind } from '../../workers/lib/live-model.ts';
-import { BoxError, BoxReader, MAX_BOX_SIZE } from './boxes.ts';
-import type { Box } from './boxes.ts';
-import { parseFragment, parseInit } from './fmp4.ts';
-import type { FragmentInfo, InitInfo, TrackInfo } from './fmp4.ts';
+import { BoxError, BoxReader, MAX_BOX_SIZE } from '../../workers/lib/cmaf/boxes.ts';
+import type { Box } from '../../workers/lib/cmaf/boxes.ts';
+import { parseFragment, parseInit } from '../../workers/lib/cmaf/fmp4.ts';
+import type { FragmentInfo, InitInfo, TrackInfo } from '../../workers/lib/cmaf/fmp4.ts';
 
 /** What the multivariant playlist needs from an init segment (RenditionInfo minus name and bandwidth). */
 export interface CmafInitInfo {
@@ -41,6 +41,12 @@ export interface CmafPartEvent extends PartInfo {
   bytes: Uint8Array;
   /** Seconds: tfdt / timescale of the primary track. */
   startTime: number;
+  /**
+   * The last part of its segment: the segment event follows it at once, and the next part is
+   * part 0 of the next MSN. Known when the part ends on the segment grid (see `keyframesOnGrid`);
+   * a segment closed only because the next part turned out to start a new one has no final part.
+   */
+  final: boolean;
 }
 
 export interface CmafSegmentEvent {
@@ -84,6 +90,16 @@ export interface CmafChunkerOptions {
   timeOrigin?: number;
   /** A segment with no independent part for this long is a broken stream (default max(10, 10 × target) s). */
   maxSegmentDuration?: number;
+  /**
+   * The encoder forces a keyframe at every point of the segment grid (our ladder does:
+   * `-force_key_frames` every segment target, see ladder.ts). Then a video part that ends on the
+   * grid is the last of its segment, and the segment closes together with it instead of when the
+   * next part arrives: the origin can hint part 0 of the next MSN right away, never a part that
+   * will not exist (LLHLS.md PH-01/PH-05). If the promise is broken once (the part after the grid
+   * is not independent), the chunker warns and falls back to closing on the next keyframe.
+   * Audio needs no promise: every audio part is independent, so its segments always close on the grid.
+   */
+  keyframesOnGrid?: boolean;
   logger?: Logger;
 }
 
@@ -92,6 +108,8 @@ export interface CmafChunkerStats {
   segments: number;
   /** Parts whose tfdt did not continue the previous part (Apple 7.3). */
   tfdtGaps: number;
+  /** Segments closed on the grid whose next part was not independent (`keyframesOnGrid` broken). */
+  gridMisses: number;
 }
 
 /** Boxes that may precede a moof as part of the same chunk (LLHLS.md §3.1). */
@@ -140,7 +158,10 @@ export class CmafChunker {
   #nextTfdt: number | null = null;
   #segment: OpenSegment | null = null;
   #nextMsn: number;
-  #stats: CmafChunkerStats = { parts: 0, segments: 0, tfdtGaps: 0 };
+  #keyframesOnGrid: boolean;
+  /** The last segment closed on the grid: the next part should be independent. */
+  #closedOnGrid = false;
+  #stats: CmafChunkerStats = { parts: 0, segments: 0, tfdtGaps: 0, gridMisses: 0 };
   #listeners: { [K in keyof CmafChunkerListeners]: CmafChunkerListeners[K][] } = { init: [], part: [], segment: [], error: [] };
 
   constructor(options: CmafChunkerOptions) {
@@ -151,6 +172,7 @@ export class CmafChunker {
     this.#maxSegmentDuration = options.maxSegmentDuration ?? Math.max(10, 10 * options.segmentTarget);
     this.#log = options.logger ?? createLogger({ component: 'cmaf-chunker' });
     this.#nextMsn = options.startMsn;
+    this.#keyframesOnGrid = options.keyframesOnGrid ?? false;
     if (options.timeOrigin !== undefined) this.#timeOrigin = options.timeOrigin;
   }
 
@@ -320,10 +342,23 @@ export class CmafChunker {
 
     const seg = this.#segment;
     if (seg && fragment.independent && startTime >= seg.nominalEnd - duration / 2) {
+      // The segment did not end on the grid (a late keyframe, or no keyframesOnGrid promise):
+      // it closes now that a part can start the next one.
       this.#closeSegment(events);
     } else if (seg && (seg.durationTicks + fragment.durationTicks) / this.#timescale > this.#maxSegmentDuration) {
       throw new BoxError(`no independent part for ${this.#maxSegmentDuration} s: cannot start a segment`);
     }
+    if (!seg && this.#closedOnGrid && !fragment.independent) {
+      // Too late to reopen the segment that closed (it is announced): this one starts without a
+      // keyframe (SEG-06). Stop trusting the grid for video; the next keyframe closes segments.
+      this.#stats.gridMisses++;
+      this.#keyframesOnGrid = false;
+      this.#log.warn('the part after a segment boundary is not independent; closing segments on keyframes from now on', {
+        msn: this.#nextMsn,
+        startTime,
+      });
+    }
+    this.#closedOnGrid = false;
     const open = this.#segment ?? this.#openSegment(startTime);
     const part: CmafPartEvent = {
       type: 'part',
@@ -333,12 +368,26 @@ export class CmafChunker {
       duration,
       independent: fragment.independent,
       startTime,
+      final: false,
     };
     open.parts.push(bytes);
     open.bytes += bytes.byteLength;
     open.durationTicks += fragment.durationTicks;
     this.#stats.parts++;
     events.push(part);
+
+    // Does this part end the segment? Audio: when the next part would start within half a part of
+    // the grid point (the same rule as closing on an independent part above, a part earlier).
+    // Video with keyframes forced on the grid: when it ends on the grid point, give or take half
+    // a frame of timestamp rounding, because the next frame is the forced keyframe.
+    const end = startTime + duration;
+    const audio = this.#initInfo!.kind === 'audio';
+    const tolerance = audio ? duration / 2 : primary.sampleCount > 0 ? duration / primary.sampleCount / 2 : 0;
+    if ((audio || this.#keyframesOnGrid) && end >= open.nominalEnd - tolerance) {
+      part.final = true;
+      this.#closeSegment(events);
+      this.#closedOnGrid = true;
+    }
   }
 
   #openSegment(startTime: number): OpenSegment {

@@ -49,6 +49,12 @@ export const InitMetaSchema = z.object({
   height: z.number().int().positive().optional(),
   frameRate: z.number().positive().optional(),
   channels: z.number().int().positive().optional(),
+  /**
+   * Every rendition this epoch publishes: the ladder minus the rungs the publisher's input cannot
+   * feed (the audio rung for a publisher without audio, the video rungs for an audio-only one).
+   * The origin lists only these in the multivariant playlist. Absent: the whole ladder.
+   */
+  renditions: z.array(z.string().min(1).max(100)).min(1).max(32).optional(),
 });
 export type InitMeta = z.infer<typeof InitMetaSchema>;
 
@@ -57,6 +63,11 @@ export const PartMetaSchema = z.object({
   independent: z.boolean(),
   /** Wall-clock time of the part's first sample, ms since the Unix epoch. */
   programDateTime: z.number().int().positive(),
+  /**
+   * The last part of its segment (the segment push follows): the origin hints part 0 of the next
+   * MSN from now on instead of a part of this segment that will never exist (PH-01, PH-05).
+   */
+  final: z.boolean().optional(),
 });
 export type PartMeta = z.infer<typeof PartMetaSchema>;
 
@@ -125,9 +136,18 @@ function fromHex(hex: string): Uint8Array | null {
   return out;
 }
 
+/**
+ * The string a request signature covers: method, path (with query), timestamp and the hex
+ * SHA-256 of the body. Exported so the transcoder can hash and sign with node:crypto
+ * (synchronous, no copy of the body) while both sides keep this one definition.
+ */
+export function canonicalRequest(method: string, path: string, timestamp: string, bodySha256Hex: string): string {
+  return `${method.toUpperCase()}\n${path}\n${timestamp}\n${bodySha256Hex}`;
+}
+
 async function canonical(method: string, path: string, timestamp: string, body: Uint8Array | null): Promise<Uint8Array> {
   const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
-  return encoder.encode(`${method.toUpperCase()}\n${path}\n${timestamp}\n${bodyHash}`);
+  return encoder.encode(canonicalRequest(method, path, timestamp, bodyHash));
 }
 
 /** Headers that sign a request: the body's SHA-256, method, path and a timestamp under HMAC-SHA256. */

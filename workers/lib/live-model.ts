@@ -32,6 +32,17 @@ export interface SegmentInfo {
   discontinuity: boolean;
   /** Parts, when still listed (near the live edge); undefined when pruned from the playlist. */
   parts?: PartInfo[];
+  /**
+   * Open segment whose final part is published (its EXTINF comes with the segment push that
+   * follows): the next part is part 0 of the next MSN, and the preload hint names that.
+   */
+  partsComplete?: boolean;
+  /**
+   * No media of this rendition for this MSN (the other renditions have it, e.g. this one lagged
+   * when the publisher reconnected): EXT-X-GAP with the others' EXTINF, so MSNs never skip and
+   * stay aligned across renditions (SEG-04, MUT-04). Its URI is never published.
+   */
+  gap?: boolean;
 }
 
 export interface RenditionReport {
@@ -57,6 +68,12 @@ export interface MediaPlaylistSnapshot {
   segments: SegmentInfo[];
   /** The stream ended: EXT-X-ENDLIST, no preload hint. */
   ended: boolean;
+  /**
+   * Epoch of the live ingest lease when it is newer than the last listed segment's (a publisher
+   * reconnected and its first part is still to come): the preload hints name that epoch's first
+   * part and init segment, which is where they will be published (PH-01, PH-02).
+   */
+  nextEpoch?: number;
   /** Reports for every other rendition of the presentation. */
   reports: RenditionReport[];
   /**
@@ -103,6 +120,8 @@ export interface VodSegment {
   discontinuity: boolean;
   /** Only the first bytes of the segment object (EXT-X-BYTERANGE n@0): a clip ending mid-segment. */
   byteLength?: number;
+  /** No media of this rendition for this MSN: EXT-X-GAP (see SegmentInfo.gap). */
+  gap?: boolean;
 }
 
 /** Everything the edge needs to render one VOD media playlist (EXT-X-PLAYLIST-TYPE:VOD, ENDLIST). */

@@ -46,7 +46,15 @@ export function thumbnailKey(streamId: string, epoch: number, seq: number): stri
   return `thumbs/${streamId}/${epoch}/${seq}.jpg`;
 }
 
-/** `exports/{clip}.mp4`: a clip's MP4 export, made by the transcoder. */
-export function clipExportKey(clipId: string): string {
-  return `exports/${clipId}.mp4`;
+/**
+ * `exports/{clip}/{rendition}.mp4`: one file of a clip's MP4 export (the rendition, with the
+ * audio when it is a video rendition), made by the export job (workers/exports/clip-export.ts).
+ */
+export function clipExportKey(clipId: string, rendition: string): string {
+  return `${clipExportPrefix(clipId)}${rendition}.mp4`;
+}
+
+/** Every file of a clip's export is under this prefix (retention deletes them together). */
+export function clipExportPrefix(clipId: string): string {
+  return `exports/${clipId}/`;
 }

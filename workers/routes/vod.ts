@@ -125,14 +125,44 @@ vodRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
   return playlistResponse(c, token ? text.replaceAll(TOKEN_SLOT, token) : text, forViewer(VOD_PLAYLIST_CACHE, !!token));
 });
 
-/** A clip's MP4 export, once the transcoder has made it. */
-vodRoutes.get('/:id/clip.mp4', async (c) => {
+/**
+ * A clip's MP4 download: `/vod/{clip}/clip.mp4` is the export's first (default) rendition,
+ * `/vod/{clip}/{rendition}/clip.mp4` any exported one. The files are made once by the export job
+ * and served like the other immutable objects (Range, ETag, colo cache), as an attachment.
+ */
+vodRoutes.get('/:id/clip.mp4', (c) => serveClipExport(c, null));
+vodRoutes.get('/:id/:rendition/clip.mp4', (c) => {
+  const rendition = c.req.param('rendition');
+  if (!NAME_RE.test(rendition)) throw new HttpError(400, 'invalid_rendition', 'malformed rendition');
+  return serveClipExport(c, rendition);
+});
+
+async function serveClipExport(c: Context<VodEnv>, rendition: string | null): Promise<Response> {
   const asset = c.get('asset');
   if (asset.kind !== 'clip') throw new HttpError(404, 'not_found', 'only clips have an MP4 export');
-  const row = await c.env.DB.prepare('SELECT export_status FROM clips WHERE id = ?').bind(asset.id).first<Pick<ClipRow, 'export_status'>>();
-  if (row?.export_status !== 'ready') throw new HttpError(404, 'export_not_ready', `the export is ${row?.export_status ?? 'not requested'}`);
-  return serveObject(c, clipExportKey(asset.id), 'video/mp4');
-});
+  const loadRow = () =>
+    c.env.DB.prepare('SELECT export_status, export_error, export_renditions FROM clips WHERE id = ?')
+      .bind(asset.id)
+      .first<Pick<ClipRow, 'export_status' | 'export_error' | 'export_renditions'>>();
+  const exportedOf = (r: Pick<ClipRow, 'export_renditions'> | null) => (r?.export_renditions ? (JSON.parse(r.export_renditions) as string[]) : []);
+  // The default download is the export's first rendition (the catalog knows which).
+  let row = rendition === null ? await loadRow() : null;
+  const name = rendition ?? exportedOf(row)[0];
+  if (name !== undefined) {
+    // Written whole or not at all (a put, or a completed multipart upload): there means ready,
+    // also while the export makes more renditions. Its Content-Type and Content-Disposition
+    // (an attachment) were stored with it.
+    const res = await serveObject(c, clipExportKey(asset.id, name));
+    if (res.status !== 404) return res;
+    await res.body?.cancel();
+  }
+  row ??= await loadRow();
+  if (!row || row.export_status === null || name === undefined || !exportedOf(row).includes(name)) {
+    throw new HttpError(404, 'export_not_requested', `no MP4 export of ${name ?? 'this clip'} was requested (POST /api/clips/{id}/export)`);
+  }
+  if (row.export_status === 'failed') throw new HttpError(404, 'export_failed', `the export failed: ${row.export_error ?? 'unknown error'}`);
+  return errorResponse(404, 'export_not_ready', `the export is ${row.export_status}; try again shortly`, { 'access-control-allow-origin': '*', 'retry-after': '5' });
+}
 
 vodRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   const asset = c.get('asset');

@@ -21,7 +21,7 @@ export function timingProblems(t: PlaylistTiming): string[] {
 /**
  * Problems with a media snapshot: numbering (MP-03), durations against the targets (MP-02,
  * PART-08, PART-09), epochs against discontinuities (SEG-03), open segments (only the last, never
- * after ENDLIST), reports (RR-03). Empty when the snapshot renders to a conforming playlist.
+ * after ENDLIST), gap segments (SEG-04), reports (RR-03). Empty when the snapshot renders to a conforming playlist.
  */
 export function snapshotProblems(snap: MediaPlaylistSnapshot): string[] {
   const out = timingProblems(snap.timing);
@@ -47,6 +47,10 @@ export function snapshotProblems(snap: MediaPlaylistSnapshot): string[] {
       out.push(`MP-02: ${where} EXTINF rounds above TARGETDURATION`);
     }
     const parts = s.parts ?? [];
+    if (s.gap && (s.duration === null || parts.length > 0)) out.push(`SEG-04: ${where} is a gap, so complete and without parts`);
+    if (s.partsComplete && (s.duration !== null || parts.length === 0 || i !== segs.length - 1)) {
+      out.push(`PH-01: ${where} has its final part but is not the open last segment with parts`);
+    }
     for (let j = 0; j < parts.length; j++) {
       const p = parts[j]!;
       const d = Number(formatDecimal(p.duration));

@@ -84,8 +84,8 @@ function timingLines(t: PlaylistTiming): string {
  * Renders one rendition's media playlist (full, or a delta update when `skippedSegments > 0`).
  *
  * Layout: header tags; per listed segment DISCONTINUITY, MAP (first listed segment and on every
- * epoch change), PROGRAM-DATE-TIME (every segment), its PARTs, then EXTINF + URI when complete;
- * then PRELOAD-HINT (live only), RENDITION-REPORTs, and ENDLIST last when the stream ended.
+ * epoch change), PROGRAM-DATE-TIME (every segment), its PARTs, then EXTINF + URI when complete
+ * (after EXT-X-GAP for a gap segment); then PRELOAD-HINT (live only), RENDITION-REPORTs, and ENDLIST last when the stream ended.
  * The renderer does not prune parts or skip segments itself: the snapshot says what is listed
  * (see window.ts), so the text is a plain function of the snapshot.
  */
@@ -136,6 +136,8 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
         (p.independent ? '",INDEPENDENT=YES\n' : '"\n');
     }
     if (s.duration !== null) {
+      // Media this rendition does not have (SEG-04): the segment keeps its MSN and duration.
+      if (s.gap) out += '#EXT-X-GAP\n';
       out +=
         '#EXTINF:' + formatDecimal(s.duration) + ',\n' + dir + mediaFileName({ kind: 'segment', msn: s.msn }) + q + '\n';
     }
@@ -143,11 +145,14 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
 
   const last = segments[segments.length - 1];
   // A playlist with ENDLIST carries no hint (MP-10, PH-07); a live one hints the next part (PH-02),
-  // computed from the same file-name function as the PART it will become (PH-01).
+  // computed from the same file-name function as the PART it will become (PH-01). The next part
+  // is part 0 of the next MSN once the last segment is complete or has its final part: never a
+  // part the segmentation will not produce (PH-05).
   if (!snap.ended && last) {
+    let hintEpoch = last.epoch;
     let hintMsn = last.msn;
     let hintPart = 0;
-    if (last.duration === null) {
+    if (last.duration === null && !last.partsComplete) {
       hintPart = last.parts ? last.parts.length : 0;
       // The open segment starts a new init and nothing listed carries its MAP yet (PH-02).
       if (hintPart === 0 && last.epoch !== prevEpoch) {
@@ -155,10 +160,15 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
       }
     } else {
       hintMsn = last.msn + 1;
+      // A reconnected publisher publishes under its new epoch, with a new init (PH-02).
+      if (snap.nextEpoch !== undefined && snap.nextEpoch !== last.epoch) {
+        hintEpoch = snap.nextEpoch;
+        out += '#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="' + hintEpoch + '/init.mp4' + q + '"\n';
+      }
     }
     out +=
       '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="' +
-      last.epoch +
+      hintEpoch +
       '/' +
       mediaFileName({ kind: 'part', msn: hintMsn, part: hintPart }) +
       q +
@@ -223,6 +233,7 @@ export function renderVodPlaylist(snap: VodPlaylistSnapshot, opts?: RenderOption
     if (s.epoch !== prevEpoch) out += '#EXT-X-MAP:URI="' + dir + 'init.mp4' + q + '"\n';
     if (i === 0 || disc) out += '#EXT-X-PROGRAM-DATE-TIME:' + formatProgramDateTime(s.programDateTime) + '\n';
     prevEpoch = s.epoch;
+    if (s.gap) out += '#EXT-X-GAP\n';
     out += '#EXTINF:' + formatDecimal(s.duration) + ',\n';
     if (s.byteLength !== undefined) out += '#EXT-X-BYTERANGE:' + s.byteLength + '@0\n';
     out += dir + mediaFileName({ kind: 'segment', msn: s.msn }) + q + '\n';

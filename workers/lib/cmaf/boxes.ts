@@ -1,5 +1,6 @@
 // ISO-BMFF boxes: a streaming reader that turns pipe chunks (split anywhere) into complete
-// top-level boxes, and helpers that walk the children of a box already in memory.
+// top-level boxes, helpers that walk the children of a box already in memory, and writers that
+// build new ones. Pure: shared by the transcoder (CMAF chunker) and the Worker (clip MP4 export).
 
 /** Largest box we accept. A corrupt size field must not make us buffer without bound. */
 export const MAX_BOX_SIZE = 64 * 1024 * 1024;
@@ -254,4 +255,37 @@ export function findPath(box: BoxView, path: readonly string[]): BoxView | undef
     cur = findChild(cur, type);
   }
   return cur;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing boxes (the clip export builds a new moov out of the renditions' ones).
+
+/** A box of `type` around `payload` (concatenated); a largesize header when it needs one. */
+export function writeBox(type: string, ...payload: Uint8Array[]): Uint8Array {
+  if (type.length !== 4) throw new BoxError(`box type '${type}' is not a fourcc`);
+  const length = payload.reduce((n, p) => n + p.byteLength, 0);
+  const large = length + 8 > 0xffffffff;
+  const headerSize = large ? 16 : 8;
+  const out = new Uint8Array(headerSize + length);
+  const view = new DataView(out.buffer);
+  if (large) {
+    view.setUint32(0, 1);
+    view.setBigUint64(8, BigInt(out.byteLength));
+  } else {
+    view.setUint32(0, out.byteLength);
+  }
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i);
+  let at = headerSize;
+  for (const p of payload) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/** A FullBox: version and 24-bit flags, then `payload`. */
+export function writeFullBox(type: string, version: number, flags: number, ...payload: Uint8Array[]): Uint8Array {
+  const head = new Uint8Array(4);
+  new DataView(head.buffer).setUint32(0, ((version & 0xff) << 24) | (flags & 0xffffff));
+  return writeBox(type, head, ...payload);
 }

@@ -1,5 +1,6 @@
-// Pure fMP4 parsers: what an init segment (ftyp+moov) says about its tracks, and what a moof
-// says about its chunk (start time, duration, whether it starts with a sync sample). LLHLS.md §3.
+// Pure fMP4 parsers: what an init segment (ftyp+moov) says about its tracks, what a moof says
+// about its chunk (start time, duration, whether it starts with a sync sample; LLHLS.md §3), and
+// its samples one by one. Shared by the transcoder (chunker) and the Worker (clip MP4 export).
 import { BoxError, childBoxes, findChild, findPath, fourcc, iterateBoxes, viewBox } from './boxes.ts';
 import type { BoxView } from './boxes.ts';
 
@@ -426,6 +427,119 @@ function parseTraf(traf: BoxView, init: InitInfo): TrafInfo {
     firstSampleSync: sampleCount > 0 && isSyncSample(resolvedFlags),
     dataEnd,
   };
+}
+
+/** One trun's samples, every field resolved (trun, then tfhd, then trex defaults). */
+export interface TrunSamples {
+  /**
+   * Where the run's first sample is, counted from the first byte of the moof (movie-fragment
+   * relative addressing, which HLS requires); a run without a data offset follows the previous
+   * one, and a first run without one starts right after the moof and the next box header.
+   */
+  dataOffset: number;
+  durations: number[];
+  sizes: number[];
+  flags: number[];
+  /** Composition time offsets (0 without B-frames). */
+  compositionOffsets: number[];
+}
+
+export interface TrafSamples {
+  trackId: number;
+  /** tfdt, in the track's timescale. */
+  baseMediaDecodeTime: bigint;
+  /** tfhd sample_description_index, or null when the trex default applies. */
+  sampleDescriptionIndex: number | null;
+  runs: TrunSamples[];
+}
+
+/**
+ * Every sample of a moof (header included), per traf and trun: what a remuxer needs to rebuild
+ * sample tables. Throws BoxError for addressing it cannot resolve (an explicit base data offset
+ * points into a file we do not have).
+ */
+export function parseFragmentSamples(moofBytes: Uint8Array, init: InitInfo): TrafSamples[] {
+  const moof = viewBox(moofBytes);
+  if (moof.type !== 'moof') throw new BoxError(`expected moof, got '${moof.type}'`);
+  const out: TrafSamples[] = [];
+  for (const traf of childBoxes(moof)) {
+    if (traf.type !== 'traf') continue;
+    const tfhd = required(findChild(traf, 'tfhd'), 'tfhd');
+    const h = dataView(tfhd.payload, 8, 'tfhd');
+    const tfhdFlags = h.getUint32(0) & 0xffffff;
+    const trackId = h.getUint32(4);
+    const track = init.tracks.find((t) => t.trackId === trackId);
+    if (!track) throw new BoxError(`traf for track ${trackId}, which the init segment does not declare`);
+    if (tfhdFlags & TFHD_BASE_DATA_OFFSET) throw new BoxError('tfhd with an explicit base data offset');
+    let at = 8;
+    const optional = (flag: number): number | null => {
+      if (!(tfhdFlags & flag)) return null;
+      const value = dataView(tfhd.payload, at + 4, 'tfhd').getUint32(at);
+      at += 4;
+      return value;
+    };
+    const sampleDescriptionIndex = optional(TFHD_SAMPLE_DESCRIPTION_INDEX);
+    const defaultDuration = optional(TFHD_DEFAULT_DURATION) ?? track.defaults.sampleDuration;
+    const defaultSize = optional(TFHD_DEFAULT_SIZE) ?? track.defaults.sampleSize;
+    const defaultFlags = optional(TFHD_DEFAULT_FLAGS) ?? track.defaults.sampleFlags;
+
+    const tfdt = findChild(traf, 'tfdt');
+    if (!tfdt) throw new BoxError(`traf for track ${trackId} has no tfdt (HLS requires one in every traf)`);
+    const td = dataView(tfdt.payload, tfdt.payload[0] === 1 ? 12 : 8, 'tfdt');
+    const baseMediaDecodeTime = tfdt.payload[0] === 1 ? td.getBigUint64(4) : BigInt(td.getUint32(4));
+
+    const runs: TrunSamples[] = [];
+    let next = moofBytes.byteLength + 8;
+    for (const trun of childBoxes(traf)) {
+      if (trun.type !== 'trun') continue;
+      const r = dataView(trun.payload, 8, 'trun');
+      const version = trun.payload[0];
+      const flags = r.getUint32(0) & 0xffffff;
+      const count = r.getUint32(4);
+      let p = 8;
+      let dataOffset = next;
+      if (flags & TRUN_DATA_OFFSET) {
+        dataOffset = dataView(trun.payload, p + 4, 'trun').getInt32(p);
+        p += 4;
+      }
+      let firstFlags: number | null = null;
+      if (flags & TRUN_FIRST_SAMPLE_FLAGS) {
+        firstFlags = dataView(trun.payload, p + 4, 'trun').getUint32(p);
+        p += 4;
+      }
+      const perSample = 4 * (+!!(flags & TRUN_DURATION) + +!!(flags & TRUN_SIZE) + +!!(flags & TRUN_FLAGS) + +!!(flags & TRUN_CTS));
+      if (p + count * perSample > trun.payload.byteLength) {
+        throw new BoxError(`trun declares ${count} samples but holds ${trun.payload.byteLength - p} bytes of entries`);
+      }
+      const v = new DataView(trun.payload.buffer, trun.payload.byteOffset, trun.payload.byteLength);
+      const run: TrunSamples = { dataOffset, durations: [], sizes: [], flags: [], compositionOffsets: [] };
+      let bytes = 0;
+      for (let i = 0; i < count; i++) {
+        let duration = defaultDuration;
+        let size = defaultSize;
+        let sampleFlags = i === 0 && firstFlags !== null ? firstFlags : defaultFlags;
+        let cto = 0;
+        if (flags & TRUN_DURATION) (duration = v.getUint32(p)), (p += 4);
+        if (flags & TRUN_SIZE) (size = v.getUint32(p)), (p += 4);
+        if (flags & TRUN_FLAGS) {
+          // first_sample_flags, when present, overrides the first sample's own flags.
+          if (!(i === 0 && firstFlags !== null)) sampleFlags = v.getUint32(p);
+          p += 4;
+        }
+        // Version 1 offsets are signed; version 0 ones unsigned.
+        if (flags & TRUN_CTS) (cto = version === 1 ? v.getInt32(p) : v.getUint32(p)), (p += 4);
+        run.durations.push(duration);
+        run.sizes.push(size);
+        run.flags.push(sampleFlags);
+        run.compositionOffsets.push(cto);
+        bytes += size;
+      }
+      runs.push(run);
+      next = dataOffset + bytes;
+    }
+    out.push({ trackId, baseMediaDecodeTime, sampleDescriptionIndex, runs });
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
