@@ -142,6 +142,11 @@ export class StreamState extends DurableObject<Env> {
   private idle = false;
   private lastPushAt: number | null = null;
   private alarmAt: number | null = null;
+  /**
+   * The stream is ending: its open segments are being closed from the parts announced so far, so
+   * no further part may be announced (it would be acknowledged but left out of its segment).
+   */
+  private ending = false;
   private readonly renditions = new Map<string, RenditionState>();
   private readonly waiters = new Set<Waiter>();
   /** Pushes being stored or held per rendition (pipelined ingest, see ingest()). */
@@ -344,7 +349,7 @@ export class StreamState extends DurableObject<Env> {
    */
   private checkPush(push: IngestPush): 'store' | 'ahead' | IngestResult {
     if (!this.lease || push.epoch !== this.lease.epoch) return stale(push.epoch);
-    if (this.ended) return { status: 409, code: 'stream_ended', message: 'the stream has ended; take a new lease' };
+    if (this.ended || this.ending) return { status: 409, code: 'stream_ended', message: 'the stream has ended; take a new lease' };
     const rs = this.renditions.get(push.rendition);
     if (!this.ladderHas(push.rendition)) {
       return { status: 404, code: 'rendition_not_found', message: `no rendition ${push.rendition} in the ladder` };
@@ -376,9 +381,10 @@ export class StreamState extends DurableObject<Env> {
       if (partCount > last.partCount) return 'ahead';
       return outOfOrder(`segment ${msn} has ${last.partCount} parts, the push says ${partCount}`);
     }
-    // None of its parts is announced yet: they are on their way.
+    // None of its parts is announced yet: they are on their way (with one-part segments the
+    // previous segment's push may still be in flight too).
     const expected = this.expectedPart(rs, push.epoch);
-    if (expected.msn === msn && expected.part === 0) return 'ahead';
+    if ((expected.msn === msn && expected.part === 0) || msn === expected.msn + 1) return 'ahead';
     return outOfOrder(`segment ${msn} is not the open segment`);
   }
 
@@ -537,10 +543,12 @@ export class StreamState extends DurableObject<Env> {
   async awaitMedia(rendition: string, epoch: number, object: MediaObject): Promise<{ status: 200 } | RpcError> {
     const rs = this.renditions.get(rendition);
     const notFound: RpcError = { status: 404, code: 'not_found', message: 'no such media object' };
-    if (!rs || object.kind === 'init') return notFound;
+    if (!rs) return notFound;
     const state = (r: RenditionState): 'respond' | 'wait' | 'never' => {
       if (this.published(r, epoch, object)) return 'respond';
-      if (this.ended || !this.lease || this.lease.epoch !== epoch) return 'never';
+      if (this.ended || !this.lease || this.lease.epoch !== epoch || !this.inEpochSet(r.name)) return 'never';
+      // The new epoch's init, hinted as a MAP (PH-02/PH-04): its transcoder pushes it first.
+      if (object.kind === 'init') return 'wait';
       const expected = this.expectedPart(r, epoch);
       const apl = advancePartLimit(this.timing().partTarget);
       if (object.kind === 'segment') return object.msn <= expected.msn ? 'wait' : 'never';
@@ -707,6 +715,8 @@ export class StreamState extends DurableObject<Env> {
     // The next part comes from a reconnected publisher: under its epoch, not the last segment's.
     const last = listed.at(-1);
     if (this.lease && !this.ended && last && last.duration !== null && last.epoch < this.lease.epoch) snap.nextEpoch = this.lease.epoch;
+    // A rung this epoch's input cannot feed gets no media until a later epoch: hint nothing.
+    if (!this.inEpochSet(rs.name)) snap.noMedia = true;
     if (start !== undefined) snap.startTimeOffset = 0;
     return snap;
   }
@@ -820,7 +830,14 @@ export class StreamState extends DurableObject<Env> {
   // ---- ending -----------------------------------------------------------------------------
 
   private async endStream(): Promise<void> {
-    await this.closeOpenSegments();
+    // Pushes that pass their checks from here on are refused (409, the publisher takes a new
+    // lease); those announced before are all in the parts closeOpenSegments reads.
+    this.ending = true;
+    try {
+      await this.closeOpenSegments();
+    } finally {
+      this.ending = false;
+    }
     this.ended = true;
     this.idle = false;
     this.putKv('ended', true);
@@ -921,13 +938,23 @@ export class StreamState extends DurableObject<Env> {
           const s = name === rs.name ? undefined : this.renditions.get(name)?.window.byMsn(msn);
           if (s && s.duration !== null && (!ref || (ref.gap && !s.gap))) ref = s;
         }
-        if (!ref) break;
-        const discontinuity = ref.discontinuity;
+        // Older than every other window (a long epoch without this rung): the DVR index has it.
+        const stored = ref
+          ? null
+          : this.sql
+              .exec<{ duration: number; pdt: number; disc: number }>(
+                'SELECT duration, pdt, disc FROM segments WHERE msn = ? AND rendition <> ? AND duration IS NOT NULL ORDER BY gap LIMIT 1',
+                msn,
+                rs.name,
+              )
+              .toArray()[0];
+        if (!ref && !stored) break;
+        const discontinuity = ref ? ref.discontinuity : stored!.disc === 1;
         const seg: SegmentRecord = {
           msn,
           epoch: previous.epoch,
-          duration: ref.duration,
-          programDateTime: ref.programDateTime,
+          duration: ref ? ref.duration : stored!.duration,
+          programDateTime: ref ? ref.programDateTime : stored!.pdt,
           discontinuity,
           partCount: 0,
           parts: [],

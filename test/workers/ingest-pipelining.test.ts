@@ -1,11 +1,12 @@
 // Pipelined ingest inside workerd: the transcoder keeps a few pushes per rendition in flight, so
 // they can reach StreamState out of order. A push that comes ahead of its predecessor is stored
 // and held; announcements (and acknowledgements) keep the rendition's order, epochs still fence.
-import { abortAllDurableObjects } from 'cloudflare:test';
+import { abortAllDurableObjects, runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
-import { AUDIO_INIT, FakeRendition, authorize, createStream, expectOk, push, worker } from './helpers.ts';
+import { INGEST_PREFIX } from '../../workers/lib/ingest-protocol.ts';
+import { AUDIO_INIT, FakeRendition, authorize, createStream, expectOk, push, signed, worker } from './helpers.ts';
 
 async function liveStream() {
   const stream = await createStream({
@@ -162,5 +163,55 @@ describe('pipelined pushes', () => {
     expect((await push(stream.id, lease.epoch, 'v', '2.0.m4s', partMeta(0))).status).toBe(409);
     expect(again.startMsn).toBe(2);
     expect((await playlist(stream.id)).segments.map((s) => s.uri)).toEqual(['1/1.m4s']);
+  });
+  it('one-part segments: a segment push that overtakes the previous segment push is held, not refused', async () => {
+    const { stream, lease, v } = await liveStream();
+    expectOk(await v.nextPart());
+    // In flight at once: 2.0 and segment 2 overtake segment 1.
+    const part = push(stream.id, lease.epoch, 'v', '2.0.m4s', partMeta(0));
+    const seg2 = push(stream.id, lease.epoch, 'v', '2.m4s', segmentMeta(1));
+    expect(await settlesWithin(seg2, 100)).toBe(false);
+    expect((await push(stream.id, lease.epoch, 'v', '1.m4s', segmentMeta(1))).status).toBe(201);
+    expect((await part).status).toBe(201);
+    expect((await seg2).status).toBe(201);
+    expect((await playlist(stream.id)).segments.map((s) => s.uri)).toEqual(['1/1.m4s', '1/2.m4s']);
+  });
+
+  it('after a reconnection the hinted MAP of the new epoch is held until its init is pushed (PH-04)', async () => {
+    const { stream, v } = await liveStream();
+    await v.segment();
+    const again = (await (await authorize(stream.streamKey, 'node-b')).json()) as { epoch: number; startMsn: number };
+    const hinted = await (await worker(`/live/${stream.id}/v/index.m3u8`)).text();
+    expect(hinted).toContain(`#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="${again.epoch}/init.mp4"`);
+    const init = worker(`/live/${stream.id}/v/${again.epoch}/init.mp4`);
+    expect(await settlesWithin(init, 150)).toBe(false);
+    expectOk(await new FakeRendition(stream.id, again.epoch, 'v', again.startMsn).init());
+    expect((await init).status).toBe(200);
+  });
+
+  it('a part pushed while the stream ends is either refused or in the closed segment: an acknowledged part is never dropped', async () => {
+    // The alarm closes the open segment from its parts (R2 reads) while the publisher's next part
+    // arrives; ten streams, each with the part a little later, to meet every interleaving.
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        const { stream, lease, v } = await liveStream();
+        await v.segment();
+        expectOk(await v.nextPart());
+        expectOk(await v.nextPart());
+        expectOk(await signed('POST', `${INGEST_PREFIX}/${stream.id}/${lease.epoch}/end`, null));
+        await new Promise((r) => setTimeout(r, 1100));
+        const [, late] = await Promise.all([
+          runDurableObjectAlarm(env.STREAM_STATE.getByName(stream.id)),
+          new Promise((r) => setTimeout(r, i)).then(() => v.nextPart()),
+        ]);
+        const m = await playlist(stream.id);
+        return { status: late.status, last: m.segments.at(-1)!.uri, duration: m.segments.at(-1)!.duration };
+      }),
+    );
+    for (const o of outcomes) {
+      expect([201, 409]).toContain(o.status);
+      expect(o.last).toBe('1/2.m4s');
+      expect(o.duration, JSON.stringify(outcomes)).toBeCloseTo((o.status === 201 ? 3 : 2) * 0.2, 6);
+    }
   });
 });

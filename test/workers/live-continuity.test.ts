@@ -268,3 +268,32 @@ describe('a rung the input cannot feed is left out of the presentation', { timeo
     expect(parse(await text(`/live/${stream.id}/a/index.m3u8`)).segments).toHaveLength(1);
   });
 });
+
+describe('gaps older than the other renditions\' live windows', () => {
+  it('a rung missing for longer than the window is filled from the DVR index, never skipping an MSN', async () => {
+    const s = await createStream({ ladder: LADDER, dvrWindowSeconds: 0 });
+    const l1 = await lease(s.streamKey);
+    const v1 = new FakeRendition(s.id, l1.epoch, 'v', l1.startMsn);
+    const a1 = new FakeRendition(s.id, l1.epoch, 'a', l1.startMsn);
+    expectOk(await v1.init({ ...VIDEO_INIT, renditions: ['v', 'a'] }));
+    expectOk(await a1.init({ ...AUDIO_INIT, renditions: ['v', 'a'] }));
+    for (let i = 0; i < 3; i++) {
+      await v1.segment();
+      await a1.segment();
+    }
+    // A video-only publisher, long enough to slide past any live window, then audio comes back.
+    const l2 = await lease(s.streamKey, 'node-b');
+    const v2 = new FakeRendition(s.id, l2.epoch, 'v', l2.startMsn);
+    expectOk(await v2.init({ ...VIDEO_INIT, renditions: ['v'] }));
+    for (let i = 0; i < 20; i++) await v2.segment();
+    const l3 = await lease(s.streamKey, 'node-c');
+    const a3 = new FakeRendition(s.id, l3.epoch, 'a', l3.startMsn);
+    expectOk(await a3.init({ ...AUDIO_INIT, renditions: ['v', 'a'] }));
+    await a3.segment();
+    const m = parse(await text(`/live/${s.id}/a/index.m3u8`));
+    // Segments are numbered by position from MEDIA-SEQUENCE: the last one must be the new epoch's first.
+    const uris: string[] = m.segments.map((x: { uri: string }) => x.uri);
+    expect(m.mediaSequence + uris.length - 1, uris.join(' ')).toBe(l3.startMsn);
+    expect(uris.at(-1)).toBe(`${l3.epoch}/${l3.startMsn}.m4s`);
+  });
+});

@@ -93,6 +93,8 @@ async function failExport(env: Env, clipId: string, error: string): Promise<void
 interface TrackPlan {
   rendition: string;
   segments: VodSegment[];
+  /** Seconds from the first to the end of the last segment with media, gaps between included. */
+  spanDuration: number;
   startTimeOffset: number;
 }
 
@@ -109,17 +111,28 @@ async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRun
       throw new Error(`vodPlaylist ${name}: ${r.status} ${r.code}`);
     }
     const snapshot: VodPlaylistSnapshot = r.snapshot;
-    // EXT-X-GAP segments have no media: the previous sample is held across them.
-    const segments = snapshot.segments.filter((s) => !(s as { gap?: boolean }).gap);
+    // EXT-X-GAP segments have no media: the previous sample is held across those inside the
+    // clip; those at its ends are left out, and the start offset (measured from the first listed
+    // segment) no longer counts the leading ones.
+    const isGap = (x: VodSegment) => (x as { gap?: boolean }).gap === true;
+    const all = snapshot.segments;
+    let first = 0;
+    let lead = 0;
+    while (first < all.length && isGap(all[first]!)) lead += all[first++]!.duration;
+    let end = all.length;
+    while (end > first && isGap(all[end - 1]!)) end--;
+    const span = all.slice(first, end);
+    const segments = span.filter((x) => !isGap(x));
     if (segments.length === 0) {
       if (name !== rendition) continue;
       throw new ExportFailure(`no media of ${name} in the clip`);
     }
-    plans.push({ rendition: name, segments, startTimeOffset: snapshot.startTimeOffset ?? 0 });
+    const spanDuration = span.reduce((n, x) => n + x.duration, 0);
+    plans.push({ rendition: name, segments, spanDuration, startTimeOffset: Math.max(0, (snapshot.startTimeOffset ?? 0) - lead) });
   }
   const primary = plans[0]!;
   // What the clip's playlist plays: its segments (the last one cut), from the start part on.
-  const duration = Math.round((primary.segments.reduce((n, s) => n + s.duration, 0) - primary.startTimeOffset) * 1e6) / 1e6;
+  const duration = Math.round((primary.spanDuration - primary.startTimeOffset) * 1e6) / 1e6;
   if (!(duration > 0)) throw new ExportFailure('the clip has no duration');
 
   const initKey = (p: TrackPlan, epoch: number) => mediaObjectKey(clip.stream_id, epoch, p.rendition, { kind: 'init' });

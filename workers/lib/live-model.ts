@@ -74,6 +74,8 @@ export interface MediaPlaylistSnapshot {
    * part and init segment, which is where they will be published (PH-01, PH-02).
    */
   nextEpoch?: number;
+  /** No media is coming for this rendition in the current epoch (a rung the input cannot feed): no preload hint. */
+  noMedia?: boolean;
   /** Reports for every other rendition of the presentation. */
   reports: RenditionReport[];
   /**

@@ -148,7 +148,7 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
   // computed from the same file-name function as the PART it will become (PH-01). The next part
   // is part 0 of the next MSN once the last segment is complete or has its final part: never a
   // part the segmentation will not produce (PH-05).
-  if (!snap.ended && last) {
+  if (!snap.ended && !snap.noMedia && last) {
     let hintEpoch = last.epoch;
     let hintMsn = last.msn;
     let hintPart = 0;
