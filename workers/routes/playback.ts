@@ -6,6 +6,7 @@
 import { Hono, type Context } from 'hono';
 import { Coalescer } from '../coalesce.ts';
 import { errorResponse, HttpError } from '../http.ts';
+import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import type { PlaylistTiming } from '../lib/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../lib/object-keys.ts';
 import { directiveCacheKey, parseHlsDirectives } from '../lib/playlist/blocking.ts';
@@ -18,7 +19,6 @@ export const playbackRoutes = new Hono<PlaybackAccessEnv>();
 playbackRoutes.use('/:id/*', playbackAccess());
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 const playlistCalls = new Coalescer<PlaylistResult>();
 
 /**
@@ -30,11 +30,6 @@ const TOKEN_SLOT = '{playback-token}';
 
 function withToken(text: string, token: string): string {
   return text.replaceAll(TOKEN_SLOT, token);
-}
-
-/** What a viewer's browser may do with a response: one that carries or needs a token stays private. */
-function forViewer(cacheControl: string, signed: boolean): string {
-  return signed ? cacheControl.replace(/^public\b/, 'private') : cacheControl;
 }
 
 function checkName(value: string, what: string): string {
@@ -142,26 +137,5 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
     obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
     if (!obj) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*' });
   }
-  const headers = new Headers();
-  obj.writeHttpMetadata(headers);
-  headers.set('etag', obj.httpEtag);
-  headers.set('cache-control', IMMUTABLE);
-  headers.set('access-control-allow-origin', '*');
-  headers.set('accept-ranges', 'bytes');
-  if (range && obj.range && 'offset' in obj.range) {
-    const offset = obj.range.offset ?? 0;
-    const length = obj.range.length ?? obj.size - offset;
-    headers.set('content-range', `bytes ${offset}-${offset + length - 1}/${obj.size}`);
-    headers.set('content-length', String(length));
-    headers.set('cache-control', forViewer(IMMUTABLE, signed));
-    return new Response(obj.body, { status: 206, headers });
-  }
-  headers.set('content-length', String(obj.size));
-  const viewerHeaders = new Headers(headers);
-  viewerHeaders.set('cache-control', forViewer(IMMUTABLE, signed));
-  if (!cache) return new Response(obj.body, { headers: viewerHeaders });
-  // One read of R2 feeds both the viewer and the colo cache (which keeps the public lifetime).
-  const [toViewer, toCache] = obj.body.tee();
-  c.executionCtx.waitUntil(cache.put(cacheKey, new Response(toCache, { headers })));
-  return new Response(toViewer, { headers: viewerHeaders });
+  return objectResponse(obj, { signed, range, cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null });
 });

@@ -6,6 +6,7 @@
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Env } from '../env.ts';
 import { errorResponse, HttpError } from '../http.ts';
+import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import { checkCountry } from '../lib/geo.ts';
 import { NAME_RE, clipExportKey, mediaObjectKey, parseMediaFileName } from '../lib/object-keys.ts';
 import { renderMultivariantPlaylist, renderVodPlaylist } from '../lib/playlist/render.ts';
@@ -19,7 +20,6 @@ type VodEnv = { Bindings: Env; Variables: { asset: VodAsset; token?: string } };
 export const vodRoutes = new Hono<VodEnv>();
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
-const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** VOD playlists never change, but an asset can expire: an hour bounds how long a copy outlives it. */
 const VOD_PLAYLIST_CACHE = 'public, max-age=3600';
 /** Where a viewer's token goes in a cached rendering (see playback.ts). */
@@ -87,10 +87,6 @@ function playlistResponse(c: Context, text: string, cacheControl: string): Respo
   const headers = new Headers({ 'content-type': PLAYLIST_TYPE, 'cache-control': cacheControl, 'access-control-allow-origin': '*' });
   if (/\bgzip\b/.test(c.req.header('accept-encoding') ?? '')) headers.set('content-encoding', 'gzip');
   return new Response(text, { status: 200, headers });
-}
-
-function forViewer(cacheControl: string, signed: boolean): string {
-  return signed ? cacheControl.replace(/^public\b/, 'private') : cacheControl;
 }
 
 function rpcError(r: { status: number; code: string; message: string }): Response {
@@ -198,26 +194,5 @@ async function serveObject(c: Context<VodEnv>, key: string, contentType?: string
   }
   const obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
   if (!obj) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*' });
-  const headers = new Headers();
-  obj.writeHttpMetadata(headers);
-  if (contentType) headers.set('content-type', contentType);
-  headers.set('etag', obj.httpEtag);
-  headers.set('cache-control', IMMUTABLE);
-  headers.set('access-control-allow-origin', '*');
-  headers.set('accept-ranges', 'bytes');
-  if (range && obj.range && 'offset' in obj.range) {
-    const offset = obj.range.offset ?? 0;
-    const length = obj.range.length ?? obj.size - offset;
-    headers.set('content-range', `bytes ${offset}-${offset + length - 1}/${obj.size}`);
-    headers.set('content-length', String(length));
-    headers.set('cache-control', forViewer(IMMUTABLE, signed));
-    return new Response(obj.body, { status: 206, headers });
-  }
-  headers.set('content-length', String(obj.size));
-  const viewerHeaders = new Headers(headers);
-  viewerHeaders.set('cache-control', forViewer(IMMUTABLE, signed));
-  if (!cache) return new Response(obj.body, { headers: viewerHeaders });
-  const [toViewer, toCache] = obj.body.tee();
-  c.executionCtx.waitUntil(cache.put(cacheKey, new Response(toCache, { headers })));
-  return new Response(toViewer, { headers: viewerHeaders });
+  return objectResponse(obj, { signed, range, contentType, cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null });
 }
