@@ -266,4 +266,39 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
     await stub.sweep(Date.parse(clip.expiresAt) + 10 * 60_000);
     expect(await files()).toEqual([]);
   });
+  it('a clip that starts in an EXT-X-GAP of the rendition starts at its first media, not shifted by the gap', async () => {
+    const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER });
+    const stream = created.body;
+    const l1 = (await (await authorize(stream.streamKey)).json()) as { epoch: number; startMsn: number };
+    const v1 = new MediaRendition(stream.id, l1.epoch, 'v', 'video', l1.startMsn);
+    const a1 = new MediaRendition(stream.id, l1.epoch, 'a', 'audio', l1.startMsn);
+    expectOk(await v1.init());
+    expectOk(await a1.init());
+    for (let i = 0; i < 3; i++) for (const r of [v1, a1]) await r.segment();
+    // The video falls behind: its segment 4 never gets there before the publisher reconnects.
+    await a1.segment();
+    const l2 = (await (await authorize(stream.streamKey, 'node-b')).json()) as { epoch: number; startMsn: number; timeOffset: number };
+    expect(l2.startMsn).toBe(l1.startMsn + 4);
+    const v2 = new MediaRendition(stream.id, l2.epoch, 'v', 'video', l2.startMsn);
+    const a2 = new MediaRendition(stream.id, l2.epoch, 'a', 'audio', l2.startMsn);
+    for (const r of [v2, a2]) {
+      r.time = l2.timeOffset;
+      r.pdt = a1.pdt;
+      expectOk(await r.init());
+    }
+    for (let i = 0; i < 2; i++) for (const r of [v2, a2]) await r.segment();
+    for (const r of [v2, a2]) for (let i = 0; i < 3; i++) expectOk(await r.nextPart());
+    const playlist = await (await worker(`/live/${stream.id}/v/index.m3u8`)).text();
+    expect(playlist).toContain('#EXT-X-GAP');
+    // The live edge is 6.6 s in; from 3.6 s (inside the video's gap, 3–4 s) to 5.5 s.
+    const clipRes = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, { start: 3, end: 1.1, export: true });
+    expect(clipRes.status).toBe(201);
+    const clip = await exportDone(clipRes.body.id);
+    expect(clip.export.status).toBe('ready');
+    const mp4 = readMp4((await download(`/vod/${clip.id}/clip.mp4`)).bytes);
+    // The video has media from 4 s (segment 5's keyframe): the file shows 4.0–5.6 s, from its first frame.
+    const video = mp4.tracks.find((t) => t.handler === 'vide')!;
+    expect(video.edits).toEqual([{ duration: mp4.movieDuration, mediaTime: 0 }]);
+    expect(mp4.movieDuration).toBe(1600);
+  });
 });
