@@ -19,6 +19,7 @@ import { streamInfoRoutes } from './routes/stream-info.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
 import { INGEST_PREFIX } from './lib/ingest-protocol.ts';
+import { NAME_RE } from './lib/object-keys.ts';
 import type { WebhookQueueMessage } from './lib/webhooks.ts';
 import type { ClipExportMessage } from './lib/clip-export.ts';
 
@@ -68,9 +69,25 @@ app.route('/live', streamInfoRoutes);
 app.route('/live', playbackRoutes);
 app.route('/vod', vodRoutes);
 app.route('/rooms', roomRoutes);
-app.get('/watch/:id', (c) => c.env.ASSETS.fetch(new URL('/watch.html', c.req.url)));
+/**
+ * The watch page, with a preload of the stream's multivariant playlist: the browser fetches it
+ * while it loads the page's script, and hls.js's request for the same URL (same token, same CORS
+ * mode) is answered from that preload, instead of starting after the script has run.
+ */
+async function watchPage(requestUrl: string, assets: Fetcher, streamId: string | undefined): Promise<Response> {
+  const page = await assets.fetch(new URL('/watch.html', requestUrl));
+  if (!page.ok || !streamId || !NAME_RE.test(streamId)) return page;
+  // The same URL the page builds (public/src/core/page-params.ts, playbackUrl).
+  const playlist = new URL(`/live/${streamId}/index.m3u8`, requestUrl);
+  const token = new URL(requestUrl).searchParams.get('token');
+  if (token) playlist.searchParams.set('token', token);
+  const res = new Response(page.body, page);
+  res.headers.append('link', `<${playlist.pathname}${playlist.search}>; rel=preload; as=fetch; crossorigin=anonymous`);
+  return res;
+}
+app.get('/watch/:id', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.param('id')));
 // A watch party is the watch page in party mode (public/src/watch.ts reads the path).
-app.get('/party/:roomId', (c) => c.env.ASSETS.fetch(new URL('/watch.html', c.req.url)));
+app.get('/party/:roomId', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.query('stream')));
 app.notFound(async (c) => {
   // Everything else is a static asset (player page, scripts) or a JSON 404.
   const asset = await c.env.ASSETS.fetch(c.req.raw);

@@ -78,6 +78,22 @@ describe('secure headers', () => {
     }
   });
 
+  it('the watch and party pages preload the stream\'s multivariant playlist at the URL the page asks for', async () => {
+    const link = async (path: string) => {
+      const res = await worker(path);
+      expect(res.status, path).toBe(200);
+      await res.arrayBuffer();
+      return res.headers.get('link');
+    };
+    expect(await link('/watch/st00000000000000')).toBe('</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous');
+    // The token rides along exactly as the page's playbackUrl() writes it.
+    expect(await link('/watch/st00000000000000?token=eyJh.eyJz-x_y.c2ln&name=Ada')).toBe('</live/st00000000000000/index.m3u8?token=eyJh.eyJz-x_y.c2ln>; rel=preload; as=fetch; crossorigin=anonymous');
+    expect(await link('/party/room-1?stream=st00000000000000')).toBe('</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous');
+    // No stream, or a malformed one: the page alone.
+    expect(await link('/party/room-1')).toBeNull();
+    expect(await link('/watch/bad%20id')).toBeNull();
+  });
+
   it('keeps the admin API and the site same-origin and unframeable', async () => {
     for (const path of ['/api/streams', '/health']) {
       const res = await worker(path, { headers: op });
