@@ -558,12 +558,7 @@ export class Room extends DurableObject<Env> {
   }
 
   private removeConn(conn: string): void {
-    const c = this.conns.get(conn);
-    if (!c) return;
-    this.conns.delete(conn);
-    this.held.set(c.shard, (this.held.get(c.shard) ?? 1) - 1);
-    const v = this.viewers.get(c.uid);
-    if (v && --v.conns <= 0) this.viewers.delete(c.uid);
+    if (!this.removeConnQuiet(conn)) return;
     this.presenceDirty = true;
     this.scheduleFlush();
   }
@@ -708,13 +703,15 @@ export class Room extends DurableObject<Env> {
     }
   }
 
-  private removeConnQuiet(conn: string): void {
+  /** Forgets a connection without announcing it; false if it was not known. */
+  private removeConnQuiet(conn: string): boolean {
     const c = this.conns.get(conn);
-    if (!c) return;
+    if (!c) return false;
     this.conns.delete(conn);
     this.held.set(c.shard, (this.held.get(c.shard) ?? 1) - 1);
     const v = this.viewers.get(c.uid);
     if (v && --v.conns <= 0) this.viewers.delete(c.uid);
+    return true;
   }
 
   private stateFrame(): string {

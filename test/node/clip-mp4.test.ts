@@ -14,12 +14,12 @@ import type { CmafChunkerEvent, CmafInitEvent, CmafPartEvent, CmafSegmentEvent }
 import { LadderProcess } from '../../transcoder-node/ladder.ts';
 import type { LadderRung } from '../../transcoder-node/ladder.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { BoxError, iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
+import { BoxError, concatBytes, iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
 import { ClipEncodingChanged, FragmentInterleaver, MOVIE_TIMESCALE, muxClip, type ClipSegmentSource, type ClipTiming } from '../../workers/lib/cmaf/clip-mp4.ts';
 import { cutClip, type ClipSegment } from '../../workers/lib/clip-cut.ts';
 import { defaultExportRendition, exportContentDisposition, exportRenditions, exportTracks } from '../../workers/lib/clip-export.ts';
 import type { LadderRung as StreamRung } from '../../workers/lib/stream-config.ts';
-import { concat, fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
+import { fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
 
 const run = promisify(execFile);
 
@@ -40,7 +40,7 @@ async function mux(tracks: TrackSource[], timing: ClipTiming): Promise<Uint8Arra
     write: async (b) => void chunks.push(b.slice()),
     timing,
   });
-  const file = concat(...chunks);
+  const file = concatBytes(...chunks);
   muxer.patchHead(file);
   return file;
 }
@@ -60,14 +60,14 @@ const audioFrames = (n: number): SampleSpec[] => Array.from({ length: n }, () =>
 function videoSegment(second: number, seq: number, parts = 5): Uint8Array {
   const out: Uint8Array[] = [];
   for (let p = 0; p < parts; p++) out.push(fragment({ sequence: seq + p, decodeTime: second * VIDEO_TS + p * 6 * 512, samples: frames(6, p === 0), tag: 0x76 }));
-  return concat(...out);
+  return concatBytes(...out);
 }
 
 /** Audio parts of 9 frames (0.192 s) starting at `startTick`. */
 function audioSegment(startTick: number, seq: number, parts = 5): Uint8Array {
   const out: Uint8Array[] = [];
   for (let p = 0; p < parts; p++) out.push(fragment({ sequence: seq + p, decodeTime: startTick + p * 9 * 1024, samples: audioFrames(9), tag: 0x61 }));
-  return concat(...out);
+  return concatBytes(...out);
 }
 
 describe('muxClip on hand-built fragments', () => {
@@ -150,7 +150,7 @@ describe('muxClip on hand-built fragments', () => {
       { duration: 512, size: 12, sync: false, cto: 0 },
       { duration: 512, size: 13, sync: false, cto: 0 },
     ];
-    const seg = concat(fragment({ sequence: 1, decodeTime: 0, samples, runs: 2 }), fragment({ sequence: 2, decodeTime: 2048, samples: frames(3, false), runs: 1 }));
+    const seg = concatBytes(fragment({ sequence: 1, decodeTime: 0, samples, runs: 2 }), fragment({ sequence: 2, decodeTime: 2048, samples: frames(3, false), runs: 1 }));
     const file = await mux([{ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [seg] }], { startOffset: 0, duration: 7 * 512 / VIDEO_TS });
     const mp4 = readMp4(file);
     const t = mp4.tracks[0]!;
@@ -167,7 +167,7 @@ describe('muxClip on hand-built fragments', () => {
   });
 
   it('boxes before a fragment (styp, from CMAF chunks) are dropped; a segment cut after a part is whole fragments', async () => {
-    const seg = concat(fragment({ sequence: 1, decodeTime: 0, samples: frames(6, true), styp: true }), fragment({ sequence: 2, decodeTime: 3072, samples: frames(6, false), styp: true }));
+    const seg = concatBytes(fragment({ sequence: 1, decodeTime: 0, samples: frames(6, true), styp: true }), fragment({ sequence: 2, decodeTime: 3072, samples: frames(6, false), styp: true }));
     const file = await mux([{ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [seg] }], { startOffset: 0, duration: 0.4 });
     expect(readMp4(file).tracks[0]!.samples).toHaveLength(12);
     expect(new TextDecoder().decode(file)).not.toContain('styp');
@@ -306,7 +306,7 @@ beforeAll(async () => {
       init: events.find((e): e is CmafInitEvent => e.type === 'init')!.bytes,
       segments: events.filter((e): e is CmafSegmentEvent => e.type === 'segment'),
       parts: events.filter((e): e is CmafPartEvent => e.type === 'part'),
-      whole: concat(...all[i]!),
+      whole: concatBytes(...all[i]!),
     });
   });
 }, 60_000);

@@ -3,25 +3,9 @@
 // fragments (moof + mdat, movie-fragment-relative addressing) whose samples carry a tag of their
 // track and decode time, so a remuxed file can be checked sample by sample. And a reader of
 // regular MP4 files: each track's samples (decode time, file offset, size, sync) from its tables.
-import { childBoxes, findChild, findPath, iterateBoxes, writeBox, writeFullBox, type BoxView } from '../../workers/lib/cmaf/boxes.ts';
+import { ascii, childBoxes, concatBytes, findChild, findPath, i32, iterateBoxes, u32, u64, writeBox, writeFullBox, type BoxView } from '../../workers/lib/cmaf/boxes.ts';
 
 const u8 = (...n: number[]) => Uint8Array.from(n);
-function u32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
-}
-function u64(n: bigint): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, n);
-  return b;
-}
-function i32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, n);
-  return b;
-}
-const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const zeros = (n: number) => new Uint8Array(n);
 
 export interface InitOptions {
@@ -68,11 +52,11 @@ export function initSegment(o: InitOptions): Uint8Array<ArrayBuffer> {
   const stbl = writeBox('stbl', stsd, empty('stts', 4), empty('stsc', 4), empty('stsz', 8), empty('stco', 4));
   const trak = writeBox('trak', tkhd, writeBox('mdia', mdhd, hdlr, writeBox('minf', mediaHeader, dinf, stbl)));
   const trex = writeFullBox('trex', 0, 0, u32(trackId), u32(1), u32(0), u32(0), u32(video ? 0x01010000 : 0x02000000));
-  return concat(ftyp, writeBox('moov', mvhd, trak, writeBox('mvex', trex)));
+  return concatBytes(ftyp, writeBox('moov', mvhd, trak, writeBox('mvex', trex)));
 }
 
 function matrix(): Uint8Array {
-  return concat(u32(0x00010000), u32(0), u32(0), u32(0), u32(0x00010000), u32(0), u32(0), u32(0), u32(0x40000000));
+  return concatBytes(u32(0x00010000), u32(0), u32(0), u32(0), u32(0x00010000), u32(0), u32(0), u32(0), u32(0x40000000));
 }
 
 export interface SampleSpec {
@@ -134,24 +118,14 @@ export function fragment(o: FragmentOptions): Uint8Array<ArrayBuffer> {
   });
   const parts = [moof, writeBox('mdat', ...payloads)];
   if (o.styp) parts.unshift(writeBox('styp', ascii('msdh'), u32(0), ascii('msdh'), ascii('msix')));
-  return concat(...parts);
+  return concatBytes(...parts);
 }
 
 /** A sample's bytes: tag byte, then its decode time (u32), repeated to its size. */
 export function samplePayload(tag: number, decodeTime: bigint, size: number): Uint8Array {
-  const unit = concat(u8(tag & 0xff), u32(Number(decodeTime & 0xffffffffn)));
+  const unit = concatBytes(u8(tag & 0xff), u32(Number(decodeTime & 0xffffffffn)));
   const out = new Uint8Array(size);
   for (let i = 0; i < size; i++) out[i] = unit[i % unit.byteLength]!;
-  return out;
-}
-
-export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
   return out;
 }
 

@@ -9,7 +9,8 @@ import type { Env } from '../../workers/env.ts';
 import { exportClip } from '../../workers/exports/clip-export.ts';
 import { AUDIO_INIT, authorize, expectOk, push, VIDEO_INIT, worker } from './helpers.ts';
 import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
-import { concat, fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
+import { concatBytes } from '../../workers/lib/cmaf/boxes.ts';
+import { fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
 
 const op = operator('192.0.2.71');
 const VIDEO_TS = 15360;
@@ -63,7 +64,7 @@ class MediaRendition {
     return res;
   }
   async closeSegment() {
-    const res = await push(this.streamId, this.epoch, this.name, `${this.msn}.m4s`, { duration: Math.round(this.part * 0.2 * 1e6) / 1e6, partCount: this.part, programDateTime: this.pdt }, concat(...this.parts));
+    const res = await push(this.streamId, this.epoch, this.name, `${this.msn}.m4s`, { duration: Math.round(this.part * 0.2 * 1e6) / 1e6, partCount: this.part, programDateTime: this.pdt }, concatBytes(...this.parts));
     this.parts.length = 0;
     this.pdt += this.part * 200;
     this.msn++;

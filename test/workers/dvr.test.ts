@@ -8,27 +8,14 @@ import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
 import { INGEST_PREFIX } from '../../workers/lib/ingest-protocol.ts';
 import { AUDIO_INIT, FakeRendition, authorize, expectOk, signed, worker } from './helpers.ts';
-import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
+import { api, leasedStream, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
 
 const op = operator('192.0.2.61');
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;
 
-async function live(settings: Record<string, unknown> = {}) {
-  const created = await api<{ id: string; streamKey: string; settings: Record<string, unknown> }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...settings });
-  expect(created.status).toBe(201);
-  const stream = created.body;
-  const auth = await authorize(stream.streamKey);
-  expect(auth.status).toBe(200);
-  const lease = (await auth.json()) as { epoch: number; startMsn: number };
-  const v = new FakeRendition(stream.id, lease.epoch, 'v', lease.startMsn);
-  const a = new FakeRendition(stream.id, lease.epoch, 'a', lease.startMsn);
-  expectOk(await v.init());
-  const ladder = (settings.ladder as Array<{ name: string }> | undefined) ?? TWO_RUNG_LADDER;
-  if (ladder.some((r) => r.name === 'a')) expectOk(await a.init(AUDIO_INIT));
-  return { stream, lease, v, a };
-}
+const live = (settings: Record<string, unknown> = {}) => leasedStream(op, settings);
 
 async function segments(rs: FakeRendition[], n: number) {
   for (let i = 0; i < n; i++) for (const r of rs) await r.segment();

@@ -31,8 +31,8 @@ export const TWO_RUNG_LADDER = [
   { name: 'a', kind: 'audio', audioBitrate: 128_000 },
 ];
 
-/** A stream with one complete segment and two parts of the next in both renditions. */
-export async function liveStream(op: Operator, settings: Record<string, unknown> = {}) {
+/** A stream created with `settings` and leased by a publisher whose renditions sent their init segments. */
+export async function leasedStream(op: Operator, settings: Record<string, unknown> = {}) {
   const created = await api<CreatedStream>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...settings });
   expect(created.status).toBe(201);
   const stream = created.body;
@@ -42,7 +42,14 @@ export async function liveStream(op: Operator, settings: Record<string, unknown>
   const v = new FakeRendition(stream.id, lease.epoch, 'v', lease.startMsn);
   const a = new FakeRendition(stream.id, lease.epoch, 'a', lease.startMsn);
   expectOk(await v.init());
-  expectOk(await a.init(AUDIO_INIT));
+  const ladder = (settings.ladder as Array<{ name: string }> | undefined) ?? TWO_RUNG_LADDER;
+  if (ladder.some((r) => r.name === 'a')) expectOk(await a.init(AUDIO_INIT));
+  return { stream, lease, v, a };
+}
+
+/** A stream with one complete segment and two parts of the next in both renditions. */
+export async function liveStream(op: Operator, settings: Record<string, unknown> = {}) {
+  const { stream, lease, v, a } = await leasedStream(op, settings);
   await v.segment();
   await a.segment();
   for (const r of [v, a]) {

@@ -283,6 +283,39 @@ export function writeBox(type: string, ...payload: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Big-endian field writers and byte helpers for building boxes. */
+export function u32(n: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n);
+  return b;
+}
+
+export function i32(n: number): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, n);
+  return b;
+}
+
+export function u64(n: bigint): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, n);
+  return b;
+}
+
+export function ascii(s: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(s, (c) => c.charCodeAt(0));
+}
+
+export function concatBytes(...parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
 /** A FullBox: version and 24-bit flags, then `payload`. */
 export function writeFullBox(type: string, version: number, flags: number, ...payload: Uint8Array[]): Uint8Array {
   const head = new Uint8Array(4);

@@ -6,7 +6,7 @@
 // regular file both honour them. Written in one pass: the media go out fragment by fragment,
 // interleaved by time, and the moov, which only needs the tables, comes last. Pure: the export job
 // (workers/exports/clip-export.ts) feeds it R2 objects and stores what it returns.
-import { BoxError, childBoxes, findChild, findPath, iterateBoxes, viewBox, writeBox, writeFullBox, type BoxView } from './boxes.ts';
+import { BoxError, ascii, childBoxes, concatBytes, findChild, findPath, i32, iterateBoxes, u32, viewBox, writeBox, writeFullBox, type BoxView } from './boxes.ts';
 import { isSyncSample, parseFragmentSamples, parseInit, type InitInfo, type TrackInfo } from './fmp4.ts';
 
 /** A track of the file, in the order given to the muxer (ids 1, 2, …). */
@@ -115,7 +115,7 @@ export class ClipMp4Muxer {
     const brands = ['isom', 'iso2', ...(this.tracks.some((t) => t.codec.startsWith('avc')) ? ['avc1'] : []), 'mp41'];
     const ftyp = writeBox('ftyp', ascii('isom'), u32(0x200), ...brands.map(ascii));
     this.#ftypSize = ftyp.byteLength;
-    this.head = concat([ftyp, u32(0), ascii('mdat')]);
+    this.head = concatBytes(ftyp, u32(0), ascii('mdat'));
   }
 
   /**
@@ -447,32 +447,6 @@ function editList(edits: ReadonlyArray<{ duration: number; mediaTime: number }>)
     }
   });
   return writeFullBox('elst', wide ? 1 : 0, 0, body);
-}
-
-function ascii(s: string): Uint8Array {
-  return Uint8Array.from(s, (c) => c.charCodeAt(0));
-}
-
-function u32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n);
-  return b;
-}
-
-function i32(n: number): Uint8Array {
-  const b = new Uint8Array(4);
-  new DataView(b.buffer).setInt32(0, n);
-  return b;
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
