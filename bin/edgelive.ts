@@ -3,7 +3,7 @@
 // tests drive it without a network or a terminal; `main` wires it to the process.
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { importSigningKey, signPlaybackToken } from '../workers/lib/playback-token.ts';
+import { importSigningKey, signPlaybackToken } from '../core/auth/playback-token.ts';
 
 export interface CliIo {
   argv: string[];

@@ -3,7 +3,7 @@
 // queryable store); this object exists because Analytics Engine is only readable through its
 // remote SQL API, and an operator's dashboard wants "now" without a round trip to it.
 //
-// It keeps per-minute aggregates (mergeable histograms, workers/lib/qoe.ts) for the last hour in
+// It keeps per-minute aggregates (mergeable histograms, core/contracts/qoe.ts) for the last hour in
 // SQLite and the players seen in the last 30 s in memory: a player beacons at least every 10 s,
 // so after an eviction the viewer count is whole again within one beacon period.
 import { DurableObject } from 'cloudflare:workers';
@@ -16,7 +16,7 @@ import {
   summarizeAggregate,
   type QoeAggregate,
   type QoeSummary,
-} from '../workers/lib/qoe.ts';
+} from '../core/contracts/qoe.ts';
 
 export interface QoeStatsAnswer {
   viewers: number;

@@ -5,8 +5,8 @@
 // sockets (deliver). The Room stays the only authority; a shard can be rebuilt from it at any time.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
-import { CLOSE, REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../workers/lib/room-protocol.ts';
-import { applyEvents, type BatchBody } from '../workers/lib/room-state.ts';
+import { CLOSE, REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
+import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
 import type { IngestBatch } from './room.ts';
 import {
   FrameRing,

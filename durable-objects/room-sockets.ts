@@ -11,9 +11,9 @@ import {
   type ErrorCode,
   type Role,
   type RoomSnapshot,
-} from '../workers/lib/room-protocol.ts';
-import { ROOM_RATE_LIMITS, fullBucket, takeToken, type BucketState } from '../workers/lib/room-token-bucket.ts';
-import { mergeBatches, type BatchBody } from '../workers/lib/room-state.ts';
+} from '../core/rooms/room-protocol.ts';
+import { ROOM_RATE_LIMITS, fullBucket, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
+import { mergeBatches, type BatchBody } from '../core/rooms/room-state.ts';
 
 /**
  * After a broadcast that took B ms, the next waits at least PACE_FACTOR × B: sending can then

@@ -2,7 +2,7 @@
 // sanctions (mutes and bans), which viewers the shards hold, and small settings. Everything a
 // viewer was told survives eviction. All calls are synchronous and consume their cursors at once
 // (a cursor has no snapshot isolation across an await).
-import type { ChatMessage, PlaybackState, Poll, Role } from '../workers/lib/room-protocol.ts';
+import type { ChatMessage, PlaybackState, Poll, Role } from '../core/rooms/room-protocol.ts';
 import type { ConnIdentity } from './room-sockets.ts';
 
 /** Schema, created idempotently on every construction (cheap) and versioned in `meta`. */

@@ -20,10 +20,10 @@ import {
   type RoomBoundMessage,
   type RoomEvent,
   type RoomSnapshot,
-} from '../workers/lib/room-protocol.ts';
-import { applyEvents } from '../workers/lib/room-state.ts';
-import { isStaff, mayDo, outranks } from '../workers/lib/room-rules.ts';
-import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketState } from '../workers/lib/room-token-bucket.ts';
+} from '../core/rooms/room-protocol.ts';
+import { applyEvents } from '../core/rooms/room-state.ts';
+import { isStaff, mayDo, outranks } from '../core/rooms/room-rules.ts';
+import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
 import {
   FrameRing,

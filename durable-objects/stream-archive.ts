@@ -2,11 +2,11 @@
 // per broadcast, a VOD playlist over the live objects), clips (a VOD playlist over a few minutes
 // of them), thumbnails, and the retention sweep that deletes what no playlist references any
 // more. Shares the DO's SQLite (segments, parts) and runs inside its single thread.
-import type { VodPlaylistSnapshot, VodSegment } from '../workers/lib/live-model.ts';
-import { cutClip, type ClipCut, type ClipSegment } from '../workers/lib/clip-cut.ts';
-import { clipExportPrefix, mediaObjectKey, thumbnailKey } from '../workers/lib/object-keys.ts';
+import type { VodPlaylistSnapshot, VodSegment } from '../core/contracts/live-model.ts';
+import { cutClip, type ClipCut, type ClipSegment } from '../core/live/clip-cut.ts';
+import { clipExportPrefix, mediaObjectKey, thumbnailKey } from '../core/contracts/object-keys.ts';
 import { newRecordingId, vodPlaybackPath } from '../workers/vod-catalog.ts';
-import type { WebhookEventType } from '../workers/lib/webhooks.ts';
+import type { WebhookEventType } from '../core/contracts/webhooks.ts';
 
 export type ArchiveError = { status: 400 | 404 | 409 | 410 | 422; code: string; message: string };
 

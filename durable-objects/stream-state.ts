@@ -14,20 +14,20 @@ import type {
   RenditionReport,
   SegmentInfo,
   VodPlaylistSnapshot,
-} from '../workers/lib/live-model.ts';
-import { mediaObjectKey, thumbnailKey, type MediaObject } from '../workers/lib/object-keys.ts';
-import type { InitMeta, PartMeta, SegmentMeta } from '../workers/lib/ingest-protocol.ts';
-import { playlistTiming, type StreamSettings } from '../workers/lib/stream-config.ts';
+} from '../core/contracts/live-model.ts';
+import { mediaObjectKey, thumbnailKey, type MediaObject } from '../core/contracts/object-keys.ts';
+import type { InitMeta, PartMeta, SegmentMeta } from '../core/contracts/ingest-protocol.ts';
+import { playlistTiming, type StreamSettings } from '../core/contracts/stream-config.ts';
 import {
   advancePartLimit,
   blockingTimeoutMs,
   decideBlockingReload,
   type BlockingState,
   type HlsDirectives,
-} from '../workers/lib/playlist/blocking.ts';
-import { computeSkip, partsRetained } from '../workers/lib/playlist/window.ts';
-import { SegmentWindow } from '../workers/lib/segment-window.ts';
-import { newWebhookEvent, type WebhookEventType } from '../workers/lib/webhooks.ts';
+} from '../core/playlist/blocking.ts';
+import { computeSkip, partsRetained } from '../core/playlist/window.ts';
+import { SegmentWindow } from '../core/live/segment-window.ts';
+import { newWebhookEvent, type WebhookEventType } from '../core/contracts/webhooks.ts';
 import { StreamArchive, type ArchiveError, type ClipCreated } from './stream-archive.ts';
 
 export interface StreamConfig {

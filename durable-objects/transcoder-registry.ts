@@ -2,11 +2,11 @@
 // Transcoders register with their region, position, public URLs and capacity, then heartbeat
 // with their load; a node that misses three heartbeats drops out (lazily on every read, and by
 // the alarm so that the table does not keep dead nodes). Ordering for a caller is pure
-// (workers/lib/geo-distance.ts); this object only keeps the set.
+// (core/live/geo-distance.ts); this object only keeps the set.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
-import { nearestLocationHint, type LocationHint } from '../workers/lib/geo-distance.ts';
-import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type RegisterNodeRequestSchema } from '../workers/lib/ingest-protocol.ts';
+import { nearestLocationHint, type LocationHint } from '../core/live/geo-distance.ts';
+import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type RegisterNodeRequestSchema } from '../core/contracts/ingest-protocol.ts';
 import type { z } from 'zod';
 
 export type NodeRegistration = z.output<typeof RegisterNodeRequestSchema>;

@@ -3,7 +3,7 @@
 // left out of the session instead of making ffmpeg fail on a stream specifier that matches nothing.
 // Pure: bytes in, a decision out; the session (session.ts) feeds it and waits.
 import { decodeAmf0All, type Amf0Value } from './rtmp/amf0.ts';
-import type { LadderRung } from '../workers/lib/stream-config.ts';
+import type { LadderRung } from '../core/contracts/stream-config.ts';
 
 export interface InputTracks {
   audio: boolean;

@@ -6,11 +6,11 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
-import type { AudioRung, LadderRung, VideoRung } from '../workers/lib/stream-config.ts';
+import type { AudioRung, LadderRung, VideoRung } from '../core/contracts/stream-config.ts';
 
 // The rung types and the default ladder have one home, the stream configuration contract.
 export type { AudioRung, LadderRung, VideoRung };
-export { DEFAULT_LADDER } from '../workers/lib/stream-config.ts';
+export { DEFAULT_LADDER } from '../core/contracts/stream-config.ts';
 
 /** Every audio rendition is AAC-LC at this rate: 1024-sample frames of 21.33 ms. */
 export const AUDIO_SAMPLE_RATE = 48_000;

@@ -10,7 +10,7 @@ import { RegistryClient } from './registry-client.ts';
 import { RtmpIngestServer } from './rtmp/server.ts';
 import { SrtIngestServer } from './srt/server.ts';
 import { IngestSession } from './session.ts';
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../workers/lib/ingest-protocol.ts';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 import type { Readable } from 'node:stream';
 
 const env = process.env;

@@ -17,7 +17,7 @@ import {
   pushPath,
   thumbnailPath,
   type AuthorizeResponse,
-} from '../workers/lib/ingest-protocol.ts';
+} from '../core/contracts/ingest-protocol.ts';
 
 export class OriginError extends Error {
   readonly status: number;

@@ -8,7 +8,7 @@ import {
   NodeAckSchema,
   signIngestRequest,
   type RegisterNodeRequest,
-} from '../workers/lib/ingest-protocol.ts';
+} from '../core/contracts/ingest-protocol.ts';
 import type { Logger } from './log.ts';
 
 export interface RegistryClientOptions {

@@ -4,11 +4,11 @@
 // starts once the input's tracks are known: rungs it cannot feed (audio for a publisher without
 // audio, video for an audio-only one) are left out of the session.
 import { pipeline, type Readable } from 'node:stream';
-import type { AuthorizeResponse } from '../workers/lib/ingest-protocol.ts';
-import { mediaFileName } from '../workers/lib/object-keys.ts';
-import { rungBandwidth, type LadderRung } from '../workers/lib/stream-config.ts';
+import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
+import { mediaFileName } from '../core/contracts/object-keys.ts';
+import { rungBandwidth, type LadderRung } from '../core/contracts/stream-config.ts';
 import { CmafChunker } from './cmaf/chunker.ts';
-import { parseInit, type InitInfo } from '../workers/lib/cmaf/fmp4.ts';
+import { parseInit, type InitInfo } from '../core/cmaf/fmp4.ts';
 import { shiftFragmentTimes } from './cmaf/timeline.ts';
 import { patchFlvHeaderFlags, rungsFor, trackProbe, type TrackDecision } from './input-tracks.ts';
 import { LadderProcess } from './ladder.ts';

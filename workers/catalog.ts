@@ -1,6 +1,6 @@
 // The D1 catalog of streams: rows, key hashing and id generation. Stream keys are stored as
 // SHA-256 hashes (they are long random secrets, so a fast hash is enough); the key is shown once.
-import { StreamSettingsSchema, type StreamSettings } from './lib/stream-config.ts';
+import { StreamSettingsSchema, type StreamSettings } from '../core/contracts/stream-config.ts';
 
 export interface StreamRow {
   id: string;

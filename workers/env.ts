@@ -4,8 +4,8 @@ import type { Room } from '../durable-objects/room.ts';
 import type { RoomShard } from '../durable-objects/room-shard.ts';
 import type { TranscoderRegistry } from '../durable-objects/transcoder-registry.ts';
 import type { QoeStats } from '../durable-objects/qoe-stats.ts';
-import type { ClipExportMessage } from './lib/clip-export.ts';
-import type { WebhookQueueMessage } from './lib/webhooks.ts';
+import type { ClipExportMessage } from '../core/contracts/clip-export.ts';
+import type { WebhookQueueMessage } from '../core/contracts/webhooks.ts';
 
 export interface Env {
   MEDIA: R2Bucket;

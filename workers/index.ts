@@ -18,10 +18,10 @@ import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
-import { INGEST_PREFIX } from './lib/ingest-protocol.ts';
-import { NAME_RE } from './lib/object-keys.ts';
-import type { WebhookQueueMessage } from './lib/webhooks.ts';
-import type { ClipExportMessage } from './lib/clip-export.ts';
+import { INGEST_PREFIX } from '../core/contracts/ingest-protocol.ts';
+import { NAME_RE } from '../core/contracts/object-keys.ts';
+import type { WebhookQueueMessage } from '../core/contracts/webhooks.ts';
+import type { ClipExportMessage } from '../core/contracts/clip-export.ts';
 
 export { StreamState } from '../durable-objects/stream-state.ts';
 export { Room } from '../durable-objects/room.ts';
@@ -77,7 +77,7 @@ app.route('/rooms', roomRoutes);
 async function watchPage(requestUrl: string, assets: Fetcher, streamId: string | undefined): Promise<Response> {
   const page = await assets.fetch(new URL('/watch.html', requestUrl));
   if (!page.ok || !streamId || !NAME_RE.test(streamId)) return page;
-  // The same URL the page builds (public/src/core/page-params.ts, playbackUrl).
+  // The same URL the page builds (core/player/page-params.ts, playbackUrl).
   const playlist = new URL(`/live/${streamId}/index.m3u8`, requestUrl);
   const token = new URL(requestUrl).searchParams.get('token');
   if (token) playlist.searchParams.set('token', token);

@@ -9,7 +9,7 @@ import {
   type GeneratedKeyPair,
   type KeyLookup,
   type SigningKey,
-} from './lib/playback-token.ts';
+} from '../core/auth/playback-token.ts';
 
 export interface SigningKeyRow {
   kid: string;

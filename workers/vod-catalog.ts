@@ -1,7 +1,7 @@
 // The D1 rows of recordings and clips: what the admin API lists and what the /vod edge checks
 // before serving an asset. The StreamState DO writes recordings (it knows when a broadcast starts
 // and ends) and expiries; the clips route writes clips. Ids say what they name: `rc…`, `cl…`.
-import { randomId } from './lib/webhooks.ts';
+import { randomId } from '../core/contracts/webhooks.ts';
 
 export type RecordingStatus = 'recording' | 'ready' | 'expired';
 export type ExportStatus = 'pending' | 'processing' | 'ready' | 'failed';

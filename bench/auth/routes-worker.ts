@@ -6,8 +6,8 @@
 import { Hono } from 'hono';
 import type { Env } from '../../workers/env.ts';
 import { handleError } from '../../workers/http.ts';
-import type { MediaPlaylistSnapshot, PresentationSnapshot } from '../../workers/lib/live-model.ts';
-import { generateSigningKeyPair, importSigningKey, signPlaybackToken } from '../../workers/lib/playback-token.ts';
+import type { MediaPlaylistSnapshot, PresentationSnapshot } from '../../core/contracts/live-model.ts';
+import { generateSigningKeyPair, importSigningKey, signPlaybackToken } from '../../core/auth/playback-token.ts';
 import { playbackRoutes } from '../../workers/routes/playback.ts';
 
 /** A live window like the one the DO answers: 6 complete 1 s segments, parts for the last 3, one in progress. */

@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importJWK, jwtVerify } from 'jose';
 import { createTestHarness } from 'wrangler';
-import { HEADER_META, INGEST_PREFIX, pushPath, signIngestRequest } from '../../workers/lib/ingest-protocol.ts';
+import { HEADER_META, INGEST_PREFIX, pushPath, signIngestRequest } from '../../core/contracts/ingest-protocol.ts';
 import {
   PlaybackTokenVerifier,
   generateSigningKeyPair,
@@ -24,7 +24,7 @@ import {
   signPlaybackToken,
   type KeyLookup,
   type SigningKey,
-} from '../../workers/lib/playback-token.ts';
+} from '../../core/auth/playback-token.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

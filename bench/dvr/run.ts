@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { HEADER_META, INGEST_PREFIX, pushPath, signIngestRequest } from '../../workers/lib/ingest-protocol.ts';
+import { HEADER_META, INGEST_PREFIX, pushPath, signIngestRequest } from '../../core/contracts/ingest-protocol.ts';
 import { startStack, type Stack } from '../../scripts/local-stack.ts';
 
 const LONG = Number(process.env.BENCH_DVR_SECONDS ?? 7200);

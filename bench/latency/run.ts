@@ -16,7 +16,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
-import { DEFAULT_LADDER } from '../../workers/lib/stream-config.ts';
+import { DEFAULT_LADDER } from '../../core/contracts/stream-config.ts';
 import { freePort, startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
 import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../../test/support/llhls-client.ts';
 

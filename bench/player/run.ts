@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { ROOT, freePort, startStack, stopChild, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import type { PageSnapshot } from '../../public/src/core/page-snapshot.ts';
+import type { PageSnapshot } from '../../core/player/page-snapshot.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/browser.ts';
 import { BARCODE, startClockPublisher } from './clock-publisher.ts';
 

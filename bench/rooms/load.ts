@@ -5,7 +5,7 @@
 // text, detect gaps in batch sequence numbers, and (for the clock clients) run the same
 // ClockEstimator the browser client uses, through an artificial offset and network jitter.
 import WebSocket from 'ws';
-import { ClockEstimator, clockSample } from '../../workers/lib/room-clock.ts';
+import { ClockEstimator, clockSample } from '../../core/rooms/room-clock.ts';
 
 /** Latency histogram with 1 ms buckets up to 120 s. */
 export class Histogram {

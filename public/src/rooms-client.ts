@@ -22,15 +22,15 @@ import {
   type RoomSnapshot,
   type ServerMessage,
   type You,
-} from '../../workers/lib/room-protocol.ts';
-import { applyEvents } from '../../workers/lib/room-state.ts';
+} from '../../core/rooms/room-protocol.ts';
+import { applyEvents } from '../../core/rooms/room-state.ts';
 import {
   ClockEstimator,
   clockSample,
   playbackCorrection,
   playbackPositionAt,
   type ClockEstimate,
-} from '../../workers/lib/room-clock.ts';
+} from '../../core/rooms/room-clock.ts';
 
 export type { ChatMessage, Member, PlaybackState, Poll, Presence, Reaction, ReactionCounts, RoomSnapshot, You, ClockEstimate };
 

@@ -1,7 +1,7 @@
 // Entry of /watch/{streamId} and /party/{roomId}: the low-latency player first; chat, reactions,
 // polls, QoE beacons and the watch party follow in a second chunk once the video plays (or
 // cannot yet), so nothing competes with the first frame.
-import { parsePageUrl } from './core/page-params.ts';
+import { parsePageUrl } from '../../core/player/page-params.ts';
 import { mountWatchPage } from './watch/page.ts';
 import { exposeForTests } from './watch/test-hooks.ts';
 

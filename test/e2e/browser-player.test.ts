@@ -11,7 +11,7 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import type { PageSnapshot } from '../../public/src/core/page-snapshot.ts';
+import type { PageSnapshot } from '../../core/player/page-snapshot.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../support/browser.ts';
 
 const log = createLogger({ service: 'e2e-browser' });

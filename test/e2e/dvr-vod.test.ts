@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { verifyWebhook, type WebhookEvent } from '../../workers/lib/webhooks.ts';
+import { verifyWebhook, type WebhookEvent } from '../../core/contracts/webhooks.ts';
 import { parsePlaylist, type ParsedPlaylist } from '../support/llhls-client.ts';
 
 const run = promisify(execFile);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WsWebSocket from 'ws';
 import { RoomClient, RoomError, type ChatMessage, type WebSocketFactory } from '../../public/src/rooms-client.ts';
 import { configureRoom, mintToken, startRoomStack, type RoomStack } from '../../bench/rooms/stack.ts';
-import { CLOSE } from '../../workers/lib/room-protocol.ts';
+import { CLOSE } from '../../core/rooms/room-protocol.ts';
 
 let stack: RoomStack;
 const clients: RoomClient[] = [];

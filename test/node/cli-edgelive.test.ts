@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from '../../bin/edgelive.ts';
-import { PlaybackTokenVerifier, generateSigningKeyPair, type GeneratedKeyPair } from '../../workers/lib/playback-token.ts';
+import { PlaybackTokenVerifier, generateSigningKeyPair, type GeneratedKeyPair } from '../../core/auth/playback-token.ts';
 
 interface Sent {
   method: string;

@@ -1,6 +1,6 @@
-// Where a clip cuts a rendition (workers/lib/clip-cut.ts): to the part at both ends.
+// Where a clip cuts a rendition (core/live/clip-cut.ts): to the part at both ends.
 import { describe, expect, it } from 'vitest';
-import { cutClip, type ClipSegment } from '../../workers/lib/clip-cut.ts';
+import { cutClip, type ClipSegment } from '../../core/live/clip-cut.ts';
 
 const T0 = Date.UTC(2026, 0, 1, 12);
 /** n segments of five 0.2 s parts of 100 bytes, starting at T0 + gapMs before segment `gapAt`. */

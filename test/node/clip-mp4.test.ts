@@ -1,4 +1,4 @@
-// The clip MP4 muxer (workers/lib/cmaf/clip-mp4.ts): a clip's CMAF tracks merged into one regular
+// The clip MP4 muxer (core/cmaf/clip-mp4.ts): a clip's CMAF tracks merged into one regular
 // MP4 (one moov with a trak per track, sample tables rebuilt from the truns, an edit list that
 // starts at the clip's start part), checked box by box on hand-built fragments, and end to end on
 // the real ladder's output cut the way the StreamState cuts clips: ffprobe sees both streams and
@@ -14,11 +14,11 @@ import type { CmafChunkerEvent, CmafInitEvent, CmafPartEvent, CmafSegmentEvent }
 import { LadderProcess } from '../../transcoder-node/ladder.ts';
 import type { LadderRung } from '../../transcoder-node/ladder.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { BoxError, concatBytes, iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
-import { ClipEncodingChanged, FragmentInterleaver, MOVIE_TIMESCALE, muxClip, type ClipSegmentSource, type ClipTiming } from '../../workers/lib/cmaf/clip-mp4.ts';
-import { cutClip, type ClipSegment } from '../../workers/lib/clip-cut.ts';
-import { defaultExportRendition, exportContentDisposition, exportRenditions, exportTracks } from '../../workers/lib/clip-export.ts';
-import type { LadderRung as StreamRung } from '../../workers/lib/stream-config.ts';
+import { BoxError, concatBytes, iterateBoxes } from '../../core/cmaf/boxes.ts';
+import { ClipEncodingChanged, FragmentInterleaver, MOVIE_TIMESCALE, muxClip, type ClipSegmentSource, type ClipTiming } from '../../core/cmaf/clip-mp4.ts';
+import { cutClip, type ClipSegment } from '../../core/live/clip-cut.ts';
+import { defaultExportRendition, exportContentDisposition, exportRenditions, exportTracks } from '../../core/contracts/clip-export.ts';
+import type { LadderRung as StreamRung } from '../../core/contracts/stream-config.ts';
 import { fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
 
 const run = promisify(execFile);

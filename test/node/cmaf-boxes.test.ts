@@ -1,8 +1,8 @@
 // The streaming top-level box reader: boxes come out whole whatever the split, 64-bit sizes work,
 // and broken framing (garbage, absurd or impossible sizes, truncation) is refused without buffering.
 import { describe, expect, it } from 'vitest';
-import { BoxError, BoxReader, MAX_BOX_SIZE, childBoxes, findPath, iterateBoxes, viewBox } from '../../workers/lib/cmaf/boxes.ts';
-import type { Box } from '../../workers/lib/cmaf/boxes.ts';
+import { BoxError, BoxReader, MAX_BOX_SIZE, childBoxes, findPath, iterateBoxes, viewBox } from '../../core/cmaf/boxes.ts';
+import type { Box } from '../../core/cmaf/boxes.ts';
 
 function box(type: string, payload: Uint8Array | number[] = []): Uint8Array {
   const body = payload instanceof Uint8Array ? payload : new Uint8Array(payload);

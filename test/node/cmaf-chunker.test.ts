@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
+import { iterateBoxes } from '../../core/cmaf/boxes.ts';
 import { CmafChunker, cmafEvents } from '../../transcoder-node/cmaf/chunker.ts';
 import type { CmafChunkerEvent, CmafChunkerOptions, CmafPartEvent, CmafSegmentEvent } from '../../transcoder-node/cmaf/chunker.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';

@@ -4,9 +4,9 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { BoxError } from '../../workers/lib/cmaf/boxes.ts';
-import { parseFragment, parseInit } from '../../workers/lib/cmaf/fmp4.ts';
-import type { InitInfo, TrackInfo } from '../../workers/lib/cmaf/fmp4.ts';
+import { BoxError } from '../../core/cmaf/boxes.ts';
+import { parseFragment, parseInit } from '../../core/cmaf/fmp4.ts';
+import type { InitInfo, TrackInfo } from '../../core/cmaf/fmp4.ts';
 
 const run = promisify(execFile);
 

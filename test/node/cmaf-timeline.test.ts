@@ -3,8 +3,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
-import { parseFragment, parseInit } from '../../workers/lib/cmaf/fmp4.ts';
+import { iterateBoxes } from '../../core/cmaf/boxes.ts';
+import { parseFragment, parseInit } from '../../core/cmaf/fmp4.ts';
 import { shiftFragmentTimes } from '../../transcoder-node/cmaf/timeline.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
 

@@ -1,6 +1,6 @@
 // Great-circle distance, location hints and the order ingest nodes are offered in.
 import { describe, expect, it } from 'vitest';
-import { DISTANCE_TIE_KM, greatCircleKm, locationFromCf, nearestLocationHint, rankIngestNodes } from '../../workers/lib/geo-distance.ts';
+import { DISTANCE_TIE_KM, greatCircleKm, locationFromCf, nearestLocationHint, rankIngestNodes } from '../../core/live/geo-distance.ts';
 
 const LONDON = { latitude: 51.5074, longitude: -0.1278 };
 const PARIS = { latitude: 48.8566, longitude: 2.3522 };

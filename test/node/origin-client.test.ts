@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HEADER_META, signIngestRequest, verifyIngestRequest } from '../../workers/lib/ingest-protocol.ts';
+import { HEADER_META, signIngestRequest, verifyIngestRequest } from '../../core/contracts/ingest-protocol.ts';
 import { OriginClient, OriginError, signRequestSync } from '../../transcoder-node/origin-client.ts';
 
 const SECRET = 'origin-client-test-secret';

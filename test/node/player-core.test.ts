@@ -1,4 +1,4 @@
-// The player's pure core (public/src/core): watch-party decisions and coordinates, the media-time
+// The player's pure core (core/player): watch-party decisions and coordinates, the media-time
 // ↔ program-date-time map, what a viewer is told for each refusal, page URLs, and how QoE events
 // become beacon batches. Plus the type check of the DOM code, which the repository's tsconfig
 // leaves out (public/tsconfig.json).
@@ -6,13 +6,13 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../../scripts/local-stack.ts';
-import { PDT_WRAP_SEC, SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyPdtAt, unwrapPdt, wrapPdt } from '../../public/src/core/party-sync.ts';
-import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange } from '../../public/src/core/pdt-map.ts';
-import { formatBehind, noticeForResponse } from '../../public/src/core/player-status.ts';
-import { parsePageUrl, partyInviteUrl, playbackUrl } from '../../public/src/core/page-params.ts';
-import { QoeRecorder, QOE_PERIOD_MS } from '../../public/src/core/qoe-recorder.ts';
-import { QoeBatch } from '../../workers/lib/qoe.ts';
-import type { PlaybackState } from '../../workers/lib/room-protocol.ts';
+import { PDT_WRAP_SEC, SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyPdtAt, unwrapPdt, wrapPdt } from '../../core/player/party-sync.ts';
+import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange } from '../../core/player/pdt-map.ts';
+import { formatBehind, noticeForResponse } from '../../core/player/player-status.ts';
+import { parsePageUrl, partyInviteUrl, playbackUrl } from '../../core/player/page-params.ts';
+import { QoeRecorder, QOE_PERIOD_MS } from '../../core/player/qoe-recorder.ts';
+import { QoeBatch } from '../../core/contracts/qoe.ts';
+import type { PlaybackState } from '../../core/rooms/room-protocol.ts';
 
 const NOW = Date.UTC(2026, 10, 21, 19, 0, 0);
 const state = (s: Partial<PlaybackState>): PlaybackState => ({ playing: true, position: wrapPdt(NOW - 5000), rate: 1, at: NOW - 1000, by: 't:host', version: 1, ...s });

@@ -13,7 +13,7 @@ import {
   type BlockingDecision,
   type BlockingState,
   type HlsDirectives,
-} from '../../workers/lib/playlist/blocking.ts';
+} from '../../core/playlist/blocking.ts';
 
 const parse = (query: string) => parseHlsDirectives(new URLSearchParams(query));
 const ok = (query: string): HlsDirectives => {

@@ -11,16 +11,16 @@ import type {
   PresentationSnapshot,
   RenditionReport,
   SegmentInfo,
-} from '../../workers/lib/live-model.ts';
-import { playlistTiming } from '../../workers/lib/stream-config.ts';
-import { snapshotProblems, timingProblems } from '../../workers/lib/playlist/check.ts';
+} from '../../core/contracts/live-model.ts';
+import { playlistTiming } from '../../core/contracts/stream-config.ts';
+import { snapshotProblems, timingProblems } from '../../core/playlist/check.ts';
 import {
   formatDecimal,
   formatProgramDateTime,
   renderMediaPlaylist,
   renderMultivariantPlaylist,
-} from '../../workers/lib/playlist/render.ts';
-import { computeSkip, deltaSnapshot, partsRetained } from '../../workers/lib/playlist/window.ts';
+} from '../../core/playlist/render.ts';
+import { computeSkip, deltaSnapshot, partsRetained } from '../../core/playlist/window.ts';
 
 // ---- a live rendition, the way the DO will hold it -------------------------------------------
 

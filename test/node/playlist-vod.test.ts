@@ -4,9 +4,9 @@
 import { M3U8Parser } from 'hls.js';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
-import type { MediaPlaylistSnapshot, VodPlaylistSnapshot } from '../../workers/lib/live-model.ts';
-import { renderMediaPlaylist, renderVodPlaylist } from '../../workers/lib/playlist/render.ts';
-import { playlistTiming } from '../../workers/lib/stream-config.ts';
+import type { MediaPlaylistSnapshot, VodPlaylistSnapshot } from '../../core/contracts/live-model.ts';
+import { renderMediaPlaylist, renderVodPlaylist } from '../../core/playlist/render.ts';
+import { playlistTiming } from '../../core/contracts/stream-config.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Any = any;

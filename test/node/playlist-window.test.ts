@@ -1,8 +1,8 @@
 // What a media playlist lists: parts retention near the live edge (PART-12) and the number of
 // segments a delta update skips (DU-03), checked on hand cases and against a brute-force reference.
 import { describe, expect, it } from 'vitest';
-import type { MediaPlaylistSnapshot, PlaylistTiming, SegmentInfo } from '../../workers/lib/live-model.ts';
-import { computeSkip, deltaSnapshot, partsRetained, PART_RETENTION_TARGET_DURATIONS } from '../../workers/lib/playlist/window.ts';
+import type { MediaPlaylistSnapshot, PlaylistTiming, SegmentInfo } from '../../core/contracts/live-model.ts';
+import { computeSkip, deltaSnapshot, partsRetained, PART_RETENTION_TARGET_DURATIONS } from '../../core/playlist/window.ts';
 
 const timing = (targetDuration: number, canSkipUntil = 6 * targetDuration): PlaylistTiming => ({
   targetDuration,

@@ -3,7 +3,7 @@
 // resume and session, and no reconnect after a final close.
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RoomClient, RoomError, type WebSocketLike } from '../../public/src/rooms-client.ts';
-import { emptySnapshot, mergeBatches } from '../../workers/lib/room-state.ts';
+import { emptySnapshot, mergeBatches } from '../../core/rooms/room-state.ts';
 
 class FakeSocket implements WebSocketLike {
   static all: FakeSocket[] = [];

@@ -11,12 +11,12 @@ import {
   parseClientFrame,
   parseResume,
   type RoomEvent,
-} from '../../workers/lib/room-protocol.ts';
-import { signRoomToken, signSession, verifyRoomToken, verifySession, base64url } from '../../workers/lib/room-token.ts';
-import { fullBucket, msUntil, takeToken } from '../../workers/lib/room-token-bucket.ts';
-import { ClockEstimator, clockSample, playbackCorrection, playbackPositionAt } from '../../workers/lib/room-clock.ts';
-import { applyEvents, emptySnapshot } from '../../workers/lib/room-state.ts';
-import { mayDo, outranks } from '../../workers/lib/room-rules.ts';
+} from '../../core/rooms/room-protocol.ts';
+import { signRoomToken, signSession, verifyRoomToken, verifySession, base64url } from '../../core/auth/room-token.ts';
+import { fullBucket, msUntil, takeToken } from '../../core/rooms/room-token-bucket.ts';
+import { ClockEstimator, clockSample, playbackCorrection, playbackPositionAt } from '../../core/rooms/room-clock.ts';
+import { applyEvents, emptySnapshot } from '../../core/rooms/room-state.ts';
+import { mayDo, outranks } from '../../core/rooms/room-rules.ts';
 
 describe('protocol: inbound frames', () => {
   it('accepts a valid chat and normalises its text', () => {

@@ -1,9 +1,9 @@
-// The DVR window's index (workers/lib/segment-window.ts): every answer equals the one a plain
+// The DVR window's index (core/live/segment-window.ts): every answer equals the one a plain
 // array gives, after any mix of appends, closes and drops, across compactions.
 import { describe, expect, it } from 'vitest';
-import { SegmentWindow, type WindowEntry } from '../../workers/lib/segment-window.ts';
-import { computeSkip, partsRetained } from '../../workers/lib/playlist/window.ts';
-import { playlistTiming } from '../../workers/lib/stream-config.ts';
+import { SegmentWindow, type WindowEntry } from '../../core/live/segment-window.ts';
+import { computeSkip, partsRetained } from '../../core/playlist/window.ts';
+import { playlistTiming } from '../../core/contracts/stream-config.ts';
 
 function rng(seed: number): () => number {
   return () => {

@@ -1,6 +1,6 @@
-// `?start=` (workers/lib/start-over.ts): what a start-over request may say, and its canonical form.
+// `?start=` (core/live/start-over.ts): what a start-over request may say, and its canonical form.
 import { describe, expect, it } from 'vitest';
-import { parseStartParam } from '../../workers/lib/start-over.ts';
+import { parseStartParam } from '../../core/live/start-over.ts';
 
 describe('start-over parameter', () => {
   it('accepts "beginning" and ISO 8601 date-times with a zone, canonicalised for cache keys', () => {

@@ -1,7 +1,7 @@
-// Country rules (workers/lib/geo.ts): the decision table for allow and block lists, unknown
+// Country rules (core/auth/geo.ts): the decision table for allow and block lists, unknown
 // countries, and the schema that validates codes in stream settings and token claims.
 import { describe, expect, it } from 'vitest';
-import { CountryListSchema, checkCountry, type CountryRules } from '../../workers/lib/geo.ts';
+import { CountryListSchema, checkCountry, type CountryRules } from '../../core/auth/geo.ts';
 
 const decide = (rules: CountryRules | undefined, country: string | undefined) => (checkCountry(rules, country).ok ? 'allow' : 'refuse');
 

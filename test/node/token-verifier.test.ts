@@ -12,7 +12,7 @@ import {
   type GeneratedKeyPair,
   type KeyLookup,
   type SigningKey,
-} from '../../workers/lib/playback-token.ts';
+} from '../../core/auth/playback-token.ts';
 
 const T0 = Date.UTC(2026, 10, 21, 12, 0, 0);
 const sec = (ms: number) => Math.floor(ms / 1000);

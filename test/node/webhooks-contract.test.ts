@@ -1,8 +1,8 @@
-// The webhook contract (workers/lib/webhooks.ts): signatures a receiver can check, and the
+// The webhook contract (core/contracts/webhooks.ts): signatures a receiver can check, and the
 // retry schedule.
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_DELIVERY_ATTEMPTS, newWebhookEvent, retryDelaySeconds, signWebhook, verifyWebhook } from '../../workers/lib/webhooks.ts';
+import { MAX_DELIVERY_ATTEMPTS, newWebhookEvent, retryDelaySeconds, signWebhook, verifyWebhook } from '../../core/contracts/webhooks.ts';
 
 describe('webhook signatures', () => {
   it('is HMAC-SHA256 over "<timestamp>.<body>", checkable with any HMAC library', async () => {

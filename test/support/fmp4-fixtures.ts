@@ -3,7 +3,7 @@
 // fragments (moof + mdat, movie-fragment-relative addressing) whose samples carry a tag of their
 // track and decode time, so a remuxed file can be checked sample by sample. And a reader of
 // regular MP4 files: each track's samples (decode time, file offset, size, sync) from its tables.
-import { ascii, childBoxes, concatBytes, findChild, findPath, i32, iterateBoxes, u32, u64, writeBox, writeFullBox, type BoxView } from '../../workers/lib/cmaf/boxes.ts';
+import { ascii, childBoxes, concatBytes, findChild, findPath, i32, iterateBoxes, u32, u64, writeBox, writeFullBox, type BoxView } from '../../core/cmaf/boxes.ts';
 
 const u8 = (...n: number[]) => Uint8Array.from(n);
 const zeros = (n: number) => new Uint8Array(n);

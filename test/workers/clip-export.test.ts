@@ -9,7 +9,7 @@ import type { Env } from '../../workers/env.ts';
 import { exportClip } from '../../workers/exports/clip-export.ts';
 import { AUDIO_INIT, authorize, expectOk, push, VIDEO_INIT, worker } from './helpers.ts';
 import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
-import { concatBytes } from '../../workers/lib/cmaf/boxes.ts';
+import { concatBytes } from '../../core/cmaf/boxes.ts';
 import { fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
 
 const op = operator('192.0.2.71');

@@ -1,6 +1,6 @@
 // Test helpers for the Worker: admin calls and signed ingest pushes, as a transcoder makes them.
 import { exports } from 'cloudflare:workers';
-import { HEADER_META, INGEST_PREFIX, pushPath, signIngestRequest } from '../../workers/lib/ingest-protocol.ts';
+import { HEADER_META, INGEST_PREFIX, pushPath, signIngestRequest } from '../../core/contracts/ingest-protocol.ts';
 
 export const ORIGIN = 'http://edge.test';
 export const ADMIN = { authorization: 'Bearer test-admin-token' };

@@ -5,7 +5,7 @@ import { abortAllDurableObjects, runDurableObjectAlarm } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
-import { INGEST_PREFIX } from '../../workers/lib/ingest-protocol.ts';
+import { INGEST_PREFIX } from '../../core/contracts/ingest-protocol.ts';
 import { AUDIO_INIT, FakeRendition, authorize, createStream, expectOk, push, signed, worker } from './helpers.ts';
 
 async function liveStream() {

@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import type { Env } from '../../workers/env.ts';
 import { handleError } from '../../workers/http.ts';
-import { importSigningKey } from '../../workers/lib/playback-token.ts';
+import { importSigningKey } from '../../core/auth/playback-token.ts';
 import { rateLimit } from '../../workers/middleware/rate-limit.ts';
 import { worker } from './helpers.ts';
 import { api, createKey, operator } from './playback-fixtures.ts';

@@ -6,7 +6,7 @@ import { env } from 'cloudflare:workers';
 import { evictDurableObject, runDurableObjectAlarm } from 'cloudflare:test';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
-import { INGEST_PREFIX } from '../../workers/lib/ingest-protocol.ts';
+import { INGEST_PREFIX } from '../../core/contracts/ingest-protocol.ts';
 import { AUDIO_INIT, FakeRendition, VIDEO_INIT, authorize, createStream, expectOk, push, signed, worker } from './helpers.ts';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -4,7 +4,7 @@ import { env } from 'cloudflare:workers';
 import { evictDurableObject, runDurableObjectAlarm } from 'cloudflare:test';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
-import { INGEST_PREFIX, MAX_PUSH_BYTES, pushPath, signIngestRequest } from '../../workers/lib/ingest-protocol.ts';
+import { INGEST_PREFIX, MAX_PUSH_BYTES, pushPath, signIngestRequest } from '../../core/contracts/ingest-protocol.ts';
 import {
   ADMIN,
   AUDIO_INIT,

@@ -4,7 +4,7 @@
 // 403: a genuine token used where it does not apply (another stream, another country).
 import { base64url, generateKeyPair, exportJWK, exportSPKI, type JWK } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { importSigningKey } from '../../workers/lib/playback-token.ts';
+import { importSigningKey } from '../../core/auth/playback-token.ts';
 import { api, createKey, expectRefusal, liveStream, nowSeconds, operator, play, tokenFor, type ApiKey } from './playback-fixtures.ts';
 
 const op = operator('192.0.2.12');

@@ -1,7 +1,7 @@
 // Fixtures for the playback-security tests: an operator calling the admin API, live streams
 // fed by a fake publisher, signing keys from the API, tokens and viewer requests with a country.
 import { expect } from 'vitest';
-import { importSigningKey, signPlaybackToken, type PlaybackGrant, type SigningKey } from '../../workers/lib/playback-token.ts';
+import { importSigningKey, signPlaybackToken, type PlaybackGrant, type SigningKey } from '../../core/auth/playback-token.ts';
 import { AUDIO_INIT, FakeRendition, authorize, expectOk, worker } from './helpers.ts';
 
 /**

@@ -3,7 +3,7 @@
 // policy changes, minted tokens and revocation.
 import { decodeJwt } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { parseMediaFileName } from '../../workers/lib/object-keys.ts';
+import { parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import { api, createKey, expectRefusal, liveStream, nowSeconds, operator, play, playlistUris, tokenFor } from './playback-fixtures.ts';
 
 const op = operator('192.0.2.11');

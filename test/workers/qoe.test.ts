@@ -2,7 +2,7 @@
 // an Analytics Engine point, and `GET /api/streams/:id/stats` (admin) answers the live player
 // count and the recent aggregates from the stream's QoeStats object.
 import { describe, expect, it } from 'vitest';
-import { aggregateBatch, histogramAdd, histogramQuantile, qoeDataPoints, QoeBatch, type QoeBatchInput } from '../../workers/lib/qoe.ts';
+import { aggregateBatch, histogramAdd, histogramQuantile, qoeDataPoints, QoeBatch, type QoeBatchInput } from '../../core/contracts/qoe.ts';
 import { ADMIN, createStream, worker } from './helpers.ts';
 
 function beacon(body: unknown, contentType = 'text/plain;charset=UTF-8') {

@@ -6,7 +6,7 @@ import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
-import { HEADER_META, INGEST_PREFIX, thumbnailPath } from '../../workers/lib/ingest-protocol.ts';
+import { HEADER_META, INGEST_PREFIX, thumbnailPath } from '../../core/contracts/ingest-protocol.ts';
 import { AUDIO_INIT, FakeRendition, authorize, bytes, expectOk, signed, worker } from './helpers.ts';
 import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
 

@@ -5,7 +5,7 @@ import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import type { TranscoderRegistry } from '../../durable-objects/transcoder-registry.ts';
-import { NODES_PREFIX, type RegisterNodeRequest } from '../../workers/lib/ingest-protocol.ts';
+import { NODES_PREFIX, type RegisterNodeRequest } from '../../core/contracts/ingest-protocol.ts';
 import { ADMIN, createStream, signed, worker } from './helpers.ts';
 
 const ns = (env as unknown as { TRANSCODER_REGISTRY: DurableObjectNamespace<TranscoderRegistry> }).TRANSCODER_REGISTRY;

@@ -3,7 +3,7 @@
 import { env } from 'cloudflare:workers';
 import { evictDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { ROOM_LIMITS, ROOM_PROTOCOL_VERSION } from '../../workers/lib/room-protocol.ts';
+import { ROOM_LIMITS, ROOM_PROTOCOL_VERSION } from '../../core/rooms/room-protocol.ts';
 import { join, roomName, sleep, token } from './room-harness.ts';
 
 describe('joining a room', () => {

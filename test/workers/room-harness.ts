@@ -1,8 +1,8 @@
 // Helpers for room tests inside workerd: open a viewer socket through the Worker and read its
 // frames as typed, schema-checked server messages.
 import { exports } from 'cloudflare:workers';
-import { ServerMessage, type ServerMessageOf } from '../../workers/lib/room-protocol.ts';
-import { signRoomToken, type RoomTokenClaims } from '../../workers/lib/room-token.ts';
+import { ServerMessage, type ServerMessageOf } from '../../core/rooms/room-protocol.ts';
+import { signRoomToken, type RoomTokenClaims } from '../../core/auth/room-token.ts';
 
 export const SECRET = 'test-room-secret';
 

@@ -2,7 +2,7 @@
 // with errors in the one JSON shape.
 import { exports } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
-import { verifyRoomToken } from '../../workers/lib/room-token.ts';
+import { verifyRoomToken } from '../../core/auth/room-token.ts';
 import { join, roomName, token } from './room-harness.ts';
 
 const ADMIN = { authorization: 'Bearer test-admin-token' };

@@ -3,8 +3,8 @@
 import { env } from 'cloudflare:workers';
 import { runDurableObjectAlarm } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { CLOSE, ROOM_LIMITS } from '../../workers/lib/room-protocol.ts';
-import { signRoomToken } from '../../workers/lib/room-token.ts';
+import { CLOSE, ROOM_LIMITS } from '../../core/rooms/room-protocol.ts';
+import { signRoomToken } from '../../core/auth/room-token.ts';
 import { join, roomName, sleep, token } from './room-harness.ts';
 
 describe('polls', () => {

@@ -4,7 +4,7 @@
 import { env } from 'cloudflare:workers';
 import { evictDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
-import { CLOSE } from '../../workers/lib/room-protocol.ts';
+import { CLOSE } from '../../core/rooms/room-protocol.ts';
 import { shardName } from '../../durable-objects/room-sockets.ts';
 import { join, roomName, sleep, token, type Viewer } from './room-harness.ts';
 

@@ -5,7 +5,7 @@ import { env } from 'cloudflare:workers';
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Env } from '../../workers/env.ts';
-import { MAX_DELIVERY_ATTEMPTS, newWebhookEvent, verifyWebhook, type WebhookQueueMessage } from '../../workers/lib/webhooks.ts';
+import { MAX_DELIVERY_ATTEMPTS, newWebhookEvent, verifyWebhook, type WebhookQueueMessage } from '../../core/contracts/webhooks.ts';
 import { attemptDelivery, fanOut, handleWebhookBatch } from '../../workers/webhooks/deliver.ts';
 import { worker } from './helpers.ts';
 import { api, operator } from './playback-fixtures.ts';

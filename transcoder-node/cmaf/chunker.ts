@@ -2,11 +2,11 @@
 // init segment, LL-HLS parts and parent segments, numbered so every rendition's MSNs line up.
 import { createLogger } from '../log.ts';
 import type { Logger } from '../log.ts';
-import type { PartInfo, RenditionKind } from '../../workers/lib/live-model.ts';
-import { BoxError, BoxReader, MAX_BOX_SIZE } from '../../workers/lib/cmaf/boxes.ts';
-import type { Box } from '../../workers/lib/cmaf/boxes.ts';
-import { parseFragment, parseInit } from '../../workers/lib/cmaf/fmp4.ts';
-import type { FragmentInfo, InitInfo, TrackInfo } from '../../workers/lib/cmaf/fmp4.ts';
+import type { PartInfo, RenditionKind } from '../../core/contracts/live-model.ts';
+import { BoxError, BoxReader, MAX_BOX_SIZE } from '../../core/cmaf/boxes.ts';
+import type { Box } from '../../core/cmaf/boxes.ts';
+import { parseFragment, parseInit } from '../../core/cmaf/fmp4.ts';
+import type { FragmentInfo, InitInfo, TrackInfo } from '../../core/cmaf/fmp4.ts';
 
 /** What the multivariant playlist needs from an init segment (RenditionInfo minus name and bandwidth). */
 export interface CmafInitInfo {

@@ -3,8 +3,8 @@
 // epoch's time offset (from the lease). HLS allows the reset after EXT-X-DISCONTINUITY, but a
 // timeline that never goes back plays better in recordings and clips: ffmpeg's fMP4 demuxer, fed
 // a new init segment in one context, discards the first fragment whose tfdt went backwards.
-import { BoxError, childBoxes, findChild, iterateBoxes } from '../../workers/lib/cmaf/boxes.ts';
-import type { InitInfo } from '../../workers/lib/cmaf/fmp4.ts';
+import { BoxError, childBoxes, findChild, iterateBoxes } from '../../core/cmaf/boxes.ts';
+import type { InitInfo } from '../../core/cmaf/fmp4.ts';
 
 /**
  * A copy of `bytes` (fragments: [styp] moof mdat …) with every traf's tfdt advanced by

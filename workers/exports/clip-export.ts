@@ -2,17 +2,17 @@
 // once and stores it in R2 (exports/{clip}/{rendition}.mp4), where the download route serves it
 // like any immutable object (Range, ETag, colo cache). A file is the clip's segments of a video
 // rendition and of the audio, read from R2 one at a time, remuxed by the pure ClipMp4Muxer
-// (workers/lib/cmaf/clip-mp4.ts) and written out in multipart-upload parts as they fill, so
+// (core/cmaf/clip-mp4.ts) and written out in multipart-upload parts as they fill, so
 // memory stays at a few parts whatever the clip's length. Queues deliver at least once: a file
 // already in R2 is not made again, and the export's status only moves forward.
 import type { Env } from '../env.ts';
 import { getStream } from '../catalog.ts';
-import { BoxError } from '../lib/cmaf/boxes.ts';
-import { ClipEncodingChanged, muxClip, type ClipSegmentSource } from '../lib/cmaf/clip-mp4.ts';
-import { exportContentDisposition, exportRetryDelaySeconds, exportTracks, MAX_EXPORT_ATTEMPTS, type ClipExportMessage } from '../lib/clip-export.ts';
-import type { VodPlaylistSnapshot, VodSegment } from '../lib/live-model.ts';
-import { clipExportKey, mediaObjectKey } from '../lib/object-keys.ts';
-import type { LadderRung } from '../lib/stream-config.ts';
+import { BoxError } from '../../core/cmaf/boxes.ts';
+import { ClipEncodingChanged, muxClip, type ClipSegmentSource } from '../../core/cmaf/clip-mp4.ts';
+import { exportContentDisposition, exportRetryDelaySeconds, exportTracks, MAX_EXPORT_ATTEMPTS, type ClipExportMessage } from '../../core/contracts/clip-export.ts';
+import type { VodPlaylistSnapshot, VodSegment } from '../../core/contracts/live-model.ts';
+import { clipExportKey, mediaObjectKey } from '../../core/contracts/object-keys.ts';
+import type { LadderRung } from '../../core/contracts/stream-config.ts';
 import { queueWebhookEvent } from '../routes/webhooks.ts';
 import { clipDownloadPath, type ClipRow } from '../vod-catalog.ts';
 

@@ -5,10 +5,10 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Env } from '../env.ts';
 import { HttpError } from '../http.ts';
-import { checkCountry, type CountryRules } from '../lib/geo.ts';
-import { NAME_RE } from '../lib/object-keys.ts';
-import { PlaybackSettingsSchema, type PlaybackSettings } from '../lib/stream-config.ts';
-import { TtlCache } from '../lib/ttl-cache.ts';
+import { checkCountry, type CountryRules } from '../../core/auth/geo.ts';
+import { NAME_RE } from '../../core/contracts/object-keys.ts';
+import { PlaybackSettingsSchema, type PlaybackSettings } from '../../core/contracts/stream-config.ts';
+import { TtlCache } from '../../core/auth/ttl-cache.ts';
 import { lookupSigningKey, playbackVerifier } from '../signing-keys.ts';
 
 export interface PlaybackAccessVariables {

@@ -14,10 +14,10 @@ import {
 } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
-import { CountryListSchema } from '../lib/geo.ts';
-import { NAME_RE } from '../lib/object-keys.ts';
-import { signPlaybackToken } from '../lib/playback-token.ts';
-import { PlaybackSettingsSchema, StreamSettingsSchema } from '../lib/stream-config.ts';
+import { CountryListSchema } from '../../core/auth/geo.ts';
+import { NAME_RE } from '../../core/contracts/object-keys.ts';
+import { signPlaybackToken } from '../../core/auth/playback-token.ts';
+import { PlaybackSettingsSchema, StreamSettingsSchema } from '../../core/contracts/stream-config.ts';
 import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';

@@ -1,18 +1,18 @@
 // Geo-routed ingest: transcoders register and heartbeat here (signed like every ingest call);
 // publishers' tools ask for the nearest healthy nodes; operators list them all. The set lives
-// in the TranscoderRegistry object; the ordering is pure (workers/lib/geo-distance.ts).
+// in the TranscoderRegistry object; the ordering is pure (core/live/geo-distance.ts).
 import { Hono } from 'hono';
 import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
 import { REGISTRY_NAME } from '../../durable-objects/transcoder-registry.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400 } from '../http.ts';
-import { locationFromCf, rankIngestNodes, type LatLon } from '../lib/geo-distance.ts';
+import { locationFromCf, rankIngestNodes, type LatLon } from '../../core/live/geo-distance.ts';
 import {
   DeregisterRequestSchema,
   HeartbeatRequestSchema,
   RegisterNodeRequestSchema,
   verifyIngestRequest,
-} from '../lib/ingest-protocol.ts';
+} from '../../core/contracts/ingest-protocol.ts';
 
 function registry(env: Env) {
   return env.TRANSCODER_REGISTRY.getByName(REGISTRY_NAME);

@@ -1,6 +1,6 @@
 // The origin's ingest API, spoken by transcoders: authorize a stream key (and take the lease),
 // push init segments, parts and segments, and say when a publisher stopped. Every request is
-// signed (HMAC, timestamp, replay window: workers/lib/ingest-protocol.ts).
+// signed (HMAC, timestamp, replay window: core/contracts/ingest-protocol.ts).
 import { Hono } from 'hono';
 import { findStreamByKey } from '../catalog.ts';
 import type { Env } from '../env.ts';
@@ -16,8 +16,8 @@ import {
   ThumbnailMetaSchema,
   verifyIngestRequest,
   type AuthorizeResponse,
-} from '../lib/ingest-protocol.ts';
-import { NAME_RE, parseMediaFileName } from '../lib/object-keys.ts';
+} from '../../core/contracts/ingest-protocol.ts';
+import { NAME_RE, parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import type { IngestPush } from '../../durable-objects/stream-state.ts';
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();

@@ -4,7 +4,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
-import { KID_RE } from '../lib/playback-token.ts';
+import { KID_RE } from '../../core/auth/playback-token.ts';
 import { createSigningKey, getSigningKey, listSigningKeys, revokeSigningKey, signingKeyJson } from '../signing-keys.ts';
 
 export const keyRoutes = new Hono<{ Bindings: Env }>();

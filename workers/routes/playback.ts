@@ -7,11 +7,11 @@ import { Hono, type Context } from 'hono';
 import { Coalescer } from '../coalesce.ts';
 import { errorResponse, HttpError } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
-import type { PlaylistTiming } from '../lib/live-model.ts';
-import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../lib/object-keys.ts';
-import { directiveCacheKey, parseHlsDirectives } from '../lib/playlist/blocking.ts';
-import { renderMediaPlaylist, renderMultivariantPlaylist } from '../lib/playlist/render.ts';
-import { parseStartParam } from '../lib/start-over.ts';
+import type { PlaylistTiming } from '../../core/contracts/live-model.ts';
+import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
+import { directiveCacheKey, parseHlsDirectives } from '../../core/playlist/blocking.ts';
+import { renderMediaPlaylist, renderMultivariantPlaylist } from '../../core/playlist/render.ts';
+import { parseStartParam } from '../../core/live/start-over.ts';
 import { playbackAccess, type PlaybackAccessEnv } from '../middleware/playback-access.ts';
 import type { PlaylistResult } from '../../durable-objects/stream-state.ts';
 

@@ -7,9 +7,9 @@ import { z } from 'zod';
 import { getStream } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
-import { NAME_RE } from '../lib/object-keys.ts';
-import { QOE_DEFAULT_WINDOW_MINUTES, QOE_KEEP_MINUTES, QOE_MAX_BODY, QoeBatch, aggregateBatch, qoeDataPoints } from '../lib/qoe.ts';
-import { TtlCache } from '../lib/ttl-cache.ts';
+import { NAME_RE } from '../../core/contracts/object-keys.ts';
+import { QOE_DEFAULT_WINDOW_MINUTES, QOE_KEEP_MINUTES, QOE_MAX_BODY, QoeBatch, aggregateBatch, qoeDataPoints } from '../../core/contracts/qoe.ts';
+import { TtlCache } from '../../core/auth/ttl-cache.ts';
 
 /** Mounted at `/api` BEFORE the admin routes: beacons come from viewers, without the admin token. */
 export const qoeBeaconRoutes = new Hono<{ Bindings: Env }>();

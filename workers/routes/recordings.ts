@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400 } from '../http.ts';
-import { NAME_RE } from '../lib/object-keys.ts';
+import { NAME_RE } from '../../core/contracts/object-keys.ts';
 import { RECORDING_ID_RE, recordingJson, type RecordingRow } from '../vod-catalog.ts';
 
 export const recordingRoutes = new Hono<{ Bindings: Env }>();

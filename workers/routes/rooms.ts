@@ -13,8 +13,8 @@ import {
   RoomId,
   parseResume,
   type Role,
-} from '../lib/room-protocol.ts';
-import { newAnonymousId, signRoomToken, signSession, verifyRoomToken, verifySession } from '../lib/room-token.ts';
+} from '../../core/rooms/room-protocol.ts';
+import { newAnonymousId, signRoomToken, signSession, verifyRoomToken, verifySession } from '../../core/auth/room-token.ts';
 import { ADMISSION_HEADER, refuseUpgrade, shardName, type Admission } from '../../durable-objects/room-sockets.ts';
 
 export const roomRoutes = new Hono<{ Bindings: Env }>();

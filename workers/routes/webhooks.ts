@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
-import { WEBHOOK_EVENT_TYPES, WebhookEventTypeSchema, randomId, newWebhookEvent, type WebhookEvent } from '../lib/webhooks.ts';
+import { WEBHOOK_EVENT_TYPES, WebhookEventTypeSchema, randomId, newWebhookEvent, type WebhookEvent } from '../../core/contracts/webhooks.ts';
 import type { DeliveryRow, WebhookRow } from '../webhooks/deliver.ts';
 
 export const webhookRoutes = new Hono<{ Bindings: Env }>();

@@ -15,7 +15,7 @@ import {
   signWebhook,
   type WebhookEvent,
   type WebhookQueueMessage,
-} from '../lib/webhooks.ts';
+} from '../../core/contracts/webhooks.ts';
 
 /** Seconds before a message whose handling threw (D1 down, …) is tried again. */
 const INTERNAL_RETRY_SECONDS = 5;

@@ -5,7 +5,7 @@
 // measures this player's error against the party and applies decideSync (core/party-sync.ts):
 // nudge playbackRate for small errors, rendezvous for large ones.
 import type { PlaybackState, RoomClient } from '../rooms-client.ts';
-import { SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyPdtAt, wrapPdt, type SyncDecision } from '../core/party-sync.ts';
+import { SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyPdtAt, wrapPdt, type SyncDecision } from '../../../core/player/party-sync.ts';
 import type { ControlIntents } from '../watch/controls.ts';
 import type { WatchPage } from '../watch/page.ts';
 import type { Player } from '../watch/player.ts';

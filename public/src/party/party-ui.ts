@@ -1,7 +1,7 @@
 // What a watch party adds to the page: the sync indicator on the video (this viewer's error
 // against the party, in ms), and a party card above the chat — who is here, who hosts, what the
 // host's controls do, and the invite link.
-import { partyInviteUrl } from '../core/page-params.ts';
+import { partyInviteUrl } from '../../../core/player/page-params.ts';
 import type { Member, RoomClient } from '../rooms-client.ts';
 import { h, hueFor, setText } from '../watch/dom.ts';
 import { icon } from '../watch/icons.ts';

@@ -2,7 +2,7 @@
 // readout, DVR scrubbing over the live window, the quality menu (auto + each rendition) and
 // fullscreen. In a watch party the host's play, pause and seek go to the room instead of the
 // video (`intents`), and a follower's are disabled: the party drives them.
-import { formatBehind, formatBitrate } from '../core/player-status.ts';
+import { formatBehind, formatBitrate } from '../../../core/player/player-status.ts';
 import { h, setText, toggle, clear } from './dom.ts';
 import { icon } from './icons.ts';
 import type { Player, Rendition } from './player.ts';

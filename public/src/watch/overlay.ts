@@ -2,7 +2,7 @@
 // or stalled, a card that says why the stream cannot play (ended, not live yet, forbidden,
 // network) with a retry where one helps, and the "unmute" pill (pages start muted so that
 // browsers let them autoplay).
-import type { PlayerNotice } from '../core/player-status.ts';
+import type { PlayerNotice } from '../../../core/player/player-status.ts';
 import { h, setText } from './dom.ts';
 import { icon, type IconName } from './icons.ts';
 import type { Player } from './player.ts';

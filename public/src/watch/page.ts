@@ -3,7 +3,7 @@
 // carries nothing else: chat, reactions, polls, the viewer count, QoE beacons and the watch party
 // arrive in a second chunk (./together.ts) once the video plays (or cannot yet), so their code
 // never competes with hls.js for the main thread while it starts.
-import type { PageParams } from '../core/page-params.ts';
+import type { PageParams } from '../../../core/player/page-params.ts';
 import type { RoomClient } from '../rooms-client.ts';
 import type { PartySync } from '../party/party-sync-driver.ts';
 import type { Reactions } from './reactions.ts';

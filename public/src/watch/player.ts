@@ -3,9 +3,9 @@
 // DVR range and live edge, and the QoE signals. No DOM beyond the video element; the controls,
 // overlays and panels listen to it.
 import Hls, { type ErrorData, type HlsConfig } from 'hls.js';
-import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange, type TimedFragment } from '../core/pdt-map.ts';
-import { ended, network, noticeForResponse, notLive, type PlayerNotice } from '../core/player-status.ts';
-import { playbackUrl } from '../core/page-params.ts';
+import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange, type TimedFragment } from '../../../core/player/pdt-map.ts';
+import { ended, network, noticeForResponse, notLive, type PlayerNotice } from '../../../core/player/player-status.ts';
+import { playbackUrl } from '../../../core/player/page-params.ts';
 
 export interface StreamInfo {
   id: string;

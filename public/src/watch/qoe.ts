@@ -1,7 +1,7 @@
 // Connects the player to the QoE recorder and posts its batches to `POST /api/qoe`: with fetch
 // while the page lives, with sendBeacon when it is hidden or closed (the last batch still goes).
-import { QoeRecorder } from '../core/qoe-recorder.ts';
-import type { QoeBatchInput } from '../../../workers/lib/qoe.ts';
+import { QoeRecorder } from '../../../core/player/qoe-recorder.ts';
+import type { QoeBatchInput } from '../../../core/contracts/qoe.ts';
 import type { Player } from './player.ts';
 
 export function startQoe(player: Player, opts: { origin: string; streamId: string; page: 'watch' | 'party'; clock: () => number }): QoeRecorder {

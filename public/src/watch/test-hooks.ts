@@ -1,7 +1,7 @@
 // A read-only window onto the page for the browser tests and the player benchmark
 // (`window.__edgelive`): plain numbers and strings, so they can be read across the DevTools
 // protocol. The page does not depend on it.
-import type { PageSnapshot } from '../core/page-snapshot.ts';
+import type { PageSnapshot } from '../../../core/player/page-snapshot.ts';
 import type { WatchPage } from './page.ts';
 
 

@@ -1,7 +1,7 @@
 // What a media playlist lists: which segments keep their EXT-X-PART tags (PART-12) and how many of
 // the oldest segments a delta update replaces by EXT-X-SKIP (DU-03). Pure functions of durations,
 // called by the StreamState DO when it builds a snapshot (or by the edge via `deltaSnapshot`).
-import type { MediaPlaylistSnapshot, PlaylistTiming } from '../live-model.ts';
+import type { MediaPlaylistSnapshot, PlaylistTiming } from '../contracts/live-model.ts';
 
 /** Parts stay listed for segments that end within this many target durations of the playlist end (PART-12). */
 export const PART_RETENTION_TARGET_DURATIONS = 3;

@@ -21,7 +21,7 @@
 //   follower plays at 1.0002 or 0.9998 instead, which nobody can see or hear.
 // - Paused party → pause, and seek if off by more than 15 ms (half a frame at 30 fps).
 // hls.js must not correct the rate itself meanwhile: the party page sets maxLiveSyncPlaybackRate = 1.
-import type { PlaybackState } from '../../../workers/lib/room-protocol.ts';
+import type { PlaybackState } from '../rooms/room-protocol.ts';
 
 export const PDT_WRAP_SEC = 1_000_000;
 

@@ -16,7 +16,7 @@ import {
 } from 'jose';
 import { z } from 'zod';
 import { CountryListSchema, type CountryRules } from './geo.ts';
-import { NAME_RE } from './object-keys.ts';
+import { NAME_RE } from '../contracts/object-keys.ts';
 import { TtlCache } from './ttl-cache.ts';
 
 export const PLAYBACK_TOKEN_ALG = 'ES256';

@@ -7,8 +7,8 @@ import type {
   PresentationSnapshot,
   RenditionInfo,
   VodPlaylistSnapshot,
-} from '../live-model.ts';
-import { mediaFileName } from '../object-keys.ts';
+} from '../contracts/live-model.ts';
+import { mediaFileName } from '../contracts/object-keys.ts';
 
 export interface RenderOptions {
   /**

@@ -1,7 +1,7 @@
 // A stream's configuration: its ABR ladder and LL-HLS timing. Shared by the admin API (which
 // validates it), the StreamState DO (which derives playlist timing) and the transcoder (which encodes it).
 import { z } from 'zod';
-import { CountryListSchema } from './geo.ts';
+import { CountryListSchema } from '../auth/geo.ts';
 import type { PlaylistTiming } from './live-model.ts';
 import { NAME_RE } from './object-keys.ts';
 

@@ -7,7 +7,7 @@
 // only issuer is our own backend, which already holds the secret; a deployment that needs
 // third-party issuers can add an ES256 verifier next to this one without touching the rooms.
 import { z } from 'zod';
-import { RoleName, RoomId, type Role } from './room-protocol.ts';
+import { RoleName, RoomId, type Role } from '../rooms/room-protocol.ts';
 
 export interface RoomTokenClaims {
   /** Room id, or '*' for a token valid in every room (operators, tests). */

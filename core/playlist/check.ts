@@ -1,7 +1,7 @@
 // Self-checks for the inputs of the renderer: the per-stream timing constants and a media snapshot,
 // against the checklist rules the renderer cannot enforce by itself. For tests and DO assertions,
 // not for the request path (the renderer trusts its snapshot).
-import type { MediaPlaylistSnapshot, PlaylistTiming } from '../live-model.ts';
+import type { MediaPlaylistSnapshot, PlaylistTiming } from '../contracts/live-model.ts';
 import { formatDecimal } from './render.ts';
 
 /** Problems with the stream's constants (MP-02, MP-05, MP-06, DU-01); empty when valid. */
