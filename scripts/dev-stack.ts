@@ -1,39 +1,14 @@
 // `npm start`: the whole local stack plus a demo stream. Starts wrangler dev and the transcoder,
 // creates a stream, publishes the built-in test pattern to it over RTMP and prints where to watch.
 // Ctrl-C (SIGINT) or SIGTERM stops every child process.
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '../transcoder-node/log.ts';
+import { ensureDevVars } from './dev-vars.ts';
 import { ROOT, startStack, startTestPublisher, stopChild } from './local-stack.ts';
 
 const log = createLogger({ service: 'dev-stack' });
 
-/** `.dev.vars` holds the local secrets; missing ones are created with random values. */
-function devVars(): Record<string, string> {
-  const file = join(ROOT, '.dev.vars');
-  const vars: Record<string, string> = {};
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const m = /^\s*([A-Z0-9_]+)\s*=\s*"?([^"]*)"?\s*$/.exec(line);
-      if (m) vars[m[1]!] = m[2]!;
-    }
-  }
-  let changed = false;
-  for (const name of ['ADMIN_TOKEN', 'INGEST_SECRET', 'ROOM_TOKEN_SECRET']) {
-    if (!vars[name]) {
-      vars[name] = randomBytes(24).toString('base64url');
-      changed = true;
-    }
-  }
-  if (changed) {
-    writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n', { mode: 0o600 });
-    log.info('wrote .dev.vars with local secrets', { file });
-  }
-  return vars;
-}
-
-const vars = devVars();
+const vars = ensureDevVars(ROOT, log);
 const port = Number(process.env.PORT ?? 8787);
 const rtmpPort = Number(process.env.RTMP_PORT ?? 1935);
 const srtPort = Number(process.env.SRT_PORT ?? 9000);

@@ -92,7 +92,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
  * The caller's position from `request.cf` (absent in local tests). As for the viewer's country
- * (middleware/playback-access.ts), `DEV_GEO_OVERRIDE=1` (`.dev.vars`, never deployed) lets a
+ * (middleware/playback-access.ts), `DEV_GEO_OVERRIDE=1` (`wrangler dev --var`, never deployed) lets a
  * request to a loopback host claim a position with the `x-edgelive-dev-location` header, so a
  * local cluster can be tried from "anywhere"; a request reaching Cloudflare never has a loopback host.
  */
