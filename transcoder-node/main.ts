@@ -14,11 +14,28 @@ import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/c
 import type { Readable } from 'node:stream';
 
 const env = process.env;
+/** A positive number from the environment; undefined when unset, so the component's default applies. */
+function positiveFromEnv(name: string): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!(value > 0 && Number.isFinite(value))) throw new Error(`${name} must be a positive number, not ${JSON.stringify(raw)}`);
+  return value;
+}
 const config = {
   originUrl: env.ORIGIN_URL ?? 'http://127.0.0.1:8787',
   ingestSecret: env.INGEST_SECRET ?? '',
   rtmpHost: env.RTMP_HOST ?? '0.0.0.0',
   rtmpPort: Number(env.RTMP_PORT ?? 1935),
+  /** What a client without a stream key may cost the RTMP listener (docs/operations.md, "Limits an operator can tune"). */
+  rtmpLimits: {
+    maxConnections: positiveFromEnv('RTMP_MAX_CONNECTIONS'),
+    maxConnectionsPerAddress: positiveFromEnv('RTMP_MAX_CONNECTIONS_PER_ADDRESS'),
+    acceptBurstPerAddress: positiveFromEnv('RTMP_ACCEPT_BURST_PER_ADDRESS'),
+    acceptRatePerAddress: positiveFromEnv('RTMP_ACCEPT_RATE_PER_ADDRESS'),
+    publishTimeoutMs: positiveFromEnv('RTMP_PUBLISH_TIMEOUT_MS'),
+    maxMessageBytes: positiveFromEnv('RTMP_MAX_MESSAGE_BYTES'),
+  },
   healthPort: Number(env.HEALTH_PORT ?? 8790),
   nodeId: env.NODE_ID ?? `${hostname()}-${process.pid}`,
   region: env.REGION ?? 'local',
@@ -85,6 +102,7 @@ function startSrtSession(lease: AuthorizeResponse, media: Readable, close: (reas
 const rtmp = new RtmpIngestServer<AuthorizeResponse>({
   host: config.rtmpHost,
   port: config.rtmpPort,
+  ...config.rtmpLimits,
   logger: log.child({ component: 'rtmp' }),
   // The key is checked (and the stream's lease taken) before the publisher may send media.
   authorize: ({ streamKey }) => authorizeKey(streamKey),

@@ -26,8 +26,12 @@ export type RtmpEndCode =
   /** The socket closed or reset without an unpublish. */
   | 'disconnected'
   | 'handshake-timeout'
+  /** No publish command within the publish timeout of accepting the connection. */
+  | 'publish-timeout'
   /** No publish within the idle timeout after the handshake, or no media for that long while publishing. */
   | 'idle-timeout'
+  /** The client left more of what it was sent unread than the server buffers for it. */
+  | 'output-backlog'
   /** The bytes broke the protocol; the message says how. */
   | 'protocol-error'
   /** authorize refused, timed out or failed; or the app or stream name was not acceptable. */
