@@ -63,6 +63,15 @@ async function connected(port: number, publishers: Publisher[], extra: Partial<P
 const payload = (i: number) => Buffer.alloc(188, i & 0xff);
 const settle = () => new Promise((r) => setTimeout(r, 100));
 
+/** Waits until `ok()` holds (the listener runs in this process: it needs the event loop to read its socket). */
+async function until(ok: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('SRT sequence jumps (issue 11 item 4)', () => {
   it('ends a connection whose packet jumps beyond the negotiated flow window, as a protocol error', async () => {
     const { port, publishers } = await listener({ receiveWindow: 1024 });
@@ -84,7 +93,7 @@ describe('SRT sequence jumps (issue 11 item 4)', () => {
     // The far edge of the window, then every other packet walking back towards the start.
     c.sendData(c.seq(window - 1), payload(window - 1));
     for (let i = window - 3; i > 1; i -= 2) c.sendData(c.seq(i), payload(i));
-    await settle();
+    await until(() => pub.session.stats.packets === 2 + (window - 4) / 2, 'every packet sent');
     const state = pub.session.receiveState();
     expect(state.window).toBe(window);
     expect(state.held).toBe(1 + (window - 4) / 2);
@@ -100,7 +109,7 @@ describe('SRT sequence jumps (issue 11 item 4)', () => {
     // Sending them all again fills the holes (the others are duplicates): everything is
     // delivered in order, once, and nothing is left held.
     for (let i = 1; i < window - 1; i++) c.sendData(c.seq(i), payload(i));
-    await settle();
+    await until(() => pub.session.stats.packets === 2 + (window - 4) / 2 + (window - 2), 'every packet sent again');
     expect(pub.session.receiveState()).toMatchObject({ held: 0, missing: 0, lossRuns: 0 });
     expect(Buffer.concat(pub.chunks)).toEqual(Buffer.concat(Array.from({ length: window }, (_, i) => payload(i))));
     expect(pub.session.stats.lost).toBe(window - 2);
@@ -111,18 +120,18 @@ describe('SRT sequence jumps (issue 11 item 4)', () => {
     const { c, pub } = await connected(port, publishers);
     c.sendData(c.seq(0), payload(0));
     c.sendData(c.seq(500), payload(1));
-    await settle();
+    await until(() => pub.session.stats.packets === 2, 'both packets');
+    expect(pub.session.receiveState()).toMatchObject({ held: 1, missing: 499 });
     const drop = (first: number, last: number) => {
       const cif = Buffer.alloc(8);
       cif.writeUInt32BE(first, 0);
       cif.writeUInt32BE(last, 4);
       c.sendControl(Ctrl.DROPREQ, 0, cif);
     };
+    // Had the first been honoured, the second would find nothing to drop (and 500 would be gone).
     drop(c.seq(1), c.seq(200_000));
-    await settle();
-    expect(pub.session.receiveState()).toMatchObject({ held: 1, missing: 499 });
     drop(c.seq(1), c.seq(499));
-    await settle();
+    await until(() => pub.session.receiveState().held === 0, 'the drop request');
     expect(pub.session.receiveState()).toMatchObject({ held: 0, missing: 0 });
     expect(pub.session.stats.dropped).toBe(499);
     expect(Buffer.concat(pub.chunks)).toEqual(Buffer.concat([payload(0), payload(1)]));
@@ -145,7 +154,11 @@ describe('SRT handshake floods (issue 11 item 5)', () => {
         const c = await caller({ port, streamId: 'sk_good', bindAddress: `127.0.0.${a + 2}` });
         const cookie = (await c.handshake(c.induction())).cookie;
         const before = c.controls.length;
-        for (let i = 0; i < 75; i++) c.send(c.conclusion(cookie, 0x2000 + i, TestKeys.bogusKeyMaterial()));
+        // Paced (1,600 a second in all) so that the kernel's socket buffer, not the listener, is never what drops them.
+        for (let i = 0; i < 75; i++) {
+          c.send(c.conclusion(cookie, 0x2000 + i, TestKeys.bogusKeyMaterial()));
+          await new Promise((r) => setTimeout(r, 25));
+        }
         await settle();
         answers.push(c.controls.length - before);
       }),
@@ -158,7 +171,7 @@ describe('SRT handshake floods (issue 11 item 5)', () => {
     // … the remembered answers stay under the table's bound, PBKDF2 ran at most the node's budget …
     expect(state.pending).toBeLessThanOrEqual(limits.maxPendingHandshakes);
     expect(state.keyDerivations).toBeLessThanOrEqual(limits.keyDerivationsPerSecond * (1 + Math.ceil(seconds)));
-    expect(state.throttled).toBeGreaterThan(0); // (the kernel drops part of such a burst: no exact count)
+    expect(state.throttled).toBeGreaterThan(2000); // all but the answered ones (a few may be lost in the kernel)
     expect(state.addresses).toBeLessThanOrEqual(40);
 
     // … and a publisher with the right passphrase (libsrt, from its own address) connects.
@@ -195,6 +208,7 @@ describe('SRT encryption against a crafted caller (issue 11 items 6 and 7)', () 
     for (let i = 0; i < 5; i++) c.sendData(c.seq(i), keys.encrypt(1, c.seq(i), payload(i)), 1);
     c.sendData(c.seq(5), Buffer.from('EVIL'.repeat(47)), 0);
     for (let i = 5; i < 10; i++) c.sendData(c.seq(i), keys.encrypt(1, c.seq(i), payload(i)), 1);
+    await until(() => Buffer.concat(pub.chunks).length >= 10 * 188, 'ten packets delivered');
     await settle();
     expect(Buffer.concat(pub.chunks)).toEqual(Buffer.concat(Array.from({ length: 10 }, (_, i) => payload(i))));
     expect(pub.session.stats.cleartextRefused).toBe(1);
@@ -210,7 +224,7 @@ describe('SRT encryption against a crafted caller (issue 11 items 6 and 7)', () 
     expect(rsp.cif).toEqual(km);
     c.sendData(c.seq(2), keys.encrypt(2, c.seq(2), payload(2)), 2); // after the switch
     c.sendData(c.seq(1), keys.encrypt(1, c.seq(1), payload(1)), 1); // a late one, still with the old key
-    await settle();
+    await until(() => pub.session.stats.packets === 3, 'every packet');
     expect(Buffer.concat(pub.chunks)).toEqual(Buffer.concat([0, 1, 2].map(payload)));
     expect(pub.session.stats).toMatchObject({ keyRefreshes: 1, undecryptable: 0 });
   });
@@ -222,7 +236,7 @@ describe('SRT encryption against a crafted caller (issue 11 items 6 and 7)', () 
     expect(rsp.cif.length).toBe(4);
     expect(rsp.cif.readUInt32BE(0)).toBe(KmState.BADSECRET);
     c.sendData(c.seq(0), keys.encrypt(1, c.seq(0), payload(0)), 1);
-    await settle();
+    await until(() => pub.session.stats.packets === 1, 'the packet');
     expect(Buffer.concat(pub.chunks)).toEqual(payload(0));
   });
 
@@ -234,9 +248,9 @@ describe('SRT encryption against a crafted caller (issue 11 items 6 and 7)', () 
     await c.waitFor((p) => p.type === Ctrl.ACK && seqDiff(p.cif.readUInt32BE(0), c.seq(3)) >= 0);
     await settle();
     expect(Buffer.concat(pub.chunks)).toEqual(Buffer.concat([payload(0), payload(2)]));
-    expect(pub.session.stats.undecryptable).toBe(1);
     const naked = c.controls.filter((p) => p.type === Ctrl.NAK).flatMap((p) => decodeLossList(p.cif));
     expect(naked.some(([first, last]) => seqDiff(c.seq(1), first) >= 0 && seqDiff(last, c.seq(1)) >= 0)).toBe(false);
+    expect(pub.session.stats.undecryptable).toBe(1);
     expect(pub.session.receiveState()).toMatchObject({ held: 0, missing: 0 });
   });
 });
