@@ -127,11 +127,12 @@ export class SrtIngestServer<C = unknown> {
       if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new RangeError(`SRT option ${name} must be a positive number, not ${value}`);
     }
     if (opts.receiveWindow !== undefined && opts.receiveWindow < 32) throw new RangeError('the SRT receive window is at least 32 packets');
+    if (opts.handshakeBurst !== undefined && opts.handshakeBurst < 1) throw new RangeError('the SRT handshake burst is at least 1');
     this.opts = opts;
     this.log = opts.logger;
     this.limiter = new AddressRateLimiter({ ratePerSecond: opts.handshakesPerSecond ?? 2, burst: opts.handshakeBurst ?? 10 });
     const derivationRate = opts.keyDerivationsPerSecond ?? 20;
-    this.derivations = new TokenBucket({ ratePerSecond: derivationRate, burst: derivationRate }, Date.now());
+    this.derivations = new TokenBucket({ ratePerSecond: derivationRate, burst: Math.max(1, derivationRate) }, Date.now());
     this.passphraseKeys = opts.passphrase === undefined ? null : new PassphraseKeys(opts.passphrase);
     this.socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
     this.socket.on('message', (msg, rinfo) => {
