@@ -47,6 +47,15 @@ const config = {
   srtPort: env.SRT_PORT === 'off' ? null : Number(env.SRT_PORT ?? 9000),
   /** When set, SRT publishers must encrypt with it (10–79 characters). */
   srtPassphrase: env.SRT_PASSPHRASE || undefined,
+  // SRT limits against hostile callers (docs/operations.md, "Limits an operator can tune").
+  srtLimits: {
+    maxConnections: Number(env.SRT_MAX_PUBLISHERS ?? 256),
+    receiveWindow: Number(env.SRT_RECEIVE_WINDOW ?? 8192),
+    handshakesPerSecond: Number(env.SRT_HANDSHAKES_PER_SECOND ?? 2),
+    handshakeBurst: Number(env.SRT_HANDSHAKE_BURST ?? 10),
+    maxPendingHandshakes: Number(env.SRT_MAX_PENDING_HANDSHAKES ?? 1024),
+    keyDerivationsPerSecond: Number(env.SRT_KEY_DERIVATIONS_PER_SECOND ?? 20),
+  },
   publicRtmpUrl: env.PUBLIC_RTMP_URL,
   publicSrtUrl: env.PUBLIC_SRT_URL,
   capacity: Number(env.CAPACITY ?? 16),
@@ -139,6 +148,7 @@ const srt =
         host: config.srtHost,
         port: config.srtPort,
         passphrase: config.srtPassphrase,
+        ...config.srtLimits,
         logger: log.child({ component: 'srt' }),
         authorize: ({ streamKey }) => authorizeKey(streamKey),
         onPublish: (session) => {
