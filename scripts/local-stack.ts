@@ -58,6 +58,8 @@ export interface TranscoderNode {
   /** srt://127.0.0.1:PORT */
   srtUrl: string;
   healthUrl: string;
+  /** http://127.0.0.1:PORT/whip: the node's WHIP endpoint (WebRTC signalling listener). */
+  whipUrl: string;
   process: ChildProcess;
 }
 
@@ -183,6 +185,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const rtmp = ports.rtmp ?? (await freePort());
     const health = ports.health ?? (await freePort());
     const srt = ports.srt ?? (await freePort());
+    const signalling = await freePort();
     const nodeId = spec.nodeId ?? `local-${rtmp}`;
     const region = spec.region ?? 'local';
     log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, srt: `srt://127.0.0.1:${srt}` });
@@ -198,6 +201,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         RTMP_PORT: String(rtmp),
         SRT_PORT: String(srt),
         HEALTH_PORT: String(health),
+        // WebRTC signalling and media on loopback: browser pages of the Worker's origin publish here.
+        WEBRTC_HTTP_HOST: '127.0.0.1',
+        WEBRTC_HTTP_PORT: String(signalling),
+        WEBRTC_HOST: '127.0.0.1',
+        WEBRTC_CORS_ORIGINS: workerUrl,
         NODE_ID: nodeId,
         REGION: region,
         ...(spec.latitude !== undefined ? { LAT: String(spec.latitude) } : {}),
@@ -207,7 +215,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ...spec.env,
       },
     });
-    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, process: child };
+    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, whipUrl: `http://127.0.0.1:${signalling}/whip`, process: child };
     nodes.push(node);
     await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
     return node;
