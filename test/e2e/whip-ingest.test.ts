@@ -249,4 +249,25 @@ describe('WHIP ingest end to end', () => {
     expect(h.sessions).toEqual([]);
     expect(h.webrtc.peersOpen).toBe(0);
   });
+
+  it('SIGTERM: the node closes the publisher peer connection, finishes the stream and exits 0', async () => {
+    const page = await newPublisherPage();
+    const result = (await page.evaluate(`whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`)) as { status: number };
+    expect(result.status).toBe(201);
+    await waitInPage(page, () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected', 'the WHIP peer connection', 20_000);
+    await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => !p.endList && p.segments.length > 0, 'the stream live again');
+    const node = stack.transcoder;
+    const exit = new Promise<number | null>((resolve) => node.once('exit', (code) => resolve(code)));
+    node.kill('SIGTERM');
+    expect(await exit).toBe(0);
+    // The browser learns it from the DTLS close, not from a timeout.
+    const state = await waitInPage(page, () => {
+      const s = (globalThis as unknown as { whipState(): string }).whipState();
+      return s !== 'connected' ? s : null;
+    }, 'the browser to see the connection closed', 10_000);
+    expect(['closed', 'disconnected', 'failed']).toContain(state);
+    const ended = await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => p.endList === true, 'ENDLIST', 30_000);
+    expect(ended.endList).toBe(true);
+    await page.close();
+  });
 });
