@@ -31,8 +31,8 @@ interface Harness {
 }
 const harnesses: Harness[] = [];
 
-async function start(opts: { maxSessions?: number; maxPendingPerAddress?: number; authorize?: (key: string) => Promise<WhipAuthorizeResult> } = {}): Promise<Harness> {
-  const stack = new WebRtcStack({ bindAddress: '127.0.0.1' }, log);
+async function start(opts: { maxSessions?: number; maxPendingPerAddress?: number; authorize?: (key: string) => Promise<WhipAuthorizeResult>; stack?: ConstructorParameters<typeof WebRtcStack>[0] } = {}): Promise<Harness> {
+  const stack = new WebRtcStack(opts.stack ?? { bindAddress: '127.0.0.1' }, log);
   const publishers: Publisher[] = [];
   const authorized: string[] = [];
   const endpoint = new WhipEndpoint({
@@ -254,4 +254,26 @@ describe('an accepted publisher', () => {
     expect(h.endpoint.sessions()).toEqual([]);
     client.pc.close();
   }, 30_000);
+});
+
+describe('media ports', () => {
+  it('WEBRTC_UDP_MUX: every session answers with the one shared UDP port, and each connects', async () => {
+    const port = 40_000 + Math.floor(Math.random() * 20_000);
+    const h = await start({ stack: { bindAddress: '127.0.0.1', portRange: [port, port], udpMux: true } });
+    const clients = [clientPeer(), clientPeer()];
+    const answers = await Promise.all(clients.map(async (c) => {
+      const res = await post(h.url, c.offer);
+      expect(res.status).toBe(201);
+      return res.text();
+    }));
+    for (const answer of answers) {
+      const ports = [...answer.matchAll(/^a=candidate:\S+ \d+ UDP \d+ 127\.0\.0\.1 (\d+) typ host/gim)].map((m) => Number(m[1]));
+      expect(ports).toEqual([port]);
+    }
+    clients.forEach((c, i) => c.pc.setRemoteDescription(answers[i]!, 'answer'));
+    const deadline = Date.now() + 10_000;
+    while (h.endpoint.sessions().some((s) => s.state !== 'connected') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(h.endpoint.sessions().map((s) => s.state)).toEqual(['connected', 'connected']);
+    for (const c of clients) c.pc.close();
+  }, 20_000);
 });
