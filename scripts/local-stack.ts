@@ -84,7 +84,7 @@ export interface Stack {
 export interface CreatedStream {
   id: string;
   streamKey: string;
-  ingest: { rtmp: string; srt?: string | null; nodeId?: string | null; region?: string | null };
+  ingest: { rtmp: string; srt?: string | null; whip?: string | null; nodeId?: string | null; region?: string | null };
   playback: { hls: string; watch: string };
 }
 

@@ -182,6 +182,7 @@ await new Promise<void>((resolve) => health.listen(config.healthPort, '127.0.0.1
 const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
 const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
 const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
+const whipUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) + '/whip' : undefined;
 const registryClient = new RegistryClient({
   originUrl: config.originUrl,
   secret: config.ingestSecret,
@@ -192,6 +193,7 @@ const registryClient = new RegistryClient({
     longitude: config.longitude,
     rtmpUrl: publicRtmpUrl,
     srtUrl: publicSrtUrl,
+    whipUrl,
     capacity: config.capacity,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   },
@@ -199,8 +201,7 @@ const registryClient = new RegistryClient({
   logger: log.child({ component: 'registry' }),
 });
 registryClient.start();
-const whipUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) + '/whip' : null;
-log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
+log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {

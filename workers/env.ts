@@ -27,6 +27,8 @@ export interface Env {
   RTMP_INGEST_URL?: string;
   /** Public SRT base URL (srt://host:port) handed out with new streams when no registered node is healthy. */
   SRT_INGEST_URL?: string;
+  /** WHIP endpoint (`https://host/whip`) returned with new streams when no ingest node is registered (optional). */
+  WHIP_INGEST_URL?: string;
   /** The ingest node registry (one object, "global"): heartbeats, regions, load. */
   TRANSCODER_REGISTRY: DurableObjectNamespace<TranscoderRegistry>;
   /** Webhook events and delivery attempts (`[[queues.producers]]`; consumed by this Worker). */

@@ -90,9 +90,11 @@ beforeAll(async () => {
     endGraceSeconds: 3,
     logger: log,
   });
-  whipUrl = stack.nodes[0]!.whipUrl;
   healthUrl = stack.transcoderHealthUrl;
+  // Registered first, so the stream is given this node's WHIP endpoint (not a configured fallback).
+  await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
   stream = await stack.createStream({ title: 'whip', ladder: LADDER });
+  whipUrl = stream.ingest.whip!;
   browser = await launchBrowser({ args: WEBRTC_PUBLISHER_FLAGS });
 });
 
@@ -103,6 +105,11 @@ afterAll(async () => {
 });
 
 describe('WHIP ingest end to end', () => {
+  it('the stream is created with the WHIP endpoint of the node nearest the caller', () => {
+    expect(stream.ingest.whip).toBe(stack.nodes[0]!.whipUrl);
+    expect(stream.ingest.whip).not.toContain(stream.streamKey);
+  });
+
   it('answers the CORS preflight of a page of the Worker origin', async () => {
     const res = await fetch(`${whipUrl}/${stream.id}`, {
       method: 'OPTIONS',
