@@ -1,8 +1,9 @@
-// One publisher's pipeline: the media of a Publisher (RTMP, SRT or WHIP; publisher.ts) into ffmpeg's
-// ABR ladder, each rendition's fMP4 output through a CmafChunker into an ordered uploader that pushes to the origin. Ends the
-// stream cleanly (the origin adds ENDLIST after its grace period) whatever stops first. The ladder
-// starts once the input's tracks are known: rungs it cannot feed (audio for a publisher without
-// audio, video for an audio-only one) are left out of the session.
+// One publisher's pipeline: the media of a Publisher (RTMP, SRT or WHIP; publisher.ts) into
+// ffmpeg's ABR ladder, each rendition's fMP4 output through a CmafChunker into an ordered uploader
+// that pushes to the origin. Ends the stream cleanly (the origin adds ENDLIST after its grace
+// period) whatever stops first. The ladder starts once the input's tracks are known (from the
+// protocol's signalling, or read from the first bytes): rungs it cannot feed (audio for a
+// publisher without audio, video for an audio-only one) are left out of the session.
 import { pipeline, type Readable } from 'node:stream';
 import type { AuthorizeResponse } from '../workers/lib/ingest-protocol.ts';
 import type { Publisher } from './publisher.ts';
