@@ -139,6 +139,8 @@ describe('shapeOffer (WHIP: the publisher sends H.264 and Opus)', () => {
     expect(refusal(head! + video! + video!.replace('a=mid:0', 'a=mid:2') + audio!)).toBe('unsupported_media');
     expect(refusal(CHROME_OFFER.replace('a=mid:0\r\n', ''))).toBe('bad_sdp');
     expect(refusal('hello')).toBe('bad_sdp');
+    expect(refusal(CHROME_OFFER.replace(/^a=fingerprint:.*\r\n/gm, ''))).toBe('bad_sdp');
+    expect(refusal(CHROME_OFFER.replace(/^a=ice-pwd:.*\r\n/gm, ''))).toBe('bad_sdp');
     expect(refusal('v=0\r\ns=-\r\n')).toBe('unsupported_media');
     expect(refusal('v=0\r\nm=video x UDP 96\r\n')).toBe('bad_sdp');
   });

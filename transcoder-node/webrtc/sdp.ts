@@ -170,6 +170,9 @@ export function shapeOffer(offer: string, opts: ShapeOptions): ShapedOffer {
     tracks.push({ kind, mid: section.mid, codec });
   }
   if (tracks.length === 0) throw new SdpError('unsupported_media', 'the offer has no audio or video to receive');
+  // What the stack needs to answer at all: checked here, before the key check takes the lease.
+  if (!/^a=fingerprint:\S+ [0-9A-Fa-f:]+/m.test(offer)) throw new SdpError('bad_sdp', 'the offer has no DTLS fingerprint');
+  if (!iceCredentials(offer)) throw new SdpError('bad_sdp', 'the offer has no ICE credentials (ice-ufrag, ice-pwd)');
   return { sdp: serializeSdp(sdp), tracks };
 }
 
