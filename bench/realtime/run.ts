@@ -19,10 +19,21 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort, stopChild } from '../../scripts/local-stack.ts';
 import { WEBRTC_PUBLISHER_FLAGS, launchBrowser } from '../../test/support/browser.ts';
+import { loadCandidate } from './stacks/types.ts';
 
 const NODE = process.execPath;
 const HERE = import.meta.dirname;
-const STACKS = (process.env.BENCH_RT_STACKS ?? 'node-datachannel,werift,wrtc').split(',');
+const MODULES: Record<string, string> = { 'node-datachannel': 'node-datachannel', werift: 'werift', wrtc: '@roamhq/wrtc' };
+/** The candidates asked for that are installed (the project depends on node-datachannel only). */
+const STACKS = (process.env.BENCH_RT_STACKS ?? 'node-datachannel,werift,wrtc').split(',').filter((stack) => {
+  try {
+    loadCandidate(MODULES[stack] ?? stack);
+    return true;
+  } catch {
+    console.log(`skipping ${stack}: not installed here; install it with npm install --prefix DIR and set BENCH_RTC_MODULES=DIR/node_modules`);
+    return false;
+  }
+});
 const VIEWERS = (process.env.BENCH_RT_VIEWERS ?? '1,10,50').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_RT_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_RT_ROUNDS ?? 1);
