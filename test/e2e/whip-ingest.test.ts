@@ -1,6 +1,6 @@
 // WHIP ingest on the real stack: wrangler dev + the media node, a headless Chromium page of the
 // Worker's origin publishing its fake camera and microphone over WHIP (RFC 9725) to the node, and
-// ffmpeg playing the stream back through LL-HLS with H.264 video and AAC audio. Refusals (bad key,
+// ffmpeg and the watch page (hls.js) playing the stream back through LL-HLS, H.264 and AAC. Refusals (bad key,
 // oversize offer) are checked to allocate nothing: the node's peer-connection counter does not move.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -154,7 +154,7 @@ describe('WHIP ingest end to end', () => {
     expect(after.sessions).toEqual([]);
   });
 
-  it('a browser publishes over WHIP; ffmpeg plays the LL-HLS stream with H.264 video and AAC audio', async () => {
+  it('a browser publishes over WHIP; ffmpeg and the watch page (hls.js) play the LL-HLS stream with H.264 video and AAC audio', async () => {
     const page = await newPublisherPage();
     const result = (await page.evaluate(`whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`)) as {
       status: number;
@@ -185,6 +185,23 @@ describe('WHIP ingest end to end', () => {
     const play = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '3', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'], { encoding: 'utf8', timeout: 60_000 });
     expect(play.stderr.trim()).toBe('');
     expect(play.status).toBe(0);
+
+    // And the watch page (hls.js, low-latency mode) plays it: frames shown, its clock advancing.
+    const viewer = await browser.newPage();
+    await viewer.goto(stream.playback.watch);
+    type Snap = { firstFrameMs: number | null; currentTime: number };
+    const snap = () => viewer.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
+    await waitInPage(viewer, () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null, 'the watch page to show a frame', 30_000);
+    const t0 = (await snap()).currentTime;
+    // Advancing by a second of media (within 15 s: this Chromium also encodes the publisher's camera).
+    const deadline = Date.now() + 15_000;
+    let t = t0;
+    while (t - t0 < 1 && Date.now() < deadline) {
+      await viewer.waitForTimeout(250);
+      t = (await snap()).currentTime;
+    }
+    expect(t - t0, 'currentTime advances').toBeGreaterThanOrEqual(1);
+    await viewer.close();
 
     const h = await health();
     expect(h.sessions).toEqual([expect.objectContaining({ streamId: stream.id, protocol: 'whip' })]);
