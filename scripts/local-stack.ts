@@ -18,6 +18,8 @@ export interface StackOptions {
   /** UDP port of the first transcoder's SRT listener (fresh when absent). */
   srtPort?: number;
   healthPort?: number;
+  /** TCP port of the first transcoder's WebRTC signalling listener (WHIP; fresh when absent). */
+  webrtcPort?: number;
   /** Where wrangler persists R2, D1 and Durable Objects. */
   persistDir: string;
   /** Where child process logs go. */
@@ -181,11 +183,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const nodes: TranscoderNode[] = [];
   /** Spawns a transcoder; resolves once its health endpoint answers. Ports are fresh unless given. */
-  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number } = {}): Promise<TranscoderNode> => {
+  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number; webrtc?: number } = {}): Promise<TranscoderNode> => {
     const rtmp = ports.rtmp ?? (await freePort());
     const health = ports.health ?? (await freePort());
     const srt = ports.srt ?? (await freePort());
-    const signalling = await freePort();
+    const signalling = ports.webrtc ?? (await freePort());
     const nodeId = spec.nodeId ?? `local-${rtmp}`;
     const region = spec.region ?? 'local';
     log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, srt: `srt://127.0.0.1:${srt}` });
@@ -228,7 +230,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
     const specs = opts.transcoders ?? [{}];
     // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
-    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort });
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: opts.webrtcPort });
     for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();
