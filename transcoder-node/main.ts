@@ -145,6 +145,7 @@ const whip = new WhipEndpoint({
   abandon: (lease) => void origin.end(lease.streamId, lease.epoch).catch((err) => log.warn('could not give back an unused lease', { error: err })),
   iceServers: config.webrtc.stack.iceServers ?? [],
   maxBitrate: config.webrtc.whip.maxBitrate,
+  mediaTimeoutMs: config.webrtc.whip.mediaTimeoutMs,
 });
 const signalling =
   config.webrtc.http === null

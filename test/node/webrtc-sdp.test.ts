@@ -184,7 +184,7 @@ describe('WebRTC settings from the environment', () => {
   it('defaults: signalling on 8088, CORS for the Worker origin, 32 KiB offers, ephemeral media ports', () => {
     const c = webrtcConfigFromEnv({ ORIGIN_URL: 'https://live.example.com/some/path' });
     expect(c.http).toEqual({ host: '0.0.0.0', port: 8088, corsOrigins: ['https://live.example.com'] });
-    expect(c.whip).toEqual({ maxOfferBytes: 32768, maxPendingPerAddress: 4, maxBitrate: 5_000_000 });
+    expect(c.whip).toEqual({ maxOfferBytes: 32768, maxPendingPerAddress: 4, maxBitrate: 5_000_000, mediaTimeoutMs: 10_000 });
     expect(c.stack).toEqual({ udpMux: false, iceServers: [] });
   });
   it('a port range, one muxed port, ICE servers with credentials, signalling off', () => {

@@ -31,7 +31,7 @@ interface Harness {
 }
 const harnesses: Harness[] = [];
 
-async function start(opts: { maxSessions?: number; maxPendingPerAddress?: number; authorize?: (key: string) => Promise<WhipAuthorizeResult>; stack?: ConstructorParameters<typeof WebRtcStack>[0] } = {}): Promise<Harness> {
+async function start(opts: { maxSessions?: number; maxPendingPerAddress?: number; mediaTimeoutMs?: number; authorize?: (key: string) => Promise<WhipAuthorizeResult>; stack?: ConstructorParameters<typeof WebRtcStack>[0] } = {}): Promise<Harness> {
   const stack = new WebRtcStack(opts.stack ?? { bindAddress: '127.0.0.1' }, log);
   const publishers: Publisher[] = [];
   const authorized: string[] = [];
@@ -48,6 +48,7 @@ async function start(opts: { maxSessions?: number; maxPendingPerAddress?: number
     abandon: () => undefined,
     iceServers: [{ urls: 'stun:stun.example.net:3478' }],
     maxBitrate: 2_000_000,
+    ...(opts.mediaTimeoutMs ? { mediaTimeoutMs: opts.mediaTimeoutMs } : {}),
   });
   const server = new SignallingServer({ host: '127.0.0.1', port: 0, corsOrigins: ['http://worker.test'], logger: log, routes: [endpoint] });
   await server.listen();
@@ -275,5 +276,21 @@ describe('media ports', () => {
     while (h.endpoint.sessions().some((s) => s.state !== 'connected') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(h.endpoint.sessions().map((s) => s.state)).toEqual(['connected', 'connected']);
     for (const c of clients) c.pc.close();
+  }, 20_000);
+});
+
+describe('a publisher that goes silent', () => {
+  it('is dropped after the media timeout although its connection stays up (code idle-timeout)', async () => {
+    const h = await start({ mediaTimeoutMs: 1500 });
+    const client = clientPeer();
+    const res = await post(h.url, client.offer);
+    expect(res.status).toBe(201);
+    client.pc.setRemoteDescription(await res.text(), 'answer');
+    const publisher = h.publishers[0]!;
+    const end = await publisher.ended;
+    expect(end.code).toBe('idle-timeout');
+    expect(end.message).toMatch(/^no media for \d+ ms$/);
+    expect(h.stack.counters.open).toBe(0);
+    client.pc.close();
   }, 20_000);
 });

@@ -8,7 +8,7 @@ export interface WebRtcNodeConfig {
   http: { host: string; port: number; corsOrigins: string[] } | null;
   /** How publishers reach the listener (WHIP URL base), when not what was bound. */
   publicUrl?: string;
-  whip: { maxOfferBytes: number; maxPendingPerAddress: number; maxSessions?: number; maxBitrate: number };
+  whip: { maxOfferBytes: number; maxPendingPerAddress: number; maxSessions?: number; maxBitrate: number; mediaTimeoutMs: number };
 }
 
 function int(env: Record<string, string | undefined>, name: string, fallback: number, min = 0): number {
@@ -61,6 +61,7 @@ export function webrtcConfigFromEnv(env: Record<string, string | undefined>): We
       maxPendingPerAddress: int(env, 'WHIP_MAX_PENDING_PER_ADDRESS', 4, 1),
       ...(env.WHIP_MAX_SESSIONS ? { maxSessions: int(env, 'WHIP_MAX_SESSIONS', 16, 0) } : {}),
       maxBitrate: int(env, 'WHIP_MAX_BITRATE', 5_000_000, 100_000),
+      mediaTimeoutMs: int(env, 'WHIP_MEDIA_TIMEOUT_MS', 10_000, 1000),
     },
   };
 }

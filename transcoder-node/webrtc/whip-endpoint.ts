@@ -39,6 +39,8 @@ export interface WhipEndpointOptions {
   connectTimeoutMs?: number;
   disconnectGraceMs?: number;
   maxBufferedBytes?: number;
+  /** A connected publisher silent this long is dropped (ms; default 10 s). */
+  mediaTimeoutMs?: number;
 }
 
 export interface WhipCounters {
@@ -185,6 +187,7 @@ export class WhipEndpoint implements SignallingRoute {
       connectTimeoutMs: o.connectTimeoutMs ?? 15_000,
       disconnectGraceMs: o.disconnectGraceMs ?? 5_000,
       maxBufferedBytes: o.maxBufferedBytes ?? 8 * 1024 * 1024,
+      mediaTimeoutMs: o.mediaTimeoutMs ?? 10_000,
     });
     let answer: string;
     try {

@@ -31,6 +31,11 @@ export interface WhipPublisherOptions {
   disconnectGraceMs: number;
   /** Matroska bytes the ladder may leave unread before the publisher is dropped (ffmpeg stalled). */
   maxBufferedBytes: number;
+  /**
+   * A connected publisher that sends no RTP for this long is dropped (ms). ICE consent keeps a
+   * frozen tab's connection up; browsers send media even when muted (black frames, Opus DTX).
+   */
+  mediaTimeoutMs: number;
 }
 
 export type WhipState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'ended';
@@ -62,6 +67,7 @@ export class WhipPublisher implements Publisher {
   #timers: NodeJS.Timeout[] = [];
   #graceTimer: NodeJS.Timeout | null = null;
   #lastKeyframeRequest = 0;
+  #lastPacketAt = performance.now();
   keyframeRequests = 0;
 
   constructor(opts: WhipPublisherOptions) {
@@ -156,7 +162,9 @@ export class WhipPublisher implements Publisher {
     });
     this.#framers.push(framer);
     track.onMessage((msg) => {
-      if (this.state !== 'ended') framer.push(msg);
+      if (this.state === 'ended') return;
+      this.#lastPacketAt = performance.now();
+      framer.push(msg);
     });
     if (accepted.kind === 'video') {
       this.#videoTrack = track;
@@ -175,6 +183,7 @@ export class WhipPublisher implements Publisher {
       if (this.#graceTimer) clearTimeout(this.#graceTimer);
       this.#graceTimer = null;
       if (this.state !== 'connected') this.#log.info('whip publisher connected', { remote: this.remoteAddress });
+      if (this.state === 'connecting') this.#watchMedia();
       this.state = 'connected';
     } else if (state === 'disconnected') {
       this.state = 'disconnected';
@@ -182,6 +191,17 @@ export class WhipPublisher implements Publisher {
     } else if (state === 'failed' || state === 'closed') {
       this.#end('disconnected', `the peer connection ${state}`);
     }
+  }
+
+  #watchMedia(): void {
+    this.#lastPacketAt = performance.now();
+    const every = Math.min(1000, this.#opts.mediaTimeoutMs / 2);
+    this.#timers.push(
+      setInterval(() => {
+        const silent = performance.now() - this.#lastPacketAt;
+        if (this.state === 'connected' && silent > this.#opts.mediaTimeoutMs) this.#end('idle-timeout', `no media for ${Math.round(silent)} ms`);
+      }, every),
+    );
   }
 
   #end(code: string, message: string): void {
