@@ -136,18 +136,18 @@ describe('refusals allocate nothing', () => {
     pc.close();
   });
 
-  it('429 past the pending offers of one address, 503 with Retry-After past the node capacity', async () => {
+  it('429 past the pending offers of one address, 503 with Retry-After past the node capacity (offers being answered count)', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const h = await start({
       maxPendingPerAddress: 2,
-      maxSessions: 1,
+      maxSessions: 2,
       authorize: async (key) => {
         await gate;
         return key === KEY ? { ok: true, context: lease } : { ok: false, reason: 'no' };
       },
     });
-    const clients = [clientPeer(), clientPeer(), clientPeer()];
+    const clients = [clientPeer(), clientPeer(), clientPeer(), clientPeer()];
     const slow = [post(h.url, clients[0]!.offer), post(h.url, clients[1]!.offer, { authorization: 'Bearer sk_other' })];
     await new Promise((r) => setTimeout(r, 200));
     const third = await post(h.url, clients[2]!.offer);
@@ -158,9 +158,12 @@ describe('refusals allocate nothing', () => {
     expect(second!.status).toBe(401);
     await first!.text();
     await second!.body?.cancel();
-    const full = await post(h.url, clients[2]!.offer);
+    const another = await post(h.url, clients[2]!.offer);
+    expect(another.status).toBe(201);
+    await another.text();
+    const full = await post(h.url, clients[3]!.offer);
     expect([full.status, full.headers.get('retry-after'), await errorCode(full)]).toEqual([503, '10', 'at_capacity']);
-    expect(h.stack.counters.created).toBe(1);
+    expect(h.stack.counters.created).toBe(2);
     for (const c of clients) c.pc.close();
   });
 

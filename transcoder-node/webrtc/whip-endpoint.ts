@@ -92,6 +92,7 @@ export class WhipEndpoint implements SignallingRoute {
   readonly #log: Logger;
   readonly #sessions = new Map<string, WhipSession>();
   readonly #pending = new Map<string, number>();
+  #pendingTotal = 0;
 
   constructor(opts: WhipEndpointOptions) {
     this.#opts = opts;
@@ -143,10 +144,12 @@ export class WhipEndpoint implements SignallingRoute {
     if (pending >= this.#opts.limits.maxPendingPerAddress) {
       refuse(new HttpError(429, 'too_many_pending', 'too many offers from this address are being answered', { 'retry-after': '2' }));
     }
-    if (this.#sessions.size >= this.#opts.limits.maxSessions) {
+    // Offers being answered count too: they become sessions in a moment.
+    if (this.#sessions.size + this.#pendingTotal >= this.#opts.limits.maxSessions) {
       refuse(new HttpError(503, 'at_capacity', 'this media node holds as many WHIP sessions as it may', { 'retry-after': '10' }));
     }
     this.#pending.set(address, pending + 1);
+    this.#pendingTotal++;
     try {
       const body = await req.readBody(this.#opts.limits.maxOfferBytes).catch((err) => refuse(err as HttpError));
       // The offer is checked before the key: the lease the key check takes fences the stream's
@@ -166,6 +169,7 @@ export class WhipEndpoint implements SignallingRoute {
       }
       return await this.#accept(req, token, shaped, auth.context);
     } finally {
+      this.#pendingTotal--;
       const left = (this.#pending.get(address) ?? 1) - 1;
       if (left > 0) this.#pending.set(address, left);
       else this.#pending.delete(address);
