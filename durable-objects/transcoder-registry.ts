@@ -18,6 +18,8 @@ export interface IngestNode {
   longitude: number;
   rtmpUrl: string;
   srtUrl: string | null;
+  /** WHIP endpoint; null for a node without WebRTC (or registered before it had it). */
+  whipUrl: string | null;
   capacity: number;
   sessions: number;
   /** sessions / capacity. */
@@ -64,6 +66,7 @@ export class TranscoderRegistry extends DurableObject<Env> {
       longitude: reg.longitude,
       rtmpUrl: reg.rtmpUrl,
       srtUrl: reg.srtUrl ?? null,
+      whipUrl: reg.whipUrl ?? null,
       capacity: reg.capacity,
       locationHint: reg.locationHint ?? nearestLocationHint(reg),
     };
@@ -136,10 +139,11 @@ function ack(heartbeatIntervalMs: number, now: number): NodeAck {
 }
 
 function toNode(r: Row): IngestNode {
-  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'srtUrl' | 'capacity' | 'locationHint'>;
+  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'srtUrl' | 'capacity' | 'locationHint'> & { whipUrl?: string | null };
   return {
     nodeId: r.node_id,
     ...info,
+    whipUrl: info.whipUrl ?? null,
     sessions: r.sessions,
     load: r.sessions / info.capacity,
     heartbeatIntervalMs: r.interval_ms,

@@ -18,6 +18,8 @@ export interface StackOptions {
   /** UDP port of the first transcoder's SRT listener (fresh when absent). */
   srtPort?: number;
   healthPort?: number;
+  /** TCP port of the first transcoder's WebRTC signalling listener (WHIP; fresh when absent). */
+  webrtcPort?: number;
   /** Where wrangler persists R2, D1 and Durable Objects. */
   persistDir: string;
   /** Where child process logs go. */
@@ -58,6 +60,8 @@ export interface TranscoderNode {
   /** srt://127.0.0.1:PORT */
   srtUrl: string;
   healthUrl: string;
+  /** http://127.0.0.1:PORT/whip: the node's WHIP endpoint (WebRTC signalling listener). */
+  whipUrl: string;
   process: ChildProcess;
 }
 
@@ -82,7 +86,7 @@ export interface Stack {
 export interface CreatedStream {
   id: string;
   streamKey: string;
-  ingest: { rtmp: string; srt?: string | null; nodeId?: string | null; region?: string | null };
+  ingest: { rtmp: string; srt?: string | null; whip?: string | null; nodeId?: string | null; region?: string | null };
   playback: { hls: string; watch: string };
 }
 
@@ -179,10 +183,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const nodes: TranscoderNode[] = [];
   /** Spawns a transcoder; resolves once its health endpoint answers. Ports are fresh unless given. */
-  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number } = {}): Promise<TranscoderNode> => {
+  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number; webrtc?: number } = {}): Promise<TranscoderNode> => {
     const rtmp = ports.rtmp ?? (await freePort());
     const health = ports.health ?? (await freePort());
     const srt = ports.srt ?? (await freePort());
+    const signalling = ports.webrtc ?? (await freePort());
     const nodeId = spec.nodeId ?? `local-${rtmp}`;
     const region = spec.region ?? 'local';
     log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, srt: `srt://127.0.0.1:${srt}` });
@@ -198,6 +203,11 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         RTMP_PORT: String(rtmp),
         SRT_PORT: String(srt),
         HEALTH_PORT: String(health),
+        // WebRTC signalling and media on loopback: browser pages of the Worker's origin publish here.
+        WEBRTC_HTTP_HOST: '127.0.0.1',
+        WEBRTC_HTTP_PORT: String(signalling),
+        WEBRTC_HOST: '127.0.0.1',
+        WEBRTC_CORS_ORIGINS: workerUrl,
         NODE_ID: nodeId,
         REGION: region,
         ...(spec.latitude !== undefined ? { LAT: String(spec.latitude) } : {}),
@@ -207,7 +217,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ...spec.env,
       },
     });
-    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, process: child };
+    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, whipUrl: `http://127.0.0.1:${signalling}/whip`, process: child };
     nodes.push(node);
     await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
     return node;
@@ -220,7 +230,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
     const specs = opts.transcoders ?? [{}];
     // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
-    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort });
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: opts.webrtcPort });
     for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();

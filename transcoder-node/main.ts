@@ -9,9 +9,13 @@ import { OriginClient, OriginError } from './origin-client.ts';
 import { RegistryClient } from './registry-client.ts';
 import { RtmpIngestServer } from './rtmp/server.ts';
 import { SrtIngestServer } from './srt/server.ts';
+import { publisherFrom, type Publisher } from './publisher.ts';
+import { webrtcConfigFromEnv } from './webrtc/config.ts';
+import { SignallingServer } from './webrtc/signalling-server.ts';
+import { WebRtcStack } from './webrtc/stack.ts';
+import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
 import { IngestSession } from './session.ts';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
-import type { Readable } from 'node:stream';
 
 const env = process.env;
 /** A positive number from the environment; undefined when unset, so the component's default applies. */
@@ -62,6 +66,7 @@ const config = {
   heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
   /** Seconds between JPEG thumbnails of the top rendition (0: none). */
   thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
+  webrtc: webrtcConfigFromEnv(env),
 };
 
 const log = createLogger({ service: 'transcoder', nodeId: config.nodeId });
@@ -86,25 +91,24 @@ async function authorizeKey(streamKey: string): Promise<{ ok: true; context: Aut
   }
 }
 
-/** Starts the pipeline of an accepted SRT publisher (MPEG-TS into the ladder). */
-function startSrtSession(lease: AuthorizeResponse, media: Readable, close: (reason: string) => void): IngestSession {
+/** Starts the pipeline of an accepted publisher, whatever its protocol; a newer one for the same stream replaces the old. */
+function startIngest(publisher: Publisher): IngestSession {
+  const lease = publisher.lease;
   metrics.sessionsStarted++;
   const previous = sessions.get(lease.streamId);
   if (previous) void previous.stop('the publisher reconnected');
   const ingest = new IngestSession({
-    lease,
-    flv: media,
-    inputFormat: 'mpegts',
+    publisher,
     origin,
     logger: log,
     metrics,
-    dropPublisher: close,
     thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
     onClosed: () => {
       if (sessions.get(lease.streamId) === ingest) sessions.delete(lease.streamId);
     },
   });
   sessions.set(lease.streamId, ingest);
+  void publisher.ended.then((end) => log.info('publisher disconnected', { protocol: publisher.protocol, streamId: lease.streamId, code: end.code, reason: end.message }));
   return ingest;
 }
 
@@ -116,26 +120,17 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
   // The key is checked (and the stream's lease taken) before the publisher may send media.
   authorize: ({ streamKey }) => authorizeKey(streamKey),
   onPublish: (session) => {
-    const lease = session.context!;
-    metrics.sessionsStarted++;
-    const previous = sessions.get(lease.streamId);
-    if (previous) void previous.stop('the publisher reconnected');
-    const ingest = new IngestSession({
-      lease,
-      flv: session.flv,
-      origin,
-      logger: log,
-      metrics,
-      dropPublisher: (reason) => session.close(reason),
-      thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
-      onClosed: () => {
-        if (sessions.get(lease.streamId) === ingest) sessions.delete(lease.streamId);
-      },
-    });
-    sessions.set(lease.streamId, ingest);
-    session.on('end', (end) => {
-      log.info('publisher disconnected', { streamId: lease.streamId, code: end.code, reason: end.message });
-    });
+    startIngest(
+      publisherFrom({
+        protocol: 'rtmp',
+        lease: session.context!,
+        remoteAddress: session.remoteAddress,
+        media: session.flv,
+        container: 'flv',
+        close: (reason) => session.close(reason),
+        onEnd: (fn) => session.once('end', fn),
+      }),
+    );
   },
 });
 
@@ -152,11 +147,38 @@ const srt =
         logger: log.child({ component: 'srt' }),
         authorize: ({ streamKey }) => authorizeKey(streamKey),
         onPublish: (session) => {
-          const lease = session.context;
-          startSrtSession(lease, session.media, (reason) => session.close(reason));
-          session.onEnd((code, message) => log.info('srt publisher disconnected', { streamId: lease.streamId, code, reason: message }));
+          startIngest(
+            publisherFrom({
+              protocol: 'srt',
+              lease: session.context,
+              remoteAddress: session.remoteAddress,
+              media: session.media,
+              container: 'mpegts',
+              close: (reason) => session.close(reason),
+              onEnd: (fn) => session.onEnd((code, message) => fn({ code, message })),
+            }),
+          );
         },
       });
+
+// WebRTC: one stack for the node, WHIP ingest on the signalling listener. The key is checked exactly
+// like an RTMP key, before any peer connection exists.
+const webrtc = new WebRtcStack(config.webrtc.stack, log.child({ component: 'webrtc' }));
+const whip = new WhipEndpoint({
+  stack: webrtc,
+  logger: log.child({ component: 'whip' }),
+  limits: { ...config.webrtc.whip, maxSessions: config.webrtc.whip.maxSessions ?? config.capacity },
+  authorize: (streamKey) => authorizeKey(streamKey),
+  onPublisher: (publisher) => startIngest(publisher),
+  abandon: (lease) => void origin.end(lease.streamId, lease.epoch).catch((err) => log.warn('could not give back an unused lease', { error: err })),
+  iceServers: config.webrtc.stack.iceServers ?? [],
+  maxBitrate: config.webrtc.whip.maxBitrate,
+  mediaTimeoutMs: config.webrtc.whip.mediaTimeoutMs,
+});
+const signalling =
+  config.webrtc.http === null
+    ? null
+    : new SignallingServer({ ...config.webrtc.http, logger: log.child({ component: 'signalling' }), routes: [whip] });
 
 const health = createServer((req, res) => {
   const body = (status: number, value: unknown) => {
@@ -169,21 +191,27 @@ const health = createServer((req, res) => {
       service: 'edgelive-transcoder',
       nodeId: config.nodeId,
       region: config.region,
-      sessions: [...sessions.values()].map((s) => ({ streamId: s.streamId, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
+      sessions: [...sessions.values()].map((s) => ({ streamId: s.streamId, epoch: s.epoch, protocol: s.protocol, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
+      whip: whip.sessions(),
+      webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
     });
   }
-  if (req.url === '/metrics') return body(200, { nodeId: config.nodeId, sessions: sessions.size, ...metrics.snapshot() });
+  if (req.url === '/metrics') {
+    return body(200, { nodeId: config.nodeId, sessions: sessions.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length } });
+  }
   body(404, { error: { code: 'not_found', message: 'try /health or /metrics' } });
 });
 
 await rtmp.listen();
 await srt?.listen();
+await signalling?.listen();
 await new Promise<void>((resolve) => health.listen(config.healthPort, '127.0.0.1', resolve));
 
 // Public URLs default to what was bound (loopback when bound to every interface: local stacks).
 const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
 const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
 const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
+const whipUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) + '/whip' : undefined;
 const registryClient = new RegistryClient({
   originUrl: config.originUrl,
   secret: config.ingestSecret,
@@ -194,6 +222,7 @@ const registryClient = new RegistryClient({
     longitude: config.longitude,
     rtmpUrl: publicRtmpUrl,
     srtUrl: publicSrtUrl,
+    whipUrl,
     capacity: config.capacity,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   },
@@ -201,7 +230,7 @@ const registryClient = new RegistryClient({
   logger: log.child({ component: 'registry' }),
 });
 registryClient.start();
-log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
+log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
@@ -219,6 +248,10 @@ async function shutdown(signal: string): Promise<void> {
     await s.stop(`transcoder ${signal}`);
     await s.closed;
   }));
+  // Peer connections close with their sessions; any left (still answering) close here.
+  whip.closeAll(`transcoder ${signal}`);
+  webrtc.closeAll();
+  await signalling?.close();
   await rtmp.close();
   await srt?.close();
   health.close();

@@ -14,6 +14,8 @@ export interface Env extends Cloudflare.Env {
   RTMP_INGEST_URL?: string;
   /** Public SRT base URL (srt://host:port) handed out with new streams when no registered node is healthy. */
   SRT_INGEST_URL?: string;
+  /** WHIP endpoint (`https://host/whip`) returned with new streams when no ingest node is registered (optional). */
+  WHIP_INGEST_URL?: string;
   /** Seconds before the first webhook retry; later ones double (default 30). */
   WEBHOOK_RETRY_BASE_SECONDS?: string;
   /**

@@ -206,6 +206,8 @@ export const RegisterNodeRequestSchema = z.object({
   rtmpUrl: z.string().regex(/^rtmps?:\/\/[^\s]+$/, 'an rtmp:// or rtmps:// URL').max(500),
   /** Public SRT URL (`srt://host:port`): publishers add `?streamid={streamKey}`. */
   srtUrl: z.string().regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query').max(500).optional(),
+  /** Public WHIP endpoint (`https://host/whip`): publishers POST an SDP offer with the stream key as bearer token. */
+  whipUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
   /** Publishers the node takes at once. */
   capacity: z.number().int().min(1).max(10_000),
   /** Publishers it has now. */

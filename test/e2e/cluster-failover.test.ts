@@ -125,14 +125,15 @@ describe('ingest cluster', () => {
     expect(stream.ingest).toEqual({
       rtmp: `${node('eu-1').rtmpUrl}/${stream.streamKey}`,
       srt: `${node('eu-1').srtUrl}?streamid=${stream.streamKey}`,
+      whip: node('eu-1').whipUrl,
       nodeId: 'eu-1',
       region: 'eu-central',
     });
     const nearest = await fetch(`${stack.workerUrl}/api/ingest/nearest`, { headers: { 'x-edgelive-dev-location': NEW_YORK } });
     expect(nearest.status).toBe(200);
-    const body = (await nearest.json()) as { nodes: Array<{ nodeId: string; ingest: { rtmp: string; srt: string } }> };
+    const body = (await nearest.json()) as { nodes: Array<{ nodeId: string; ingest: { rtmp: string; srt: string; whip: string } }> };
     expect(body.nodes.map((n) => n.nodeId)).toEqual(['us-1', 'eu-1']);
-    expect(body.nodes[0]!.ingest).toEqual({ rtmp: node('us-1').rtmpUrl, srt: node('us-1').srtUrl });
+    expect(body.nodes[0]!.ingest).toEqual({ rtmp: node('us-1').rtmpUrl, srt: node('us-1').srtUrl, whip: node('us-1').whipUrl });
   });
 
   it('a publisher that moves to the other node takes the stream over: new epoch, the old node stops its ffmpeg, DISCONTINUITY, MSNs grow', async () => {

@@ -26,6 +26,7 @@ function register(node: Partial<RegisterNodeRequest> & { nodeId: string; latitud
     region: node.nodeId,
     rtmpUrl: `rtmp://${node.nodeId}.ingest.test:1935/live`,
     srtUrl: `srt://${node.nodeId}.ingest.test:9000`,
+    whipUrl: `https://${node.nodeId}.ingest.test/whip`,
     capacity: 10,
     sessions: 0,
     heartbeatIntervalMs: 1000,
@@ -42,7 +43,7 @@ async function nearest(cf?: Record<string, string>) {
   // request.cf is optional: without it the list is ordered by load.
   const res = await worker(new Request('http://edge.test/api/ingest/nearest', cf ? { cf } : {}));
   expect(res.status).toBe(200);
-  return (await res.json()) as { caller: unknown; nodes: Array<{ nodeId: string; region: string; distanceKm: number | null; load: number; ingest: { rtmp: string; srt: string | null } }> };
+  return (await res.json()) as { caller: unknown; nodes: Array<{ nodeId: string; region: string; distanceKm: number | null; load: number; ingest: { rtmp: string; srt: string | null; whip: string | null } }> };
 }
 
 /** Moves every node's last heartbeat back in time, as if that long had passed without one. */
@@ -141,7 +142,7 @@ describe('GET /api/ingest/nearest (public)', () => {
     expect(fromLondon.nodes.map((n) => n.nodeId)).toEqual(['fra', 'iad', 'syd']);
     expect(fromLondon.nodes[0]!.distanceKm).toBeGreaterThan(600);
     expect(fromLondon.nodes[0]!.distanceKm).toBeLessThan(700);
-    expect(fromLondon.nodes[0]!.ingest).toEqual({ rtmp: 'rtmp://fra.ingest.test:1935/live', srt: 'srt://fra.ingest.test:9000' });
+    expect(fromLondon.nodes[0]!.ingest).toEqual({ rtmp: 'rtmp://fra.ingest.test:1935/live', srt: 'srt://fra.ingest.test:9000', whip: 'https://fra.ingest.test/whip' });
     const fromNyc = await nearest(NYC_CF);
     expect(fromNyc.nodes.map((n) => n.nodeId)).toEqual(['iad', 'fra', 'syd']);
   });
@@ -169,7 +170,7 @@ describe('GET /api/ingest/nearest (public)', () => {
 });
 
 describe('stream creation and the admin node list', () => {
-  it('POST /api/streams returns the nearest healthy node’s RTMP and SRT URLs', async () => {
+  it('POST /api/streams returns the nearest healthy node’s RTMP, SRT and WHIP URLs (the key in the first two, never in WHIP’s)', async () => {
     await clear();
     await (await register({ nodeId: 'fra', ...FRANKFURT, region: 'eu-central' })).body?.cancel();
     await (await register({ nodeId: 'iad', ...ASHBURN, region: 'us-east' })).body?.cancel();
@@ -177,10 +178,11 @@ describe('stream creation and the admin node list', () => {
       new Request('http://edge.test/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: '{}', cf: NYC_CF }),
     );
     expect(res.status).toBe(201);
-    const s = (await res.json()) as { streamKey: string; ingest: { rtmp: string; srt: string; nodeId: string; region: string } };
+    const s = (await res.json()) as { streamKey: string; ingest: { rtmp: string; srt: string; whip: string; nodeId: string; region: string } };
     expect(s.ingest).toEqual({
       rtmp: `rtmp://iad.ingest.test:1935/live/${s.streamKey}`,
       srt: `srt://iad.ingest.test:9000?streamid=${s.streamKey}`,
+      whip: 'https://iad.ingest.test/whip',
       nodeId: 'iad',
       region: 'us-east',
     });
@@ -194,6 +196,8 @@ describe('stream creation and the admin node list', () => {
     const s = await createStream();
     expect(s.ingest.rtmp).toMatch(new RegExp(`^rtmp://.+/${s.streamKey}$`));
     expect(s.ingest.rtmp).not.toContain('ingest.test');
+    // No WHIP_INGEST_URL configured: no WHIP URL rather than a guess.
+    expect((s.ingest as { whip?: string | null }).whip).toBeNull();
   });
 
   it('GET /api/ingest/nodes needs the admin token and lists every healthy node with its load and heartbeat state', async () => {

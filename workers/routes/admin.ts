@@ -39,9 +39,9 @@ const ListQuerySchema = z.object({
 
 /**
  * Publish URLs from the healthy ingest node nearest the caller (geo-routed ingest), or from the
- * RTMP_INGEST_URL / SRT_INGEST_URL variables when no node is registered.
+ * RTMP_INGEST_URL / SRT_INGEST_URL / WHIP_INGEST_URL variables when no node is registered.
  */
-async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: { rtmp: string; srt: string | null; nodeId: string | null; region: string | null }; node: IngestNode | null }> {
+async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: { rtmp: string; srt: string | null; whip: string | null; nodeId: string | null; region: string | null }; node: IngestNode | null }> {
   let node: IngestNode | null = null;
   try {
     node = await nearestIngestNode(env, req);
@@ -50,7 +50,7 @@ async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ u
   }
   if (node) return { urls: { ...nodeIngestUrls(node, streamKey), nodeId: node.nodeId, region: node.region }, node };
   const base = (env.RTMP_INGEST_URL ?? 'rtmp://127.0.0.1:1935/live').replace(/\/$/, '');
-  return { urls: { rtmp: `${base}/${streamKey}`, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, nodeId: null, region: null }, node: null };
+  return { urls: { rtmp: `${base}/${streamKey}`, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, whip: env.WHIP_INGEST_URL ?? null, nodeId: null, region: null }, node: null };
 }
 
 function playbackUrls(origin: string, id: string) {

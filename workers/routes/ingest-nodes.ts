@@ -112,10 +112,12 @@ export async function nearestIngestNode(env: Env, req: Request): Promise<IngestN
 }
 
 /** A node's publish URLs for one stream key. */
-export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'srtUrl'>, streamKey: string): { rtmp: string; srt: string | null } {
+export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'srtUrl' | 'whipUrl'>, streamKey: string): { rtmp: string; srt: string | null; whip: string | null } {
   return {
     rtmp: `${node.rtmpUrl.replace(/\/$/, '')}/${streamKey}`,
     srt: node.srtUrl ? srtUrlFor(node.srtUrl, streamKey) : null,
+    // The key never goes into a WHIP URL: the publisher presents it as its bearer token.
+    whip: node.whipUrl,
   };
 }
 
@@ -147,7 +149,7 @@ publicIngestRoutes.get('/nearest', async (c) => {
       region: n.region,
       distanceKm: n.distanceKm === null ? null : Math.round(n.distanceKm),
       load: Math.round(Math.min(1, n.load) * 100) / 100,
-      ingest: { rtmp: n.rtmpUrl, srt: n.srtUrl },
+      ingest: { rtmp: n.rtmpUrl, srt: n.srtUrl, whip: n.whipUrl },
     })),
   });
 });
