@@ -1,0 +1,170 @@
+// The publishers on this node, whatever their protocol (RTMP, SRT, WHIP): each one's ingest
+// session, and the ladder restart that sheds a rung under overload. A restart is what a publisher
+// reconnecting would do, without the publisher noticing: the running ladder gets the end of its
+// input and flushes its pushes, a new lease is taken (a new epoch: discontinuity, new init
+// segments, the timeline continued), and a new ladder starts on the same input (input-relay.ts).
+import type { Readable } from 'node:stream';
+import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
+import type { LadderRung } from '../core/contracts/stream-config.ts';
+import type { PublishProtocol } from './admission.ts';
+import { InputRelay } from './input-relay.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import type { OriginClient } from './origin-client.ts';
+import type { OverloadGuard } from './overload.ts';
+import { IngestSession } from './session.ts';
+
+export interface PublishersOptions {
+  origin: OriginClient;
+  logger: Logger;
+  metrics: Metrics;
+  overload: OverloadGuard;
+  nodeId: string;
+  region: string;
+  thumbnailIntervalSeconds?: number;
+}
+
+export interface NewPublisher {
+  protocol: PublishProtocol;
+  streamKey: string;
+  lease: AuthorizeResponse;
+  /** The publisher's media: FLV (RTMP) or MPEG-TS (SRT, WHIP through its remuxer). */
+  media: Readable;
+  inputFormat: 'flv' | 'mpegts';
+  /** Drops the publisher (its connection), with the reason. */
+  close: (reason: string) => void;
+}
+
+export class Publisher {
+  readonly protocol: PublishProtocol;
+  readonly streamKey: string;
+  readonly streamId: string;
+  /** The session of the current ladder. */
+  session: IngestSession;
+  /** Resolves with the reason once the publisher's last session has stopped. */
+  readonly closed: Promise<string>;
+  private resolveClosed!: (reason: string) => void;
+  private readonly spec: NewPublisher;
+  private readonly node: PublishersOptions;
+  private readonly relay: InputRelay;
+  private readonly log: Logger;
+  private ladder: LadderRung[];
+  private restarting = false;
+  private stopping: string | null = null;
+  private done = false;
+
+  constructor(spec: NewPublisher, node: PublishersOptions, onEnd: (p: Publisher) => void) {
+    this.spec = spec;
+    this.node = node;
+    this.protocol = spec.protocol;
+    this.streamKey = spec.streamKey;
+    this.streamId = spec.lease.streamId;
+    this.log = node.logger.child({ streamId: this.streamId, protocol: spec.protocol });
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    void this.closed.then(() => onEnd(this));
+    this.relay = new InputRelay(spec.media, spec.inputFormat, (n) => node.metrics.ingestReceived(spec.protocol, n));
+    this.ladder = spec.lease.ladder as LadderRung[];
+    this.session = this.startSession(spec.lease);
+  }
+
+  /** Stops the publisher for good: its ladder, its connection. */
+  async stop(reason: string): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = reason;
+    if (!this.restarting) await this.session.stop(reason);
+    else this.spec.close(reason); // the restart sees `stopping` and ends there
+  }
+
+  private startSession(lease: AuthorizeResponse): IngestSession {
+    const session: IngestSession = new IngestSession({
+      lease: { ...lease, ladder: this.ladder },
+      flv: this.relay.attach(),
+      inputFormat: this.spec.inputFormat,
+      origin: this.node.origin,
+      logger: this.node.logger,
+      metrics: this.node.metrics,
+      thumbnailIntervalSeconds: this.node.thumbnailIntervalSeconds,
+      onProgress: this.node.overload.watch({ streamId: this.streamId, ladder: this.ladder, restart: (ladder) => void this.restart(ladder) }),
+      dropPublisher: (reason) => {
+        if (this.session === session && !this.restarting) this.spec.close(reason);
+      },
+      onClosed: (reason) => {
+        if (this.session === session && !this.restarting) this.end(reason);
+      },
+    });
+    return session;
+  }
+
+  /** Replaces the running ladder with one of these rungs (see the file header). */
+  private async restart(ladder: LadderRung[]): Promise<void> {
+    if (this.restarting || this.stopping || this.done) return;
+    this.restarting = true;
+    const old = this.session;
+    old.continued = true;
+    this.relay.detach();
+    await old.closed;
+    if (this.stopping || this.relay.ended) return this.end(this.stopping ?? 'publisher ended');
+    let lease: AuthorizeResponse;
+    try {
+      lease = await this.node.origin.authorize(this.streamKey, this.node.nodeId, this.node.region);
+    } catch (err) {
+      this.log.error('could not take a new lease for the restarted ladder: dropping the publisher', { error: err });
+      this.spec.close('the ladder could not be restarted');
+      return this.end('ladder restart failed');
+    }
+    if (this.stopping) return this.end(this.stopping);
+    this.ladder = ladder;
+    this.session = this.startSession(lease);
+    this.restarting = false;
+    this.log.info('ladder restarted', { epoch: lease.epoch, renditions: ladder.map((r) => r.name) });
+  }
+
+  private end(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.restarting = false;
+    this.resolveClosed(reason);
+  }
+}
+
+export class Publishers {
+  private readonly opts: PublishersOptions;
+  private readonly byStream = new Map<string, Publisher>();
+
+  constructor(opts: PublishersOptions) {
+    this.opts = opts;
+  }
+
+  /** Starts the pipeline of an accepted publisher; one already publishing the stream here is stopped. */
+  start(spec: NewPublisher): Publisher {
+    const previous = this.byStream.get(spec.lease.streamId);
+    if (previous) void previous.stop('the publisher reconnected');
+    this.opts.metrics.sessionStarted(spec.protocol);
+    const publisher = new Publisher(spec, this.opts, (p) => {
+      if (this.byStream.get(p.streamId) !== p) return;
+      this.byStream.delete(p.streamId);
+      this.opts.overload.forget(p.streamId);
+      this.opts.metrics.streamEnded(p.streamId);
+    });
+    this.byStream.set(spec.lease.streamId, publisher);
+    return publisher;
+  }
+
+  get size(): number {
+    return this.byStream.size;
+  }
+
+  values(): IterableIterator<Publisher> {
+    return this.byStream.values();
+  }
+
+  liveKeys(): string[] {
+    return [...this.byStream.values()].map((p) => p.streamKey);
+  }
+
+  countByProtocol(): Partial<Record<PublishProtocol, number>> {
+    const out: Partial<Record<PublishProtocol, number>> = {};
+    for (const p of this.byStream.values()) out[p.protocol] = (out[p.protocol] ?? 0) + 1;
+    return out;
+  }
+}
