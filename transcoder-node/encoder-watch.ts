@@ -6,7 +6,7 @@
 export interface ProgressSample {
   /** Wall-clock time the block was read (ms). */
   atMs: number;
-  /** Media time encoded so far (s); null before the first frame leaves the encoder. */
+  /** Media time encoded so far (s); null until the first frame has left the encoders. */
   outTime: number | null;
   frame: number;
   fps: number;
@@ -25,7 +25,8 @@ export function parseProgress(block: Record<string, string>, atMs: number): Prog
   const outUs = num('out_time_us') ?? num('out_time_ms'); // both are microseconds in ffmpeg 5+
   return {
     atMs,
-    outTime: outUs !== null && outUs >= 0 ? outUs / 1e6 : null,
+    // 0 until the first frame has left every encoder: nothing to measure yet.
+    outTime: outUs !== null && outUs > 0 ? outUs / 1e6 : null,
     frame: num('frame') ?? 0,
     fps: num('fps') ?? 0,
     droppedFrames: num('drop_frames') ?? 0,

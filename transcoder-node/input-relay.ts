@@ -5,6 +5,13 @@
 // next chunk (SRT delivers whole TS packets; ffmpeg syncs on the next PAT/PMT and keyframe).
 import { Readable } from 'node:stream';
 
+export interface RelayEvents {
+  /** Every chunk the publisher sends, by size (the ingest byte counters). */
+  onBytes?: (n: number) => void;
+  /** The publisher's stream has ended (what the current input holds is still to be read). */
+  onSourceEnd?: () => void;
+}
+
 const TAG_HEADER = 11;
 const FLV_HEADER = 13; // 9-byte header + PreviousTagSize0
 
@@ -23,13 +30,12 @@ export class InputRelay {
   private hasVideo = false;
   /** The current input waits for a video keyframe before its first media tag. */
   private awaitingKeyframe = false;
-  /** Called with the byte count of every chunk the publisher sends (the ingest byte counters). */
-  private readonly onBytes: (n: number) => void;
+  private readonly events: RelayEvents;
 
-  constructor(source: Readable, format: 'flv' | 'mpegts', onBytes: (n: number) => void = () => {}) {
+  constructor(source: Readable, format: 'flv' | 'mpegts', events: RelayEvents = {}) {
     this.source = source;
     this.format = format;
-    this.onBytes = onBytes;
+    this.events = events;
     source.pause();
     source.on('data', (chunk: Buffer) => this.receive(chunk));
     source.once('end', () => this.finishSource());
@@ -73,10 +79,11 @@ export class InputRelay {
     if (this.sourceEnded) return;
     this.sourceEnded = true;
     this.current?.push(null);
+    this.events.onSourceEnd?.();
   }
 
   private receive(chunk: Buffer): void {
-    this.onBytes(chunk.byteLength);
+    this.events.onBytes?.(chunk.byteLength);
     if (this.format === 'mpegts') return this.forward(chunk);
     this.readFlv(chunk);
   }

@@ -84,6 +84,11 @@ export class OverloadGuard {
     };
   }
 
+  /** Whether the stream's current ladder is below real time now. */
+  isBehind(streamId: string): boolean {
+    return this.watches.get(streamId)?.status.behind === true;
+  }
+
   /** The stream's publisher left. */
   forget(streamId: string): void {
     this.watches.delete(streamId);

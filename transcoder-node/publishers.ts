@@ -1,7 +1,7 @@
 // The publishers on this node, whatever their protocol (RTMP, SRT, WHIP): each one's ingest
 // session, and the ladder restart that sheds a rung under overload. A restart is what a publisher
-// reconnecting would do, without the publisher noticing: the running ladder gets the end of its
-// input and flushes its pushes, a new lease is taken (a new epoch: discontinuity, new init
+// reconnecting would do, without the publisher noticing: the running ladder is stopped and
+// flushes its pushes, a new lease is taken (a new epoch: discontinuity, new init
 // segments, the timeline continued), and a new ladder starts on the same input (input-relay.ts).
 import type { Readable } from 'node:stream';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
@@ -62,7 +62,14 @@ export class Publisher {
     this.log = node.logger.child({ streamId: this.streamId, protocol: spec.protocol });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     void this.closed.then(() => onEnd(this));
-    this.relay = new InputRelay(spec.media, spec.inputFormat, (n) => node.metrics.ingestReceived(spec.protocol, n));
+    this.relay = new InputRelay(spec.media, spec.inputFormat, {
+      onBytes: (n) => node.metrics.ingestReceived(spec.protocol, n),
+      // A ladder behind real time would take long to encode what its publisher left behind, all
+      // of it late, while the node refuses others: it stops at once instead.
+      onSourceEnd: () => {
+        if (!this.restarting && node.overload.isBehind(this.streamId)) void this.session.stop('the publisher left while its ladder ran below real time');
+      },
+    });
     this.ladder = spec.lease.ladder as LadderRung[];
     this.session = this.startSession(spec.lease);
   }
@@ -101,7 +108,10 @@ export class Publisher {
     this.restarting = true;
     const old = this.session;
     old.continued = true;
+    // The old ladder is stopped rather than left to drain its input: what it holds is already
+    // late, and a slow ladder would take seconds to encode it. It still pushes all it wrote.
     this.relay.detach();
+    await old.stop('ladder restart');
     await old.closed;
     if (this.stopping || this.relay.ended) return this.end(this.stopping ?? 'publisher ended');
     let lease: AuthorizeResponse;
