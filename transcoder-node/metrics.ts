@@ -172,8 +172,9 @@ export class Metrics {
     this.encoderLag.set({ stream }, round(s.lagSeconds));
     this.encoderBehind.set({ stream }, s.behind ? 1 : 0);
     const seen = restarted ? { dropped: 0, duplicated: 0 } : (this.frameCounts.get(stream) ?? { dropped: 0, duplicated: 0 });
-    if (s.droppedFrames > seen.dropped) this.droppedFrames.inc({ stream }, s.droppedFrames - seen.dropped);
-    if (s.duplicatedFrames > seen.duplicated) this.duplicatedFrames.inc({ stream }, s.duplicatedFrames - seen.duplicated);
+    // inc(0) too: every stream has its series from its first reading, so rate() sees it start at 0.
+    this.droppedFrames.inc({ stream }, Math.max(0, s.droppedFrames - seen.dropped));
+    this.duplicatedFrames.inc({ stream }, Math.max(0, s.duplicatedFrames - seen.duplicated));
     this.frameCounts.set(stream, { dropped: Math.max(seen.dropped, s.droppedFrames), duplicated: Math.max(seen.duplicated, s.duplicatedFrames) });
   }
 
