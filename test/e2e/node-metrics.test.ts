@@ -6,11 +6,11 @@
 // while a publisher of a stream already on the node may still reconnect. The health endpoint
 // listens where HEALTH_HOST says.
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
+import { ROOT, startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { Reject, rejectionType } from '../../transcoder-node/srt/packet.ts';
 import { health, publishOnce, scrape, until } from '../support/media-node.ts';
@@ -125,6 +125,19 @@ describe('media node /metrics', () => {
     const json = (await (await fetch(healthUrl().replace('/health', '/metrics.json'))).json()) as { sessions: number; partPushMs: { samples: number } };
     expect(json.sessions).toBe(2);
     expect(json.partPushMs.samples).toBeGreaterThan(0);
+  });
+
+  it('exports every series the example alert rules (docs/prometheus/edgelive-alerts.yml) use', async () => {
+    const rules = readFileSync(join(ROOT, 'docs', 'prometheus', 'edgelive-alerts.yml'), 'utf8');
+    const exprs = rules.split('\n').filter((l) => /^\s+expr: /.test(l));
+    expect(exprs.length).toBeGreaterThanOrEqual(8);
+    const used = new Set(exprs.flatMap((l) => l.match(/\b(edgelive|nodejs)_[a-z0-9_]+/g) ?? []));
+    const m = await scrape(healthUrl());
+    const families = [...m.keys()];
+    for (const name of used) {
+      const family = families.find((f) => name === f || (m.get(f)!.type === 'histogram' && /_(bucket|sum|count)$/.test(name) && name.replace(/_(bucket|sum|count)$/, '') === f));
+      expect(family, `${name} (used by an alert) is not exported`).toBeDefined();
+    }
   });
 
   it('enforces CAPACITY: the next publisher is refused with the reason (RTMP) or SRT_REJX_OVERLOAD (SRT); a stream already here may reconnect', async () => {
