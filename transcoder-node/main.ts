@@ -93,7 +93,8 @@ const overload = new OverloadGuard({ ...config.overload, logger: log.child({ com
 const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds });
 const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
-type Refusal = { ok: false; reason: string; code: string };
+/** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
+type Refusal = { ok: false; reason: string; code: string; byNode: boolean };
 /** The admission slot of each lease granted, released once its publisher starts (or lapsing). */
 const admittedLeases = new WeakMap<AuthorizeResponse, () => void>();
 /**
@@ -105,7 +106,7 @@ async function authorizeKey(streamKey: string, protocol: PublishProtocol): Promi
   if (!admitted.ok) {
     metrics.publisherRefused(protocol, admitted.code);
     log.warn('publisher refused', { protocol, code: admitted.code, reason: admitted.reason });
-    return { ok: false, reason: admitted.reason, code: admitted.code };
+    return { ok: false, reason: admitted.reason, code: admitted.code, byNode: true };
   }
   try {
     const lease = await origin.authorize(streamKey, config.nodeId, config.region);
@@ -115,7 +116,7 @@ async function authorizeKey(streamKey: string, protocol: PublishProtocol): Promi
     admitted.release();
     const code = err instanceof OriginError ? err.code : 'error';
     metrics.publisherRefused(protocol, code);
-    return { ok: false, reason: err instanceof OriginError ? `${err.code}: ${err.message}` : String(err), code };
+    return { ok: false, reason: err instanceof OriginError ? `${err.code}: ${err.message}` : String(err), code, byNode: false };
   }
 }
 
@@ -134,8 +135,8 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
   // The key is checked (and the stream's lease taken) before the publisher may send media.
   authorize: async ({ streamKey }) => {
     const verdict = await authorizeKey(streamKey, 'rtmp');
-    // A full or overloaded node says so to the encoder (ffmpeg and OBS show the description).
-    return verdict.ok || verdict.code === 'over_capacity' || verdict.code === 'node_overloaded' ? { ...verdict, description: verdict.ok ? undefined : verdict.reason } : verdict;
+    // A full or overloaded node says why in the onStatus description (ffmpeg and OBS show it).
+    return !verdict.ok && verdict.byNode ? { ...verdict, description: verdict.reason } : verdict;
   },
   onPublish: (session) => {
     const lease = session.context!;
@@ -160,7 +161,7 @@ const srt =
         authorize: async ({ streamKey }) => {
           const verdict = await authorizeKey(streamKey, 'srt');
           // SRT has no text in a rejection: a full or overloaded node answers SRT_REJX_OVERLOAD.
-          return verdict.ok || (verdict.code !== 'over_capacity' && verdict.code !== 'node_overloaded') ? verdict : { ...verdict, rejection: Reject.X_OVERLOAD };
+          return !verdict.ok && verdict.byNode ? { ...verdict, rejection: Reject.X_OVERLOAD } : verdict;
         },
         onPublish: (session) => {
           const lease = session.context;

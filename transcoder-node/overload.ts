@@ -55,6 +55,8 @@ export class OverloadGuard {
     const { streamId } = target;
     const watch = new EncoderWatch(this.opts);
     this.watches.set(streamId, watch);
+    // A new ladder (restarted, or a publisher that came back) is not known to be behind yet.
+    this.stuck.delete(streamId);
     const log = this.opts.logger.child({ streamId });
     let first = true;
     let shed = false;

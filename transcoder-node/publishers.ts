@@ -133,6 +133,9 @@ export class Publisher {
     if (this.done) return;
     this.done = true;
     this.restarting = false;
+    // Whatever ended the session (ffmpeg failing, say), the publisher's connection goes with it:
+    // nothing reads its media any more. (Closing a connection that has closed does nothing.)
+    this.spec.close(reason);
     this.resolveClosed(reason);
   }
 }
