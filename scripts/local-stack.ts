@@ -217,7 +217,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ...spec.env,
       },
     });
-    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, whipUrl: `http://127.0.0.1:${signalling}/whip`, process: child };
+    // HEALTH_HOST moves the health endpoint off loopback's 127.0.0.1 (0.0.0.0 still answers there).
+    const healthHost = spec.env?.HEALTH_HOST ?? opts.transcoderEnv?.HEALTH_HOST ?? '127.0.0.1';
+    const healthUrl = `http://${healthHost === '0.0.0.0' ? '127.0.0.1' : healthHost}:${health}/health`;
+    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl, whipUrl: `http://127.0.0.1:${signalling}/whip`, process: child };
     nodes.push(node);
     await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
     return node;

@@ -1,20 +1,23 @@
-// The transcoder service: RTMP and SRT ingest → key check and lease at the origin → ffmpeg ABR ladder →
+// The transcoder service (the media node): RTMP, SRT and WHIP ingest → key check and lease at the origin → ffmpeg ABR ladder →
 // CMAF parts → signed pushes to the origin. Health and metrics over HTTP; clean shutdown on
 // SIGINT/SIGTERM (publishers dropped, ffmpeg stopped, pending pushes flushed, origin told).
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
+import { AdmissionControl } from './admission.ts';
 import { createLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { OriginClient, OriginError } from './origin-client.ts';
+import { OverloadGuard } from './overload.ts';
+import { Publishers } from './publishers.ts';
 import { RegistryClient } from './registry-client.ts';
 import { RtmpIngestServer } from './rtmp/server.ts';
+import { Reject } from './srt/packet.ts';
 import { SrtIngestServer } from './srt/server.ts';
-import { publisherFrom, type Publisher } from './publisher.ts';
+import { publisherFrom, type IngestProtocol, type Publisher } from './publisher.ts';
 import { webrtcConfigFromEnv } from './webrtc/config.ts';
 import { SignallingServer } from './webrtc/signalling-server.ts';
 import { WebRtcStack } from './webrtc/stack.ts';
 import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
-import { IngestSession } from './session.ts';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 
 const env = process.env;
@@ -40,6 +43,8 @@ const config = {
     publishTimeoutMs: positiveFromEnv('RTMP_PUBLISH_TIMEOUT_MS'),
     maxMessageBytes: positiveFromEnv('RTMP_MAX_MESSAGE_BYTES'),
   },
+  /** Where /health and /metrics listen: loopback by default; 0.0.0.0 for a load balancer or Prometheus elsewhere. */
+  healthHost: env.HEALTH_HOST ?? '127.0.0.1',
   healthPort: Number(env.HEALTH_PORT ?? 8790),
   nodeId: env.NODE_ID ?? `${hostname()}-${process.pid}`,
   region: env.REGION ?? 'local',
@@ -62,7 +67,14 @@ const config = {
   },
   publicRtmpUrl: env.PUBLIC_RTMP_URL,
   publicSrtUrl: env.PUBLIC_SRT_URL,
+  /** Publishers this node takes (every protocol together); more are refused. */
   capacity: Number(env.CAPACITY ?? 16),
+  /** When a ladder counts as below real time (docs/operations.md, "Limits an operator can tune"). */
+  overload: {
+    minSpeed: positiveFromEnv('OVERLOAD_MIN_SPEED'),
+    maxLagSeconds: positiveFromEnv('OVERLOAD_MAX_LAG_SECONDS'),
+    windowSeconds: positiveFromEnv('OVERLOAD_WINDOW_SECONDS'),
+  },
   heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
   /** Seconds between JPEG thumbnails of the top rendition (0: none). */
   thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
@@ -75,41 +87,50 @@ if (!config.ingestSecret) {
   process.exit(1);
 }
 
-const metrics = new Metrics();
-const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret });
-const sessions = new Map<string, IngestSession>();
+const metrics: Metrics = new Metrics({
+  nodeId: config.nodeId,
+  region: config.region,
+  capacity: config.capacity,
+  sessions: () => publishers.countByProtocol(),
+  overloaded: () => overload.overloaded(),
+});
+const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
+const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
+const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds });
+const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
-/** The key check and lease, asked before a publisher (RTMP or SRT) may send media. */
-async function authorizeKey(streamKey: string): Promise<{ ok: true; context: AuthorizeResponse } | { ok: false; reason: string }> {
+/** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
+type Refusal = { ok: false; reason: string; code: string; byNode: boolean };
+/** The admission slot of each lease granted, released once its publisher starts (or lapsing). */
+const admittedLeases = new WeakMap<AuthorizeResponse, () => void>();
+/**
+ * The capacity check, then the key check and lease, asked before a publisher (RTMP, SRT; WHIP
+ * calls it too) may send media. An accepted publisher is then started with `startPublisher`.
+ */
+async function authorizeKey(streamKey: string, protocol: IngestProtocol): Promise<{ ok: true; context: AuthorizeResponse } | Refusal> {
+  const admitted = admission.admit(streamKey);
+  if (!admitted.ok) {
+    metrics.publisherRefused(protocol, admitted.code);
+    log.warn('publisher refused', { protocol, code: admitted.code, reason: admitted.reason });
+    return { ok: false, reason: admitted.reason, code: admitted.code, byNode: true };
+  }
   try {
     const lease = await origin.authorize(streamKey, config.nodeId, config.region);
+    admittedLeases.set(lease, admitted.release);
     return { ok: true as const, context: lease };
   } catch (err) {
-    metrics.sessionsRefused++;
-    const reason = err instanceof OriginError ? `${err.code}: ${err.message}` : String(err);
-    return { ok: false as const, reason };
+    admitted.release();
+    const code = err instanceof OriginError ? err.code : 'error';
+    metrics.publisherRefused(protocol, code);
+    return { ok: false, reason: err instanceof OriginError ? `${err.code}: ${err.message}` : String(err), code, byNode: false };
   }
 }
 
-/** Starts the pipeline of an accepted publisher, whatever its protocol; a newer one for the same stream replaces the old. */
-function startIngest(publisher: Publisher): IngestSession {
-  const lease = publisher.lease;
-  metrics.sessionsStarted++;
-  const previous = sessions.get(lease.streamId);
-  if (previous) void previous.stop('the publisher reconnected');
-  const ingest = new IngestSession({
-    publisher,
-    origin,
-    logger: log,
-    metrics,
-    thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
-    onClosed: () => {
-      if (sessions.get(lease.streamId) === ingest) sessions.delete(lease.streamId);
-    },
-  });
-  sessions.set(lease.streamId, ingest);
-  void publisher.ended.then((end) => log.info('publisher disconnected', { protocol: publisher.protocol, streamId: lease.streamId, code: end.code, reason: end.message }));
-  return ingest;
+/** Starts the pipeline of a publisher that `authorizeKey` accepted, whatever its protocol. */
+function startPublisher(publisher: Publisher, streamKey: string): void {
+  publishers.start({ publisher, streamKey });
+  // It counts as live from here: its admission slot is no longer pending.
+  admittedLeases.get(publisher.lease)?.();
 }
 
 const rtmp = new RtmpIngestServer<AuthorizeResponse>({
@@ -118,9 +139,13 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
   ...config.rtmpLimits,
   logger: log.child({ component: 'rtmp' }),
   // The key is checked (and the stream's lease taken) before the publisher may send media.
-  authorize: ({ streamKey }) => authorizeKey(streamKey),
+  authorize: async ({ streamKey }) => {
+    const verdict = await authorizeKey(streamKey, 'rtmp');
+    // A full or overloaded node says why in the onStatus description (ffmpeg and OBS show it).
+    return !verdict.ok && verdict.byNode ? { ...verdict, description: verdict.reason } : verdict;
+  },
   onPublish: (session) => {
-    startIngest(
+    startPublisher(
       publisherFrom({
         protocol: 'rtmp',
         lease: session.context!,
@@ -130,6 +155,7 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
         close: (reason) => session.close(reason),
         onEnd: (fn) => session.once('end', fn),
       }),
+      session.streamKey,
     );
   },
 });
@@ -145,9 +171,14 @@ const srt =
         passphrase: config.srtPassphrase,
         ...config.srtLimits,
         logger: log.child({ component: 'srt' }),
-        authorize: ({ streamKey }) => authorizeKey(streamKey),
+        authorize: async ({ streamKey }) => {
+          const verdict = await authorizeKey(streamKey, 'srt');
+          // SRT has no text in a rejection: a full or overloaded node answers SRT_REJX_OVERLOAD.
+          return !verdict.ok && verdict.byNode ? { ...verdict, rejection: Reject.X_OVERLOAD } : verdict;
+        },
         onPublish: (session) => {
-          startIngest(
+          const counted = metrics.trackSrt(session.stats);
+          startPublisher(
             publisherFrom({
               protocol: 'srt',
               lease: session.context,
@@ -155,8 +186,13 @@ const srt =
               media: session.media,
               container: 'mpegts',
               close: (reason) => session.close(reason),
-              onEnd: (fn) => session.onEnd((code, message) => fn({ code, message })),
+              onEnd: (fn) =>
+                session.onEnd((code, message) => {
+                  counted();
+                  fn({ code, message });
+                }),
             }),
+            session.streamKey,
           );
         },
       });
@@ -168,8 +204,8 @@ const whip = new WhipEndpoint({
   stack: webrtc,
   logger: log.child({ component: 'whip' }),
   limits: { ...config.webrtc.whip, maxSessions: config.webrtc.whip.maxSessions ?? config.capacity },
-  authorize: (streamKey) => authorizeKey(streamKey),
-  onPublisher: (publisher) => startIngest(publisher),
+  authorize: (streamKey) => authorizeKey(streamKey, 'whip'),
+  onPublisher: (publisher, streamKey) => startPublisher(publisher, streamKey),
   abandon: (lease) => void origin.end(lease.streamId, lease.epoch).catch((err) => log.warn('could not give back an unused lease', { error: err })),
   iceServers: config.webrtc.stack.iceServers ?? [],
   maxBitrate: config.webrtc.whip.maxBitrate,
@@ -185,27 +221,43 @@ const health = createServer((req, res) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(value));
   };
-  if (req.url === '/health') {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/health') {
     return body(200, {
       ok: true,
       service: 'edgelive-transcoder',
       nodeId: config.nodeId,
       region: config.region,
-      sessions: [...sessions.values()].map((s) => ({ streamId: s.streamId, epoch: s.epoch, protocol: s.protocol, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
+      capacity: config.capacity,
+      overloaded: overload.overloaded(),
+      sessions: [...publishers.values()].map(({ protocol, session: s }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
       whip: whip.sessions(),
       webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
     });
   }
-  if (req.url === '/metrics') {
-    return body(200, { nodeId: config.nodeId, sessions: sessions.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length } });
+  if (path === '/metrics') {
+    void metrics.render().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': metrics.contentType });
+        res.end(text);
+      },
+      (err: unknown) => body(500, { error: { code: 'internal_error', message: String(err) } }),
+    );
+    return;
   }
-  body(404, { error: { code: 'not_found', message: 'try /health or /metrics' } });
+  if (path === '/metrics.json') {
+    return body(200, { nodeId: config.nodeId, sessions: publishers.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length } });
+  }
+  body(404, { error: { code: 'not_found', message: 'try /health, /metrics or /metrics.json' } });
 });
 
 await rtmp.listen();
 await srt?.listen();
 await signalling?.listen();
-await new Promise<void>((resolve) => health.listen(config.healthPort, '127.0.0.1', resolve));
+await new Promise<void>((resolve, reject) => {
+  health.once('error', reject);
+  health.listen(config.healthPort, config.healthHost, resolve);
+});
 
 // Public URLs default to what was bound (loopback when bound to every interface: local stacks).
 const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
@@ -226,17 +278,18 @@ const registryClient = new RegistryClient({
     capacity: config.capacity,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   },
-  sessions: () => sessions.size,
+  sessions: () => publishers.size,
   logger: log.child({ component: 'registry' }),
+  onCall: (call, ok) => metrics.registryCall(call, ok),
 });
 registryClient.start();
-log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
+log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://${publicHost(config.healthHost)}:${config.healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
   if (shuttingDown) return;
   shuttingDown = true;
-  log.info('shutting down', { signal, sessions: sessions.size });
+  log.info('shutting down', { signal, sessions: publishers.size });
   const force = setTimeout(() => {
     log.warn('shutdown took too long, exiting');
     process.exit(1);
@@ -244,9 +297,9 @@ async function shutdown(signal: string): Promise<void> {
   force.unref();
   // Leave the registry first, so no new stream is sent here while the sessions wind down.
   await registryClient.stop();
-  await Promise.all([...sessions.values()].map(async (s) => {
-    await s.stop(`transcoder ${signal}`);
-    await s.closed;
+  await Promise.all([...publishers.values()].map(async (p) => {
+    await p.stop(`transcoder ${signal}`);
+    await p.closed;
   }));
   // Peer connections close with their sessions; any left (still answering) close here.
   whip.closeAll(`transcoder ${signal}`);

@@ -30,6 +30,8 @@ export interface SessionOptions {
   onClosed: (reason: string) => void;
   /** Seconds between thumbnails of the top rendition; 0 or absent: none. */
   thumbnailIntervalSeconds?: number;
+  /** Each `-progress` block of the ladder's ffmpeg (the encoder watch of overload.ts). */
+  onProgress?: (progress: Record<string, string>) => void;
 }
 
 export class IngestSession {
@@ -41,6 +43,11 @@ export class IngestSession {
   private ladder: LadderProcess | null = null;
   private readonly uploaders = new Map<string, RenditionUploader>();
   private stopping: string | null = null;
+  /**
+   * Set when the publisher goes on in a new session (its ladder restarted with other rungs): the
+   * origin is not told that the publisher stopped, as the next lease follows at once.
+   */
+  continued = false;
   /** Wall-clock time at media time zero: PROGRAM-DATE-TIME = this + media time. */
   private readonly wallClockAtZero: number;
   readonly startedAt = Date.now();
@@ -124,6 +131,7 @@ export class IngestSession {
         ...(interval > 0 ? { thumbnails: { intervalSeconds: interval } } : {}),
       },
       logger: this.log,
+      onProgress: opts.onProgress,
     });
     const names = ladder.map((r) => r.name);
     for (const [i, rung] of ladder.entries()) this.wireRendition(rung, this.ladder.outputs[i]!, names);
@@ -161,7 +169,7 @@ export class IngestSession {
         if (err.code === 'stale_epoch') void this.stop('another ingest took the stream over');
         else void this.stop(`origin refused a push: ${err.code}`);
       },
-      onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength),
+      onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength, job.file),
     });
     this.uploaders.set(rung.name, uploader);
     // ffmpeg starts every output's tfdt at 0: one time origin keeps all renditions on one segment grid.
@@ -285,7 +293,7 @@ export class IngestSession {
     this.finished = true;
     // Everything ffmpeg produced is pushed before the origin hears that the publisher stopped.
     await Promise.all([...this.uploaders.values()].map((u) => u.whenIdle()));
-    const superseded = [...this.uploaders.values()].some((u) => u.dead) && reason.includes('took the stream over');
+    const superseded = this.continued || ([...this.uploaders.values()].some((u) => u.dead) && reason.includes('took the stream over'));
     if (!superseded) {
       try {
         await this.opts.origin.end(this.streamId, this.epoch);

@@ -441,7 +441,7 @@ export class RtmpConnection<C = unknown> {
     if (result?.ok === true) {
       this.accept(result.context, request.streamKey);
     } else if (result?.ok === false) {
-      this.refuse('NetStream.Publish.Denied', String(result.reason).slice(0, 200), 'Publish refused.');
+      this.refuse('NetStream.Publish.Denied', String(result.reason).slice(0, 200), result.description?.slice(0, 200) ?? 'Publish refused.');
     } else {
       this.refuse('NetStream.Publish.Denied', 'authorize returned no decision', 'Publish refused.');
     }

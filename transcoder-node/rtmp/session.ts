@@ -17,7 +17,11 @@ export interface PublishRequest {
   signal: AbortSignal;
 }
 
-export type AuthorizeResult<C = unknown> = { ok: true; context?: C } | { ok: false; reason: string };
+/**
+ * A refusal's `reason` is logged; `description` is what the encoder is told in the error onStatus
+ * (default "Publish refused.", which says nothing about why a key was refused).
+ */
+export type AuthorizeResult<C = unknown> = { ok: true; context?: C } | { ok: false; reason: string; description?: string };
 
 /** Why a connection or session ended. */
 export type RtmpEndCode =

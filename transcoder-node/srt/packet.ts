@@ -47,6 +47,8 @@ export const Reject = {
   TIMEOUT: 16,
   X_BAD_REQUEST: 1400,
   X_UNAUTHORIZED: 1401,
+  /** SRT_REJX_OVERLOAD: the node is at capacity or overloaded. */
+  X_OVERLOAD: 1402,
   X_FORBIDDEN: 1403,
   X_NOT_FOUND: 1404,
   X_BAD_MODE: 1405,

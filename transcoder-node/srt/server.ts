@@ -39,7 +39,8 @@ export interface SrtPublishRequest {
   signal: AbortSignal;
 }
 
-export type SrtAuthorizeResult<C> = { ok: true; context: C } | { ok: false; reason: string };
+/** A refusal is answered with `rejection` (an SRT_REJX_* code: Reject in packet.ts), X_FORBIDDEN by default. */
+export type SrtAuthorizeResult<C> = { ok: true; context: C } | { ok: false; reason: string; rejection?: number };
 
 export interface SrtPublishSession<C> {
   id: string;
@@ -299,7 +300,7 @@ export class SrtIngestServer<C = unknown> {
         if (this.closed || this.pending.get(key) !== entry) return;
         if (!verdict.ok) {
           this.pending.delete(key);
-          return refuse(Reject.X_FORBIDDEN, verdict.reason);
+          return refuse(verdict.rejection ?? Reject.X_FORBIDDEN, verdict.reason);
         }
         this.accept(hs, hsreq, rinfo, entry, keys, kmData ?? null, sid.streamKey, verdict.context);
       });

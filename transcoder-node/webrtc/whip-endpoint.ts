@@ -11,7 +11,8 @@ import { HttpError, type SignallingRequest, type SignallingResponse, type Signal
 import type { IceServerConfig, WebRtcStack } from './stack.ts';
 import { WhipPublisher } from './whip-publisher.ts';
 
-export type WhipAuthorizeResult = { ok: true; context: AuthorizeResponse } | { ok: false; reason: string };
+/** `byNode`: refused for this node's load (capacity, overload), not for the key: 503, try another node. */
+export type WhipAuthorizeResult = { ok: true; context: AuthorizeResponse } | { ok: false; reason: string; byNode?: boolean };
 
 export interface WhipLimits {
   /** Largest SDP offer or trickle fragment accepted (bytes). */
@@ -29,7 +30,7 @@ export interface WhipEndpointOptions {
   /** The key check and lease, as for RTMP and SRT (`origin.authorize`). */
   authorize: (streamKey: string, remoteAddress: string) => Promise<WhipAuthorizeResult>;
   /** An accepted publisher: start its ingest session. */
-  onPublisher: (publisher: Publisher) => void;
+  onPublisher: (publisher: Publisher, streamKey: string) => void;
   /** A lease was taken but no publisher came of it (the answer failed): give it back. */
   abandon: (lease: AuthorizeResponse) => void;
   /** ICE servers offered to clients in Link headers (RFC 9725 §4.6). */
@@ -162,6 +163,10 @@ export class WhipEndpoint implements SignallingRoute {
         throw err;
       }
       const auth = await this.#opts.authorize(token, address);
+      if (!auth.ok && auth.byNode) {
+        this.#log.warn('whip publish refused by this node', { remote: address, reason: auth.reason });
+        return refuse(new HttpError(503, 'node_unavailable', auth.reason, { 'retry-after': '5' }));
+      }
       if (!auth.ok) {
         this.counters.unauthorized++;
         this.#log.warn('whip publish refused', { remote: address, key: `${token.slice(0, 4)}…`, reason: auth.reason });
@@ -204,7 +209,7 @@ export class WhipEndpoint implements SignallingRoute {
     this.#sessions.set(id, { publisher, etag, tokenHash: hashToken(token), endpoint: req.path });
     void publisher.ended.then(() => this.#sessions.delete(id));
     this.#log.info('whip publisher accepted', { whip: id, streamId: lease.streamId, epoch: lease.epoch, remote: req.remoteAddress, tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`) });
-    o.onPublisher(publisher);
+    o.onPublisher(publisher, token);
     return {
       status: 201,
       headers: {
