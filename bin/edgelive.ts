@@ -36,8 +36,24 @@ const OPTIONS_HELP = `Options
 Exit status: 0 done, 1 refused or failed (the API's error code is printed), 2 wrong usage.
 `;
 
+const HELP_WIDTH = 100;
+
+/** Words wrapped to HELP_WIDTH, each line indented. */
+function wrap(text: string, indent: string): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent.length + line.length + 1 + word.length > HELP_WIDTH) {
+      lines.push(indent + line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return [...lines, indent + line].join('\n') + '\n';
+}
+
+/** A command in the help: its name, arguments and flags, then what it does, indented. */
 function commandHelp(c: Command): string {
-  return `  ${[c.name, c.synopsis].filter(Boolean).join(' ')}\n      ${c.summary}\n`;
+  return wrap([c.name, c.synopsis].filter(Boolean).join(' '), '  ').replace(/\n(?=.)/g, '\n  ') + wrap(c.summary, '      ');
 }
 
 /** The help text: every group, or one. */

@@ -17,6 +17,8 @@ export interface IngestNode {
   latitude: number;
   longitude: number;
   rtmpUrl: string;
+  /** RTMPS base URL, when the node terminates TLS. */
+  rtmpsUrl: string | null;
   srtUrl: string | null;
   capacity: number;
   sessions: number;
@@ -63,6 +65,7 @@ export class TranscoderRegistry extends DurableObject<Env> {
       latitude: reg.latitude,
       longitude: reg.longitude,
       rtmpUrl: reg.rtmpUrl,
+      rtmpsUrl: reg.rtmpsUrl ?? null,
       srtUrl: reg.srtUrl ?? null,
       capacity: reg.capacity,
       locationHint: reg.locationHint ?? nearestLocationHint(reg),
@@ -136,10 +139,12 @@ function ack(heartbeatIntervalMs: number, now: number): NodeAck {
 }
 
 function toNode(r: Row): IngestNode {
-  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'srtUrl' | 'capacity' | 'locationHint'>;
+  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'capacity' | 'locationHint'>;
   return {
     nodeId: r.node_id,
     ...info,
+    // Registered before nodes reported RTMPS.
+    rtmpsUrl: info.rtmpsUrl ?? null,
     sessions: r.sessions,
     load: r.sessions / info.capacity,
     heartbeatIntervalMs: r.interval_ms,

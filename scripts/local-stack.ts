@@ -7,6 +7,7 @@ import { mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../transcoder-node/log.ts';
+import type { CertificateFiles } from './self-signed-cert.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
@@ -17,6 +18,12 @@ export interface StackOptions {
   rtmpPort?: number;
   /** UDP port of the first transcoder's SRT listener (fresh when absent). */
   srtPort?: number;
+  /**
+   * RTMPS on every transcoder with this certificate (scripts/self-signed-cert.ts makes one);
+   * the first one listens on rtmpsPort (fresh when absent). No RTMPS when absent.
+   */
+  rtmps?: CertificateFiles;
+  rtmpsPort?: number;
   healthPort?: number;
   /** Where wrangler persists R2, D1 and Durable Objects. */
   persistDir: string;
@@ -55,6 +62,8 @@ export interface TranscoderNode {
   region: string;
   /** rtmp://127.0.0.1:PORT/live */
   rtmpUrl: string;
+  /** rtmps://127.0.0.1:PORT/live, when the stack runs RTMPS. */
+  rtmpsUrl: string | null;
   /** srt://127.0.0.1:PORT */
   srtUrl: string;
   healthUrl: string;
@@ -82,7 +91,7 @@ export interface Stack {
 export interface CreatedStream {
   id: string;
   streamKey: string;
-  ingest: { rtmp: string; srt?: string | null; nodeId?: string | null; region?: string | null };
+  ingest: { rtmp: string; rtmps?: string | null; srt?: string | null; nodeId?: string | null; region?: string | null };
   playback: { hls: string; watch: string };
 }
 
@@ -143,6 +152,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const healthPort = opts.healthPort ?? (await freePort());
   // Free on TCP; a UDP port of the same number is as good as free on a dev machine.
   const srtPort = opts.srtPort ?? (await freePort());
+  const rtmpsPort = opts.rtmps ? (opts.rtmpsPort ?? (await freePort())) : null;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
@@ -161,6 +171,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ROOM_TOKEN_SECRET: opts.roomTokenSecret ?? opts.ingestSecret + '-rooms',
     RTMP_INGEST_URL: `rtmp://127.0.0.1:${rtmpPort}/live`,
     SRT_INGEST_URL: `srt://127.0.0.1:${srtPort}`,
+    ...(rtmpsPort !== null ? { RTMPS_INGEST_URL: `rtmps://127.0.0.1:${rtmpsPort}/live` } : {}),
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
     ...opts.workerVars,
   };
@@ -179,13 +190,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const nodes: TranscoderNode[] = [];
   /** Spawns a transcoder; resolves once its health endpoint answers. Ports are fresh unless given. */
-  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number } = {}): Promise<TranscoderNode> => {
+  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number; rtmps?: number | null } = {}): Promise<TranscoderNode> => {
     const rtmp = ports.rtmp ?? (await freePort());
     const health = ports.health ?? (await freePort());
     const srt = ports.srt ?? (await freePort());
+    const rtmps = opts.rtmps ? (ports.rtmps ?? (await freePort())) : null;
     const nodeId = spec.nodeId ?? `local-${rtmp}`;
     const region = spec.region ?? 'local';
-    log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, srt: `srt://127.0.0.1:${srt}` });
+    log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, rtmps: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`, srt: `srt://127.0.0.1:${srt}` });
     const out = logFile(opts.logDir, spec.nodeId ? `transcoder-${nodeId}.log` : 'transcoder.log');
     const child = spawn(NODE, [join(ROOT, 'transcoder-node', 'main.ts')], {
       cwd: ROOT,
@@ -197,6 +209,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         RTMP_HOST: '127.0.0.1',
         RTMP_PORT: String(rtmp),
         SRT_PORT: String(srt),
+        ...(opts.rtmps && rtmps !== null ? { RTMPS_PORT: String(rtmps), RTMPS_CERT_FILE: opts.rtmps.certFile, RTMPS_KEY_FILE: opts.rtmps.keyFile } : {}),
         HEALTH_PORT: String(health),
         NODE_ID: nodeId,
         REGION: region,
@@ -207,7 +220,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ...spec.env,
       },
     });
-    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, process: child };
+    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, rtmpsUrl: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, process: child };
     nodes.push(node);
     await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
     return node;
@@ -220,7 +233,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
     const specs = opts.transcoders ?? [{}];
     // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
-    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort });
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, rtmps: rtmpsPort });
     for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();
@@ -267,7 +280,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 }
 
 export interface PublisherOptions {
-  /** rtmp://… publishes FLV over RTMP; srt://…?streamid=… publishes MPEG-TS over SRT. */
+  /** rtmp://… (or rtmps://…) publishes FLV over RTMP; srt://…?streamid=… publishes MPEG-TS over SRT. */
   rtmpUrl: string;
   width?: number;
   height?: number;
@@ -281,6 +294,8 @@ export interface PublisherOptions {
   audio?: boolean;
   /** Send the test pattern (default true); false publishes audio only (`-vn`). */
   video?: boolean;
+  /** Output options before the URL, e.g. `['-tls_verify', '1', '-ca_file', cert]` for rtmps://. */
+  outputOptions?: string[];
 }
 
 /**
@@ -306,6 +321,7 @@ export function startTestPublisher(o: PublisherOptions): ChildProcess {
       : ['-vn']),
     ...(audio ? ['-c:a', 'aac', '-b:a', '128k', '-ar', '48000'] : ['-an']),
     // An srt:// URL publishes MPEG-TS over SRT instead (ffmpeg's libsrt caller).
+    ...(o.outputOptions ?? []),
     ...(o.rtmpUrl.startsWith('srt://') ? ['-f', 'mpegts'] : ['-f', 'flv']), o.rtmpUrl,
   ];
   const out = o.logDir ? logFile(o.logDir, 'publisher.log') : 'ignore';

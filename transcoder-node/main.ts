@@ -1,13 +1,14 @@
 // The transcoder service: RTMP and SRT ingest → key check and lease at the origin → ffmpeg ABR ladder →
 // CMAF parts → signed pushes to the origin. Health and metrics over HTTP; clean shutdown on
 // SIGINT/SIGTERM (publishers dropped, ffmpeg stopped, pending pushes flushed, origin told).
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { createLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { OriginClient, OriginError } from './origin-client.ts';
 import { RegistryClient } from './registry-client.ts';
-import { RtmpIngestServer } from './rtmp/server.ts';
+import { RtmpIngestServer, type RtmpIngestOptions } from './rtmp/server.ts';
 import { SrtIngestServer } from './srt/server.ts';
 import { IngestSession } from './session.ts';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
@@ -36,6 +37,10 @@ const config = {
     publishTimeoutMs: positiveFromEnv('RTMP_PUBLISH_TIMEOUT_MS'),
     maxMessageBytes: positiveFromEnv('RTMP_MAX_MESSAGE_BYTES'),
   },
+  /** RTMPS (TLS terminated here): its port, unset or "off" for none, and the PEM certificate and key files. */
+  rtmpsPort: env.RTMPS_PORT === undefined || env.RTMPS_PORT === '' || env.RTMPS_PORT === 'off' ? null : Number(env.RTMPS_PORT),
+  rtmpsCertFile: env.RTMPS_CERT_FILE,
+  rtmpsKeyFile: env.RTMPS_KEY_FILE,
   healthPort: Number(env.HEALTH_PORT ?? 8790),
   nodeId: env.NODE_ID ?? `${hostname()}-${process.pid}`,
   region: env.REGION ?? 'local',
@@ -57,6 +62,7 @@ const config = {
     keyDerivationsPerSecond: Number(env.SRT_KEY_DERIVATIONS_PER_SECOND ?? 20),
   },
   publicRtmpUrl: env.PUBLIC_RTMP_URL,
+  publicRtmpsUrl: env.PUBLIC_RTMPS_URL,
   publicSrtUrl: env.PUBLIC_SRT_URL,
   capacity: Number(env.CAPACITY ?? 16),
   heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
@@ -69,6 +75,12 @@ if (!config.ingestSecret) {
   log.error('INGEST_SECRET is not set: the origin would refuse every push');
   process.exit(1);
 }
+if (config.rtmpsPort !== null && (!config.rtmpsCertFile || !config.rtmpsKeyFile)) {
+  log.error('RTMPS_PORT is set without RTMPS_CERT_FILE and RTMPS_KEY_FILE (PEM files of the certificate and its key)');
+  process.exit(1);
+}
+/** The RTMPS certificate, read again on SIGHUP (a renewal without dropping publishers). */
+const readRtmpsCertificate = () => ({ cert: readFileSync(config.rtmpsCertFile!), key: readFileSync(config.rtmpsKeyFile!) });
 
 const metrics = new Metrics();
 const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret });
@@ -108,11 +120,9 @@ function startSrtSession(lease: AuthorizeResponse, media: Readable, close: (reas
   return ingest;
 }
 
-const rtmp = new RtmpIngestServer<AuthorizeResponse>({
+const rtmpOptions: Omit<RtmpIngestOptions<AuthorizeResponse>, 'port' | 'logger'> = {
   host: config.rtmpHost,
-  port: config.rtmpPort,
   ...config.rtmpLimits,
-  logger: log.child({ component: 'rtmp' }),
   // The key is checked (and the stream's lease taken) before the publisher may send media.
   authorize: ({ streamKey }) => authorizeKey(streamKey),
   onPublish: (session) => {
@@ -137,7 +147,13 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
       log.info('publisher disconnected', { streamId: lease.streamId, code: end.code, reason: end.message });
     });
   },
-});
+};
+const rtmp = new RtmpIngestServer<AuthorizeResponse>({ ...rtmpOptions, port: config.rtmpPort, logger: log.child({ component: 'rtmp' }) });
+// RTMPS: the same publishers over TLS on their own port (OBS's rtmps:// URLs).
+const rtmps =
+  config.rtmpsPort === null
+    ? null
+    : new RtmpIngestServer<AuthorizeResponse>({ ...rtmpOptions, port: config.rtmpsPort, tls: readRtmpsCertificate(), logger: log.child({ component: 'rtmps' }) });
 
 // SRT publishers on one UDP port; the stream id is checked exactly like an RTMP key, before the
 // handshake is answered (so a refused publisher never gets to send media).
@@ -177,6 +193,7 @@ const health = createServer((req, res) => {
 });
 
 await rtmp.listen();
+await rtmps?.listen();
 await srt?.listen();
 await new Promise<void>((resolve) => health.listen(config.healthPort, '127.0.0.1', resolve));
 
@@ -184,6 +201,7 @@ await new Promise<void>((resolve) => health.listen(config.healthPort, '127.0.0.1
 const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
 const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
 const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
+const publicRtmpsUrl = rtmps ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`) : undefined;
 const registryClient = new RegistryClient({
   originUrl: config.originUrl,
   secret: config.ingestSecret,
@@ -193,6 +211,7 @@ const registryClient = new RegistryClient({
     latitude: config.latitude,
     longitude: config.longitude,
     rtmpUrl: publicRtmpUrl,
+    rtmpsUrl: publicRtmpsUrl,
     srtUrl: publicSrtUrl,
     capacity: config.capacity,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -201,7 +220,7 @@ const registryClient = new RegistryClient({
   logger: log.child({ component: 'registry' }),
 });
 registryClient.start();
-log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
+log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, health: `http://127.0.0.1:${config.healthPort}/health`, origin: config.originUrl, region: config.region });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
@@ -220,10 +239,20 @@ async function shutdown(signal: string): Promise<void> {
     await s.closed;
   }));
   await rtmp.close();
+  await rtmps?.close();
   await srt?.close();
   health.close();
   log.info('stopped');
   process.exit(0);
 }
+process.on('SIGHUP', () => {
+  if (!rtmps) return;
+  try {
+    rtmps.setCertificate(readRtmpsCertificate());
+    log.info('rtmps certificate reloaded', { certFile: config.rtmpsCertFile });
+  } catch (err) {
+    log.error('rtmps certificate not reloaded; the previous one stays', { certFile: config.rtmpsCertFile, error: String(err) });
+  }
+});
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

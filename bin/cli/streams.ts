@@ -18,15 +18,17 @@ interface CreatedStream {
 }
 
 /** The publish URLs of a new key: primary, then the backup node's when there is one. */
-function ingestLines(ingest: IngestUrls): string {
+function ingestRows(ingest: IngestUrls): Array<[string, string | null | undefined]> {
   const rows: Array<[string, string | null | undefined]> = [
     ['publish', ingest.rtmp],
     ['rtmps', ingest.rtmps],
     ['srt', ingest.srt],
   ];
   if (ingest.backup) rows.push(['backup', ingest.backup.rtmp], ['backup rtmps', ingest.backup.rtmps], ['backup srt', ingest.backup.srt]);
-  return fields(rows);
+  return rows;
 }
+
+const SHOWN_ONCE = '   (shown once: keep it)';
 
 export const streamCommands: Command[] = [
   {
@@ -40,7 +42,7 @@ export const streamCommands: Command[] = [
       const playback = playbackFlags(c.v, (base.playback as Record<string, unknown> | undefined) ?? undefined);
       const body = { ...base, ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...(playback ? { playback } : {}) };
       const s = await c.call<CreatedStream>('POST', '/api/streams', body);
-      c.print(s, () => `stream ${s.id}\n${fields([['stream key', `${s.streamKey}   (shown once: keep it)`]])}${ingestLines(s.ingest)}${fields([['play', s.playback.hls], ['watch', s.playback.watch]])}`);
+      c.print(s, () => `stream ${s.id}\n${fields([['stream key', s.streamKey + SHOWN_ONCE], ...ingestRows(s.ingest), ['play', s.playback.hls], ['watch', s.playback.watch]])}`);
     },
   },
   {
@@ -91,7 +93,7 @@ export const streamCommands: Command[] = [
     args: ['a stream id'],
     async run(c) {
       const r = await c.call<{ id: string; streamKey: string; ingest: IngestUrls }>('POST', `/api/streams/${c.arg(0)}/rotate-key`);
-      c.print(r, () => `stream ${r.id}\n${fields([['stream key', `${r.streamKey}   (shown once: keep it)`]])}${ingestLines(r.ingest)}`);
+      c.print(r, () => `stream ${r.id}\n${fields([['stream key', r.streamKey + SHOWN_ONCE], ...ingestRows(r.ingest)])}`);
     },
   },
   {
@@ -127,8 +129,21 @@ export const streamCommands: Command[] = [
     flags: ['minutes'],
     async run(c) {
       const q = c.v.minutes ? `?minutes=${integer(c.v.minutes, '--minutes')}` : '';
-      const r = await c.call<{ status: string; viewers: { players: number; room: number }; windowMinutes: number; qoe: unknown }>('GET', `/api/streams/${c.arg(0)}/stats${q}`);
-      c.print(r, () => `${fields([['status', r.status], ['players', r.viewers.players], ['in chat', r.viewers.room], ['window', `${r.windowMinutes} min`]])}  qoe  ${JSON.stringify(r.qoe)}\n`);
+      const r = await c.call<StreamStats>('GET', `/api/streams/${c.arg(0)}/stats${q}`);
+      const ms = (v: number | null) => (v === null ? '-' : `${Math.round(v)} ms`);
+      const sec = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} s`);
+      const { qoe } = r;
+      c.print(r, () =>
+        `stream ${c.args[0]} (last ${r.windowMinutes} min)\n${fields([
+          ['status', r.status],
+          ['players', r.viewers.players],
+          ['in chat', r.viewers.room],
+          ['first frame', `p50 ${ms(qoe.timeToFirstFrameMs.p50)}, p95 ${ms(qoe.timeToFirstFrameMs.p95)}`],
+          ['latency', `p50 ${sec(qoe.latencySec.p50)}, p95 ${sec(qoe.latencySec.p95)}`],
+          ['rebuffering', qoe.rebuffering.ratio === null ? '-' : `${(qoe.rebuffering.ratio * 100).toFixed(2)}% (${qoe.rebuffering.count} stalls)`],
+          ['errors', `${qoe.errors.count} (${qoe.errors.fatal} fatal)`],
+        ])}`,
+      );
     },
   },
   {
@@ -139,6 +154,18 @@ export const streamCommands: Command[] = [
     run: async (c) => c.print(await c.call('GET', '/api/ingest/nodes')),
   },
 ];
+
+interface StreamStats {
+  status: string;
+  viewers: { players: number; room: number };
+  windowMinutes: number;
+  qoe: {
+    timeToFirstFrameMs: { p50: number | null; p95: number | null };
+    latencySec: { p50: number | null; p95: number | null };
+    rebuffering: { count: number; ratio: number | null };
+    errors: { count: number; fatal: number };
+  };
+}
 
 export function grantFlags(v: Values): { notBefore?: number; allowCountries?: string[]; blockCountries?: string[] } {
   const allow = countries(v['allow-countries']);

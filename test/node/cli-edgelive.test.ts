@@ -125,10 +125,15 @@ describe('usage errors, exit 2, before any request', () => {
 });
 
 describe('help and version', () => {
-  it('lists every command, each as its name, its arguments and flags, and an indented summary', async () => {
+  it('lists every command, each as its name, its arguments and flags, and an indented summary, within 100 columns', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
-    for (const c of COMMANDS) expect(r.out).toContain(`\n  ${[c.name, c.synopsis].filter(Boolean).join(' ')}\n      ${c.summary}\n`);
+    const flat = r.out.replace(/\s+/g, ' ');
+    for (const c of COMMANDS) {
+      expect(r.out).toContain(`\n  ${c.name}`);
+      expect(flat).toContain(` ${[c.name, c.synopsis].filter(Boolean).join(' ')} ${c.summary} `);
+    }
+    for (const line of r.out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
     for (const group of ['Streams', 'Clips', 'Recordings', 'Webhooks', 'Rooms', 'Signing keys', 'Transcoders', 'Offline']) expect(r.out).toContain(`\n${group}\n`);
     expect((await run([])).code).toBe(2);
     // The issue's list: clips and exports, recordings, webhooks, rooms.

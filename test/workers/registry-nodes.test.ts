@@ -42,7 +42,7 @@ async function nearest(cf?: Record<string, string>) {
   // request.cf is optional: without it the list is ordered by load.
   const res = await worker(new Request('http://edge.test/api/ingest/nearest', cf ? { cf } : {}));
   expect(res.status).toBe(200);
-  return (await res.json()) as { caller: unknown; nodes: Array<{ nodeId: string; region: string; distanceKm: number | null; load: number; ingest: { rtmp: string; srt: string | null } }> };
+  return (await res.json()) as { caller: unknown; nodes: Array<{ nodeId: string; region: string; distanceKm: number | null; load: number; ingest: { rtmp: string; rtmps: string | null; srt: string | null } }> };
 }
 
 /** Moves every node's last heartbeat back in time, as if that long had passed without one. */
@@ -141,7 +141,7 @@ describe('GET /api/ingest/nearest (public)', () => {
     expect(fromLondon.nodes.map((n) => n.nodeId)).toEqual(['fra', 'iad', 'syd']);
     expect(fromLondon.nodes[0]!.distanceKm).toBeGreaterThan(600);
     expect(fromLondon.nodes[0]!.distanceKm).toBeLessThan(700);
-    expect(fromLondon.nodes[0]!.ingest).toEqual({ rtmp: 'rtmp://fra.ingest.test:1935/live', srt: 'srt://fra.ingest.test:9000' });
+    expect(fromLondon.nodes[0]!.ingest).toEqual({ rtmp: 'rtmp://fra.ingest.test:1935/live', rtmps: null, srt: 'srt://fra.ingest.test:9000' });
     const fromNyc = await nearest(NYC_CF);
     expect(fromNyc.nodes.map((n) => n.nodeId)).toEqual(['iad', 'fra', 'syd']);
   });
@@ -169,21 +169,34 @@ describe('GET /api/ingest/nearest (public)', () => {
 });
 
 describe('stream creation and the admin node list', () => {
-  it('POST /api/streams returns the nearest healthy node’s RTMP and SRT URLs', async () => {
+  it('POST /api/streams returns the nearest healthy node’s RTMP, RTMPS and SRT URLs', async () => {
     await clear();
     await (await register({ nodeId: 'fra', ...FRANKFURT, region: 'eu-central' })).body?.cancel();
-    await (await register({ nodeId: 'iad', ...ASHBURN, region: 'us-east' })).body?.cancel();
+    await (await register({ nodeId: 'iad', ...ASHBURN, region: 'us-east', rtmpsUrl: 'rtmps://iad.ingest.test:443/live' })).body?.cancel();
     const res = await worker(
       new Request('http://edge.test/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: '{}', cf: NYC_CF }),
     );
     expect(res.status).toBe(201);
-    const s = (await res.json()) as { streamKey: string; ingest: { rtmp: string; srt: string; nodeId: string; region: string } };
-    expect(s.ingest).toEqual({
+    const s = (await res.json()) as { streamKey: string; ingest: Record<string, unknown> };
+    expect(s.ingest).toMatchObject({
       rtmp: `rtmp://iad.ingest.test:1935/live/${s.streamKey}`,
+      rtmps: `rtmps://iad.ingest.test:443/live/${s.streamKey}`,
       srt: `srt://iad.ingest.test:9000?streamid=${s.streamKey}`,
       nodeId: 'iad',
       region: 'us-east',
     });
+    // A node without TLS: no RTMPS URL. The public list says the same.
+    const listed = await nearest(NYC_CF);
+    expect(listed.nodes.map((n) => [n.nodeId, n.ingest.rtmps])).toEqual([
+      ['iad', 'rtmps://iad.ingest.test:443/live'],
+      ['fra', null],
+    ]);
+  });
+
+  it('a node registering an RTMPS URL that is not rtmps:// is refused', async () => {
+    const res = await register({ nodeId: 'bad', ...FRANKFURT, rtmpsUrl: 'rtmp://bad.ingest.test/live' });
+    expect(res.status).toBe(400);
+    await res.body?.cancel();
   });
 
   it('falls back to RTMP_INGEST_URL when no node is healthy', async () => {

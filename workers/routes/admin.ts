@@ -39,9 +39,9 @@ const ListQuerySchema = z.object({
 
 /**
  * Publish URLs from the healthy ingest node nearest the caller (geo-routed ingest), or from the
- * RTMP_INGEST_URL / SRT_INGEST_URL variables when no node is registered.
+ * RTMP_INGEST_URL / RTMPS_INGEST_URL / SRT_INGEST_URL variables when no node is registered.
  */
-async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: { rtmp: string; srt: string | null; nodeId: string | null; region: string | null }; node: IngestNode | null }> {
+async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: { rtmp: string; rtmps: string | null; srt: string | null; nodeId: string | null; region: string | null }; node: IngestNode | null }> {
   let node: IngestNode | null = null;
   try {
     node = await nearestIngestNode(env, req);
@@ -50,7 +50,8 @@ async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ u
   }
   if (node) return { urls: { ...nodeIngestUrls(node, streamKey), nodeId: node.nodeId, region: node.region }, node };
   const base = (env.RTMP_INGEST_URL ?? 'rtmp://127.0.0.1:1935/live').replace(/\/$/, '');
-  return { urls: { rtmp: `${base}/${streamKey}`, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, nodeId: null, region: null }, node: null };
+  const rtmps = env.RTMPS_INGEST_URL ? `${env.RTMPS_INGEST_URL.replace(/\/$/, '')}/${streamKey}` : null;
+  return { urls: { rtmp: `${base}/${streamKey}`, rtmps, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, nodeId: null, region: null }, node: null };
 }
 
 function playbackUrls(origin: string, id: string) {

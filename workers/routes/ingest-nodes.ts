@@ -111,10 +111,11 @@ export async function nearestIngestNode(env: Env, req: Request): Promise<IngestN
   return ranked[0] ?? null;
 }
 
-/** A node's publish URLs for one stream key. */
-export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'srtUrl'>, streamKey: string): { rtmp: string; srt: string | null } {
+/** A node's publish URLs for one stream key (RTMPS and SRT when the node has them). */
+export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl'>, streamKey: string): { rtmp: string; rtmps: string | null; srt: string | null } {
   return {
     rtmp: `${node.rtmpUrl.replace(/\/$/, '')}/${streamKey}`,
+    rtmps: node.rtmpsUrl ? `${node.rtmpsUrl.replace(/\/$/, '')}/${streamKey}` : null,
     srt: node.srtUrl ? srtUrlFor(node.srtUrl, streamKey) : null,
   };
 }
@@ -147,7 +148,7 @@ publicIngestRoutes.get('/nearest', async (c) => {
       region: n.region,
       distanceKm: n.distanceKm === null ? null : Math.round(n.distanceKm),
       load: Math.round(Math.min(1, n.load) * 100) / 100,
-      ingest: { rtmp: n.rtmpUrl, srt: n.srtUrl },
+      ingest: { rtmp: n.rtmpUrl, rtmps: n.rtmpsUrl, srt: n.srtUrl },
     })),
   });
 });
