@@ -88,10 +88,18 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+export interface IngestUrls {
+  rtmp: string;
+  rtmps?: string | null;
+  srt?: string | null;
+  nodeId?: string | null;
+  region?: string | null;
+}
+
 export interface CreatedStream {
   id: string;
   streamKey: string;
-  ingest: { rtmp: string; rtmps?: string | null; srt?: string | null; nodeId?: string | null; region?: string | null };
+  ingest: IngestUrls & { backup?: IngestUrls | null };
   playback: { hls: string; watch: string };
 }
 

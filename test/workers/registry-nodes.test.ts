@@ -185,12 +185,41 @@ describe('stream creation and the admin node list', () => {
       nodeId: 'iad',
       region: 'us-east',
     });
+    // The backup is the next node in the same order, with its own URLs for the same key.
+    expect(s.ingest.backup).toEqual({
+      rtmp: `rtmp://fra.ingest.test:1935/live/${s.streamKey}`,
+      rtmps: null,
+      srt: `srt://fra.ingest.test:9000?streamid=${s.streamKey}`,
+      nodeId: 'fra',
+      region: 'eu-central',
+    });
     // A node without TLS: no RTMPS URL. The public list says the same.
     const listed = await nearest(NYC_CF);
     expect(listed.nodes.map((n) => [n.nodeId, n.ingest.rtmps])).toEqual([
       ['iad', 'rtmps://iad.ingest.test:443/live'],
       ['fra', null],
     ]);
+  });
+
+  it('backup ingest: another node when two are healthy (a full nearest node is the backup, not the primary), none with one node', async () => {
+    const create = async () => {
+      const res = await worker(
+        new Request('http://edge.test/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: '{}', cf: NYC_CF }),
+      );
+      expect(res.status).toBe(201);
+      return ((await res.json()) as { ingest: { nodeId: string; backup: { nodeId: string } | null } }).ingest;
+    };
+    await clear();
+    await (await register({ nodeId: 'iad', ...ASHBURN, sessions: 10, capacity: 10 })).body?.cancel();
+    await (await register({ nodeId: 'fra', ...FRANKFURT })).body?.cancel();
+    expect(await create()).toMatchObject({ nodeId: 'fra', backup: { nodeId: 'iad' } });
+    // A key rotation answers the same way (no request.cf here: room, then load, decide).
+    const s = await createStream();
+    const rotated = await worker(`/api/streams/${s.id}/rotate-key`, { method: 'POST', headers: ADMIN });
+    expect(((await rotated.json()) as { ingest: unknown }).ingest).toMatchObject({ nodeId: 'fra', backup: { nodeId: 'iad' } });
+    await clear();
+    await (await register({ nodeId: 'fra', ...FRANKFURT })).body?.cancel();
+    expect(await create()).toMatchObject({ nodeId: 'fra', backup: null });
   });
 
   it('a node registering an RTMPS URL that is not rtmps:// is refused', async () => {
@@ -207,6 +236,7 @@ describe('stream creation and the admin node list', () => {
     const s = await createStream();
     expect(s.ingest.rtmp).toMatch(new RegExp(`^rtmp://.+/${s.streamKey}$`));
     expect(s.ingest.rtmp).not.toContain('ingest.test');
+    expect((s.ingest as { backup?: unknown }).backup).toBeNull();
   });
 
   it('GET /api/ingest/nodes needs the admin token and lists every healthy node with its load and heartbeat state', async () => {

@@ -105,10 +105,15 @@ export function callerLocation(req: Request, env: Pick<Env, 'DEV_GEO_OVERRIDE'>)
   return locationFromCf((req as Request & { cf?: { latitude?: unknown; longitude?: unknown } }).cf);
 }
 
-/** The best node for a caller: nearest with room, then least loaded; null when none is healthy. */
-export async function nearestIngestNode(env: Env, req: Request): Promise<IngestNode | null> {
+/**
+ * The nodes a new stream is handed for a caller: the primary is the best (nearest with room, then
+ * least loaded), the backup the next one in the same order, a different node. An encoder given
+ * both (as with Mux's and YouTube's backup ingest) reconnects to the backup when the primary is
+ * lost, and the lease epoch makes that a takeover. null where there is no such node.
+ */
+export async function ingestNodesFor(env: Env, req: Request): Promise<{ primary: IngestNode | null; backup: IngestNode | null }> {
   const ranked = rankIngestNodes(await healthyNodes(env), callerLocation(req, env));
-  return ranked[0] ?? null;
+  return { primary: ranked[0] ?? null, backup: ranked[1] ?? null };
 }
 
 /** A node's publish URLs for one stream key (RTMPS and SRT when the node has them). */
