@@ -144,12 +144,19 @@ export const clipCommands: Command[] = [
     name: 'clips download',
     group: 'Clips',
     synopsis: '<clip> [--rendition R] [--out FILE]',
-    summary: "save an exported clip's MP4 (the default rendition unless --rendition); FILE defaults to the server's file name",
+    summary: "save an exported clip's MP4 (the default rendition unless --rendition); FILE defaults to the server's file name; a signed stream's clip is fetched with a 5-minute playback token",
     args: ['a clip id'],
     flags: ['rendition', 'out'],
     async run(c) {
       const path = c.v.rendition ? `/vod/${c.arg(0)}/${encodeURIComponent(c.v.rendition)}/clip.mp4` : `/vod/${c.arg(0)}/clip.mp4`;
-      const res = await c.request('GET', path);
+      let res = await c.request('GET', path);
+      if (res.status === 401 && ((await res.clone().json().catch(() => null)) as { error?: { code?: string } } | null)?.error?.code === 'token_required') {
+        // A signed stream's downloads need a playback token, like its playlists: mint a short one.
+        await res.body?.cancel();
+        const clip = await c.call<Clip>('GET', `/api/clips/${c.arg(0)}`);
+        const { token } = await c.call<{ token: string }>('POST', `/api/streams/${encodeURIComponent(clip.streamId)}/playback-tokens`, { expiresIn: 300 });
+        res = await c.request('GET', `${path}?token=${encodeURIComponent(token)}`);
+      }
       if (!res.ok) {
         const e = ((await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null)?.error;
         throw new CliError(e?.code ?? `http_${res.status}`, e?.message ?? `GET ${path} answered ${res.status}`, res.status);

@@ -221,8 +221,13 @@ describe('clips, exports and recordings of a live stream', () => {
     const clip = JSON.parse(r.stdout) as { export: { status: string; renditions: Array<{ rendition: string; url: string }> } };
     expect(clip.export.status).toBe('ready');
     expect(clip.export.renditions.map((x) => x.rendition)).toEqual(['240p', 'audio']);
+    // Once the stream is signed, its clip downloads need a token: the CLI mints one.
+    await cli(['streams', 'update', streamId, '--policy', 'signed']);
+    expect((await fetch(`${stack.workerUrl}/vod/${plain.id}/audio/clip.mp4`)).status).toBe(401);
     const m4a = await cli(['clips', 'download', plain.id, '--rendition', 'audio', '--out', 'sound.m4a', '--json']);
+    expect(m4a.code, m4a.stderr).toBe(0);
     expect(JSON.parse(m4a.stdout)).toMatchObject({ file: 'sound.m4a', bytes: statSync(join(dir, 'sound.m4a')).size });
+    await cli(['streams', 'update', streamId, '--policy', 'public']);
     // Asking for a rendition the stream does not have: the API's refusal.
     const bad = await cli(['clips', 'export', plain.id, '--renditions', '1080p', '--json']);
     expect(bad.code).toBe(1);
