@@ -1,6 +1,7 @@
 // The transcoder service (the media node): RTMP, SRT and WHIP ingest → key check and lease at the origin → ffmpeg ABR ladder →
 // CMAF parts → signed pushes to the origin. Health and metrics over HTTP; clean shutdown on
 // SIGINT/SIGTERM (publishers dropped, ffmpeg stopped, pending pushes flushed, origin told).
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { AdmissionControl } from './admission.ts';
@@ -10,7 +11,7 @@ import { OriginClient, OriginError } from './origin-client.ts';
 import { OverloadGuard } from './overload.ts';
 import { Publishers } from './publishers.ts';
 import { RegistryClient } from './registry-client.ts';
-import { RtmpIngestServer } from './rtmp/server.ts';
+import { RtmpIngestServer, type RtmpIngestOptions } from './rtmp/server.ts';
 import { Reject } from './srt/packet.ts';
 import { SrtIngestServer } from './srt/server.ts';
 import { publisherFrom, type IngestProtocol, type Publisher } from './publisher.ts';
@@ -43,6 +44,10 @@ const config = {
     publishTimeoutMs: positiveFromEnv('RTMP_PUBLISH_TIMEOUT_MS'),
     maxMessageBytes: positiveFromEnv('RTMP_MAX_MESSAGE_BYTES'),
   },
+  /** RTMPS (TLS terminated here): its port, unset or "off" for none, and the PEM certificate and key files. */
+  rtmpsPort: env.RTMPS_PORT === undefined || env.RTMPS_PORT === '' || env.RTMPS_PORT === 'off' ? null : Number(env.RTMPS_PORT),
+  rtmpsCertFile: env.RTMPS_CERT_FILE,
+  rtmpsKeyFile: env.RTMPS_KEY_FILE,
   /** Where /health and /metrics listen: loopback by default; 0.0.0.0 for a load balancer or Prometheus elsewhere. */
   healthHost: env.HEALTH_HOST ?? '127.0.0.1',
   healthPort: Number(env.HEALTH_PORT ?? 8790),
@@ -66,6 +71,7 @@ const config = {
     keyDerivationsPerSecond: Number(env.SRT_KEY_DERIVATIONS_PER_SECOND ?? 20),
   },
   publicRtmpUrl: env.PUBLIC_RTMP_URL,
+  publicRtmpsUrl: env.PUBLIC_RTMPS_URL,
   publicSrtUrl: env.PUBLIC_SRT_URL,
   /** Publishers this node takes (every protocol together); more are refused. */
   capacity: Number(env.CAPACITY ?? 16),
@@ -86,6 +92,12 @@ if (!config.ingestSecret) {
   log.error('INGEST_SECRET is not set: the origin would refuse every push');
   process.exit(1);
 }
+if (config.rtmpsPort !== null && (!config.rtmpsCertFile || !config.rtmpsKeyFile)) {
+  log.error('RTMPS_PORT is set without RTMPS_CERT_FILE and RTMPS_KEY_FILE (PEM files of the certificate and its key)');
+  process.exit(1);
+}
+/** The RTMPS certificate, read again on SIGHUP (a renewal without dropping publishers). */
+const readRtmpsCertificate = () => ({ cert: readFileSync(config.rtmpsCertFile!), key: readFileSync(config.rtmpsKeyFile!) });
 
 const metrics: Metrics = new Metrics({
   nodeId: config.nodeId,
@@ -133,11 +145,9 @@ function startPublisher(publisher: Publisher, streamKey: string): void {
   admittedLeases.get(publisher.lease)?.();
 }
 
-const rtmp = new RtmpIngestServer<AuthorizeResponse>({
+const rtmpOptions: Omit<RtmpIngestOptions<AuthorizeResponse>, 'port' | 'logger'> = {
   host: config.rtmpHost,
-  port: config.rtmpPort,
   ...config.rtmpLimits,
-  logger: log.child({ component: 'rtmp' }),
   // The key is checked (and the stream's lease taken) before the publisher may send media.
   authorize: async ({ streamKey }) => {
     const verdict = await authorizeKey(streamKey, 'rtmp');
@@ -158,7 +168,13 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
       session.streamKey,
     );
   },
-});
+};
+const rtmp = new RtmpIngestServer<AuthorizeResponse>({ ...rtmpOptions, port: config.rtmpPort, logger: log.child({ component: 'rtmp' }) });
+// RTMPS: the same publishers over TLS on their own port (OBS's rtmps:// URLs).
+const rtmps =
+  config.rtmpsPort === null
+    ? null
+    : new RtmpIngestServer<AuthorizeResponse>({ ...rtmpOptions, port: config.rtmpsPort, tls: readRtmpsCertificate(), logger: log.child({ component: 'rtmps' }) });
 
 // SRT publishers on one UDP port; the stream id is checked exactly like an RTMP key, before the
 // handshake is answered (so a refused publisher never gets to send media).
@@ -252,6 +268,7 @@ const health = createServer((req, res) => {
 });
 
 await rtmp.listen();
+await rtmps?.listen();
 await srt?.listen();
 await signalling?.listen();
 await new Promise<void>((resolve, reject) => {
@@ -264,6 +281,7 @@ const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '
 const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
 const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
 const whipUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) + '/whip' : undefined;
+const publicRtmpsUrl = rtmps ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`) : undefined;
 const registryClient = new RegistryClient({
   originUrl: config.originUrl,
   secret: config.ingestSecret,
@@ -273,6 +291,7 @@ const registryClient = new RegistryClient({
     latitude: config.latitude,
     longitude: config.longitude,
     rtmpUrl: publicRtmpUrl,
+    rtmpsUrl: publicRtmpsUrl,
     srtUrl: publicSrtUrl,
     whipUrl,
     capacity: config.capacity,
@@ -283,7 +302,7 @@ const registryClient = new RegistryClient({
   onCall: (call, ok) => metrics.registryCall(call, ok),
 });
 registryClient.start();
-log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://${publicHost(config.healthHost)}:${config.healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
+log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://${publicHost(config.healthHost)}:${config.healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
@@ -306,10 +325,20 @@ async function shutdown(signal: string): Promise<void> {
   webrtc.closeAll();
   await signalling?.close();
   await rtmp.close();
+  await rtmps?.close();
   await srt?.close();
   health.close();
   log.info('stopped');
   process.exit(0);
 }
+process.on('SIGHUP', () => {
+  if (!rtmps) return;
+  try {
+    rtmps.setCertificate(readRtmpsCertificate());
+    log.info('rtmps certificate reloaded', { certFile: config.rtmpsCertFile });
+  } catch (err) {
+    log.error('rtmps certificate not reloaded; the previous one stays', { certFile: config.rtmpsCertFile, error: String(err) });
+  }
+});
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));

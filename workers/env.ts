@@ -12,6 +12,8 @@ export interface Env extends Cloudflare.Env {
   EXPORT_QUEUE: Queue<ClipExportMessage>;
   /** Public RTMP publish base URL handed out with new streams, e.g. rtmp://127.0.0.1:1935/live. */
   RTMP_INGEST_URL?: string;
+  /** Public RTMPS publish base URL (rtmps://host:port/live) handed out with new streams when no registered node is healthy. */
+  RTMPS_INGEST_URL?: string;
   /** Public SRT base URL (srt://host:port) handed out with new streams when no registered node is healthy. */
   SRT_INGEST_URL?: string;
   /** WHIP endpoint (`https://host/whip`) returned with new streams when no ingest node is registered (optional). */

@@ -1,13 +1,21 @@
 // The RTMP ingest server: accepts publishers at rtmp://host:port/{app}/{streamKey} within global and
 // per-address limits, checks each key with `authorize` before reading any media, and hands each
 // accepted stream to `onPublish` as an RtmpPublishSession whose `flv` is ready to pipe into ffmpeg.
+// With `tls` it is an RTMPS listener: the same connection handling over TLS it terminates itself.
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.ts';
 import { AddressLimiter } from './address-limits.ts';
 import { RtmpConnection } from './connection.ts';
 import type { ConnectionConfig, ConnectionHooks } from './connection.ts';
 import type { AuthorizeResult, PublishRequest, RtmpPublishSession } from './session.ts';
+
+/** A certificate (chain) and its private key, PEM. */
+export interface TlsCertificate {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
 
 export interface RtmpIngestOptions<C = unknown> {
   /** Interface to listen on; default all (`0.0.0.0`). */
@@ -39,6 +47,8 @@ export interface RtmpIngestOptions<C = unknown> {
   maxMessageBytes?: number;
   /** Bytes the session's FLV stream buffers before the publisher's socket is paused. Default 1 MiB. */
   flvHighWaterMark?: number;
+  /** RTMPS: terminate TLS with this certificate (rtmps://host:port/{app}/{streamKey}). */
+  tls?: TlsCertificate;
   logger: Logger;
   /**
    * Asked once per publish, before any media is read. Refusing (or throwing, or not answering
@@ -66,6 +76,8 @@ export class RtmpIngestServer<C = unknown> {
   /** Per drop reason: when it was last logged, and drops since then not logged. */
   private readonly dropLog = new Map<string, { at: number; suppressed: number }>();
   private closing: Promise<void> | null = null;
+  /** Set for an RTMPS listener; replaced by setCertificate (renewals without a restart). */
+  private secureContext: SecureContext | null;
 
   constructor(options: RtmpIngestOptions<C>) {
     this.options = options;
@@ -92,6 +104,7 @@ export class RtmpIngestServer<C = unknown> {
       started: (connection, session) => this.started(connection, session),
       closed: (connection) => this.closed(connection),
     };
+    this.secureContext = options.tls ? createSecureContext(options.tls) : null;
     this.server = createServer((socket) => this.accept(socket));
     // After listen(), errors on the listening socket (EMFILE on accept...) are logged, not thrown.
     this.server.on('error', (err) => this.log.error('rtmp server error', { err }));
@@ -105,7 +118,7 @@ export class RtmpIngestServer<C = unknown> {
       this.server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
         this.server.off('error', onError);
         const { address, port } = this.address();
-        this.log.info('rtmp ingest listening', { address, port, apps: [...this.config.apps] });
+        this.log.info('rtmp ingest listening', { address, port, apps: [...this.config.apps], tls: this.secureContext !== null });
         resolve();
       });
     });
@@ -116,6 +129,15 @@ export class RtmpIngestServer<C = unknown> {
     const info = this.server.address() as AddressInfo | null;
     if (!info || typeof info !== 'object') throw new Error('rtmp ingest server is not listening');
     return { address: info.address, port: info.port };
+  }
+
+  /**
+   * A new certificate for the connections accepted from now on (an RTMPS listener's renewal);
+   * throws, keeping the current one, when the certificate and key do not make a valid pair.
+   */
+  setCertificate(tls: TlsCertificate): void {
+    if (!this.secureContext) throw new Error('this listener does not speak TLS');
+    this.secureContext = createSecureContext(tls);
   }
 
   /** The sessions publishing now. */
@@ -151,7 +173,10 @@ export class RtmpIngestServer<C = unknown> {
       this.drop(socket, admission.reason);
       return;
     }
-    this.connections.add(new RtmpConnection<C>(socket, this.config, this.hooks, this.log));
+    // TLS is set up only for an admitted socket, so the limits above also bound the handshakes a
+    // stranger can make us compute; the connection's handshake deadline covers the TLS one too.
+    const stream = this.secureContext ? new TLSSocket(socket, { isServer: true, secureContext: this.secureContext }) : socket;
+    this.connections.add(new RtmpConnection<C>(stream, this.config, this.hooks, this.log));
   }
 
   // A flood of attempts must not become a flood of log lines: one line per reason per second,
