@@ -1,6 +1,7 @@
 // The transcoder service (the media node): RTMP, SRT and WHIP ingest → key check and lease at the origin → ffmpeg ABR ladder →
-// CMAF parts → signed pushes to the origin. Health and metrics over HTTP; clean shutdown on
-// SIGINT/SIGTERM (publishers dropped, ffmpeg stopped, pending pushes flushed, origin told).
+// CMAF parts → signed pushes to the origin; WHEP playback of realtime streams from the same ladder.
+// Health and metrics over HTTP; clean shutdown on SIGINT/SIGTERM (publishers dropped, ffmpeg
+// stopped, pending pushes flushed, origin told).
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
@@ -19,6 +20,8 @@ import { webrtcConfigFromEnv } from './webrtc/config.ts';
 import { SignallingServer } from './webrtc/signalling-server.ts';
 import { WebRtcStack } from './webrtc/stack.ts';
 import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
+import { WhepEndpoint } from './webrtc/whep-endpoint.ts';
+import { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 
 const env = process.env;
@@ -108,7 +111,18 @@ const metrics: Metrics = new Metrics({
 });
 const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
 const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
-const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds });
+// The real-time (WHEP) feeds of the streams this node holds; none when WebRTC is off.
+const realtimeFeeds = config.webrtc.http === null ? undefined : new RealtimeFeeds({ logger: log.child({ component: 'whep' }) });
+const publishers = new Publishers({
+  origin,
+  logger: log,
+  metrics,
+  overload,
+  nodeId: config.nodeId,
+  region: config.region,
+  thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
+  ...(realtimeFeeds ? { realtimeFeeds, realtimeKeyframeIntervalSeconds: config.webrtc.whep.keyframeIntervalMs / 1000 } : {}),
+});
 const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
 /** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
@@ -227,10 +241,20 @@ const whip = new WhipEndpoint({
   maxBitrate: config.webrtc.whip.maxBitrate,
   mediaTimeoutMs: config.webrtc.whip.mediaTimeoutMs,
 });
+// WHEP playback: viewers the origin sent here with a ticket (checked with INGEST_SECRET) receive
+// the real-time feed of a stream this node holds.
+const whep = new WhepEndpoint({
+  stack: webrtc,
+  logger: log.child({ component: 'whep' }),
+  limits: config.webrtc.whep,
+  secret: config.ingestSecret,
+  feeds: realtimeFeeds ?? new RealtimeFeeds({ logger: log }),
+  iceServers: config.webrtc.stack.iceServers ?? [],
+});
 const signalling =
   config.webrtc.http === null
     ? null
-    : new SignallingServer({ ...config.webrtc.http, logger: log.child({ component: 'signalling' }), routes: [whip] });
+    : new SignallingServer({ ...config.webrtc.http, logger: log.child({ component: 'signalling' }), routes: [whip, whep] });
 
 const health = createServer((req, res) => {
   const body = (status: number, value: unknown) => {
@@ -248,8 +272,14 @@ const health = createServer((req, res) => {
       overloaded: overload.overloaded(),
       sessions: [...publishers.values()].map(({ protocol, session: s }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
       whip: whip.sessions(),
+      whep: { viewers: whep.viewers(), maxViewers: config.webrtc.whep.maxViewers, counters: { ...whep.counters } },
       webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
     });
+  }
+  if (path === '/health/realtime') {
+    // The real-time feeds (ports, packets, viewers), for operators and the WHEP benchmark.
+    void (realtimeFeeds?.list() ?? Promise.resolve([])).then((feeds) => body(200, { feeds }));
+    return;
   }
   if (path === '/metrics') {
     void metrics.render().then(
@@ -262,7 +292,7 @@ const health = createServer((req, res) => {
     return;
   }
   if (path === '/metrics.json') {
-    return body(200, { nodeId: config.nodeId, sessions: publishers.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length } });
+    return body(200, { nodeId: config.nodeId, sessions: publishers.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length }, whep: { ...whep.counters, viewers: whep.viewerCount } });
   }
   body(404, { error: { code: 'not_found', message: 'try /health, /metrics or /metrics.json' } });
 });
@@ -280,7 +310,9 @@ await new Promise<void>((resolve, reject) => {
 const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
 const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
 const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
-const whipUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) + '/whip' : undefined;
+const webrtcBaseUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) : undefined;
+const whipUrl = webrtcBaseUrl ? `${webrtcBaseUrl}/whip` : undefined;
+const whepUrl = webrtcBaseUrl ? `${webrtcBaseUrl}${whep.prefix}` : undefined;
 const publicRtmpsUrl = rtmps ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`) : undefined;
 const registryClient = new RegistryClient({
   originUrl: config.originUrl,
@@ -294,6 +326,7 @@ const registryClient = new RegistryClient({
     rtmpsUrl: publicRtmpsUrl,
     srtUrl: publicSrtUrl,
     whipUrl,
+    whepUrl,
     capacity: config.capacity,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
   },
@@ -302,7 +335,7 @@ const registryClient = new RegistryClient({
   onCall: (call, ok) => metrics.registryCall(call, ok),
 });
 registryClient.start();
-log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://${publicHost(config.healthHost)}:${config.healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
+log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, whep: whepUrl ?? null, whepMaxViewers: config.webrtc.whep.maxViewers, health: `http://${publicHost(config.healthHost)}:${config.healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
 
 let shuttingDown = false;
 async function shutdown(signal: string): Promise<void> {
@@ -322,6 +355,8 @@ async function shutdown(signal: string): Promise<void> {
   }));
   // Peer connections close with their sessions; any left (still answering) close here.
   whip.closeAll(`transcoder ${signal}`);
+  whep.closeAll(`transcoder ${signal}`);
+  await realtimeFeeds?.closeAll(`transcoder ${signal}`);
   webrtc.closeAll();
   await signalling?.close();
   await rtmp.close();

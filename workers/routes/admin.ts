@@ -70,8 +70,9 @@ async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ u
   return { urls: { rtmp: `${base}/${streamKey}`, rtmps, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, whip: env.WHIP_INGEST_URL ?? null, nodeId: null, region: null, backup: null }, node: null };
 }
 
-function playbackUrls(origin: string, id: string) {
-  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}` };
+function playbackUrls(origin: string, id: string, realtime = false) {
+  // WHEP (sub-second, WebRTC) only for streams that have it: POST an SDP offer there.
+  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}`, ...(realtime ? { whep: `${origin}/live/${id}/whep` } : {}) };
 }
 
 function streamJson(origin: string, s: StreamRecord) {
@@ -80,7 +81,7 @@ function streamJson(origin: string, s: StreamRecord) {
     title: s.title,
     status: s.status,
     settings: s.settings,
-    playback: playbackUrls(origin, s.id),
+    playback: playbackUrls(origin, s.id, s.settings.realtime),
     createdAt: new Date(s.createdAt).toISOString(),
     updatedAt: new Date(s.updatedAt).toISOString(),
   };
@@ -110,7 +111,7 @@ adminRoutes.post('/streams', async (c) => {
     .run();
   forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
   const origin = new URL(c.req.url).origin;
-  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id), settings }, 201);
+  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id, settings.realtime), settings }, 201);
 });
 
 adminRoutes.get('/streams', async (c) => {
@@ -144,10 +145,14 @@ adminRoutes.get('/streams/:id', async (c) => {
   });
 });
 
-/** Changes the title or the playback rules; `playback` is replaced whole, the ladder and timing are fixed. */
+/**
+ * Changes the title, the playback rules or real-time playback; `playback` is replaced whole, the
+ * ladder and timing are fixed. `realtime` applies from the stream's next publish (its ladder's outputs).
+ */
 const PatchStreamSchema = z.strictObject({
   title: z.string().max(200).optional(),
   playback: PlaybackSettingsSchema.optional(),
+  realtime: z.boolean().optional(),
 });
 
 adminRoutes.patch('/streams/:id', async (c) => {
@@ -159,6 +164,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
     ...stream.settings,
     ...(patch.title !== undefined ? { title: patch.title } : {}),
     ...(patch.playback ? { playback: patch.playback } : {}),
+    ...(patch.realtime !== undefined ? { realtime: patch.realtime } : {}),
   });
   const now = Date.now();
   const res = await c.env.DB.prepare('UPDATE streams SET title = ?, settings = ?, updated_at = ? WHERE id = ?')

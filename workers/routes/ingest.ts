@@ -97,6 +97,7 @@ ingestRoutes.post('/authorize', async (c) => {
     segmentTarget: s.segmentTarget,
     fps: s.fps,
     timeOffset,
+    realtime: s.realtime,
   };
   return c.json(res);
 });
