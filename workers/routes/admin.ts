@@ -19,6 +19,7 @@ import { NAME_RE } from '../../core/contracts/object-keys.ts';
 import { signPlaybackToken } from '../../core/auth/playback-token.ts';
 import { PlaybackSettingsSchema, StreamSettingsSchema } from '../../core/contracts/stream-config.ts';
 import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
+import { forgetRealtimeSetting } from './whep.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
@@ -110,6 +111,7 @@ adminRoutes.post('/streams', async (c) => {
     .bind(id, settings.title, await hashStreamKey(streamKey), JSON.stringify(settings), 'idle', now, now)
     .run();
   forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
+  forgetRealtimeSetting(id);
   const origin = new URL(c.req.url).origin;
   return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id, settings.realtime), settings }, 201);
 });
@@ -173,6 +175,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
   // This isolate applies the new rules at once; every other one within 30 s (its cache TTL).
   forgetPlaybackAccess(id);
+  forgetRealtimeSetting(id);
   await c.env.STREAM_STATE.getByName(id).configure({ streamId: id, settings });
   return c.json(streamJson(new URL(c.req.url).origin, { ...stream, title: settings.title, settings, updatedAt: now }));
 });

@@ -18,8 +18,13 @@ import { healthyNodes } from './ingest-nodes.ts';
 
 export const whepRoutes = new Hono<PlaybackAccessEnv>();
 
-/** Whether a stream plays in real time: a setting, so cached like its access rules (30 s). */
-const realtimeSetting = new TtlCache<boolean | null>({ ttlMs: 30_000, staleIfErrorMs: 30_000, maxEntries: 10_000 });
+/** Whether a stream plays in real time: a setting, so cached like its access rules (30 s; "no such stream" 5 s). */
+const realtimeSetting = new TtlCache<boolean | null>({ ttlMs: 30_000, staleIfErrorMs: 30_000, maxEntries: 10_000, ttlMsFor: (v) => (v === null ? 5000 : 30_000) });
+
+/** Forgets a stream's cached realtime setting in this isolate (the admin API calls it after a change). */
+export function forgetRealtimeSetting(streamId: string): void {
+  realtimeSetting.delete(streamId);
+}
 /**
  * The node holding a stream, cached for 2 s per isolate: a crowd arriving at once costs the
  * stream's object one call, and a failover (a new lease on another node) is seen within 2 s.
