@@ -157,7 +157,6 @@ export class WhepViewer implements FeedSink {
       remote: this.remoteAddress,
       videoPackets: this.#tracks.video?.packets ?? 0,
       audioPackets: this.#tracks.audio?.packets ?? 0,
-      bytesOut: this.#peer && this.state !== 'ended' ? this.#peer.pc.bytesSent() : undefined,
       firstKeyframeMs: this.firstKeyframeMs,
       keyframeRequests: this.keyframeRequests,
       nacks: this.nacks,
