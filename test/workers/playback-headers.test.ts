@@ -78,6 +78,25 @@ describe('secure headers', () => {
     }
   });
 
+  it('a returning viewer starts from cache: the page is revalidated, the scripts and stylesheet it names are immutable', async () => {
+    const page = await worker('/watch/st00000000000000');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const html = await page.text();
+    const named = [...html.matchAll(/(?:src|href)="(\/dist\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(named).toEqual([expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/), expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/)]);
+    for (const path of named) {
+      const res = await worker(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('cache-control'), path).toBe('public, max-age=31536000, immutable');
+      expect(res.headers.get('content-type'), path).toContain(path.endsWith('.css') ? 'text/css' : 'javascript');
+      await res.arrayBuffer();
+    }
+    // A name without a content hash is not immutable (it could change with the next deploy).
+    const unhashed = await worker('/dist/watch.html');
+    expect(unhashed.headers.get('cache-control') ?? '').not.toContain('immutable');
+    await unhashed.arrayBuffer();
+  });
+
   it('the watch and party pages preload the stream\'s multivariant playlist at the URL the page asks for', async () => {
     const link = async (path: string) => {
       const res = await worker(path);
