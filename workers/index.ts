@@ -84,14 +84,21 @@ app.route('/rooms', roomRoutes);
 async function watchPage(requestUrl: string, assets: Fetcher, streamId: string | undefined): Promise<Response> {
   const page = await assets.fetch(new URL(WATCH_HTML, requestUrl));
   if (!page.ok) return page;
-  const res = new Response(page.body, page);
+  const html = await page.text();
+  const res = new Response(html, page);
   res.headers.set('cache-control', 'no-cache');
-  if (!streamId || !NAME_RE.test(streamId)) return res;
-  // The same URL the page builds (core/player/page-params.ts, playbackUrl).
-  const playlist = new URL(`/live/${streamId}/index.m3u8`, requestUrl);
-  const token = new URL(requestUrl).searchParams.get('token');
-  if (token) playlist.searchParams.set('token', token);
-  res.headers.append('link', `<${playlist.pathname}${playlist.search}>; rel=preload; as=fetch; crossorigin=anonymous`);
+  if (streamId && NAME_RE.test(streamId)) {
+    // The same URL the page builds (core/player/page-params.ts, playbackUrl).
+    const playlist = new URL(`/live/${streamId}/index.m3u8`, requestUrl);
+    const token = new URL(requestUrl).searchParams.get('token');
+    if (token) playlist.searchParams.set('token', token);
+    res.headers.append('link', `<${playlist.pathname}${playlist.search}>; rel=preload; as=fetch; crossorigin=anonymous`);
+  }
+  // The stylesheet and the script the HTML names, as preloads in the header too: Cloudflare turns
+  // Link preloads into a 103 Early Hints answer, so a browser can start on them before the page.
+  for (const m of html.matchAll(/<(?:link rel="stylesheet" href|script type="module" src)="(\/dist\/[^"]+)"/g)) {
+    res.headers.append('link', m[1]!.endsWith('.css') ? `<${m[1]}>; rel=preload; as=style` : `<${m[1]}>; rel=modulepreload`);
+  }
   return res;
 }
 app.get('/watch/:id', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.param('id')));

@@ -102,7 +102,8 @@ describe('secure headers', () => {
       const res = await worker(path);
       expect(res.status, path).toBe(200);
       await res.arrayBuffer();
-      return res.headers.get('link');
+      // The page's own stylesheet and script follow (the next test); here, the stream's playlist.
+      return (res.headers.get('link') ?? '').split(', ').filter((l) => !l.startsWith('</dist/')).join(', ') || null;
     };
     expect(await link('/watch/st00000000000000')).toBe('</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous');
     // The token rides along exactly as the page's playbackUrl() writes it.
@@ -111,6 +112,14 @@ describe('secure headers', () => {
     // No stream, or a malformed one: the page alone.
     expect(await link('/party/room-1')).toBeNull();
     expect(await link('/watch/bad%20id')).toBeNull();
+  });
+
+  it('the page\'s stylesheet and script are preloads in its header too (Early Hints), the names the HTML uses', async () => {
+    const res = await worker('/party/room-1');
+    const html = await res.text();
+    const css = /href="(\/dist\/app-[A-Z0-9]{8}\.css)"/.exec(html)![1]!;
+    const js = /src="(\/dist\/watch-[A-Z0-9]{8}\.js)"/.exec(html)![1]!;
+    expect(res.headers.get('link')).toBe(`<${css}>; rel=preload; as=style, <${js}>; rel=modulepreload`);
   });
 
   it('keeps the admin API and the site same-origin and unframeable', async () => {
