@@ -203,8 +203,7 @@ async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]
 async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
   const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter((c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label));
   log.info('stock players', { rounds: STOCK_ROUNDS, seconds: STOCK_SECONDS, cases: cases.map((c) => c.label) });
-  const results = cases.map(() => ({ glass: [] as number[], ttff: [] as number[], stalls: 0, unreadable: 0, failed: 0 }));
-  const ages: number[] = [];
+  const results = cases.map(() => ({ glass: [] as number[], ttff: [] as number[], ages: [] as number[], stalls: 0, unreadable: 0, failed: 0 }));
   for (let round = 0; round < STOCK_ROUNDS; round++) {
     for (let k = 0; k < cases.length; k++) {
       const c = cases[k]!;
@@ -215,8 +214,9 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
         await page.goto(bare ? stock!.url(c.player as StockPlayer, c.config) : watchUrl);
         r.ttff.push(await firstFrameOf(page, bare));
         await sleep(STOCK_SETTLE_SECONDS * 1000);
-        ages.push(await edgeAgeMs(stack.workerUrl, streamId));
+        r.ages.push(await edgeAgeMs(stack.workerUrl, streamId));
         const g = await glassToGlass(page, bare, STOCK_SECONDS);
+        r.ages.push(await edgeAgeMs(stack.workerUrl, streamId));
         r.glass.push(...g.glass);
         r.stalls += g.stalls;
         r.unreadable += g.unreadable;
@@ -229,13 +229,13 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
   }
   const lines = [
     `stock players vs the watch page, glass to glass after ${STOCK_SETTLE_SECONDS} s of play, ${STOCK_SECONDS} s × ${STOCK_ROUNDS} rounds each, interleaved (${load()} at the end):`,
-    `  age of the newest media in the playlist (capture → listed) p50 ${ms(quantile(ages, 0.5))}, max ${ms(Math.max(...ages))}`,
+    `  (edge = age of the newest media in the playlist, capture → listed, before and after each page's frames; behind = g2g p50 − edge p50: the player's own share)`,
   ];
   for (let k = 0; k < cases.length; k++) {
     const c = cases[k]!;
     const r = results[k]!;
     lines.push(
-      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
+      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge ${sec(quantile(r.ages, 0.5))}   behind ${sec(quantile(r.glass, 0.5) - quantile(r.ages, 0.5))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
     );
     if (c.player !== 'watch') lines.push(`  ${''.padEnd(28)} ${JSON.stringify(c.config)}`);
   }
