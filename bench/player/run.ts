@@ -88,7 +88,7 @@ async function timeToFirstFrame(b: TestBrowser, urls: Array<{ url: string; bare:
   return out;
 }
 
-async function glassToGlass(page: Page, bare: boolean, seconds = G2G_SECONDS): Promise<{ glass: number[]; pdt: number[]; unreadable: number; stalls: number; heights: Set<number> }> {
+async function glassToGlass(page: Page, bare: boolean, seconds = G2G_SECONDS): Promise<{ glass: number[]; shown: number[]; pdt: number[]; unreadable: number; stalls: number; heights: Set<number> }> {
   await page.addScriptTag({ content: PROBE });
   await page.evaluate(
     ([layout, isBare]) => {
@@ -100,7 +100,7 @@ async function glassToGlass(page: Page, bare: boolean, seconds = G2G_SECONDS): P
   );
   await sleep(seconds * 1000);
   const r = await page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G());
-  return { glass: r.frames.map((f) => f.glass), pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])), unreadable: r.unreadable, stalls: r.stalls, heights: new Set(r.frames.map((f) => f.height)) };
+  return { glass: r.frames.map((f) => f.glass), shown: r.frames.map((f) => f.shown), pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])), unreadable: r.unreadable, stalls: r.stalls, heights: new Set(r.frames.map((f) => f.height)) };
 }
 
 /** |PDT on page B − PDT on page A| at B's sampling instants (A interpolated between its samples). */
@@ -147,6 +147,38 @@ async function edgeAgeMs(workerUrl: string, streamId: string): Promise<number> {
   return at - end;
 }
 
+/** Samples edgeAgeMs every 250 ms until stopped: [wall ms, age ms] pairs. */
+function sampleEdgeAge(workerUrl: string, streamId: string): { stop(): Promise<Array<[number, number]>> } {
+  const samples: Array<[number, number]> = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      const age = await edgeAgeMs(workerUrl, streamId).catch(() => NaN);
+      if (Number.isFinite(age)) samples.push([Date.now(), age]);
+      await sleep(250);
+    }
+  })();
+  return {
+    async stop() {
+      on = false;
+      await loop;
+      return samples;
+    },
+  };
+}
+
+/** Each frame's distance behind the newest listed media: its glass to glass minus the edge's age when it was shown. */
+function behindEdge(glass: number[], shown: number[], ages: Array<[number, number]>): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (let i = 0; i < glass.length; i++) {
+    while (j + 1 < ages.length && ages[j + 1]![0] <= shown[i]!) j++;
+    const a = ages[j];
+    if (a && Math.abs(a[0] - shown[i]!) < 1000) out.push(glass[i]! - a[1]);
+  }
+  return out;
+}
+
 const snapshot = (p: Page) => p.evaluate(() => (globalThis as unknown as Win).__edgelive.snapshot());
 
 interface Ctx {
@@ -169,13 +201,15 @@ async function measureTtff({ browser, watchUrl }: Ctx): Promise<string[]> {
   ];
 }
 
-async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]> {
+async function measureGlassToGlass({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
   log.info('glass to glass', { seconds: G2G_SECONDS });
   const watch = await browser.newPage({ width: 1280, height: 720 });
   await watch.goto(watchUrl);
   await firstFrameOf(watch, false);
   await sleep(5000); // past the start-up catch-up
+  const s1 = sampleEdgeAge(stack.workerUrl, streamId);
   const g2g = await glassToGlass(watch, false);
+  const behind = behindEdge(g2g.glass, g2g.shown, await s1.stop());
   const end = await watch.evaluate(() => {
     const hls = (globalThis as unknown as { __edgelive: { page: { player: { hls: { latency: number; targetLatency: number | null } | null } } } }).__edgelive.page.player.hls;
     return { latency: hls?.latency ?? NaN, target: hls?.targetLatency ?? NaN };
@@ -185,13 +219,16 @@ async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]
   await std.goto(barePage({ lowLatencyMode: false }));
   await firstFrameOf(std, true);
   await sleep(5000);
+  const s2 = sampleEdgeAge(stack.workerUrl, streamId);
   const g2gStd = await glassToGlass(std, true);
+  const behindStd = behindEdge(g2gStd.glass, g2gStd.shown, await s2.stop());
   await std.close();
   return [
     `glass to glass (capture-time barcode in the frame vs wall clock at presentation), ${G2G_SECONDS} s of frames (${load()} at the end):`,
     `  watch page (LL-HLS)  p50 ${sec(quantile(g2g.glass, 0.5))}   p99 ${sec(quantile(g2g.glass, 0.99))}   frames ${g2g.glass.length} (unreadable ${g2g.unreadable}, heights ${[...g2g.heights].join('/')})   target p50 ≤ 1.2 s`,
     `    same frames by program-date-time: p50 ${sec(quantile(g2g.pdt, 0.5))}   p99 ${sec(quantile(g2g.pdt, 0.99))}   (hls.js at the end: ${end.latency.toFixed(2)} s behind the playlist edge, target ${end.target.toFixed(2)} s)`,
-    `  baseline: hls.js standard mode (lowLatencyMode off)  p50 ${sec(quantile(g2gStd.glass, 0.5))}   p99 ${sec(quantile(g2gStd.glass, 0.99))}   frames ${g2gStd.glass.length}`,
+    `    behind the newest listed media p50 ${sec(quantile(behind, 0.5))}   p90 ${sec(quantile(behind, 0.9))}   stalls ${g2g.stalls}`,
+    `  baseline: hls.js standard mode (lowLatencyMode off)  p50 ${sec(quantile(g2gStd.glass, 0.5))}   p99 ${sec(quantile(g2gStd.glass, 0.99))}   frames ${g2gStd.glass.length}   behind p50 ${sec(quantile(behindStd, 0.5))}   stalls ${g2gStd.stalls}`,
   ];
 }
 
@@ -203,7 +240,7 @@ async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]
 async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
   const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter((c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label));
   log.info('stock players', { rounds: STOCK_ROUNDS, seconds: STOCK_SECONDS, cases: cases.map((c) => c.label) });
-  const results = cases.map(() => ({ glass: [] as number[], ttff: [] as number[], ages: [] as number[], stalls: 0, unreadable: 0, failed: 0 }));
+  const results = cases.map(() => ({ glass: [] as number[], behind: [] as number[], ttff: [] as number[], ages: [] as number[], stalls: 0, unreadable: 0, failed: 0 }));
   for (let round = 0; round < STOCK_ROUNDS; round++) {
     for (let k = 0; k < cases.length; k++) {
       const c = cases[k]!;
@@ -214,9 +251,11 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
         await page.goto(bare ? stock!.url(c.player as StockPlayer, c.config) : watchUrl);
         r.ttff.push(await firstFrameOf(page, bare));
         await sleep(STOCK_SETTLE_SECONDS * 1000);
-        r.ages.push(await edgeAgeMs(stack.workerUrl, streamId));
+        const sampler = sampleEdgeAge(stack.workerUrl, streamId);
         const g = await glassToGlass(page, bare, STOCK_SECONDS);
-        r.ages.push(await edgeAgeMs(stack.workerUrl, streamId));
+        const ages = await sampler.stop();
+        r.ages.push(...ages.map((a) => a[1]));
+        r.behind.push(...behindEdge(g.glass, g.shown, ages));
         r.glass.push(...g.glass);
         r.stalls += g.stalls;
         r.unreadable += g.unreadable;
@@ -229,13 +268,13 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
   }
   const lines = [
     `stock players vs the watch page, glass to glass after ${STOCK_SETTLE_SECONDS} s of play, ${STOCK_SECONDS} s × ${STOCK_ROUNDS} rounds each, interleaved (${load()} at the end):`,
-    `  (edge = age of the newest media in the playlist, capture → listed, before and after each page's frames; behind = g2g p50 − edge p50: the player's own share)`,
+    `  (edge = age of the newest media in the playlist, capture → listed, sampled every 250 ms; behind = each frame's g2g minus the edge's age when it was shown: the player's own share, which the stream's tags and the player's settings decide)`,
   ];
   for (let k = 0; k < cases.length; k++) {
     const c = cases[k]!;
     const r = results[k]!;
     lines.push(
-      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge ${sec(quantile(r.ages, 0.5))}   behind ${sec(quantile(r.glass, 0.5) - quantile(r.ages, 0.5))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
+      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge p50 ${sec(quantile(r.ages, 0.5))}   behind p50 ${sec(quantile(r.behind, 0.5))} p90 ${sec(quantile(r.behind, 0.9))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
     );
     if (c.player !== 'watch') lines.push(`  ${''.padEnd(28)} ${JSON.stringify(c.config)}`);
   }
