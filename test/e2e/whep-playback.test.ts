@@ -77,14 +77,33 @@ async function received(p: Page): Promise<{ framesDecoded: number; framesPresent
     analyser.fftSize = 2048;
     ctx.createMediaStreamSource(new w.MediaStream(session.stream.getAudioTracks())).connect(analyser);
     await ctx.resume();
-    await new Promise((r) => setTimeout(r, 400));
+    // The loudest of ten 43 ms windows over a second: a loaded machine's audio thread may underrun
+    // for a window or two, which is not silence from the sender.
     const buf = new Float32Array(analyser.fftSize);
-    analyser.getFloatTimeDomainData(buf);
-    let sum = 0;
-    for (const x of buf) sum += x * x;
+    let audioRms = 0;
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      analyser.getFloatTimeDomainData(buf);
+      let sum = 0;
+      for (const x of buf) sum += x * x;
+      audioRms = Math.max(audioRms, Math.sqrt(sum / buf.length));
+    }
     await ctx.close();
-    return { framesDecoded, framesPresented: w.__presented!, audioSamples, audioRms: Math.sqrt(sum / buf.length), currentTime: video.currentTime, width: video.videoWidth };
+    return { framesDecoded, framesPresented: w.__presented!, audioSamples, audioRms, currentTime: video.currentTime, width: video.videoWidth };
   });
+}
+
+/** Waits until the page's <video> has played `seconds` more (a loaded machine may take a while to resume). */
+async function playsOn(p: Page, seconds: number, what: string, timeoutMs = 30_000): Promise<void> {
+  const now = () => p.evaluate(() => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot().currentTime);
+  const t0 = await now();
+  const deadline = Date.now() + timeoutMs;
+  let t = t0;
+  while (t < t0 + seconds) {
+    if (Date.now() > deadline) throw new Error(`${what}: currentTime went from ${t0} to ${t} in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+    t = await now();
+  }
 }
 
 async function watchPage(query: string): Promise<Page & { errors: string[] }> {
@@ -156,7 +175,8 @@ describe('WHEP playback end to end', () => {
     first = await watchPage(`token=${token}&realtime=1`);
     const on = (await waitInPage(first, () => {
       const s = (globalThis as unknown as Hooks).__edgelive?.realtime?.status();
-      return s && (s.state === 'on' || s.state === 'fallback' || s.state === 'unavailable') ? s : null;
+      // 'unavailable' is also the state before the stream's info arrives: wait for a verdict.
+      return s && (s.state === 'on' || s.state === 'fallback' || s.message) ? s : null;
     }, 'real-time mode to switch on', 60_000)) as Status;
     expect(on, JSON.stringify(on)).toMatchObject({ state: 'on', message: null });
     // Sent there by the edge: the session resource is on the node.
@@ -188,16 +208,14 @@ describe('WHEP playback end to end', () => {
     const second = await watchPage(`token=${token}&realtime=1`);
     const fell = (await waitInPage(second, () => {
       const s = (globalThis as unknown as Hooks).__edgelive?.realtime?.status();
-      return s && s.state !== 'off' && s.state !== 'connecting' && s.state !== 'unavailable' ? s : null;
+      return s && (s.state === 'on' || s.state === 'fallback' || s.message) ? s : null;
     }, 'the second page to give up real time', 60_000)) as Status;
     expect(fell.state).toBe('fallback');
     expect(fell.message).toMatch(/full/);
     expect(await second.locator('[data-testid="realtime"]').getAttribute('aria-pressed')).toBe('false');
-    const snap = () => second.evaluate(() => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot());
     await waitInPage(second, () => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot().firstFrameMs !== null, 'LL-HLS to show a frame', 30_000);
-    const t0 = (await snap()).currentTime;
-    await second.waitForTimeout(1500);
-    expect((await snap()).currentTime - t0, 'LL-HLS plays').toBeGreaterThan(0.5);
+    await playsOn(second, 1, 'LL-HLS plays on the second page');
+    expect(await second.evaluate(() => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown; video: { srcObject: unknown } } } } }).__edgelive.page.player.video.srcObject)).toBeNull();
     expect((await health()).whep.counters.full).toBeGreaterThanOrEqual(2);
     await second.close();
   });
@@ -206,9 +224,7 @@ describe('WHEP playback end to end', () => {
     await first.locator('[data-testid="realtime"]').click();
     await waitInPage(first, () => (globalThis as unknown as Hooks).__edgelive?.realtime?.status().state === 'off', 'real time off');
     await waitInPage(first, () => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown } } } }).__edgelive.page.player.hls !== null, 'hls.js back');
-    const t0 = await first.evaluate(() => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot().currentTime);
-    await first.waitForTimeout(2500);
-    expect(await first.evaluate(() => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot().currentTime)).toBeGreaterThan(t0 + 0.5);
+    await playsOn(first, 1, 'LL-HLS plays again');
     const deadline = Date.now() + 10_000;
     let h = await health();
     while (h.whep.viewers.length > 0 && Date.now() < deadline) {

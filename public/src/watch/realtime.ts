@@ -2,8 +2,8 @@
 // moves the <video> from LL-HLS (about 0.8 s behind) to WebRTC (WHEP, sub-second). LL-HLS keeps
 // playing until the WebRTC session has decoded a frame, so the switch never shows a black screen,
 // and the page goes back to LL-HLS by itself when WebRTC cannot connect, the node is full (503) or
-// the frames stop; it offers real time again when the refusal says it may. The WHEP client is
-// imported on demand: viewers who never switch never load it.
+// the frames stop; it offers real time again when the refusal says it may. The WHEP client is its
+// own bundle, imported on demand: viewers who never switch never load it.
 import { realtimeFallback, REALTIME_FIRST_FRAME_MS, REALTIME_STALL_MS, type RealtimeProblem } from '../../../core/player/realtime-fallback.ts';
 import { h, setText } from './dom.ts';
 import type { WatchPage } from './page.ts';
@@ -15,6 +15,11 @@ export type RealtimeState = 'unavailable' | 'off' | 'connecting' | 'on' | 'fallb
 const PREFERENCE = 'edgelive.realtime';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The WHEP client's content-hashed URL (scripts/build-assets.mjs builds it from ./whep-client.ts). */
+declare const __REALTIME_URL__: string;
+/** Through a variable, so the bundler leaves the import to the browser (as watch.ts does). */
+const REALTIME_URL = __REALTIME_URL__;
 
 export class RealtimeMode {
   state: RealtimeState = 'unavailable';
@@ -100,7 +105,7 @@ export class RealtimeMode {
     this.#render();
     let session: WhepSession;
     try {
-      const { startWhep, WhepError } = await import('./whep-client.ts');
+      const { startWhep, WhepError } = (await import(REALTIME_URL)) as typeof import('./whep-client.ts');
       session = await startWhep(this.#page.player.url('whep')).catch((err: unknown) => {
         throw err instanceof WhepError ? { kind: 'refused', status: err.status, code: err.code, retryAfterMs: err.retryAfterMs } : { kind: 'unreachable' };
       });
