@@ -98,11 +98,9 @@ async function openPage(browser: TestBrowser, url: string, mode: Mode): Promise<
   const page: Page = await browser.newPage({ width: 1280, height: 720 });
   await page.goto(url);
   if (mode === 'whep') {
-    const s = await waitInPage(page, () => {
-      const st = (globalThis as unknown as Win).__edgelive?.realtime?.status();
-      return st && (st.state === 'on' || st.message) ? st : null;
-    }, 'real-time mode', 60_000);
-    if (s?.state !== 'on') throw new Error(`real-time mode did not start: ${JSON.stringify(s)}`);
+    // A starved machine may miss the page's first-frame deadline: the page falls back and tries
+    // again by itself (10 s later), which is what is waited for here.
+    await waitInPage(page, () => (globalThis as unknown as Win).__edgelive?.realtime?.status().state === 'on', 'real-time mode', 90_000);
   } else {
     await waitInPage(page, () => (globalThis as unknown as Win).__edgelive?.snapshot().firstFrameMs ?? null, 'first frame', 30_000);
   }
@@ -110,7 +108,12 @@ async function openPage(browser: TestBrowser, url: string, mode: Mode): Promise<
   return page;
 }
 
-const decoded = (page: Page) => page.evaluate(() => (globalThis as unknown as Win).__edgelive!.realtime!.session!.counts());
+const decoded = (page: Page) =>
+  page.evaluate(() => {
+    const session = (globalThis as unknown as Win).__edgelive!.realtime!.session;
+    if (!session) throw new Error('the page left real-time mode');
+    return session.counts();
+  });
 
 /** Both pages measured over the same seconds: on a machine whose pipeline lags, the lag then adds to both alike. */
 async function measureTogether(pages: Record<Mode, Page>): Promise<Record<Mode, G2G>> {
@@ -151,9 +154,10 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
   const browser = await launchBrowser({ args: ['--allow-loopback-in-peer-connection'] });
   const runs: Array<Record<Mode, G2G>> = [];
   try {
-    for (let round = 0; round < ROUNDS; round++) {
+    // A round whose WebRTC page left real time (a starved machine) is reported and run again, twice at most.
+    for (let round = 0, attempts = 0; round < ROUNDS && attempts < 2 * ROUNDS; attempts++) {
       // Fresh pages each round; which one starts first alternates.
-      const order: Mode[] = round % 2 === 0 ? ['whep', 'hls'] : ['hls', 'whep'];
+      const order: Mode[] = attempts % 2 === 0 ? ['whep', 'hls'] : ['hls', 'whep'];
       const pages = {} as Record<Mode, Page>;
       try {
         for (const mode of order) pages[mode] = await openPage(browser, `${stack.workerUrl}/watch/${streamId}${mode === 'whep' ? '?realtime=1' : ''}`, mode);
@@ -161,7 +165,10 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
         const r = await measureTogether(pages);
         runs.push(r);
         const g = (x: G2G) => x.frames.map((f) => f.glass);
-        console.log(`  round ${round + 1}: WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded), LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames), LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}  ${load()}`);
+        round++;
+        console.log(`  round ${round}: WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded), LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames), LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}  ${load()}`);
+      } catch (err) {
+        console.log(`  attempt ${attempts + 1} not counted: ${(err as Error).message.split('\n')[0]}  ${load()}`);
       } finally {
         for (const page of Object.values(pages)) await page.close();
       }
