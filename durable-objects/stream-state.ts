@@ -6,17 +6,23 @@
 // It never renders playlist text: it answers compact snapshots that the edge renders.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
+import type { MediaPlaylistSnapshot, PartInfo, RenditionInfo, RenditionReport, SegmentInfo } from '../core/contracts/live-model.ts';
+import { mediaContentType, mediaObjectKey, thumbnailKey, type MediaObject } from '../core/contracts/object-keys.ts';
+import type { RpcError } from '../core/contracts/rpc-error.ts';
 import type {
-  MediaPlaylistSnapshot,
-  PartInfo,
-  PresentationSnapshot,
-  RenditionInfo,
-  RenditionReport,
-  SegmentInfo,
-  VodPlaylistSnapshot,
-} from '../core/contracts/live-model.ts';
-import { mediaObjectKey, thumbnailKey, type MediaObject } from '../core/contracts/object-keys.ts';
-import type { InitMeta, PartMeta, SegmentMeta } from '../core/contracts/ingest-protocol.ts';
+  ClipPoint,
+  ClipResult,
+  IngestPush,
+  IngestResult,
+  LeaseResult,
+  PlaylistResult,
+  PresentationResult,
+  StartAt,
+  StreamConfig,
+  StreamStatus,
+  ThumbnailResult,
+  VodPlaylistResult,
+} from '../core/contracts/stream-rpc.ts';
 import { playlistTiming, type StreamSettings } from '../core/contracts/stream-config.ts';
 import {
   advancePartLimit,
@@ -28,41 +34,13 @@ import {
 import { computeSkip, partsRetained } from '../core/playlist/window.ts';
 import { SegmentWindow } from '../core/live/segment-window.ts';
 import { newWebhookEvent, type WebhookEventType } from '../core/contracts/webhooks.ts';
-import { StreamArchive, type ArchiveError, type ClipCreated } from './stream-archive.ts';
+import { StreamArchive } from './stream-archive.ts';
 
-export interface StreamConfig {
-  streamId: string;
-  settings: StreamSettings;
-}
-
-export interface Lease {
+interface Lease {
   epoch: number;
   nodeId: string;
   region?: string;
   acquiredAt: number;
-}
-
-export type RpcError = { status: 400 | 404 | 409 | 410 | 422 | 503; code: string; message: string };
-export type PlaylistResult = { status: 200; snapshot: MediaPlaylistSnapshot } | RpcError;
-export type IngestResult = { status: 200 | 201; duplicate?: boolean } | RpcError;
-export type VodPlaylistResult = { status: 200; snapshot: VodPlaylistSnapshot } | RpcError;
-
-export type IngestPush =
-  | { epoch: number; rendition: string; object: { kind: 'init' }; meta: InitMeta }
-  | { epoch: number; rendition: string; object: { kind: 'part'; msn: number; part: number }; meta: PartMeta }
-  | { epoch: number; rendition: string; object: { kind: 'segment'; msn: number }; meta: SegmentMeta };
-
-/** Where a start-over playlist (`?start=`) begins: the oldest segment of the window, or a wall-clock time (ms). */
-export type StartAt = 'beginning' | number;
-
-/** A clip end point: a wall-clock time (ms since the Unix epoch) or seconds back from the live edge. */
-export type ClipPoint = { at: number } | { fromEdge: number };
-
-export interface StreamStatus {
-  state: 'idle' | 'live' | 'ended';
-  epoch: number | null;
-  ingest: { nodeId: string; region?: string; epoch: number; startedAt: number; lastPushAt: number | null } | null;
-  renditions: Array<RenditionReport & { kind: RenditionInfo['kind'] | null; codecs: string | null }>;
 }
 
 /** A segment as the DO holds it: the playlist's SegmentInfo plus the count of its parts. */
@@ -198,7 +176,7 @@ export class StreamState extends DurableObject<Env> {
    * the new epoch continues the media sequence after it (with a discontinuity). A publisher
    * that comes back after the stream ended starts a new broadcast: a new window and recording.
    */
-  async acquireLease(nodeId: string, region?: string): Promise<{ epoch: number; startMsn: number; timeOffset: number } | RpcError> {
+  async acquireLease(nodeId: string, region?: string): Promise<LeaseResult> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const now = Date.now();
     const wasLive = this.lease !== null && !this.ended && !this.idle;
@@ -297,12 +275,13 @@ export class StreamState extends DurableObject<Env> {
     if (check !== 'store' && check !== 'ahead') return check;
     const pushes = this.pushesOf(push.rendition);
     if (check === 'ahead' && pushes.inProgress >= MAX_PUSHES_IN_PROGRESS) return predecessorMissing(`more than ${MAX_PUSHES_IN_PROGRESS} pushes of ${push.rendition} in progress`);
-    const key = mediaObjectKey(this.config.streamId, push.epoch, push.rendition, push.object);
+    const key = mediaObjectKey(this.config.streamId, push.epoch, push.rendition, push);
     // A retry of a push whose bytes are still being stored (or are stored and held) joins that
     // write rather than writing the same key again.
     let stored = this.storing.get(key);
     if (!stored) {
-      stored = this.env.MEDIA.put(key, body, { httpMetadata: { contentType: contentTypeOf(push) } }).then(() => undefined);
+      const trackKind = push.kind === 'init' ? push.meta.kind : this.renditions.get(push.rendition)?.info?.kind;
+      stored = this.env.MEDIA.put(key, body, { httpMetadata: { contentType: mediaContentType(push, trackKind) } }).then(() => undefined);
       this.storing.set(key, stored);
     }
     pushes.inProgress++;
@@ -354,13 +333,13 @@ export class StreamState extends DurableObject<Env> {
     if (!this.ladderHas(push.rendition)) {
       return { status: 404, code: 'rendition_not_found', message: `no rendition ${push.rendition} in the ladder` };
     }
-    if (push.object.kind === 'init') return 'store';
+    if (push.kind === 'init') return 'store';
     if (!rs || rs.initEpoch !== push.epoch) {
       return { status: 409, code: 'init_missing', message: 'push the init segment of this epoch first' };
     }
     const last = rs.window.last;
-    if (push.object.kind === 'part') {
-      const { msn, part } = push.object;
+    if (push.kind === 'part') {
+      const { msn, part } = push;
       if (last && last.epoch === push.epoch && last.msn === msn && part < last.partCount) return { status: 200, duplicate: true };
       if (last && last.epoch === push.epoch && msn < last.msn) return { status: 200, duplicate: true };
       const expected = this.expectedPart(rs, push.epoch);
@@ -370,11 +349,11 @@ export class StreamState extends DurableObject<Env> {
       if ((msn === expected.msn && part > expected.part) || msn === expected.msn + 1) return 'ahead';
       return outOfOrder(`expected part ${expected.msn}.${expected.part}, got ${msn}.${part}`);
     }
-    const { msn } = push.object;
+    const { msn } = push;
     if (last && last.epoch === push.epoch && (msn < last.msn || (msn === last.msn && last.duration !== null))) {
       return { status: 200, duplicate: true };
     }
-    const { partCount } = push.meta as SegmentMeta;
+    const { partCount } = push.meta;
     if (last && last.msn === msn && last.duration === null && last.epoch === push.epoch) {
       if (partCount === last.partCount) return 'store';
       // Its last parts are on their way.
@@ -397,8 +376,8 @@ export class StreamState extends DurableObject<Env> {
 
   private announce(push: IngestPush, size: number): void {
     const rs = this.rendition(push.rendition);
-    if (push.object.kind === 'init') {
-      const { renditions, ...meta } = push.meta as InitMeta;
+    if (push.kind === 'init') {
+      const { renditions, ...meta } = push.meta;
       rs.info = { name: push.rendition, ...meta };
       rs.initEpoch = push.epoch;
       if (renditions && this.epochSet?.epoch !== push.epoch) {
@@ -413,9 +392,8 @@ export class StreamState extends DurableObject<Env> {
       );
       return;
     }
-    if (push.object.kind === 'part') {
-      const meta = push.meta as PartMeta;
-      const { msn, part } = push.object;
+    if (push.kind === 'part') {
+      const { meta, msn, part } = push;
       let seg = rs.window.last;
       if (!seg || seg.msn !== msn) {
         const previous = rs.newest;
@@ -458,9 +436,8 @@ export class StreamState extends DurableObject<Env> {
       this.sql.exec('UPDATE segments SET part_count = ? WHERE rendition = ? AND msn = ?', seg.partCount, rs.name, msn);
       return;
     }
-    const meta = push.meta as SegmentMeta;
-    rs.window.closeLast(meta.duration);
-    this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', meta.duration, rs.name, rs.window.last!.msn);
+    rs.window.closeLast(push.meta.duration);
+    this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', push.meta.duration, rs.name, rs.window.last!.msn);
   }
 
   /**
@@ -502,7 +479,7 @@ export class StreamState extends DurableObject<Env> {
   // ---- playback ---------------------------------------------------------------------------
 
   /** Multivariant data: the renditions known for the stream. */
-  async presentation(): Promise<{ status: 200; presentation: PresentationSnapshot } | RpcError> {
+  async presentation(): Promise<PresentationResult> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const renditions: RenditionInfo[] = [];
     for (const rung of this.config.settings.ladder) {
@@ -597,7 +574,7 @@ export class StreamState extends DurableObject<Env> {
   }
 
   /** The latest thumbnail's R2 key, or the one at wall-clock `at` (ms) within the DVR window. */
-  async thumbnail(at?: number): Promise<{ status: 200; key: string; programDateTime: number } | RpcError> {
+  async thumbnail(at?: number): Promise<ThumbnailResult> {
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     let notBefore: number | null = null;
     if (at !== undefined) {
@@ -616,7 +593,7 @@ export class StreamState extends DurableObject<Env> {
   // ---- recordings and clips -----------------------------------------------------------------
 
   /** The renditions (with their init metadata) a recording or clip plays in. */
-  async vodPresentation(assetId: string): Promise<{ status: 200; presentation: PresentationSnapshot } | RpcError> {
+  async vodPresentation(assetId: string): Promise<PresentationResult> {
     if (!this.config) return { status: 404, code: 'not_found', message: 'no such asset' };
     const state = this.archive.assetState(assetId);
     if ('status' in state) return state;
@@ -638,7 +615,7 @@ export class StreamState extends DurableObject<Env> {
    * end inside the open segment waits for that segment to close (≤ about 1.5 × TD), so a clip can
    * reach the live edge; `fromEdge` counts back from the end of the last published part.
    */
-  async createClip(id: string, start: ClipPoint, end: ClipPoint, retentionDays?: number): Promise<{ status: 200; clip: ClipCreated } | RpcError | ArchiveError> {
+  async createClip(id: string, start: ClipPoint, end: ClipPoint, retentionDays?: number): Promise<ClipResult> {
     if (!this.config) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const ref = this.renditions.get(this.renditionNames()[0]!);
     const edge = ref ? this.liveEdgeMs(ref) : null;
@@ -889,7 +866,7 @@ export class StreamState extends DurableObject<Env> {
       await this.storing.get(segKey)?.catch(() => undefined);
       if (seg.duration !== null) continue;
       const write = this.env.MEDIA.put(segKey, joined, {
-        httpMetadata: { contentType: rs.info?.kind === 'audio' ? 'audio/mp4' : 'video/iso.segment' },
+        httpMetadata: { contentType: mediaContentType({ kind: 'segment', msn: seg.msn }, rs.info?.kind) },
       }).then(() => undefined);
       this.storing.set(segKey, write);
       try {
@@ -1198,9 +1175,4 @@ function predecessorMissing(message: string): RpcError {
 
 function outOfOrder(message: string): RpcError {
   return { status: 409, code: 'out_of_order', message };
-}
-
-function contentTypeOf(push: IngestPush): string {
-  if (push.object.kind === 'init') return push.meta && (push.meta as InitMeta).kind === 'audio' ? 'audio/mp4' : 'video/mp4';
-  return 'video/iso.segment';
 }

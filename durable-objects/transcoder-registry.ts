@@ -5,35 +5,10 @@
 // (core/live/geo-distance.ts); this object only keeps the set.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
-import { nearestLocationHint, type LocationHint } from '../core/live/geo-distance.ts';
-import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type RegisterNodeRequestSchema } from '../core/contracts/ingest-protocol.ts';
-import type { z } from 'zod';
-
-export type NodeRegistration = z.output<typeof RegisterNodeRequestSchema>;
-
-export interface IngestNode {
-  nodeId: string;
-  region: string;
-  latitude: number;
-  longitude: number;
-  rtmpUrl: string;
-  srtUrl: string | null;
-  capacity: number;
-  sessions: number;
-  /** sessions / capacity. */
-  load: number;
-  locationHint: LocationHint;
-  heartbeatIntervalMs: number;
-  registeredAt: number;
-  lastSeenAt: number;
-  /** When the node drops out unless a heartbeat comes first. */
-  expiresAt: number;
-}
-
-export type RegistryError = { status: 404; code: 'unknown_node'; message: string };
-
-/** The single registry object's name. Heartbeats are a few per node per interval: one object is plenty. */
-export const REGISTRY_NAME = 'global';
+import { nearestLocationHint } from '../core/live/geo-distance.ts';
+import { MISSED_HEARTBEATS_TO_DROP, type NodeAck } from '../core/contracts/ingest-protocol.ts';
+import type { IngestNode, NodeRegistration } from '../core/contracts/registry-rpc.ts';
+import type { RpcError } from '../core/contracts/rpc-error.ts';
 
 type Row = {
   node_id: string;
@@ -83,7 +58,7 @@ export class TranscoderRegistry extends DurableObject<Env> {
   }
 
   /** A heartbeat with the node's load. An unknown (or already dropped) node must register again. */
-  async heartbeat(nodeId: string, sessions: number): Promise<NodeAck | RegistryError> {
+  async heartbeat(nodeId: string, sessions: number): Promise<NodeAck | RpcError> {
     const now = Date.now();
     this.expire(now);
     const row = this.sql.exec<{ interval_ms: number }>('SELECT interval_ms FROM nodes WHERE node_id = ?', nodeId).toArray()[0];

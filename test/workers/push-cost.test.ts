@@ -63,7 +63,7 @@ async function instrument(streamId: string): Promise<{ take(): Promise<Tally> }>
 }
 
 describe('the cost of a push', () => {
-  it('one R2 write per pushed object, and a bounded number of SQLite rows per push', async () => {
+  it('one R2 write per pushed object, and a bounded number of SQLite rows per push', { timeout: 60_000 }, async () => {
     const stream = await createStream({ ladder: [{ name: 'v', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 }] });
     const lease = (await (await authorize(stream.streamKey)).json()) as { epoch: number; startMsn: number };
     const v = new FakeRendition(stream.id, lease.epoch, 'v', lease.startMsn);

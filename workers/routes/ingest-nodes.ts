@@ -2,10 +2,9 @@
 // publishers' tools ask for the nearest healthy nodes; operators list them all. The set lives
 // in the TranscoderRegistry object; the ordering is pure (core/live/geo-distance.ts).
 import { Hono } from 'hono';
-import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
-import { REGISTRY_NAME } from '../../durable-objects/transcoder-registry.ts';
+import { REGISTRY_NAME, type IngestNode } from '../../core/contracts/registry-rpc.ts';
 import type { Env } from '../env.ts';
-import { HttpError, parseOr400 } from '../http.ts';
+import { HttpError, parseOr400, rpcError } from '../http.ts';
 import { locationFromCf, rankIngestNodes, type LatLon } from '../../core/live/geo-distance.ts';
 import {
   DeregisterRequestSchema,
@@ -48,7 +47,7 @@ ingestNodeRoutes.post('/register', async (c) => {
 ingestNodeRoutes.post('/heartbeat', async (c) => {
   const hb = parseOr400(HeartbeatRequestSchema, await signedJson(c.req.raw, c.env.INGEST_SECRET), 'heartbeat');
   const r = await registry(c.env).heartbeat(hb.nodeId, hb.sessions);
-  if ('code' in r) throw new HttpError(r.status, r.code, r.message);
+  if ('code' in r) throw rpcError(r);
   forgetNodes();
   return c.json(r);
 });

@@ -4,7 +4,7 @@
 import { Hono } from 'hono';
 import { findStreamByKey } from '../catalog.ts';
 import type { Env } from '../env.ts';
-import { HttpError, parseOr400 } from '../http.ts';
+import { HttpError, parseOr400, rpcError } from '../http.ts';
 import {
   AuthorizeRequestSchema,
   HEADER_META,
@@ -18,7 +18,7 @@ import {
   type AuthorizeResponse,
 } from '../../core/contracts/ingest-protocol.ts';
 import { NAME_RE, parseMediaFileName } from '../../core/contracts/object-keys.ts';
-import type { IngestPush } from '../../durable-objects/stream-state.ts';
+import type { IngestPush } from '../../core/contracts/stream-rpc.ts';
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
 
@@ -69,10 +69,6 @@ function parseMeta(header: string | undefined): unknown {
   }
 }
 
-function rpcStatus(r: { status: number; code?: string; message?: string }): void {
-  if (r.status >= 400) throw new HttpError(r.status as 400, r.code ?? 'error', r.message ?? 'error');
-}
-
 ingestRoutes.post('/authorize', async (c) => {
   const body = await signedBody(c.req.raw, c.env.INGEST_SECRET, 16 * 1024);
   let json: unknown;
@@ -85,8 +81,8 @@ ingestRoutes.post('/authorize', async (c) => {
   const stream = await findStreamByKey(c.env.DB, req.streamKey);
   if (!stream) throw new HttpError(403, 'unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
   const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region);
-  if ('code' in lease) rpcStatus(lease);
-  const { epoch, startMsn, timeOffset } = lease as { epoch: number; startMsn: number; timeOffset: number };
+  if ('code' in lease) throw rpcError(lease);
+  const { epoch, startMsn, timeOffset } = lease;
   const s = stream.settings;
   const res: AuthorizeResponse = {
     streamId: stream.id,
@@ -105,7 +101,7 @@ ingestRoutes.post('/:stream/:epoch/end', async (c) => {
   await signedBody(c.req.raw, c.env.INGEST_SECRET, 1024);
   const { stream, epoch } = pushTarget(c.req.param('stream'), c.req.param('epoch'));
   const r = await c.env.STREAM_STATE.getByName(stream).publisherStopped(epoch);
-  rpcStatus(r);
+  if ('code' in r) throw rpcError(r);
   return c.json({ ok: true });
 });
 
@@ -118,8 +114,8 @@ ingestRoutes.put('/:stream/:epoch/thumbnails/:file', async (c) => {
   const meta = parseOr400(ThumbnailMetaSchema, parseMeta(c.req.header(HEADER_META)), 'thumbnail meta');
   const bytes = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : body.slice().buffer;
   const r = await c.env.STREAM_STATE.getByName(stream).ingestThumbnail(epoch, Number(m[1]), meta.programDateTime, bytes as ArrayBuffer);
-  rpcStatus(r);
-  return c.json({ ok: true, duplicate: 'duplicate' in r ? r.duplicate === true : false }, r.status as 200 | 201);
+  if ('code' in r) throw rpcError(r);
+  return c.json({ ok: true, duplicate: r.duplicate === true }, r.status);
 });
 
 ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
@@ -132,14 +128,14 @@ ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
   if (body.byteLength === 0) throw new HttpError(400, 'empty_body', 'a push carries the object bytes');
   const meta = parseMeta(c.req.header(HEADER_META));
   let push: IngestPush;
-  if (object.kind === 'init') push = { epoch, rendition, object, meta: parseOr400(InitMetaSchema, meta, 'init meta') };
-  else if (object.kind === 'part') push = { epoch, rendition, object, meta: parseOr400(PartMetaSchema, meta, 'part meta') };
-  else push = { epoch, rendition, object, meta: parseOr400(SegmentMetaSchema, meta, 'segment meta') };
-  if (object.kind !== 'init' && object.msn < 1) throw new HttpError(400, 'invalid_object', 'media sequence numbers start at 1');
+  if (object.kind === 'init') push = { epoch, rendition, ...object, meta: parseOr400(InitMetaSchema, meta, 'init meta') };
+  else if (object.kind === 'part') push = { epoch, rendition, ...object, meta: parseOr400(PartMetaSchema, meta, 'part meta') };
+  else push = { epoch, rendition, ...object, meta: parseOr400(SegmentMetaSchema, meta, 'segment meta') };
+  if (push.kind !== 'init' && push.msn < 1) throw new HttpError(400, 'invalid_object', 'media sequence numbers start at 1');
   const bytes = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : body.slice().buffer;
   const r = await c.env.STREAM_STATE.getByName(stream).ingest(push, bytes as ArrayBuffer);
-  rpcStatus(r);
-  return c.json({ ok: true, duplicate: 'duplicate' in r ? r.duplicate === true : false }, r.status as 200 | 201);
+  if ('code' in r) throw rpcError(r);
+  return c.json({ ok: true, duplicate: r.duplicate === true }, r.status);
 });
 
 function pushTarget(stream: string, epochText: string): { stream: string; epoch: number } {
