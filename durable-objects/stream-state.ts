@@ -1,37 +1,37 @@
 // StreamState: one Durable Object per live stream, the single writer of its live model (the lease
-// and its epoch, the DVR window per rendition, the requests waiting for the next part). A shell:
-// rules in core/live, SQLite in stream-store.ts, R2 in stream-media.ts, recordings and clips in
-// stream-archive.ts. It never renders playlist text: it answers snapshots the edge renders.
+// and its epoch, the DVR window per rendition) and its lifecycle. A shell: rules in core/live,
+// SQLite in stream-store.ts, R2 in stream-media.ts, the viewers' side (snapshots, blocked requests)
+// in stream-playback.ts, recordings and clips in stream-archive.ts. It never renders playlist text.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
 import type { MediaObject } from '../core/contracts/object-keys.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
-import type * as Rpc from '../core/contracts/stream-rpc.ts';
+import * as Rpc from '../core/contracts/stream-rpc.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
-import { blockingTimeoutMs, decideBlockingReload, type HlsDirectives } from '../core/playlist/blocking.ts';
+import type { HlsDirectives } from '../core/playlist/blocking.ts';
 import { closeAssembled, openSegments } from '../core/live/end-assembly.ts';
-import { fillGaps } from '../core/live/gap-plan.ts';
-import { clipTimes, renditionsToClose, segmentClosed } from '../core/live/clip-cut.ts';
-import { blockingState, mediaSnapshot, presentationRenditions, streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
-import { mediaWait } from '../core/live/media-wait.ts';
+import { startEpoch } from '../core/live/epoch-start.ts';
+import { clipTimes } from '../core/live/clip-cut.ts';
+import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
 import { acceptsPushes, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
-import { epochTimeOffset, ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
-import type { Lease, RenditionState } from '../core/live/stream-model.ts';
-import { HeldPushes, Waiters } from '../core/live/waiters.ts';
+import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
+import type { Lease } from '../core/live/stream-model.ts';
+import { HeldPushes } from '../core/live/waiters.ts';
 import { clearWindows, windowSeconds } from '../core/live/window-trim.ts';
 import { StreamArchive } from './stream-archive.ts';
 import { StreamMedia } from './stream-media.ts';
 import { StreamNotices } from './stream-notices.ts';
+import { StreamPlayback } from './stream-playback.ts';
 import { StreamStore } from './stream-store.ts';
 
-const NOT_FOUND: RpcError = { status: 404, code: 'stream_not_found', message: 'no such stream' };
-const NOT_LIVE: RpcError = { status: 404, code: 'stream_not_live', message: 'the stream has not started yet' };
+const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
 
 export class StreamState extends DurableObject<Env> {
   private readonly store: StreamStore;
   private readonly media: StreamMedia;
   private readonly notices: StreamNotices;
+  private readonly playback: StreamPlayback;
   private readonly archive: StreamArchive;
   private config: Rpc.StreamConfig | null = null;
   private phase: StreamPhase = 'idle';
@@ -41,7 +41,6 @@ export class StreamState extends DurableObject<Env> {
   /** The end of the broadcast in progress (one at a time: the alarm and a delete may both ask). */
   private ending: Promise<void> | null = null;
   private alarmAt: number | null = null;
-  private readonly waiters = new Waiters<RenditionState>();
   private readonly held = new HeldPushes();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -49,6 +48,7 @@ export class StreamState extends DurableObject<Env> {
     this.store = new StreamStore(ctx.storage.sql);
     this.media = new StreamMedia(env.MEDIA, () => this.config!.streamId);
     this.notices = new StreamNotices(env, ctx);
+    this.playback = new StreamPlayback(() => ({ config: this.config, phase: this.phase, leaseEpoch: this.lease?.epoch ?? null, model: this.model }));
     this.archive = new StreamArchive({
       sql: ctx.storage.sql,
       media: env.MEDIA,
@@ -97,19 +97,15 @@ export class StreamState extends DurableObject<Env> {
     // Held pushes of the previous epoch are refused (stale epoch) instead of waiting their turn.
     this.held.wake(null);
     await this.closeOpenSegments();
-    // The previous broadcast stays in its recording; the live playlist starts afresh, so
-    // start-over (`?start=beginning`) means the beginning of this broadcast.
-    if (outcome.newBroadcast) this.store.apply(clearWindows(this.model));
-    const startMsn = nextMsn(this.model);
-    if (!outcome.newBroadcast) {
-      const storedSegment = this.store.storedSegment.bind(this.store);
-      const inLadder = (n: string) => this.inLadder(n);
-      this.store.apply(fillGaps(this.model, startMsn, { order: this.order(), inLadder, windowSeconds: this.windowSeconds(), storedSegment }));
-    }
-    // One timeline per broadcast: the new epoch continues where the previous one's media ended.
-    const previousMedia = outcome.newBroadcast ? 0 : this.store.epochMediaSeconds(this.order()[0] ?? '', epoch - 1);
-    const timeOffset = epochTimeOffset(outcome.newBroadcast, this.store.epochTimeOffset(), previousMedia);
-    this.model.epochStartMsn = startMsn;
+    const { startMsn, timeOffset, changes } = startEpoch(this.model, {
+      newBroadcast: outcome.newBroadcast,
+      ladder: this.config.settings.ladder,
+      windowSeconds: this.windowSeconds(),
+      previousOffset: this.store.epochTimeOffset(),
+      previousMediaSeconds: (rendition) => this.store.epochMediaSeconds(rendition, epoch - 1),
+      storedSegment: (msn, except) => this.store.storedSegment(msn, except),
+    });
+    this.store.apply(changes);
     this.store.putEpochStart(startMsn, timeOffset);
     const recordingId = outcome.newBroadcast ? await this.archive.startRecording(startMsn, now) : this.archive.openRecording()?.id;
     await this.scheduleAlarm();
@@ -185,7 +181,7 @@ export class StreamState extends DurableObject<Env> {
       this.store.apply(Push.announcePush(this.model, push, body.byteLength, this.windowSeconds()));
       this.lastPushAt = Date.now();
       this.held.wake(push.rendition);
-      this.wake(push.rendition);
+      this.playback.wake(push.rendition);
       if (this.alarmAt === null || this.alarmAt > this.lastPushAt + this.graceMs()) await this.scheduleAlarm();
       return { status: 201 };
     } finally {
@@ -208,10 +204,7 @@ export class StreamState extends DurableObject<Env> {
 
   /** Multivariant data: the renditions of the current epoch. */
   async presentation(): Promise<Rpc.PresentationResult> {
-    if (!this.config || !exists(this.phase)) return NOT_FOUND;
-    const renditions = presentationRenditions(this.model, this.view());
-    if (renditions.length === 0) return NOT_LIVE;
-    return { status: 200, presentation: { streamId: this.config.streamId, renditions, ended: hasEnded(this.phase) } };
+    return this.playback.presentation();
   }
 
   /**
@@ -220,32 +213,12 @@ export class StreamState extends DurableObject<Env> {
    * at that point of the window (start-over) and says so with EXT-X-START.
    */
   async playlist(rendition: string, d: HlsDirectives, start?: Rpc.StartAt): Promise<Rpc.PlaylistResult> {
-    if (!this.config || !exists(this.phase)) return NOT_FOUND;
-    const rs = this.model.renditions.get(rendition);
-    if (!rs || rs.window.length === 0) {
-      return this.inLadder(rendition) ? NOT_LIVE : { status: 404, code: 'rendition_not_found', message: `no rendition ${rendition}` };
-    }
-    const decide = (r: RenditionState) => decideBlockingReload(blockingState(r, hasEnded(this.phase), this.timing()), d);
-    const decision = decide(rs);
-    if (decision.action === 'reject') return { status: 400, code: decision.code, message: decision.message };
-    if (decision.action === 'wait' && !(await this.waiters.wait(rendition, (r) => decide(r).action === 'respond', blockingTimeoutMs(this.timing())))) {
-      return { status: 503, code: 'blocking_timeout', message: 'the requested part did not appear in time' };
-    }
-    const now = this.model.renditions.get(rendition)!;
-    if (now.window.length === 0) return NOT_LIVE;
-    return { status: 200, snapshot: mediaSnapshot(this.model, now, this.view(), d, start) };
+    return this.playback.playlist(rendition, d, start);
   }
 
   /** A viewer asked for a media object that R2 does not have (yet): held while it is coming (PH-04). */
   async awaitMedia(rendition: string, epoch: number, object: MediaObject): Promise<{ status: 200 } | RpcError> {
-    const notFound: RpcError = { status: 404, code: 'not_found', message: 'no such media object' };
-    const rs = this.model.renditions.get(rendition);
-    if (!rs) return notFound;
-    const state = (r: RenditionState) => mediaWait(this.model, { ...this.view(), partTarget: this.timing().partTarget }, r, epoch, object);
-    const now = state(rs);
-    if (now !== 'wait') return now === 'respond' ? { status: 200 } : notFound;
-    const ok = await this.waiters.wait(rendition, (r) => state(r) !== 'wait', blockingTimeoutMs(this.timing()));
-    return ok && state(this.model.renditions.get(rendition)!) === 'respond' ? { status: 200 } : notFound;
+    return this.playback.awaitMedia(rendition, epoch, object);
   }
 
   async status(): Promise<Rpc.StreamStatus | null> {
@@ -289,13 +262,7 @@ export class StreamState extends DurableObject<Env> {
     const times = clipTimes(ref ? liveEdgeMs(ref) : null, start, end);
     if ('code' in times) return times;
     const open = ref && !hasEnded(this.phase) ? ref.window.last : undefined;
-    if (open && open.duration === null && times.endMs > open.programDateTime) {
-      // Each rendition closes it on its own pushes: wait for each in turn.
-      const closed = (r: RenditionState) => segmentClosed(r, open.msn);
-      for (const name of renditionsToClose(this.model, this.order(), this.lease?.epoch ?? null, open.msn)) {
-        if (!closed(this.model.renditions.get(name)!)) await this.waiters.wait(name, closed, blockingTimeoutMs(this.timing()));
-      }
-    }
+    if (open && open.duration === null && times.endMs > open.programDateTime) await this.playback.segmentClosed(open.msn);
     return this.archive.createClip(id, times.startMs, times.endMs, Date.now(), retentionDays);
   }
 
@@ -320,7 +287,7 @@ export class StreamState extends DurableObject<Env> {
     }
     // A publisher took the lease meanwhile: the broadcast goes on.
     if (!this.transition('ended')) return;
-    this.wake(null);
+    this.playback.wake(null);
     this.held.wake(null);
     await this.notices.catalogStatus(this.config!.streamId, 'ended');
     const now = Date.now();
@@ -351,17 +318,6 @@ export class StreamState extends DurableObject<Env> {
   private decide(push: Rpc.IngestPush) {
     const ctx = { leaseEpoch: this.lease?.epoch ?? null, acceptsPushes: acceptsPushes(this.phase), inLadder: this.inLadder(push.rendition) };
     return Push.decidePush(this.model, ctx, push);
-  }
-
-  /** Re-checks the waiters of a rendition (or all); once the stream has ended every one is answered. */
-  private wake(rendition: string | null): void {
-    this.waiters.wake(rendition, (name) => this.model.renditions.get(name), hasEnded(this.phase));
-  }
-
-  /** What the snapshot and wait rules read besides the model, as of now. */
-  private view() {
-    const { streamId, settings } = this.config!;
-    return { streamId, ladder: settings.ladder, timing: this.timing(), leaseEpoch: this.lease?.epoch ?? null, ended: hasEnded(this.phase) };
   }
 
   private timing() {

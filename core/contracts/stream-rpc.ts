@@ -55,3 +55,7 @@ export interface StreamStatus {
   ingest: { nodeId: string; region?: string; epoch: number; startedAt: number; lastPushAt: number | null } | null;
   renditions: Array<RenditionReport & { kind: RenditionInfo['kind'] | null; codecs: string | null }>;
 }
+
+/** The refusals several calls answer alike. */
+export const STREAM_NOT_FOUND: RpcError = { status: 404, code: 'stream_not_found', message: 'no such stream' };
+export const STREAM_NOT_LIVE: RpcError = { status: 404, code: 'stream_not_live', message: 'the stream has not started yet' };

@@ -1,8 +1,10 @@
-// Across a reconnection (core/live/gap-plan.ts, core/live/end-assembly.ts): a rendition that lagged
-// gets EXT-X-GAP segments copied from the others (SEG-04, MUT-04), and each open segment of the
-// old epoch is closed from the parts it announced.
+// Across a reconnection (core/live/gap-plan.ts, epoch-start.ts, end-assembly.ts): a rendition that
+// lagged gets EXT-X-GAP segments copied from the others (SEG-04, MUT-04), the new epoch starts
+// after the highest MSN on one timeline, and each open segment of the old epoch is closed from
+// the parts it announced.
 import { describe, expect, it } from 'vitest';
 import { closeAssembled, joinParts, openSegments } from '../../core/live/end-assembly.ts';
+import { startEpoch, type EpochStartContext } from '../../core/live/epoch-start.ts';
 import { fillGaps, type GapContext } from '../../core/live/gap-plan.ts';
 import { referenceOrder, renditionOf } from '../../core/live/stream-model.ts';
 import { LADDER, modelWith, seg } from '../support/live-model.ts';
@@ -54,6 +56,36 @@ describe('gap segments', () => {
     const open = modelWith({ v: [seg(1), seg(2)], a: [seg(1, { open: 2 })] });
     expect(fillGaps(model, 4, ctx(model))).toEqual([]);
     expect(fillGaps(open, 3, ctx(open))).toEqual([]);
+  });
+});
+
+describe('where a new epoch starts', () => {
+  const ctx = (newBroadcast: boolean, media: Record<string, number> = {}): EpochStartContext => ({
+    newBroadcast,
+    ladder: LADDER,
+    windowSeconds: 3600,
+    previousOffset: 12.5,
+    previousMediaSeconds: (r) => media[r] ?? 0,
+    storedSegment: () => null,
+  });
+
+  it('a reconnection continues after the highest MSN any rendition reached, on the same timeline', () => {
+    const model = modelWith({ v: [seg(1), seg(2), seg(3)], a: [seg(1), seg(2)] });
+    const start = startEpoch(model, ctx(false, { v: 3.0004, a: 2 }));
+    expect(start.startMsn).toBe(4);
+    // Where the reference (video) rendition's media of the previous epoch ended, rounded up to the ms.
+    expect(start.timeOffset).toBe(15.501);
+    expect(start.changes.filter((c) => c.kind === 'segment')).toHaveLength(1);
+    expect(model.epochStartMsn).toBe(4);
+  });
+
+  it('a new broadcast empties the windows and starts its timeline at 0, MSNs still growing', () => {
+    const model = modelWith({ v: [seg(1), seg(2)], a: [seg(1), seg(2)] });
+    const start = startEpoch(model, ctx(true, { v: 2 }));
+    expect([start.startMsn, start.timeOffset]).toEqual([3, 0]);
+    expect(start.changes.map((c) => c.kind)).toEqual(['window', 'window']);
+    expect(renditionOf(model, 'v').window.length).toBe(0);
+    expect(startEpoch(modelWith({}), ctx(true)).startMsn).toBe(1);
   });
 });
 
