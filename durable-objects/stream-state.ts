@@ -7,6 +7,8 @@ import type { Env } from '../workers/env.ts';
 import type { MediaObject } from '../core/contracts/object-keys.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 import * as Rpc from '../core/contracts/stream-rpc.ts';
+import type { SignedRequest } from '../core/contracts/ingest-protocol.ts';
+import { ReplayGuard, admitStored } from '../core/auth/replay-guard.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
 import type { HlsDirectives } from '../core/playlist/blocking.ts';
 import { closeAssembled, openSegments } from '../core/live/end-assembly.ts';
@@ -26,6 +28,7 @@ import { StreamPlayback } from './stream-playback.ts';
 import { StreamStore } from './stream-store.ts';
 
 const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
+const REPLAYED: RpcError = { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
 
 export class StreamState extends DurableObject<Env> {
   private readonly store: StreamStore;
@@ -42,6 +45,7 @@ export class StreamState extends DurableObject<Env> {
   private ending: Promise<void> | null = null;
   private alarmAt: number | null = null;
   private readonly held = new HeldPushes();
+  private readonly replays = new ReplayGuard();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -85,10 +89,15 @@ export class StreamState extends DurableObject<Env> {
    * segments are closed so nothing acknowledged is lost; the new epoch continues the media
    * sequence after them. After an end, a lease starts a new broadcast (window and recording).
    */
-  async acquireLease(nodeId: string, region?: string): Promise<Rpc.LeaseResult> {
+  async acquireLease(nodeId: string, region: string | undefined, signed: SignedRequest): Promise<Rpc.LeaseResult> {
     const outcome = leaseOutcome(this.phase);
     if (!this.config || !outcome) return NOT_FOUND;
     const now = Date.now();
+    // A replayed authorize would take the lease from the publisher that sent it: its nonce is
+    // stored (a lease is rare, and the memory must survive a restart of this object).
+    const nonces = admitStored(this.store.authorizeNonces(), signed, now);
+    if (nonces === 'replayed') return REPLAYED;
+    this.store.putAuthorizeNonces(nonces);
     const epoch = (this.lease?.epoch ?? this.store.lastEpoch()) + 1;
     this.lease = { epoch, nodeId, region, acquiredAt: now };
     this.lastPushAt = now;
@@ -115,7 +124,9 @@ export class StreamState extends DurableObject<Env> {
   }
 
   /** A publisher said it stopped: the stream ends after the grace period unless it comes back. */
-  async publisherStopped(epoch: number): Promise<{ status: 200 } | RpcError> {
+  async publisherStopped(epoch: number, signed: SignedRequest): Promise<{ status: 200 } | RpcError> {
+    const refused = this.admit(signed);
+    if (refused) return refused;
     if (!this.lease || this.lease.epoch !== epoch) return Push.staleEpoch(epoch);
     this.lastPushAt = Date.now() - this.graceMs() + 1000;
     this.store.putLastPushAt(this.lastPushAt);
@@ -158,8 +169,9 @@ export class StreamState extends DurableObject<Env> {
    * push whose predecessor never comes is answered 503 (retryable) after PREDECESSOR_WAIT_MS; a
    * new lease or the end of the stream releases held pushes with the usual 409.
    */
-  async ingest(push: Rpc.IngestPush, body: ArrayBuffer): Promise<Rpc.IngestResult> {
-    if (!this.config || !exists(this.phase)) return NOT_FOUND;
+  async ingest(push: Rpc.IngestPush, body: ArrayBuffer, signed: SignedRequest): Promise<Rpc.IngestResult> {
+    const refused = this.admit(signed);
+    if (refused) return refused;
     const check = this.decide(push);
     if (check !== 'store' && check !== 'ahead') return check;
     if (check === 'ahead' && this.held.inProgress(push.rendition) >= Push.MAX_PUSHES_IN_PROGRESS) {
@@ -191,8 +203,9 @@ export class StreamState extends DurableObject<Env> {
   }
 
   /** A thumbnail of the top rendition (JPEG), pushed by the transcoder every few seconds. */
-  async ingestThumbnail(epoch: number, seq: number, programDateTime: number, body: ArrayBuffer): Promise<Rpc.IngestResult> {
-    if (!this.config || !exists(this.phase)) return NOT_FOUND;
+  async ingestThumbnail(epoch: number, seq: number, programDateTime: number, body: ArrayBuffer, signed: SignedRequest): Promise<Rpc.IngestResult> {
+    const refused = this.admit(signed);
+    if (refused) return refused;
     if (!this.lease || epoch !== this.lease.epoch) return Push.staleEpoch(epoch);
     if (hasEnded(this.phase)) return Push.streamEnded();
     await this.media.putThumbnail(epoch, seq, body);
@@ -306,6 +319,18 @@ export class StreamState extends DurableObject<Env> {
 
   // ---- helpers ------------------------------------------------------------------------------
 
+  /**
+   * A signed ingest request may proceed: the stream exists and the request is not a replay (its
+   * nonce is remembered in memory for the replay window: no storage write on the push path; after
+   * a restart a replay can only repeat an accepted push, which is a duplicate).
+   */
+  private admit(signed: SignedRequest): RpcError | null {
+    if (!this.config || !exists(this.phase)) return NOT_FOUND;
+    const verdict = this.replays.admit(signed, Date.now());
+    if (verdict === 'fresh') return null;
+    return verdict === 'replayed' ? REPLAYED : { status: 503, code: 'replay_memory_full', message: 'too many requests in the replay window' };
+  }
+
   /** Moves to the phase `event` leads to (stored, but for the transient `ending`); false when it does not apply. */
   private transition(event: PhaseEvent): boolean {
     const next = nextPhase(this.phase, event);
@@ -345,9 +370,11 @@ export class StreamState extends DurableObject<Env> {
     const now = Date.now();
     const sweepAt = this.config ? this.archive.nextSweepAt(isOnAir(this.phase), now) : null;
     const at = alarmTime({ phase: this.phase, lastPushAt: this.lastPushAt, graceMs: this.graceMs(), sweepAt, soon, now });
-    if (at === null) {
-      if (this.alarmAt !== null) await this.ctx.storage.deleteAlarm();
-    } else if (force || this.alarmAt !== at) await this.ctx.storage.setAlarm(at);
+    // Remember it before the storage call: pushes meanwhile see it set and do not set it again.
+    const previous = this.alarmAt;
     this.alarmAt = at;
+    if (at === null) {
+      if (previous !== null) await this.ctx.storage.deleteAlarm();
+    } else if (force || previous !== at) await this.ctx.storage.setAlarm(at);
   }
 }

@@ -2,6 +2,7 @@
 // the load that rebuilds the live model after an eviction, and every write (small values in
 // `kv`, renditions, and every segment and part in the DVR index). Calls are synchronous and
 // consume their cursors at once (a cursor has no snapshot isolation across an await).
+import type { StoredNonce } from '../core/auth/replay-guard.ts';
 import type { RenditionInfo } from '../core/contracts/live-model.ts';
 import type { StreamConfig } from '../core/contracts/stream-rpc.ts';
 import { phaseFromFlags, type StreamPhase } from '../core/live/stream-phase.ts';
@@ -199,6 +200,15 @@ export class StreamStore {
   putEpochStart(startMsn: number, timeOffset: number): void {
     this.put('epochStartMsn', startMsn);
     this.put('epochTimeOffset', timeOffset);
+  }
+
+  /** The nonces of the authorize requests accepted within the replay window (core/auth/replay-guard.ts). */
+  authorizeNonces(): StoredNonce[] {
+    return (this.get('authorizeNonces') as StoredNonce[] | null) ?? [];
+  }
+
+  putAuthorizeNonces(nonces: StoredNonce[]): void {
+    this.put('authorizeNonces', nonces);
   }
 
   /** Seconds of complete media an epoch published in a rendition. */
