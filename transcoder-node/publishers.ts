@@ -13,7 +13,7 @@ import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
 import type { RealtimeOutputOptions } from './realtime-output.ts';
-import { IngestSession } from './session.ts';
+import { IngestSession } from './ingest-session.ts';
 import type { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 
 export interface PublishersOptions {

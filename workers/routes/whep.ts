@@ -8,7 +8,7 @@
 // per viewer, holds no request open while the node gathers candidates, and never needs to reach
 // a node (nodes stay push-only towards the origin). RFC 9725 §4.5 names the 307 for this.
 import { Hono } from 'hono';
-import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
+import type { IngestNode } from '../../core/contracts/registry-rpc.ts';
 import { getStream } from '../catalog.ts';
 import { errorResponse, HttpError } from '../http.ts';
 import { playbackAccess, type PlaybackAccessEnv } from '../middleware/playback-access.ts';
