@@ -44,7 +44,7 @@ const quantile = (xs: number[], q: number) => (xs.length ? [...xs].sort((a, b) =
 const sec = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(3)} s` : 'n/a');
 
 type Probe = { g2g(video: unknown, pdtAt: null, layout: typeof BARCODE): void; stopG2G(): { frames: Array<{ shown: number; glass: number }>; unreadable: number; stalls: number } };
-type RealtimeStatus = { state: string; message: string | null; connectMs: number | null };
+type RealtimeStatus = { state: string; message: string | null; connectMs: number | null; resource: string | null };
 type Win = {
   __probe: Probe;
   __edgelive?: {
@@ -108,11 +108,12 @@ async function openPage(browser: TestBrowser, url: string, mode: Mode): Promise<
   return page;
 }
 
+/** Frames the page's WHEP session decoded so far, and which session that is. */
 const decoded = (page: Page) =>
-  page.evaluate(() => {
-    const session = (globalThis as unknown as Win).__edgelive!.realtime!.session;
-    if (!session) throw new Error('the page left real-time mode');
-    return session.counts();
+  page.evaluate(async () => {
+    const rt = (globalThis as unknown as Win).__edgelive!.realtime!;
+    if (!rt.session) throw new Error('the page left real-time mode');
+    return { framesDecoded: (await rt.session.counts()).framesDecoded, resource: rt.status().resource };
   });
 
 /** Both pages measured over the same seconds: on a machine whose pipeline lags, the lag then adds to both alike. */
@@ -129,6 +130,8 @@ async function measureTogether(pages: Record<Mode, Page>): Promise<Record<Mode, 
   await sleep(SECONDS * 1000);
   const [w, h] = await Promise.all([pages.whep, pages.hls].map((page) => page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())));
   const after = await decoded(pages.whep);
+  // Fell back and came back within the window: a new session, and LL-HLS frames among the measured.
+  if (after.resource !== before.resource) throw new Error('the page left real-time mode and came back during the window');
   // Still on WebRTC at the end: a page that fell back to LL-HLS mid-window would mix the two.
   const status = await pages.whep.evaluate(() => (globalThis as unknown as Win).__edgelive!.realtime!.status());
   if (status.state !== 'on') throw new Error(`real-time mode left during the window: ${JSON.stringify(status)}`);
