@@ -130,6 +130,8 @@ export class RealtimeMode {
     player.hls?.destroy();
     player.hls = null;
     player.video.srcObject = session.stream;
+    // The LL-HLS catch-up may have left the rate above 1; a WebRTC track plays as it arrives.
+    player.video.playbackRate = 1;
     void player.video.play().catch(() => undefined);
     this.connectMs = Math.round(performance.now() - started);
     this.state = 'on';
