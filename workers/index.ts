@@ -16,6 +16,7 @@ import { vodRoutes } from './routes/vod.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
+import { whipRoutes } from './routes/whip.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
 import { INGEST_PREFIX } from '../core/contracts/ingest-protocol.ts';
@@ -69,6 +70,7 @@ app.route('/live', streamInfoRoutes);
 app.route('/live', playbackRoutes);
 app.route('/vod', vodRoutes);
 app.route('/rooms', roomRoutes);
+app.route('/whip', whipRoutes);
 /**
  * The watch page, with a preload of the stream's multivariant playlist: the browser fetches it
  * while it loads the page's script, and hls.js's request for the same URL (same token, same CORS
@@ -88,6 +90,8 @@ async function watchPage(requestUrl: string, assets: Fetcher, streamId: string |
 app.get('/watch/:id', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.param('id')));
 // A watch party is the watch page in party mode (public/src/watch.ts reads the path).
 app.get('/party/:roomId', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.query('stream')));
+// The Go-live page (public/src/golive.ts): its publish token rides in the fragment, never sent here.
+app.get('/golive/:id', (c) => c.env.ASSETS.fetch(new URL('/golive.html', c.req.url)));
 app.notFound(async (c) => {
   // Everything else is a static asset (player page, scripts) or a JSON 404.
   const asset = await c.env.ASSETS.fetch(c.req.raw);

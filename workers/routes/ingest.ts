@@ -2,7 +2,6 @@
 // push init segments, parts and segments, and say when a publisher stopped. Every request is
 // signed (HMAC, timestamp, replay window: core/contracts/ingest-protocol.ts).
 import { Hono } from 'hono';
-import { findStreamByKey } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400 } from '../http.ts';
 import {
@@ -19,6 +18,7 @@ import {
 } from '../../core/contracts/ingest-protocol.ts';
 import { NAME_RE, parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import type { IngestPush } from '../../durable-objects/stream-state.ts';
+import { streamForCredential } from '../publish-tokens.ts';
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
 
@@ -82,8 +82,8 @@ ingestRoutes.post('/authorize', async (c) => {
     throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
   }
   const req = parseOr400(AuthorizeRequestSchema, json, 'authorize request');
-  const stream = await findStreamByKey(c.env.DB, req.streamKey);
-  if (!stream) throw new HttpError(403, 'unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
+  // A stream key, or a publish token standing in for it (workers/publish-tokens.ts).
+  const stream = await streamForCredential(c.env, req.streamKey, { consume: true });
   const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region);
   if ('code' in lease) rpcStatus(lease);
   const { epoch, startMsn, timeOffset } = lease as { epoch: number; startMsn: number; timeOffset: number };
