@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds what the Worker's static assets serve beside the HTML: the watch page's TypeScript (the
-// player with hls.js; chat, reactions, polls and the party in a second chunk) bundled by esbuild
-// into public/dist, and hls.js itself in public/vendor for pages that load it on their own. Both
+// player with hls.js; chat, reactions, polls and the party in a second chunk) and the Go-live
+// page's, bundled by esbuild into public/dist, and hls.js itself in public/vendor for pages that load it on their own. Both
 // folders are build output (gitignored); `npm test`, the local stack and `npm run deploy` run this.
 import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -28,3 +28,6 @@ const common = {
 // watch.ts imports by URL. The few small helpers both use are simply in both.
 await build({ ...common, entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') }, outdir });
 await build({ ...common, entryPoints: { together: join(root, 'public', 'src', 'watch', 'together.ts') }, outdir });
+// The Go-live page's own bundle (public/golive.html loads it alone): nothing of the player in it,
+// and nothing of it in the watch page's bundles.
+await build({ ...common, entryPoints: { golive: join(root, 'public', 'src', 'golive.ts') }, outdir });
