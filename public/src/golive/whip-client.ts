@@ -55,8 +55,12 @@ interface NearestNode {
 }
 
 const CONNECT_TIMEOUT_MS = 15_000;
-/** `disconnected` often heals by itself within a second or two; past this it is a lost connection. */
-const DISCONNECTED_GRACE_MS = 3000;
+/**
+ * Chrome says `disconnected` once about 5 s of its connectivity checks went unanswered; a blip
+ * that short can still heal, one 2 s longer rarely does, and every second waited is a second of
+ * the broadcast lost (and counts against the origin's END_GRACE_SECONDS).
+ */
+const DISCONNECTED_GRACE_MS = 2000;
 const GATHER_TIMEOUT_MS = 2000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -254,8 +258,8 @@ export class WhipClient {
       this.#set({ state: 'taken-over', endedAt: Date.now(), error: { code: 'taken_over', message: `another publisher took the stream over (lease epoch ${status!.epoch})` } });
       return;
     }
-    await sleep(reconnectDelayMs(1));
-    if (gen === this.#generation) await this.#publishLoop(gen, RECONNECT_GIVE_UP_MS);
+    // At once: the first attempt needs no back-off (a node that is gone is refused in milliseconds).
+    await this.#publishLoop(gen, RECONNECT_GIVE_UP_MS);
   }
 
   async #nearestNodes(): Promise<NearestNode[]> {
