@@ -6,7 +6,7 @@
 // failed over with a new epoch and nothing acknowledged lost; Stop ends the stream, which is then
 // a recording that plays and can be clipped.
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -61,6 +61,32 @@ interface Health {
 type Hooks = { __golive: { snapshot(): Snapshot; outbound(): Promise<{ codec: string | null; framesEncoded: number; encodings: number } | null> } };
 
 const health = async (node: TranscoderNode = stack.nodes[0]!) => (await (await fetch(node.healthUrl)).json()) as Health;
+/** The node's WHIP counters (/metrics.json): `unauthorized` counts 401s. */
+const whipCounters = async (node: TranscoderNode = stack.nodes[0]!) =>
+  ((await (await fetch(node.healthUrl.replace(/\/health$/, '/metrics.json'))).json()) as { whip: { offers: number; refused: number; unauthorized: number } }).whip;
+/**
+ * The ffmpeg processes under a media node's process (its ladders and thumbnails), read from /proc:
+ * the media path a refused publisher must not open.
+ */
+function ffmpegUnder(node: TranscoderNode = stack.nodes[0]!): number[] {
+  const procs = new Map<number, { ppid: number; comm: string }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid …; comm may hold spaces and parentheses, so split at the last ')'.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      procs.set(Number(entry), { comm: stat.slice(stat.indexOf('(') + 1, close), ppid: Number(stat.slice(close + 2).split(' ')[1]) });
+    } catch {
+      // The process exited while we listed it.
+    }
+  }
+  const under = (pid: number): boolean => {
+    for (let p = procs.get(pid)?.ppid; p !== undefined && p > 1; p = procs.get(p)?.ppid) if (p === node.process.pid) return true;
+    return false;
+  };
+  return [...procs].filter(([pid, p]) => p.comm === 'ffmpeg' && under(pid)).map(([pid]) => pid);
+}
 const snapshot = (page: Page) => page.evaluate(() => (globalThis as unknown as Hooks).__golive.snapshot());
 const api = async <T>(method: string, path: string, body?: unknown) => {
   const res = await fetch(`${stack.workerUrl}/api${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -141,7 +167,18 @@ const msnOf = (uri: string) => Number(/(\d+)\.m4s/.exec(uri)?.[1]);
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-golive-'));
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: ADMIN, ingestSecret: 'e2e-ingest-secret', endGraceSeconds: END_GRACE_SECONDS, logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: ADMIN,
+    ingestSecret: 'e2e-ingest-secret',
+    endGraceSeconds: END_GRACE_SECONDS,
+    logger: log,
+    // The subject here is the page, not overload: on a shared 2-core machine a ladder can run below
+    // real time for minutes, and the node would then refuse the very publishers these tests are
+    // about (503 node_unavailable). Overload handling has its own test (overload-shed.test.ts).
+    transcoderEnv: { OVERLOAD_MAX_LAG_SECONDS: '3600', THUMBNAIL_INTERVAL_SECONDS: '0' },
+  });
   await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
   streamA = await stack.createStream({ title: 'Studio A', ladder: LADDER });
   streamB = await stack.createStream({ title: 'Studio B', ladder: LADDER });
@@ -198,6 +235,7 @@ describe('refused publish tokens open no media path', () => {
     const good = (await api<{ token: string }>('POST', `/streams/${streamA.id}/publish-tokens`, {})).body.token;
     const tampered = good.slice(0, -1) + (good.endsWith('A') ? 'B' : 'A');
     const before = await health();
+    const countedBefore = await whipCounters();
     for (const [token, code] of [[expired, 'publish_token_expired'], [tampered, 'invalid_publish_token']] as const) {
       const page = await openGoLive(`${stack.workerUrl}/golive/${streamA.id}#token=${token}`);
       await page.getByTestId('golive-button').click();
@@ -205,13 +243,44 @@ describe('refused publish tokens open no media path', () => {
       expect(s.error?.code).toBe(code);
       expect(await page.getByTestId('golive-message').getAttribute('data-code')).toBe(code);
       expect(await page.getByTestId('golive-state').getAttribute('data-publish')).toBe('refused');
+      expect(ffmpegUnder(), 'ffmpeg under the node right after the refusal').toEqual([]);
       await page.close();
     }
-    // The node was asked (and said 401), but nothing was allocated.
+    // The node was asked and said 401 to each, but nothing was allocated.
+    expect((await whipCounters()).unauthorized - countedBefore.unauthorized).toBe(2);
     const after = await health();
     expect(after.webrtc.peersCreated).toBe(before.webrtc.peersCreated);
     expect(after.whip).toEqual([]);
     expect(after.sessions).toEqual([]);
+    expect((await api<{ status: string }>('GET', `/streams/${streamA.id}`)).body.status).toBe('idle');
+  });
+
+  it('a bad stream key (or none) is refused with 401 by the node, directly and through the Worker\'s 307, before any peer connection, lease or ffmpeg', async () => {
+    const offer = await chromiumOffer();
+    const before = await health();
+    const countedBefore = await whipCounters();
+    const post = (url: string, bearer: string | null) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }) }, body: offer });
+    const wrongKey = streamA.streamKey.slice(0, -2) + (streamA.streamKey.endsWith('xx') ? 'yy' : 'xx');
+    for (const [bearer, code] of [[wrongKey, 'unauthorized'], ['sk_not-a-key-at-all', 'unauthorized'], [null, 'unauthorized']] as const) {
+      const res = await post(`${stack.nodes[0]!.whipUrl}/${streamA.id}`, bearer);
+      expect(res.status, String(bearer)).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      expect(res.headers.get('location')).toBeNull();
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code);
+      expect(ffmpegUnder(), 'ffmpeg under the node right after the refusal').toEqual([]);
+    }
+    // An OBS-style client through the Worker's entry (curl keeps its bearer across the 307).
+    const through = spawnSync('curl', ['-s', '--location-trusted', '-o', '/dev/null', '-w', '%{http_code} %{num_redirects}', '-X', 'POST', '-H', 'content-type: application/sdp', '-H', `authorization: Bearer ${wrongKey}`, '--data-binary', offer, `${stack.workerUrl}/whip/${streamA.id}`], { encoding: 'utf8' });
+    expect(through.stdout).toBe('401 1');
+    // Three direct refusals and the one through the Worker.
+    expect((await whipCounters()).unauthorized - countedBefore.unauthorized).toBe(4);
+    const after = await health();
+    expect(after.webrtc.peersCreated).toBe(before.webrtc.peersCreated);
+    expect(after.whip).toEqual([]);
+    expect(after.sessions).toEqual([]);
+    expect(ffmpegUnder()).toEqual([]);
+    // The stream's key was never taken: no lease, so no epoch was spent and the stream is idle.
     expect((await api<{ status: string }>('GET', `/streams/${streamA.id}`)).body.status).toBe('idle');
   });
 
@@ -235,7 +304,10 @@ describe('going live from the browser', () => {
   let golive: string;
 
   it('the Go-live page publishes with a token minted by the CLI; ffmpeg and the watch page (hls.js) play the LL-HLS stream, H.264 and AAC', async () => {
+    const testStart = Date.now();
+    const step = (what: string) => log.info('step', { what, atMs: Date.now() - testStart });
     const minted = await cli(['streams', 'publish-token', streamA.id, '--use', 'session', '--ttl', '3600', '--json']);
+    step('minted with the CLI');
     expect(minted.code, minted.stderr).toBe(0);
     const out = JSON.parse(minted.stdout) as { token: string; golive: string; use: string };
     expect(out.use).toBe('session');
@@ -250,6 +322,7 @@ describe('going live from the browser', () => {
     await waitForSnapshot(studio, (s) => s.videoSettings?.height === 360, 'the camera at 360p');
     await studio.getByTestId('golive-button').click();
     const live = await waitForSnapshot(studio, (s) => s.state === 'live' && s.epoch !== null, 'the page to go live', 30_000);
+    step('live');
     expect(live).toMatchObject({ nodeId: stack.nodes[0]!.nodeId, reconnects: 0, epoch: 1 });
     expect(await studio.getByTestId('golive-button').textContent()).toBe('Stop');
     // H.264 negotiated, one encoding (no simulcast).
@@ -262,13 +335,33 @@ describe('going live from the browser', () => {
     const pl = await waitForPlaylist(playlistUrl(streamA), (p) => p.segments.length >= 3, '3 video segments');
     expect(pl.partInf?.partTarget).toBe(0.2);
     await waitForPlaylist(playlistUrl(streamA, 'audio'), (p) => p.segments.length >= 3, '3 audio segments');
+    step('3 segments of each rendition');
     const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', streamA.playback.hls], { encoding: 'utf8', timeout: 60_000 });
     const streams = (JSON.parse(probe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
     expect(streams).toEqual(expect.arrayContaining([{ codec_type: 'video', codec_name: 'h264' }, { codec_type: 'audio', codec_name: 'aac' }]));
-    const play = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', streamA.playback.hls, '-t', '3', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'], { encoding: 'utf8', timeout: 60_000 });
+    // ffmpeg decodes 4 s of both from the first listed segment (at the live edge its HLS demuxer
+    // starts each playlist 3 segments from its own end, which can put audio a segment after video).
+    // framecrc writes one line per decoded frame: `stream, dts, pts, duration, size, crc`.
+    const play = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-live_start_index', '0', '-i', streamA.playback.hls, '-t', '4', '-map', '0:v:0', '-map', '0:a:0', '-f', 'framecrc', '-'], { encoding: 'utf8', timeout: 60_000 });
     expect(play.stderr.trim()).toBe('');
     expect(play.status).toBe(0);
+    const decoded = (stream: number) => {
+      const tb = /^#tb (\d+): (\d+)\/(\d+)$/gm;
+      let seconds = 0;
+      for (const m of play.stdout.matchAll(tb)) if (Number(m[1]) === stream) seconds = Number(m[2]) / Number(m[3]);
+      const frames = play.stdout.split('\n').filter((l) => l.startsWith(`${stream},`)).map((l) => l.split(',').map((x) => Number(x.trim())));
+      const span = frames.length === 0 ? 0 : (frames.at(-1)![2]! + frames.at(-1)![3]! - frames[0]![2]!) * seconds;
+      return { frames: frames.length, seconds: Math.round(span * 1000) / 1000 };
+    };
+    const [video, audio] = [decoded(0), decoded(1)];
+    log.info('ffmpeg decoded the LL-HLS stream', { video, audio });
+    // 4 s of the ladder's 30 fps and of 1024-sample AAC frames at 48 kHz (about 188).
+    expect(video.frames).toBeGreaterThanOrEqual(100);
+    expect(video.seconds).toBeGreaterThanOrEqual(3.5);
+    expect(audio.frames).toBeGreaterThanOrEqual(160);
+    expect(audio.seconds).toBeGreaterThanOrEqual(3.5);
 
+    step('ffprobe and ffmpeg done');
     const viewer = await browser.newPage();
     await viewer.goto(streamA.playback.watch);
     type Snap = { firstFrameMs: number | null; currentTime: number };
@@ -282,6 +375,7 @@ describe('going live from the browser', () => {
       t = (await snap()).currentTime;
     }
     expect(t - t0, 'currentTime advances').toBeGreaterThanOrEqual(1);
+    step('hls.js played 1 s');
     await viewer.close();
 
     expect(await studio.getByTestId('golive-elapsed').textContent()).toMatch(/^● \d:\d\d$/);
