@@ -24,7 +24,7 @@ import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
 import { adminIngestRoutes, ingestNodesFor, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
 import { publishTokenRoutes } from './publish-tokens.ts';
-import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
+import type { IngestNode } from '../../core/contracts/registry-rpc.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
 // Counted before the token is checked, so guessing it is throttled too.
