@@ -9,6 +9,7 @@ import type { Env } from '../workers/env.ts';
 import type {
   MediaPlaylistSnapshot,
   PartInfo,
+  PlaybackLoad,
   PresentationSnapshot,
   RenditionInfo,
   RenditionReport,
@@ -29,6 +30,7 @@ import { computeSkip, partsRetained } from '../core/playlist/window.ts';
 import { SegmentWindow } from '../core/live/segment-window.ts';
 import { newWebhookEvent, type WebhookEventType } from '../core/contracts/webhooks.ts';
 import { StreamArchive, type ArchiveError, type ClipCreated } from './stream-archive.ts';
+import { PlaybackLoadCounters } from './playback-load.ts';
 
 export interface StreamConfig {
   streamId: string;
@@ -158,6 +160,8 @@ export class StreamState extends DurableObject<Env> {
    * the ladder minus the rungs its input cannot feed (no audio track, no video track).
    */
   private epochSet: { epoch: number; names: string[] } | null = null;
+  /** Playback calls per rendition against parts announced (the stats route's `origin`). */
+  private readonly playbackCalls = new PlaybackLoadCounters();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -318,6 +322,7 @@ export class StreamState extends DurableObject<Env> {
       }
       if (verdict !== 'store') return verdict;
       this.announce(push, body.byteLength);
+      if (push.object.kind === 'part') this.playbackCalls.partAnnounced(push.rendition);
       this.lastPushAt = Date.now();
       this.wakeHeld(push.rendition);
       this.wake(push.rendition);
@@ -503,6 +508,7 @@ export class StreamState extends DurableObject<Env> {
 
   /** Multivariant data: the renditions known for the stream. */
   async presentation(): Promise<{ status: 200; presentation: PresentationSnapshot } | RpcError> {
+    this.playbackCalls.presentation();
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const renditions: RenditionInfo[] = [];
     for (const rung of this.config.settings.ladder) {
@@ -520,6 +526,7 @@ export class StreamState extends DurableObject<Env> {
    * at that point of the window (start-over) and says so with EXT-X-START.
    */
   async playlist(rendition: string, d: HlsDirectives, start?: StartAt): Promise<PlaylistResult> {
+    this.playbackCalls.playlist(rendition);
     if (!this.config || this.deleted) return { status: 404, code: 'stream_not_found', message: 'no such stream' };
     const rs = this.renditions.get(rendition);
     if (!rs || rs.window.length === 0) {
@@ -541,6 +548,7 @@ export class StreamState extends DurableObject<Env> {
    * the open segment is waited for (PH-04); anything else is a 404 (PH-05).
    */
   async awaitMedia(rendition: string, epoch: number, object: MediaObject): Promise<{ status: 200 } | RpcError> {
+    this.playbackCalls.mediaWait(rendition);
     const rs = this.renditions.get(rendition);
     const notFound: RpcError = { status: 404, code: 'not_found', message: 'no such media object' };
     if (!rs) return notFound;
@@ -564,6 +572,11 @@ export class StreamState extends DurableObject<Env> {
     if (now === 'never') return notFound;
     const ok = await this.waitFor(rendition, (r) => (state(r) === 'wait' ? 'wait' : 'respond'), blockingTimeoutMs(this.timing()));
     return ok && state(this.renditions.get(rendition)!) === 'respond' ? { status: 200 } : notFound;
+  }
+
+  /** Playback calls answered since the object started, per rendition, against parts announced. */
+  async playbackLoad(): Promise<PlaybackLoad> {
+    return this.playbackCalls.snapshot();
   }
 
   async status(): Promise<StreamStatus | null> {

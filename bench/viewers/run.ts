@@ -1,0 +1,240 @@
+// `npm run bench:viewers`: N simulated LL-HLS viewers on one live stream through the Worker (the
+// local stack: wrangler dev, a transcoder, ffmpeg publishing), for N = 1, 100, 1,000, ... Prints
+// per N what the origin and the viewers saw; asserts nothing. See docs/benchmarks.md, "Viewers".
+// Env: BENCH_VIEWERS (1,100,1000), BENCH_SECONDS (20, measured per N), BENCH_WARMUP (4 s),
+// BENCH_RENDITIONS (720p,audio: what each viewer follows, like hls.js with an alternate audio
+// track), BENCH_THREADS (client threads; default 1 below 250 viewers, else 2), BENCH_DIRECT=1
+// (viewers talk to workerd's own socket, not through wrangler's dev proxy), BENCH_GZIP (1).
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { createLogger } from '../../transcoder-node/log.ts';
+import { DEFAULT_LADDER } from '../../core/contracts/stream-config.ts';
+import type { PlaybackLoad } from '../../core/contracts/live-model.ts';
+import { startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
+import { listenerPid, processCpuSeconds, processName, processTree, workerdBehindProxy } from '../support/processes.ts';
+import type { ThreadConfig, ThreadResult } from './viewer-thread.ts';
+
+const COUNTS = (process.env.BENCH_VIEWERS ?? '1,100,1000').split(',').map(Number);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
+const RENDITIONS = (process.env.BENCH_RENDITIONS ?? '720p,audio').split(',');
+const DIRECT = process.env.BENCH_DIRECT === '1';
+const GZIP = process.env.BENCH_GZIP !== '0';
+process.env.X_LOCAL_OBSERVABILITY ??= 'false';
+const log = createLogger({ service: 'bench-viewers' });
+const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-viewers-'));
+
+function quantile(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = Float64Array.from(xs).sort();
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+const ms = (x: number) => (Number.isFinite(x) ? `${Math.round(x)} ms` : 'n/a');
+const sleepUntil = (t: number) => new Promise((r) => setTimeout(r, Math.max(0, t - Date.now())));
+
+/** The processes whose CPU the figures split: the Worker's workerd, wrangler's proxy, the rest of wrangler dev. */
+interface Probe {
+  workerd: number;
+  proxy: number | null;
+  wrangler: number[];
+}
+function cpuOf(p: Probe) {
+  return {
+    workerd: processCpuSeconds(p.workerd),
+    proxy: p.proxy === null ? 0 : processCpuSeconds(p.proxy),
+    wrangler: p.wrangler.reduce((n, pid) => n + processCpuSeconds(pid), 0),
+    client: process.cpuUsage(),
+  };
+}
+
+/** Each part's "ready" time at the transcoder (its log line), per rendition: key `msn.index`. */
+function readyTimes(logFile: string): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"part ready"')) continue;
+    const e = JSON.parse(line) as { rendition: string; msn: number; part: number; at: number };
+    if (!out.has(e.rendition)) out.set(e.rendition, new Map());
+    out.get(e.rendition)!.set(`${e.msn}.${e.part}`, e.at);
+  }
+  return out;
+}
+
+async function origin(workerUrl: string, streamId: string): Promise<PlaybackLoad> {
+  const res = await fetch(`${workerUrl}/api/streams/${streamId}/stats`, { headers: { authorization: 'Bearer bench-admin' } });
+  if (!res.ok) throw new Error(`stats answered ${res.status}: ${await res.text()}`);
+  return ((await res.json()) as { origin: PlaybackLoad }).origin;
+}
+
+function runThreads(n: number, base: Omit<ThreadConfig, 'viewers'>): Promise<ThreadResult[]> {
+  const threads = Number(process.env.BENCH_THREADS ?? (n < 250 ? 1 : 2));
+  const shares = Array.from({ length: Math.min(threads, n) }, (_, i) => Math.floor(n / threads) + (i < n % threads ? 1 : 0));
+  return Promise.all(
+    shares.map(
+      (viewers) =>
+        new Promise<ThreadResult>((resolve, reject) => {
+          const w = new Worker(new URL('./viewer-thread.ts', import.meta.url), { workerData: { ...base, viewers } satisfies ThreadConfig });
+          w.once('message', resolve);
+          w.once('error', reject);
+        }),
+    ),
+  );
+}
+
+interface Row {
+  n: number;
+  doCallsPerPart: Record<string, number>;
+  presentationCalls: number;
+  p50: number;
+  p99: number;
+  samples: number;
+  partFetchP50: number;
+  partFetchP99: number;
+  lost: number;
+  expected: number;
+  errors: Record<string, number>;
+  fromCache: number;
+  fromOrigin: number;
+  requests: number;
+  reqPerSec: number;
+  cpu: { workerd: number; proxy: number; wrangler: number; client: number };
+  load: number[];
+}
+
+async function round(n: number, o: { url: string; streamId: string; statsUrl: string; probe: Probe; logFile: string; idle: Row['cpu'] }): Promise<Row> {
+  const start = Date.now() + 300;
+  const windowStart = start + WARMUP * 1000;
+  const windowEnd = windowStart + SECONDS * 1000;
+  const stopAt = windowEnd + 3000;
+  const threads = runThreads(n, { origin: o.url, streamId: o.streamId, renditions: RENDITIONS, joinSpreadMs: 1000, windowStart, windowEnd, stopAt, gzip: GZIP });
+  await sleepUntil(windowStart);
+  const [load0, cpu0] = [await origin(o.statsUrl, o.streamId), cpuOf(o.probe)];
+  await sleepUntil(windowEnd);
+  const [load1, cpu1] = [await origin(o.statsUrl, o.streamId), cpuOf(o.probe)];
+  const loadAfter = loadavg();
+  const results = await threads;
+  const ready = readyTimes(o.logFile);
+
+  const doCallsPerPart: Record<string, number> = {};
+  for (const r of load1.renditions) {
+    const before = load0.renditions.find((x) => x.rendition === r.rendition) ?? { playlistCalls: 0, mediaWaits: 0, partsAnnounced: 0 };
+    const calls = r.playlistCalls + r.mediaWaits - before.playlistCalls - before.mediaWaits;
+    const parts = r.partsAnnounced - before.partsAnnounced;
+    if (RENDITIONS.includes(r.rendition)) doCallsPerPart[r.rendition] = parts > 0 ? calls / parts : NaN;
+  }
+  // Latency and losses over the parts made ready inside the window (each viewer was following by then).
+  const latencies: number[] = [];
+  let lost = 0;
+  let expected = 0;
+  for (const rendition of RENDITIONS) {
+    const readyAt = ready.get(rendition) ?? new Map<string, number>();
+    const inWindow = [...readyAt].filter(([, at]) => at >= windowStart && at < windowEnd);
+    for (const res of results) {
+      for (const seen of res.seen[rendition]!) {
+        const byKey = new Map<string, { receivedAt: number; fetchedAt: number }>();
+        for (let i = 0; i < seen.length; i += 5) byKey.set(`${seen[i]}.${seen[i + 1]}`, { receivedAt: seen[i + 2]!, fetchedAt: seen[i + 3]! });
+        for (const [key, at] of inWindow) {
+          expected++;
+          const s = byKey.get(key);
+          if (!s || s.fetchedAt === 0) lost++;
+          if (s) latencies.push(s.receivedAt - at);
+        }
+      }
+    }
+  }
+  const errors: Record<string, number> = {};
+  for (const res of results) for (const [k, v] of Object.entries(res.errors)) errors[k] = (errors[k] ?? 0) + v;
+  const sum = (f: (r: ThreadResult) => number) => results.reduce((acc, r) => acc + f(r), 0);
+  const requests = sum((r) => r.requests.playlist + r.requests.part + r.requests.multivariant);
+  const fetchMs = results.flatMap((r) => r.partFetchMs);
+  const clientCpu = (cpu1.client.user + cpu1.client.system - cpu0.client.user - cpu0.client.system) / 1e6;
+  return {
+    n,
+    doCallsPerPart,
+    presentationCalls: load1.presentationCalls - load0.presentationCalls,
+    p50: quantile(latencies, 0.5),
+    p99: quantile(latencies, 0.99),
+    samples: latencies.length,
+    partFetchP50: quantile(fetchMs, 0.5),
+    partFetchP99: quantile(fetchMs, 0.99),
+    lost,
+    expected,
+    errors,
+    fromCache: sum((r) => r.partsFromCache),
+    fromOrigin: sum((r) => r.partsFromOrigin),
+    requests,
+    reqPerSec: requests / SECONDS,
+    cpu: {
+      workerd: (cpu1.workerd - cpu0.workerd) / SECONDS,
+      proxy: (cpu1.proxy - cpu0.proxy) / SECONDS,
+      wrangler: (cpu1.wrangler - cpu0.wrangler) / SECONDS,
+      client: clientCpu / SECONDS,
+    },
+    load: loadAfter,
+  };
+}
+
+function print(row: Row, idle: Row['cpu']): string {
+  const perReq = (cores: number, idleCores: number) => (row.requests > 0 ? `${(((cores - idleCores) * SECONDS * 1000) / row.requests).toFixed(2)} ms` : 'n/a');
+  const errs = Object.entries(row.errors).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
+  return [
+    `N = ${row.n} viewers (${RENDITIONS.join(' + ')} each), ${SECONDS} s`,
+    `  DO calls per part per rendition      ${Object.entries(row.doCallsPerPart).map(([r, x]) => `${r} ${x.toFixed(2)}`).join(', ')}   (multivariant calls ${row.presentationCalls})`,
+    `  part ready → playlist received       p50 ${ms(row.p50)}  p99 ${ms(row.p99)}  (n=${row.samples})`,
+    `  part fetch                           p50 ${ms(row.partFetchP50)}  p99 ${ms(row.partFetchP99)}`,
+    `  parts from cache / from R2           ${row.fromCache} / ${row.fromOrigin}`,
+    `  parts lost (not listed or not fetched) ${row.lost} of ${row.expected}; errors ${errs}`,
+    `  viewer requests                      ${row.requests} (${row.reqPerSec.toFixed(0)}/s)`,
+    `  CPU (cores): Worker's workerd ${row.cpu.workerd.toFixed(2)} (idle ${idle.workerd.toFixed(2)}), dev proxy ${row.cpu.proxy.toFixed(2)} (idle ${idle.proxy.toFixed(2)}), wrangler ${row.cpu.wrangler.toFixed(2)}, client ${row.cpu.client.toFixed(2)}`,
+    `  CPU per viewer request               workerd ${perReq(row.cpu.workerd, idle.workerd)}, dev proxy ${perReq(row.cpu.proxy, idle.proxy)}`,
+    `  load average after                   ${row.load.map((x) => x.toFixed(2)).join(' ')}`,
+  ].join('\n');
+}
+
+const loadBefore = loadavg();
+let publisher: ChildProcess | undefined;
+const stack = await startStack({
+  persistDir: join(dir, 'state'),
+  logDir: join(dir, 'logs'),
+  adminToken: 'bench-admin',
+  ingestSecret: 'bench-ingest',
+  transcoderEnv: { LOG_LEVEL: 'debug' },
+  logger: log,
+});
+try {
+  const stream = await stack.createStream({ title: 'bench-viewers', ladder: DEFAULT_LADDER });
+  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
+  for (let i = 0; i < 100; i++) {
+    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/720p/index.m3u8`);
+    if (res.ok && (await res.text()).split('#EXTINF').length > 3) break;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const direct = await workerdBehindProxy(stack.worker.pid!, stack.workerUrl);
+  const proxy = listenerPid(Number(new URL(stack.workerUrl).port));
+  const probe: Probe = { workerd: direct.pid, proxy: proxy === direct.pid ? null : proxy, wrangler: processTree(stack.worker.pid!).filter((p) => p !== direct.pid && p !== proxy) };
+  log.info('processes', { workerd: direct.pid, proxy, wrangler: probe.wrangler.map((p) => `${p} ${processName(p)}`) });
+  const url = DIRECT ? direct.url : stack.workerUrl;
+  // The stack's own CPU with no viewers (the publisher's pushes, the DO, R2): subtracted per request.
+  const c0 = cpuOf(probe);
+  await new Promise((r) => setTimeout(r, SECONDS * 1000));
+  const c1 = cpuOf(probe);
+  const idle = { workerd: (c1.workerd - c0.workerd) / SECONDS, proxy: (c1.proxy - c0.proxy) / SECONDS, wrangler: (c1.wrangler - c0.wrangler) / SECONDS, client: 0 };
+  const out: string[] = ['', `edgelive viewers at scale: one live stream (default ladder, 200 ms parts, 1 s segments), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`];
+  const rows: Row[] = [];
+  for (const n of COUNTS) {
+    log.info('round', { viewers: n });
+    const row = await round(n, { url, streamId: stream.id, statsUrl: stack.workerUrl, probe, logFile: join(dir, 'logs', 'transcoder.log'), idle });
+    rows.push(row);
+    out.push(print(row, idle));
+    process.stderr.write(out.at(-1) + '\n');
+  }
+  const one = rows.find((r) => r.n === 1);
+  if (one) out.push(`p99 against N = 1: ${rows.map((r) => `N=${r.n} ${(r.p99 / one.p99).toFixed(1)}×`).join(', ')} (target ≤ 2×)`);
+  process.stdout.write(out.join('\n') + '\n');
+} finally {
+  await stopChild(publisher);
+  await stack.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
