@@ -2,11 +2,15 @@
 // local stack: wrangler dev, a transcoder, ffmpeg publishing), for N = 1, 100, 1,000, ... Prints
 // per N what the origin and the viewers saw; asserts nothing. See docs/benchmarks.md, "Viewers".
 // Env: BENCH_VIEWERS (1,100,1000), BENCH_SECONDS (20, measured per N), BENCH_WARMUP (4 s),
-// BENCH_RENDITIONS (720p,audio: what each viewer follows, like hls.js with an alternate audio
-// track), BENCH_THREADS (client threads; default 1 below 250 viewers, else 2), BENCH_DIRECT=1
-// (viewers talk to workerd's own socket, not through wrangler's dev proxy), BENCH_GZIP (1).
+// BENCH_LADDER (light: a 640x360 publisher and 360p + 240p + audio, as bench:player, so the
+// encoder keeps real time on a shared 2-core machine; default: DEFAULT_LADDER from 720p),
+// BENCH_RENDITIONS (360p,audio, or 720p,audio with the default ladder: what each viewer follows,
+// like hls.js with an alternate audio track), BENCH_THREADS (client threads; default 1 below 250 viewers, else 2), BENCH_DIRECT=1
+// (viewers talk to workerd's own socket, not through wrangler's dev proxy), BENCH_GZIP (1),
+// BENCH_PROFILE=N (a CPU profile of the Worker's isolate during the round of N viewers, summarised;
+// the raw profile goes to BENCH_PROFILE_OUT when set, a .cpuprofile file DevTools opens).
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -15,14 +19,22 @@ import { DEFAULT_LADDER } from '../../core/contracts/stream-config.ts';
 import type { PlaybackLoad } from '../../core/contracts/live-model.ts';
 import { startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
 import { listenerPid, processCpuSeconds, processName, processTree, workerdBehindProxy } from '../support/processes.ts';
+import { profileWorker, type ProfileSummary } from '../support/worker-profile.ts';
 import type { ThreadConfig, ThreadResult } from './viewer-thread.ts';
 
 const COUNTS = (process.env.BENCH_VIEWERS ?? '1,100,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
-const RENDITIONS = (process.env.BENCH_RENDITIONS ?? '720p,audio').split(',');
+const LIGHT = (process.env.BENCH_LADDER ?? 'light') === 'light';
+const LIGHT_LADDER = [
+  { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 },
+  { name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 350_000 },
+  { name: 'audio', kind: 'audio', audioBitrate: 96_000 },
+];
+const RENDITIONS = (process.env.BENCH_RENDITIONS ?? (LIGHT ? '360p,audio' : '720p,audio')).split(',');
 const DIRECT = process.env.BENCH_DIRECT === '1';
 const GZIP = process.env.BENCH_GZIP !== '0';
+const PROFILE_N = process.env.BENCH_PROFILE ? Number(process.env.BENCH_PROFILE) : null;
 process.env.X_LOCAL_OBSERVABILITY ??= 'false';
 const log = createLogger({ service: 'bench-viewers' });
 const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-viewers-'));
@@ -85,7 +97,7 @@ function runThreads(n: number, base: Omit<ThreadConfig, 'viewers'>): Promise<Thr
 
 interface Row {
   n: number;
-  doCallsPerPart: Record<string, number>;
+  doCalls: Record<string, { calls: number; parts: number }>;
   presentationCalls: number;
   p50: number;
   p99: number;
@@ -101,9 +113,10 @@ interface Row {
   reqPerSec: number;
   cpu: { workerd: number; proxy: number; wrangler: number; client: number };
   load: number[];
+  profile: ProfileSummary | null;
 }
 
-async function round(n: number, o: { url: string; streamId: string; statsUrl: string; probe: Probe; logFile: string; idle: Row['cpu'] }): Promise<Row> {
+async function round(n: number, o: { url: string; streamId: string; statsUrl: string; inspectorUrl: string; probe: Probe; logFile: string; idle: Row['cpu'] }): Promise<Row> {
   const start = Date.now() + 300;
   const windowStart = start + WARMUP * 1000;
   const windowEnd = windowStart + SECONDS * 1000;
@@ -111,18 +124,20 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
   const threads = runThreads(n, { origin: o.url, streamId: o.streamId, renditions: RENDITIONS, joinSpreadMs: 1000, windowStart, windowEnd, stopAt, gzip: GZIP });
   await sleepUntil(windowStart);
   const [load0, cpu0] = [await origin(o.statsUrl, o.streamId), cpuOf(o.probe)];
+  const profiling = n === PROFILE_N ? profileWorker(o.inspectorUrl, Math.min(SECONDS - 1, 10)) : null;
   await sleepUntil(windowEnd);
   const [load1, cpu1] = [await origin(o.statsUrl, o.streamId), cpuOf(o.probe)];
   const loadAfter = loadavg();
   const results = await threads;
+  const profile = profiling ? await profiling : null;
   const ready = readyTimes(o.logFile);
 
-  const doCallsPerPart: Record<string, number> = {};
+  const doCalls: Row['doCalls'] = {};
   for (const r of load1.renditions) {
     const before = load0.renditions.find((x) => x.rendition === r.rendition) ?? { playlistCalls: 0, mediaWaits: 0, partsAnnounced: 0 };
     const calls = r.playlistCalls + r.mediaWaits - before.playlistCalls - before.mediaWaits;
     const parts = r.partsAnnounced - before.partsAnnounced;
-    if (RENDITIONS.includes(r.rendition)) doCallsPerPart[r.rendition] = parts > 0 ? calls / parts : NaN;
+    if (RENDITIONS.includes(r.rendition)) doCalls[r.rendition] = { calls, parts };
   }
   // Latency and losses over the parts made ready inside the window (each viewer was following by then).
   const latencies: number[] = [];
@@ -152,7 +167,7 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
   const clientCpu = (cpu1.client.user + cpu1.client.system - cpu0.client.user - cpu0.client.system) / 1e6;
   return {
     n,
-    doCallsPerPart,
+    doCalls,
     presentationCalls: load1.presentationCalls - load0.presentationCalls,
     p50: quantile(latencies, 0.5),
     p99: quantile(latencies, 0.99),
@@ -173,6 +188,7 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
       client: clientCpu / SECONDS,
     },
     load: loadAfter,
+    profile,
   };
 }
 
@@ -181,7 +197,8 @@ function print(row: Row, idle: Row['cpu']): string {
   const errs = Object.entries(row.errors).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
   return [
     `N = ${row.n} viewers (${RENDITIONS.join(' + ')} each), ${SECONDS} s`,
-    `  DO calls per part per rendition      ${Object.entries(row.doCallsPerPart).map(([r, x]) => `${r} ${x.toFixed(2)}`).join(', ')}   (multivariant calls ${row.presentationCalls})`,
+    `  parts announced per second           ${Object.entries(row.doCalls).map(([r, x]) => `${r} ${(x.parts / SECONDS).toFixed(1)}`).join(', ')}   (5.0 when the encoder keeps real time)`,
+    `  DO calls per part per rendition      ${Object.entries(row.doCalls).map(([r, x]) => `${r} ${(x.calls / x.parts).toFixed(2)} (${x.calls}/${x.parts})`).join(', ')}   (multivariant calls ${row.presentationCalls})`,
     `  part ready → playlist received       p50 ${ms(row.p50)}  p99 ${ms(row.p99)}  (n=${row.samples})`,
     `  part fetch                           p50 ${ms(row.partFetchP50)}  p99 ${ms(row.partFetchP99)}`,
     `  parts from cache / from R2           ${row.fromCache} / ${row.fromOrigin}`,
@@ -190,7 +207,19 @@ function print(row: Row, idle: Row['cpu']): string {
     `  CPU (cores): Worker's workerd ${row.cpu.workerd.toFixed(2)} (idle ${idle.workerd.toFixed(2)}), dev proxy ${row.cpu.proxy.toFixed(2)} (idle ${idle.proxy.toFixed(2)}), wrangler ${row.cpu.wrangler.toFixed(2)}, client ${row.cpu.client.toFixed(2)}`,
     `  CPU per viewer request               workerd ${perReq(row.cpu.workerd, idle.workerd)}, dev proxy ${perReq(row.cpu.proxy, idle.proxy)}`,
     `  load average after                   ${row.load.map((x) => x.toFixed(2)).join(' ')}`,
+    ...(row.profile ? printProfile(row.profile) : []),
   ].join('\n');
+}
+
+function printProfile(p: ProfileSummary): string[] {
+  const share = (us: number) => `${((100 * us) / p.busyUs).toFixed(1).padStart(5)} %`;
+  if (process.env.BENCH_PROFILE_OUT) writeFileSync(process.env.BENCH_PROFILE_OUT, JSON.stringify(p.profile));
+  return [
+    `  Worker isolate profile: busy ${((100 * p.busyUs) / p.wallUs).toFixed(0)} % of ${(p.wallUs / 1e6).toFixed(1)} s; self time by file:`,
+    ...p.byFile.slice(0, 14).map((f) => `    ${share(f.selfUs)}  ${f.file}`),
+    '  by function:',
+    ...p.byFunction.slice(0, 20).map((f) => `    ${share(f.selfUs)}  ${f.fn}`),
+  ];
 }
 
 const loadBefore = loadavg();
@@ -204,10 +233,10 @@ const stack = await startStack({
   logger: log,
 });
 try {
-  const stream = await stack.createStream({ title: 'bench-viewers', ladder: DEFAULT_LADDER });
-  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
+  const stream = await stack.createStream({ title: 'bench-viewers', ladder: LIGHT ? LIGHT_LADDER : DEFAULT_LADDER });
+  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs'), ...(LIGHT ? { width: 640, height: 360 } : {}) });
   for (let i = 0; i < 100; i++) {
-    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/720p/index.m3u8`);
+    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/${RENDITIONS[0]}/index.m3u8`);
     if (res.ok && (await res.text()).split('#EXTINF').length > 3) break;
     await new Promise((r) => setTimeout(r, 300));
   }
@@ -221,11 +250,11 @@ try {
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const c1 = cpuOf(probe);
   const idle = { workerd: (c1.workerd - c0.workerd) / SECONDS, proxy: (c1.proxy - c0.proxy) / SECONDS, wrangler: (c1.wrangler - c0.wrangler) / SECONDS, client: 0 };
-  const out: string[] = ['', `edgelive viewers at scale: one live stream (default ladder, 200 ms parts, 1 s segments), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`];
+  const out: string[] = ['', `edgelive viewers at scale: one live stream (${LIGHT ? '360p/240p/audio from 640x360' : '720p/480p/360p/audio'}, 200 ms parts, 1 s segments), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`];
   const rows: Row[] = [];
   for (const n of COUNTS) {
     log.info('round', { viewers: n });
-    const row = await round(n, { url, streamId: stream.id, statsUrl: stack.workerUrl, probe, logFile: join(dir, 'logs', 'transcoder.log'), idle });
+    const row = await round(n, { url, streamId: stream.id, statsUrl: stack.workerUrl, inspectorUrl: stack.inspectorUrl, probe, logFile: join(dir, 'logs', 'transcoder.log'), idle });
     rows.push(row);
     out.push(print(row, idle));
     process.stderr.write(out.at(-1) + '\n');
