@@ -2,7 +2,9 @@
 // local stack: wrangler dev, a transcoder, ffmpeg publishing), for N = 1, 100, 1,000, ... Prints
 // per N what the origin and the viewers saw; asserts nothing. See docs/benchmarks.md, "Viewers".
 // Env: BENCH_VIEWERS (1,100,1000), BENCH_SECONDS (20, measured per N), BENCH_WARMUP (4 s),
-// BENCH_LADDER (light: a 640x360 publisher and 360p + 240p + audio, as bench:player, so the
+// BENCH_PUBLISHER (synthetic: signed pushes of a part every 200 ms per rendition, sized to its
+// bitrate, no encoder — on a shared machine whose load keeps ffmpeg from real time; ffmpeg: the
+// test pattern through RTMP and the transcoder's ladder), BENCH_LADDER (light: a 640x360 publisher and 360p + 240p + audio, as bench:player, so the
 // encoder keeps real time on a shared 2-core machine; default: DEFAULT_LADDER from 720p),
 // BENCH_RENDITIONS (360p,audio, or 720p,audio with the default ladder: what each viewer follows,
 // like hls.js with an alternate audio track), BENCH_THREADS (client threads; default 1 below 250 viewers, else 2), BENCH_DIRECT=1
@@ -19,12 +21,14 @@ import { DEFAULT_LADDER } from '../../core/contracts/stream-config.ts';
 import type { PlaybackLoad } from '../../core/contracts/live-model.ts';
 import { startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
 import { listenerPid, processCpuSeconds, processName, processTree, workerdBehindProxy } from '../support/processes.ts';
+import { startSyntheticPublisher, type SyntheticPublisher } from './synthetic-publisher.ts';
 import { profileWorker, type ProfileSummary } from '../support/worker-profile.ts';
 import type { ThreadConfig, ThreadResult } from './viewer-thread.ts';
 
 const COUNTS = (process.env.BENCH_VIEWERS ?? '1,100,1000').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const WARMUP = Number(process.env.BENCH_WARMUP ?? 4);
+const SYNTHETIC = (process.env.BENCH_PUBLISHER ?? 'synthetic') === 'synthetic';
 const LIGHT = (process.env.BENCH_LADDER ?? 'light') === 'light';
 const LIGHT_LADDER = [
   { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 },
@@ -116,7 +120,7 @@ interface Row {
   profile: ProfileSummary | null;
 }
 
-async function round(n: number, o: { url: string; streamId: string; statsUrl: string; inspectorUrl: string; probe: Probe; logFile: string; idle: Row['cpu'] }): Promise<Row> {
+async function round(n: number, o: { url: string; streamId: string; statsUrl: string; inspectorUrl: string; probe: Probe; readyTimes: () => Map<string, Map<string, number>>; idle: Row['cpu'] }): Promise<Row> {
   const start = Date.now() + 300;
   const windowStart = start + WARMUP * 1000;
   const windowEnd = windowStart + SECONDS * 1000;
@@ -130,7 +134,7 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
   const loadAfter = loadavg();
   const results = await threads;
   const profile = profiling ? await profiling : null;
-  const ready = readyTimes(o.logFile);
+  const ready = o.readyTimes();
 
   const doCalls: Row['doCalls'] = {};
   for (const r of load1.renditions) {
@@ -224,6 +228,7 @@ function printProfile(p: ProfileSummary): string[] {
 
 const loadBefore = loadavg();
 let publisher: ChildProcess | undefined;
+let synthetic: SyntheticPublisher | undefined;
 const stack = await startStack({
   persistDir: join(dir, 'state'),
   logDir: join(dir, 'logs'),
@@ -234,7 +239,17 @@ const stack = await startStack({
 });
 try {
   const stream = await stack.createStream({ title: 'bench-viewers', ladder: LIGHT ? LIGHT_LADDER : DEFAULT_LADDER });
-  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs'), ...(LIGHT ? { width: 640, height: 360 } : {}) });
+  const ladder = LIGHT ? LIGHT_LADDER : DEFAULT_LADDER;
+  if (SYNTHETIC) {
+    synthetic = await startSyntheticPublisher({
+      origin: stack.workerUrl,
+      secret: 'bench-ingest',
+      streamId: stream.id,
+      streamKey: stream.streamKey,
+      renditions: ladder.map((r) => ({ name: r.name, kind: r.kind as 'video' | 'audio', bitrate: 'videoBitrate' in r ? r.videoBitrate! : r.audioBitrate! })),
+    });
+  } else publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs'), ...(LIGHT ? { width: 640, height: 360 } : {}) });
+  const readyAt = () => (synthetic ? synthetic.readyAt : readyTimes(join(dir, 'logs', 'transcoder.log')));
   for (let i = 0; i < 100; i++) {
     const res = await fetch(`${stack.workerUrl}/live/${stream.id}/${RENDITIONS[0]}/index.m3u8`);
     if (res.ok && (await res.text()).split('#EXTINF').length > 3) break;
@@ -250,11 +265,11 @@ try {
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const c1 = cpuOf(probe);
   const idle = { workerd: (c1.workerd - c0.workerd) / SECONDS, proxy: (c1.proxy - c0.proxy) / SECONDS, wrangler: (c1.wrangler - c0.wrangler) / SECONDS, client: 0 };
-  const out: string[] = ['', `edgelive viewers at scale: one live stream (${LIGHT ? '360p/240p/audio from 640x360' : '720p/480p/360p/audio'}, 200 ms parts, 1 s segments), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`];
+  const out: string[] = ['', `edgelive viewers at scale: one live stream (${LIGHT ? '360p/240p/audio' : '720p/480p/360p/audio'}, 200 ms parts, 1 s segments, ${SYNTHETIC ? 'synthetic publisher' : 'ffmpeg publisher'}), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`];
   const rows: Row[] = [];
   for (const n of COUNTS) {
     log.info('round', { viewers: n });
-    const row = await round(n, { url, streamId: stream.id, statsUrl: stack.workerUrl, inspectorUrl: stack.inspectorUrl, probe, logFile: join(dir, 'logs', 'transcoder.log'), idle });
+    const row = await round(n, { url, streamId: stream.id, statsUrl: stack.workerUrl, inspectorUrl: stack.inspectorUrl, probe, readyTimes: readyAt, idle });
     rows.push(row);
     out.push(print(row, idle));
     process.stderr.write(out.at(-1) + '\n');
@@ -263,6 +278,7 @@ try {
   if (one) out.push(`p99 against N = 1: ${rows.map((r) => `N=${r.n} ${(r.p99 / one.p99).toFixed(1)}×`).join(', ')} (target ≤ 2×)`);
   process.stdout.write(out.join('\n') + '\n');
 } finally {
+  await synthetic?.stop();
   await stopChild(publisher);
   await stack.stop();
   rmSync(dir, { recursive: true, force: true });
