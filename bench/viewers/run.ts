@@ -276,6 +276,7 @@ try {
   }
   const one = rows.find((r) => r.n === 1);
   if (one) out.push(`p99 against N = 1: ${rows.map((r) => `N=${r.n} ${(r.p99 / one.p99).toFixed(1)}×`).join(', ')} (target ≤ 2×)`);
+  if (synthetic) out.push(`synthetic publisher: pushes given up after three attempts ${synthetic.failed()}`);
   process.stdout.write(out.join('\n') + '\n');
 } finally {
   await synthetic?.stop();

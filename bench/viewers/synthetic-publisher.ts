@@ -13,11 +13,15 @@ export interface SyntheticRendition {
 export interface SyntheticPublisher {
   /** When each part was ready to push (ms since the Unix epoch), per rendition, by `msn.part`. */
   readyAt: Map<string, Map<string, number>>;
+  /** Pushes given up after three attempts. */
+  failed(): number;
   stop(): Promise<void>;
 }
 
 const PART_MS = 200;
 const PARTS_PER_SEGMENT = 5;
+/** Pushes in flight per rendition (the transcoder's uploader keeps three). */
+const IN_FLIGHT = 3;
 
 export async function startSyntheticPublisher(o: { origin: string; secret: string; streamId: string; streamKey: string; renditions: SyntheticRendition[] }): Promise<SyntheticPublisher> {
   const client = new OriginClient({ baseUrl: o.origin, secret: o.secret });
@@ -32,10 +36,24 @@ export async function startSyntheticPublisher(o: { origin: string; secret: strin
     await client.push(o.streamId, lease.epoch, r.name, 'init.mp4', new Uint8Array(800), meta);
   }
   let stopped = false;
+  let failed = 0;
+  // A push that fails is tried twice more, then given up (counted): the bench carries on.
+  const pushOnce = async (rendition: string, file: string, bytes: Uint8Array, meta: unknown) => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return await client.push(o.streamId, lease.epoch, rendition, file, bytes, meta);
+      } catch {
+        // retried below
+      }
+    }
+    failed++;
+  };
   const t0 = Date.now();
   const loops = o.renditions.map(async (r) => {
     const partBytes = Math.round((r.bitrate * PART_MS) / 1000 / 8);
     const parts: Uint8Array[] = [];
+    // Pipelined like the transcoder's uploader: a few pushes in flight per rendition.
+    const inFlight: Promise<unknown>[] = [];
     for (let k = 0; !stopped; k++) {
       const due = t0 + (k + 1) * PART_MS;
       await new Promise((res) => setTimeout(res, Math.max(0, due - Date.now())));
@@ -44,18 +62,22 @@ export async function startSyntheticPublisher(o: { origin: string; secret: strin
       const final = part === PARTS_PER_SEGMENT - 1;
       const bytes = new Uint8Array(partBytes).fill(k & 0xff);
       const programDateTime = due - PART_MS;
+      while (inFlight.length >= IN_FLIGHT) await inFlight.shift();
       readyAt.get(r.name)!.set(`${msn}.${part}`, Date.now());
-      await client.push(o.streamId, lease.epoch, r.name, `${msn}.${part}.m4s`, bytes, { duration: PART_MS / 1000, independent: part === 0 || r.kind === 'audio', programDateTime, ...(final ? { final: true } : {}) });
+      inFlight.push(pushOnce(r.name, `${msn}.${part}.m4s`, bytes, { duration: PART_MS / 1000, independent: part === 0 || r.kind === 'audio', programDateTime, ...(final ? { final: true } : {}) }));
       parts.push(bytes);
       if (final) {
         const segment = Buffer.concat(parts);
         parts.length = 0;
-        await client.push(o.streamId, lease.epoch, r.name, `${msn}.m4s`, segment, { duration: (PARTS_PER_SEGMENT * PART_MS) / 1000, partCount: PARTS_PER_SEGMENT, programDateTime: programDateTime - (PARTS_PER_SEGMENT - 1) * PART_MS });
+        while (inFlight.length >= IN_FLIGHT) await inFlight.shift();
+        inFlight.push(pushOnce(r.name, `${msn}.m4s`, segment, { duration: (PARTS_PER_SEGMENT * PART_MS) / 1000, partCount: PARTS_PER_SEGMENT, programDateTime: programDateTime - (PARTS_PER_SEGMENT - 1) * PART_MS }));
       }
     }
+    await Promise.all(inFlight);
   });
   return {
     readyAt,
+    failed: () => failed,
     async stop() {
       stopped = true;
       await Promise.allSettled(loops);
