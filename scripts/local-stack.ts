@@ -202,7 +202,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     {
       cwd: ROOT,
       stdio: ['ignore', workerLog, workerLog],
-      env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+      // A dev registry of its own: every `wrangler dev` on the machine registers its workers in
+      // the shared one, and each change there reloads every other session's Worker (restarting
+      // its Durable Objects and dropping held requests) — other engineers' stacks, here.
+      env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_REGISTRY_PATH: join(opts.persistDir, 'dev-registry') },
     },
   );
 

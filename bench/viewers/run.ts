@@ -109,6 +109,7 @@ interface Row {
   partFetchP50: number;
   partFetchP99: number;
   lost: number;
+  behind: number;
   expected: number;
   errors: Record<string, number>;
   fromCache: number;
@@ -146,18 +147,22 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
   // Latency and losses over the parts made ready inside the window (each viewer was following by then).
   const latencies: number[] = [];
   let lost = 0;
+  let behind = 0;
   let expected = 0;
   for (const rendition of RENDITIONS) {
     const readyAt = ready.get(rendition) ?? new Map<string, number>();
     const inWindow = [...readyAt].filter(([, at]) => at >= windowStart && at < windowEnd);
     for (const res of results) {
       for (const seen of res.seen[rendition]!) {
-        const byKey = new Map<string, { receivedAt: number; fetchedAt: number }>();
-        for (let i = 0; i < seen.length; i += 5) byKey.set(`${seen[i]}.${seen[i + 1]}`, { receivedAt: seen[i + 2]!, fetchedAt: seen[i + 3]! });
+        const byKey = new Map<string, { receivedAt: number; status: number }>();
+        for (let i = 0; i < seen.length; i += 5) byKey.set(`${seen[i]}.${seen[i + 1]}`, { receivedAt: seen[i + 2]!, status: seen[i + 4]! });
         for (const [key, at] of inWindow) {
           expected++;
           const s = byKey.get(key);
-          if (!s || s.fetchedAt === 0) lost++;
+          // Lost: never listed to this viewer, or its fetch failed. Behind: listed, not yet fetched
+          // when the viewer stopped (its part loader, one part at a time like hls.js, fell behind).
+          if (!s || (s.status !== 0 && s.status !== 200)) lost++;
+          else if (s.status === 0) behind++;
           if (s) latencies.push(s.receivedAt - at);
         }
       }
@@ -179,6 +184,7 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
     partFetchP50: quantile(fetchMs, 0.5),
     partFetchP99: quantile(fetchMs, 0.99),
     lost,
+    behind,
     expected,
     errors,
     fromCache: sum((r) => r.partsFromCache),
@@ -206,7 +212,8 @@ function print(row: Row, idle: Row['cpu']): string {
     `  part ready → playlist received       p50 ${ms(row.p50)}  p99 ${ms(row.p99)}  (n=${row.samples})`,
     `  part fetch                           p50 ${ms(row.partFetchP50)}  p99 ${ms(row.partFetchP99)}`,
     `  parts from cache / from R2           ${row.fromCache} / ${row.fromOrigin}`,
-    `  parts lost (not listed or not fetched) ${row.lost} of ${row.expected}; errors ${errs}`,
+    `  parts lost / not fetched by the end  ${row.lost} / ${row.behind} of ${row.expected} (lost: never listed, or failed; the rest: the viewer's part loader fell behind)`,
+    `  errors                               ${errs}`,
     `  viewer requests                      ${row.requests} (${row.reqPerSec.toFixed(0)}/s)`,
     `  CPU (cores): Worker's workerd ${row.cpu.workerd.toFixed(2)} (idle ${idle.workerd.toFixed(2)}), dev proxy ${row.cpu.proxy.toFixed(2)} (idle ${idle.proxy.toFixed(2)}), wrangler ${row.cpu.wrangler.toFixed(2)}, client ${row.cpu.client.toFixed(2)}`,
     `  CPU per viewer request               workerd ${perReq(row.cpu.workerd, idle.workerd)}, dev proxy ${perReq(row.cpu.proxy, idle.proxy)}`,
@@ -282,5 +289,7 @@ try {
   await synthetic?.stop();
   await stopChild(publisher);
   await stack.stop();
-  rmSync(dir, { recursive: true, force: true });
+  // BENCH_KEEP=1 keeps the stack's logs (wrangler.log: the Worker's warnings and errors).
+  if (process.env.BENCH_KEEP === '1') process.stderr.write(`logs kept in ${join(dir, 'logs')}\n`);
+  else rmSync(dir, { recursive: true, force: true });
 }
