@@ -112,6 +112,7 @@ interface Row {
   behind: number;
   expected: number;
   errors: Record<string, number>;
+  fromIsolate: number;
   fromCache: number;
   fromOrigin: number;
   requests: number;
@@ -187,6 +188,7 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
     behind,
     expected,
     errors,
+    fromIsolate: sum((r) => r.partsFromIsolate),
     fromCache: sum((r) => r.partsFromCache),
     fromOrigin: sum((r) => r.partsFromOrigin),
     requests,
@@ -211,7 +213,7 @@ function print(row: Row, idle: Row['cpu']): string {
     `  DO calls per part per rendition      ${Object.entries(row.doCalls).map(([r, x]) => `${r} ${(x.calls / x.parts).toFixed(2)} (${x.calls}/${x.parts})`).join(', ')}   (multivariant calls ${row.presentationCalls})`,
     `  part ready → playlist received       p50 ${ms(row.p50)}  p99 ${ms(row.p99)}  (n=${row.samples})`,
     `  part fetch                           p50 ${ms(row.partFetchP50)}  p99 ${ms(row.partFetchP99)}`,
-    `  parts from cache / from R2           ${row.fromCache} / ${row.fromOrigin}`,
+    `  parts from isolate / cache / R2      ${row.fromIsolate} / ${row.fromCache} / ${row.fromOrigin}   (R2 reads per part made: ${(row.fromOrigin / Math.max(1, Object.values(row.doCalls).reduce((n, x) => n + x.parts, 0))).toFixed(2)})`,
     `  parts lost / not fetched by the end  ${row.lost} / ${row.behind} of ${row.expected} (lost: never listed, or failed; the rest: the viewer's part loader fell behind)`,
     `  errors                               ${errs}`,
     `  viewer requests                      ${row.requests} (${row.reqPerSec.toFixed(0)}/s)`,

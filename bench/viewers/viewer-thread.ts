@@ -25,6 +25,8 @@ export interface ThreadConfig {
 export interface ThreadResult {
   seen: Record<string, Float64Array[]>;
   requests: { playlist: number; part: number; multivariant: number };
+  /** Parts answered from the isolate's memory (or a read in flight for another viewer), the colo cache, R2. */
+  partsFromIsolate: number;
   partsFromCache: number;
   partsFromOrigin: number;
   errors: Record<string, number>;
@@ -35,12 +37,13 @@ export interface ThreadResult {
 const cfg = workerData as ThreadConfig;
 const url = new URL(cfg.origin);
 const PART_HOLD_BACK_PARTS = 3;
-const result: ThreadResult = { seen: {}, requests: { playlist: 0, part: 0, multivariant: 0 }, partsFromCache: 0, partsFromOrigin: 0, errors: {}, partFetchMs: [] };
+const result: ThreadResult = { seen: {}, requests: { playlist: 0, part: 0, multivariant: 0 }, partsFromIsolate: 0, partsFromCache: 0, partsFromOrigin: 0, errors: {}, partFetchMs: [] };
 for (const r of cfg.renditions) result.seen[r] = [];
 
 interface Answer {
   status: number;
   body: Buffer;
+  /** x-edgelive-source (isolate, cache, r2), else HIT from cf-cache-status (a Cache API answer). */
   cache: string | undefined;
   error?: string;
 }
@@ -55,7 +58,7 @@ function get(agent: Agent, path: string): Promise<Answer> {
         res.on('end', () => {
           let body = Buffer.concat(chunks);
           if (res.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-          resolve({ status: res.statusCode ?? 0, body, cache: res.headers['cf-cache-status'] as string | undefined });
+          resolve({ status: res.statusCode ?? 0, body, cache: (res.headers['x-edgelive-source'] ?? (res.headers['cf-cache-status'] === 'HIT' ? 'cache' : 'r2')) as string });
         });
         res.on('error', (e) => resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: (e as NodeJS.ErrnoException).code ?? e.message }));
       },
@@ -94,7 +97,8 @@ async function followRendition(agent: Agent, rendition: string): Promise<Float64
           seen[slot * 5 + 3] = t1;
           if (inWindow(t0)) {
             result.partFetchMs.push(t1 - t0);
-            if (a.cache === 'HIT') result.partsFromCache++;
+            if (a.cache === 'isolate') result.partsFromIsolate++;
+            else if (a.cache === 'cache') result.partsFromCache++;
             else result.partsFromOrigin++;
           }
           break;
