@@ -5,6 +5,7 @@
 import { Coalescer } from './coalesce.ts';
 import { gzipText } from './http.ts';
 import { RecentAnswers } from './recent-answers.ts';
+import type { RpcError } from '../core/contracts/rpc-error.ts';
 
 /** A playlist text as every viewer of the version gets it (a signed stream's with a token slot). */
 export interface RenderedPlaylist {
@@ -14,10 +15,10 @@ export interface RenderedPlaylist {
   cacheControl: string;
 }
 
-export type PlaylistAnswer = { status: 200; playlist: RenderedPlaylist } | { status: number; code: string; message: string };
+export type PlaylistAnswer = { status: 200; playlist: RenderedPlaylist } | RpcError;
 
 /** What makes a fresh answer: the StreamState call and the render (or its failure). */
-export type MakePlaylist = () => Promise<{ status: 200; text: string; cacheControl: string } | { status: number; code: string; message: string }>;
+export type MakePlaylist = () => Promise<{ status: 200; text: string; cacheControl: string } | RpcError>;
 
 export interface PlaylistRequest {
   /** Identifies the version: stream, rendition, directives, start point, signed or not. */
@@ -71,7 +72,7 @@ export function playlistAnswer(r: PlaylistRequest): Promise<PlaylistAnswer> {
       }
     }
     const made = await r.make();
-    if (made.status !== 200 || !('text' in made)) return made as PlaylistAnswer;
+    if (!('text' in made)) return made;
     const playlist = await rendered(made.text, made.cacheControl, r.signed);
     if (r.blocking && r.cache) {
       r.cache.waitUntil(r.cache.cache.put(r.cache.url, new Response(made.text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': made.cacheControl } })));

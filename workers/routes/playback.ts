@@ -1,10 +1,11 @@
-// Playback at the edge: the multivariant and media playlists rendered per request from the
-// StreamState snapshot (blocking reloads coalesced per isolate and cached per colo), and media
-// objects from R2 through the Cache API, with hinted parts held until they exist. Every route is
-// behind `playbackAccess` (policy, token, country) before any cache is consulted; a signed
-// stream's token is written into every URI of the playlists it gets.
+// Playback at the edge: the multivariant and media playlists rendered from the StreamState
+// snapshot once per version and isolate (playlist-answers.ts; blocking answers also cached per
+// colo), and media objects read once per isolate from the colo cache or R2 (media-answers.ts),
+// with hinted parts held until they exist. Every route is behind `playbackAccess` (policy, token,
+// country) before any cache is consulted; a signed stream's token is written into every URI of
+// the playlists it gets.
 import { Hono, type Context } from 'hono';
-import { errorResponse, HttpError, negotiatedTextResponse } from '../http.ts';
+import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import { playlistAnswer } from '../playlist-answers.ts';
 import { mediaAnswer } from '../media-answers.ts';
@@ -19,6 +20,8 @@ export const playbackRoutes = new Hono<PlaybackAccessEnv>();
 playbackRoutes.use('/:id/*', playbackAccess());
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+/** Playback answers, errors included, are readable by players on any site. */
+const CORS = { 'access-control-allow-origin': '*' };
 
 /**
  * A signed stream's blocking playlists are cached per colo like a public one's, but rendered
@@ -58,7 +61,7 @@ function playlistCacheControl(timing: PlaylistTiming, blocking: boolean, ended: 
 playbackRoutes.get('/:id/index.m3u8', async (c) => {
   const id = checkName(c.req.param('id'), 'stream_id');
   const r = await c.env.STREAM_STATE.getByName(id).presentation();
-  if (r.status !== 200) return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*' });
+  if (r.status !== 200) return rpcErrorResponse(r, CORS);
   const token = c.get('playbackToken');
   // Start-over: every media playlist URI carries the start point, so all renditions begin there.
   const start = parseStartParam(c.req.queries('start') ?? []);
@@ -95,11 +98,7 @@ playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
       return { status: 200, text, cacheControl: playlistCacheControl(r.snapshot.timing, blocking, r.snapshot.ended) };
     },
   });
-  if (answer.status !== 200 || !('playlist' in answer)) {
-    const e = answer as { status: number; code: string; message: string };
-    const retry = e.status === 503 ? { 'retry-after': '1' } : undefined;
-    return errorResponse(e.status, e.code, e.message, { 'access-control-allow-origin': '*', ...retry });
-  }
+  if (!('playlist' in answer)) return rpcErrorResponse(answer, CORS);
   const p = answer.playlist;
   if (token) return playlistResponse(c, withToken(p.text, token), forViewer(p.cacheControl, true));
   return playlistResponse(c, p.text, p.cacheControl, p.gzip ?? undefined);
@@ -127,7 +126,7 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
     const waited = await c.env.STREAM_STATE.getByName(id).awaitMedia(rendition, epoch, object);
     return waited.status === 200 ? c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined) : null;
   };
-  const notFound = () => errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*', 'cache-control': 'no-cache' });
+  const notFound = () => errorResponse(404, 'not_found', 'no such media object', { ...CORS, 'cache-control': 'no-cache' });
   if (range) {
     // A byte range is read from R2 as asked (players ask for whole parts and segments).
     const obj = await read();
