@@ -49,7 +49,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   });
   const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
   const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
-  const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds });
+  const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds, segmentCopy: config.segmentCopy });
   const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
   /** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */

@@ -22,6 +22,8 @@ export interface PublishersOptions {
   nodeId: string;
   region: string;
   thumbnailIntervalSeconds?: number;
+  /** bench:cost only: segment pushes carry their bytes again (the previous, double-write design). */
+  segmentCopy?: boolean;
 }
 
 /** An accepted publisher, and the key it published with (a ladder restart takes a new lease with it). */
@@ -96,6 +98,7 @@ export class PublisherPipeline {
       logger: this.node.logger,
       metrics: this.node.metrics,
       thumbnailIntervalSeconds: this.node.thumbnailIntervalSeconds,
+      segmentCopy: this.node.segmentCopy,
       onProgress: this.node.overload.watch({ streamId: this.streamId, ladder: this.ladder, restart: (ladder) => void this.restart(ladder) }),
       onClosed: (reason) => {
         if (this.session === session && !this.restarting) this.end(reason);
