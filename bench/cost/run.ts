@@ -123,8 +123,8 @@ function streamHour(w: Window) {
 async function waitForLive(url: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     const res = await fetch(url).catch(() => null);
-    if (res?.ok && parsePlaylist(await res.text()).segments.length >= 3) return;
-    await res?.body?.cancel();
+    const text = res ? await res.text() : '';
+    if (res?.ok && parsePlaylist(text).segments.length >= 3) return;
     await new Promise((r) => setTimeout(r, 300));
   }
   throw new Error(`${url} never went live`);

@@ -75,7 +75,7 @@ beforeAll(async () => {
     }
   }
   origin.close();
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await stack?.stop();
