@@ -104,12 +104,15 @@ function streamHour(w: Window) {
   // runs below real time, and an hour of a stream is an hour of media (parts are 0.2 s each).
   const mediaSeconds = (kinds.part * PART_SECONDS) / DEFAULT_LADDER.length;
   const scale = HOUR / mediaSeconds;
+  // Init segments are written once per epoch (one per rendition), not per second of media: an
+  // hour of one broadcast has DEFAULT_LADDER.length of them, whatever the run caught.
+  const inits = DEFAULT_LADDER.length;
   const perHour = {
-    r2ClassA: r2Writes * scale,
+    r2ClassA: (r2Writes - kinds.init) * scale + inits,
     bytesWritten: bytes * scale,
-    doRequests: pushes * scale,
-    workerRequests: pushes * scale,
-    rowsWritten: rows * scale,
+    doRequests: (pushes - kinds.init) * scale + inits,
+    workerRequests: (pushes - kinds.init) * scale + inits,
+    rowsWritten: (rows - kinds.init * ROWS_PER_PUSH.init) * scale + inits * ROWS_PER_PUSH.init,
     parts: kinds.part * scale,
     segmentObjects: kinds.segmentObject * scale,
   };
