@@ -11,7 +11,7 @@ import type { SignedRequest } from '../core/contracts/ingest-protocol.ts';
 import { ReplayGuard, admitStored } from '../core/auth/replay-guard.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
 import type { HlsDirectives } from '../core/playlist/blocking.ts';
-import { closeAssembled, openSegments } from '../core/live/end-assembly.ts';
+import { announcedSpan, closeAssembled, openSegments } from '../core/live/end-assembly.ts';
 import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
@@ -247,6 +247,19 @@ export class StreamState extends DurableObject<Env> {
     return this.playbackCalls.snapshot();
   }
 
+  /**
+   * How many parts a closed segment has, for the edge that joins them into the segment when its
+   * last part carries no final marker (closed by an abrupt end); held while it is open (PH-04).
+   */
+  async segmentParts(rendition: string, epoch: number, msn: number): Promise<Rpc.SegmentPartsResult> {
+    const closed = this.store.closedSegmentParts(rendition, epoch, msn);
+    if (closed !== null) return { status: 200, partCount: closed };
+    const waited = await this.playback.awaitMedia(rendition, epoch, { kind: 'segment', msn });
+    if (waited.status !== 200) return waited;
+    const partCount = this.store.closedSegmentParts(rendition, epoch, msn);
+    return partCount === null ? { status: 404, code: 'not_found', message: 'no such media object' } : { status: 200, partCount };
+  }
+
   async status(): Promise<Rpc.StreamStatus | null> {
     return this.config && streamStatus(this.model, this.config.settings.ladder, this.phase, this.lease, this.lastPushAt);
   }
@@ -324,7 +337,7 @@ export class StreamState extends DurableObject<Env> {
   /** Closes every rendition's open segment from the parts it announced (core/live/end-assembly.ts). */
   private async closeOpenSegments(): Promise<void> {
     for (const { rs, segment } of openSegments(this.model)) {
-      const assembled = await this.media.assembleSegment(rs, segment, this.store.partsOf(rs.name, segment.msn));
+      const assembled = announcedSpan(this.store.partsOf(rs.name, segment.msn));
       const change = assembled && closeAssembled(rs, segment, assembled.partCount, assembled.seconds);
       if (change) this.store.apply([change]);
     }
