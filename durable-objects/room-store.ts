@@ -105,6 +105,11 @@ export class RoomStore {
     return rows.reverse().map(toMessage);
   }
 
+  /** True for a message that exists and is not deleted. */
+  messageLive(id: number): boolean {
+    return this.sql.exec('SELECT 1 FROM messages WHERE id = ? AND deleted = 0', id).toArray().length > 0;
+  }
+
   /** Marks a message deleted; false if there is no such (live) message. */
   deleteMessage(id: number): boolean {
     return this.sql.exec('UPDATE messages SET deleted = 1 WHERE id = ? AND deleted = 0', id).rowsWritten > 0;
@@ -141,6 +146,11 @@ export class RoomStore {
 
   closePoll(id: number, at: number): boolean {
     return this.sql.exec('UPDATE polls SET closed_at = ? WHERE id = ? AND closed_at IS NULL', at, id).rowsWritten > 0;
+  }
+
+  /** The option a viewer chose in a poll, or null. */
+  voteOf(pollId: number, uid: string): number | null {
+    return this.sql.exec<{ option: number }>('SELECT option FROM votes WHERE poll_id = ? AND uid = ?', pollId, uid).toArray()[0]?.option ?? null;
   }
 
   /** Records a vote; returns the option the viewer had chosen before, if any. */

@@ -22,15 +22,14 @@ import {
   type RoomSnapshot,
 } from '../core/rooms/room-protocol.ts';
 import { applyEvents } from '../core/rooms/room-state.ts';
-import { isStaff, mayDo, outranks } from '../core/rooms/room-rules.ts';
-import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
+import { decideRoomMessage, replyFrame, type RoomEffect, type RoomView } from '../core/rooms/room-decisions.ts';
+import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
 import {
   FrameRing,
   SocketHub,
+  admittedUpgrade,
   closeQuietly,
-  reciprocateClose,
-  readAdmission,
   refuseUpgrade,
   shardName,
   upgradeResponse,
@@ -55,8 +54,6 @@ export const REACTIONS_MS = 100;
 const RESERVATION_MS = 30_000;
 /** A big room's viewer count goes out at most this often. */
 export const PRESENCE_MS = 1000;
-/** A host's `at` further than this from the room's clock is ignored. */
-const PLAYBACK_SKEW_MS = 5_000;
 
 export interface AdmitRequest {
   room: string;
@@ -222,13 +219,8 @@ export class Room extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const a = readAdmission(request);
-    if (!a || a.shard !== -1 || request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
-      return new Response(JSON.stringify({ error: { code: 'bad_request', message: 'expected an admitted WebSocket upgrade' } }), {
-        status: 400,
-        headers: { 'content-type': 'application/json' },
-      });
-    }
+    const a = admittedUpgrade(request, 'room');
+    if (a instanceof Response) return a;
     this.rememberRoom(a.room);
     this.reserved.delete(a.conn);
     // A ban can land between admission and the upgrade.
@@ -252,41 +244,30 @@ export class Room extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now(); // t1 for clock pings: stamped before any work
-    const msg = this.hub.receive(ws, message, now);
-    if (!msg) return;
-    const who = this.hub.identity(ws);
-    if (!who) return closeQuietly(ws, CLOSE.policy, 'unknown connection');
+    const inbound = this.hub.inbound(ws, message, now);
+    if (!inbound) return;
+    const { who, msg } = inbound;
     switch (msg.type) {
-      case 'ping':
-        this.hub.sendText(ws, JSON.stringify({ type: 'pong', t0: msg.t0, t1: now, t2: Date.now() }));
-        return;
       case 'resync':
         this.hub.sendText(ws, this.stateFrame());
         return;
       case 'react':
         this.addReactions({ [msg.reaction]: 1 });
         return;
-      default: {
-        const reply = this.handle(who, msg, now);
-        if (reply) this.hub.sendText(ws, reply);
-      }
+      default:
+        this.hub.sendText(ws, this.handle(who, msg, now));
     }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.leave(ws);
-    reciprocateClose(ws, code, reason);
+    const who = this.hub.ended(ws, { code, reason });
+    if (who) this.removeConn(who.conn);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     void error;
-    this.leave(ws);
-  }
-
-  private leave(ws: WebSocket): void {
-    this.hub.drop(ws);
-    const a = this.hub.identity(ws);
-    if (a) this.removeConn(a.conn);
+    const who = this.hub.ended(ws);
+    if (who) this.removeConn(who.conn);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -373,136 +354,100 @@ export class Room extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The rules: one place decides every room-bound message, wherever the sender is connected.
+  // The rules (core/rooms/room-decisions.ts) decide every room-bound message, wherever the
+  // sender is connected; the Room carries out what they decide.
 
-  private handle(from: ConnIdentity, msg: RoomBoundMessage, now: number): string | null {
-    const rid = msg.rid;
-    const ack = (id?: number) =>
-      rid === undefined ? null : JSON.stringify(id === undefined ? { type: 'ack', rid } : { type: 'ack', rid, id });
-    if (!mayDo(from.role, msg.type)) return errorFrame('forbidden', `${from.role} may not ${msg.type}`, rid);
-    const sanction = this.sanctions.get(from.uid);
-    if (sanction?.banned) return errorFrame('banned', 'you are banned from this room', rid);
+  private handle(from: ConnIdentity, msg: RoomBoundMessage, now: number): string {
+    const decision = decideRoomMessage(this.rules, from, msg, now);
+    let inserted: number | undefined;
+    for (const effect of decision.effects) inserted = this.apply(effect, now) ?? inserted;
+    return replyFrame(decision.reply, inserted);
+  }
 
-    switch (msg.type) {
-      case 'chat': {
-        if (sanction?.muteUntil !== undefined && (sanction.muteUntil === null || sanction.muteUntil > now)) {
-          const until = sanction.muteUntil === null ? 'further notice' : new Date(sanction.muteUntil).toISOString();
-          return errorFrame('muted', `you are muted until ${until}`, rid);
-        }
-        if (!isStaff(from.role)) {
-          const slow = this.view.slowModeSec;
-          const last = this.lastChatAt.get(from.uid);
-          if (slow > 0 && last !== undefined && now - last < slow * 1000) {
-            return errorFrame('slow_mode', `slow mode: wait ${Math.ceil((slow * 1000 - (now - last)) / 1000)} s`, rid);
-          }
-          let bucket = this.chatBuckets.get(from.uid);
-          if (!bucket) this.chatBuckets.set(from.uid, (bucket = fullBucket(ROOM_RATE_LIMITS.viewerChat, now)));
-          if (!takeToken(ROOM_RATE_LIMITS.viewerChat, bucket, now)) {
-            const wait = msUntil(ROOM_RATE_LIMITS.viewerChat, bucket, now);
-            return errorFrame('rate_limited', `too many chat messages; wait ${wait} ms`, rid);
-          }
-          this.lastChatAt.set(from.uid, now);
-        }
-        const message = this.store.insertMessage({
-          uid: from.uid,
-          name: from.name,
-          role: from.role,
-          text: msg.text,
-          ts: now,
-          ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}),
-        });
+  /** Carries out one effect; returns the id of the row it inserted, if it inserted one. */
+  private apply(e: RoomEffect, now: number): number | undefined {
+    switch (e.kind) {
+      case 'chat.pace':
+        this.lastChatAt.set(e.uid, e.lastAt);
+        this.chatBuckets.set(e.uid, e.bucket);
+        return;
+      case 'chat.insert': {
+        const message = this.store.insertMessage(e.message);
         this.pending.push({ kind: 'chat', message });
         this.scheduleFlush();
-        return ack(message.id);
+        return message.id;
       }
-      case 'poll.open': {
-        const closesAt = msg.durationSec ? now + msg.durationSec * 1000 : null;
-        const poll = this.store.insertPoll({ question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt });
+      case 'chat.delete':
+        this.store.deleteMessage(e.id);
+        this.pending.push({ kind: 'chat.delete', id: e.id });
+        this.scheduleFlush();
+        return;
+      case 'poll.insert': {
+        const poll = this.store.insertPoll(e.poll);
         this.openPolls.set(poll.id, poll);
         this.dirtyPolls.add(poll.id);
-        if (closesAt !== null) void this.armAlarm();
+        if (poll.closesAt !== null) void this.armAlarm();
         this.scheduleFlush();
-        return ack(poll.id);
+        return poll.id;
       }
       case 'poll.vote': {
-        const poll = this.openPolls.get(msg.pollId);
-        if (!poll) {
-          return this.store.getPoll(msg.pollId)
-            ? errorFrame('poll_closed', 'this poll is closed', rid)
-            : errorFrame('not_found', 'no such poll', rid);
-        }
-        if (msg.option >= poll.options.length) return errorFrame('invalid_message', 'option: no such option', rid);
-        const prev = this.store.vote(poll.id, from.uid, msg.option);
-        if (prev !== msg.option) {
-          const counts = [...poll.counts];
-          if (prev !== null) counts[prev] = Math.max(0, (counts[prev] ?? 0) - 1);
-          counts[msg.option] = (counts[msg.option] ?? 0) + 1;
-          this.openPolls.set(poll.id, { ...poll, counts });
-          this.dirtyPolls.add(poll.id);
-          this.scheduleFlush();
-        }
-        return ack(poll.id);
+        this.store.vote(e.pollId, e.uid, e.option);
+        const poll = this.openPolls.get(e.pollId);
+        if (poll) this.openPolls.set(e.pollId, { ...poll, counts: e.counts });
+        this.dirtyPolls.add(e.pollId);
+        this.scheduleFlush();
+        return;
       }
-      case 'poll.close': {
-        if (!this.closePoll(msg.pollId, now)) {
-          return this.store.getPoll(msg.pollId)
-            ? errorFrame('poll_closed', 'this poll is already closed', rid)
-            : errorFrame('not_found', 'no such poll', rid);
-        }
+      case 'poll.close':
+        this.closePoll(e.pollId, now);
         void this.armAlarm();
-        return ack(msg.pollId);
+        return;
+      case 'sanction.set': {
+        this.store.setSanction({ uid: e.uid, kind: e.sanction, until: e.until }, e.by.uid);
+        const cur = this.sanctions.get(e.uid) ?? {};
+        if (e.sanction === 'mute') cur.muteUntil = e.until;
+        else cur.banned = true;
+        this.sanctions.set(e.uid, cur);
+        return;
       }
-      case 'mod.delete': {
-        if (!this.store.deleteMessage(msg.messageId)) return errorFrame('not_found', 'no such message', rid);
-        this.pending.push({ kind: 'chat.delete', id: msg.messageId });
-        this.scheduleFlush();
-        return ack(msg.messageId);
-      }
-      case 'mod.mute':
-      case 'mod.ban': {
-        const target = this.viewers.get(msg.uid)?.role ?? 'viewer';
-        if (!outranks(from.role, target)) return errorFrame('forbidden', `a ${from.role} may not sanction a ${target}`, rid);
-        const cur = this.sanctions.get(msg.uid) ?? {};
-        if (msg.type === 'mod.mute') {
-          cur.muteUntil = now + msg.seconds * 1000;
-          this.store.setSanction({ uid: msg.uid, kind: 'mute', until: cur.muteUntil }, from.uid);
-        } else {
-          cur.banned = true;
-          this.store.setSanction({ uid: msg.uid, kind: 'ban', until: null }, from.uid);
-          this.kick(msg.uid, 'banned', 'you were banned from this room', CLOSE.forbidden);
-        }
-        this.sanctions.set(msg.uid, cur);
-        return ack();
-      }
-      case 'mod.unmute':
-      case 'mod.unban': {
-        const kind = msg.type === 'mod.unmute' ? 'mute' : 'ban';
-        this.store.removeSanction(msg.uid, kind);
-        const cur = this.sanctions.get(msg.uid);
+      case 'sanction.lift': {
+        this.store.removeSanction(e.uid, e.sanction);
+        const cur = this.sanctions.get(e.uid);
         if (cur) {
-          if (kind === 'mute') delete cur.muteUntil;
+          if (e.sanction === 'mute') delete cur.muteUntil;
           else delete cur.banned;
-          if (cur.muteUntil === undefined && !cur.banned) this.sanctions.delete(msg.uid);
+          if (cur.muteUntil === undefined && !cur.banned) this.sanctions.delete(e.uid);
         }
-        return ack();
+        return;
       }
-      case 'mod.slow': {
-        this.store.setMeta('slow', msg.seconds);
-        this.pending.push({ kind: 'slow', seconds: msg.seconds });
+      case 'kick':
+        this.kick(e.uid, e.code, e.reason, e.close);
+        return;
+      case 'slow.set':
+        this.store.setMeta('slow', e.seconds);
+        this.pending.push({ kind: 'slow', seconds: e.seconds });
         this.scheduleFlush();
-        return ack();
-      }
-      case 'playback.set': {
-        const at = msg.at !== undefined && Math.abs(msg.at - now) <= PLAYBACK_SKEW_MS ? msg.at : now;
-        const prev = this.store.playback();
-        const playback = { playing: msg.playing, position: msg.position, rate: msg.rate, at, by: from.name, version: (prev?.version ?? 0) + 1 };
-        this.store.setPlayback(playback);
-        this.pending.push({ kind: 'playback', playback });
+        return;
+      case 'playback.set':
+        this.store.setPlayback(e.playback);
+        this.pending.push({ kind: 'playback', playback: e.playback });
         this.scheduleFlush();
-        return ack(playback.version);
-      }
+        return;
     }
   }
+
+  /** What the rules may read: memory where the Room keeps it, the store for the rest. */
+  private readonly rules: RoomView = {
+    slowModeSec: () => this.view.slowModeSec,
+    sanction: (uid) => this.sanctions.get(uid),
+    chatPace: (uid) => ({ lastAt: this.lastChatAt.get(uid), bucket: this.chatBuckets.get(uid) }),
+    openPoll: (id) => this.openPolls.get(id),
+    pollExists: (id) => this.store.getPoll(id) !== null,
+    voteOf: (pollId, uid) => this.store.voteOf(pollId, uid),
+    messageLive: (id) => this.store.messageLive(id),
+    playback: () => this.store.playback(),
+    rankOf: (uid) => this.viewers.get(uid)?.role ?? 'viewer',
+  };
 
   private closePoll(id: number, now: number): boolean {
     if (!this.store.closePoll(id, now)) return false;
