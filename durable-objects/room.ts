@@ -22,7 +22,9 @@ import {
   type RoomSnapshot,
 } from '../core/rooms/room-protocol.ts';
 import { applyEvents } from '../core/rooms/room-state.ts';
-import { decideRoomMessage, replyFrame, type RoomEffect, type RoomView } from '../core/rooms/room-decisions.ts';
+import { decideRoomMessage, replyFrame, type RoomEffect, type RoomView, type SanctionState } from '../core/rooms/room-decisions.ts';
+import { higherRole, sanctionBinds } from '../core/rooms/room-rules.ts';
+import { ANONYMOUS_DEFAULTS, decideAnonymousJoin, idsSpec, joinsSpec, refillMs, type AnonymousLimits } from '../core/rooms/room-admission.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
 import {
@@ -42,6 +44,8 @@ export interface RoomVars {
   ROOM_DIRECT_CAPACITY?: string;
   ROOM_SHARD_CAPACITY?: string;
   ROOM_MAX_SHARDS?: string;
+  ROOM_ANON_JOINS_PER_MINUTE?: string;
+  ROOM_ANON_IDS_PER_HOUR?: string;
 }
 
 export const ROOM_DEFAULTS = { directCapacity: 1000, shardCapacity: 2000, maxShards: 16 } as const;
@@ -62,6 +66,10 @@ export interface AdmitRequest {
   role: Role;
   /** True when a room token vouches for the viewer; false for anonymous viewers. */
   viaToken: boolean;
+  /** Anonymous viewers: a keyed hash of their address (never the address itself). */
+  address?: string;
+  /** Anonymous viewers: true when the Worker minted their identity for this join. */
+  newIdentity?: boolean;
 }
 export type AdmitResult =
   | { ok: true; shard: number }
@@ -121,7 +129,11 @@ export class Room extends DurableObject<Env> {
   private readonly viewers = new Map<string, { name: string; role: Role; conns: number }>();
   private readonly reserved = new Map<string, { shard: number; at: number }>();
   private readonly shards = new Map<number, ShardLink>();
-  private readonly sanctions = new Map<string, { muteUntil?: number | null; banned?: boolean }>();
+  private readonly sanctions = new Map<string, SanctionState>();
+  /** Staff ranks by identity (from the tokens they joined with), online or not. */
+  private readonly ranks = new Map<string, Role>();
+  /** Anonymous joins per address (in memory: a minute's budget survives no eviction, and needs not). */
+  private readonly anonJoins = new Map<string, BucketState>();
   private readonly openPolls = new Map<number, Poll>();
   private readonly dirtyPolls = new Set<number>();
   private readonly lastChatAt = new Map<string, number>();
@@ -154,10 +166,16 @@ export class Room extends DurableObject<Env> {
 
     for (const s of this.store.sanctions()) {
       const cur = this.sanctions.get(s.uid) ?? {};
-      if (s.kind === 'ban') cur.banned = true;
-      else cur.muteUntil = s.until;
+      if (s.kind === 'ban') {
+        cur.banned = true;
+        cur.banBy = s.byRole;
+      } else {
+        cur.muteUntil = s.until;
+        cur.muteBy = s.byRole;
+      }
       this.sanctions.set(s.uid, cur);
     }
+    for (const r of this.store.ranks()) this.ranks.set(r.uid, r.role);
     for (const a of this.hub.members()) this.addConn(a, -1);
     for (const m of this.store.shardMembers()) {
       this.addConn(m, m.shard);
@@ -195,8 +213,13 @@ export class Room extends DurableObject<Env> {
     if (!req.viaToken && !this.settings.anonymous) {
       return { ok: false, code: 'anonymous_not_allowed', reason: 'this room needs a room token', close: CLOSE.unauthorized };
     }
-    if (this.sanctions.get(req.uid)?.banned) {
+    if (req.viaToken) this.recordRank(req.uid, req.role);
+    if (this.isBanned(req.uid, req.role)) {
       return { ok: false, code: 'banned', reason: 'you are banned from this room', close: CLOSE.forbidden };
+    }
+    if (!req.viaToken) {
+      const refused = this.spendAnonymousJoin(req.address ?? 'unknown', req.newIdentity ?? true, now);
+      if (refused) return refused;
     }
     for (const [conn, r] of this.reserved) if (now - r.at > RESERVATION_MS) this.reserved.delete(conn);
     const load = new Map(this.held);
@@ -218,13 +241,45 @@ export class Room extends DurableObject<Env> {
     return { ok: true, shard };
   }
 
+  /** A ban holds a member only when who set it outranks the rank they join with. */
+  private isBanned(uid: string, role: Role): boolean {
+    const s = this.sanctions.get(uid);
+    return s?.banned === true && sanctionBinds(s.banBy, role);
+  }
+
+  /** Remembers the rank a token gives an identity, so moderation checks it while they are away. */
+  private recordRank(uid: string, role: Role): void {
+    if ((this.ranks.get(uid) ?? 'viewer') === role) return;
+    if (role === 'viewer') this.ranks.delete(uid);
+    else this.ranks.set(uid, role);
+    this.store.setRank(uid, role);
+  }
+
+  /** Spends an anonymous join from the address's budgets (core/rooms/room-admission.ts); the refusal, if any. */
+  private spendAnonymousJoin(address: string, newIdentity: boolean, now: number): AdmitResult | null {
+    const limits = this.anonymousLimits();
+    const d = decideAnonymousJoin(limits, { joins: this.anonJoins.get(address), ids: newIdentity ? this.store.anonMints(address) : undefined }, newIdentity, now);
+    if (this.anonJoins.size >= 10_000 && !this.anonJoins.has(address)) {
+      // Bounded memory: forget the buckets that are full again (forgetting one changes nothing).
+      const full = refillMs(joinsSpec(limits));
+      for (const [a, b] of this.anonJoins) if (now - b.at >= full) this.anonJoins.delete(a);
+    }
+    this.anonJoins.set(address, d.joins);
+    if (!d.ok) {
+      const retry = Math.ceil(d.retryAfterMs / 1000);
+      return { ok: false, code: 'rate_limited', reason: `${d.reason} (retry in ${retry} s)`, close: CLOSE.tooMany };
+    }
+    if (d.ids) this.store.setAnonMints(address, d.ids, now - refillMs(idsSpec(limits)));
+    return null;
+  }
+
   override async fetch(request: Request): Promise<Response> {
     const a = admittedUpgrade(request, 'room');
     if (a instanceof Response) return a;
     this.rememberRoom(a.room);
     this.reserved.delete(a.conn);
     // A ban can land between admission and the upgrade.
-    if (this.sanctions.get(a.uid)?.banned) return refuseUpgrade('banned', 'you are banned from this room', CLOSE.forbidden);
+    if (this.isBanned(a.uid, a.role)) return refuseUpgrade('banned', 'you are banned from this room', CLOSE.forbidden);
     const now = Date.now();
     const joinStart = performance.now();
     const pair = new WebSocketPair();
@@ -403,10 +458,15 @@ export class Room extends DurableObject<Env> {
         void this.armAlarm();
         return;
       case 'sanction.set': {
-        this.store.setSanction({ uid: e.uid, kind: e.sanction, until: e.until }, e.by.uid);
+        this.store.setSanction({ uid: e.uid, kind: e.sanction, until: e.until, byRole: e.by.role }, e.by.uid);
         const cur = this.sanctions.get(e.uid) ?? {};
-        if (e.sanction === 'mute') cur.muteUntil = e.until;
-        else cur.banned = true;
+        if (e.sanction === 'mute') {
+          cur.muteUntil = e.until;
+          cur.muteBy = e.by.role;
+        } else {
+          cur.banned = true;
+          cur.banBy = e.by.role;
+        }
         this.sanctions.set(e.uid, cur);
         return;
       }
@@ -414,8 +474,13 @@ export class Room extends DurableObject<Env> {
         this.store.removeSanction(e.uid, e.sanction);
         const cur = this.sanctions.get(e.uid);
         if (cur) {
-          if (e.sanction === 'mute') delete cur.muteUntil;
-          else delete cur.banned;
+          if (e.sanction === 'mute') {
+            delete cur.muteUntil;
+            delete cur.muteBy;
+          } else {
+            delete cur.banned;
+            delete cur.banBy;
+          }
           if (cur.muteUntil === undefined && !cur.banned) this.sanctions.delete(e.uid);
         }
         return;
@@ -446,7 +511,8 @@ export class Room extends DurableObject<Env> {
     voteOf: (pollId, uid) => this.store.voteOf(pollId, uid),
     messageLive: (id) => this.store.messageLive(id),
     playback: () => this.store.playback(),
-    rankOf: (uid) => this.viewers.get(uid)?.role ?? 'viewer',
+    // The identity's rank, online or not; an older room may know a staff member only online.
+    rankOf: (uid) => higherRole(this.ranks.get(uid) ?? 'viewer', this.viewers.get(uid)?.role ?? 'viewer'),
   };
 
   private closePoll(id: number, now: number): boolean {
@@ -663,12 +729,17 @@ export class Room extends DurableObject<Env> {
     return JSON.stringify({ type: 'state', epoch: this.epoch, seq: this.seq, state: this.view });
   }
 
+  private anonymousLimits(): AnonymousLimits {
+    const vars = this.env as Env & RoomVars;
+    return {
+      joinsPerMinute: this.settings.anonymousJoinsPerMinute ?? positiveInt(vars.ROOM_ANON_JOINS_PER_MINUTE, ANONYMOUS_DEFAULTS.joinsPerMinute),
+      idsPerHour: this.settings.anonymousIdsPerHour ?? positiveInt(vars.ROOM_ANON_IDS_PER_HOUR, ANONYMOUS_DEFAULTS.idsPerHour),
+    };
+  }
+
   private capacities(): { directCapacity: number; shardCapacity: number; maxShards: number } {
     const vars = this.env as Env & RoomVars;
-    const num = (v: string | undefined, d: number) => {
-      const n = Number(v);
-      return Number.isInteger(n) && n > 0 ? n : d;
-    };
+    const num = positiveInt;
     return {
       directCapacity: this.settings.directCapacity ?? num(vars.ROOM_DIRECT_CAPACITY, ROOM_DEFAULTS.directCapacity),
       shardCapacity: this.settings.shardCapacity ?? num(vars.ROOM_SHARD_CAPACITY, ROOM_DEFAULTS.shardCapacity),
@@ -682,4 +753,9 @@ export class Room extends DurableObject<Env> {
       this.store.setMeta('room', room);
     }
   }
+}
+
+function positiveInt(v: string | undefined, fallback: number): number {
+  const n = Number(v);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
 }

@@ -114,20 +114,52 @@ export function newAnonymousId(): string {
   return base64url(crypto.getRandomValues(new Uint8Array(12)));
 }
 
-export async function signSession(roomId: string, anonId: string, secret: string): Promise<string> {
-  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(`session|${roomId}|${anonId}`)));
+async function signAnonymous(context: string, anonId: string, secret: string): Promise<string> {
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(`${context}|${anonId}`)));
   return `${anonId}.${base64url(sig.slice(0, 16))}`;
 }
 
-/** Returns the anonymous id a session vouches for, or null. */
-export async function verifySession(session: string, roomId: string, secret: string): Promise<string | null> {
-  const m = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/.exec(session);
+async function verifyAnonymous(context: string, value: string, secret: string): Promise<string | null> {
+  const m = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/.exec(value);
   if (!m) return null;
-  const expected = await signSession(roomId, m[1]!, secret);
+  const expected = await signAnonymous(context, m[1]!, secret);
   const a = enc.encode(expected);
-  const b = enc.encode(session);
+  const b = enc.encode(value);
   if (a.byteLength !== b.byteLength) return null;
   let diff = 0;
   for (let i = 0; i < a.byteLength; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0 ? m[1]! : null;
+}
+
+export function signSession(roomId: string, anonId: string, secret: string): Promise<string> {
+  return signAnonymous(`session|${roomId}`, anonId, secret);
+}
+
+/** Returns the anonymous id a session vouches for, or null. */
+export function verifySession(session: string, roomId: string, secret: string): Promise<string | null> {
+  return verifyAnonymous(`session|${roomId}`, session, secret);
+}
+
+/**
+ * The anonymous identity a browser keeps in a cookie (`ANONYMOUS_COOKIE`): the same signed id in
+ * every room of the deployment, so reloading the page, opening it again or reconnecting without
+ * the page's `session` keeps one member — one vote, one mute, one chat rate.
+ */
+export const ANONYMOUS_COOKIE = 'edgelive_anon';
+
+export function signAnonymousIdentity(anonId: string, secret: string): Promise<string> {
+  return signAnonymous('anon', anonId, secret);
+}
+
+export function verifyAnonymousIdentity(value: string, secret: string): Promise<string | null> {
+  return verifyAnonymous('anon', value, secret);
+}
+
+/**
+ * A keyed hash of a client's address: rooms count anonymous joins per address without ever
+ * storing one (the key is the room secret, so the hash cannot be reversed by trying addresses).
+ */
+export async function addressKey(address: string, secret: string): Promise<string> {
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(`addr|${address}`)));
+  return base64url(sig.slice(0, 12));
 }

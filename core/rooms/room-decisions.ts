@@ -4,7 +4,7 @@
 // live here and nowhere else, and are tested in Node without an object or a socket.
 import type { ChatMessage, ErrorCode, PlaybackState, Poll, Role, RoomBoundMessage } from './room-protocol.ts';
 import { CLOSE } from './room-protocol.ts';
-import { isStaff, mayDo, outranks } from './room-rules.ts';
+import { isStaff, mayDo, mayOverride, outranks, sanctionBinds } from './room-rules.ts';
 import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketState } from './room-token-bucket.ts';
 
 /** A host's `at` further than this from the room's clock is ignored. */
@@ -13,7 +13,10 @@ export const PLAYBACK_SKEW_MS = 5_000;
 export interface SanctionState {
   /** ms; null = until lifted; absent = not muted. */
   muteUntil?: number | null;
+  /** The rank of who muted (absent: recorded before ranks were, counts as a host). */
+  muteBy?: Role;
   banned?: boolean;
+  banBy?: Role;
 }
 
 /** Who sent a message, as the Worker established it. */
@@ -84,16 +87,38 @@ function isMuted(s: SanctionState | undefined, now: number): boolean {
   return s?.muteUntil !== undefined && (s.muteUntil === null || s.muteUntil > now);
 }
 
+/** The rank that set a sanction of `kind` that is in force, or null when none is. */
+function sanctionSetter(s: SanctionState | undefined, kind: SanctionKind, now: number): Role | null {
+  if (kind === 'ban') return s?.banned ? (s.banBy ?? 'host') : null;
+  return isMuted(s, now) ? (s!.muteBy ?? 'host') : null;
+}
+
+/**
+ * Whether `actor` may set or lift a sanction of `kind` on `uid`: they must outrank the member's
+ * rank (their identity's, online or not), and be at least the rank of whoever set the sanction
+ * in force — a moderator cannot shorten or lift a host's ban.
+ */
+function checkSanctionChange(view: RoomView, actor: Sender, uid: string, kind: SanctionKind, now: number, rid: string | undefined): RoomDecision | null {
+  const target = view.rankOf(uid);
+  if (!outranks(actor.role, target)) return refuse('forbidden', `a ${actor.role} may not sanction a ${target}`, rid);
+  const setBy = sanctionSetter(view.sanction(uid), kind, now);
+  if (setBy !== null && !mayOverride(actor.role, setBy)) {
+    return refuse('forbidden', `a ${setBy} imposed this ${kind}; a ${actor.role} may not change it`, rid);
+  }
+  return null;
+}
+
 /** Decides one room-bound message. Pure: reads `view`, changes nothing. */
 export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMessage, now: number): RoomDecision {
   const rid = msg.rid;
   if (!mayDo(from.role, msg.type)) return refuse('forbidden', `${from.role} may not ${msg.type}`, rid);
   const sanction = view.sanction(from.uid);
-  if (sanction?.banned) return refuse('banned', 'you are banned from this room', rid);
+  // A sanction holds only when who set it outranks the sender (ranks from identity, not presence).
+  if (sanction?.banned && sanctionBinds(sanction.banBy, from.role)) return refuse('banned', 'you are banned from this room', rid);
 
   switch (msg.type) {
     case 'chat': {
-      if (isMuted(sanction, now)) {
+      if (isMuted(sanction, now) && sanctionBinds(sanction!.muteBy, from.role)) {
         const until = sanction!.muteUntil === null ? 'further notice' : new Date(sanction!.muteUntil!).toISOString();
         return refuse('muted', `you are muted until ${until}`, rid);
       }
@@ -145,8 +170,8 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
     }
     case 'mod.mute':
     case 'mod.ban': {
-      const target = view.rankOf(msg.uid);
-      if (!outranks(from.role, target)) return refuse('forbidden', `a ${from.role} may not sanction a ${target}`, rid);
+      const denied = checkSanctionChange(view, from, msg.uid, msg.type === 'mod.mute' ? 'mute' : 'ban', now, rid);
+      if (denied) return denied;
       if (msg.type === 'mod.mute') {
         return ack(rid, [{ kind: 'sanction.set', uid: msg.uid, sanction: 'mute', until: now + msg.seconds * 1000, by: from }]);
       }
@@ -156,8 +181,12 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
       ]);
     }
     case 'mod.unmute':
-    case 'mod.unban':
-      return ack(rid, [{ kind: 'sanction.lift', uid: msg.uid, sanction: msg.type === 'mod.unmute' ? 'mute' : 'ban' }]);
+    case 'mod.unban': {
+      const kind = msg.type === 'mod.unmute' ? 'mute' : 'ban';
+      const denied = checkSanctionChange(view, from, msg.uid, kind, now, rid);
+      if (denied) return denied;
+      return ack(rid, [{ kind: 'sanction.lift', uid: msg.uid, sanction: kind }]);
+    }
     case 'mod.slow':
       return ack(rid, [{ kind: 'slow.set', seconds: msg.seconds }]);
     case 'playback.set': {

@@ -42,6 +42,8 @@ export const CLOSE = {
   unauthorized: 4401,
   forbidden: 4403,
   full: 4503,
+  /** Too many anonymous joins or new identities from one address: retry later, with backoff. */
+  tooMany: 4429,
   /** Policy violation (abuse): 1008 is the standard code. */
   policy: 1008,
   goingAway: 1001,

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { CLOSE, type PlaybackState, type Poll, type Role, type RoomBoundMessage } from '../../core/rooms/room-protocol.ts';
 import { PLAYBACK_SKEW_MS, decideRoomMessage, replyFrame, type RoomView, type SanctionState, type Sender } from '../../core/rooms/room-decisions.ts';
 import { ROOM_RATE_LIMITS, type BucketState } from '../../core/rooms/room-token-bucket.ts';
+import { decideAnonymousJoin, refillMs, joinsSpec } from '../../core/rooms/room-admission.ts';
 
 const NOW = Date.UTC(2026, 0, 1, 12);
 
@@ -164,6 +165,32 @@ describe('decideRoomMessage: moderation', () => {
     expect(decideRoomMessage(view({ ranks }), hana, { type: 'mod.mute', uid: 't:Mo2', seconds: 5 }, NOW).reply.type).toBe('ack');
   });
 
+  it('holds a member to a sanction only when who set it outranks their rank', () => {
+    const hostBan: Facts = { sanctions: { 't:Hana': { banned: true, banBy: 'moderator' }, 't:Mo': { banned: true, banBy: 'host' } } };
+    expect(decideRoomMessage(view(hostBan), hana, chat(), NOW).reply.type).toBe('ack');
+    expect(decideRoomMessage(view(hostBan), mo, chat(), NOW).reply).toMatchObject({ code: 'banned' });
+    const mutes: Facts = { sanctions: { 't:Mo': { muteUntil: null, muteBy: 'moderator' }, 'a:ada': { muteUntil: null, muteBy: 'moderator' } } };
+    expect(decideRoomMessage(view(mutes), mo, chat(), NOW).reply.type).toBe('ack');
+    expect(decideRoomMessage(view(mutes), ada, chat(), NOW).reply).toMatchObject({ code: 'muted' });
+    // Recorded before ranks were: counts as a host's.
+    expect(decideRoomMessage(view({ sanctions: { 't:Mo': { banned: true } } }), mo, chat(), NOW).reply).toMatchObject({ code: 'banned' });
+  });
+
+  it('checks unmute and unban like mute and ban, and lets nobody undo or shorten a higher rank’s sanction', () => {
+    const f: Facts = { ranks: { 't:Mo2': 'moderator' }, sanctions: { 'a:ada': { muteUntil: NOW + 60_000, muteBy: 'host', banned: true, banBy: 'moderator' } } };
+    expect(decideRoomMessage(view(f), mo, { type: 'mod.unmute', rid: 'u', uid: 'a:ada' }, NOW)).toEqual({
+      reply: { type: 'error', rid: 'u', code: 'forbidden', reason: 'a host imposed this mute; a moderator may not change it' },
+      effects: [],
+    });
+    expect(decideRoomMessage(view(f), mo, { type: 'mod.mute', uid: 'a:ada', seconds: 1 }, NOW).reply).toMatchObject({ code: 'forbidden' });
+    expect(decideRoomMessage(view(f), mo, { type: 'mod.unban', rid: 'b', uid: 'a:ada' }, NOW)).toEqual({ reply: { type: 'ack', rid: 'b' }, effects: [{ kind: 'sanction.lift', uid: 'a:ada', sanction: 'ban' }] });
+    expect(decideRoomMessage(view(f), hana, { type: 'mod.unmute', uid: 'a:ada' }, NOW).effects).toEqual([{ kind: 'sanction.lift', uid: 'a:ada', sanction: 'mute' }]);
+    expect(decideRoomMessage(view(f), mo, { type: 'mod.unmute', uid: 't:Mo2' }, NOW).reply).toMatchObject({ code: 'forbidden', reason: 'a moderator may not sanction a moderator' });
+    // An expired mute binds nobody and blocks no one.
+    const expired: Facts = { sanctions: { 'a:ada': { muteUntil: NOW - 1, muteBy: 'host' } } };
+    expect(decideRoomMessage(view(expired), mo, { type: 'mod.mute', uid: 'a:ada', seconds: 5 }, NOW).reply.type).toBe('ack');
+  });
+
   it('turns slow mode on and off', () => {
     expect(decideRoomMessage(view(), mo, { type: 'mod.slow', rid: 's', seconds: 10 }, NOW)).toEqual({ reply: { type: 'ack', rid: 's' }, effects: [{ kind: 'slow.set', seconds: 10 }] });
   });
@@ -185,5 +212,33 @@ describe('decideRoomMessage: playback', () => {
     expect(replyFrame({ type: 'ack' })).toBe('{"type":"ack"}');
     expect(replyFrame({ type: 'error', code: 'muted', reason: 'x' })).toBe('{"type":"error","code":"muted","reason":"x"}');
     expect(replyFrame({ type: 'error', rid: '1', code: 'muted', reason: 'x' })).toBe('{"type":"error","rid":"1","code":"muted","reason":"x"}');
+  });
+});
+
+describe('decideAnonymousJoin: per-address limits', () => {
+  const limits = { joinsPerMinute: 3, idsPerHour: 2 };
+
+  it('spends a join for every anonymous join and an identity only for a new one', () => {
+    let joins: BucketState | undefined;
+    let ids: BucketState | undefined;
+    const out: string[] = [];
+    for (const fresh of [true, false, true, true]) {
+      const d = decideAnonymousJoin(limits, { joins, ids }, fresh, NOW);
+      joins = d.joins;
+      if (d.ok && d.ids) ids = d.ids;
+      out.push(d.ok ? 'ok' : d.reason);
+    }
+    expect(out).toEqual(['ok', 'ok', 'ok', 'too many joins from your address; wait a moment']);
+    const d = decideAnonymousJoin(limits, { joins: { tokens: 3, at: NOW }, ids }, true, NOW);
+    expect(d).toMatchObject({ ok: false, retryAfterMs: 1_800_000, reason: expect.stringContaining('too many new anonymous viewers') });
+    expect(decideAnonymousJoin(limits, { joins: { tokens: 3, at: NOW }, ids }, false, NOW).ok).toBe(true);
+  });
+
+  it('refills with time and never changes the buckets it is given', () => {
+    const joins = { tokens: 0, at: NOW };
+    expect(decideAnonymousJoin(limits, { joins }, false, NOW + 19_000).ok).toBe(false);
+    expect(decideAnonymousJoin(limits, { joins }, false, NOW + 20_000).ok).toBe(true);
+    expect(joins).toEqual({ tokens: 0, at: NOW });
+    expect(refillMs(joinsSpec(limits))).toBe(60_000);
   });
 });
