@@ -186,6 +186,16 @@ export class RoomShard extends DurableObject<Env> {
     return sockets.length;
   }
 
+  /** Frames the Room addresses to single connections here (relayed voice signalling), in order. */
+  relay(frames: Array<{ conn: string; text: string }>): number {
+    let sent = 0;
+    for (const f of frames) {
+      const ws = this.hub.byConn(f.conn);
+      if (ws && this.hub.sendText(ws, f.text)) sent++;
+    }
+    return sent;
+  }
+
   stats(): SocketHub['meter']['counts'] {
     return this.hub.meter.counts;
   }

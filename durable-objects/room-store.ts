@@ -3,6 +3,7 @@
 // viewer was told survives eviction. All calls are synchronous and consume their cursors at once
 // (a cursor has no snapshot isolation across an await).
 import type { ChatMessage, PlaybackState, Poll, Role } from '../core/rooms/room-protocol.ts';
+import type { VoiceMember } from '../core/rooms/voice-protocol.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import type { ConnIdentity } from './room-sockets.ts';
 
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS sanctions (
 );
 CREATE TABLE IF NOT EXISTS ranks (uid TEXT PRIMARY KEY, role TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS anon_mints (addr TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS voice_seats (conn TEXT PRIMARY KEY, seat TEXT NOT NULL, joined_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS shard_members (
   conn TEXT PRIMARY KEY, shard INTEGER NOT NULL,
   uid TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL
@@ -39,7 +41,7 @@ CREATE TABLE IF NOT EXISTS shard_members (
 /**
  * 2: sanctions record the rank of who set them (`by_role`; rows of version 1 count as a host's),
  * `ranks` keeps the staff rank of each token identity seen, `anon_mints` the per-address budget
- * of new anonymous identities.
+ * of new anonymous identities, `voice_seats` who is in voice (tables created by SCHEMA).
  */
 const SCHEMA_VERSION = '2';
 
@@ -52,6 +54,8 @@ export interface RoomSettings {
   anonymousJoinsPerMinute?: number;
   /** New anonymous identities one address may take per hour. */
   anonymousIdsPerHour?: number;
+  /** Members a peer-to-peer voice mesh holds before the group moves to the SFU (≤ VOICE_LIMITS.meshMax). */
+  voiceMeshMax?: number;
   /** Sockets the Room holds itself before it starts placing viewers on shards. */
   directCapacity?: number;
   /** Sockets per shard. */
@@ -61,7 +65,8 @@ export interface RoomSettings {
 
 export interface Sanction {
   uid: string;
-  kind: 'mute' | 'ban';
+  /** `voice`: muted in voice by a moderator. */
+  kind: 'mute' | 'ban' | 'voice';
   /** ms; null = until lifted. */
   until: number | null;
   /** The rank of who set it: it holds only members that rank outranks. */
@@ -298,6 +303,28 @@ export class RoomStore {
       .exec<{ conn: string; shard: number; uid: string; name: string; role: string }>('SELECT conn, shard, uid, name, role FROM shard_members')
       .toArray()
       .map((r) => ({ conn: r.conn, shard: r.shard, uid: r.uid, name: r.name, role: r.role as Role }));
+  }
+
+  // --- voice seats (speaking is not kept: it is stale by the time anyone reads it back) ------------
+
+  voiceSeats(): VoiceMember[] {
+    return this.sql
+      .exec<{ seat: string }>('SELECT seat FROM voice_seats ORDER BY joined_at, conn')
+      .toArray()
+      .map((r) => ({ ...(JSON.parse(r.seat) as VoiceMember), speaking: false }));
+  }
+
+  setVoiceSeat(m: VoiceMember): void {
+    this.sql.exec(
+      'INSERT INTO voice_seats (conn, seat, joined_at) VALUES (?, ?, ?) ON CONFLICT(conn) DO UPDATE SET seat = excluded.seat',
+      m.conn,
+      JSON.stringify({ ...m, speaking: false }),
+      Date.now(),
+    );
+  }
+
+  removeVoiceSeat(conn: string): void {
+    this.sql.exec('DELETE FROM voice_seats WHERE conn = ?', conn);
   }
 
   // --- playback ---------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ import { higherRole, sanctionBinds } from '../core/rooms/room-rules.ts';
 import { ANONYMOUS_DEFAULTS, decideAnonymousJoin, idsSpec, joinsSpec, refillMs, type AnonymousLimits } from '../core/rooms/room-admission.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
+import { ConnRelay, VoiceSeats } from './room-voice.ts';
+import { leaveVoice } from '../core/rooms/voice-decisions.ts';
+import { VOICE_LIMITS } from '../core/rooms/voice-protocol.ts';
+import { VOICE_SFU_TOKEN_TTL_SEC, signVoiceSfuToken } from '../core/auth/voice-sfu-token.ts';
 import {
   FrameRing,
   SocketHub,
@@ -46,6 +50,9 @@ export interface RoomVars {
   ROOM_MAX_SHARDS?: string;
   ROOM_ANON_JOINS_PER_MINUTE?: string;
   ROOM_ANON_IDS_PER_HOUR?: string;
+  /** The media node's SFU for voice groups past the mesh (docs/rooms.md § Voice), and its shared secret. */
+  VOICE_SFU_URL?: string;
+  VOICE_SFU_SECRET?: string;
 }
 
 export const ROOM_DEFAULTS = { directCapacity: 1000, shardCapacity: 2000, maxShards: 16 } as const;
@@ -139,6 +146,19 @@ export class Room extends DurableObject<Env> {
   private readonly lastChatAt = new Map<string, number>();
   private readonly chatBuckets = new Map<string, BucketState>();
 
+  private readonly voice: VoiceSeats;
+  /** Frames for one connection (relayed signalling), wherever it is held. */
+  private readonly relay = new ConnRelay({
+    holderOf: (conn) => this.conns.get(conn)?.shard,
+    sendHere: (conn, text) => {
+      const ws = this.hub.byConn(conn);
+      if (ws) this.hub.sendText(ws, text);
+    },
+    sendToShard: async (i, frames) => {
+      await this.shardStub(i).relay(frames);
+    },
+  });
+
   private pending: RoomEvent[] = [];
   private presenceDirty = false;
   private reactions: Record<string, number> = {};
@@ -169,6 +189,9 @@ export class Room extends DurableObject<Env> {
       if (s.kind === 'ban') {
         cur.banned = true;
         cur.banBy = s.byRole;
+      } else if (s.kind === 'voice') {
+        cur.voiceMuted = true;
+        cur.voiceBy = s.byRole;
       } else {
         cur.muteUntil = s.until;
         cur.muteBy = s.byRole;
@@ -182,6 +205,7 @@ export class Room extends DurableObject<Env> {
       this.link(m.shard); // so the next batch reaches every shard that holds viewers
     }
     this.presenceDirty = false;
+    this.voice = new VoiceSeats(this.store, (conn) => this.conns.has(conn));
 
     const polls = this.store.recentPolls(ROOM_LIMITS.pollsKept);
     for (const p of polls) if (p.open) this.openPolls.set(p.id, p);
@@ -192,6 +216,7 @@ export class Room extends DurableObject<Env> {
       presence: this.presence(),
       slowModeSec: this.store.getMeta<number>('slow') ?? 0,
       anonymous: this.settings.anonymous,
+      voice: this.voice.state(),
     };
   }
 
@@ -309,8 +334,10 @@ export class Room extends DurableObject<Env> {
       case 'react':
         this.addReactions({ [msg.reaction]: 1 });
         return;
-      default:
-        this.hub.sendText(ws, this.handle(who, msg, now));
+      default: {
+        const reply = this.handle(who, msg, now);
+        if (reply !== null) this.hub.sendText(ws, reply);
+      }
     }
   }
 
@@ -358,7 +385,7 @@ export class Room extends DurableObject<Env> {
     const replies: IngestResult['replies'] = [];
     for (const { from, msg } of batch.messages) {
       const text = this.handle(from, msg, now);
-      if (text) replies.push({ conn: from.conn, text });
+      if (text !== null) replies.push({ conn: from.conn, text });
     }
     const held = this.held.get(batch.shard) ?? 0;
     // A count that stays wrong (a shard restarted without telling us who left) is repaired from
@@ -412,11 +439,11 @@ export class Room extends DurableObject<Env> {
   // The rules (core/rooms/room-decisions.ts) decide every room-bound message, wherever the
   // sender is connected; the Room carries out what they decide.
 
-  private handle(from: ConnIdentity, msg: RoomBoundMessage, now: number): string {
+  private handle(from: ConnIdentity, msg: RoomBoundMessage, now: number): string | null {
     const decision = decideRoomMessage(this.rules, from, msg, now);
     let inserted: number | undefined;
     for (const effect of decision.effects) inserted = this.apply(effect, now) ?? inserted;
-    return replyFrame(decision.reply, inserted);
+    return decision.reply === null ? null : replyFrame(decision.reply, inserted);
   }
 
   /** Carries out one effect; returns the id of the row it inserted, if it inserted one. */
@@ -463,6 +490,9 @@ export class Room extends DurableObject<Env> {
         if (e.sanction === 'mute') {
           cur.muteUntil = e.until;
           cur.muteBy = e.by.role;
+        } else if (e.sanction === 'voice') {
+          cur.voiceMuted = true;
+          cur.voiceBy = e.by.role;
         } else {
           cur.banned = true;
           cur.banBy = e.by.role;
@@ -477,11 +507,14 @@ export class Room extends DurableObject<Env> {
           if (e.sanction === 'mute') {
             delete cur.muteUntil;
             delete cur.muteBy;
+          } else if (e.sanction === 'voice') {
+            delete cur.voiceMuted;
+            delete cur.voiceBy;
           } else {
             delete cur.banned;
             delete cur.banBy;
           }
-          if (cur.muteUntil === undefined && !cur.banned) this.sanctions.delete(e.uid);
+          if (cur.muteUntil === undefined && !cur.banned && !cur.voiceMuted) this.sanctions.delete(e.uid);
         }
         return;
       }
@@ -498,7 +531,41 @@ export class Room extends DurableObject<Env> {
         this.pending.push({ kind: 'playback', playback: e.playback });
         this.scheduleFlush();
         return;
+      case 'voice.seat':
+        this.pending.push(this.voice.take(e.member, e.persist));
+        this.scheduleFlush();
+        return;
+      case 'voice.unseat': {
+        const ev = this.voice.leave(e.conn);
+        if (ev) this.pending.push(ev);
+        this.scheduleFlush();
+        return;
+      }
+      case 'voice.mode':
+        this.pending.push(this.voice.setMode(e.mode));
+        this.scheduleFlush();
+        return;
+      case 'voice.pace':
+        this.voice.setPace(e.conn, { ...(e.signals ? { signals: e.signals } : {}), ...(e.updates ? { updates: e.updates } : {}) });
+        return;
+      case 'voice.relay':
+        this.relay.send(e.to, e.frame);
+        return;
+      case 'voice.sfu':
+        void this.grantSfu(e.conn, e.rid);
+        return;
     }
+  }
+
+  /** Sends a seat the SFU's endpoint and a token for it (the signature is asynchronous). */
+  private async grantSfu(conn: string, rid: string | undefined): Promise<void> {
+    const vars = this.env as Env & RoomVars;
+    const seat = this.voice.seat(conn);
+    if (!seat || !vars.VOICE_SFU_URL || !vars.VOICE_SFU_SECRET) return;
+    const exp = Math.floor(Date.now() / 1000) + VOICE_SFU_TOKEN_TTL_SEC;
+    const token = await signVoiceSfuToken({ room: this.roomId ?? '', conn, uid: seat.uid, name: seat.name, exp }, vars.VOICE_SFU_SECRET);
+    const frame = { type: 'voice.sfu', ...(rid !== undefined ? { rid } : {}), endpoint: vars.VOICE_SFU_URL, token, expiresAt: exp * 1000 };
+    this.relay.send(conn, JSON.stringify(frame));
   }
 
   /** What the rules may read: memory where the Room keeps it, the store for the rest. */
@@ -513,6 +580,15 @@ export class Room extends DurableObject<Env> {
     playback: () => this.store.playback(),
     // The identity's rank, online or not; an older room may know a staff member only online.
     rankOf: (uid) => higherRole(this.ranks.get(uid) ?? 'viewer', this.viewers.get(uid)?.role ?? 'viewer'),
+    voiceSeat: (conn) => this.voice.seat(conn),
+    voiceSeatOf: (uid) => this.voice.seatOf(uid),
+    voiceCount: () => this.voice.count,
+    voiceMode: () => this.voice.mode,
+    voiceConfig: () => {
+      const vars = this.env as Env & RoomVars;
+      return { meshMax: this.settings.voiceMeshMax ?? VOICE_LIMITS.meshMax, sfu: Boolean(vars.VOICE_SFU_URL && vars.VOICE_SFU_SECRET) };
+    },
+    voicePace: (conn) => this.voice.paceOf(conn),
   };
 
   private closePoll(id: number, now: number): boolean {
@@ -719,6 +795,8 @@ export class Room extends DurableObject<Env> {
     const c = this.conns.get(conn);
     if (!c) return false;
     this.conns.delete(conn);
+    // A closed connection gives its voice seat up (and may move the group back to the mesh).
+    for (const e of leaveVoice(this.rules, conn)) this.apply(e, Date.now());
     this.held.set(c.shard, (this.held.get(c.shard) ?? 1) - 1);
     const v = this.viewers.get(c.uid);
     if (v && --v.conns <= 0) this.viewers.delete(c.uid);

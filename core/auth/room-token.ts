@@ -64,11 +64,46 @@ export function fromBase64url(s: string): Uint8Array | null {
 
 const HEADER = base64url(enc.encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' })));
 
-export async function signRoomToken(claims: RoomTokenClaims, secret: string): Promise<string> {
-  const payload = base64url(enc.encode(JSON.stringify(claims)));
-  const input = `${HEADER}.${payload}`;
+/** A compact JWS over `payload` with HS256 (room tokens, voice SFU tokens). */
+export async function signJwsHs256(payload: object, secret: string): Promise<string> {
+  const body = base64url(enc.encode(JSON.stringify(payload)));
+  const input = `${HEADER}.${body}`;
   const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(input)));
   return `${input}.${base64url(sig)}`;
+}
+
+/**
+ * Checks a compact JWS's shape, pinned algorithm (HS256: any other `alg`, `none` included, is
+ * refused before a key is touched) and signature; returns the payload, not yet validated.
+ */
+export async function verifyJwsHs256(token: string, secret: string): Promise<{ ok: true; payload: unknown } | { ok: false; reason: string }> {
+  if (token.length > 2048) return { ok: false, reason: 'token too long' };
+  const parts = token.split('.');
+  if (parts.length !== 3) return { ok: false, reason: 'not a compact JWS' };
+  const [h, p, s] = parts as [string, string, string];
+  const headerBytes = fromBase64url(h);
+  const payloadBytes = fromBase64url(p);
+  const sig = fromBase64url(s);
+  if (!headerBytes || !payloadBytes || !sig) return { ok: false, reason: 'bad base64url' };
+  let header: unknown;
+  let payload: unknown;
+  try {
+    header = JSON.parse(dec.decode(headerBytes));
+    payload = JSON.parse(dec.decode(payloadBytes));
+  } catch {
+    return { ok: false, reason: 'bad JSON' };
+  }
+  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256') {
+    return { ok: false, reason: 'alg must be HS256' };
+  }
+  // crypto.subtle.verify compares in constant time.
+  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), sig, enc.encode(`${h}.${p}`));
+  if (!valid) return { ok: false, reason: 'bad signature' };
+  return { ok: true, payload };
+}
+
+export function signRoomToken(claims: RoomTokenClaims, secret: string): Promise<string> {
+  return signJwsHs256(claims, secret);
 }
 
 /**
@@ -77,29 +112,9 @@ export async function signRoomToken(claims: RoomTokenClaims, secret: string): Pr
  */
 export async function verifyRoomToken(token: string, secret: string, roomId: string, nowSec: number): Promise<TokenCheck> {
   const bad = (reason: string): TokenCheck => ({ ok: false, code: 'token_invalid', reason });
-  if (token.length > 2048) return bad('token too long');
-  const parts = token.split('.');
-  if (parts.length !== 3) return bad('not a compact JWS');
-  const [h, p, s] = parts as [string, string, string];
-  const headerBytes = fromBase64url(h);
-  const payloadBytes = fromBase64url(p);
-  const sig = fromBase64url(s);
-  if (!headerBytes || !payloadBytes || !sig) return bad('bad base64url');
-  let header: unknown;
-  let payload: unknown;
-  try {
-    header = JSON.parse(dec.decode(headerBytes));
-    payload = JSON.parse(dec.decode(payloadBytes));
-  } catch {
-    return bad('bad JSON');
-  }
-  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256') {
-    return bad('alg must be HS256');
-  }
-  // crypto.subtle.verify compares in constant time.
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), sig, enc.encode(`${h}.${p}`));
-  if (!valid) return bad('bad signature');
-  const c = Claims.safeParse(payload);
+  const jws = await verifyJwsHs256(token, secret);
+  if (!jws.ok) return bad(jws.reason);
+  const c = Claims.safeParse(jws.payload);
   if (!c.success) return bad('bad claims');
   if (c.data.exp <= nowSec) return { ok: false, code: 'token_expired', reason: 'token expired' };
   if (c.data.room !== '*' && c.data.room !== roomId) return bad('token is for another room');

@@ -5,6 +5,8 @@
 // Everything in it is text. Chat and names are stored and relayed exactly as validated here,
 // never as HTML; clients must render them with `textContent`.
 import { z } from 'zod';
+import { RoleName, Uid } from './room-roles.ts';
+import { SIGNAL_FRAME_PREFIX, VOICE_LIMITS, VoiceClientMessages, VoiceEvents, VoiceServerMessages, VoiceState } from './voice-protocol.ts';
 
 /** Bumped on any incompatible change; the client sends it as `?v=` and the Worker refuses others. */
 export const ROOM_PROTOCOL_VERSION = 1;
@@ -33,8 +35,7 @@ export const ROOM_LIMITS = {
 export const REACTIONS = ['like', 'love', 'laugh', 'wow', 'sad', 'clap', 'fire', 'party'] as const;
 export type Reaction = (typeof REACTIONS)[number];
 
-export const ROLES = ['viewer', 'moderator', 'host'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, RoleName, Uid, ConnId, type Role } from './room-roles.ts';
 
 /** Close codes a room uses. 44xx are final: a client must not reconnect after them. */
 export const CLOSE = {
@@ -71,6 +72,8 @@ export const ERROR_CODES = [
   'token_expired',
   'room_full',
   'unavailable',
+  'voice_full', // the mesh is full and no SFU is configured
+  'not_in_voice', // a voice message from (or to) a connection that holds no seat
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -108,10 +111,7 @@ const text = (max: number, allowNewlines: boolean) =>
 export const DisplayName = text(ROOM_LIMITS.nameMaxChars, false);
 export const ChatText = text(ROOM_LIMITS.chatMaxChars, true);
 export const RoomId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'room id: 1-64 of A-Z a-z 0-9 _ -');
-/** A viewer's stable id in a room: `t:<name>` for token holders, `a:<random>` for anonymous. */
-export const Uid = z.string().regex(/^[ta]:[^\u0000-\u001F]{1,64}$/, 'viewer id');
 export const ReactionName = z.enum(REACTIONS);
-export const RoleName = z.enum(ROLES);
 
 const rid = z.string().min(1).max(40).optional();
 /** Epoch milliseconds between 2000 and 2200: a program-date-time or a room-clock time. */
@@ -188,6 +188,7 @@ export const ClientMessage = z.discriminatedUnion('type', [
   PlaybackSet,
   Ping,
   Resync,
+  ...VoiceClientMessages,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 /** The input shape (before normalization), for senders. */
@@ -255,6 +256,7 @@ export const RoomSnapshot = z.object({
   presence: Presence,
   slowModeSec: z.number().int(),
   anonymous: z.boolean(),
+  voice: VoiceState,
 });
 export type RoomSnapshot = z.infer<typeof RoomSnapshot>;
 
@@ -271,6 +273,7 @@ export const RoomEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('playback'), playback: PlaybackState }),
   z.object({ kind: z.literal('slow'), seconds: z.number().int() }),
   z.object({ kind: z.literal('settings'), anonymous: z.boolean() }),
+  ...VoiceEvents,
 ]);
 export type RoomEvent = z.infer<typeof RoomEvent>;
 
@@ -317,6 +320,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('error'), rid: z.string().optional(), code: z.enum(ERROR_CODES), reason: z.string() }),
   z.object({ type: z.literal('pong'), t0: z.number(), t1: z.number(), t2: z.number() }),
+  ...VoiceServerMessages,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
@@ -329,7 +333,9 @@ export type Parsed = { ok: true; message: ClientMessage } | { ok: false; code: E
 /** Validates one inbound frame: size first (cheap), then JSON, then the schema. */
 export function parseClientFrame(frame: string | ArrayBuffer): Parsed {
   if (typeof frame !== 'string') return { ok: false, code: 'bad_frame', reason: 'binary frames are not accepted' };
-  if (frame.length > ROOM_LIMITS.maxFrameChars) {
+  // Session descriptions are longer than any other message: a signalling frame (its type first)
+  // may be longer; every other frame is refused by length before anything is parsed.
+  if (frame.length > ROOM_LIMITS.maxFrameChars && (frame.length > VOICE_LIMITS.signalFrameMaxChars || !frame.startsWith(SIGNAL_FRAME_PREFIX))) {
     return { ok: false, code: 'frame_too_large', reason: `frames are limited to ${ROOM_LIMITS.maxFrameChars} characters` };
   }
   let raw: unknown;

@@ -19,6 +19,15 @@ const NEEDS: Record<RoomBoundMessage['type'], Role> = {
   'mod.slow': 'moderator',
   // The watch party follows one person: the host.
   'playback.set': 'host',
+  // Anyone may talk; moderators keep order in voice.
+  'voice.join': 'viewer',
+  'voice.leave': 'viewer',
+  'voice.update': 'viewer',
+  'voice.signal': 'viewer',
+  'voice.sfu': 'viewer',
+  'voice.mute': 'moderator',
+  'voice.unmute': 'moderator',
+  'voice.remove': 'moderator',
 };
 
 export function mayDo(role: Role, type: RoomBoundMessage['type']): boolean {

@@ -2,6 +2,7 @@
 // keeps its welcome state with it, every RoomShard keeps a mirror with it, and the browser client
 // keeps its view with it: one function, so a late joiner and a long-connected viewer agree.
 import { ROOM_LIMITS, type RoomEvent, type RoomSnapshot } from './room-protocol.ts';
+import { emptyVoice } from './voice-protocol.ts';
 
 export interface BatchBody {
   epoch: string;
@@ -21,7 +22,7 @@ export function mergeBatches(batches: readonly BatchBody[]): string {
 }
 
 export function emptySnapshot(anonymous = true): RoomSnapshot {
-  return { history: [], polls: [], playback: null, presence: { count: 0 }, slowModeSec: 0, anonymous };
+  return { history: [], polls: [], playback: null, presence: { count: 0 }, slowModeSec: 0, anonymous, voice: emptyVoice() };
 }
 
 /**
@@ -66,5 +67,16 @@ export function applyEvent(s: RoomSnapshot, ev: RoomEvent): RoomSnapshot {
       return { ...s, slowModeSec: ev.seconds };
     case 'settings':
       return { ...s, anonymous: ev.anonymous };
+    case 'voice': {
+      const members = (s.voice?.members ?? []).slice();
+      const i = members.findIndex((m) => m.conn === ev.member.conn);
+      if (i >= 0) members[i] = ev.member;
+      else members.push(ev.member);
+      return { ...s, voice: { mode: s.voice?.mode ?? 'mesh', members } };
+    }
+    case 'voice.left':
+      return { ...s, voice: { mode: s.voice?.mode ?? 'mesh', members: (s.voice?.members ?? []).filter((m) => m.conn !== ev.conn) } };
+    case 'voice.mode':
+      return { ...s, voice: { mode: ev.mode, members: s.voice?.members ?? [] } };
   }
 }
