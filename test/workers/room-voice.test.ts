@@ -1,7 +1,7 @@
 // Party voice through the Room inside workerd: seats in the room state, signalling relayed from
 // one seat to another (and nowhere else) on the Room's own sockets and across shards, in order,
 // moderation in voice, seats given up with the connection and kept through the Room's eviction.
-import { env } from 'cloudflare:workers';
+import { env, exports } from 'cloudflare:workers';
 import { evictDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import type { ServerMessageOf } from '../../core/rooms/room-protocol.ts';
@@ -148,5 +148,39 @@ describe('voice across shards', () => {
     cy.send({ ...offer(ada.welcome.you.conn, 'v=0'), rid: 'c' });
     expect(await cy.next('error', (m) => m.rid === 'c')).toMatchObject({ code: 'not_in_voice' });
     for (const v of vs) v.close();
+  });
+});
+
+describe('ICE servers', () => {
+  const ice = (room: string, init: { headers?: Record<string, string>; query?: string } = {}) =>
+    exports.default.fetch(`http://edge.test/rooms/${room}/ice-servers${init.query ?? ''}`, { headers: { 'cf-connecting-ip': '192.0.2.50', ...init.headers } });
+
+  it('gives members STUN (and TURN when configured), and nobody else anything', async () => {
+    const room = roomName('ice');
+    const none = await ice(room);
+    expect(none.status).toBe(401);
+    expect(await none.json()).toEqual({ error: { code: 'unauthorized', message: expect.any(String) } });
+    expect((await ice(room, { headers: { authorization: `Bearer ${await token('another', 'Mo', 'host')}` } })).status).toBe(401);
+    expect((await ice(room, { headers: { cookie: `edgelive_anon=${'A'.repeat(16)}.${'B'.repeat(22)}` } })).status).toBe(401);
+
+    const byToken = await ice(room, { headers: { authorization: `Bearer ${await token(room, 'Mo', 'moderator')}` } });
+    expect(byToken.status).toBe(200);
+    expect(byToken.headers.get('cache-control')).toBe('no-store');
+    expect(await byToken.json()).toEqual({ iceServers: [{ urls: ['stun:stun.cloudflare.com:3478'] }] });
+    const a = await join(room, { name: 'Ada' });
+    expect((await ice(room, { headers: { cookie: a.cookie! } })).status).toBe(200);
+    expect((await ice(room, { query: `?session=${encodeURIComponent(a.welcome.session!)}` })).status).toBe(200);
+    a.close();
+  });
+
+  it('counts requests per address: 429 after 60 a minute', { timeout: 30_000 }, async () => {
+    const room = roomName('ice');
+    const auth = { authorization: `Bearer ${await token(room, 'Mo', 'viewer')}`, 'cf-connecting-ip': '192.0.2.51' };
+    const into = Date.now() % 60_000;
+    if (into > 50_000) await sleep(60_000 - into + 50);
+    const statuses: number[] = [];
+    for (let i = 0; i < 61; i++) statuses.push((await ice(room, { headers: auth })).status);
+    expect(statuses.slice(0, 60).every((st) => st === 200)).toBe(true);
+    expect(statuses[60]).toBe(429);
   });
 });

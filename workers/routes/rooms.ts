@@ -18,6 +18,7 @@ import {
 import {
   ANONYMOUS_COOKIE,
   addressKey,
+  keyedHash,
   newAnonymousId,
   signAnonymousIdentity,
   signRoomToken,
@@ -27,6 +28,7 @@ import {
   verifySession,
 } from '../../core/auth/room-token.ts';
 import { ADMISSION_HEADER, refuseUpgrade, shardName, type Admission } from '../../durable-objects/room-sockets.ts';
+import { iceServersFor } from '../ice-servers.ts';
 
 export const roomRoutes = new Hono<{ Bindings: Env }>();
 
@@ -131,6 +133,44 @@ roomRoutes.get('/:roomId/ws', async (c) => {
   answer.append('set-cookie', `${ANONYMOUS_COOKIE}=${anonymous.cookie}; Path=/rooms; Max-Age=${ANONYMOUS_COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax${secure}`);
   return new Response(null, { status: 101, webSocket: upgraded.webSocket, headers: answer });
 });
+
+/**
+ * `GET /rooms/{roomId}/ice-servers` — STUN and short-lived TURN credentials for joining the
+ * room's voice (core/auth/ice-servers.ts). For members only: a room token (bearer or `?token=`),
+ * or an anonymous identity (the cookie, or `?session=`). TURN relays cost bandwidth, so minting
+ * is counted per client address (`ICE_RATE_LIMITER`).
+ */
+roomRoutes.get(
+  '/:roomId/ice-servers',
+  rateLimit<{ Bindings: Env }>({ limiter: (env) => env.ICE_RATE_LIMITER, key: (c) => `ice:${clientAddress(c)}`, periodSeconds: 60 }),
+  async (c) => {
+    const roomId = c.req.param('roomId');
+    if (!RoomId.safeParse(roomId).success) return errorResponse(400, 'invalid_room', 'room id: 1-64 of A-Z a-z 0-9 _ -');
+    const secret = c.env.ROOM_TOKEN_SECRET;
+    if (!secret) return errorResponse(503, 'unavailable', 'rooms are not configured on this server');
+    const uid = await memberOf(c.req.raw, roomId, secret);
+    if (!uid) return errorResponse(401, 'unauthorized', 'join the room first: a room token, or the identity the room gave you');
+    const now = Math.floor(Date.now() / 1000);
+    const answer = await iceServersFor(c.env, await keyedHash(`ice|${uid}`, secret), now);
+    return c.json(answer, 200, { 'cache-control': 'no-store' });
+  },
+);
+
+/** Who a request comes from in a room: `t:<name>` for a room token, `a:<id>` for an anonymous identity. */
+async function memberOf(req: Request, roomId: string, secret: string): Promise<string | null> {
+  const url = new URL(req.url);
+  const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.get('authorization') ?? '')?.[1]?.trim() ?? url.searchParams.get('token');
+  if (bearer) {
+    const check = await verifyRoomToken(bearer, secret, roomId, nowSec());
+    return check.ok ? `t:${check.claims.name}` : null;
+  }
+  const session = url.searchParams.get('session');
+  const anon = session ? await verifySession(session, roomId, secret) : null;
+  if (anon) return `a:${anon}`;
+  const cookie = cookieValue(req.headers.get('cookie'), ANONYMOUS_COOKIE);
+  const fromCookie = cookie ? await verifyAnonymousIdentity(cookie, secret) : null;
+  return fromCookie ? `a:${fromCookie}` : null;
+}
 
 /** `GET /rooms/{roomId}` — public facts about a room. */
 roomRoutes.get('/:roomId', async (c) => {
