@@ -23,8 +23,11 @@ const common = {
   legalComments: 'linked',
   logLevel: 'warning',
 };
-// Two bundles, no shared chunk: the player (the critical path to the first frame, one request)
+// Bundles with no shared chunk: the player (the critical path to the first frame, one request)
 // and what loads beside it once the video plays (chat, reactions, polls, QoE, the party), which
 // watch.ts imports by URL. The few small helpers both use are simply in both.
 await build({ ...common, entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') }, outdir });
 await build({ ...common, entryPoints: { together: join(root, 'public', 'src', 'watch', 'together.ts') }, outdir });
+// Party voice (WebRTC mesh, its card) is a third bundle, imported by the party card only when a
+// member clicks "Join voice": nobody who does not talk downloads it.
+await build({ ...common, entryPoints: { voice: join(root, 'public', 'src', 'voice', 'voice.ts') }, outdir });
