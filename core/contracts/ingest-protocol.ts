@@ -204,8 +204,12 @@ export const RegisterNodeRequestSchema = z.object({
   longitude: z.number().min(-180).max(180),
   /** Public RTMP base URL: publishers append `/{streamKey}`. */
   rtmpUrl: z.string().regex(/^rtmps?:\/\/[^\s]+$/, 'an rtmp:// or rtmps:// URL').max(500),
+  /** Public RTMPS base URL when the node terminates TLS (`RTMPS_PORT`): publishers append `/{streamKey}`. */
+  rtmpsUrl: z.string().regex(/^rtmps:\/\/[^\s]+$/, 'an rtmps:// URL').max(500).optional(),
   /** Public SRT URL (`srt://host:port`): publishers add `?streamid={streamKey}`. */
   srtUrl: z.string().regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query').max(500).optional(),
+  /** Public WHIP endpoint (`https://host/whip`): publishers POST an SDP offer with the stream key as bearer token. */
+  whipUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
   /** Publishers the node takes at once. */
   capacity: z.number().int().min(1).max(10_000),
   /** Publishers it has now. */

@@ -1,9 +1,9 @@
 // Roles and member ids: the few protocol primitives both the room protocol and the voice
 // protocol build on (re-exported by room-protocol.ts, where every other side imports them).
 import { z } from 'zod';
+import { ROLES } from './room-wire.ts';
 
-export const ROLES = ['viewer', 'moderator', 'host'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from './room-wire.ts';
 export const RoleName = z.enum(ROLES);
 
 /** A viewer's stable id in a room: `t:<name>` for token holders, `a:<random>` for anonymous. */

@@ -4,12 +4,9 @@
 // media node's SFU. room-protocol.ts puts these schemas in its unions; docs/rooms.md § Voice.
 import { z } from 'zod';
 import { ConnId, RoleName, Uid } from './room-roles.ts';
-import { VOICE_LIMITS } from './voice-limits.ts';
+import { VOICE_LIMITS, VOICE_MODES } from './voice-wire.ts';
 
-export { VOICE_LIMITS } from './voice-limits.ts';
-
-export const VOICE_MODES = ['mesh', 'sfu'] as const;
-export type VoiceMode = (typeof VOICE_MODES)[number];
+export { VOICE_LIMITS, VOICE_MODES, SIGNAL_FRAME_PREFIX, emptyVoice, voiceSignalFrame, type VoiceMode } from './voice-wire.ts';
 
 /** One seat in voice. A member has at most one (joining from another tab moves it). */
 export const VoiceMember = z.object({
@@ -33,10 +30,6 @@ export const VoiceState = z.object({
   members: z.array(VoiceMember),
 });
 export type VoiceState = z.infer<typeof VoiceState>;
-
-export function emptyVoice(): VoiceState {
-  return { mode: 'mesh', members: [] };
-}
 
 /** Batch events about voice (RoomEvent includes them). */
 export const VoiceEvents = [
@@ -93,11 +86,3 @@ export const VoiceServerMessages = [
   /** The answer to `voice.sfu`: where the SFU is and the token it accepts (docs/rooms.md). */
   z.object({ type: z.literal('voice.sfu'), rid: z.string().optional(), endpoint: z.string(), token: z.string(), expiresAt: z.number() }),
 ] as const;
-
-/** The frame a relayed signal arrives as (built once by the Room, sent as is). */
-export function voiceSignalFrame(from: string, uid: string, signal: VoiceSignalBody): string {
-  return JSON.stringify({ type: 'voice.signal', from, uid, signal });
-}
-
-/** Inbound frames that may exceed ROOM_LIMITS.maxFrameChars: signalling, recognised by its prefix. */
-export const SIGNAL_FRAME_PREFIX = '{"type":"voice.signal"';

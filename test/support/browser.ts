@@ -23,6 +23,17 @@ export const CHROMIUM_FLAGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
+/**
+ * A page that publishes its camera and microphone over WebRTC: fake devices (a test pattern and
+ * a beep) granted without a prompt, and ICE candidates on loopback, so a media node bound to
+ * 127.0.0.1 is reachable and nothing is sent to another address.
+ */
+export const WEBRTC_PUBLISHER_FLAGS = [
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
 export interface TestBrowser {
   browser: Browser;
   context: BrowserContext;

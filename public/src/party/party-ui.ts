@@ -72,8 +72,9 @@ export function mountPartyUi(page: WatchPage, sync: PartySync): void {
   });
 }
 
-/** The voice chunk (scripts/build-assets.mjs builds it from ../voice/voice.ts). */
-const VOICE_URL = '/dist/voice.js';
+/** The voice chunk's hashed URL, a build-time constant (scripts/build-assets.mjs builds it from ../voice/voice.ts). */
+declare const __VOICE_URL__: string;
+const VOICE_URL = __VOICE_URL__;
 let voice: Promise<import('../voice/voice.ts').VoiceController> | null = null;
 
 /**

@@ -6,7 +6,7 @@
 import type { RoomClient, VoiceMember, VoiceSignalBody, VoiceState } from '../rooms-client.ts';
 import { planMesh } from '../../../core/rooms/voice-mesh-plan.ts';
 import { SPEAKING_REPORT_MS, SpeakingDetector, dbfs, rms } from '../../../core/rooms/voice-activity.ts';
-import { VOICE_LIMITS } from '../../../core/rooms/voice-limits.ts';
+import { VOICE_LIMITS } from '../../../core/rooms/voice-wire.ts';
 import type { VoiceCandidate } from '../../../core/rooms/voice-protocol.ts';
 
 /** Candidates gathered within this window go out as one message (the room counts messages). */

@@ -1,5 +1,8 @@
-// The limits of party voice, apart from the protocol's schemas so the browser's voice chunk can
-// read them without the schema library (re-exported by voice-protocol.ts).
+// Party voice's plain values, apart from the protocol's schemas so the browser (the rooms client,
+// the voice chunk) reads them without the schema library: limits, modes, the empty voice state,
+// the signalling frame's prefix. voice-protocol.ts re-exports them beside its schemas.
+import type { VoiceSignalBody, VoiceState } from './voice-protocol.ts';
+
 export const VOICE_LIMITS = {
   /**
    * Members a peer-to-peer mesh holds. Every member sends its audio (and camera) once per other
@@ -19,3 +22,18 @@ export const VOICE_LIMITS = {
   candidateMaxChars: 512,
   candidatesPerMessage: 20,
 } as const;
+
+export const VOICE_MODES = ['mesh', 'sfu'] as const;
+export type VoiceMode = (typeof VOICE_MODES)[number];
+
+export function emptyVoice(): VoiceState {
+  return { mode: 'mesh', members: [] };
+}
+
+/** The frame a relayed signal arrives as (built once by the Room, sent as is). */
+export function voiceSignalFrame(from: string, uid: string, signal: VoiceSignalBody): string {
+  return JSON.stringify({ type: 'voice.signal', from, uid, signal });
+}
+
+/** Inbound frames that may exceed ROOM_LIMITS.maxFrameChars: signalling, recognised by its prefix. */
+export const SIGNAL_FRAME_PREFIX = '{"type":"voice.signal"';
