@@ -190,6 +190,22 @@ export class VoiceMesh {
     return out;
   }
 
+  /**
+   * What each received audio track has carried so far, from the connection's own statistics
+   * (inbound-rtp `totalAudioEnergy`, `totalSamplesDuration`): two readings a while apart give the
+   * track's mean power over that window, which no momentary dip of an analyser frame can fake.
+   */
+  async receivedEnergy(): Promise<Record<string, { energy: number; seconds: number }>> {
+    const out: Record<string, { energy: number; seconds: number }> = {};
+    for (const p of this.peers.values()) {
+      const stats = await p.pc.getStats().catch(() => null);
+      stats?.forEach((r: { type?: string; kind?: string; totalAudioEnergy?: number; totalSamplesDuration?: number }) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') out[p.conn] = { energy: r.totalAudioEnergy ?? 0, seconds: r.totalSamplesDuration ?? 0 };
+      });
+    }
+    return out;
+  }
+
   // --- the mesh -----------------------------------------------------------------------------------
 
   private listen(): void {
@@ -223,6 +239,9 @@ export class VoiceMesh {
         void this.offerTo(p.conn);
       }
     }
+    // Muted by a moderator: this member's own choice becomes muted too, so when the moderator
+    // lifts it the member stays muted until they unmute (the seat says the same).
+    if (this.seat?.forced) this.selfMuted = true;
     // A moderator's mute of someone: this member stops hearing them, whatever their client does.
     for (const m of voice.members) {
       const p = this.peers.get(m.conn);
