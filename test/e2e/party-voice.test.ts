@@ -203,6 +203,15 @@ describe('voice in a watch party', () => {
     await bob.getByTestId('voice-mute').click();
     await expect.poll(async () => (await receivedLevel(ada, 1000))[bobId.conn] ?? 0, { timeout: 15_000, interval: 0 }).toBeGreaterThan(HEARD);
 
+    // Push-to-talk: with it on, Ada is heard only while she holds the talk button.
+    await ada.getByTestId('voice-ptt').check();
+    await expect.poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 1, { timeout: 15_000, interval: 0 }).toBeLessThan(SILENT);
+    await ada.getByTestId('voice-talk').dispatchEvent('pointerdown');
+    await expect.poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 0, { timeout: 15_000, interval: 0 }).toBeGreaterThan(HEARD);
+    await ada.getByTestId('voice-talk').dispatchEvent('pointerup');
+    await expect.poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 1, { timeout: 15_000, interval: 0 }).toBeLessThan(SILENT);
+    await ada.getByTestId('voice-ptt').uncheck();
+
     // A camera joins the same connections: Ada's tile appears on the host's page.
     await ada.getByTestId('voice-camera').click();
     const tile = host.locator(`[data-testid="voice-tiles"] [data-conn="${adaId.conn}"] video`);

@@ -84,10 +84,13 @@ let voice: Promise<import('../voice/voice.ts').VoiceController> | null = null;
 async function startVoice(page: WatchPage, slot: HTMLElement, button: HTMLButtonElement): Promise<void> {
   button.disabled = true;
   try {
-    voice ??= (import(VOICE_URL) as Promise<typeof import('../voice/voice.ts')>).then((m) => m.mountVoice(page, slot));
-    const { mesh } = await voice;
-    mesh.onChange(() => (button.hidden = mesh.status === 'connected' || mesh.status === 'sfu' || mesh.status === 'joining'));
-    await mesh.join();
+    voice ??= (import(VOICE_URL) as Promise<typeof import('../voice/voice.ts')>).then((m) => {
+      const v = m.mountVoice(page, slot);
+      // The voice card has its own controls while in voice; this button comes back after leaving.
+      v.mesh.onChange(() => (button.hidden = v.mesh.status === 'connected' || v.mesh.status === 'sfu' || v.mesh.status === 'joining'));
+      return v;
+    });
+    await (await voice).mesh.join();
   } catch (err) {
     console.error('could not start voice', err);
   } finally {
