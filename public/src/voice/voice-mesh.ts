@@ -106,6 +106,8 @@ export class VoiceMesh {
       this.micAnalyser = this.ctx.createAnalyser();
       this.micAnalyser.fftSize = 1024;
       this.ctx.createMediaStreamSource(this.mic).connect(this.micAnalyser);
+      // The ICE servers are for members: a click that comes before the room's welcome waits for it.
+      await this.roomOpen();
       this.iceServers = await this.fetchIceServers();
       this.listen();
       await this.room.joinVoice({ muted: this.selfMuted });
@@ -177,6 +179,11 @@ export class VoiceMesh {
   /** The local camera, for the member's own tile. */
   localVideo(): MediaStream | null {
     return this.cam;
+  }
+
+  /** The received audio of one seat (what its audio element plays), for measurements. */
+  remoteAudio(conn: string): MediaStream | null {
+    return (this.peers.get(conn)?.audioEl.srcObject as MediaStream | null | undefined) ?? null;
   }
 
   remoteVideo(conn: string): MediaStream | null {
@@ -392,6 +399,14 @@ export class VoiceMesh {
       p.level = rms(p.samples);
     }
     this.changed();
+  }
+
+  private roomOpen(timeoutMs = 15_000): Promise<void> {
+    if (this.room.you) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => (off(), reject(new Error('the room is not connected'))), timeoutMs);
+      const off = this.room.on('open', () => (clearTimeout(timer), off(), resolve()));
+    });
   }
 
   private async fetchIceServers(): Promise<RTCIceServer[]> {
