@@ -8,16 +8,9 @@ import type { Env } from '../workers/env.ts';
 import { REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
 import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
 import type { IngestBatch } from './room.ts';
-import {
-  FrameRing,
-  SocketHub,
-  admittedUpgrade,
-  closeQuietly,
-  refuseUpgrade,
-  upgradeResponse,
-  type Attachment,
-  type ConnIdentity,
-} from './room-sockets.ts';
+import { FrameRing, SocketHub, admittedUpgrade, reciprocateClose, type Attachment } from './room-sockets.ts';
+import type { ConnIdentity } from '../core/contracts/room-admission.ts';
+import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 
 /** Reactions are counted here and forwarded at most this often. */
 const REACTIONS_FORWARD_MS = 100;

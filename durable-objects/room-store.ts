@@ -5,7 +5,7 @@
 import type { ChatMessage, PlaybackState, Poll, Role } from '../core/rooms/room-protocol.ts';
 import type { VoiceMember } from '../core/rooms/voice-protocol.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
-import type { ConnIdentity } from './room-sockets.ts';
+import type { ConnIdentity } from '../core/contracts/room-admission.ts';
 
 /** Schema, created idempotently on every construction (cheap) and versioned in `meta`. */
 const SCHEMA = `

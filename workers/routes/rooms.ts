@@ -27,7 +27,8 @@ import {
   verifyRoomToken,
   verifySession,
 } from '../../core/auth/room-token.ts';
-import { ADMISSION_HEADER, refuseUpgrade, shardName, type Admission } from '../../durable-objects/room-sockets.ts';
+import { ADMISSION_HEADER, shardName, type Admission } from '../../core/contracts/room-admission.ts';
+import { refuseUpgrade } from '../websocket-answers.ts';
 import { iceServersFor } from '../ice-servers.ts';
 
 export const roomRoutes = new Hono<{ Bindings: Env }>();
