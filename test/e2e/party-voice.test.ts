@@ -172,9 +172,12 @@ describe('voice in a watch party', () => {
           return o.every((c) => l[c]?.state === 'connected');
         },
         `${MEMBERS[i]!.name} connected to both others`,
-        30_000,
+        60_000,
         others,
-      );
+      ).catch(async (err: unknown) => {
+        log.info('voice connections when the wait gave up', { member: MEMBERS[i]!.name, levels: await levels(p), errors: (p as VoicePage).errors.slice(-5) });
+        throw err;
+      });
       const heard = await receivedLevel(p);
       log.info('received levels', { member: MEMBERS[i]!.name, heard });
       for (const c of others) expect(heard[c], `${MEMBERS[i]!.name} ← ${c}`).toBeGreaterThan(HEARD);
