@@ -10,6 +10,7 @@ import {
   REACTIONS,
   ROOM_LIMITS,
   errorFrame,
+  isHostReaction,
   type ErrorCode,
   type Member,
   type Poll,
@@ -264,8 +265,11 @@ export class Room extends DurableObject<Env> {
         this.hub.sendText(ws, this.stateFrame());
         return;
       case 'react':
-        this.addReactions({ [msg.reaction]: 1 });
-        return;
+        if (!isHostReaction(who.role, msg)) {
+          this.addReactions({ [msg.reaction]: 1 });
+          return;
+        }
+      // falls through: a host's reaction at a moment of the stream is the room's to relay
       default: {
         const reply = this.handle(who, msg, now);
         if (reply) this.hub.sendText(ws, reply);
@@ -417,7 +421,7 @@ export class Room extends DurableObject<Env> {
       }
       case 'poll.open': {
         const closesAt = msg.durationSec ? now + msg.durationSec * 1000 : null;
-        const poll = this.store.insertPoll({ question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt });
+        const poll = this.store.insertPoll({ question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt, ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}) });
         this.openPolls.set(poll.id, poll);
         this.dirtyPolls.add(poll.id);
         if (closesAt !== null) void this.armAlarm();
@@ -451,6 +455,17 @@ export class Room extends DurableObject<Env> {
         }
         void this.armAlarm();
         return ack(msg.pollId);
+      }
+      case 'react': {
+        // Only a host's reaction at a moment of the stream comes this far (isHostReaction): it is
+        // relayed on its own, with that moment, and each viewer's page shows it when its video gets there.
+        if (msg.pdt === undefined) {
+          this.addReactions({ [msg.reaction]: 1 });
+          return ack();
+        }
+        this.pending.push({ kind: 'host.reaction', reaction: msg.reaction, pdt: msg.pdt, name: from.name });
+        this.scheduleFlush();
+        return ack();
       }
       case 'mod.delete': {
         if (!this.store.deleteMessage(msg.messageId)) return errorFrame('not_found', 'no such message', rid);

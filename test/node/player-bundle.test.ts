@@ -2,12 +2,12 @@
 // first bundle carries the player and hls.js and nothing social; no bundle carries zod (the
 // browser checks room frames by hand, core/rooms/room-wire.ts); names carry content hashes so
 // the Worker can serve them as immutable, and the HTML names exactly what the build wrote.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs build script without type declarations
-import { buildWatchPage } from '../../scripts/build-assets.mjs';
+import { buildPages } from '../../scripts/build-assets.mjs';
 import { readServerFrame } from '../../core/rooms/room-wire.ts';
 
 interface Bundle {
@@ -16,11 +16,11 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; css: Bundle; html: string };
+let built: { watch: Bundle; together: Bundle; css: Bundle; html: string; site: { front: Bundle; replay: Bundle; html: { index: string; replay: string } } };
 
 beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'edgelive-bundle-'));
-  built = await buildWatchPage({ outdir: out });
+  built = await buildPages({ outdir: out });
 }, 60_000);
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
@@ -48,6 +48,28 @@ describe('the watch page build', () => {
     expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
     expect(html).toContain(`<script type="module" src="${built.watch.url}"></script>`);
     expect(readFileSync(built.watch.file, 'utf8')).toContain(JSON.stringify(built.together.url));
+  });
+});
+
+describe('the front door build', () => {
+  it('is a small script of its own: no hls.js, no zod, nothing of the room', () => {
+    const { front } = built.site;
+    expect(front.url).toMatch(/^\/dist\/front-[A-Z0-9]{8}\.js$/);
+    expect(from(front, /node_modules\//)).toEqual([]);
+    expect(from(front, /rooms-client|core\/rooms\/|watch\/player\.ts/)).toEqual([]);
+    // A bound the build guarantees by what it holds: the page's code, the DOM helpers, the icons.
+    expect(statSync(front.file).size).toBeLessThan(16 * 1024);
+  });
+
+  it('shares the watch page’s stylesheet, inlines its own rules, and leaves the listing’s slot for the Worker', () => {
+    const html = readFileSync(built.site.html.index, 'utf8');
+    expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
+    expect(html).toContain(`<script type="module" src="${built.site.front.url}"></script>`);
+    expect(html).toMatch(/<style>\.fd\{/);
+    expect(html).toContain('<!--directory-->');
+    const replay = readFileSync(built.site.html.replay, 'utf8');
+    expect(replay).toContain(`<script type="module" src="${built.site.replay.url}"></script>`);
+    expect(from(built.site.replay, /node_modules\/zod\//)).toEqual([]);
   });
 });
 
