@@ -18,6 +18,7 @@ import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
 import { directoryRoutes, frontDoorRoutes } from './routes/front-door.ts';
 import { partyRoutes } from './routes/parties.ts';
+import { hostClipRoutes } from './routes/host-clips.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
 import { INGEST_PREFIX } from '../core/contracts/ingest-protocol.ts';
@@ -65,6 +66,8 @@ app.route('/api', qoeBeaconRoutes);
 app.route('/api/ingest', publicIngestRoutes);
 // And the front door's listing: public facts only (core/contracts/directory.ts).
 app.route('/api', directoryRoutes);
+// A host's clip from the watch page (their room token); every other caller goes on to the clips API.
+app.route('/api', hostClipRoutes);
 app.route('/api', adminRoutes);
 app.route('/api', streamStatsRoutes);
 app.route('/api', recordingRoutes);
