@@ -12,6 +12,7 @@ import { Polls } from './polls.ts';
 import { startQoe } from './qoe.ts';
 import { Reactions } from './reactions.ts';
 import { InStep } from './in-step.ts';
+import { mountDvrTools } from './dvr-tools.ts';
 
 const ADJECTIVES = ['Swift', 'Quiet', 'Bright', 'Lucky', 'Brave', 'Calm', 'Clever', 'Jolly', 'Mellow', 'Sunny', 'Witty', 'Cosmic'];
 const ANIMALS = ['Otter', 'Falcon', 'Panda', 'Lynx', 'Koala', 'Heron', 'Badger', 'Dolphin', 'Fox', 'Owl', 'Puffin', 'Tiger'];
@@ -57,5 +58,6 @@ export function mountTogether(page: WatchPage, withRoom = true): void {
     page.party = new PartySync(page);
     mountPartyUi(page, page.party);
   }
+  mountDvrTools(page);
   room.connect().catch((err: unknown) => console.warn('the room refused this viewer', err));
 }
