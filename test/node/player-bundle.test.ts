@@ -30,7 +30,7 @@ describe('the watch page build', () => {
   it('puts the player and hls.js on the critical path, and nothing social', () => {
     expect(from(built.watch, /node_modules\/hls\.js\//).length).toBeGreaterThan(0);
     expect(from(built.watch, /public\/src\/watch\/player\.ts$/)).toHaveLength(1);
-    expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe)\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
+    expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe|in-step|dvr-tools)\.ts|core\/player\/in-step\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
   });
 
   it('keeps zod out of every browser bundle', () => {
