@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Builds what the Worker's static assets serve beside the HTML: the pages of public/src/*.html
 // (the watch page: the player with hls.js; chat, reactions, polls, QoE and the party in a second
-// chunk; the front door; the replay page of recordings and clips) bundled by esbuild into
-// public/dist under content-hashed names, each page's HTML that names them, a copy of docs/ for
-// the front door's links, and hls.js itself in public/vendor for pages that load it on their own.
-// Both folders are build output (gitignored); `npm test`, the local stack and `npm run deploy` run this.
+// chunk; the Go-live page with its own script and stylesheet; the front door; the replay page of
+// recordings and clips) bundled by esbuild into public/dist under content-hashed names, each
+// page's HTML that names them, a copy of docs/ for the front door's links, and hls.js itself in
+// public/vendor for pages that load it on their own. Both folders are build output (gitignored);
+// `npm test`, the local stack and `npm run deploy` run this.
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -61,6 +62,27 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
   return { watch, together, css, html: join(outdir, 'watch.html') };
 }
 
+/**
+ * Builds the Go-live page into `outdir` beside the watch page (run after buildWatchPage, which
+ * empties it): its own script (nothing of the player in it, nothing of it in the watch page's
+ * bundles), app.css and golive.css, hashed like the watch page's, and the HTML that names them.
+ */
+export async function buildGoLivePage({ root = ROOT, outdir = join(root, 'public', 'dist') } = {}) {
+  const common = { bundle: true, minify: true, logLevel: 'warning', metafile: true, outdir, entryNames: '[name]-[hash]', target: ['chrome109', 'firefox115', 'safari16'] };
+  const golive = outputOf(
+    await build({ ...common, format: 'esm', sourcemap: 'linked', legalComments: 'linked', entryPoints: { golive: join(root, 'public', 'src', 'golive.ts') } }),
+    '.js',
+  );
+  // The same app.css as the watch page's build: the same content, so the same hashed name.
+  const appCss = outputOf(await build({ ...common, entryPoints: { app: join(root, 'public', 'app.css') } }), '.css');
+  const css = outputOf(await build({ ...common, entryPoints: { golive: join(root, 'public', 'golive.css') } }), '.css');
+  const template = readFileSync(join(root, 'public', 'src', 'golive.html'), 'utf8');
+  const html = template.replaceAll('{{APP_CSS}}', appCss.url).replaceAll('{{GOLIVE_CSS}}', css.url).replaceAll('{{GOLIVE_JS}}', golive.url);
+  if (html.includes('{{')) throw new Error('public/src/golive.html has a placeholder the build does not fill');
+  writeFileSync(join(outdir, 'golive.html'), html);
+  return { golive, css, html: join(outdir, 'golive.html') };
+}
+
 /** Fills a page template's `{{NAME}}` placeholders; a placeholder left unfilled is a build error. */
 function fillTemplate(root, name, values) {
   let html = readFileSync(join(root, 'public', 'src', name), 'utf8');
@@ -106,8 +128,9 @@ export async function buildSitePages({ root = ROOT, outdir = join(root, 'public'
 /** Every page: the watch page first (it clears `outdir` and builds the shared stylesheet). */
 export async function buildPages({ root = ROOT, outdir = join(root, 'public', 'dist') } = {}) {
   const watch = await buildWatchPage({ root, outdir });
+  const golive = await buildGoLivePage({ root, outdir });
   const site = await buildSitePages({ root, outdir, css: watch.css });
-  return { ...watch, site };
+  return { ...watch, golive, site };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

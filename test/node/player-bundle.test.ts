@@ -16,11 +16,14 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; css: Bundle; html: string; site: { front: Bundle; replay: Bundle; html: { index: string; replay: string } } };
+let built: { watch: Bundle; together: Bundle; css: Bundle; html: string; golive: { golive: Bundle; css: Bundle; html: string }; site: { front: Bundle; replay: Bundle; html: { index: string; replay: string } } };
+
+let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'edgelive-bundle-'));
   built = await buildPages({ outdir: out });
+  golive = built.golive;
 }, 60_000);
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
@@ -70,6 +73,25 @@ describe('the front door build', () => {
     const replay = readFileSync(built.site.html.replay, 'utf8');
     expect(replay).toContain(`<script type="module" src="${built.site.replay.url}"></script>`);
     expect(from(built.site.replay, /node_modules\/zod\//)).toEqual([]);
+  });
+});
+
+describe('the Go-live page build', () => {
+  it('is its own bundle: the WHIP client without the player, hls.js or zod, and nothing of it in the watch page', () => {
+    expect(from(golive.golive, /public\/src\/golive\/whip-client\.ts$/)).toHaveLength(1);
+    expect(from(golive.golive, /node_modules\/(hls\.js|zod)\/|public\/src\/watch\/(player|page|together)\.ts$/)).toEqual([]);
+    for (const b of [built.watch, built.together]) expect(from(b, /public\/src\/golive/), b.url).toEqual([]);
+  });
+
+  it('names its files by their content beside the watch page\'s (the same app.css), in the HTML the Worker serves', () => {
+    expect(golive.golive.url).toMatch(/^\/dist\/golive-[A-Z0-9]{8}\.js$/);
+    expect(golive.css.url).toMatch(/^\/dist\/golive-[A-Z0-9]{8}\.css$/);
+    const html = readFileSync(golive.html, 'utf8');
+    expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
+    expect(html).toContain(`<link rel="stylesheet" href="${golive.css.url}">`);
+    expect(html).toContain(`<script type="module" src="${golive.golive.url}"></script>`);
+    // Built after the watch page into the same folder, it leaves the watch page's files there.
+    expect(readFileSync(built.watch.file, 'utf8').length).toBeGreaterThan(0);
   });
 });
 
