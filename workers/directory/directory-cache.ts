@@ -20,8 +20,8 @@ const STALE_MS = DIRECTORY_LIMITS.staleSeconds * 1000;
 let memo: DirectoryCopy | null = null;
 let rebuilding: Promise<DirectoryCopy> | null = null;
 
-/** The colo cache's key: the site's own origin (a key on another host would not be cached). */
-const cacheKey = (origin: string) => `${origin}/api/directory#built`;
+/** The colo cache's key: a path no route answers, on the site's own origin (a key on another host would not be cached). */
+const cacheKey = (origin: string) => `${origin}/__colo-cache/directory`;
 
 async function fromColo(origin: string): Promise<DirectoryCopy | null> {
   if (typeof caches === 'undefined') return null;
