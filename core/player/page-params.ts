@@ -1,5 +1,5 @@
 // What the watch and party pages read from their address (docs/player.md § Page URLs):
-//   /watch/{streamId}?token=&room=&roomToken=&name=&sync=0
+//   /watch/{streamId}?token=&room=&roomToken=&name=&sync=0&realtime=1
 //   /party/{roomId}?stream={streamId}&token=&roomToken=&name=&sync=0
 // `token` is the playback token (signed streams) and goes on every request for the stream;
 // `roomToken` is a room token (moderator or host); anonymous viewers chat under `name`.
@@ -18,6 +18,8 @@ export interface PageParams {
    * parameter's old name, too).
    */
   inStep: boolean;
+  /** Play in real time (WebRTC) where the stream allows it; watch page only. */
+  realtime: boolean;
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -40,6 +42,7 @@ export function parsePageUrl(href: string): PageParams {
     roomToken: nonEmpty(q.get('roomToken')),
     name: nonEmpty(q.get('name')),
     inStep: q.get('sync') !== '0' && q.get('chatSync') !== '0',
+    realtime: mode === 'watch' && q.get('realtime') === '1',
   };
 }
 

@@ -13,6 +13,7 @@ import { startQoe } from './qoe.ts';
 import { Reactions } from './reactions.ts';
 import { InStep } from './in-step.ts';
 import { mountDvrTools } from './dvr-tools.ts';
+import { mountRealtime } from './realtime.ts';
 
 const ADJECTIVES = ['Swift', 'Quiet', 'Bright', 'Lucky', 'Brave', 'Calm', 'Clever', 'Jolly', 'Mellow', 'Sunny', 'Witty', 'Cosmic'];
 const ANIMALS = ['Otter', 'Falcon', 'Panda', 'Lynx', 'Koala', 'Heron', 'Badger', 'Dolphin', 'Fox', 'Owl', 'Puffin', 'Tiger'];
@@ -31,6 +32,7 @@ function guestName(): string {
 export function mountTogether(page: WatchPage, withRoom = true): void {
   const { params, player, slots } = page;
   startQoe(player, { origin: location.origin, streamId: params.streamId!, page: params.mode, clock: () => page.clock() });
+  mountRealtime(page);
   if (!params.roomId || !withRoom) return;
 
   const room = new RoomClient({ origin: location.origin, room: params.roomId, ...(params.roomToken ? { token: params.roomToken } : { name: params.name ?? guestName() }) });
