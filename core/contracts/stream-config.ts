@@ -53,6 +53,13 @@ export const PlaybackSettingsSchema = z.strictObject({
   policy: z.enum(['public', 'signed']).default('public'),
   allowCountries: CountryListSchema.optional(),
   blockCountries: CountryListSchema.optional(),
+  /**
+   * Whether the front door (`/`, `GET /api/directory`) lists the stream and its recordings.
+   * Unset: listed only when anyone anywhere may play it (policy `public`, no country rules);
+   * `false` keeps a public stream off it (watchable by its link); `true` lists a signed or
+   * region-restricted stream too (title and viewers; its watch page still asks for access).
+   */
+  listed: z.boolean().optional(),
 });
 export type PlaybackSettings = z.infer<typeof PlaybackSettingsSchema>;
 
