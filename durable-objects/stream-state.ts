@@ -8,7 +8,7 @@ import type { MediaObject } from '../core/contracts/object-keys.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 import * as Rpc from '../core/contracts/stream-rpc.ts';
 import type { SignedRequest } from '../core/contracts/ingest-protocol.ts';
-import { ReplayGuard, admitStored } from '../core/auth/replay-guard.ts';
+import { ReplayGuard, admitStored, replayRefusal } from '../core/auth/replay-guard.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
 import type { HlsDirectives } from '../core/playlist/blocking.ts';
 import { closeAssembled, openSegments } from '../core/live/end-assembly.ts';
@@ -16,7 +16,8 @@ import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
-import { acceptsPushes, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
+import { TAKEOVER_QUIET_MS, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, pushRefusal, takeoverAllowed } from '../core/live/stream-phase.ts';
+import type { PhaseEvent, StreamPhase } from '../core/live/stream-phase.ts';
 import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
 import type { Lease } from '../core/live/stream-model.ts';
 import { HeldPushes } from '../core/live/waiters.ts';
@@ -28,7 +29,7 @@ import { StreamPlayback } from './stream-playback.ts';
 import { StreamStore } from './stream-store.ts';
 
 const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
-const REPLAYED: RpcError = { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
+const STREAM_BUSY: RpcError = { status: 409, code: 'stream_busy', message: 'another publisher is live on this stream (its takeover policy is refuse-while-live)' };
 
 export class StreamState extends DurableObject<Env> {
   private readonly store: StreamStore;
@@ -51,7 +52,7 @@ export class StreamState extends DurableObject<Env> {
     super(ctx, env);
     this.store = new StreamStore(ctx.storage.sql);
     this.media = new StreamMedia(env.MEDIA, () => this.config!.streamId);
-    this.notices = new StreamNotices(env, ctx);
+    this.notices = new StreamNotices(env, ctx, this.store, () => this.scheduleAlarm(true));
     this.playback = new StreamPlayback(() => ({ config: this.config, phase: this.phase, leaseEpoch: this.lease?.epoch ?? null, model: this.model }));
     this.archive = new StreamArchive({
       sql: ctx.storage.sql,
@@ -93,10 +94,11 @@ export class StreamState extends DurableObject<Env> {
     const outcome = leaseOutcome(this.phase);
     if (!this.config || !outcome) return NOT_FOUND;
     const now = Date.now();
+    if (!takeoverAllowed(this.config.settings.takeover, this.phase, this.lastPushAt, now, this.quietMs())) return STREAM_BUSY;
     // A replayed authorize would take the lease from the publisher that sent it: its nonce is
     // stored (a lease is rare, and the memory must survive a restart of this object).
     const nonces = admitStored(this.store.authorizeNonces(), signed, now);
-    if (nonces === 'replayed') return REPLAYED;
+    if (nonces === 'replayed') return replayRefusal(nonces)!;
     this.store.putAuthorizeNonces(nonces);
     const epoch = (this.lease?.epoch ?? this.store.lastEpoch()) + 1;
     this.lease = { epoch, nodeId, region, acquiredAt: now };
@@ -117,9 +119,9 @@ export class StreamState extends DurableObject<Env> {
     this.store.apply(changes);
     this.store.putEpochStart(startMsn, timeOffset);
     const recordingId = outcome.newBroadcast ? await this.archive.startRecording(startMsn, now) : this.archive.openRecording()?.id;
+    if (outcome.announceLive) this.notices.live(this.config.streamId, epoch, !outcome.newBroadcast, recordingId ?? null);
     await this.scheduleAlarm();
     await this.notices.catalogStatus(this.config.streamId, 'live');
-    if (outcome.announceLive) this.notices.live(this.config.streamId, epoch, !outcome.newBroadcast, recordingId ?? null);
     return { epoch, startMsn, timeOffset };
   }
 
@@ -132,9 +134,26 @@ export class StreamState extends DurableObject<Env> {
     this.store.putLastPushAt(this.lastPushAt);
     const from = this.phase;
     // stream.idle goes out once, when a live stream goes quiet.
-    if (this.transition('stop') && from === 'live') this.notices.idle(this.config!.streamId, epoch, this.graceMs() / 1000);
+    if (this.transition('stop') && from === 'live') this.notices.idle(this.config!.streamId, epoch, this.graceMs() / 1000, 'publisher_stopped');
     await this.scheduleAlarm(true);
     return { status: 200 };
+  }
+
+  /**
+   * The stream key was rotated: the session that used the old key is cut off. Its next push is
+   * refused (409 `lease_revoked`, its node drops the publisher); the stream ends after the grace
+   * period unless a publisher with the new key takes the lease (it may at once).
+   */
+  async revokeLease(): Promise<{ revokedEpoch: number | null }> {
+    const from = this.phase;
+    if (!this.lease || !this.transition('revoke')) return { revokedEpoch: null };
+    this.lastPushAt = Date.now();
+    this.store.putLastPushAt(this.lastPushAt);
+    // Held pushes of the revoked session are refused now rather than at their deadline.
+    this.held.wake(null);
+    if (from === 'live') this.notices.idle(this.config!.streamId, this.lease.epoch, this.graceMs() / 1000, 'key_rotated');
+    await this.scheduleAlarm(true);
+    return { revokedEpoch: this.lease.epoch };
   }
 
   /** The stream was deleted: end its broadcast, if one is on, and refuse every further call. */
@@ -147,6 +166,7 @@ export class StreamState extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     if (!this.config) return;
+    await this.notices.flush();
     if (nextPhase(this.phase, 'end') !== null && Date.now() >= (this.lastPushAt ?? 0) + this.graceMs()) await this.endStream();
     await this.sweep();
   }
@@ -162,12 +182,10 @@ export class StreamState extends DurableObject<Env> {
   // ---- ingest -------------------------------------------------------------------------------
 
   /**
-   * Stores one pushed object in R2, then announces it (PART-11: listed only once its bytes are
-   * durable). Pushes are pipelined, so one may arrive while its predecessor is still on its way:
-   * it is stored at once and held, unannounced, until the predecessor is announced, then
-   * announced and acknowledged, so acknowledgement still means "durable and announced". A held
-   * push whose predecessor never comes is answered 503 (retryable) after PREDECESSOR_WAIT_MS; a
-   * new lease or the end of the stream releases held pushes with the usual 409.
+   * Stores one pushed object in R2, then announces it (PART-11). A pipelined push that arrives
+   * before its predecessor is stored and held, unannounced, until the predecessor is announced,
+   * so an acknowledgement still means "durable and announced" (core/live/push-rules.ts); 503 if
+   * the predecessor never comes, 409 at once on a new lease or the end of the stream.
    */
   async ingest(push: Rpc.IngestPush, body: ArrayBuffer, signed: SignedRequest): Promise<Rpc.IngestResult> {
     const refused = this.admit(signed);
@@ -253,10 +271,7 @@ export class StreamState extends DurableObject<Env> {
   /** The renditions (with their init metadata) a recording or clip plays in. */
   async vodPresentation(assetId: string): Promise<Rpc.PresentationResult> {
     if (!this.config) return { status: 404, code: 'not_found', message: 'no such asset' };
-    const state = this.archive.assetState(assetId);
-    if ('status' in state) return state;
-    const renditions = state.renditions.flatMap((name) => this.model.renditions.get(name)?.info ?? []);
-    return { status: 200, presentation: { streamId: this.config.streamId, renditions, ended: true } };
+    return this.archive.vodPresentation(assetId, (name) => this.model.renditions.get(name)?.info);
   }
 
   async vodPlaylist(assetId: string, rendition: string): Promise<Rpc.VodPlaylistResult> {
@@ -302,10 +317,10 @@ export class StreamState extends DurableObject<Env> {
     if (!this.transition('ended')) return;
     this.playback.wake(null);
     this.held.wake(null);
-    await this.notices.catalogStatus(this.config!.streamId, 'ended');
     const now = Date.now();
     const recording = await this.archive.finishRecording(nextMsn(this.model) - 1, now);
     this.notices.ended(this.config!.streamId, now, recording?.id ?? null);
+    await this.notices.catalogStatus(this.config!.streamId, 'ended');
   }
 
   /** Closes every rendition's open segment from the parts it announced (core/live/end-assembly.ts). */
@@ -325,10 +340,7 @@ export class StreamState extends DurableObject<Env> {
    * a restart a replay can only repeat an accepted push, which is a duplicate).
    */
   private admit(signed: SignedRequest): RpcError | null {
-    if (!this.config || !exists(this.phase)) return NOT_FOUND;
-    const verdict = this.replays.admit(signed, Date.now());
-    if (verdict === 'fresh') return null;
-    return verdict === 'replayed' ? REPLAYED : { status: 503, code: 'replay_memory_full', message: 'too many requests in the replay window' };
+    return !this.config || !exists(this.phase) ? NOT_FOUND : replayRefusal(this.replays.admit(signed, Date.now()));
   }
 
   /** Moves to the phase `event` leads to (stored, but for the transient `ending`); false when it does not apply. */
@@ -341,7 +353,7 @@ export class StreamState extends DurableObject<Env> {
   }
 
   private decide(push: Rpc.IngestPush) {
-    const ctx = { leaseEpoch: this.lease?.epoch ?? null, acceptsPushes: acceptsPushes(this.phase), inLadder: this.inLadder(push.rendition) };
+    const ctx = { leaseEpoch: this.lease?.epoch ?? null, refusal: pushRefusal(this.phase), inLadder: this.inLadder(push.rendition) };
     return Push.decidePush(this.model, ctx, push);
   }
 
@@ -357,6 +369,10 @@ export class StreamState extends DurableObject<Env> {
     return Number(this.env.END_GRACE_SECONDS ?? '10') * 1000;
   }
 
+  private quietMs(): number {
+    return this.env.TAKEOVER_QUIET_SECONDS === undefined ? TAKEOVER_QUIET_MS : Number(this.env.TAKEOVER_QUIET_SECONDS) * 1000;
+  }
+
   private inLadder(name: string): boolean {
     return ladderHas(this.config?.settings.ladder ?? [], name);
   }
@@ -369,7 +385,8 @@ export class StreamState extends DurableObject<Env> {
   private async scheduleAlarm(force = false, soon?: number): Promise<void> {
     const now = Date.now();
     const sweepAt = this.config ? this.archive.nextSweepAt(isOnAir(this.phase), now) : null;
-    const at = alarmTime({ phase: this.phase, lastPushAt: this.lastPushAt, graceMs: this.graceMs(), sweepAt, soon, now });
+    const retryAt = this.notices.nextAttemptAt();
+    const at = alarmTime({ phase: this.phase, lastPushAt: this.lastPushAt, graceMs: this.graceMs(), sweepAt, retryAt, soon, now });
     // Remember it before the storage call: pushes meanwhile see it set and do not set it again.
     const previous = this.alarmAt;
     this.alarmAt = at;

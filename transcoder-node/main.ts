@@ -47,9 +47,27 @@ if (!config.ingestSecret) {
 const metrics = new Metrics();
 const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret });
 const sessions = new Map<string, IngestSession>();
+/**
+ * Sessions whose publisher has gone, by stream key, until they close (their last pushes sent and
+ * the origin told the publisher stopped). A publisher that comes back to this node waits for that
+ * (at most RECONNECT_WAIT_MS) before its key check: the origin refuses a second publisher while the
+ * first is live (the stream's takeover policy), and the first is this one, a moment ago.
+ */
+const closingByKey = new Map<string, Promise<unknown>>();
+const RECONNECT_WAIT_MS = 3_000;
+
+function publisherGone(streamKey: string, session: IngestSession): void {
+  const closed = session.closed;
+  closingByKey.set(streamKey, closed);
+  void closed.then(() => {
+    if (closingByKey.get(streamKey) === closed) closingByKey.delete(streamKey);
+  });
+}
 
 /** The key check and lease, asked before a publisher (RTMP or SRT) may send media. */
 async function authorizeKey(streamKey: string): Promise<{ ok: true; context: AuthorizeResponse } | { ok: false; reason: string }> {
+  const closing = closingByKey.get(streamKey);
+  if (closing) await Promise.race([closing, new Promise((r) => setTimeout(r, RECONNECT_WAIT_MS))]);
   try {
     const lease = await origin.authorize(streamKey, config.nodeId, config.region);
     return { ok: true as const, context: lease };
@@ -108,6 +126,7 @@ const rtmp = new RtmpIngestServer<AuthorizeResponse>({
     sessions.set(lease.streamId, ingest);
     session.on('end', (end) => {
       log.info('publisher disconnected', { streamId: lease.streamId, code: end.code, reason: end.message });
+      publisherGone(session.streamKey, ingest);
     });
   },
 });
@@ -125,8 +144,11 @@ const srt =
         authorize: ({ streamKey }) => authorizeKey(streamKey),
         onPublish: (session) => {
           const lease = session.context;
-          startSrtSession(lease, session.media, (reason) => session.close(reason));
-          session.onEnd((code, message) => log.info('srt publisher disconnected', { streamId: lease.streamId, code, reason: message }));
+          const ingest = startSrtSession(lease, session.media, (reason) => session.close(reason));
+          session.onEnd((code, message) => {
+            log.info('srt publisher disconnected', { streamId: lease.streamId, code, reason: message });
+            publisherGone(session.streamKey, ingest);
+          });
         },
       });
 

@@ -23,6 +23,16 @@ export interface Env {
   ADMIN_TOKEN: string;
   INGEST_SECRET: string;
   END_GRACE_SECONDS: string;
+  /**
+   * Seconds without a push after which a live publisher counts as gone quiet, so that a second
+   * one may take a `refuse-while-live` stream (default 5).
+   */
+  TAKEOVER_QUIET_SECONDS?: string;
+  /**
+   * Local development and tests only: "1" accepts webhook URLs over http and on private,
+   * loopback and link-local addresses (a receiver on the developer's machine). Never deployed.
+   */
+  WEBHOOK_ALLOW_PRIVATE?: string;
   /** Public RTMP publish base URL handed out with new streams, e.g. rtmp://127.0.0.1:1935/live. */
   RTMP_INGEST_URL?: string;
   /** Public SRT base URL (srt://host:port) handed out with new streams when no registered node is healthy. */
