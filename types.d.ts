@@ -1,15 +1,5 @@
-// Ambient types: the Worker's Env and main module for `cloudflare:workers` in tests, and the
-// untyped test-only parser package.
-type WorkerEnv = import('./workers/env.ts').Env;
-
-declare namespace Cloudflare {
-  interface GlobalProps {
-    mainModule: typeof import('./workers/index.ts');
-    durableNamespaces: 'StreamState' | 'Room' | 'RoomShard';
-  }
-  interface Env extends WorkerEnv {}
-}
-
+// Ambient types of the untyped test-only parser packages. The Worker's Env and the
+// `cloudflare:workers` main module are generated into worker-configuration.d.ts (`npm run types`).
 declare module 'm3u8-parser' {
   export class Parser {
     push(chunk: string): void;

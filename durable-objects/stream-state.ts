@@ -16,8 +16,7 @@ import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
-import { TAKEOVER_QUIET_MS, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, pushRefusal, takeoverAllowed } from '../core/live/stream-phase.ts';
-import type { PhaseEvent, StreamPhase } from '../core/live/stream-phase.ts';
+import { STREAM_BUSY, TAKEOVER_QUIET_MS, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, pushRefusal, takeoverAllowed, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
 import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
 import type { Lease } from '../core/live/stream-model.ts';
 import { HeldPushes } from '../core/live/waiters.ts';
@@ -29,7 +28,6 @@ import { StreamPlayback } from './stream-playback.ts';
 import { StreamStore } from './stream-store.ts';
 
 const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
-const STREAM_BUSY: RpcError = { status: 409, code: 'stream_busy', message: 'another publisher is live on this stream (its takeover policy is refuse-while-live)' };
 
 export class StreamState extends DurableObject<Env> {
   private readonly store: StreamStore;
@@ -89,12 +87,15 @@ export class StreamState extends DurableObject<Env> {
    * Takes the ingest lease: a new epoch fences off every push of the previous one, whose open
    * segments are closed so nothing acknowledged is lost; the new epoch continues the media
    * sequence after them. After an end, a lease starts a new broadcast (window and recording).
+   * The takeover policy may refuse it while another publisher is live, unless the lease holder
+   * itself continues its epoch (`continues`: a ladder restart on the same node).
    */
-  async acquireLease(nodeId: string, region: string | undefined, signed: SignedRequest): Promise<Rpc.LeaseResult> {
+  async acquireLease({ nodeId, region, continues }: Rpc.LeaseRequest, signed: SignedRequest): Promise<Rpc.LeaseResult> {
     const outcome = leaseOutcome(this.phase);
     if (!this.config || !outcome) return NOT_FOUND;
     const now = Date.now();
-    if (!takeoverAllowed(this.config.settings.takeover, this.phase, this.lastPushAt, now, this.quietMs())) return STREAM_BUSY;
+    const holder = continues !== undefined && this.lease?.epoch === continues && this.lease.nodeId === nodeId;
+    if (!holder && !takeoverAllowed(this.config.settings.takeover, this.phase, this.lastPushAt, now, this.quietMs())) return STREAM_BUSY;
     // A replayed authorize would take the lease from the publisher that sent it: its nonce is
     // stored (a lease is rare, and the memory must survive a restart of this object).
     const nonces = admitStored(this.store.authorizeNonces(), signed, now);

@@ -43,7 +43,9 @@ export class TranscoderRegistry extends DurableObject<Env> {
       latitude: reg.latitude,
       longitude: reg.longitude,
       rtmpUrl: reg.rtmpUrl,
+      rtmpsUrl: reg.rtmpsUrl ?? null,
       srtUrl: reg.srtUrl ?? null,
+      whipUrl: reg.whipUrl ?? null,
       capacity: reg.capacity,
       locationHint: reg.locationHint ?? nearestLocationHint(reg),
     };
@@ -120,10 +122,13 @@ function ack(heartbeatIntervalMs: number, now: number): NodeAck {
 }
 
 function toNode(r: Row): IngestNode {
-  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'srtUrl' | 'capacity' | 'locationHint'>;
+  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'capacity' | 'locationHint'> & { whipUrl?: string | null };
   return {
     nodeId: r.node_id,
     ...info,
+    // Registered before nodes reported RTMPS or WHIP.
+    rtmpsUrl: info.rtmpsUrl ?? null,
+    whipUrl: info.whipUrl ?? null,
     sessions: r.sessions,
     load: r.sessions / info.capacity,
     heartbeatIntervalMs: r.interval_ms,

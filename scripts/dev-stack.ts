@@ -1,47 +1,31 @@
 // `npm start`: the whole local stack plus a demo stream. Starts wrangler dev and the transcoder,
 // creates a stream, publishes the built-in test pattern to it over RTMP and prints where to watch.
 // Ctrl-C (SIGINT) or SIGTERM stops every child process.
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger } from '../transcoder-node/log.ts';
+import { ensureDevVars } from './dev-vars.ts';
 import { ROOT, startStack, startTestPublisher, stopChild } from './local-stack.ts';
+import { ensureSelfSignedCertificate, hasOpenssl } from './self-signed-cert.ts';
 
 const log = createLogger({ service: 'dev-stack' });
 
-/** `.dev.vars` holds the local secrets; missing ones are created with random values. */
-function devVars(): Record<string, string> {
-  const file = join(ROOT, '.dev.vars');
-  const vars: Record<string, string> = {};
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const m = /^\s*([A-Z0-9_]+)\s*=\s*"?([^"]*)"?\s*$/.exec(line);
-      if (m) vars[m[1]!] = m[2]!;
-    }
-  }
-  let changed = false;
-  for (const name of ['ADMIN_TOKEN', 'INGEST_SECRET', 'ROOM_TOKEN_SECRET']) {
-    if (!vars[name]) {
-      vars[name] = randomBytes(24).toString('base64url');
-      changed = true;
-    }
-  }
-  if (changed) {
-    writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n', { mode: 0o600 });
-    log.info('wrote .dev.vars with local secrets', { file });
-  }
-  return vars;
-}
-
-const vars = devVars();
+const vars = ensureDevVars(ROOT, log);
 const port = Number(process.env.PORT ?? 8787);
 const rtmpPort = Number(process.env.RTMP_PORT ?? 1935);
 const srtPort = Number(process.env.SRT_PORT ?? 9000);
+const rtmpsPort = Number(process.env.RTMPS_PORT ?? 1936);
+// RTMPS with a self-signed certificate (kept in .wrangler/tls/): encoders must be told not to
+// verify it (ffmpeg does not by default; OBS needs the certificate trusted by the system).
+const rtmps = hasOpenssl() ? ensureSelfSignedCertificate(join(ROOT, '.wrangler', 'tls')) : undefined;
+if (!rtmps) log.warn('openssl not found: no RTMPS listener (node:crypto cannot make a certificate)');
 const stack = await startStack({
   workerPort: port,
   rtmpPort,
   srtPort,
+  rtmps,
+  rtmpsPort,
   healthPort: Number(process.env.TRANSCODER_HEALTH_PORT ?? 8790),
+  webrtcPort: Number(process.env.WEBRTC_HTTP_PORT ?? 8088),
   persistDir: join(ROOT, '.wrangler', 'state'),
   logDir: join(ROOT, '.wrangler', 'logs'),
   adminToken: vars.ADMIN_TOKEN!,
@@ -61,7 +45,9 @@ process.stdout.write(
     `  watch:        ${stack.workerUrl}/watch/${stream.id}`,
     `  playlist:     ${stream.playback.hls}`,
     `  publish:      ${stream.ingest.rtmp}   (RTMP, the demo publishes here)`,
+    `                ${stream.ingest.rtmps ?? '(no RTMPS listener: openssl is missing)'}   (RTMPS, self-signed: ${rtmps?.certFile ?? '-'})`,
     `                ${stream.ingest.srt ?? '(no SRT listener)'}   (SRT, e.g. ffmpeg ... -f mpegts '<this URL>')`,
+    `                ${stream.ingest.whip ?? stack.nodes[0]!.whipUrl}   (WHIP: POST an SDP offer, Authorization: Bearer <streamKey>)`,
     `  admin token:  ${vars.ADMIN_TOKEN}   (from .dev.vars; e.g. curl -H "Authorization: Bearer $TOKEN" ${stack.workerUrl}/api/streams)`,
     `  logs:         .wrangler/logs/`,
     '  Ctrl-C stops everything.',

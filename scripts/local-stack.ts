@@ -7,6 +7,7 @@ import { mkdirSync, openSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../transcoder-node/log.ts';
+import type { CertificateFiles } from './self-signed-cert.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'node_modules', '.bin');
@@ -17,7 +18,15 @@ export interface StackOptions {
   rtmpPort?: number;
   /** UDP port of the first transcoder's SRT listener (fresh when absent). */
   srtPort?: number;
+  /**
+   * RTMPS on every transcoder with this certificate (scripts/self-signed-cert.ts makes one);
+   * the first one listens on rtmpsPort (fresh when absent). No RTMPS when absent.
+   */
+  rtmps?: CertificateFiles;
+  rtmpsPort?: number;
   healthPort?: number;
+  /** TCP port of the first transcoder's WebRTC signalling listener (WHIP; fresh when absent). */
+  webrtcPort?: number;
   /** Where wrangler persists R2, D1 and Durable Objects. */
   persistDir: string;
   /** Where child process logs go. */
@@ -55,9 +64,13 @@ export interface TranscoderNode {
   region: string;
   /** rtmp://127.0.0.1:PORT/live */
   rtmpUrl: string;
+  /** rtmps://127.0.0.1:PORT/live, when the stack runs RTMPS. */
+  rtmpsUrl: string | null;
   /** srt://127.0.0.1:PORT */
   srtUrl: string;
   healthUrl: string;
+  /** http://127.0.0.1:PORT/whip: the node's WHIP endpoint (WebRTC signalling listener). */
+  whipUrl: string;
   process: ChildProcess;
 }
 
@@ -79,10 +92,19 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+export interface IngestUrls {
+  rtmp: string;
+  rtmps?: string | null;
+  srt?: string | null;
+  whip?: string | null;
+  nodeId?: string | null;
+  region?: string | null;
+}
+
 export interface CreatedStream {
   id: string;
   streamKey: string;
-  ingest: { rtmp: string; srt?: string | null; nodeId?: string | null; region?: string | null };
+  ingest: IngestUrls & { backup?: IngestUrls | null };
   playback: { hls: string; watch: string };
 }
 
@@ -143,6 +165,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const healthPort = opts.healthPort ?? (await freePort());
   // Free on TCP; a UDP port of the same number is as good as free on a dev machine.
   const srtPort = opts.srtPort ?? (await freePort());
+  const rtmpsPort = opts.rtmps ? (opts.rtmpsPort ?? (await freePort())) : null;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
@@ -161,6 +184,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     ROOM_TOKEN_SECRET: opts.roomTokenSecret ?? opts.ingestSecret + '-rooms',
     RTMP_INGEST_URL: `rtmp://127.0.0.1:${rtmpPort}/live`,
     SRT_INGEST_URL: `srt://127.0.0.1:${srtPort}`,
+    ...(rtmpsPort !== null ? { RTMPS_INGEST_URL: `rtmps://127.0.0.1:${rtmpsPort}/live` } : {}),
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
     ...opts.workerVars,
   };
@@ -179,13 +203,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   const nodes: TranscoderNode[] = [];
   /** Spawns a transcoder; resolves once its health endpoint answers. Ports are fresh unless given. */
-  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number } = {}): Promise<TranscoderNode> => {
+  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number; webrtc?: number; rtmps?: number | null } = {}): Promise<TranscoderNode> => {
     const rtmp = ports.rtmp ?? (await freePort());
     const health = ports.health ?? (await freePort());
     const srt = ports.srt ?? (await freePort());
+    const signalling = ports.webrtc ?? (await freePort());
+    const rtmps = opts.rtmps ? (ports.rtmps ?? (await freePort())) : null;
     const nodeId = spec.nodeId ?? `local-${rtmp}`;
     const region = spec.region ?? 'local';
-    log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, srt: `srt://127.0.0.1:${srt}` });
+    log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, rtmps: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`, srt: `srt://127.0.0.1:${srt}` });
     const out = logFile(opts.logDir, spec.nodeId ? `transcoder-${nodeId}.log` : 'transcoder.log');
     const child = spawn(NODE, [join(ROOT, 'transcoder-node', 'main.ts')], {
       cwd: ROOT,
@@ -197,7 +223,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         RTMP_HOST: '127.0.0.1',
         RTMP_PORT: String(rtmp),
         SRT_PORT: String(srt),
+        ...(opts.rtmps && rtmps !== null ? { RTMPS_PORT: String(rtmps), RTMPS_CERT_FILE: opts.rtmps.certFile, RTMPS_KEY_FILE: opts.rtmps.keyFile } : {}),
         HEALTH_PORT: String(health),
+        // WebRTC signalling and media on loopback: browser pages of the Worker's origin publish here.
+        WEBRTC_HTTP_HOST: '127.0.0.1',
+        WEBRTC_HTTP_PORT: String(signalling),
+        WEBRTC_HOST: '127.0.0.1',
+        WEBRTC_CORS_ORIGINS: workerUrl,
         NODE_ID: nodeId,
         REGION: region,
         ...(spec.latitude !== undefined ? { LAT: String(spec.latitude) } : {}),
@@ -207,7 +239,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         ...spec.env,
       },
     });
-    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, healthUrl: `http://127.0.0.1:${health}/health`, process: child };
+    // HEALTH_HOST moves the health endpoint off loopback's 127.0.0.1 (0.0.0.0 still answers there).
+    const healthHost = spec.env?.HEALTH_HOST ?? opts.transcoderEnv?.HEALTH_HOST ?? '127.0.0.1';
+    const healthUrl = `http://${healthHost === '0.0.0.0' ? '127.0.0.1' : healthHost}:${health}/health`;
+    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, rtmpsUrl: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`, healthUrl, whipUrl: `http://127.0.0.1:${signalling}/whip`, process: child };
     nodes.push(node);
     await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
     return node;
@@ -220,7 +255,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
     const specs = opts.transcoders ?? [{}];
     // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
-    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort });
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: opts.webrtcPort, rtmps: rtmpsPort });
     for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();
@@ -267,7 +302,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 }
 
 export interface PublisherOptions {
-  /** rtmp://… publishes FLV over RTMP; srt://…?streamid=… publishes MPEG-TS over SRT. */
+  /** rtmp://… (or rtmps://…) publishes FLV over RTMP; srt://…?streamid=… publishes MPEG-TS over SRT. */
   rtmpUrl: string;
   width?: number;
   height?: number;
@@ -281,6 +316,8 @@ export interface PublisherOptions {
   audio?: boolean;
   /** Send the test pattern (default true); false publishes audio only (`-vn`). */
   video?: boolean;
+  /** Output options before the URL, e.g. `['-tls_verify', '1', '-ca_file', cert]` for rtmps://. */
+  outputOptions?: string[];
 }
 
 /**
@@ -306,6 +343,7 @@ export function startTestPublisher(o: PublisherOptions): ChildProcess {
       : ['-vn']),
     ...(audio ? ['-c:a', 'aac', '-b:a', '128k', '-ar', '48000'] : ['-an']),
     // An srt:// URL publishes MPEG-TS over SRT instead (ffmpeg's libsrt caller).
+    ...(o.outputOptions ?? []),
     ...(o.rtmpUrl.startsWith('srt://') ? ['-f', 'mpegts'] : ['-f', 'flv']), o.rtmpUrl,
   ];
   const out = o.logDir ? logFile(o.logDir, 'publisher.log') : 'ignore';

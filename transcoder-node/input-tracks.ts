@@ -11,7 +11,7 @@ export interface InputTracks {
 }
 
 /** How the tracks were learnt (for the log). */
-export type TrackSource = 'flv-header' | 'metadata' | 'tags' | 'pmt' | 'fallback';
+export type TrackSource = 'flv-header' | 'metadata' | 'tags' | 'pmt' | 'signalling' | 'fallback';
 
 export interface TrackDecision {
   tracks: InputTracks;
@@ -219,8 +219,19 @@ function hasAudioDescriptor(d: Buffer): boolean {
   return false;
 }
 
+/** Decides at once, from nothing: both tracks (a container whose tracks signalling did not name). */
+class AssumeBothProbe {
+  push(_chunk: Uint8Array): TrackDecision {
+    return this.end();
+  }
+  end(): TrackDecision {
+    return { tracks: { audio: true, video: true }, source: 'fallback' };
+  }
+}
+
 /** A probe for the ingest's container. */
-export function trackProbe(format: 'flv' | 'mpegts'): FlvTrackProbe | TsTrackProbe {
+export function trackProbe(format: 'flv' | 'mpegts' | 'matroska'): FlvTrackProbe | TsTrackProbe | AssumeBothProbe {
+  if (format === 'matroska') return new AssumeBothProbe();
   return format === 'mpegts' ? new TsTrackProbe() : new FlvTrackProbe();
 }
 

@@ -40,6 +40,8 @@ export interface OriginClientOptions {
   secret: string;
   /** Per-request timeout. */
   timeoutMs?: number;
+  /** Told of every failed media or thumbnail push attempt (the node's retry and refusal counters). */
+  onPushError?: (err: OriginError) => void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -69,11 +71,13 @@ export class OriginClient {
   private readonly timeoutMs: number;
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
+  private readonly onPushError: (err: OriginError) => void;
 
   constructor(opts: OriginClientOptions) {
     this.base = new URL(opts.baseUrl.replace(/\/$/, ''));
     this.secret = opts.secret;
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.onPushError = opts.onPushError ?? (() => {});
     // Keep-alive: a push every 200 ms per rendition reuses its connection instead of a new TCP
     // (and TLS) handshake each time. No socket limit: the uploaders bound what is in flight.
     const https = this.base.protocol === 'https:';
@@ -81,29 +85,43 @@ export class OriginClient {
     this.send = (https ? httpsRequest : httpRequest) as typeof httpRequest;
   }
 
-  async authorize(streamKey: string, nodeId: string, region?: string): Promise<AuthorizeResponse> {
-    const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId, region }));
+  /** `continues`: the epoch this node's own session held, when it restarts its ladder (AuthorizeRequest). */
+  async authorize(streamKey: string, nodeId: string, region?: string, continues?: number): Promise<AuthorizeResponse> {
+    const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId, region, continues }));
     const json = await this.request('POST', `${INGEST_PREFIX}/authorize`, body, { 'content-type': 'application/json' });
     return AuthorizeResponseSchema.parse(json);
   }
 
   async push(streamId: string, epoch: number, rendition: string, file: string, bytes: Uint8Array, meta: unknown): Promise<void> {
-    await this.request('PUT', pushPath(streamId, epoch, rendition, file), bytes, {
-      'content-type': 'application/octet-stream',
-      [HEADER_META]: JSON.stringify(meta),
-    });
+    await this.observed(
+      this.request('PUT', pushPath(streamId, epoch, rendition, file), bytes, {
+        'content-type': 'application/octet-stream',
+        [HEADER_META]: JSON.stringify(meta),
+      }),
+    );
   }
 
   /** A JPEG of the top rendition, shown at `programDateTime`. */
   async pushThumbnail(streamId: string, epoch: number, seq: number, bytes: Uint8Array, programDateTime: number): Promise<void> {
-    await this.request('PUT', thumbnailPath(streamId, epoch, seq), bytes, {
-      'content-type': 'image/jpeg',
-      [HEADER_META]: JSON.stringify({ programDateTime }),
-    });
+    await this.observed(
+      this.request('PUT', thumbnailPath(streamId, epoch, seq), bytes, {
+        'content-type': 'image/jpeg',
+        [HEADER_META]: JSON.stringify({ programDateTime }),
+      }),
+    );
   }
 
   async end(streamId: string, epoch: number): Promise<void> {
     await this.request('POST', endPath(streamId, epoch), null, {});
+  }
+
+  private async observed(push: Promise<unknown>): Promise<void> {
+    try {
+      await push;
+    } catch (err) {
+      if (err instanceof OriginError) this.onPushError(err);
+      throw err;
+    }
   }
 
   /** Closes the idle keep-alive connections (at shutdown). */

@@ -19,6 +19,8 @@ export interface RegistryClientOptions {
   /** Publishers this node has now. */
   sessions: () => number;
   logger: Logger;
+  /** Told of each register and heartbeat call and whether the registry took it (the node's metrics). */
+  onCall?: (call: 'register' | 'heartbeat', ok: boolean) => void;
 }
 
 export class RegistryClient {
@@ -54,6 +56,7 @@ export class RegistryClient {
   private async tick(): Promise<void> {
     if (this.stopped) return;
     const sessions = this.opts.sessions();
+    const what = this.registered ? 'heartbeat' : 'register';
     try {
       if (!this.registered) {
         await this.call('register', { ...this.opts.node, sessions });
@@ -62,7 +65,9 @@ export class RegistryClient {
       } else {
         await this.call('heartbeat', HeartbeatRequestSchema.parse({ nodeId: this.opts.node.nodeId, sessions }));
       }
+      this.opts.onCall?.(what, true);
     } catch (err) {
+      this.opts.onCall?.(what, false);
       const status = (err as { status?: number }).status;
       if (status === 404) {
         // The registry dropped us (a long pause, an origin restart): announce ourselves again now.

@@ -1,12 +1,14 @@
-// One publisher's pipeline: FLV from the RTMP session into ffmpeg's ABR ladder, each rendition's
-// fMP4 output through a CmafChunker into an ordered uploader that pushes to the origin. Ends the
-// stream cleanly (the origin adds ENDLIST after its grace period) whatever stops first. The ladder
-// starts once the input's tracks are known: rungs it cannot feed (audio for a publisher without
-// audio, video for an audio-only one) are left out of the session.
+// One publisher's pipeline: the media of a Publisher (RTMP, SRT or WHIP; publisher.ts) into
+// ffmpeg's ABR ladder, each rendition's fMP4 output through a CmafChunker into an ordered uploader
+// that pushes to the origin. Ends the stream cleanly (the origin adds ENDLIST after its grace
+// period) whatever stops first. The ladder starts once the input's tracks are known (from the
+// protocol's signalling, or read from the first bytes): rungs it cannot feed (audio for a
+// publisher without audio, video for an audio-only one) are left out of the session.
 import { pipeline, type Readable } from 'node:stream';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 import { mediaFileName } from '../core/contracts/object-keys.ts';
 import { rungBandwidth, type LadderRung } from '../core/contracts/stream-config.ts';
+import type { Publisher } from './publisher.ts';
 import { CmafChunker } from './cmaf/chunker.ts';
 import { parseInit, type InitInfo } from '../core/cmaf/fmp4.ts';
 import { shiftFragmentTimes } from './cmaf/timeline.ts';
@@ -19,31 +21,33 @@ import { MpjpegSplitter } from './thumbnails.ts';
 import { RenditionUploader } from './uploader.ts';
 
 export interface SessionOptions {
-  lease: AuthorizeResponse;
-  /** The publisher's media as one byte stream: FLV from RTMP, or MPEG-TS from SRT (see inputFormat). */
-  flv: Readable;
-  /** The container of `flv`: 'flv' (RTMP, the default) or 'mpegts' (SRT). */
-  inputFormat?: 'flv' | 'mpegts';
+  /** Who publishes: its lease, its media and container, how to drop it. */
+  publisher: Publisher;
   origin: OriginClient;
   logger: Logger;
   metrics: Metrics;
   /** Called once the session has fully stopped. */
   onClosed: (reason: string) => void;
-  /** Ask the RTMP layer to drop the publisher (e.g. when another node took the stream over). */
-  dropPublisher: (reason: string) => void;
   /** Seconds between thumbnails of the top rendition; 0 or absent: none. */
   thumbnailIntervalSeconds?: number;
+  /** Each `-progress` block of the ladder's ffmpeg (the encoder watch of overload.ts). */
+  onProgress?: (progress: Record<string, string>) => void;
 }
 
 export class IngestSession {
   readonly streamId: string;
   readonly epoch: number;
-  private readonly opts: SessionOptions;
+  private readonly opts: SessionOptions & { lease: AuthorizeResponse };
   private readonly log: Logger;
   /** Null while the input's tracks are being read (and when no rung could be fed). */
   private ladder: LadderProcess | null = null;
   private readonly uploaders = new Map<string, RenditionUploader>();
   private stopping: string | null = null;
+  /**
+   * Set when the publisher goes on in a new session (its ladder restarted with other rungs): the
+   * origin is not told that the publisher stopped, as the next lease follows at once.
+   */
+  continued = false;
   /** Wall-clock time at media time zero: PROGRAM-DATE-TIME = this + media time. */
   private readonly wallClockAtZero: number;
   readonly startedAt = Date.now();
@@ -52,13 +56,13 @@ export class IngestSession {
   private resolveClosed!: (reason: string) => void;
 
   constructor(opts: SessionOptions) {
-    this.opts = opts;
+    this.opts = { ...opts, lease: opts.publisher.lease };
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.streamId = opts.lease.streamId;
-    this.epoch = opts.lease.epoch;
-    this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch });
+    this.streamId = opts.publisher.lease.streamId;
+    this.epoch = opts.publisher.lease.epoch;
+    this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch, protocol: opts.publisher.protocol });
     this.wallClockAtZero = Date.now();
-    opts.flv.on('end', () => this.log.info('publisher stream ended'));
+    opts.publisher.media.on('end', () => this.log.info('publisher stream ended'));
     void this.readTracks().then(({ decision, head, ended }) => this.start(decision, head, ended));
   }
 
@@ -67,8 +71,10 @@ export class IngestSession {
    * PMT; at most about a second of media). Resolves with the bytes read, which ffmpeg gets first.
    */
   private readTracks(): Promise<{ decision: TrackDecision; head: Buffer; ended: boolean }> {
-    const input = this.opts.flv;
-    const probe = trackProbe(this.opts.inputFormat ?? 'flv');
+    const { media: input, container, tracks } = this.opts.publisher;
+    // The protocol's signalling already said (WHIP's SDP): nothing to read first.
+    if (tracks) return Promise.resolve({ decision: { tracks, source: 'signalling' }, head: Buffer.alloc(0), ended: false });
+    const probe = trackProbe(container);
     const head: Buffer[] = [];
     return new Promise((resolve) => {
       let ended = false;
@@ -99,7 +105,7 @@ export class IngestSession {
 
   private start(decision: TrackDecision, head: Buffer, inputEnded: boolean): void {
     const opts = this.opts;
-    const input = opts.flv;
+    const input = opts.publisher.media;
     const { partTarget, segmentTarget, fps } = opts.lease;
     const ladder = rungsFor(opts.lease.ladder as LadderRung[], decision.tracks);
     const skipped = (opts.lease.ladder as LadderRung[]).filter((r) => !ladder.includes(r)).map((r) => r.name);
@@ -117,7 +123,7 @@ export class IngestSession {
     this.ladder = new LadderProcess({
       args: {
         input: 'pipe:0',
-        inputFormat: opts.inputFormat ?? 'flv',
+        inputFormat: opts.publisher.container,
         ladder,
         partTarget,
         segmentTarget,
@@ -125,13 +131,14 @@ export class IngestSession {
         ...(interval > 0 ? { thumbnails: { intervalSeconds: interval } } : {}),
       },
       logger: this.log,
+      onProgress: opts.onProgress,
     });
     const names = ladder.map((r) => r.name);
     for (const [i, rung] of ladder.entries()) this.wireRendition(rung, this.ladder.outputs[i]!, names);
     if (this.ladder.thumbnails) this.wireThumbnails(this.ladder.thumbnails, interval);
     // The bytes read to learn the tracks go first. The FLV header says which tracks there are, so
     // ffmpeg's probe does not wait a second for a track that never comes.
-    if ((opts.inputFormat ?? 'flv') === 'flv') patchFlvHeaderFlags(head, decision.tracks);
+    if (opts.publisher.container === 'flv') patchFlvHeaderFlags(head, decision.tracks);
     const stdin = this.ladder.stdin;
     if (head.byteLength > 0) stdin.write(head);
     if (inputEnded) stdin.end();
@@ -146,7 +153,10 @@ export class IngestSession {
       if (!this.stopping) this.log.warn('ffmpeg exited', { code, signal });
       void this.finish(this.stopping ?? (code === 0 ? 'publisher ended' : `ffmpeg exited (${code ?? signal})`));
     });
-    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn });
+    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn, container: opts.publisher.container, remote: opts.publisher.remoteAddress });
+    // A WebRTC encoder sends a keyframe when asked: the ladder's first segment need not wait for
+    // the encoder's next one (browsers send them rarely).
+    opts.publisher.requestKeyframe?.();
   }
 
   private wireRendition(rung: LadderRung, output: Readable, renditions: string[]): void {
@@ -160,7 +170,7 @@ export class IngestSession {
         else if (err.code === 'lease_revoked') void this.stop('the stream key was rotated: this session is over');
         else void this.stop(`origin refused a push: ${err.code}`);
       },
-      onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength),
+      onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength, job.file),
     });
     this.uploaders.set(rung.name, uploader);
     // ffmpeg starts every output's tfdt at 0: one time origin keeps all renditions on one segment grid.
@@ -272,7 +282,7 @@ export class IngestSession {
     if (this.stopping) return;
     this.stopping = reason;
     this.log.info('stopping ingest session', { reason });
-    this.opts.dropPublisher(reason);
+    this.opts.publisher.close(reason);
     // Still reading the input's tracks (or nothing could be encoded): there is no ffmpeg to wait for.
     if (this.ladder) await this.ladder.stop();
     else await this.finish(reason);
@@ -285,7 +295,8 @@ export class IngestSession {
     // Everything ffmpeg produced is pushed before the origin hears that the publisher stopped.
     await Promise.all([...this.uploaders.values()].map((u) => u.whenIdle()));
     // Fenced off (another ingest took over, or the key was rotated): the origin knows already.
-    const superseded = [...this.uploaders.values()].some((u) => u.dead) && (reason.includes('took the stream over') || reason.includes('key was rotated'));
+    const fenced = reason.includes('took the stream over') || reason.includes('key was rotated');
+    const superseded = this.continued || ([...this.uploaders.values()].some((u) => u.dead) && fenced);
     if (!superseded) {
       try {
         await this.opts.origin.end(this.streamId, this.epoch);
@@ -296,6 +307,10 @@ export class IngestSession {
     this.log.info('ingest session closed', { reason, seconds: Math.round((Date.now() - this.startedAt) / 1000) });
     this.opts.onClosed(reason);
     this.resolveClosed(reason);
+  }
+
+  get protocol(): string {
+    return this.opts.publisher.protocol;
   }
 
   /** The ladder's ffmpeg process id (the failover tests check that a superseded one is gone). */

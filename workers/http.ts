@@ -43,6 +43,44 @@ export function errorResponse(status: number, code: string, message: string, hea
   return new Response(JSON.stringify({ error: { code, message } }), { status, headers: h });
 }
 
+/**
+ * Whether a client takes gzip, from its Accept-Encoding (RFC 9110 §12.5.3): named with a q above
+ * 0, or covered by `*`. No header, `identity`, or `gzip;q=0` mean no.
+ */
+export function acceptsGzip(acceptEncoding: string | null | undefined): boolean {
+  if (!acceptEncoding) return false;
+  let star = false;
+  for (const item of acceptEncoding.toLowerCase().split(',')) {
+    const [coding, ...params] = item.trim().split(';');
+    const q = params.map((p) => /^\s*q\s*=\s*([\d.]+)\s*$/.exec(p)).find(Boolean);
+    const weight = q ? Number(q[1]) : 1;
+    if (coding === 'gzip' || coding === 'x-gzip') return weight > 0;
+    if (coding === '*') star = weight > 0;
+  }
+  return star;
+}
+
+/**
+ * What the client itself sent as Accept-Encoding. Cloudflare (and wrangler dev, like it) hands
+ * the Worker `br, gzip` whatever the client said and keeps the client's own value, empty when it
+ * sent none, in `request.cf.clientAcceptEncoding`.
+ */
+export function clientAcceptEncoding(req: Request): string | null {
+  const original = (req.cf as { clientAcceptEncoding?: string } | undefined)?.clientAcceptEncoding;
+  return original !== undefined ? original : req.headers.get('accept-encoding');
+}
+
+/**
+ * A text answer (a playlist) compressed only for a client that accepts gzip: the runtime gzips a
+ * body whose Content-Encoding is set, and `Vary: Accept-Encoding` keeps any cache in between from
+ * handing one client's encoding to another, as Cloudflare's own edge does.
+ */
+export function negotiatedTextResponse(req: Request, text: string, headers: Headers, status = 200): Response {
+  headers.append('vary', 'Accept-Encoding');
+  if (acceptsGzip(clientAcceptEncoding(req))) headers.set('content-encoding', 'gzip');
+  return new Response(text, { status, headers });
+}
+
 /** Hono `onError`: HttpErrors keep their status; anything else is a 500 without internals. */
 export function handleError(err: Error, c: Context): Response {
   if (err instanceof HttpError) return errorResponse(err.status, err.code, err.message, err.headers);

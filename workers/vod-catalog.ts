@@ -37,6 +37,8 @@ export interface ClipRow {
   export_error: string | null;
   /** JSON array of the exported renditions, the default download first (migration 0004). */
   export_renditions: string | null;
+  /** 0 to 1 across the export's files while it is made (migration 0005); null before that. */
+  export_progress?: number | null;
   expires_at: number;
   created_at: number;
   updated_at: number;
@@ -94,6 +96,8 @@ function clipExportJson(origin: string, c: ClipRow) {
   const renditions = c.export_renditions ? (JSON.parse(c.export_renditions) as string[]) : [];
   return {
     status: c.export_status,
+    /** Fraction done (0 to 1): 1 once ready, 0 while it waits for its job. */
+    progress: ready ? 1 : c.export_status === 'pending' ? 0 : Math.min(1, Math.max(0, c.export_progress ?? 0)),
     url: ready ? origin + clipDownloadPath(c.id) : null,
     error: c.export_error,
     renditions: renditions.map((rendition) => ({ rendition, url: ready ? origin + clipDownloadPath(c.id, rendition) : null })),

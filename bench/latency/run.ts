@@ -132,7 +132,7 @@ async function measureEdgelive() {
       }
       if (at !== undefined && at >= e.at) publish.push(at - e.at);
     }
-    const metrics = (await (await fetch(node.healthUrl.replace('/health', '/metrics'))).json()) as { partPushMs: { p50: number; p99: number } };
+    const metrics = (await (await fetch(node.healthUrl.replace('/health', '/metrics.json'))).json()) as { partPushMs: { p50: number; p99: number } };
     return { publish, g2g, cpu, violations: violations.length, pushMs: metrics.partPushMs };
   } finally {
     await stopChild(publisher);

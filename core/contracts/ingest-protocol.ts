@@ -27,6 +27,12 @@ export const AuthorizeRequestSchema = z.object({
   streamKey: z.string().min(1).max(200),
   nodeId: z.string().min(1).max(100),
   region: z.string().max(100).optional(),
+  /**
+   * The epoch of this node's own session that the new lease continues (a ladder restart under
+   * overload): taken even while a `refuse-while-live` stream is live, if that epoch still holds
+   * the lease on this node. Signed with the body, so no publisher can claim it.
+   */
+  continues: z.number().int().positive().optional(),
 });
 export type AuthorizeRequest = z.infer<typeof AuthorizeRequestSchema>;
 
@@ -263,8 +269,12 @@ export const RegisterNodeRequestSchema = z.object({
   longitude: z.number().min(-180).max(180),
   /** Public RTMP base URL: publishers append `/{streamKey}`. */
   rtmpUrl: z.string().regex(/^rtmps?:\/\/[^\s]+$/, 'an rtmp:// or rtmps:// URL').max(500),
+  /** Public RTMPS base URL when the node terminates TLS (`RTMPS_PORT`): publishers append `/{streamKey}`. */
+  rtmpsUrl: z.string().regex(/^rtmps:\/\/[^\s]+$/, 'an rtmps:// URL').max(500).optional(),
   /** Public SRT URL (`srt://host:port`): publishers add `?streamid={streamKey}`. */
   srtUrl: z.string().regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query').max(500).optional(),
+  /** Public WHIP endpoint (`https://host/whip`): publishers POST an SDP offer with the stream key as bearer token. */
+  whipUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
   /** Publishers the node takes at once. */
   capacity: z.number().int().min(1).max(10_000),
   /** Publishers it has now. */

@@ -17,7 +17,11 @@ export interface IngestNode {
   latitude: number;
   longitude: number;
   rtmpUrl: string;
+  /** RTMPS base URL, when the node terminates TLS. */
+  rtmpsUrl: string | null;
   srtUrl: string | null;
+  /** WHIP endpoint; null for a node without WebRTC (or registered before it had it). */
+  whipUrl: string | null;
   capacity: number;
   sessions: number;
   /** sessions / capacity. */

@@ -6,12 +6,17 @@ import { z } from 'zod';
 export const WEBHOOK_EVENT_TYPES = ['stream.live', 'stream.idle', 'stream.ended', 'recording.ready', 'clip.ready', 'clip.export.ready', 'clip.export.failed'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 export const WebhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
+/**
+ * Sent to one endpoint when an operator asks for a test delivery (`POST /api/webhooks/:id/test`);
+ * never subscribed to, never fanned out.
+ */
+export const WEBHOOK_TEST_EVENT = 'webhook.test';
 
 /** What a receiver gets as the JSON body of a delivery. */
 export interface WebhookEvent {
   /** Unique per event (a retried delivery repeats it: receivers deduplicate on it). */
   id: string;
-  type: WebhookEventType;
+  type: WebhookEventType | typeof WEBHOOK_TEST_EVENT;
   /** ISO 8601. */
   createdAt: string;
   data: Record<string, unknown>;
@@ -37,7 +42,7 @@ export function newEventId(): string {
   return 'ev_' + randomId(20);
 }
 
-export function newWebhookEvent(type: WebhookEventType, data: Record<string, unknown>, now = Date.now()): WebhookEvent {
+export function newWebhookEvent(type: WebhookEvent['type'], data: Record<string, unknown>, now = Date.now()): WebhookEvent {
   return { id: newEventId(), type, createdAt: new Date(now).toISOString(), data };
 }
 

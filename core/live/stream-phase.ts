@@ -89,6 +89,9 @@ export function acceptsPushes(phase: StreamPhase): boolean {
 /** How long a live publisher must have been quiet before another may take its stream (refuse-while-live). */
 export const TAKEOVER_QUIET_MS = 5_000;
 
+/** The answer to a publisher that `takeoverAllowed` refuses. */
+export const STREAM_BUSY: RpcError = { status: 409, code: 'stream_busy', message: 'another publisher is live on this stream (its takeover policy is refuse-while-live)' };
+
 /**
  * Whether a new publisher may take the lease: always under `allow`; under `refuse-while-live`
  * unless a publisher is live (it has not said it stopped, its key was not rotated) and pushed

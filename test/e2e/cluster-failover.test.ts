@@ -125,15 +125,19 @@ describe('ingest cluster', () => {
     stream = (await res.json()) as CreatedStream;
     expect(stream.ingest).toEqual({
       rtmp: `${node('eu-1').rtmpUrl}/${stream.streamKey}`,
+      rtmps: null,
       srt: `${node('eu-1').srtUrl}?streamid=${stream.streamKey}`,
+      whip: node('eu-1').whipUrl,
       nodeId: 'eu-1',
       region: 'eu-central',
+      // The other node, for an encoder's backup server (test/e2e/backup-ingest.test.ts).
+      backup: { rtmp: `${node('us-1').rtmpUrl}/${stream.streamKey}`, rtmps: null, srt: `${node('us-1').srtUrl}?streamid=${stream.streamKey}`, whip: node('us-1').whipUrl, nodeId: 'us-1', region: 'us-east' },
     });
     const nearest = await fetch(`${stack.workerUrl}/api/ingest/nearest`, { headers: { 'x-edgelive-dev-location': NEW_YORK } });
     expect(nearest.status).toBe(200);
-    const body = (await nearest.json()) as { nodes: Array<{ nodeId: string; ingest: { rtmp: string; srt: string } }> };
+    const body = (await nearest.json()) as { nodes: Array<{ nodeId: string; ingest: { rtmp: string; srt: string; whip: string } }> };
     expect(body.nodes.map((n) => n.nodeId)).toEqual(['us-1', 'eu-1']);
-    expect(body.nodes[0]!.ingest).toEqual({ rtmp: node('us-1').rtmpUrl, srt: node('us-1').srtUrl });
+    expect(body.nodes[0]!.ingest).toEqual({ rtmp: node('us-1').rtmpUrl, rtmps: null, srt: node('us-1').srtUrl, whip: node('us-1').whipUrl });
   });
 
   it('a publisher that moves to the other node takes the stream over: new epoch, the old node stops its ffmpeg, DISCONTINUITY, MSNs grow', async () => {

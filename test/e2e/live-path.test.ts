@@ -128,24 +128,45 @@ describe('live path end to end', () => {
     }
   });
 
-  it('serves media with immutable caching and playlists gzipped', async () => {
+  it('serves media with immutable caching, and playlists gzipped only to a client that accepts gzip (Vary: Accept-Encoding)', async () => {
     const base = `${stack.workerUrl}/live/${stream.id}/360p/`;
     const pl = parsePlaylist(await text(base + 'index.m3u8'));
     const res = await fetch(base + pl.segments[0]!.uri);
     expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     await res.body?.cancel();
-    // Raw socket request so nothing decompresses behind our back.
-    const port = new URL(stack.workerUrl).port;
-    const raw = await new Promise<string>((resolve, reject) => {
-      const sock = connect(Number(port), '127.0.0.1', () => {
-        sock.write(`GET /live/${stream.id}/360p/index.m3u8 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n`);
+    // Raw socket requests, so nothing decompresses or adds an Accept-Encoding behind our back.
+    const port = Number(new URL(stack.workerUrl).port);
+    const rawGet = (path: string, acceptEncoding: string | null) =>
+      new Promise<{ head: string; body: Buffer }>((resolve, reject) => {
+        const sock = connect(port, '127.0.0.1', () => {
+          const ae = acceptEncoding === null ? '' : `Accept-Encoding: ${acceptEncoding}\r\n`;
+          sock.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${ae}Connection: close\r\n\r\n`);
+        });
+        const chunks: Buffer[] = [];
+        sock.on('data', (d) => chunks.push(d));
+        sock.on('end', () => {
+          const all = Buffer.concat(chunks);
+          const split = all.indexOf('\r\n\r\n');
+          resolve({ head: all.subarray(0, split).toString('latin1').toLowerCase(), body: all.subarray(split + 4) });
+        });
+        sock.on('error', reject);
       });
-      let buf = '';
-      sock.on('data', (d) => (buf += d.toString('latin1')));
-      sock.on('end', () => resolve(buf));
-      sock.on('error', reject);
-    });
-    expect(raw.toLowerCase()).toContain('content-encoding: gzip');
+    const lastMsn = pl.mediaSequence + pl.segments.length - 1;
+    // A blocking request (cached per colo) and a plain one, each asked first with gzip so that any
+    // cached or coalesced answer exists before the clients that do not accept it ask.
+    for (const path of [`/live/${stream.id}/360p/index.m3u8`, `/live/${stream.id}/360p/index.m3u8?_HLS_msn=${lastMsn}`]) {
+      const gz = await rawGet(path, 'gzip, deflate, br');
+      expect(gz.head).toContain('content-encoding: gzip');
+      expect(gz.head).toMatch(/vary: .*accept-encoding/);
+      for (const ae of [null, 'identity', 'gzip;q=0, identity']) {
+        const plain = await rawGet(path, ae);
+        expect(plain.head, `Accept-Encoding: ${ae}`).not.toContain('content-encoding');
+        expect(plain.head).toMatch(/vary: .*accept-encoding/);
+        expect(plain.head).toContain('access-control-allow-origin: *');
+        // Chunked or not, the body is the playlist text itself.
+        expect(plain.body.toString('latin1')).toContain('#EXTM3U');
+      }
+    }
   });
 
   it('ffmpeg, as an independent player, decodes 5 s of the multivariant URL without errors', () => {

@@ -1,162 +1,44 @@
-// The `edgelive` CLI: what each command sends to the admin API and prints, offline signing from
-// key files, errors and exit codes, and the launcher run as a real process.
+// The `edgelive` CLI where no Worker is involved: offline signing from key files, usage errors
+// (exit 2, as JSON with --json), help that lists every command the same way, --version, and the
+// launcher run as a real process. Every command that calls the API is run against a real Worker
+// in test/e2e/cli-edgelive.test.ts.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCli, type CliIo } from '../../bin/edgelive.ts';
+import { COMMANDS, runCli, usage, type CliIo } from '../../bin/edgelive.ts';
 import { PlaybackTokenVerifier, generateSigningKeyPair, type GeneratedKeyPair } from '../../core/auth/playback-token.ts';
 
-interface Sent {
-  method: string;
-  url: string;
-  headers: Record<string, string>;
-  body: unknown;
-}
-
-type Reply = { status: number; body?: unknown };
-
-/** Runs the CLI against a fake admin API that answers by "METHOD path". */
-async function run(argv: string[], replies: Record<string, Reply | ((sent: Sent) => Reply)> = {}, env: Record<string, string> = { EDGELIVE_ADMIN_TOKEN: 'adm1n' }) {
-  const sent: Sent[] = [];
+/** Runs the CLI in-process; any network call is recorded (and refused): these commands make none. */
+async function run(argv: string[], env: Record<string, string> = { EDGELIVE_ADMIN_TOKEN: 'adm1n' }) {
+  const calls: string[] = [];
   let out = '';
   let err = '';
-  const files = new Map<string, { text: string }>();
   const io: CliIo = {
     argv,
     env,
-    fetch: (async (input: string | URL | Request, init?: RequestInit) => {
-      const url = String(input);
-      const s: Sent = {
-        method: init?.method ?? 'GET',
-        url,
-        headers: Object.fromEntries(new Headers(init?.headers).entries()),
-        body: init?.body ? JSON.parse(String(init.body)) : undefined,
-      };
-      sent.push(s);
-      const key = `${s.method} ${new URL(url).pathname}`;
-      const r = replies[key];
-      if (!r) return Response.json({ error: { code: 'not_found', message: `no fake for ${key}` } }, { status: 404 });
-      const { status, body } = typeof r === 'function' ? r(s) : r;
-      return body === undefined ? new Response(null, { status }) : Response.json(body, { status });
+    fetch: (async (input: string | URL | Request) => {
+      calls.push(String(input));
+      throw new TypeError('no network in this test');
     }) as typeof fetch,
+    WebSocket: globalThis.WebSocket,
     stdout: (t) => void (out += t),
     stderr: (t) => void (err += t),
-    readFile: async (p) => {
-      const f = files.get(p);
-      if (f) return f.text;
-      return readFileSync(p, 'utf8');
+    stderrIsTTY: false,
+    readFile: async (p) => readFileSync(p, 'utf8'),
+    writeSecretFile: async () => {
+      throw new Error('not in this test');
     },
-    writeSecretFile: async (p, t) => void files.set(p, { text: t }),
+    writeFile: async () => {
+      throw new Error('not in this test');
+    },
     now: () => Date.UTC(2026, 10, 21, 12, 0, 0),
+    sleep: async () => {},
   };
   const code = await runCli(io);
-  return { code, out, err, sent, files };
+  return { code, out, err, calls };
 }
-
-const STREAM = { id: 'st1', title: 't', status: 'idle', settings: { playback: { policy: 'signed', blockCountries: ['FR'] } }, createdAt: '2026-11-21T12:00:00.000Z' };
-
-describe('streams', () => {
-  it('create sends the title and playback rules with the admin token from the environment', async () => {
-    const r = await run(['streams', 'create', '--title', 'launch', '--policy', 'signed', '--allow-countries', 'de, at'], {
-      'POST /api/streams': { status: 201, body: { id: 'st1', streamKey: 'sk_1', ingest: { rtmp: 'rtmp://x/live/sk_1' }, playback: { hls: 'http://x/live/st1/index.m3u8', watch: 'http://x/watch/st1' } } },
-    });
-    expect(r.code).toBe(0);
-    expect(r.sent).toEqual([
-      {
-        method: 'POST',
-        url: 'http://127.0.0.1:8787/api/streams',
-        headers: { authorization: 'Bearer adm1n', 'content-type': 'application/json' },
-        body: { title: 'launch', playback: { policy: 'signed', allowCountries: ['DE', 'AT'] } },
-      },
-    ]);
-    expect(r.out).toContain('sk_1');
-    expect(r.out).toContain('http://x/live/st1/index.m3u8');
-  });
-
-  it('create takes a settings file, and flags win over it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'edgelive-cli-'));
-    const file = join(dir, 'settings.json');
-    writeFileSync(file, JSON.stringify({ title: 'from file', segmentTarget: 2, playback: { policy: 'public', blockCountries: ['FR'] } }));
-    const r = await run(['streams', 'create', '--settings', file, '--policy', 'signed', '--json'], { 'POST /api/streams': { status: 201, body: { id: 'st1' } } });
-    expect(r.sent[0]!.body).toEqual({ title: 'from file', segmentTarget: 2, playback: { policy: 'signed', blockCountries: ['FR'] } });
-    expect(JSON.parse(r.out)).toEqual({ id: 'st1' });
-  });
-
-  it('list prints a table; --url and --token override the environment', async () => {
-    const r = await run(['streams', 'list', '--limit', '5', '--url', 'https://live.example/', '--token', 'other'], { 'GET /api/streams': { status: 200, body: { streams: [STREAM], next: null } } });
-    expect(r.sent[0]).toMatchObject({ method: 'GET', url: 'https://live.example/api/streams?limit=5', headers: { authorization: 'Bearer other' } });
-    expect(r.out.split('\n')[0]).toMatch(/^ID\s+STATUS\s+PLAYBACK\s+CREATED\s+TITLE$/);
-    expect(r.out).toMatch(/st1\s+idle\s+signed\s+2026-11-21T12:00:00.000Z\s+t/);
-  });
-
-  it('show, rotate-key and delete call their routes', async () => {
-    const show = await run(['streams', 'show', 'st1'], { 'GET /api/streams/st1': { status: 200, body: STREAM } });
-    expect(JSON.parse(show.out)).toEqual(STREAM);
-    const rotate = await run(['streams', 'rotate-key', 'st1'], { 'POST /api/streams/st1/rotate-key': { status: 200, body: { id: 'st1', streamKey: 'sk_2', ingest: { rtmp: 'rtmp://x/live/sk_2' } } } });
-    expect(rotate.out).toContain('sk_2');
-    const del = await run(['streams', 'delete', 'st1'], { 'DELETE /api/streams/st1': { status: 204 } });
-    expect(del.code).toBe(0);
-    expect(del.sent[0]!.method).toBe('DELETE');
-    expect(del.out).toBe('deleted st1\n');
-  });
-
-  it('update changes one playback rule and keeps the others (the API replaces playback whole)', async () => {
-    const patched = (s: Sent): Reply => {
-      const b = s.body as { title?: string; playback?: unknown };
-      return { status: 200, body: { ...STREAM, title: b.title ?? STREAM.title, settings: { playback: b.playback ?? STREAM.settings.playback } } };
-    };
-    const r = await run(['streams', 'update', 'st1', '--allow-countries', 'DE'], {
-      'GET /api/streams/st1': { status: 200, body: STREAM },
-      'PATCH /api/streams/st1': patched,
-    });
-    expect(r.code).toBe(0);
-    expect(r.out).toContain('"allowCountries":["DE"]');
-    expect(r.sent.map((s) => s.method)).toEqual(['GET', 'PATCH']);
-    expect(r.sent[1]!.body).toEqual({ playback: { policy: 'signed', blockCountries: ['FR'], allowCountries: ['DE'] } });
-    const cleared = await run(['streams', 'update', 'st1', '--block-countries', '', '--title', 'x'], {
-      'GET /api/streams/st1': { status: 200, body: STREAM },
-      'PATCH /api/streams/st1': patched,
-    });
-    expect(cleared.sent[1]!.body).toEqual({ title: 'x', playback: { policy: 'signed' } });
-    const titleOnly = await run(['streams', 'update', 'st1', '--title', 'y'], { 'PATCH /api/streams/st1': patched });
-    expect(titleOnly.sent.map((s) => `${s.method} ${JSON.stringify(s.body)}`)).toEqual(['PATCH {"title":"y"}']);
-  });
-
-  it('token mints through the API', async () => {
-    const r = await run(['streams', 'token', 'st1', '--ttl', '600', '--block-countries', 'fr'], {
-      'POST /api/streams/st1/playback-tokens': { status: 201, body: { token: 'a.b.c', expiresAt: '2026-11-21T12:10:00.000Z', playback: { hls: 'http://x/live/st1/index.m3u8?token=a.b.c' } } },
-    });
-    expect(r.sent[0]!.body).toEqual({ expiresIn: 600, blockCountries: ['FR'] });
-    expect(r.out.split('\n')[0]).toBe('a.b.c');
-  });
-});
-
-describe('keys', () => {
-  const created = { kid: 'key_aaaaaaaaaaaaaaaa', name: 'web', alg: 'ES256', managed: false, publicJwk: { kty: 'EC' }, createdAt: 'now', revokedAt: null, privateJwk: { kty: 'EC', d: 'SECRET' }, privateKeyPem: '-----BEGIN PRIVATE KEY-----\nSECRET\n-----END PRIVATE KEY-----\n' };
-
-  it('create --out writes the private JWK to a file only the owner reads, and prints no secret', async () => {
-    const r = await run(['keys', 'create', '--name', 'web', '--out', 'web.key.json'], { 'POST /api/signing-keys': { status: 201, body: created } });
-    expect(r.sent[0]!.body).toEqual({ name: 'web' });
-    expect(JSON.parse(r.files.get('web.key.json')!.text)).toEqual(created.privateJwk);
-    expect(r.out).toContain('key_aaaaaaaaaaaaaaaa');
-    expect(r.out + r.err).not.toContain('SECRET');
-  });
-
-  it('create without --out shows the private key once, with a warning', async () => {
-    const r = await run(['keys', 'create'], { 'POST /api/signing-keys': { status: 201, body: created } });
-    expect(r.out).toContain('SECRET');
-    expect(r.err).toContain('shown once');
-  });
-
-  it('list and revoke', async () => {
-    const list = await run(['keys', 'list'], { 'GET /api/signing-keys': { status: 200, body: { keys: [{ ...created, revokedAt: '2026-11-21T13:00:00.000Z' }] } } });
-    expect(list.out).toMatch(/key_aaaaaaaaaaaaaaaa\s+web\s+no\s+now\s+2026-11-21T13:00:00.000Z/);
-    const revoke = await run(['keys', 'revoke', 'key_aaaaaaaaaaaaaaaa'], { 'DELETE /api/signing-keys/key_aaaaaaaaaaaaaaaa': { status: 200, body: { kid: 'key_aaaaaaaaaaaaaaaa', revokedAt: 'then' } } });
-    expect(revoke.out).toContain('within a minute');
-  });
-});
 
 describe('sign (offline)', () => {
   async function keyFile(pair: GeneratedKeyPair, text = JSON.stringify(pair.privateJwk)) {
@@ -172,18 +54,18 @@ describe('sign (offline)', () => {
 
   it('signs a token from a JWK key file without any network call', async () => {
     const pair = await generateSigningKeyPair();
-    const r = await run(['sign', '--key', await keyFile(pair), '--stream', 'st1', '--ttl', '600', '--allow-countries', 'de'], {}, {});
+    const r = await run(['sign', '--key', await keyFile(pair), '--stream', 'st1', '--ttl', '600', '--allow-countries', 'de'], {});
     expect(r.code).toBe(0);
-    expect(r.sent).toEqual([]);
+    expect(r.calls).toEqual([]);
     const v = await check(r.out.trim(), pair);
     expect(v).toMatchObject({ ok: true, kid: pair.kid, claims: { sub: 'st1', exp: Date.UTC(2026, 10, 21, 12, 10, 0) / 1000, allowCountries: ['DE'] } });
   });
 
   it('signs from a PEM key with --kid, and from the saved answer of keys create', async () => {
     const pair = await generateSigningKeyPair();
-    const pem = await run(['sign', '--key', await keyFile(pair, pair.privateKeyPem), '--kid', pair.kid, '--stream', 'st1', '--nbf', '1795262500'], {}, {});
+    const pem = await run(['sign', '--key', await keyFile(pair, pair.privateKeyPem), '--kid', pair.kid, '--stream', 'st1', '--nbf', '1795262500'], {});
     expect(await check(pem.out.trim(), pair)).toMatchObject({ ok: false, rejection: { code: 'token_not_yet_valid' } });
-    const saved = await run(['sign', '--key', await keyFile(pair, JSON.stringify({ kid: pair.kid, privateJwk: pair.privateJwk })), '--stream', 'st1', '--json'], {}, {});
+    const saved = await run(['sign', '--key', await keyFile(pair, JSON.stringify({ kid: pair.kid, privateJwk: pair.privateJwk })), '--stream', 'st1', '--json'], {});
     const out = JSON.parse(saved.out) as { token: string; kid: string; expiresAt: string };
     expect(out).toMatchObject({ kid: pair.kid, streamId: 'st1', expiresAt: '2026-11-21T13:00:00.000Z' });
     expect((await check(out.token, pair)).ok).toBe(true);
@@ -191,40 +73,98 @@ describe('sign (offline)', () => {
 
   it('explains what is missing or wrong', async () => {
     const pair = await generateSigningKeyPair();
-    expect((await run(['sign', '--stream', 'st1'], {}, {})).err).toContain('--key');
-    expect((await run(['sign', '--key', await keyFile(pair)], {}, {})).err).toContain('--stream');
-    const pemNoKid = await run(['sign', '--key', await keyFile(pair, pair.privateKeyPem), '--stream', 'st1'], {}, {});
+    expect((await run(['sign', '--stream', 'st1'], {})).err).toContain('--key');
+    expect((await run(['sign', '--key', await keyFile(pair)], {})).err).toContain('--stream');
+    const pemNoKid = await run(['sign', '--key', await keyFile(pair, pair.privateKeyPem), '--stream', 'st1'], {});
     expect(pemNoKid).toMatchObject({ code: 1, err: expect.stringContaining('key id') });
-    const missing = await run(['sign', '--key', '/nonexistent/key.json', '--stream', 'st1'], {}, {});
+    const missing = await run(['sign', '--key', '/nonexistent/key.json', '--stream', 'st1'], {});
     expect(missing).toMatchObject({ code: 1, err: expect.stringContaining('cannot read /nonexistent/key.json') });
-    expect((await run(['sign', '--key', await keyFile(pair), '--stream', 'st1', '--ttl', 'soon'], {}, {})).code).toBe(2);
+    const asJson = await run(['sign', '--key', '/nonexistent/key.json', '--stream', 'st1', '--json'], {});
+    expect(JSON.parse(asJson.err)).toEqual({ error: { code: 'file_error', message: expect.stringContaining('/nonexistent/key.json') } });
+    expect((await run(['sign', '--key', await keyFile(pair), '--stream', 'st1', '--ttl', 'soon'], {})).code).toBe(2);
   });
 });
 
-describe('nodes, errors and help', () => {
-  it('nodes list prints what GET /api/ingest/nodes answers', async () => {
-    const nodes = { nodes: [{ nodeId: 'fra-1', region: 'eu' }] };
-    const r = await run(['nodes', 'list'], { 'GET /api/ingest/nodes': { status: 200, body: nodes } });
-    expect(JSON.parse(r.out)).toEqual(nodes);
+describe('usage errors, exit 2, before any request', () => {
+  it('refuses unknown commands, unknown flags, flags a command does not take, missing and extra arguments', async () => {
+    const cases: Array<[string[], string]> = [
+      [['streams', 'explode'], 'unknown command: streams explode'],
+      [['streams', 'list', '--colour'], "Unknown option '--colour'"],
+      [['streams', 'list', '--wait'], 'streams list does not take --wait'],
+      [['streams', 'show'], 'streams show needs a stream id'],
+      [['rooms', 'mute', 'r1'], 'rooms mute needs a viewer (uid or display name)'],
+      [['clips', 'show', 'a', 'b'], 'clips show takes 1 argument; unexpected: b'],
+      [['clips', 'create', 'st1'], 'clips create needs --start'],
+      [['clips', 'create', 'st1', '--start', 'yesterday'], '--start is seconds back from the live edge'],
+      [['clips', 'create', 'st1', '--start', '30', '--wait'], '--wait waits for an export'],
+      [['rooms', 'token', 'r1', '--name', 'a', '--role', 'admin'], '--role is one of viewer, moderator, host'],
+      [['rooms', 'settings', 'r1', '--anonymous', 'maybe'], '--anonymous is on or off'],
+      [['webhooks', 'list', '--limit', 'ten'], '--limit takes a whole number'],
+    ];
+    for (const [argv, message] of cases) {
+      const r = await run(argv);
+      expect({ argv, code: r.code, calls: r.calls }).toEqual({ argv, code: 2, calls: [] });
+      expect(r.err, argv.join(' ')).toContain(message);
+      const json = await run([...argv, '--json']);
+      expect(JSON.parse(json.err), argv.join(' ')).toEqual({ error: { code: 'usage', message: expect.stringContaining(message) } });
+    }
   });
 
-  it('reports an API refusal with its status and code, exit 1', async () => {
-    const r = await run(['streams', 'show', 'st404'], { 'GET /api/streams/st404': { status: 404, body: { error: { code: 'stream_not_found', message: 'no stream st404' } } } });
-    expect(r).toMatchObject({ code: 1, err: 'error: 404 stream_not_found: no stream st404\n' });
+  it('needs an admin token for API commands', async () => {
+    const r = await run(['streams', 'list', '--json'], {});
+    expect(r).toMatchObject({ code: 2, calls: [] });
+    expect(JSON.parse(r.err).error.message).toContain('EDGELIVE_ADMIN_TOKEN');
   });
 
-  it('refuses to call the API without an admin token, and unknown commands or flags, exit 2', async () => {
-    expect(await run(['streams', 'list'], {}, {})).toMatchObject({ code: 2, err: expect.stringContaining('EDGELIVE_ADMIN_TOKEN') });
-    expect((await run(['streams', 'explode'])).code).toBe(2);
-    expect((await run(['streams', 'list', '--colour'])).code).toBe(2);
-    expect((await run(['streams', 'show'])).err).toContain('needs a stream id');
-    expect((await run(['streams', 'update', 'st1', '--policy', 'secret'], { 'GET /api/streams/st1': { status: 200, body: STREAM } })).code).toBe(2);
+  it('reports an unreachable Worker as code unreachable, exit 1', async () => {
+    const r = await run(['clips', 'show', 'cl1', '--json', '--url', 'http://127.0.0.1:9/']);
+    expect(r.code).toBe(1);
+    expect(r.calls).toEqual(['http://127.0.0.1:9/api/clips/cl1']);
+    expect(JSON.parse(r.err)).toEqual({ error: { code: 'unreachable', message: 'cannot reach http://127.0.0.1:9: no network in this test' } });
   });
+});
 
-  it('prints help with every command', async () => {
+describe('help and version', () => {
+  it('lists every command, each as its name, its arguments and flags, and an indented summary, within 100 columns', async () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['streams create', 'streams list', 'streams show', 'streams rotate-key', 'streams delete', 'keys create', 'keys list', 'keys revoke', 'sign --key', 'nodes list']) expect(r.out).toContain(c);
+    const flat = r.out.replace(/\s+/g, ' ');
+    for (const c of COMMANDS) {
+      expect(r.out).toContain(`\n  ${c.name}`);
+      expect(flat).toContain(` ${[c.name, c.synopsis].filter(Boolean).join(' ')} ${c.summary} `);
+    }
+    for (const line of r.out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
+    for (const group of ['Streams', 'Clips', 'Recordings', 'Webhooks', 'Rooms', 'Signing keys', 'Transcoders', 'Offline']) expect(r.out).toContain(`\n${group}\n`);
+    expect((await run([])).code).toBe(2);
+    // The issue's list: clips and exports, recordings, webhooks, rooms.
+    const names = COMMANDS.map((c) => c.name);
+    for (const n of ['clips create', 'clips export', 'clips download', 'recordings list', 'recordings show', 'webhooks create', 'webhooks list', 'webhooks test', 'webhooks deliveries', 'rooms token', 'rooms mute', 'rooms ban', 'rooms settings', 'rooms stats']) {
+      expect(names).toContain(n);
+    }
+  });
+
+  it('a flag a command lists in its synopsis is one it accepts', () => {
+    for (const c of COMMANDS) {
+      const shown = [...c.synopsis.matchAll(/--([a-z-]+)/g)].map((m) => m[1]);
+      for (const f of shown) expect(c.flags ?? [], `${c.name} --${f}`).toContain(f);
+    }
+  });
+
+  it('group help and command help', async () => {
+    const group = await run(['webhooks', '--help']);
+    expect(group.code).toBe(0);
+    expect(group.out).toBe(usage('Webhooks'));
+    expect(group.out).not.toContain('clips create');
+    expect((await run(['help', 'rooms'])).out).toBe(usage('Rooms'));
+    const one = await run(['clips', 'export', '--help']);
+    expect(one.out).toMatch(/^Usage: edgelive clips export <clip> \[--renditions LIST\] \[--wait \[--timeout SECONDS\]\]\n/);
+    expect((await run(['clips'])).code).toBe(2);
+  });
+
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(await run(['--version'])).toMatchObject({ code: 0, out: `edgelive ${pkg.version}\n` });
+    expect(JSON.parse((await run(['--version', '--json'])).out)).toEqual({ version: pkg.version });
   });
 
   it('runs as a process through the launcher (bin/edgelive.mjs)', async () => {
@@ -236,5 +176,8 @@ describe('nodes, errors and help', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout.trim()).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(statSync('bin/edgelive.mjs').mode & 0o111).not.toBe(0);
+    const bad = spawnSync(process.execPath, ['bin/edgelive.mjs', 'streams', 'show', '--json'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(JSON.parse(bad.stderr)).toEqual({ error: { code: 'usage', message: 'streams show needs a stream id' } });
   });
 });

@@ -9,6 +9,7 @@ import { RtmpProtocolError } from '../../transcoder-node/rtmp/errors.ts';
 import { encodeFlvHeader, encodeFlvTag, flvTagsFromMessage, parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 import { HANDSHAKE_SIZE, HandshakeReader, createHandshakeReply, handshakeDigest, handshakeDigestOffset } from '../../transcoder-node/rtmp/handshake.ts';
 import { decodeCommand, scriptDataBody } from '../../transcoder-node/rtmp/messages.ts';
+import { MiB, retainedMemory } from '../support/memory.ts';
 
 const limits = { maxMessageBytes: 1 << 20, maxChunkStreams: 8, maxBufferedBytes: 2 << 20 };
 
@@ -198,6 +199,40 @@ describe('chunk stream', () => {
     expect(readAll(reader).map((m) => m.payload.toString('hex'))).toEqual(['07']);
   });
 
+  it('assembles each message into one buffer of its declared length: 16 MiB in 128-byte chunks adds no object per chunk', () => {
+    const reader = new ChunkStreamReader({ maxMessageBytes: 0xffffff, maxChunkStreams: 8, maxBufferedBytes: 0xffffff });
+    const payload = randomBytes(0xffffff);
+    // All but the last byte, in socket-read-sized pieces: the message stays in progress.
+    const wire = encodeChunks({ csid: 6, type: 9, streamId: 1, timestamp: 0, payload }, 128).subarray(0, -1);
+    const before = retainedMemory();
+    for (let i = 0; i < wire.length; i += 65536) {
+      reader.push(wire.subarray(i, i + 65536));
+      expect(reader.read()).toBeNull();
+    }
+    const after = retainedMemory();
+    // One 16 MiB buffer; 131,072 chunks as objects would hold about 10 MB of heap besides.
+    expect(after.heap - before.heap).toBeLessThan(1 * MiB);
+    expect(after.buffers - before.buffers).toBeLessThan(0xffffff + 1 * MiB);
+    reader.push(payload.subarray(-1));
+    expect(reader.read()!.payload.equals(payload)).toBe(true);
+  });
+
+  it('caps audio, video, data and aggregate messages apart from the others, with limits a server can raise', () => {
+    const reader = new ChunkStreamReader({ maxMessageBytes: 1000, maxMediaMessageBytes: 1000, maxChunkStreams: 8, maxBufferedBytes: 1 << 20 });
+    expect(() => {
+      reader.push(Buffer.from([0x06, 0, 0, 0, ...u24(5000), 9, 1, 0, 0, 0]));
+      reader.read();
+    }).toThrow('message of 5000 bytes exceeds the 1000-byte limit');
+    const raised = new ChunkStreamReader({ maxMessageBytes: 1000, maxChunkStreams: 8, maxBufferedBytes: 1 << 20 });
+    raised.setLimits({ maxMessageBytes: 1000, maxMediaMessageBytes: 10_000, maxChunkStreams: 8, maxBufferedBytes: 1 << 20 });
+    const video = { csid: 6, type: 9, streamId: 1, timestamp: 0, payload: randomBytes(5000) };
+    const data = { csid: 5, type: 18, streamId: 1, timestamp: 0, payload: randomBytes(5000) };
+    raised.push(Buffer.concat([encodeChunks(video, 128), encodeChunks(data, 128)]));
+    expect(readAll(raised)).toEqual([video, data]);
+    raised.push(encodeChunks({ csid: 3, type: 20, streamId: 0, timestamp: 0, payload: randomBytes(5000) }, 128));
+    expect(() => raised.read()).toThrow('message of 5000 bytes exceeds the 1000-byte limit');
+  });
+
   it('reads 2- and 3-byte basic headers (chunk stream ids 64 to 65599)', () => {
     expect(basicHeader(0, 64)).toEqual(Buffer.of(0, 0));
     expect(basicHeader(3, 65599)).toEqual(Buffer.of(0xc1, 0xff, 0xff));
@@ -210,7 +245,9 @@ describe('chunk stream', () => {
 
   it.each([
     ['chunk size 0', (r: ChunkStreamReader) => r.setChunkSize(0), 'invalid chunk size 0'],
-    ['chunk size with the top bit set', (r: ChunkStreamReader) => r.setChunkSize(0xffffffff), 'invalid chunk size'],
+    ['chunk size with the top bit set', (r: ChunkStreamReader) => r.setChunkSize(0x80000000), 'invalid chunk size 2147483648'],
+    ['chunk size 1, which the spec allows', (r: ChunkStreamReader) => r.setChunkSize(1), 'chunk size 1 is below the 128-byte minimum'],
+    ['chunk size 127', (r: ChunkStreamReader) => r.setChunkSize(127), 'chunk size 127 is below the 128-byte minimum'],
     [
       'a message longer than the limit',
       (r: ChunkStreamReader) => {

@@ -23,6 +23,17 @@ export const CHROMIUM_FLAGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
+/**
+ * A page that publishes its camera and microphone over WebRTC: fake devices (a test pattern and
+ * a beep) granted without a prompt, and ICE candidates on loopback, so a media node bound to
+ * 127.0.0.1 is reachable and nothing is sent to another address.
+ */
+export const WEBRTC_PUBLISHER_FLAGS = [
+  '--use-fake-ui-for-media-stream',
+  '--use-fake-device-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+];
+
 export interface TestBrowser {
   browser: Browser;
   context: BrowserContext;
@@ -35,12 +46,12 @@ export interface TestBrowser {
  * Launches Chromium with a throwaway profile (`--user-data-dir` via a persistent context, which is
  * how playwright passes one), so runs never share cookies, storage or caches.
  */
-export async function launchBrowser(opts: { width?: number; height?: number } = {}): Promise<TestBrowser> {
+export async function launchBrowser(opts: { width?: number; height?: number; args?: string[] } = {}): Promise<TestBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'edgelive-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_FLAGS,
+    args: [...CHROMIUM_FLAGS, ...(opts.args ?? [])],
     viewport: { width: opts.width ?? 1440, height: opts.height ?? 900 },
     deviceScaleFactor: 1,
   });

@@ -1,7 +1,8 @@
 // QoE beacons and stream stats: `POST /api/qoe` is public and schema-checked, every event becomes
 // an Analytics Engine point, and `GET /api/streams/:id/stats` (admin) answers the live player
 // count and the recent aggregates from the stream's QoeStats object.
-import { describe, expect, it } from 'vitest';
+import { env } from 'cloudflare:workers';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { aggregateBatch, histogramAdd, histogramQuantile, qoeDataPoints, QoeBatch, type QoeBatchInput } from '../../core/contracts/qoe.ts';
 import { ADMIN, createStream, worker } from './helpers.ts';
 
@@ -62,6 +63,50 @@ describe('POST /api/qoe', () => {
     const s = await createStream();
     expect((await worker(`/api/streams/${s.id}/stats`)).status).toBe(401);
     expect((await worker('/api/streams/st-missing/stats', { headers: ADMIN })).status).toBe(404);
+  });
+});
+
+describe('QoE beacons reach Analytics Engine', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('writes one data point per event to the QOE_ANALYTICS binding, within the dataset limits', async () => {
+    // The local Analytics Engine simulator accepts points and keeps none (there is no local SQL API):
+    // the test watches the Worker's calls to the real binding, which still runs.
+    const dataset = (env as unknown as { QOE_ANALYTICS: AnalyticsEngineDataset }).QOE_ANALYTICS;
+    const write = vi.spyOn(dataset, 'writeDataPoint');
+    const s = await createStream({ title: 'analytics' });
+    const res = await beacon(
+      batch(s.id, 'session-eeee', [
+        { type: 'ttff', ms: 720 },
+        { type: 'latency', sec: 2.5 },
+        { type: 'rebuffer', ms: 400 },
+      ]),
+    );
+    expect(res.status).toBe(204);
+    expect(write).toHaveBeenCalledTimes(3);
+    const points = write.mock.calls.map(([p]) => p!);
+    // Workers run without request.cf here: the country is XX.
+    expect(points.map((p) => p.blobs?.slice(0, 4))).toEqual([
+      ['ttff', 'session-eeee', 'watch', 'XX'],
+      ['latency', 'session-eeee', 'watch', 'XX'],
+      ['rebuffer', 'session-eeee', 'watch', 'XX'],
+    ]);
+    for (const p of points) {
+      // Analytics Engine: one index (the stream, so queries by stream are sampled per stream),
+      // at most 20 blobs and 20 doubles, blobs of at most 16 KB in all.
+      expect(p.indexes).toEqual([s.id]);
+      expect(p.blobs!.length).toBeLessThanOrEqual(20);
+      expect(p.doubles!.length).toBeLessThanOrEqual(20);
+      expect(p.blobs!.reduce((n, b) => n + new TextEncoder().encode(String(b)).byteLength, 0)).toBeLessThanOrEqual(16 * 1024);
+    }
+    expect(points[0]!.doubles![0]).toBe(720);
+  });
+
+  it('writes nothing for a refused batch', async () => {
+    const write = vi.spyOn((env as unknown as { QOE_ANALYTICS: AnalyticsEngineDataset }).QOE_ANALYTICS, 'writeDataPoint');
+    const res = await beacon(batch('st-nope', 'session-ffff', [{ type: 'ttff', ms: 1 }]));
+    expect(res.status).toBe(404);
+    expect(write).not.toHaveBeenCalled();
   });
 });
 

@@ -1,6 +1,6 @@
 // The RTMP chunk stream: an incremental demuxer that reassembles messages from chunks (fmt 0–3,
-// extended timestamps, chunk size changes, abort) under hard limits, and the encoder a server
-// uses to chunk its own messages. Pure: bytes in, messages out.
+// extended timestamps, chunk size changes, abort) under hard limits, each message into one buffer
+// of its declared length, and the encoder a server uses to chunk its own messages. Pure.
 import { RtmpProtocolError } from './errors.ts';
 
 export interface RtmpMessage {
@@ -16,13 +16,24 @@ export interface RtmpMessage {
 }
 
 export const DEFAULT_CHUNK_SIZE = 128;
+/**
+ * Smallest Set Chunk Size accepted. The spec allows 1, but no encoder goes below the default 128
+ * (SRS refuses smaller too), and tiny chunks only serve to make a server parse a header per byte.
+ */
+export const MIN_CHUNK_SIZE = 128;
 /** No message is longer than 2^24 − 1 bytes, so larger chunk sizes all mean "never split". */
 const LARGEST_USEFUL_CHUNK = 0xffffff;
 const EXTENDED = 0xffffff;
 
+// Audio, video, data (metadata, cue points) and aggregate messages: the ones that carry media and
+// may be large. Everything else (protocol control, user control, commands) is small.
+const MEDIA_TYPES: ReadonlySet<number> = new Set([8, 9, 15, 18, 22]);
+
 export interface ChunkReaderLimits {
-  /** Largest message accepted; a larger declared length ends the connection. */
+  /** Largest control or command message; a larger declared length ends the connection. */
   maxMessageBytes: number;
+  /** Largest audio, video, data or aggregate message. Default: maxMessageBytes. */
+  maxMediaMessageBytes?: number;
   /** Chunk streams with state at once. Encoders use a handful (2–8). */
   maxChunkStreams: number;
   /** Bytes held in partly received messages across all chunk streams. */
@@ -44,7 +55,8 @@ interface ChunkStreamState {
   extendedValue: number;
   /** A message has started on this chunk stream and is not complete. */
   inProgress: boolean;
-  parts: Buffer[];
+  /** The message in progress, allocated at its declared length when its first chunk header arrives. */
+  payload: Buffer | null;
   received: number;
 }
 
@@ -54,7 +66,7 @@ interface ChunkStreamState {
  * caller can stop reading (back-pressure, an async check) without the reader running ahead.
  */
 export class ChunkStreamReader {
-  private readonly limits: ChunkReaderLimits;
+  private limits: ChunkReaderLimits;
   private buf: Buffer = Buffer.alloc(0);
   private pos = 0;
   private chunkSize = DEFAULT_CHUNK_SIZE;
@@ -69,6 +81,14 @@ export class ChunkStreamReader {
     this.limits = limits;
   }
 
+  /**
+   * New limits from the next message on (messages in progress keep the room they have). A server
+   * raises them once a publish is accepted: before that nobody has shown a stream key.
+   */
+  setLimits(limits: ChunkReaderLimits): void {
+    this.limits = limits;
+  }
+
   push(data: Buffer): void {
     if (this.pos >= this.buf.length) {
       this.buf = data;
@@ -79,10 +99,16 @@ export class ChunkStreamReader {
     this.pos = 0;
   }
 
-  /** Incoming Set Chunk Size. Sizes 1 to 2^31 − 1 are legal (RTMP spec 5.4.1); others end the connection. */
+  /**
+   * Incoming Set Chunk Size. The spec (5.4.1) allows 1 to 2^31 − 1 (the top bit is 0); of those,
+   * sizes below MIN_CHUNK_SIZE are refused too. A refused size ends the connection.
+   */
   setChunkSize(size: number): void {
     if (!Number.isInteger(size) || size < 1 || size > 0x7fffffff) {
       throw new RtmpProtocolError(`invalid chunk size ${size}`);
+    }
+    if (size < MIN_CHUNK_SIZE) {
+      throw new RtmpProtocolError(`chunk size ${size} is below the ${MIN_CHUNK_SIZE}-byte minimum`);
     }
     this.chunkSize = Math.min(size, LARGEST_USEFUL_CHUNK);
   }
@@ -99,7 +125,7 @@ export class ChunkStreamReader {
   private finish(st: ChunkStreamState): void {
     this.reserved -= st.length;
     st.inProgress = false;
-    st.parts = [];
+    st.payload = null;
     st.received = 0;
   }
 
@@ -121,8 +147,9 @@ export class ChunkStreamReader {
       if (available === 0 && this.chunkLeft > 0) return null;
       const take = Math.min(available, this.chunkLeft);
       if (take > 0) {
-        // Copied so a long-lived partial message never pins a whole socket read buffer.
-        st.parts.push(Buffer.from(this.buf.subarray(this.pos, this.pos + take)));
+        // Copied into the message's own buffer: no object per chunk, and a partial message never
+        // pins a socket read buffer. Memory is the declared length, however the bytes are cut.
+        this.buf.copy(st.payload!, st.received, this.pos, this.pos + take);
         this.pos += take;
         this.chunkLeft -= take;
         st.received += take;
@@ -130,7 +157,7 @@ export class ChunkStreamReader {
       if (this.chunkLeft > 0) return null;
       this.current = null;
       if (st.received === st.length) {
-        const payload = st.parts.length === 1 ? st.parts[0]! : Buffer.concat(st.parts, st.received);
+        const payload = st.payload!;
         this.finish(st);
         return { csid: st.csid, type: st.type, streamId: st.streamId, timestamp: st.timestamp, payload };
       }
@@ -196,8 +223,9 @@ export class ChunkStreamReader {
     }
 
     if (!continuing) {
-      if (length > this.limits.maxMessageBytes) {
-        throw new RtmpProtocolError(`message of ${length} bytes exceeds the ${this.limits.maxMessageBytes}-byte limit`);
+      const limit = MEDIA_TYPES.has(type) ? (this.limits.maxMediaMessageBytes ?? this.limits.maxMessageBytes) : this.limits.maxMessageBytes;
+      if (length > limit) {
+        throw new RtmpProtocolError(`message of ${length} bytes exceeds the ${limit}-byte limit`);
       }
       if (this.reserved + length > this.limits.maxBufferedBytes) {
         throw new RtmpProtocolError('too many bytes held in partly received messages');
@@ -215,7 +243,7 @@ export class ChunkStreamReader {
         delta: 0,
         extendedValue: 0,
         inProgress: false,
-        parts: [],
+        payload: null,
         received: 0,
       };
       this.streams.set(csid, st);
@@ -224,6 +252,9 @@ export class ChunkStreamReader {
     if (!continuing) {
       st.inProgress = true;
       this.reserved += length;
+      // Within the limits just checked; unsafe (not zeroed) is fine because a payload is handed
+      // out only once every byte of it was received.
+      st.payload = Buffer.allocUnsafe(length);
       st.type = type;
       st.streamId = streamId;
       st.length = length;

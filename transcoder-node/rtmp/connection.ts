@@ -1,13 +1,14 @@
 // One publisher's TCP connection: handshake, then the command dialogue (connect, createStream,
 // publish), the async stream-key check before any media is read, and media into the session's
-// FLV stream with back-pressure. A thin shell over the pure handshake, chunk, AMF0 and FLV code.
+// FLV stream with back-pressure. Until a publish is accepted the client is a stranger: small
+// messages only, no answers before connect, a deadline. A thin shell over the pure protocol code.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import type { Amf0Object } from './amf0.ts';
 import { ChunkStreamReader, encodeChunks } from './chunk-stream.ts';
-import type { RtmpMessage } from './chunk-stream.ts';
+import type { ChunkReaderLimits, RtmpMessage } from './chunk-stream.ts';
 import { RtmpProtocolError } from './errors.ts';
 import { encodeFlvHeader, encodeFlvTag, flvTagsFromMessage } from './flv.ts';
 import { HandshakeReader } from './handshake.ts';
@@ -32,6 +33,8 @@ import type { AuthorizeResult, PublishRequest, RtmpEndCode } from './session.ts'
 export interface ConnectionConfig {
   apps: ReadonlySet<string>;
   handshakeTimeoutMs: number;
+  /** From accept to the publish command. */
+  publishTimeoutMs: number;
   idleTimeoutMs: number;
   authorizeTimeoutMs: number;
   maxMessageBytes: number;
@@ -57,6 +60,18 @@ const SERVER_WINDOW = 2_500_000;
 const OUT_CHUNK_SIZE = 4096;
 // Chunk streams in use at once: encoders use 3 to 8; room for odd ones.
 const MAX_CHUNK_STREAMS = 64;
+// Until a publish is accepted every message is a command or control message: connect carries the
+// largest object, well under 1 KiB. So a client without a stream key holds at most two such
+// messages' worth of memory (each message is one buffer of its declared length).
+const MAX_MESSAGE_BYTES_BEFORE_PUBLISH = 64 * 1024;
+const BEFORE_PUBLISH: ChunkReaderLimits = {
+  maxMessageBytes: MAX_MESSAGE_BYTES_BEFORE_PUBLISH,
+  maxChunkStreams: MAX_CHUNK_STREAMS,
+  maxBufferedBytes: 2 * MAX_MESSAGE_BYTES_BEFORE_PUBLISH,
+};
+// What we send is a few small answers; a client that lets this much of it pile up in our socket
+// (beyond what the kernel buffers hold) is not reading, and is dropped rather than buffered for.
+const MAX_UNSENT_BYTES = 64 * 1024;
 // NetStreams a connection may create; a publisher needs one.
 const MAX_STREAMS = 4;
 // After a refusal the socket is ended so the onStatus reaches the client; a client that does not
@@ -90,6 +105,7 @@ export class RtmpConnection<C = unknown> {
   private flvFull = false;
   private draining = false;
   private timer: NodeJS.Timeout | null = null;
+  private readonly acceptedAt = Date.now();
   private lastMediaAt = 0;
   private authorizeAbort: AbortController | null = null;
   private socketError: string | null = null;
@@ -100,19 +116,14 @@ export class RtmpConnection<C = unknown> {
     this.hooks = hooks;
     this.remoteAddress = cleanAddress(socket.remoteAddress);
     this.log = log.child({ conn: this.id, remote: formatPeer(this.remoteAddress, socket.remotePort) });
-    this.reader = new ChunkStreamReader({
-      maxMessageBytes: config.maxMessageBytes,
-      maxChunkStreams: MAX_CHUNK_STREAMS,
-      // A large video message in progress next to a few small ones.
-      maxBufferedBytes: 2 * config.maxMessageBytes,
-    });
+    this.reader = new ChunkStreamReader(BEFORE_PUBLISH);
     socket.setNoDelay(true);
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('error', (err: NodeJS.ErrnoException) => {
       this.socketError = err.code ?? err.message;
     });
     socket.on('close', () => this.onSocketClose());
-    this.arm(config.handshakeTimeoutMs, () => this.end('handshake-timeout', `handshake not done within ${config.handshakeTimeoutMs} ms`));
+    this.armBeforePublish(config.handshakeTimeoutMs, () => this.end('handshake-timeout', `handshake not done within ${config.handshakeTimeoutMs} ms`));
     this.log.debug('rtmp connection opened');
   }
 
@@ -148,7 +159,7 @@ export class RtmpConnection<C = unknown> {
       bytesIn: this.bytesIn,
       ...(session ? { videoTags: session.stats.videoTags, audioTags: session.stats.audioTags } : {}),
     };
-    if (code === 'protocol-error' || code === 'internal-error' || code === 'idle-timeout' || code === 'handshake-timeout') {
+    if (WARN_CODES.has(code)) {
       this.log.warn('rtmp connection closed', fields);
     } else {
       this.log.info('rtmp connection closed', fields);
@@ -177,8 +188,8 @@ export class RtmpConnection<C = unknown> {
         if (reply) this.socket.write(reply);
         if (!this.handshake.done) return;
         this.phase = 'connect';
-        // From here the publisher has the idle timeout to get to publish.
-        this.arm(this.config.idleTimeoutMs, () => this.end('idle-timeout', `no publish within ${this.config.idleTimeoutMs} ms`));
+        // From here the publisher has the idle timeout to get to publish (within the deadline).
+        this.armBeforePublish(this.config.idleTimeoutMs, () => this.end('idle-timeout', `no publish within ${this.config.idleTimeoutMs} ms`));
         if (!rest) return;
         data = rest;
       }
@@ -221,6 +232,20 @@ export class RtmpConnection<C = unknown> {
     else this.socket.pause();
   }
 
+  /**
+   * Arms the timer for the current step before publish: `ms` from now, or the publish deadline
+   * counted from accept if that comes first, so no sequence of steps gets a stranger more time.
+   */
+  private armBeforePublish(ms: number, fire: () => void): void {
+    const deadline = this.config.publishTimeoutMs;
+    const left = this.acceptedAt + deadline - Date.now();
+    if (left <= ms) {
+      this.arm(Math.max(left, 0), () => this.end('publish-timeout', `no publish within ${deadline} ms of connecting`));
+    } else {
+      this.arm(ms, fire);
+    }
+  }
+
   private fail(err: unknown): void {
     if (err instanceof RtmpProtocolError) {
       this.end('protocol-error', err.message);
@@ -230,12 +255,18 @@ export class RtmpConnection<C = unknown> {
     }
   }
 
+  /** Writes a message, or ends the connection if the client has left too much output unread. */
   private send(msg: RtmpMessage): void {
     if (this.phase === 'closed' || !this.socket.writable) return;
     this.socket.write(encodeChunks(msg, this.outChunkSize));
+    if (this.socket.writableLength > MAX_UNSENT_BYTES) {
+      this.end('output-backlog', `the client does not read what it is sent: more than ${MAX_UNSENT_BYTES} bytes unsent`);
+    }
   }
 
   private maybeAcknowledge(): void {
+    // Before connect nothing is answered, acknowledgements included.
+    if (this.phase === 'connect') return;
     if (this.ackWindow > 0 && this.bytesIn - this.lastAck >= this.ackWindow) {
       this.lastAck = this.bytesIn;
       this.send(acknowledgementMessage(this.bytesIn));
@@ -258,7 +289,8 @@ export class RtmpConnection<C = unknown> {
         return;
       case MessageType.UserControl: {
         const { event, value } = readUserControl(msg);
-        if (event === UserControlEvent.PingRequest) this.send(userControlMessage(UserControlEvent.PingResponse, value));
+        // A ping before connect is a stranger asking for output: it gets none.
+        if (event === UserControlEvent.PingRequest && this.phase !== 'connect') this.send(userControlMessage(UserControlEvent.PingResponse, value));
         return;
       }
       case MessageType.CommandAmf0:
@@ -340,6 +372,9 @@ export class RtmpConnection<C = unknown> {
       this.end('refused', `application ${JSON.stringify(this.app.slice(0, 64))} not served`, true);
       return;
     }
+    // Ready before the answers go out: a send that finds the client not reading ends the
+    // connection, and that must not be undone by a phase change after it.
+    this.phase = 'ready';
     this.send(windowAckSizeMessage(SERVER_WINDOW));
     this.send(setPeerBandwidthMessage(SERVER_WINDOW, 2));
     this.send(setChunkSizeMessage(OUT_CHUNK_SIZE));
@@ -353,7 +388,6 @@ export class RtmpConnection<C = unknown> {
         { level: 'status', code: 'NetConnection.Connect.Success', description: 'Connection succeeded.', objectEncoding: 0 },
       ),
     );
-    this.phase = 'ready';
     this.log.debug('rtmp connected', { app: this.app, encoder: this.encoder });
   }
 
@@ -407,7 +441,7 @@ export class RtmpConnection<C = unknown> {
     if (result?.ok === true) {
       this.accept(result.context, request.streamKey);
     } else if (result?.ok === false) {
-      this.refuse('NetStream.Publish.Denied', String(result.reason).slice(0, 200), 'Publish refused.');
+      this.refuse('NetStream.Publish.Denied', String(result.reason).slice(0, 200), result.description?.slice(0, 200) ?? 'Publish refused.');
     } else {
       this.refuse('NetStream.Publish.Denied', 'authorize returned no decision', 'Publish refused.');
     }
@@ -446,6 +480,14 @@ export class RtmpConnection<C = unknown> {
     });
     this.session = session;
     this.phase = 'publishing';
+    // A stream key was shown: from now on messages may be as large as media needs.
+    this.reader.setLimits({
+      maxMessageBytes: MAX_MESSAGE_BYTES_BEFORE_PUBLISH,
+      maxMediaMessageBytes: this.config.maxMessageBytes,
+      maxChunkStreams: MAX_CHUNK_STREAMS,
+      // A large video message in progress next to a few small ones.
+      maxBufferedBytes: 2 * this.config.maxMessageBytes + MAX_MESSAGE_BYTES_BEFORE_PUBLISH,
+    });
     try {
       this.hooks.started(this, session);
     } catch (err) {
@@ -456,6 +498,7 @@ export class RtmpConnection<C = unknown> {
     if (this.phase !== 'publishing') return; // onPublish closed it already
     this.send(userControlMessage(UserControlEvent.StreamBegin, this.publishStreamId));
     this.send(onStatusMessage(this.publishStreamId, 'status', 'NetStream.Publish.Start', 'Publishing.'));
+    if (this.phase !== 'publishing') return; // the client was not reading
     this.log.info('publish accepted');
     this.lastMediaAt = Date.now();
     this.armIdle();
@@ -525,6 +568,16 @@ export class RtmpConnection<C = unknown> {
     this.timer = null;
   }
 }
+
+// Ends that say something is wrong with the client (or with us); the rest are ordinary.
+const WARN_CODES: ReadonlySet<RtmpEndCode> = new Set([
+  'protocol-error',
+  'internal-error',
+  'idle-timeout',
+  'handshake-timeout',
+  'publish-timeout',
+  'output-backlog',
+]);
 
 function isObject(v: unknown): v is Amf0Object {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);

@@ -1,12 +1,21 @@
-// The RTMP ingest server: accepts publishers at rtmp://host:port/{app}/{streamKey}, checks each key
-// with `authorize` before reading any media, and hands each accepted stream to `onPublish` as an
-// RtmpPublishSession whose `flv` is ready to pipe into ffmpeg (`-f flv -i pipe:0`).
+// The RTMP ingest server: accepts publishers at rtmp://host:port/{app}/{streamKey} within global and
+// per-address limits, checks each key with `authorize` before reading any media, and hands each
+// accepted stream to `onPublish` as an RtmpPublishSession whose `flv` is ready to pipe into ffmpeg.
+// With `tls` it is an RTMPS listener: the same connection handling over TLS it terminates itself.
 import { createServer } from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.ts';
+import { AddressLimiter } from './address-limits.ts';
 import { RtmpConnection } from './connection.ts';
 import type { ConnectionConfig, ConnectionHooks } from './connection.ts';
 import type { AuthorizeResult, PublishRequest, RtmpPublishSession } from './session.ts';
+
+/** A certificate (chain) and its private key, PEM. */
+export interface TlsCertificate {
+  cert: string | Buffer;
+  key: string | Buffer;
+}
 
 export interface RtmpIngestOptions<C = unknown> {
   /** Interface to listen on; default all (`0.0.0.0`). */
@@ -17,16 +26,29 @@ export interface RtmpIngestOptions<C = unknown> {
   apps?: readonly string[];
   /** Sockets open at once (handshaking, authorizing or publishing); more are dropped on accept. Default 256. */
   maxConnections?: number;
+  /** Sockets one address (an IPv6 /64) may hold at once; more are dropped on accept. Default 8. */
+  maxConnectionsPerAddress?: number;
+  /** Connection attempts one address may make back to back before it is paced. Default 10. */
+  acceptBurstPerAddress?: number;
+  /** Attempts per second an address's burst refills at; attempts beyond it are dropped. Default 1. */
+  acceptRatePerAddress?: number;
   /** From accept to the end of the handshake. Default 5 s. */
   handshakeTimeoutMs?: number;
+  /** From accept to the publish command, whatever the client sends meanwhile. Default 10 s. */
+  publishTimeoutMs?: number;
   /** From handshake to publish, and the longest gap between media messages while publishing. Default 15 s. */
   idleTimeoutMs?: number;
   /** How long authorize may take before the publish is refused. Default 10 s. */
   authorizeTimeoutMs?: number;
-  /** Largest RTMP message accepted (a keyframe must fit). Default 8 MiB. */
+  /**
+   * Largest audio, video or data message accepted once a publish is accepted (a keyframe must
+   * fit). Before that, every message is capped at 64 KiB. Default 8 MiB.
+   */
   maxMessageBytes?: number;
   /** Bytes the session's FLV stream buffers before the publisher's socket is paused. Default 1 MiB. */
   flvHighWaterMark?: number;
+  /** RTMPS: terminate TLS with this certificate (rtmps://host:port/{app}/{streamKey}). */
+  tls?: TlsCertificate;
   logger: Logger;
   /**
    * Asked once per publish, before any media is read. Refusing (or throwing, or not answering
@@ -49,26 +71,40 @@ export class RtmpIngestServer<C = unknown> {
   /** The live publisher of each `app/streamKey`. */
   private readonly publishers = new Map<string, RtmpConnection<C>>();
   private readonly hooks: ConnectionHooks<C>;
+  private readonly maxConnections: number;
+  private readonly limiter: AddressLimiter;
+  /** Per drop reason: when it was last logged, and drops since then not logged. */
+  private readonly dropLog = new Map<string, { at: number; suppressed: number }>();
   private closing: Promise<void> | null = null;
+  /** Set for an RTMPS listener; replaced by setCertificate (renewals without a restart). */
+  private secureContext: SecureContext | null;
 
   constructor(options: RtmpIngestOptions<C>) {
     this.options = options;
     this.log = options.logger;
-    const maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
+    const maxMessageBytes = positive('maxMessageBytes', options.maxMessageBytes ?? 8 * 1024 * 1024);
     if (maxMessageBytes > 0xffffff) throw new RangeError('maxMessageBytes: RTMP messages are at most 16 MiB - 1');
     this.config = {
       apps: new Set(options.apps ?? ['live']),
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 5_000,
-      idleTimeoutMs: options.idleTimeoutMs ?? 15_000,
-      authorizeTimeoutMs: options.authorizeTimeoutMs ?? 10_000,
+      handshakeTimeoutMs: positive('handshakeTimeoutMs', options.handshakeTimeoutMs ?? 5_000),
+      publishTimeoutMs: positive('publishTimeoutMs', options.publishTimeoutMs ?? 10_000),
+      idleTimeoutMs: positive('idleTimeoutMs', options.idleTimeoutMs ?? 15_000),
+      authorizeTimeoutMs: positive('authorizeTimeoutMs', options.authorizeTimeoutMs ?? 10_000),
       maxMessageBytes,
       flvHighWaterMark: options.flvHighWaterMark ?? 1024 * 1024,
     };
+    this.maxConnections = positive('maxConnections', options.maxConnections ?? 256);
+    this.limiter = new AddressLimiter({
+      maxConnectionsPerAddress: options.maxConnectionsPerAddress ?? 8,
+      acceptBurstPerAddress: options.acceptBurstPerAddress ?? 10,
+      acceptRatePerAddress: options.acceptRatePerAddress ?? 1,
+    });
     this.hooks = {
       authorize: (request) => this.options.authorize(request),
       started: (connection, session) => this.started(connection, session),
       closed: (connection) => this.closed(connection),
     };
+    this.secureContext = options.tls ? createSecureContext(options.tls) : null;
     this.server = createServer((socket) => this.accept(socket));
     // After listen(), errors on the listening socket (EMFILE on accept...) are logged, not thrown.
     this.server.on('error', (err) => this.log.error('rtmp server error', { err }));
@@ -82,7 +118,7 @@ export class RtmpIngestServer<C = unknown> {
       this.server.listen(this.options.port, this.options.host ?? '0.0.0.0', () => {
         this.server.off('error', onError);
         const { address, port } = this.address();
-        this.log.info('rtmp ingest listening', { address, port, apps: [...this.config.apps] });
+        this.log.info('rtmp ingest listening', { address, port, apps: [...this.config.apps], tls: this.secureContext !== null });
         resolve();
       });
     });
@@ -93,6 +129,15 @@ export class RtmpIngestServer<C = unknown> {
     const info = this.server.address() as AddressInfo | null;
     if (!info || typeof info !== 'object') throw new Error('rtmp ingest server is not listening');
     return { address: info.address, port: info.port };
+  }
+
+  /**
+   * A new certificate for the connections accepted from now on (an RTMPS listener's renewal);
+   * throws, keeping the current one, when the certificate and key do not make a valid pair.
+   */
+  setCertificate(tls: TlsCertificate): void {
+    if (!this.secureContext) throw new Error('this listener does not speak TLS');
+    this.secureContext = createSecureContext(tls);
   }
 
   /** The sessions publishing now. */
@@ -112,17 +157,42 @@ export class RtmpIngestServer<C = unknown> {
   }
 
   private accept(socket: Socket): void {
-    if (this.closing) {
+    if (this.closing || socket.remoteAddress === undefined) {
+      // Closing, or the peer is already gone (reset before we got to it): nothing to serve.
       socket.destroy();
       return;
     }
-    if (this.connections.size >= (this.options.maxConnections ?? 256)) {
-      socket.on('error', () => {});
-      this.log.warn('rtmp connection dropped', { remote: socket.remoteAddress, reason: 'too many connections' });
-      socket.destroy();
+    if (this.connections.size >= this.maxConnections) {
+      this.drop(socket, 'too many connections');
       return;
     }
-    this.connections.add(new RtmpConnection<C>(socket, this.config, this.hooks, this.log));
+    // The per-address checks come after the global one, so a full node does not spend the
+    // tokens of addresses it could not have served anyway.
+    const admission = this.limiter.admit(socket.remoteAddress, Date.now());
+    if (!admission.ok) {
+      this.drop(socket, admission.reason);
+      return;
+    }
+    // TLS is set up only for an admitted socket, so the limits above also bound the handshakes a
+    // stranger can make us compute; the connection's handshake deadline covers the TLS one too.
+    const stream = this.secureContext ? new TLSSocket(socket, { isServer: true, secureContext: this.secureContext }) : socket;
+    this.connections.add(new RtmpConnection<C>(stream, this.config, this.hooks, this.log));
+  }
+
+  // A flood of attempts must not become a flood of log lines: one line per reason per second,
+  // with the count of drops it stands for.
+  private drop(socket: Socket, reason: string): void {
+    socket.on('error', () => {});
+    socket.destroy();
+    const now = Date.now();
+    const last = this.dropLog.get(reason);
+    if (last && now - last.at < 1000) {
+      last.suppressed++;
+      return;
+    }
+    const suppressed = last?.suppressed ?? 0;
+    this.dropLog.set(reason, { at: now, suppressed: 0 });
+    this.log.warn('rtmp connection dropped', { remote: socket.remoteAddress, reason, ...(suppressed > 0 ? { droppedSinceLastLine: suppressed } : {}) });
   }
 
   private started(connection: RtmpConnection<C>, session: RtmpPublishSession<C>): void {
@@ -141,7 +211,13 @@ export class RtmpIngestServer<C = unknown> {
 
   private closed(connection: RtmpConnection<C>): void {
     this.connections.delete(connection);
+    this.limiter.release(connection.remoteAddress);
     const key = connection.publishKey;
     if (key !== null && this.publishers.get(key) === connection) this.publishers.delete(key);
   }
+}
+
+function positive(name: string, value: number): number {
+  if (!(value > 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a positive number, not ${value}`);
+  return value;
 }

@@ -17,7 +17,11 @@ export interface PublishRequest {
   signal: AbortSignal;
 }
 
-export type AuthorizeResult<C = unknown> = { ok: true; context?: C } | { ok: false; reason: string };
+/**
+ * A refusal's `reason` is logged; `description` is what the encoder is told in the error onStatus
+ * (default "Publish refused.", which says nothing about why a key was refused).
+ */
+export type AuthorizeResult<C = unknown> = { ok: true; context?: C } | { ok: false; reason: string; description?: string };
 
 /** Why a connection or session ended. */
 export type RtmpEndCode =
@@ -26,8 +30,12 @@ export type RtmpEndCode =
   /** The socket closed or reset without an unpublish. */
   | 'disconnected'
   | 'handshake-timeout'
+  /** No publish command within the publish timeout of accepting the connection. */
+  | 'publish-timeout'
   /** No publish within the idle timeout after the handshake, or no media for that long while publishing. */
   | 'idle-timeout'
+  /** The client left more of what it was sent unread than the server buffers for it. */
+  | 'output-backlog'
   /** The bytes broke the protocol; the message says how. */
   | 'protocol-error'
   /** authorize refused, timed out or failed; or the app or stream name was not acceptable. */

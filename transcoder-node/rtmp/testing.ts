@@ -101,9 +101,12 @@ export class RtmpTestClient {
     socket.on('data', (d: Buffer) => this.onData(d));
   }
 
-  /** Opens a TCP connection without sending anything. */
-  static async open(port: number, host = '127.0.0.1'): Promise<RtmpTestClient> {
-    const socket = connect(port, host);
+  /**
+   * Opens a TCP connection without sending anything. `from` binds the client to a local address:
+   * on Linux every 127.x.y.z is loopback, so tests can play several hosts.
+   */
+  static async open(port: number, opts: { host?: string; from?: string } = {}): Promise<RtmpTestClient> {
+    const socket = connect({ port, host: opts.host ?? '127.0.0.1', ...(opts.from ? { localAddress: opts.from } : {}) });
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', () => resolve());
       socket.once('error', reject);
@@ -112,8 +115,8 @@ export class RtmpTestClient {
   }
 
   /** Opens a connection and completes the handshake. */
-  static async handshaken(port: number, host = '127.0.0.1'): Promise<RtmpTestClient> {
-    const client = await RtmpTestClient.open(port, host);
+  static async handshaken(port: number, opts: { host?: string; from?: string } = {}): Promise<RtmpTestClient> {
+    const client = await RtmpTestClient.open(port, opts);
     await client.handshake();
     return client;
   }

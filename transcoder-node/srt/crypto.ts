@@ -1,6 +1,6 @@
 // SRT encryption, receiver side (HaiCrypt): the key material message (KMREQ), the key-encrypting
-// key from the passphrase (PBKDF2-HMAC-SHA1 over the last 8 salt bytes, 2048 rounds), AES key
-// unwrap (RFC 3394) of the stream keys, and AES-CTR decryption of payloads (IV from salt + seq).
+// key from the passphrase (PBKDF2-HMAC-SHA1 over the last 8 salt bytes, 2048 rounds, cached per
+// salt), AES key unwrap (RFC 3394) of the even/odd stream keys, and AES-CTR decryption of payloads.
 import { createDecipheriv, pbkdf2Sync } from 'node:crypto';
 
 const KM_SIGN = 0x2029;
@@ -53,7 +53,14 @@ export interface StreamKeys {
 
 /** Unwraps the stream keys with the passphrase; null when the passphrase is wrong. */
 export function unwrapStreamKeys(km: KeyMaterial, passphrase: string): StreamKeys | null {
-  const kek = pbkdf2Sync(passphrase, km.salt.subarray(km.salt.length - PBKDF2_SALT_BYTES), PBKDF2_ROUNDS, km.keyLength, 'sha1');
+  return unwrapWithKek(km, deriveKek(passphrase, km));
+}
+
+function deriveKek(passphrase: string, km: KeyMaterial): Buffer {
+  return pbkdf2Sync(passphrase, km.salt.subarray(km.salt.length - PBKDF2_SALT_BYTES), PBKDF2_ROUNDS, km.keyLength, 'sha1');
+}
+
+function unwrapWithKek(km: KeyMaterial, kek: Buffer): StreamKeys | null {
   let plain: Buffer;
   try {
     const d = createDecipheriv(`id-aes${km.keyLength * 8}-wrap`, kek, WRAP_IV);
@@ -67,6 +74,71 @@ export function unwrapStreamKeys(km: KeyMaterial, passphrase: string): StreamKey
     keys.set(2, plain.subarray(km.keyLength, 2 * km.keyLength));
   } else keys.set(km.keyFlags, plain.subarray(0, km.keyLength));
   return { salt: km.salt, keyLength: km.keyLength, keys };
+}
+
+/**
+ * The stream keys of one passphrase. PBKDF2 is the expensive step (about half a millisecond of
+ * blocked event loop), and its result depends only on the salt and key length: a caller keeps its
+ * salt for the whole connection (HaiCrypt's key refresh reuses it), so each KMREQ after the first
+ * costs one AES unwrap. The cache is bounded (oldest salt out first).
+ */
+export class PassphraseKeys {
+  /** PBKDF2 runs so far (a flood shows here). */
+  derivations = 0;
+  private readonly passphrase: string;
+  private readonly maxCached: number;
+  private readonly keks = new Map<string, Buffer>();
+
+  constructor(passphrase: string, maxCached = 256) {
+    this.passphrase = passphrase;
+    this.maxCached = maxCached;
+  }
+
+  /** Whether unwrapping this key material would run PBKDF2. */
+  needsDerivation(km: KeyMaterial): boolean {
+    return !this.keks.has(kekCacheKey(km));
+  }
+
+  /** The stream keys, or null when they were not wrapped with this passphrase. */
+  unwrap(km: KeyMaterial): StreamKeys | null {
+    const id = kekCacheKey(km);
+    let kek = this.keks.get(id);
+    if (!kek) {
+      this.derivations++;
+      kek = deriveKek(this.passphrase, km);
+      if (this.keks.size >= this.maxCached) this.keks.delete(this.keks.keys().next().value!);
+      this.keks.set(id, kek);
+    }
+    return unwrapWithKek(km, kek);
+  }
+}
+
+function kekCacheKey(km: KeyMaterial): string {
+  return `${km.keyLength}:${km.salt.subarray(km.salt.length - PBKDF2_SALT_BYTES).toString('hex')}`;
+}
+
+/**
+ * A receiver's stream keys: the even and the odd one, each with its salt. A key refresh announces
+ * the next key before the sender switches to it, and the old key stays for packets in flight and
+ * retransmissions, so both are kept and the packet's KK flags pick one.
+ */
+export class ReceiverKeys {
+  private readonly byIndex = new Map<number, StreamKeys>();
+
+  constructor(initial: StreamKeys) {
+    this.install(initial);
+  }
+
+  /** Installs the keys a key material message carried (one or both); the other one stays. */
+  install(sk: StreamKeys): void {
+    for (const [index, key] of sk.keys) this.byIndex.set(index, { salt: sk.salt, keyLength: sk.keyLength, keys: new Map([[index, key]]) });
+  }
+
+  /** Decrypts one payload with the key its KK flags name; null when that key is unknown. */
+  decrypt(keyFlags: number, seq: number, payload: Buffer): Buffer | null {
+    const sk = this.byIndex.get(keyFlags);
+    return sk ? decryptPayload(sk, keyFlags, seq, payload) : null;
+  }
 }
 
 /** Decrypts one data packet's payload; null if its key is unknown. */

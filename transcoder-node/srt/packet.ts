@@ -29,6 +29,9 @@ export const ExtFlag = { HSREQ: 1, KMREQ: 2, CONFIG: 4 } as const;
 /** SRT option flags of HSREQ/HSRSP. */
 export const SrtFlag = { TSBPDSND: 0x1, TSBPDRCV: 0x2, CRYPT: 0x4, TLPKTDROP: 0x8, NAKREPORT: 0x10, REXMITFLG: 0x20, STREAM: 0x40, FILTERCAP: 0x80 } as const;
 
+/** Key material states (SRT_KM_S_*): a KMRSP that is one word long carries one, as a refusal. */
+export const KmState = { UNSECURED: 0, SECURING: 1, SECURED: 2, NOSECRET: 3, BADSECRET: 4 } as const;
+
 /** Rejection reasons (SRT_REJ_*) and the predefined user codes (SRT_REJX_*, 1000 + HTTP-like status). */
 export const Reject = {
   PEER: 2,
@@ -44,6 +47,8 @@ export const Reject = {
   TIMEOUT: 16,
   X_BAD_REQUEST: 1400,
   X_UNAUTHORIZED: 1401,
+  /** SRT_REJX_OVERLOAD: the node is at capacity or overloaded. */
+  X_OVERLOAD: 1402,
   X_FORBIDDEN: 1403,
   X_NOT_FOUND: 1404,
   X_BAD_MODE: 1405,

@@ -2,13 +2,14 @@
 // optionally with a passphrase). The caller-listener handshake (HSv5) is answered here; the
 // stream id is checked with `authorize` BEFORE the conclusion is answered, so no media is
 // accepted from a refused publisher (it gets a rejection code instead). Accepted publishers are
-// handed to `onPublish` with their MPEG-TS as a Readable. Live mode, receiving only.
+// handed to `onPublish` with their MPEG-TS as a Readable. Live mode, receiving only. Handshakes
+// are rate-limited per address and their state is bounded, so a flood costs little.
 import { createHmac, randomBytes, randomInt } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv4 } from 'node:net';
 import type { Logger } from '../log.ts';
-import { SrtConnection, type SrtEndCode } from './connection.ts';
-import { parseKeyMaterial, unwrapStreamKeys, type StreamKeys } from './crypto.ts';
+import { SrtConnection, type SrtEndCode, type SrtReceiveState } from './connection.ts';
+import { PassphraseKeys, ReceiverKeys, parseKeyMaterial, type StreamKeys } from './crypto.ts';
 import {
   Ctrl,
   Ext,
@@ -28,6 +29,7 @@ import {
   rejectionType,
   type Handshake,
 } from './packet.ts';
+import { AddressRateLimiter, TokenBucket } from './rate-limit.ts';
 
 export interface SrtPublishRequest {
   streamKey: string;
@@ -37,7 +39,8 @@ export interface SrtPublishRequest {
   signal: AbortSignal;
 }
 
-export type SrtAuthorizeResult<C> = { ok: true; context: C } | { ok: false; reason: string };
+/** A refusal is answered with `rejection` (an SRT_REJX_* code: Reject in packet.ts), X_FORBIDDEN by default. */
+export type SrtAuthorizeResult<C> = { ok: true; context: C } | { ok: false; reason: string; rejection?: number };
 
 export interface SrtPublishSession<C> {
   id: string;
@@ -47,6 +50,10 @@ export interface SrtPublishSession<C> {
   encrypted: boolean;
   /** MPEG-TS from the publisher. */
   media: SrtConnection['media'];
+  /** Packet counters of the connection (received, lost, dropped, undecryptable, key refreshes, …). */
+  stats: SrtConnection['stats'];
+  /** The receive state the connection holds (bounded by its window). */
+  receiveState(): SrtReceiveState;
   close(reason?: string): void;
   onEnd(fn: (code: SrtEndCode, message: string) => void): void;
 }
@@ -61,6 +68,19 @@ export interface SrtIngestOptions<C> {
   latencyMs?: number;
   /** Publishers at once (connected or being authorized). Default 256. */
   maxConnections?: number;
+  /**
+   * The largest flow window accepted (packets): a caller's larger one is lowered to it. It is the
+   * receive buffer of a connection, and a packet further ahead than it ends the connection.
+   * Default 8192 (about 10 MB, 1.4 s of a 60 Mbit/s stream).
+   */
+  receiveWindow?: number;
+  /** New handshakes (conclusions) per second from one address, and the burst. Default 2/s, burst 10. */
+  handshakesPerSecond?: number;
+  handshakeBurst?: number;
+  /** Handshake answers remembered (for retransmitted conclusions). Default 1024. */
+  maxPendingHandshakes?: number;
+  /** PBKDF2 runs per second for the whole node (each blocks the event loop ~0.5 ms), and the burst. Default 20. */
+  keyDerivationsPerSecond?: number;
   /** libsrt callers give up after 3 s by default: answer before that. Default 2500 ms. */
   authorizeTimeoutMs?: number;
   logger: Logger;
@@ -84,6 +104,13 @@ export class SrtIngestServer<C = unknown> {
   private readonly socket: Socket;
   private readonly cookieSecret = randomBytes(16);
   private readonly pending = new Map<string, Pending>();
+  /** Entries of `pending` still waiting for the origin. */
+  private authorizing = 0;
+  private readonly limiter: AddressRateLimiter;
+  private readonly derivations: TokenBucket;
+  private readonly passphraseKeys: PassphraseKeys | null;
+  private throttled = 0;
+  private throttledLoggedAt = 0;
   /** Connected publishers by our socket id. */
   private readonly connections = new Map<number, SrtConnection>();
   /** The live publisher of each stream key: a newer one replaces it. */
@@ -96,8 +123,18 @@ export class SrtIngestServer<C = unknown> {
     if (opts.passphrase !== undefined && (opts.passphrase.length < 10 || opts.passphrase.length > 79)) {
       throw new RangeError('an SRT passphrase is 10 to 79 characters');
     }
+    for (const name of ['latencyMs', 'maxConnections', 'receiveWindow', 'handshakesPerSecond', 'handshakeBurst', 'maxPendingHandshakes', 'keyDerivationsPerSecond', 'authorizeTimeoutMs'] as const) {
+      const value = opts[name];
+      if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new RangeError(`SRT option ${name} must be a positive number, not ${value}`);
+    }
+    if (opts.receiveWindow !== undefined && opts.receiveWindow < 32) throw new RangeError('the SRT receive window is at least 32 packets');
+    if (opts.handshakeBurst !== undefined && opts.handshakeBurst < 1) throw new RangeError('the SRT handshake burst is at least 1');
     this.opts = opts;
     this.log = opts.logger;
+    this.limiter = new AddressRateLimiter({ ratePerSecond: opts.handshakesPerSecond ?? 2, burst: opts.handshakeBurst ?? 10 });
+    const derivationRate = opts.keyDerivationsPerSecond ?? 20;
+    this.derivations = new TokenBucket({ ratePerSecond: derivationRate, burst: Math.max(1, derivationRate) }, Date.now());
+    this.passphraseKeys = opts.passphrase === undefined ? null : new PassphraseKeys(opts.passphrase);
     this.socket = createSocket({ type: 'udp4', recvBufferSize: 4 * 1024 * 1024 });
     this.socket.on('message', (msg, rinfo) => {
       try {
@@ -109,7 +146,8 @@ export class SrtIngestServer<C = unknown> {
     this.socket.on('error', (err) => this.log.error('srt socket error', { error: err }));
     this.sweeper = setInterval(() => {
       const now = Date.now();
-      for (const [k, p] of this.pending) if (p.expiresAt < now) this.pending.delete(k);
+      for (const [k, p] of this.pending) if (p.expiresAt < now && p.answer) this.pending.delete(k);
+      this.limiter.sweep(now);
     }, 1000);
     this.sweeper.unref();
   }
@@ -133,6 +171,17 @@ export class SrtIngestServer<C = unknown> {
 
   get sessionCount(): number {
     return this.connections.size;
+  }
+
+  /** What the handshake path holds and has refused: every figure but the counters is bounded by an option. */
+  handshakeState(): { pending: number; authorizing: number; addresses: number; throttled: number; keyDerivations: number } {
+    return {
+      pending: this.pending.size,
+      authorizing: this.authorizing,
+      addresses: this.limiter.size,
+      throttled: this.throttled,
+      keyDerivations: this.passphraseKeys?.derivations ?? 0,
+    };
   }
 
   /** Ends every publisher (they are told: shutdown) and frees the port. */
@@ -195,10 +244,13 @@ export class SrtIngestServer<C = unknown> {
       return;
     }
     if (hs.cookie !== this.cookie(rinfo) && hs.cookie !== this.cookie(rinfo, 1)) return; // not from our induction
+    // The cookie proved the address answers: only now does it get a bucket (a spoofed flood of
+    // conclusions never gets this far, so it cannot fill the table).
+    if (!this.limiter.take(rinfo.address, Date.now())) return this.throttle(rinfo, 'handshakes from this address');
     const refuse = (reason: number, message: string) => {
       this.log.warn('srt publisher refused', { remote: rinfo.address, reason, message });
       const answer = this.handshakeBytes(hs.socketId, { ...hs, version: 5, extensionField: 0, type: rejectionType(reason), socketId: 0, peerIp: ipField(rinfo.address), extensions: [] });
-      this.pending.set(key, { answer, expiresAt: Date.now() + 10_000 });
+      this.remember(key, { answer, expiresAt: Date.now() + 10_000 });
       this.socket.send(answer, rinfo.port, rinfo.address);
     };
     if (hs.version !== 5) return refuse(Reject.VERSION, `handshake version ${hs.version}`);
@@ -211,16 +263,18 @@ export class SrtIngestServer<C = unknown> {
     if (congestion && decodeExtString(congestion) !== 'live') return refuse(Reject.CONGESTION, 'only live congestion control');
     if (ext(Ext.FILTER)) return refuse(Reject.FILTER, 'packet filters are not supported');
     if (ext(Ext.GROUP)) return refuse(Reject.GROUP, 'bonding groups are not supported');
-    if (this.connections.size + this.pendingAuthorizations() >= (this.opts.maxConnections ?? 256)) return refuse(Reject.RESOURCE, 'too many publishers');
+    if (this.connections.size + this.authorizing >= (this.opts.maxConnections ?? 256)) return refuse(Reject.RESOURCE, 'too many publishers');
 
     // Encryption is checked before the stream key: a wrong passphrase never reaches the origin.
     const kmData = ext(Ext.KMREQ);
     let keys: StreamKeys | null = null;
-    if (this.opts.passphrase !== undefined) {
+    if (this.passphraseKeys) {
       if (!kmData) return refuse(Reject.UNSECURE, 'this node requires an encrypted connection (passphrase)');
       const km = parseKeyMaterial(kmData);
       if (!km.ok) return refuse(Reject.BADSECRET, km.message);
-      keys = unwrapStreamKeys(km.km, this.opts.passphrase);
+      // PBKDF2 blocks the event loop every connection shares: a node-wide budget bounds it.
+      if (this.passphraseKeys.needsDerivation(km.km) && !this.derivations.take(Date.now())) return this.throttle(rinfo, 'key derivations');
+      keys = this.passphraseKeys.unwrap(km.km);
       if (!keys) return refuse(Reject.BADSECRET, 'wrong passphrase');
     } else if (kmData) return refuse(Reject.UNSECURE, 'this node takes unencrypted publishers only (no passphrase)');
 
@@ -231,6 +285,7 @@ export class SrtIngestServer<C = unknown> {
 
     const entry: Pending = { answer: null, expiresAt: Date.now() + 30_000 };
     this.pending.set(key, entry);
+    this.authorizing++;
     const controller = new AbortController();
     const timeoutMs = this.opts.authorizeTimeoutMs ?? 2500;
     const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -241,10 +296,11 @@ export class SrtIngestServer<C = unknown> {
       .catch((err: unknown): SrtAuthorizeResult<C> => ({ ok: false, reason: String(err) }))
       .then((verdict) => {
         clearTimeout(timer);
+        this.authorizing--;
         if (this.closed || this.pending.get(key) !== entry) return;
         if (!verdict.ok) {
           this.pending.delete(key);
-          return refuse(Reject.X_FORBIDDEN, verdict.reason);
+          return refuse(verdict.rejection ?? Reject.X_FORBIDDEN, verdict.reason);
         }
         this.accept(hs, hsreq, rinfo, entry, keys, kmData ?? null, sid.streamKey, verdict.context);
       });
@@ -264,7 +320,7 @@ export class SrtIngestServer<C = unknown> {
     do socketId = randomInt(1, 0x3fffffff);
     while (this.connections.has(socketId));
     const latencyMs = Math.max(this.opts.latencyMs ?? 120, hsreq.sendDelay, hsreq.recvDelay);
-    const flowWindow = Math.min(hs.flowWindow, 8192);
+    const flowWindow = Math.max(32, Math.min(hs.flowWindow, this.opts.receiveWindow ?? 8192));
     const extensions = [
       {
         type: Ext.HSRSP,
@@ -300,7 +356,7 @@ export class SrtIngestServer<C = unknown> {
       isn: hs.isn,
       latencyMs,
       flowWindow,
-      keys,
+      encryption: keys && this.passphraseKeys ? { keys: new ReceiverKeys(keys), passphrase: this.passphraseKeys, salt: keys.salt } : null,
       send: (packet) => this.socket.send(packet, rinfo.port, rinfo.address),
       logger: this.log,
     });
@@ -326,15 +382,36 @@ export class SrtIngestServer<C = unknown> {
       remoteAddress: rinfo.address,
       encrypted: keys !== null,
       media: connection.media,
+      stats: connection.stats,
+      receiveState: () => connection.receiveState(),
       close: (reason = 'closed by the transcoder') => connection.end('closed', reason),
       onEnd: (fn) => connection.onEnded(fn),
     });
   }
 
-  private pendingAuthorizations(): number {
-    let n = 0;
-    for (const p of this.pending.values()) if (!p.answer) n++;
-    return n;
+  /**
+   * Keeps an answer for the caller's retransmitted conclusions. The table is bounded: past the
+   * limit the oldest answer is forgotten (a caller that retransmits after that just asks again).
+   * Entries still waiting for the origin are never evicted; they are bounded by maxConnections.
+   */
+  private remember(key: string, entry: Pending): void {
+    const max = this.opts.maxPendingHandshakes ?? 1024;
+    if (this.pending.size >= max) {
+      for (const [k, p] of this.pending) {
+        if (p.answer) this.pending.delete(k);
+        if (this.pending.size < max) break;
+      }
+    }
+    if (this.pending.size < max) this.pending.set(key, entry);
+  }
+
+  /** Drops a handshake over a rate limit: no answer (the caller retransmits, and may get through then). */
+  private throttle(rinfo: RemoteInfo, what: string): void {
+    this.throttled++;
+    const now = Date.now();
+    if (now - this.throttledLoggedAt < 1000) return; // a flood must not become a log flood
+    this.throttledLoggedAt = now;
+    this.log.warn('srt handshakes throttled', { remote: rinfo.address, limit: what, throttled: this.throttled });
   }
 
   private handshakeBytes(destSocketId: number, hs: Handshake): Buffer {

@@ -31,7 +31,12 @@ export class ExportFailure extends Error {
 export interface ExportOptions {
   /** Multipart part size (tests use a small one to exercise several parts). */
   partSize?: number;
+  /** Least time between two writes of the export's progress to D1 (default 1 s). */
+  progressIntervalMs?: number;
 }
+
+/** Least time between two progress writes: the CLI polls about once a second. */
+const PROGRESS_INTERVAL_MS = 1000;
 
 export async function handleExportBatch(batch: MessageBatch<ClipExportMessage>, env: Env, options: ExportOptions = {}): Promise<void> {
   // max_batch_size is 1 (wrangler.toml): one job per invocation, so one clip's R2 reads never
@@ -64,13 +69,15 @@ export async function exportClip(env: Env, clipId: string, options: ExportOption
   const stream = await getStream(env.DB, row.stream_id);
   if (!stream) throw new ExportFailure('the clip\'s stream was deleted');
   const files: Array<{ rendition: string; size: number }> = [];
+  const progress = new ExportProgress(env.DB, clipId, requested.length, options.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
   for (const rendition of requested) {
     const key = clipExportKey(clipId, rendition);
     const done = await env.MEDIA.head(key);
-    files.push({ rendition, size: done?.size ?? (await writeClipFile(env, row, stream.settings.ladder, rendition, key, options)) });
+    files.push({ rendition, size: done?.size ?? (await writeClipFile(env, row, stream.settings.ladder, rendition, key, options, progress)) });
+    await progress.fileDone();
   }
   // Ready only if the request did not change meanwhile (a new one re-queued the job).
-  const updated = await env.DB.prepare("UPDATE clips SET export_status = 'ready', export_error = NULL, updated_at = ? WHERE id = ? AND export_renditions = ? AND export_status IN ('pending', 'processing')")
+  const updated = await env.DB.prepare("UPDATE clips SET export_status = 'ready', export_error = NULL, export_progress = 1, updated_at = ? WHERE id = ? AND export_renditions = ? AND export_status IN ('pending', 'processing')")
     .bind(Date.now(), clipId, row.export_renditions)
     .run();
   if (updated.meta.changes > 0) {
@@ -100,7 +107,7 @@ interface TrackPlan {
 }
 
 /** One file: the rendition (and the audio), segment by segment from R2 into a multipart upload. */
-async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRung[], rendition: string, key: string, options: ExportOptions): Promise<number> {
+async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRung[], rendition: string, key: string, options: ExportOptions, progress: ExportProgress): Promise<number> {
   const stub = env.STREAM_STATE.getByName(clip.stream_id);
   const plans: TrackPlan[] = [];
   for (const name of exportTracks(ladder, rendition)) {
@@ -159,7 +166,10 @@ async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRun
   };
   // One segment read ahead per track, so R2's latency overlaps the remuxing and the writes.
   const ahead = new Map<string, Promise<ClipSegmentSource>>();
-  const readSegment = (t: number, i: number): Promise<ClipSegmentSource> => {
+  const segmentsInFile = plans.reduce((n, p) => n + p.segments.length, 0);
+  let segmentsRead = 0;
+  const readSegment = async (t: number, i: number): Promise<ClipSegmentSource> => {
+    await progress.within(segmentsRead++ / segmentsInFile);
     const read = ahead.get(`${t}:${i}`) ?? fetchSegment(t, i);
     ahead.delete(`${t}:${i}`);
     if (i + 1 < plans[t]!.segments.length) {
@@ -187,6 +197,47 @@ async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRun
       throw new ExportFailure(`the ${plans[err.track]!.rendition} encoding changed at a reconnection inside the clip; export the parts before and after it separately`);
     }
     throw err;
+  }
+}
+
+/**
+ * The export's progress in D1: files done plus the fraction of the file being made, over the
+ * files asked for. Written at most once per interval (a D1 write per segment would cost more
+ * than the remux), and only while the export is still being made.
+ */
+class ExportProgress {
+  readonly #db: D1Database;
+  readonly #clipId: string;
+  readonly #files: number;
+  readonly #intervalMs: number;
+  #filesDone = 0;
+  #writtenAt = 0;
+
+  constructor(db: D1Database, clipId: string, files: number, intervalMs: number) {
+    this.#db = db;
+    this.#clipId = clipId;
+    this.#files = files;
+    this.#intervalMs = intervalMs;
+  }
+
+  /** The file being made is `fraction` done. */
+  async within(fraction: number): Promise<void> {
+    const now = Date.now();
+    if (now - this.#writtenAt < this.#intervalMs) return;
+    this.#writtenAt = now;
+    await this.#write((this.#filesDone + fraction) / this.#files);
+  }
+
+  async fileDone(): Promise<void> {
+    this.#filesDone++;
+    if (this.#filesDone < this.#files) await this.#write(this.#filesDone / this.#files);
+  }
+
+  async #write(value: number): Promise<void> {
+    await this.#db
+      .prepare("UPDATE clips SET export_progress = ? WHERE id = ? AND export_status = 'processing'")
+      .bind(Math.round(value * 1000) / 1000, this.#clipId)
+      .run();
   }
 }
 

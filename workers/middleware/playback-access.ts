@@ -49,7 +49,7 @@ const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 /**
  * The viewer's country: `request.cf.country`, which is absent in local tests. For local
- * development only, `DEV_GEO_OVERRIDE=1` (in `.dev.vars`, never deployed) lets a request to a
+ * development only, `DEV_GEO_OVERRIDE=1` (`wrangler dev --var DEV_GEO_OVERRIDE:1`, never deployed) lets a request to a
  * loopback host claim a country with the `x-edgelive-dev-country` header or the
  * `edgelive_dev_country` cookie; a request reaching Cloudflare never has a loopback host.
  */

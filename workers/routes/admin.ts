@@ -22,7 +22,7 @@ import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
-import { adminIngestRoutes, nearestIngestNode, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
+import { adminIngestRoutes, ingestNodesFor, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
 import type { IngestNode } from '../../core/contracts/registry-rpc.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
@@ -37,20 +37,37 @@ const ListQuerySchema = z.object({
   before: z.coerce.number().int().positive().optional(),
 });
 
+interface IngestUrls {
+  rtmp: string;
+  rtmps: string | null;
+  srt: string | null;
+  /** The WHIP endpoint (the stream key is the bearer token, never in the URL). */
+  whip: string | null;
+  nodeId: string | null;
+  region: string | null;
+}
+
+function urlsOf(node: IngestNode, streamKey: string): IngestUrls {
+  return { ...nodeIngestUrls(node, streamKey), nodeId: node.nodeId, region: node.region };
+}
+
 /**
- * Publish URLs from the healthy ingest node nearest the caller (geo-routed ingest), or from the
- * RTMP_INGEST_URL / SRT_INGEST_URL variables when no node is registered.
+ * Publish URLs: those of the healthy ingest node nearest the caller (geo-routed ingest) and, as
+ * `backup`, those of the next-ranked node when a second one is healthy; without a registered node,
+ * the RTMP_INGEST_URL / RTMPS_INGEST_URL / SRT_INGEST_URL / WHIP_INGEST_URL variables (and no backup).
  */
-async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: { rtmp: string; srt: string | null; nodeId: string | null; region: string | null }; node: IngestNode | null }> {
-  let node: IngestNode | null = null;
+async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: IngestUrls & { backup: IngestUrls | null }; node: IngestNode | null }> {
+  let nodes: { primary: IngestNode | null; backup: IngestNode | null } = { primary: null, backup: null };
   try {
-    node = await nearestIngestNode(env, req);
+    nodes = await ingestNodesFor(env, req);
   } catch (err) {
     console.error(JSON.stringify({ level: 'error', msg: 'ingest registry unavailable; using the configured ingest URLs', error: String(err) }));
   }
-  if (node) return { urls: { ...nodeIngestUrls(node, streamKey), nodeId: node.nodeId, region: node.region }, node };
+  const { primary, backup } = nodes;
+  if (primary) return { urls: { ...urlsOf(primary, streamKey), backup: backup ? urlsOf(backup, streamKey) : null }, node: primary };
   const base = (env.RTMP_INGEST_URL ?? 'rtmp://127.0.0.1:1935/live').replace(/\/$/, '');
-  return { urls: { rtmp: `${base}/${streamKey}`, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, nodeId: null, region: null }, node: null };
+  const rtmps = env.RTMPS_INGEST_URL ? `${env.RTMPS_INGEST_URL.replace(/\/$/, '')}/${streamKey}` : null;
+  return { urls: { rtmp: `${base}/${streamKey}`, rtmps, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, whip: env.WHIP_INGEST_URL ?? null, nodeId: null, region: null, backup: null }, node: null };
 }
 
 function playbackUrls(origin: string, id: string) {

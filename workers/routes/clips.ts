@@ -118,8 +118,8 @@ clipRoutes.post('/clips/:id/export', adminAuth(), async (c) => {
     if (row.export_status !== 'failed' && now - row.updated_at < STALE_EXPORT_MS) return c.json(clipJson(origin, row), 202);
   }
   const renditions = [...had, ...asked.filter((r) => !had.includes(r))];
-  const next: ClipRow = { ...row, export_status: 'pending', export_key: clipExportPrefix(id), export_error: null, export_renditions: JSON.stringify(renditions), updated_at: now };
-  await c.env.DB.prepare("UPDATE clips SET export_status = 'pending', export_key = ?, export_error = NULL, export_renditions = ?, updated_at = ? WHERE id = ?")
+  const next: ClipRow = { ...row, export_status: 'pending', export_key: clipExportPrefix(id), export_error: null, export_renditions: JSON.stringify(renditions), export_progress: 0, updated_at: now };
+  await c.env.DB.prepare("UPDATE clips SET export_status = 'pending', export_key = ?, export_error = NULL, export_renditions = ?, export_progress = 0, updated_at = ? WHERE id = ?")
     .bind(next.export_key, next.export_renditions, now, id)
     .run();
   await queueExport(c.env, next);

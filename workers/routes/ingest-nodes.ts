@@ -97,7 +97,7 @@ const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /**
  * The caller's position from `request.cf` (absent in local tests). As for the viewer's country
- * (middleware/playback-access.ts), `DEV_GEO_OVERRIDE=1` (`.dev.vars`, never deployed) lets a
+ * (middleware/playback-access.ts), `DEV_GEO_OVERRIDE=1` (`wrangler dev --var`, never deployed) lets a
  * request to a loopback host claim a position with the `x-edgelive-dev-location` header, so a
  * local cluster can be tried from "anywhere"; a request reaching Cloudflare never has a loopback host.
  */
@@ -110,17 +110,25 @@ export function callerLocation(req: Request, env: Pick<Env, 'DEV_GEO_OVERRIDE'>)
   return locationFromCf((req as Request & { cf?: { latitude?: unknown; longitude?: unknown } }).cf);
 }
 
-/** The best node for a caller: nearest with room, then least loaded; null when none is healthy. */
-export async function nearestIngestNode(env: Env, req: Request): Promise<IngestNode | null> {
+/**
+ * The nodes a new stream is handed for a caller: the primary is the best (nearest with room, then
+ * least loaded), the backup the next one in the same order, a different node. An encoder given
+ * both (as with Mux's and YouTube's backup ingest) reconnects to the backup when the primary is
+ * lost, and the lease epoch makes that a takeover. null where there is no such node.
+ */
+export async function ingestNodesFor(env: Env, req: Request): Promise<{ primary: IngestNode | null; backup: IngestNode | null }> {
   const ranked = rankIngestNodes(await healthyNodes(env), callerLocation(req, env));
-  return ranked[0] ?? null;
+  return { primary: ranked[0] ?? null, backup: ranked[1] ?? null };
 }
 
-/** A node's publish URLs for one stream key. */
-export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'srtUrl'>, streamKey: string): { rtmp: string; srt: string | null } {
+/** A node's publish URLs for one stream key (RTMPS, SRT and WHIP when the node has them). */
+export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'whipUrl'>, streamKey: string): { rtmp: string; rtmps: string | null; srt: string | null; whip: string | null } {
   return {
     rtmp: `${node.rtmpUrl.replace(/\/$/, '')}/${streamKey}`,
+    rtmps: node.rtmpsUrl ? `${node.rtmpsUrl.replace(/\/$/, '')}/${streamKey}` : null,
     srt: node.srtUrl ? srtUrlFor(node.srtUrl, streamKey) : null,
+    // The key never goes into a WHIP URL: the publisher presents it as its bearer token.
+    whip: node.whipUrl,
   };
 }
 
@@ -152,7 +160,7 @@ publicIngestRoutes.get('/nearest', async (c) => {
       region: n.region,
       distanceKm: n.distanceKm === null ? null : Math.round(n.distanceKm),
       load: Math.round(Math.min(1, n.load) * 100) / 100,
-      ingest: { rtmp: n.rtmpUrl, srt: n.srtUrl },
+      ingest: { rtmp: n.rtmpUrl, rtmps: n.rtmpsUrl, srt: n.srtUrl, whip: n.whipUrl },
     })),
   });
 });

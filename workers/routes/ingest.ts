@@ -85,7 +85,7 @@ ingestRoutes.post('/authorize', async (c) => {
   const req = parseOr400(AuthorizeRequestSchema, json, 'authorize request');
   const stream = await findStreamByKey(c.env.DB, req.streamKey);
   if (!stream) throw new HttpError(403, 'unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
-  const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region, signed);
+  const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req, signed);
   if ('code' in lease) throw rpcError(lease);
   const { epoch, startMsn, timeOffset } = lease;
   const s = stream.settings;

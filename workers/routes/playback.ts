@@ -5,7 +5,7 @@
 // stream's token is written into every URI of the playlists it gets.
 import { Hono, type Context } from 'hono';
 import { Coalescer } from '../coalesce.ts';
-import { errorResponse, HttpError, rpcErrorResponse } from '../http.ts';
+import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import type { PlaylistTiming } from '../../core/contracts/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
@@ -46,9 +46,8 @@ function playlistResponse(c: Context, text: string, cacheControl: string): Respo
     'access-control-allow-origin': '*',
     'access-control-expose-headers': 'age, date',
   });
-  // Playlists are gzipped (HTTP-01): the runtime compresses a body whose Content-Encoding is set.
-  if (/\bgzip\b/.test(c.req.header('accept-encoding') ?? '')) headers.set('content-encoding', 'gzip');
-  return new Response(text, { status: 200, headers });
+  // Playlists are gzipped (HTTP-01) for every client that takes gzip.
+  return negotiatedTextResponse(c.req.raw, text, headers);
 }
 
 /** Cache lifetimes from LL-HLS App. B.1 (BR-13). */
@@ -89,8 +88,8 @@ playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
   const cache = typeof caches !== 'undefined' ? caches.default : null;
   if (blocking && cache) {
     const hit = await cache.match(cacheUrl);
-    if (hit && !token) return hit;
-    if (hit && token) return playlistResponse(c, withToken(await hit.text(), token), forViewer(hit.headers.get('cache-control') ?? 'no-cache', true));
+    // The colo cache holds the plain text; each viewer gets its own encoding and headers.
+    if (hit) return playlistResponse(c, token ? withToken(await hit.text(), token) : await hit.text(), forViewer(hit.headers.get('cache-control') ?? 'no-cache', !!token));
   }
   const key = `${id}|${rendition}|${directiveCacheKey(d)}${startKey}`;
   const r = await playlistCalls.run(key, () => c.env.STREAM_STATE.getByName(id).playlist(rendition, d, start.start));

@@ -5,7 +5,7 @@
 // that stream) and its country rules apply to its recordings and clips as well.
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Env } from '../env.ts';
-import { errorResponse, HttpError, rpcErrorResponse } from '../http.ts';
+import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import { checkCountry } from '../../core/auth/geo.ts';
 import { NAME_RE, clipExportKey, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
@@ -85,8 +85,7 @@ vodRoutes.use('/:id/*', vodAccess());
 
 function playlistResponse(c: Context, text: string, cacheControl: string): Response {
   const headers = new Headers({ 'content-type': PLAYLIST_TYPE, 'cache-control': cacheControl, 'access-control-allow-origin': '*' });
-  if (/\bgzip\b/.test(c.req.header('accept-encoding') ?? '')) headers.set('content-encoding', 'gzip');
-  return new Response(text, { status: 200, headers });
+  return negotiatedTextResponse(c.req.raw, text, headers);
 }
 
 vodRoutes.get('/:id/index.m3u8', async (c) => {

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
-import { WEBHOOK_EVENT_TYPES, WebhookEventTypeSchema, randomId, newWebhookEvent, type WebhookEvent } from '../../core/contracts/webhooks.ts';
+import { WEBHOOK_EVENT_TYPES, WEBHOOK_TEST_EVENT, WebhookEventTypeSchema, randomId, newWebhookEvent, type WebhookEvent, type WebhookQueueMessage } from '../../core/contracts/webhooks.ts';
 import type { DeliveryRow, WebhookRow } from '../webhooks/deliver.ts';
 
 export const webhookRoutes = new Hono<{ Bindings: Env }>();
@@ -83,18 +83,15 @@ webhookRoutes.delete('/:id', async (c) => {
   return c.body(null, 204);
 });
 
-/** An endpoint's deliveries, newest first, each with every attempt (status code or error, timing). */
-webhookRoutes.get('/:id/deliveries', async (c) => {
-  const w = await getWebhook(c.env.DB, c.req.param('id'));
-  const q = parseOr400(ListQuerySchema, c.req.query(), 'query');
-  const rows = await c.env.DB.prepare('SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND created_at < ? ORDER BY created_at DESC, id LIMIT ?')
-    .bind(w.id, q.before ?? Number.MAX_SAFE_INTEGER, q.limit)
-    .all<DeliveryRow>();
-  const attempts = new Map<string, Array<{ attempt: number; at: string; statusCode: number | null; error: string | null; durationMs: number }>>();
-  if (rows.results.length > 0) {
-    const ids = rows.results.map((r) => r.id);
+type AttemptJson = { attempt: number; at: string; statusCode: number | null; error: string | null; durationMs: number };
+
+/** Deliveries as the API shows them, each with every attempt (status code or error, timing). */
+async function deliveriesJson(db: D1Database, rows: DeliveryRow[]) {
+  const attempts = new Map<string, AttemptJson[]>();
+  if (rows.length > 0) {
+    const ids = rows.map((r) => r.id);
     const placeholders = ids.map(() => '?').join(',');
-    const all = await c.env.DB.prepare(`SELECT * FROM webhook_attempts WHERE delivery_id IN (${placeholders}) ORDER BY delivery_id, attempt`)
+    const all = await db.prepare(`SELECT * FROM webhook_attempts WHERE delivery_id IN (${placeholders}) ORDER BY delivery_id, attempt`)
       .bind(...ids)
       .all<{ delivery_id: string; attempt: number; at: number; status_code: number | null; error: string | null; duration_ms: number }>();
     for (const a of all.results) {
@@ -103,20 +100,58 @@ webhookRoutes.get('/:id/deliveries', async (c) => {
       attempts.set(a.delivery_id, list);
     }
   }
+  return rows.map((d) => ({
+    id: d.id,
+    eventId: d.event_id,
+    event: d.event_type,
+    status: d.status,
+    attempts: attempts.get(d.id) ?? [],
+    nextAttemptAt: d.status === 'pending' && d.next_attempt_at !== null ? new Date(d.next_attempt_at).toISOString() : null,
+    createdAt: new Date(d.created_at).toISOString(),
+    payload: JSON.parse(d.payload) as WebhookEvent,
+  }));
+}
+
+/** An endpoint's deliveries, newest first, each with every attempt. */
+webhookRoutes.get('/:id/deliveries', async (c) => {
+  const w = await getWebhook(c.env.DB, c.req.param('id'));
+  const q = parseOr400(ListQuerySchema, c.req.query(), 'query');
+  const rows = await c.env.DB.prepare('SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND created_at < ? ORDER BY created_at DESC, id LIMIT ?')
+    .bind(w.id, q.before ?? Number.MAX_SAFE_INTEGER, q.limit)
+    .all<DeliveryRow>();
   const last = rows.results.at(-1);
   return c.json({
-    deliveries: rows.results.map((d) => ({
-      id: d.id,
-      eventId: d.event_id,
-      event: d.event_type,
-      status: d.status,
-      attempts: attempts.get(d.id) ?? [],
-      nextAttemptAt: d.status === 'pending' && d.next_attempt_at !== null ? new Date(d.next_attempt_at).toISOString() : null,
-      createdAt: new Date(d.created_at).toISOString(),
-      payload: JSON.parse(d.payload) as WebhookEvent,
-    })),
+    deliveries: await deliveriesJson(c.env.DB, rows.results),
     next: rows.results.length === q.limit && last ? { before: last.created_at } : null,
   });
+});
+
+webhookRoutes.get('/:id/deliveries/:deliveryId', async (c) => {
+  const w = await getWebhook(c.env.DB, c.req.param('id'));
+  const id = c.req.param('deliveryId');
+  const row = /^dl_[a-z0-9]{20}$/.test(id)
+    ? await c.env.DB.prepare('SELECT * FROM webhook_deliveries WHERE id = ? AND webhook_id = ?').bind(id, w.id).first<DeliveryRow>()
+    : null;
+  if (!row) throw new HttpError(404, 'delivery_not_found', `no delivery ${id} of webhook ${w.id}`);
+  return c.json((await deliveriesJson(c.env.DB, [row]))[0]);
+});
+
+/**
+ * Sends a `webhook.test` event to this endpoint alone, signed and retried like any delivery, so an
+ * operator can check a receiver (its URL, its signature check) without waiting for a stream event.
+ */
+webhookRoutes.post('/:id/test', async (c) => {
+  const w = await getWebhook(c.env.DB, c.req.param('id'));
+  const event = newWebhookEvent(WEBHOOK_TEST_EVENT, { webhookId: w.id, message: 'a test delivery asked for through the admin API' });
+  const now = Date.now();
+  const deliveryId = 'dl_' + randomId(20);
+  await c.env.DB.prepare(
+    "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+  )
+    .bind(deliveryId, w.id, event.id, event.type, JSON.stringify(event), now, now, now)
+    .run();
+  await c.env.WEBHOOK_QUEUE.send({ kind: 'delivery', deliveryId } satisfies WebhookQueueMessage);
+  return c.json({ deliveryId, event }, 202);
 });
 
 /** Queues an event for every subscribed endpoint (also used by the Worker's own routes, e.g. clip.ready). */
