@@ -34,14 +34,16 @@ async function flakyQueue(stub: DurableObjectStub, failures: number) {
     objectEnv.WEBHOOK_QUEUE = {
       async send(body, options) {
         gate();
-        await real.send(body, options);
+        const res = await real.send(body, options);
         state.sent.push(body);
+        return res;
       },
       async sendBatch(messages, options) {
         gate();
         const list = [...messages];
-        await real.sendBatch(list, options);
+        const res = await real.sendBatch(list, options);
         state.sent.push(...list.map((m) => m.body));
+        return res;
       },
       metrics: () => real.metrics(),
     } as Queue<WebhookQueueMessage>;
