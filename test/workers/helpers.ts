@@ -34,8 +34,9 @@ export async function signed(method: string, path: string, body: Uint8Array<Arra
   return worker(await signedRequest(method, path, body, headers, secret));
 }
 
-export async function authorize(streamKey: string, nodeId = 'node-a') {
-  const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId })) as Uint8Array<ArrayBuffer>;
+/** `continues`: the epoch of the node's own session the lease continues (a ladder restart). */
+export async function authorize(streamKey: string, nodeId = 'node-a', continues?: number) {
+  const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId, continues })) as Uint8Array<ArrayBuffer>;
   return signed('POST', `${INGEST_PREFIX}/authorize`, body, { 'content-type': 'application/json' });
 }
 

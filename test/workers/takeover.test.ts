@@ -57,6 +57,21 @@ describe('takeover policy', () => {
     expect((await authorize(s.streamKey, 'node-b')).status).toBe(200);
   });
 
+  it('the lease holder continuing its own epoch (a ladder restart on its node) is let in; nobody else can claim to', async () => {
+    const s = await stream();
+    const first = await publish(s);
+    const epoch = first.lease.epoch;
+    expect(await refusal(await authorize(s.streamKey, 'node-b', epoch))).toEqual([409, 'stream_busy']);
+    expect(await refusal(await authorize(s.streamKey, 'node-a', epoch + 1))).toEqual([409, 'stream_busy']);
+    const restarted = await authorize(s.streamKey, 'node-a', epoch);
+    expect(restarted.status).toBe(200);
+    expect(((await restarted.json()) as { epoch: number }).epoch).toBe(epoch + 1);
+    // The previous epoch is over: it cannot be continued a second time.
+    expect(await refusal(await authorize(s.streamKey, 'node-a', epoch))).toEqual([409, 'stream_busy']);
+    const bad = await authorize(s.streamKey, 'node-a', -1);
+    expect(bad.status).toBe(400);
+  });
+
   it('with `allow` the newest publisher takes the stream, and the first is fenced off (PATCH changes the policy)', async () => {
     const s = await stream();
     const first = await publish(s);
