@@ -147,7 +147,7 @@ export class StreamState extends DurableObject<Env> {
    */
   async revokeLease(): Promise<{ revokedEpoch: number | null }> {
     const from = this.phase;
-    if (!this.lease || !this.transition('revoke')) return { revokedEpoch: null };
+    if (!this.lease || from === 'revoked' || !this.transition('revoke')) return { revokedEpoch: null };
     this.lastPushAt = Date.now();
     this.store.putLastPushAt(this.lastPushAt);
     // Held pushes of the revoked session are refused now rather than at their deadline.

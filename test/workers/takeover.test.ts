@@ -94,6 +94,10 @@ describe('key rotation', () => {
     const body = (await rotated.json()) as { streamKey: string; endedSession: { epoch: number } | null };
     expect(body.endedSession).toEqual({ epoch: first.lease.epoch });
     expect(await refusal(await first.v.nextPart())).toEqual([409, 'lease_revoked']);
+    // A second rotation has no session left to end.
+    const again = (await (await worker(`/api/streams/${s.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as { streamKey: string; endedSession: unknown };
+    expect(again.endedSession).toBeNull();
+    body.streamKey = again.streamKey;
     expect(await refusal(await authorize(s.streamKey, 'node-a'))).toEqual([403, 'unknown_stream_key']);
     const info = (await (await worker(`/api/streams/${s.id}`, { headers: ADMIN })).json()) as { status: string };
     expect(info.status).toBe('live');
