@@ -10,6 +10,12 @@ import type { StreamStore } from './stream-store.ts';
 
 /** Events offered to the queue at once (its batch limit is 100 messages). */
 const OUTBOX_BATCH = 100;
+/**
+ * A new event is offered at once; it is due again (the alarm's business) only this long after,
+ * should that first send never finish (the object evicted meanwhile). So a send under way sets
+ * no alarm of its own, and a refused one is due after its backoff (outboxRetryMs).
+ */
+const FIRST_SEND_MS = 10_000;
 
 export class StreamNotices {
   private readonly env: Env;
@@ -31,8 +37,9 @@ export class StreamNotices {
   emit(type: WebhookEventType, data: Record<string, unknown>): void {
     // Without a queue binding no webhook is ever delivered: nothing to keep.
     if (!this.env.WEBHOOK_QUEUE) return;
-    this.store.outboxAdd(newWebhookEvent(type, data), Date.now());
-    this.ctx.waitUntil(this.flush());
+    const dueAgainAt = Date.now() + FIRST_SEND_MS;
+    this.store.outboxAdd(newWebhookEvent(type, data), dueAgainAt);
+    this.ctx.waitUntil(this.flush(dueAgainAt));
   }
 
   /** A broadcast started, or a publisher came back (`reconnect`) after stream.idle or an end in progress. */
@@ -57,9 +64,9 @@ export class StreamNotices {
     return this.env.WEBHOOK_QUEUE ? this.store.outboxNextAt() : null;
   }
 
-  /** Offers every due event to the queue; what it refuses stays, due again after a backoff. */
-  flush(): Promise<void> {
-    const run = this.tail.then(() => this.offerDue());
+  /** Offers every event due by `dueBy` to the queue; what it refuses stays, due again after a backoff. */
+  flush(dueBy = Date.now()): Promise<void> {
+    const run = this.tail.then(() => this.offerDue(dueBy));
     this.tail = run.catch(() => undefined);
     return run;
   }
@@ -72,11 +79,11 @@ export class StreamNotices {
     }
   }
 
-  private async offerDue(): Promise<void> {
+  private async offerDue(dueBy: number): Promise<void> {
     const queue = this.env.WEBHOOK_QUEUE;
     if (!queue) return;
     for (;;) {
-      const due = this.store.outboxDue(Date.now(), OUTBOX_BATCH);
+      const due = this.store.outboxDue(Math.max(dueBy, Date.now()), OUTBOX_BATCH);
       if (due.length === 0) return;
       try {
         await queue.sendBatch(due.map((d) => ({ body: { kind: 'event' as const, event: d.event } })));
