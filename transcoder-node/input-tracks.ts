@@ -1,7 +1,7 @@
 // Which media tracks a publisher sends (audio, video), read from the first bytes of its stream
 // before the ladder starts: a rung the input cannot feed (the audio rung for `ffmpeg … -an`) is
 // left out of the session instead of making ffmpeg fail on a stream specifier that matches nothing.
-// Pure: bytes in, a decision out; the session (session.ts) feeds it and waits.
+// Pure: bytes in, a decision out; the ingest session (ingest-session.ts) feeds it and waits.
 import { decodeAmf0All, type Amf0Value } from './rtmp/amf0.ts';
 import type { LadderRung } from '../core/contracts/stream-config.ts';
 

@@ -12,7 +12,7 @@ import type { Metrics } from './metrics.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
-import { IngestSession } from './session.ts';
+import { IngestSession } from './ingest-session.ts';
 
 export interface PublishersOptions {
   origin: OriginClient;
