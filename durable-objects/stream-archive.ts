@@ -256,6 +256,9 @@ export class StreamArchive {
       if (r.duration === null) break;
       segments.push({ msn: r.msn, programDateTime: r.pdt, duration: r.duration });
     }
+    // A start in a reconnection's wall-clock gap finds the segment before the gap, which ends before
+    // it: the clip starts at the next one (as cutClip skips it), and that one needs its parts.
+    while (segments.length > 1 && segments[0]!.programDateTime + segments[0]!.duration * 1000 <= startMs) segments.shift();
     for (const s of [segments[0], segments.at(-1)]) {
       if (s && !s.parts) s.parts = await this.partsOf(rendition, s.msn);
     }

@@ -102,6 +102,8 @@ describe('usage errors, exit 2, before any request', () => {
       [['streams', 'update', 's1', '--takeover', 'sometimes'], '--takeover is refuse-while-live or allow'],
       [['streams', 'create', '--takeover', 'never'], '--takeover is refuse-while-live or allow'],
       [['webhooks', 'list', '--limit', 'ten'], '--limit takes a whole number'],
+      [['streams', 'publish-token', 'st1', '--use', 'forever'], '--use is reusable, single or session'],
+      [['streams', 'publish-token', 'st1', '--ttl', 'soon'], '--ttl takes a whole number'],
     ];
     for (const [argv, message] of cases) {
       const r = await run(argv);

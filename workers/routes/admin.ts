@@ -1,5 +1,5 @@
-// The admin API: create, list, show, change, delete streams, rotate their keys, mint playback
-// tokens, and the signing keys (bearer ADMIN_TOKEN, rate limited per client address).
+// The admin API: create, list, show, change, delete streams, rotate their keys, mint playback and
+// publish tokens, and the signing keys (bearer ADMIN_TOKEN, rate limited per client address).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
@@ -23,6 +23,7 @@ import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
 import { adminIngestRoutes, ingestNodesFor, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
+import { publishTokenRoutes } from './publish-tokens.ts';
 import type { IngestNode } from '../../core/contracts/registry-rpc.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
@@ -31,6 +32,7 @@ adminRoutes.use('*', rateLimit({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: 
 adminRoutes.use('*', adminAuth());
 adminRoutes.route('/signing-keys', keyRoutes);
 adminRoutes.route('/ingest', adminIngestRoutes);
+adminRoutes.route('/streams', publishTokenRoutes);
 
 const ListQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),

@@ -3,7 +3,6 @@
 // signed, its metadata header included (HMAC, timestamp, nonce: core/contracts/ingest-protocol.ts);
 // the stream's object refuses a nonce it has seen (a replay).
 import { Hono } from 'hono';
-import { findStreamByKey } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, rpcError } from '../http.ts';
 import {
@@ -21,6 +20,7 @@ import {
 } from '../../core/contracts/ingest-protocol.ts';
 import { NAME_RE, parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import type { IngestPush } from '../../core/contracts/stream-rpc.ts';
+import { streamForCredential } from '../publish-tokens.ts';
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
 
@@ -83,8 +83,8 @@ ingestRoutes.post('/authorize', async (c) => {
     throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
   }
   const req = parseOr400(AuthorizeRequestSchema, json, 'authorize request');
-  const stream = await findStreamByKey(c.env.DB, req.streamKey);
-  if (!stream) throw new HttpError(403, 'unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
+  // A stream key, or a publish token standing in for it (workers/publish-tokens.ts).
+  const stream = await streamForCredential(c.env, req.streamKey, { consume: true });
   const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req, signed);
   if ('code' in lease) throw rpcError(lease);
   const { epoch, startMsn, timeOffset } = lease;
