@@ -26,6 +26,8 @@ import { StreamMedia } from './stream-media.ts';
 import { StreamNotices } from './stream-notices.ts';
 import { StreamPlayback } from './stream-playback.ts';
 import { StreamStore } from './stream-store.ts';
+import { PlaybackLoadCounters } from './playback-load.ts';
+import type { PlaybackLoad } from '../core/contracts/live-model.ts';
 
 const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
 
@@ -45,6 +47,8 @@ export class StreamState extends DurableObject<Env> {
   private alarmAt: number | null = null;
   private readonly held = new HeldPushes();
   private readonly replays = new ReplayGuard();
+  /** Playback calls per rendition against parts announced (the stats route's `origin`). */
+  private readonly playbackCalls = new PlaybackLoadCounters();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -210,6 +214,7 @@ export class StreamState extends DurableObject<Env> {
       }
       if (verdict !== 'store') return verdict;
       this.store.apply(Push.announcePush(this.model, push, body.byteLength, this.windowSeconds()));
+      if (push.kind === 'part') this.playbackCalls.partAnnounced(push.rendition);
       this.lastPushAt = Date.now();
       this.held.wake(push.rendition);
       this.playback.wake(push.rendition);
@@ -236,6 +241,7 @@ export class StreamState extends DurableObject<Env> {
 
   /** Multivariant data: the renditions of the current epoch. */
   async presentation(): Promise<Rpc.PresentationResult> {
+    this.playbackCalls.presentation();
     return this.playback.presentation();
   }
 
@@ -245,12 +251,19 @@ export class StreamState extends DurableObject<Env> {
    * at that point of the window (start-over) and says so with EXT-X-START.
    */
   async playlist(rendition: string, d: HlsDirectives, start?: Rpc.StartAt): Promise<Rpc.PlaylistResult> {
+    this.playbackCalls.playlist(rendition);
     return this.playback.playlist(rendition, d, start);
   }
 
   /** A viewer asked for a media object that R2 does not have (yet): held while it is coming (PH-04). */
   async awaitMedia(rendition: string, epoch: number, object: MediaObject): Promise<{ status: 200 } | RpcError> {
+    this.playbackCalls.mediaWait(rendition);
     return this.playback.awaitMedia(rendition, epoch, object);
+  }
+
+  /** Playback calls answered since the object started, per rendition, against parts announced. */
+  async playbackLoad(): Promise<PlaybackLoad> {
+    return this.playbackCalls.snapshot();
   }
 
   async status(): Promise<Rpc.StreamStatus | null> {

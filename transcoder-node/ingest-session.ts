@@ -14,6 +14,7 @@ import { parseInit, type InitInfo } from '../core/cmaf/fmp4.ts';
 import { shiftFragmentTimes } from './cmaf/timeline.ts';
 import { patchFlvHeaderFlags, rungsFor, trackProbe, type TrackDecision } from './input-tracks.ts';
 import { LadderProcess } from './ladder.ts';
+import type { RealtimeOutputOptions } from './realtime-output.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { OriginClient, OriginError } from './origin-client.ts';
@@ -32,6 +33,8 @@ export interface SessionOptions {
   thumbnailIntervalSeconds?: number;
   /** Each `-progress` block of the ladder's ffmpeg (the encoder watch of overload.ts). */
   onProgress?: (progress: Record<string, string>) => void;
+  /** The stream's real-time feed (WHEP), when it has one: the ladder adds its outputs (null: none could open). */
+  realtime?: Promise<RealtimeOutputOptions | null>;
 }
 
 export class IngestSession {
@@ -63,7 +66,7 @@ export class IngestSession {
     this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch, protocol: opts.publisher.protocol });
     this.wallClockAtZero = Date.now();
     opts.publisher.media.on('end', () => this.log.info('publisher stream ended'));
-    void this.readTracks().then(({ decision, head, ended }) => this.start(decision, head, ended));
+    void Promise.all([this.readTracks(), opts.realtime ?? null]).then(([{ decision, head, ended }, realtime]) => this.start(decision, head, ended, realtime));
   }
 
   /**
@@ -103,7 +106,7 @@ export class IngestSession {
     });
   }
 
-  private start(decision: TrackDecision, head: Buffer, inputEnded: boolean): void {
+  private start(decision: TrackDecision, head: Buffer, inputEnded: boolean, realtime: RealtimeOutputOptions | null): void {
     const opts = this.opts;
     const input = opts.publisher.media;
     const { partTarget, segmentTarget, fps } = opts.lease;
@@ -129,6 +132,7 @@ export class IngestSession {
         segmentTarget,
         fps,
         ...(interval > 0 ? { thumbnails: { intervalSeconds: interval } } : {}),
+        ...(realtime ? { realtime } : {}),
       },
       logger: this.log,
       onProgress: opts.onProgress,
@@ -153,7 +157,7 @@ export class IngestSession {
       if (!this.stopping) this.log.warn('ffmpeg exited', { code, signal });
       void this.finish(this.stopping ?? (code === 0 ? 'publisher ended' : `ffmpeg exited (${code ?? signal})`));
     });
-    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn, container: opts.publisher.container, remote: opts.publisher.remoteAddress });
+    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn, container: opts.publisher.container, remote: opts.publisher.remoteAddress, realtime: realtime !== null });
     // A WebRTC encoder sends a keyframe when asked: the ladder's first segment need not wait for
     // the encoder's next one (browsers send them rarely).
     opts.publisher.requestKeyframe?.();

@@ -12,7 +12,9 @@ import type { Metrics } from './metrics.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
+import type { RealtimeOutputOptions } from './realtime-output.ts';
 import { IngestSession } from './ingest-session.ts';
+import type { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 
 export interface PublishersOptions {
   origin: OriginClient;
@@ -22,6 +24,10 @@ export interface PublishersOptions {
   nodeId: string;
   region: string;
   thumbnailIntervalSeconds?: number;
+  /** The node's real-time feeds (WHEP); absent: no stream gets real-time outputs. */
+  realtimeFeeds?: RealtimeFeeds;
+  /** Keyframe interval of the real-time encode, seconds (default 0.5). */
+  realtimeKeyframeIntervalSeconds?: number;
 }
 
 /** An accepted publisher, and the key it published with (a ladder restart takes a new lease with it). */
@@ -44,6 +50,8 @@ export class PublisherPipeline {
   private readonly relay: InputRelay;
   private readonly log: Logger;
   private ladder: LadderRung[];
+  /** The stream's real-time feed, held while this publisher's ladders run (realtime streams only). */
+  private readonly realtime: Promise<RealtimeOutputOptions | null> | null = null;
   private restarting = false;
   /** The publisher's connection has ended (its last session may still be flushing). */
   publisherGone = false;
@@ -73,6 +81,16 @@ export class PublisherPipeline {
       },
     });
     this.ladder = publisher.lease.ladder as LadderRung[];
+    const feeds = node.realtimeFeeds;
+    if (publisher.lease.realtime && feeds) {
+      const keyframeIntervalSeconds = node.realtimeKeyframeIntervalSeconds ?? 0.5;
+      this.realtime = feeds.acquire(this.streamId).then(
+        (feed) => ({ videoPort: feed.ports.video, audioPort: feed.ports.audio, keyframeIntervalSeconds }),
+        // The stream still plays as LL-HLS without it.
+        () => null,
+      );
+      void this.closed.then((reason) => feeds.release(this.streamId, reason));
+    }
     this.session = this.startSession(publisher.lease);
   }
 
@@ -102,6 +120,7 @@ export class PublisherPipeline {
       metrics: this.node.metrics,
       thumbnailIntervalSeconds: this.node.thumbnailIntervalSeconds,
       onProgress: this.node.overload.watch({ streamId: this.streamId, ladder: this.ladder, restart: (ladder) => void this.restart(ladder) }),
+      ...(this.realtime ? { realtime: this.realtime } : {}),
       onClosed: (reason) => {
         if (this.session === session && !this.restarting) this.end(reason);
       },

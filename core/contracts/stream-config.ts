@@ -81,6 +81,11 @@ export const StreamSettingsSchema = z.object({
   playback: PlaybackSettingsSchema.prefault({}),
   /** Whether a second publisher may take the stream while one is live (TakeoverPolicySchema). */
   takeover: TakeoverPolicySchema.default('refuse-while-live'),
+  /**
+   * Sub-second playback over WebRTC (WHEP) beside LL-HLS: the media node encodes the top video
+   * rung once more for it (constrained baseline, short GOP) and Opus audio. Off: LL-HLS only.
+   */
+  realtime: z.boolean().default(false),
 });
 export type StreamSettings = z.infer<typeof StreamSettingsSchema>;
 

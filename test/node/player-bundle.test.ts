@@ -1,5 +1,6 @@
 // What the watch page's build puts on the path to the first frame (scripts/build-assets.mjs): the
-// first bundle carries the player and hls.js and nothing social; no bundle carries zod (the
+// first bundle carries the player and hls.js and nothing social or real-time; the WHEP client is a
+// bundle of its own that only real-time mode loads; no bundle carries zod (the
 // browser checks room frames by hand, core/rooms/room-wire.ts); names carry content hashes so
 // the Worker can serve them as immutable, and the HTML names exactly what the build wrote.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +17,7 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; css: Bundle; html: string };
+let built: { watch: Bundle; together: Bundle; realtime: Bundle; css: Bundle; html: string };
 let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
@@ -33,10 +34,21 @@ describe('the watch page build', () => {
     expect(from(built.watch, /node_modules\/hls\.js\//).length).toBeGreaterThan(0);
     expect(from(built.watch, /public\/src\/watch\/player\.ts$/)).toHaveLength(1);
     expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe)\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
+    expect(from(built.watch, /watch\/(realtime|whep-client)\.ts|realtime-fallback/)).toEqual([]);
+  });
+
+  it('loads the WHEP client only for real time: its own bundle, imported by the toggle by its hashed name', () => {
+    expect(from(built.realtime, /public\/src\/watch\/whep-client\.ts$/)).toHaveLength(1);
+    expect(from(built.together, /public\/src\/watch\/realtime\.ts$/)).toHaveLength(1);
+    expect(from(built.together, /whep-client/)).toEqual([]);
+    expect(from(built.realtime, /node_modules\//)).toEqual([]);
+    expect(built.realtime.url).toMatch(/^\/dist\/realtime-[A-Z0-9]{8}\.js$/);
+    expect(readFileSync(built.together.file, 'utf8')).toContain(JSON.stringify(built.realtime.url));
+    expect(readFileSync(built.watch.file, 'utf8')).not.toContain(built.realtime.url);
   });
 
   it('keeps zod out of every browser bundle', () => {
-    for (const b of [built.watch, built.together]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
+    for (const b of [built.watch, built.together, built.realtime]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
     // The second bundle is what the room needs, without a second copy of hls.js.
     expect(from(built.together, /public\/src\/rooms-client\.ts$/)).toHaveLength(1);
     expect(from(built.together, /node_modules\/hls\.js\//)).toEqual([]);

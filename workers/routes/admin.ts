@@ -19,6 +19,7 @@ import { NAME_RE } from '../../core/contracts/object-keys.ts';
 import { signPlaybackToken } from '../../core/auth/playback-token.ts';
 import { PlaybackSettingsSchema, StreamSettingsSchema, TakeoverPolicySchema } from '../../core/contracts/stream-config.ts';
 import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
+import { forgetRealtimeSetting } from './whep.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
@@ -72,8 +73,9 @@ async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ u
   return { urls: { rtmp: `${base}/${streamKey}`, rtmps, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, whip: env.WHIP_INGEST_URL ?? null, nodeId: null, region: null, backup: null }, node: null };
 }
 
-function playbackUrls(origin: string, id: string) {
-  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}` };
+function playbackUrls(origin: string, id: string, realtime = false) {
+  // WHEP (sub-second, WebRTC) only for streams that have it: POST an SDP offer there.
+  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}`, ...(realtime ? { whep: `${origin}/live/${id}/whep` } : {}) };
 }
 
 function streamJson(origin: string, s: StreamRecord) {
@@ -82,7 +84,7 @@ function streamJson(origin: string, s: StreamRecord) {
     title: s.title,
     status: s.status,
     settings: s.settings,
-    playback: playbackUrls(origin, s.id),
+    playback: playbackUrls(origin, s.id, s.settings.realtime),
     createdAt: new Date(s.createdAt).toISOString(),
     updatedAt: new Date(s.updatedAt).toISOString(),
   };
@@ -111,8 +113,9 @@ adminRoutes.post('/streams', async (c) => {
     .bind(id, settings.title, await hashStreamKey(streamKey), JSON.stringify(settings), 'idle', now, now)
     .run();
   forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
+  forgetRealtimeSetting(id);
   const origin = new URL(c.req.url).origin;
-  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id), settings }, 201);
+  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id, settings.realtime), settings }, 201);
 });
 
 adminRoutes.get('/streams', async (c) => {
@@ -146,11 +149,16 @@ adminRoutes.get('/streams/:id', async (c) => {
   });
 });
 
-/** Changes the title, the playback rules or the takeover policy; `playback` is replaced whole, the ladder and timing are fixed. */
+/**
+ * Changes the title, the playback rules, the takeover policy or real-time playback; `playback` is
+ * replaced whole, the ladder and timing are fixed. `realtime` applies from the stream's next
+ * publish (its ladder's outputs), `takeover` from the next publisher that arrives.
+ */
 const PatchStreamSchema = z.strictObject({
   title: z.string().max(200).optional(),
   playback: PlaybackSettingsSchema.optional(),
   takeover: TakeoverPolicySchema.optional(),
+  realtime: z.boolean().optional(),
 });
 
 adminRoutes.patch('/streams/:id', async (c) => {
@@ -163,6 +171,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
     ...(patch.title !== undefined ? { title: patch.title } : {}),
     ...(patch.playback ? { playback: patch.playback } : {}),
     ...(patch.takeover ? { takeover: patch.takeover } : {}),
+    ...(patch.realtime !== undefined ? { realtime: patch.realtime } : {}),
   });
   const now = Date.now();
   const res = await c.env.DB.prepare('UPDATE streams SET title = ?, settings = ?, updated_at = ? WHERE id = ?')
@@ -171,6 +180,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
   // This isolate applies the new rules at once; every other one within 30 s (its cache TTL).
   forgetPlaybackAccess(id);
+  forgetRealtimeSetting(id);
   await c.env.STREAM_STATE.getByName(id).configure({ streamId: id, settings });
   return c.json(streamJson(new URL(c.req.url).origin, { ...stream, title: settings.title, settings, updatedAt: now }));
 });

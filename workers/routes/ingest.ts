@@ -98,6 +98,7 @@ ingestRoutes.post('/authorize', async (c) => {
     segmentTarget: s.segmentTarget,
     fps: s.fps,
     timeOffset,
+    realtime: s.realtime,
   };
   return c.json(res);
 });
