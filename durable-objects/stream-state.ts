@@ -16,7 +16,7 @@ import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
-import { STREAM_BUSY, TAKEOVER_QUIET_MS, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, pushRefusal, takeoverAllowed, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
+import { alarmTime, exists, hasEnded, isOnAir, leaseOutcome, leaseRefusal, nextPhase, pushRefusal, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
 import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
 import type { Lease } from '../core/live/stream-model.ts';
 import { HeldPushes } from '../core/live/waiters.ts';
@@ -91,15 +91,14 @@ export class StreamState extends DurableObject<Env> {
    * Takes the ingest lease: a new epoch fences off every push of the previous one, whose open
    * segments are closed so nothing acknowledged is lost; the new epoch continues the media
    * sequence after them. After an end, a lease starts a new broadcast (window and recording).
-   * The takeover policy may refuse it while another publisher is live, unless the lease holder
-   * itself continues its epoch (`continues`: a ladder restart on the same node).
+   * The takeover policy may refuse it while another publisher is live (leaseRefusal).
    */
   async acquireLease({ nodeId, region, continues }: Rpc.LeaseRequest, signed: SignedRequest): Promise<Rpc.LeaseResult> {
     const outcome = leaseOutcome(this.phase);
     if (!this.config || !outcome) return NOT_FOUND;
     const now = Date.now();
-    const holder = continues !== undefined && this.lease?.epoch === continues && this.lease.nodeId === nodeId;
-    if (!holder && !takeoverAllowed(this.config.settings.takeover, this.phase, this.lastPushAt, now, this.quietMs())) return STREAM_BUSY;
+    const busy = leaseRefusal({ policy: this.config.settings.takeover, phase: this.phase, lastPushAt: this.lastPushAt, holder: this.lease, nodeId, continues, quietSeconds: this.env.TAKEOVER_QUIET_SECONDS, now });
+    if (busy) return busy;
     // A replayed authorize would take the lease from the publisher that sent it: its nonce is
     // stored (a lease is rare, and the memory must survive a restart of this object).
     const nonces = admitStored(this.store.authorizeNonces(), signed, now);
@@ -144,18 +143,13 @@ export class StreamState extends DurableObject<Env> {
     return { status: 200 };
   }
 
-  /**
-   * The stream key was rotated: the session that used the old key is cut off. Its next push is
-   * refused (409 `lease_revoked`, its node drops the publisher); the stream ends after the grace
-   * period unless a publisher with the new key takes the lease (it may at once).
-   */
+  /** The key was rotated: its session's pushes are refused (409 `lease_revoked`); the stream ends after the grace period unless a publisher with the new key takes the lease (it may at once). */
   async revokeLease(): Promise<{ revokedEpoch: number | null }> {
     const from = this.phase;
     if (!this.lease || from === 'revoked' || !this.transition('revoke')) return { revokedEpoch: null };
     this.lastPushAt = Date.now();
     this.store.putLastPushAt(this.lastPushAt);
-    // Held pushes of the revoked session are refused now rather than at their deadline.
-    this.held.wake(null);
+    this.held.wake(null); // its held pushes are refused now, not at their deadline
     if (from === 'live') this.notices.idle(this.config!.streamId, this.lease.epoch, this.graceMs() / 1000, 'key_rotated');
     await this.scheduleAlarm(true);
     return { revokedEpoch: this.lease.epoch };
@@ -348,11 +342,7 @@ export class StreamState extends DurableObject<Env> {
 
   // ---- helpers ------------------------------------------------------------------------------
 
-  /**
-   * A signed ingest request may proceed: the stream exists and the request is not a replay (its
-   * nonce is remembered in memory for the replay window: no storage write on the push path; after
-   * a restart a replay can only repeat an accepted push, which is a duplicate).
-   */
+  /** A signed ingest request may proceed: the stream exists and its nonce is fresh (replay-guard.ts: in memory, no write per push). */
   private admit(signed: SignedRequest): RpcError | null {
     return !this.config || !exists(this.phase) ? NOT_FOUND : replayRefusal(this.replays.admit(signed, Date.now()));
   }
@@ -381,10 +371,6 @@ export class StreamState extends DurableObject<Env> {
 
   private graceMs(): number {
     return Number(this.env.END_GRACE_SECONDS ?? '10') * 1000;
-  }
-
-  private quietMs(): number {
-    return this.env.TAKEOVER_QUIET_SECONDS === undefined ? TAKEOVER_QUIET_MS : Number(this.env.TAKEOVER_QUIET_SECONDS) * 1000;
   }
 
   private inLadder(name: string): boolean {

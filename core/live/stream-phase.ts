@@ -102,6 +102,26 @@ export function takeoverAllowed(policy: TakeoverPolicy, phase: StreamPhase, last
   return lastPushAt === null || now - lastPushAt >= quietMs;
 }
 
+/**
+ * Why a new publisher may not take the lease now (STREAM_BUSY), or null (`takeoverAllowed`, the
+ * quiet period from TAKEOVER_QUIET_SECONDS). The lease holder continuing its own epoch
+ * (`continues`: a ladder restart on its node) is never refused.
+ */
+export function leaseRefusal(a: {
+  policy: TakeoverPolicy;
+  phase: StreamPhase;
+  lastPushAt: number | null;
+  holder: { epoch: number; nodeId: string } | null;
+  nodeId: string;
+  continues?: number | undefined;
+  quietSeconds?: string | undefined;
+  now: number;
+}): RpcError | null {
+  if (a.continues !== undefined && a.holder?.epoch === a.continues && a.holder.nodeId === a.nodeId) return null;
+  const quietMs = a.quietSeconds === undefined ? TAKEOVER_QUIET_MS : Number(a.quietSeconds) * 1000;
+  return takeoverAllowed(a.policy, a.phase, a.lastPushAt, a.now, quietMs) ? null : STREAM_BUSY;
+}
+
 /** A broadcast is on: the lease holds, the live window moves, the alarm watches the grace period. */
 export function isOnAir(phase: StreamPhase): boolean {
   return phase === 'live' || phase === 'stopping' || phase === 'revoked' || phase === 'ending' || phase === 'deleting';

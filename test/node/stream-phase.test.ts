@@ -15,6 +15,7 @@ import {
   publicState,
   pushRefusal,
   takeoverAllowed,
+  leaseRefusal,
   TAKEOVER_QUIET_MS,
   type PhaseEvent,
   type StreamPhase,
@@ -80,6 +81,12 @@ describe('stream phases', () => {
     expect(takeoverAllowed('refuse-while-live', 'live', now - 1000, now, 500)).toBe(true);
     for (const phase of ['idle', 'stopping', 'revoked', 'ending', 'ended'] as const) expect(takeoverAllowed('refuse-while-live', phase, now, now), phase).toBe(true);
     expect(takeoverAllowed('allow', 'live', now, now)).toBe(true);
+    const a = { policy: 'refuse-while-live' as const, phase: 'live' as const, lastPushAt: now - 1000, holder: { epoch: 3, nodeId: 'n1' }, nodeId: 'n1', now };
+    expect(leaseRefusal(a)).toMatchObject({ status: 409, code: 'stream_busy' });
+    expect(leaseRefusal({ ...a, continues: 3 })).toBeNull();
+    expect(leaseRefusal({ ...a, continues: 3, nodeId: 'n2' })).toMatchObject({ code: 'stream_busy' });
+    expect(leaseRefusal({ ...a, continues: 2 })).toMatchObject({ code: 'stream_busy' });
+    expect(leaseRefusal({ ...a, quietSeconds: '0.5' })).toBeNull();
   });
 
   it('the alarm fires at the earliest of the grace period (on air only), the sweep and an earlier wake-up, never in the past', () => {
