@@ -11,14 +11,13 @@ import type { SignedRequest } from '../core/contracts/ingest-protocol.ts';
 import { ReplayGuard, admitStored, replayRefusal } from '../core/auth/replay-guard.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
 import type { HlsDirectives } from '../core/playlist/blocking.ts';
-import { closeAssembled, openSegments } from '../core/live/end-assembly.ts';
+import { announcedSpan, closeAssembled, openSegments } from '../core/live/end-assembly.ts';
 import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
 import { alarmTime, exists, hasEnded, isOnAir, leaseOutcome, leaseRefusal, nextPhase, pushRefusal, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
-import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
-import type { Lease } from '../core/live/stream-model.ts';
+import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder, type Lease } from '../core/live/stream-model.ts';
 import { HeldPushes } from '../core/live/waiters.ts';
 import { clearWindows, windowSeconds } from '../core/live/window-trim.ts';
 import { StreamArchive } from './stream-archive.ts';
@@ -88,10 +87,9 @@ export class StreamState extends DurableObject<Env> {
   }
 
   /**
-   * Takes the ingest lease: a new epoch fences off every push of the previous one, whose open
-   * segments are closed so nothing acknowledged is lost; the new epoch continues the media
-   * sequence after them. After an end, a lease starts a new broadcast (window and recording).
-   * The takeover policy may refuse it while another publisher is live (leaseRefusal).
+   * Takes the ingest lease (unless leaseRefusal: the takeover policy): a new epoch fences off every push of the previous
+   * one, whose open segments are closed so nothing acknowledged is lost; the new epoch continues the media sequence
+   * after them. After an end, a lease starts a new broadcast (window and recording).
    */
   async acquireLease({ nodeId, region, continues }: Rpc.LeaseRequest, signed: SignedRequest): Promise<Rpc.LeaseResult> {
     const outcome = leaseOutcome(this.phase);
@@ -99,8 +97,7 @@ export class StreamState extends DurableObject<Env> {
     const now = Date.now();
     const busy = leaseRefusal({ policy: this.config.settings.takeover, phase: this.phase, lastPushAt: this.lastPushAt, holder: this.lease, nodeId, continues, quietSeconds: this.env.TAKEOVER_QUIET_SECONDS, now });
     if (busy) return busy;
-    // A replayed authorize would take the lease from the publisher that sent it: its nonce is
-    // stored (a lease is rare, and the memory must survive a restart of this object).
+    // A replayed authorize would take the lease: its nonce is stored (leases are rare; it must survive a restart).
     const nonces = admitStored(this.store.authorizeNonces(), signed, now);
     if (nonces === 'replayed') return replayRefusal(nonces)!;
     this.store.putAuthorizeNonces(nonces);
@@ -260,6 +257,11 @@ export class StreamState extends DurableObject<Env> {
     return this.playbackCalls.snapshot();
   }
 
+  /** How many parts a closed segment has, for the edge joining them (stream-playback.ts); held while it is open. */
+  async segmentParts(rendition: string, epoch: number, msn: number): Promise<Rpc.SegmentPartsResult> {
+    return this.playback.segmentParts(rendition, epoch, msn, () => this.store.closedSegmentParts(rendition, epoch, msn));
+  }
+
   async status(): Promise<Rpc.StreamStatus | null> {
     return this.config && streamStatus(this.model, this.config.settings.ladder, this.phase, this.lease, this.lastPushAt);
   }
@@ -334,7 +336,7 @@ export class StreamState extends DurableObject<Env> {
   /** Closes every rendition's open segment from the parts it announced (core/live/end-assembly.ts). */
   private async closeOpenSegments(): Promise<void> {
     for (const { rs, segment } of openSegments(this.model)) {
-      const assembled = await this.media.assembleSegment(rs, segment, this.store.partsOf(rs.name, segment.msn));
+      const assembled = announcedSpan(this.store.partsOf(rs.name, segment.msn));
       const change = assembled && closeAssembled(rs, segment, assembled.partCount, assembled.seconds);
       if (change) this.store.apply([change]);
     }

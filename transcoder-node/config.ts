@@ -71,6 +71,8 @@ export function mediaNodeConfigFromEnv(env: Env) {
     heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
     /** Seconds between JPEG thumbnails of the top rendition (0: none). */
     thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
+    // bench:cost only: the previous design, every segment's bytes pushed (and written) a second time.
+    segmentCopy: env.BENCH_SEGMENT_COPY === '1',
     webrtc: webrtcConfigFromEnv(env),
   };
 }

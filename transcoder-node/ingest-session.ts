@@ -31,6 +31,8 @@ export interface SessionOptions {
   onClosed: (reason: string) => void;
   /** Seconds between thumbnails of the top rendition; 0 or absent: none. */
   thumbnailIntervalSeconds?: number;
+  /** The previous design, kept for `bench:cost` only: segment pushes carry the segment's bytes again (a second R2 write of every media byte). */
+  segmentCopy?: boolean;
   /** Each `-progress` block of the ladder's ffmpeg (the encoder watch of overload.ts). */
   onProgress?: (progress: Record<string, string>) => void;
   /** The stream's real-time feed (WHEP), when it has one: the ladder adds its outputs (null: none could open). */
@@ -225,7 +227,9 @@ export class IngestSession {
     chunker.on('segment', (e) => {
       uploader.enqueue({
         file: mediaFileName({ kind: 'segment', msn: e.msn }),
-        bytes: media(e.bytes),
+        // The segment push only closes the segment: its bytes are its parts', already pushed
+        // (the edge serves their concatenation). `segmentCopy` (bench:cost only) sends them again.
+        bytes: this.opts.segmentCopy ? media(e.bytes) : new Uint8Array(0),
         readyAt: Date.now(),
         meta: { duration: round6(e.duration), partCount: e.partCount, programDateTime: pdt(e.startTime) },
       });

@@ -61,6 +61,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     nodeId: config.nodeId,
     region: config.region,
     thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
+    segmentCopy: config.segmentCopy,
     ...(realtimeFeeds ? { realtimeFeeds, realtimeKeyframeIntervalSeconds: config.webrtc.whep.keyframeIntervalMs / 1000 } : {}),
   });
   const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });

@@ -28,6 +28,8 @@ export interface PublishersOptions {
   realtimeFeeds?: RealtimeFeeds;
   /** Keyframe interval of the real-time encode, seconds (default 0.5). */
   realtimeKeyframeIntervalSeconds?: number;
+  /** bench:cost only: segment pushes carry their bytes again (the previous, double-write design). */
+  segmentCopy?: boolean;
 }
 
 /** An accepted publisher, and the key it published with (a ladder restart takes a new lease with it). */
@@ -119,6 +121,7 @@ export class PublisherPipeline {
       logger: this.node.logger,
       metrics: this.node.metrics,
       thumbnailIntervalSeconds: this.node.thumbnailIntervalSeconds,
+      segmentCopy: this.node.segmentCopy,
       onProgress: this.node.overload.watch({ streamId: this.streamId, ladder: this.ladder, restart: (ladder) => void this.restart(ladder) }),
       ...(this.realtime ? { realtime: this.realtime } : {}),
       onClosed: (reason) => {

@@ -17,7 +17,7 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; realtime: Bundle; css: Bundle; html: string };
+let built: { watch: Bundle; together: Bundle; realtime: Bundle; voice: Bundle; css: Bundle; html: string };
 let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
@@ -48,10 +48,17 @@ describe('the watch page build', () => {
   });
 
   it('keeps zod out of every browser bundle', () => {
-    for (const b of [built.watch, built.together, built.realtime]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
+    for (const b of [built.watch, built.together, built.realtime, built.voice]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
     // The second bundle is what the room needs, without a second copy of hls.js.
     expect(from(built.together, /public\/src\/rooms-client\.ts$/)).toHaveLength(1);
     expect(from(built.together, /node_modules\/hls\.js\//)).toEqual([]);
+  });
+
+  it('keeps party voice in its own bundle, which the party card loads by its hashed name', () => {
+    expect(from(built.voice, /public\/src\/voice\/voice-mesh\.ts$/)).toHaveLength(1);
+    for (const b of [built.watch, built.together]) expect(from(b, /public\/src\/voice\/|core\/rooms\/voice-(mesh-plan|activity)/), b.url).toEqual([]);
+    expect(built.voice.url).toMatch(/^\/dist\/voice-[A-Z0-9]{8}\.js$/);
+    expect(readFileSync(built.together.file, 'utf8')).toContain(JSON.stringify(built.voice.url));
   });
 
   it('names every file by its content, and the page loads the second bundle by that name', () => {
@@ -90,10 +97,14 @@ describe('readServerFrame: the browser’s hand check of room frames', () => {
     expect(readServerFrame(JSON.stringify(batch))).toEqual(batch);
     expect(readServerFrame('{"type":"pong","t0":1,"t1":2,"t2":3}')).toEqual({ type: 'pong', t0: 1, t1: 2, t2: 3 });
     expect(readServerFrame('{"type":"ack","rid":"r1","id":7}')).toEqual({ type: 'ack', rid: 'r1', id: 7 });
+    const signal = { type: 'voice.signal', from: 'c1', uid: 'a:x', signal: { type: 'offer', sdp: 'v=0' } };
+    expect(readServerFrame(JSON.stringify(signal))).toEqual(signal);
+    const sfu = { type: 'voice.sfu', endpoint: 'https://node/sfu', token: 't', expiresAt: 1 };
+    expect(readServerFrame(JSON.stringify(sfu))).toEqual(sfu);
   });
 
   it('drops garbled or foreign frames instead of applying them', () => {
-    for (const text of ['not json', '[]', 'null', '{"type":"hello"}', '{"type":"batch","epoch":"e1","seq":"4","events":[]}', '{"type":"batch","epoch":"e1","seq":4}', '{"type":"state","epoch":"e1","seq":1}', '{"type":"pong","t0":1}']) {
+    for (const text of ['not json', '[]', 'null', '{"type":"hello"}', '{"type":"batch","epoch":"e1","seq":"4","events":[]}', '{"type":"batch","epoch":"e1","seq":4}', '{"type":"state","epoch":"e1","seq":1}', '{"type":"pong","t0":1}', '{"type":"voice.signal","from":"c1","uid":"a:x"}', '{"type":"voice.sfu","endpoint":"x"}']) {
       expect(readServerFrame(text), text).toBeNull();
     }
   });

@@ -9,6 +9,7 @@ import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } fr
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import { playlistAnswer } from '../playlist-answers.ts';
 import { mediaAnswer } from '../media-answers.ts';
+import { segmentResponse } from '../segment-parts.ts';
 import type { PlaylistTiming } from '../../core/contracts/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import { directiveCacheKey, parseHlsDirectives } from '../../core/playlist/blocking.ts';
@@ -115,6 +116,10 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   const key = mediaObjectKey(id, epoch, rendition, object);
   const signed = c.get('playbackToken') !== undefined;
   const range = c.req.header('range');
+  // A segment is its parts joined (each media byte is written to R2 once).
+  if (object.kind === 'segment') {
+    return segmentResponse(c.env, { streamId: id, epoch, rendition, msn: object.msn }, { signed, range, origin: new URL(c.req.url).origin, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+  }
   const cache = typeof caches !== 'undefined' ? caches.default : null;
   // The cache key is the object's, never the request URL: viewers with different tokens share
   // one cached copy, and the token was already checked before this line.
@@ -122,7 +127,7 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   const read = async () => {
     const obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
     if (obj) return obj;
-    // Not in R2 yet: a hinted part (or the open segment) is held until it exists (PH-04).
+    // Not in R2 yet: a hinted part is held until it exists (PH-04).
     const waited = await c.env.STREAM_STATE.getByName(id).awaitMedia(rendition, epoch, object);
     return waited.status === 200 ? c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined) : null;
   };
