@@ -8,7 +8,7 @@ import type { Env } from '../workers/env.ts';
 import { REACTIONS, isHostReaction, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
 import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
 import type { IngestBatch } from './room.ts';
-import { FrameRing, SocketHub, admittedUpgrade, reciprocateClose, type Attachment } from './room-sockets.ts';
+import { FrameRing, SocketHub, admittedUpgrade, type Attachment } from './room-sockets.ts';
 import type { ConnIdentity } from '../core/contracts/room-admission.ts';
 import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 

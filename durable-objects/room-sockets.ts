@@ -8,8 +8,6 @@ import {
   errorFrame,
   parseClientFrame,
   type ClientMessage,
-  type ErrorCode,
-  type Role,
   type RoomSnapshot,
 } from '../core/rooms/room-protocol.ts';
 import { ROOM_RATE_LIMITS, fullBucket, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';

@@ -32,7 +32,7 @@ import { ConnRelay, VoiceSeats } from './room-voice.ts';
 import { leaveVoice } from '../core/rooms/voice-decisions.ts';
 import { VOICE_LIMITS } from '../core/rooms/voice-protocol.ts';
 import { VOICE_SFU_TOKEN_TTL_SEC, signVoiceSfuToken } from '../core/auth/voice-sfu-token.ts';
-import { FrameRing, SocketHub, admittedUpgrade, reciprocateClose, type Meter } from './room-sockets.ts';
+import { FrameRing, SocketHub, admittedUpgrade, type Meter } from './room-sockets.ts';
 import { shardName, type ConnIdentity } from '../core/contracts/room-admission.ts';
 import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 

@@ -28,7 +28,6 @@ export interface MetricsOptions {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly opts: MetricsOptions;
   private readonly sessionsStarted: Counter<'protocol'>;
   private readonly refused: Counter<'protocol' | 'reason'>;
   private readonly pushDuration: Histogram<'kind'>;
@@ -58,7 +57,6 @@ export class Metrics {
   private pushedByteCount = 0;
 
   constructor(opts: MetricsOptions) {
-    this.opts = opts;
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
     new Gauge({ name: 'edgelive_node_info', help: 'Always 1; the labels say which node this is.', labelNames: ['node_id', 'region'], registers }).set({ node_id: opts.nodeId, region: opts.region }, 1);

@@ -102,7 +102,7 @@ export function parseOr400<T extends z.ZodType>(schema: T, value: unknown, what:
   const r = schema.safeParse(value);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const where = issue && issue.path.length ? ` at ${issue.path.join('.')}` : '';
+    const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
     throw new HttpError(400, 'invalid_request', `invalid ${what}${where}: ${issue?.message ?? 'malformed'}`);
   }
   return r.data;

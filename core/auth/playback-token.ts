@@ -124,7 +124,7 @@ export async function importSigningKey(text: string, kidForPem?: string): Promis
   }
   const jwk = (parsed && typeof parsed === 'object' && 'privateJwk' in parsed ? (parsed as { privateJwk: unknown }).privateJwk : parsed) as JWK;
   const kid = kidForPem ?? jwk?.kid;
-  if (!jwk || jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string') throw new TypeError('the key is not a private P-256 (ES256) JWK');
+  if (jwk?.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string') throw new TypeError('the key is not a private P-256 (ES256) JWK');
   if (!kid || !KID_RE.test(kid)) throw new TypeError('the key has no key id (key_…)');
   const key = await importJWK({ ...jwk, alg: PLAYBACK_TOKEN_ALG }, PLAYBACK_TOKEN_ALG);
   if (key instanceof Uint8Array) throw new TypeError('the key is not an ES256 private key');

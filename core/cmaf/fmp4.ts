@@ -39,7 +39,7 @@ export interface InitInfo {
 /** Parses an init segment. Throws BoxError when it is not a usable fMP4 header. */
 export function parseInit(bytes: Uint8Array): InitInfo {
   let majorBrand = '';
-  let compatibleBrands: string[] = [];
+  const compatibleBrands: string[] = [];
   let moov: BoxView | undefined;
   for (const box of iterateBoxes(bytes)) {
     if (box.type === 'ftyp') {

@@ -246,7 +246,7 @@ export async function verifyIngestRequest(
   if (Math.abs(now - Number(timestamp)) > SIGNATURE_WINDOW_MS) return { ok: false, reason: 'timestamp outside the replay window' };
   if (!NONCE_RE.test(nonce)) return { ok: false, reason: 'malformed nonce' };
   const mac = fromHex(signature);
-  if (!mac || mac.length !== 32) return { ok: false, reason: 'malformed signature' };
+  if (mac?.length !== 32) return { ok: false, reason: 'malformed signature' };
   const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
   const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(canonicalRequest(method, path, headers, bodyHash)));
   return valid ? { ok: true, nonce, timestamp: Number(timestamp) } : { ok: false, reason: 'signature mismatch' };

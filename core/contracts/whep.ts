@@ -67,7 +67,7 @@ export async function verifyWhepTicket(secret: string, ticket: string, streamId:
   const [payload, macText, extra] = ticket.split('.');
   if (!payload || !macText || extra !== undefined) return bad('a ticket is {payload}.{mac}');
   const mac = fromB64url(macText);
-  if (!mac || mac.length !== 32) return bad('malformed ticket signature');
+  if (mac?.length !== 32) return bad('malformed ticket signature');
   const valid = await crypto.subtle.verify('HMAC', await key(secret), mac, encoder.encode(CONTEXT + payload));
   if (!valid) return bad('the ticket signature does not match');
   let claims: unknown;

@@ -25,7 +25,7 @@ export {
   type Reaction,
   type Role,
 } from './room-wire.ts';
-import { ERROR_CODES, REACTIONS, ROLES, ROOM_LIMITS, type ErrorCode, type Role } from './room-wire.ts';
+import { ERROR_CODES, REACTIONS, ROOM_LIMITS, type ErrorCode, type Role } from './room-wire.ts';
 export { RoleName, Uid, ConnId } from './room-roles.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ export function parseClientFrame(frame: string | ArrayBuffer): Parsed {
   const r = ClientMessage.safeParse(raw);
   if (!r.success) {
     const issue = r.error.issues[0];
-    const where = issue && issue.path.length ? `${issue.path.join('.')}: ` : '';
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
     const maybeRid = (raw as { rid?: unknown }).rid;
     return {
       ok: false,

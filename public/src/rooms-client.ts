@@ -281,8 +281,9 @@ export class RoomClient {
     }
     // Exponential backoff with full jitter, so a room that restarts is not hit by every viewer
     // in the same instant.
-    const min = (this.opts.reconnect && this.opts.reconnect.minMs) || 500;
-    const max = (this.opts.reconnect && this.opts.reconnect.maxMs) || 15_000;
+    const backoff = this.opts.reconnect === false ? undefined : this.opts.reconnect;
+    const min = backoff?.minMs || 500;
+    const max = backoff?.maxMs || 15_000;
     const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random() / 2);
     this.attempt++;
     this.reconnectTimer = setTimeout(() => {

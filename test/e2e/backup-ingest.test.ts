@@ -148,8 +148,8 @@ describe('backup ingest', () => {
     const { stdout } = await exec(join(ROOT, 'node_modules', '.bin', 'node'), [join(ROOT, 'bin', 'edgelive.mjs'), 'streams', 'create', '--title', 'from the cli'], {
       env: { ...process.env, EDGELIVE_URL: stack.workerUrl, EDGELIVE_ADMIN_TOKEN: stack.adminToken },
     });
-    const primary = /^  publish\s+(\S+)\/live\/sk_\w+$/m.exec(stdout)?.[1];
-    const backup = /^  backup rtmps\s+(\S+)\/live\/sk_\w+$/m.exec(stdout)?.[1];
+    const primary = /^ {2}publish\s+(\S+)\/live\/sk_\w+$/m.exec(stdout)?.[1];
+    const backup = /^ {2}backup rtmps\s+(\S+)\/live\/sk_\w+$/m.exec(stdout)?.[1];
     const bases = stack.nodes.map((n) => [n.rtmpUrl.replace(/\/live$/, ''), n.rtmpsUrl!.replace(/\/live$/, '')]);
     // Two different nodes: the RTMP base of one, the RTMPS base of the other.
     const p = bases.findIndex(([rtmp]) => rtmp === primary);

@@ -3,7 +3,7 @@
 // driven the way a person uses them — clicks, typing — and checked through what they show and
 // through `window.__edgelive.snapshot()` (public/src/watch/test-hooks.ts). Screenshots of the
 // watch page and the party page land in test-results/screenshots/.
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
 // growing MSNs); then kill -9 of the node in the middle of the stream and the publisher coming
 // back over SRT to the other node: every part acknowledged before the kill is still served with
 // the same URI and bytes (or inside its segment), and playback goes on.
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

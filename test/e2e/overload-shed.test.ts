@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { HsType, Reject, rejectionType } from '../../transcoder-node/srt/packet.ts';
+import { Reject, rejectionType } from '../../transcoder-node/srt/packet.ts';
 import { parsePlaylist } from '../support/llhls-client.ts';
 import { health, logLines, publishOnce, scrape, until, type LogLine } from '../support/media-node.ts';
 import { sampleValue } from '../support/prom-text.ts';

@@ -5,7 +5,7 @@
 // they were sent — a viewer held 8 s behind live when their picture gets there, one as far behind
 // with `?sync=0` at once; the watch page jumps to the start of the DVR window and back to
 // live; the host cuts a clip of the last seconds and its link plays.
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

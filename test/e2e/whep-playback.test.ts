@@ -5,7 +5,7 @@
 // advancing, the tone's energy in the received audio). A missing or bad token, or a forged ticket
 // at the node, is refused before any peer connection exists (the node's counters); a second page
 // finds the node full (503, Retry-After) and plays LL-HLS by itself.
-import { type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +39,6 @@ const health = async () => (await (await fetch(stack.transcoderHealthUrl)).json(
 
 type Status = { state: string; message: string | null; connectMs: number | null; resource: string | null };
 type Hooks = { __edgelive?: { realtime?: { status(): Status }; snapshot(): { firstFrameMs: number | null; currentTime: number } } };
-const realtime = (p: Page) => p.evaluate(() => (globalThis as unknown as Hooks).__edgelive?.realtime?.status() ?? null);
 
 /** In the page: what the WebRTC session received (getStats) and the received audio's level (Web Audio). */
 async function received(p: Page): Promise<{ framesDecoded: number; framesPresented: number; audioSamples: number; audioRms: number; currentTime: number; width: number }> {

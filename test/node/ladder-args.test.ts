@@ -22,7 +22,7 @@ function outputs(args: string[]): string[][] {
   return out;
 }
 
-function valueOf(args: string[], flag: string): string | undefined {
+function flagValue(args: string[], flag: string): string | undefined {
   const i = args.indexOf(flag);
   return i < 0 ? undefined : args[i + 1];
 }
@@ -68,7 +68,7 @@ describe('the default ladder from an FLV pipe', () => {
     expect(args.filter((a) => a === '-i')).toHaveLength(1);
     expect(args.slice(args.indexOf('-f'), args.indexOf('-i') + 2)).toEqual(['-f', 'flv', '-analyzeduration', '1000000', '-probesize', '1000000', '-i', 'pipe:0']);
     expect(args).not.toContain('-nostdin');
-    const graph = valueOf(args, '-filter_complex')!.split(';');
+    const graph = flagValue(args, '-filter_complex')!.split(';');
     expect(graph[0]).toBe('[0:v:0]fps=30:start_time=0,split=3[vs0][vs1][vs2]');
     expect(graph.slice(1, 4).map((f) => /scale=w=(\d+):h=(\d+)/.exec(f)!.slice(1).join('x'))).toEqual(['1280x720', '854x480', '640x360']);
     expect(graph[4]).toBe('[0:a:0]aresample=async=1:first_pts=0,aformat=sample_fmts=fltp:sample_rates=48000:channel_layouts=stereo[a0]');
@@ -78,11 +78,11 @@ describe('the default ladder from an FLV pipe', () => {
     expect(outs.map((o) => o.at(-1))).toEqual(DEFAULT_LADDER.map((_, i) => `pipe:${rungFd(i)}`));
     for (const [i, rung] of DEFAULT_LADDER.entries()) {
       const o = outs[i]!;
-      expect(valueOf(o, '-f')).toBe('mp4');
-      expect(valueOf(o, '-movflags')).toBe('+frag_keyframe+empty_moov+default_base_moof+skip_trailer');
-      expect(valueOf(o, '-flush_packets')).toBe('1');
+      expect(flagValue(o, '-f')).toBe('mp4');
+      expect(flagValue(o, '-movflags')).toBe('+frag_keyframe+empty_moov+default_base_moof+skip_trailer');
+      expect(flagValue(o, '-flush_packets')).toBe('1');
       expect(o).toEqual(expect.arrayContaining(['-sn', '-dn', rung.kind === 'video' ? '-an' : '-vn']));
-      expect(valueOf(o, '-frag_duration')).toBe(rung.kind === 'video' ? '183333' : '181333');
+      expect(flagValue(o, '-frag_duration')).toBe(rung.kind === 'video' ? '183333' : '181333');
     }
   });
 
@@ -90,18 +90,18 @@ describe('the default ladder from an FLV pipe', () => {
     for (const [i, rung] of DEFAULT_LADDER.entries()) {
       if (rung.kind !== 'video') continue;
       const o = outs[i]!;
-      expect(valueOf(o, '-map')).toBe(`[v${i}]`);
-      expect([valueOf(o, '-c:v'), valueOf(o, '-preset'), valueOf(o, '-tune'), valueOf(o, '-profile:v')]).toEqual(['libx264', 'veryfast', 'zerolatency', 'high']);
-      expect([valueOf(o, '-g'), valueOf(o, '-keyint_min'), valueOf(o, '-sc_threshold'), valueOf(o, '-bf')]).toEqual(['30', '30', '0', '0']);
-      expect(valueOf(o, '-force_key_frames')).toBe('expr:gte(t,n_forced*1)');
+      expect(flagValue(o, '-map')).toBe(`[v${i}]`);
+      expect([flagValue(o, '-c:v'), flagValue(o, '-preset'), flagValue(o, '-tune'), flagValue(o, '-profile:v')]).toEqual(['libx264', 'veryfast', 'zerolatency', 'high']);
+      expect([flagValue(o, '-g'), flagValue(o, '-keyint_min'), flagValue(o, '-sc_threshold'), flagValue(o, '-bf')]).toEqual(['30', '30', '0', '0']);
+      expect(flagValue(o, '-force_key_frames')).toBe('expr:gte(t,n_forced*1)');
       const maxrate = String(Math.round(rung.videoBitrate * 1.2));
-      expect([valueOf(o, '-b:v'), valueOf(o, '-maxrate'), valueOf(o, '-bufsize')]).toEqual([String(rung.videoBitrate), maxrate, maxrate]);
+      expect([flagValue(o, '-b:v'), flagValue(o, '-maxrate'), flagValue(o, '-bufsize')]).toEqual([String(rung.videoBitrate), maxrate, maxrate]);
     }
   });
 
   it('the audio rung: AAC at 48 kHz, its bitrate and channels', () => {
     const o = outs[3]!;
-    expect([valueOf(o, '-map'), valueOf(o, '-c:a'), valueOf(o, '-b:a'), valueOf(o, '-ar'), valueOf(o, '-ac')]).toEqual(['[a0]', 'aac', '128000', '48000', '2']);
+    expect([flagValue(o, '-map'), flagValue(o, '-c:a'), flagValue(o, '-b:a'), flagValue(o, '-ar'), flagValue(o, '-ac')]).toEqual(['[a0]', 'aac', '128000', '48000', '2']);
   });
 
   it('lavfi inputs and other stream sources; -nostdin when nothing reads stdin; progress on request', () => {
@@ -116,14 +116,14 @@ describe('the default ladder from an FLV pipe', () => {
     });
     expect(a.slice(0, 10)).toEqual(['-hide_banner', '-loglevel', 'warning', '-nostats', '-nostdin', '-progress', 'pipe:2', '-stats_period', '1', '-f']);
     expect(a.filter((x) => x === '-i')).toHaveLength(2);
-    expect(valueOf(a, '-filter_complex')).toMatch(/^\[1:a:0\]aresample=.*channel_layouts=mono\[a0\]$/);
+    expect(flagValue(a, '-filter_complex')).toMatch(/^\[1:a:0\]aresample=.*channel_layouts=mono\[a0\]$/);
     expect(outputs(a).map((o) => o.at(-1))).toEqual(['pipe:3']);
   });
 
   it('an H.265 rung uses libx265 with forced IDRs, no scene cuts or B-frames, tagged hvc1', () => {
     const h = buildLadderArgs({ ladder: [{ name: 'hevc', kind: 'video', width: 640, height: 360, videoBitrate: 500_000, codec: 'h265' }] });
-    expect([valueOf(h, '-c:v'), valueOf(h, '-forced-idr'), valueOf(h, '-tag:v')]).toEqual(['libx265', '1', 'hvc1']);
-    expect(valueOf(h, '-x265-params')).toBe('scenecut=0:bframes=0:open-gop=0:log-level=error');
+    expect([flagValue(h, '-c:v'), flagValue(h, '-forced-idr'), flagValue(h, '-tag:v')]).toEqual(['libx265', '1', 'hvc1']);
+    expect(flagValue(h, '-x265-params')).toBe('scenecut=0:bframes=0:open-gop=0:log-level=error');
   });
 });
 
@@ -136,7 +136,7 @@ describe('ffmpeg 5.1 on this machine', () => {
     const options = new Set(args.filter((a) => /^-[a-z]/.test(a) && a !== '-i').map((a) => a.slice(1).split(':')[0]!));
     const known = (name: string) => new RegExp(`^\\s*-${name.replace(/[-]/g, '\\-')}\\s`, 'm').test(help);
     for (const name of options) expect(known(name) || (name.startsWith('no') && known(name.slice(2))), `-${name}`).toBe(true);
-    for (const flag of valueOf(args, '-movflags')!.split('+').filter(Boolean)) {
+    for (const flag of flagValue(args, '-movflags')!.split('+').filter(Boolean)) {
       expect(help, `movflags ${flag}`).toMatch(new RegExp(`^\\s+${flag}\\s+E`, 'm'));
     }
   });

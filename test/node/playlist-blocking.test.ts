@@ -111,7 +111,7 @@ function stateOf(m: Model): BlockingState {
   const lastIsOpen = m.open > 0; // the DO creates the open record with its first part
   const list = lastIsOpen ? records : records.slice(0, -1);
   const last = list.at(-1);
-  const lastComplete = last && last.done ? last : list.at(-2);
+  const lastComplete = last?.done ? last : list.at(-2);
   return {
     ended: m.ended ?? false,
     lastCompleteMsn: lastComplete?.msn ?? null,
@@ -119,7 +119,7 @@ function stateOf(m: Model): BlockingState {
     lastPartIndex: last ? last.partCount - 1 : null,
     partCountOf: (msn) => {
       const s = list.find((x) => x.msn === msn);
-      return s && s.done ? s.partCount : null;
+      return s?.done ? s.partCount : null;
     },
     partTarget: m.partTarget ?? 0.2,
     targetDuration: 1,

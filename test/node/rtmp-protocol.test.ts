@@ -45,7 +45,7 @@ describe('AMF0', () => {
     const buf = Buffer.concat([Buffer.of(3, 0, 9), Buffer.from('__proto__'), encodeAmf0('x'), Buffer.of(0, 0, 9)]);
     const { value } = decodeAmf0(buf);
     expect(Object.keys(value as object)).toEqual(['__proto__']);
-    expect(({} as Record<string, unknown>)['x']).toBeUndefined();
+    expect(({} as Record<string, unknown>).x).toBeUndefined();
   });
 
   it.each([

@@ -40,7 +40,7 @@ export function parsePrometheusText(text: string): Map<string, Family> {
         if (!TYPES.has(rest)) throw new Error(`${where}: unknown type ${rest}`);
         if (family.samples.length > 0) throw new Error(`${where}: TYPE after samples of ${name}`);
         family.type = rest as Family['type'];
-      } else family.help = unescape(rest, false, where);
+      } else family.help = unescapeText(rest, false, where);
       families.set(name, family);
       return;
     }
@@ -85,7 +85,7 @@ function parseSample(line: string, where: string): Sample {
     }
     if (j >= rest.length) throw new Error(`${where}: unterminated label value`);
     if (lm[1]! in labels) throw new Error(`${where}: label ${lm[1]} twice`);
-    labels[lm[1]!] = unescape(raw, true, where);
+    labels[lm[1]!] = unescapeText(raw, true, where);
     rest = rest.slice(j + 1);
     if (rest.startsWith(',')) rest = rest.slice(1);
     else if (rest.length > 0) throw new Error(`${where}: expected , between labels`);
@@ -103,7 +103,7 @@ function parseValue(raw: string, where: string): number {
   return Number(raw);
 }
 
-function unescape(raw: string, quotes: boolean, where: string): string {
+function unescapeText(raw: string, quotes: boolean, where: string): string {
   return raw.replace(/\\(.)/g, (_, c: string) => {
     if (c === '\\') return '\\';
     if (c === 'n') return '\n';

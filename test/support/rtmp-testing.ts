@@ -190,7 +190,7 @@ export class RtmpTestClient {
   async publishStatus(timeoutMs = 3000): Promise<{ level: string; code: string }> {
     const status = await this.waitForCommand((c) => c.name === 'onStatus', timeoutMs);
     const info = status.args[0] as Amf0Object;
-    return { level: String(info['level']), code: String(info['code']) };
+    return { level: String(info.level), code: String(info.code) };
   }
 
   /** connect, createStream, publish; resolves with the publish status. */

@@ -131,7 +131,7 @@ describe('the front door page', { timeout: 30_000 }, () => {
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(res.headers.get('cache-control')).toBe('no-cache');
     const html = await res.text();
-    const m = /<script type="application\/json" id="directory">([^]*?)<\/script>/.exec(html);
+    const m = /<script type="application\/json" id="directory">([\s\S]*?)<\/script>/.exec(html);
     expect(m, 'the inlined listing').not.toBeNull();
     const inlined = JSON.parse(m![1]!) as Directory;
     // The copy `/api/directory` answers now (live streams of the fixtures have ended by now: no pushes).

@@ -90,17 +90,17 @@ describe('the cost of a push', () => {
     // Each media byte is written once: init and parts are one write each, and the segment push
     // only closes the segment (the edge serves its parts joined), so R2 writes per stream-hour
     // are parts + inits. (Before: 1 write per segment push too, every media byte written twice.)
-    expect(perPush['init']!.r2Puts).toBe(1);
+    expect(perPush.init!.r2Puts).toBe(1);
     expect(perPush['first part']!.r2Puts).toBe(1);
     expect(perPush['later part']!.r2Puts).toBe(1);
-    expect(perPush['segment']!.r2Puts).toBe(0);
+    expect(perPush.segment!.r2Puts).toBe(0);
     // Today's figures (the commit messages of changes to the push path quote them): bounds that
     // a change to the hot path must not raise.
     // (A row written counts each index it touches: a part is its row and its primary key.)
-    expect(perPush['init']!.rowsWritten).toBeLessThanOrEqual(2);
+    expect(perPush.init!.rowsWritten).toBeLessThanOrEqual(2);
     expect(perPush['later part']!.rowsWritten).toBeLessThanOrEqual(3);
     expect(perPush['first part']!.rowsWritten).toBeLessThanOrEqual(9);
-    expect(perPush['segment']!.rowsWritten).toBeLessThanOrEqual(1);
+    expect(perPush.segment!.rowsWritten).toBeLessThanOrEqual(1);
     for (const t of Object.values(perPush)) expect(t.alarms).toBe(0);
   });
 });

@@ -118,7 +118,7 @@ export class ChunkStreamReader {
     const st = this.streams.get(csid);
     // Aborting the message whose chunk is being read cannot happen: the Abort itself arrived
     // after that chunk ended.
-    if (!st || !st.inProgress || st === this.current) return;
+    if (!st?.inProgress || st === this.current) return;
     this.finish(st);
   }
 
@@ -189,7 +189,7 @@ export class ChunkStreamReader {
         throw new RtmpProtocolError(`more than ${this.limits.maxChunkStreams} chunk streams`);
       }
     }
-    const continuing = st !== undefined && st.inProgress;
+    const continuing = st?.inProgress;
     if (continuing && fmt !== 3) {
       // A new header while a message is unfinished: the spec has no meaning for this.
       throw new RtmpProtocolError(`fmt ${fmt} header on chunk stream ${csid} in the middle of a message`);

@@ -354,11 +354,11 @@ export class RtmpConnection<C = unknown> {
   }
 
   private onConnect(cmd: RtmpCommand): void {
-    const rawApp = cmd.object?.['app'];
+    const rawApp = cmd.object?.app;
     if (typeof rawApp !== 'string') throw new RtmpProtocolError('connect without an app');
     // OBS and others may send `live/` or `live?param`; the app is the path between.
     this.app = rawApp.split('?')[0]!.replace(/^\/+|\/+$/g, '');
-    const flashVer = cmd.object?.['flashVer'];
+    const flashVer = cmd.object?.flashVer;
     this.encoder = typeof flashVer === 'string' ? flashVer.slice(0, 100) : null;
     if (!this.config.apps.has(this.app)) {
       this.send(

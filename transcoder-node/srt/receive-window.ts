@@ -234,7 +234,7 @@ export class ReceiveWindow {
     // Whole words between wa and wb: find one with a bit through the summary.
     for (let w = wa + 1; w < wb; ) {
       const sw = w >>> 5;
-      let m = this.summary[sw]! & (~0 << (w & 31));
+      const m = this.summary[sw]! & (~0 << (w & 31));
       if (m === 0) {
         w = (sw + 1) * 32;
         continue;

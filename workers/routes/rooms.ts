@@ -97,7 +97,7 @@ roomRoutes.get('/:roomId/ws', async (c) => {
 
   const conn = newAnonymousId().slice(0, 12);
   const room = c.env.ROOM.getByName(roomId);
-  let placed;
+  let placed: Awaited<ReturnType<typeof room.admit>>;
   try {
     placed = await room.admit({ room: roomId, conn, uid, role, viaToken, ...(anonymous ? { address: anonymous.address, newIdentity: anonymous.newIdentity } : {}) });
   } catch (err) {

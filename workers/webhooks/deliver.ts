@@ -95,7 +95,7 @@ export async function attemptDelivery(env: Env, deliveryId: string): Promise<num
   )
     .bind(deliveryId)
     .first<DeliveryRow & { url: string; secret: string }>();
-  if (!d || d.status !== 'pending') return null;
+  if (d?.status !== 'pending') return null;
   const attempt = d.attempts + 1;
   const started = Date.now();
   let statusCode: number | null = null;

@@ -3,7 +3,7 @@
 // viewers watch at. Styled like the watch page (app.css) plus golive.css.
 import { formatElapsed, goLiveRefusal } from '../../../core/player/golive.ts';
 import { h, setText } from '../watch/dom.ts';
-import { LocalMedia, QUALITIES, type Quality } from './local-media.ts';
+import { type LocalMedia, QUALITIES, type Quality } from './local-media.ts';
 import type { PublishSnapshot, PublishState, WhipClient } from './whip-client.ts';
 
 const PILL: Record<PublishState, { state: string; label: string }> = {

@@ -264,7 +264,7 @@ export class VoiceMesh {
     audioEl.autoplay = true;
     const p: Peer = { conn, pc, offerer, audioEl, analyser: null, samples: new Float32Array(1024), level: 0, video: null, early: [], outgoing: [], flushTimer: null, offeredAt: 0 };
     pc.onicecandidate = (ev) => {
-      if (!ev.candidate || !ev.candidate.candidate) return;
+      if (!ev.candidate?.candidate) return;
       p.outgoing.push({ candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid, sdpMLineIndex: ev.candidate.sdpMLineIndex });
       p.flushTimer ??= setTimeout(() => this.flushCandidates(p), CANDIDATE_BATCH_MS);
     };
@@ -323,7 +323,7 @@ export class VoiceMesh {
         await p.pc.setLocalDescription(answer);
         this.send(from, { type: 'answer', sdp: p.pc.localDescription!.sdp });
       } else if (signal.type === 'answer') {
-        if (!p || p.pc.signalingState !== 'have-local-offer') return;
+        if (p?.pc.signalingState !== 'have-local-offer') return;
         await p.pc.setRemoteDescription({ type: 'answer', sdp: signal.sdp });
         await this.drainEarly(p);
       } else if (p) {

@@ -68,7 +68,7 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
     room: null,
     reactions: null,
     party: null,
-    clock: () => (page.room && page.room.clockEstimate() ? page.room.roomNow() : Date.now()),
+    clock: () => (page.room?.clockEstimate() ? page.room.roomNow() : Date.now()),
     slots: null as unknown as WatchPage['slots'],
   };
   const overlay = new Overlay(player);
