@@ -20,6 +20,8 @@ import { SignallingServer } from './webrtc/signalling-server.ts';
 import { WebRtcStack } from './webrtc/stack.ts';
 import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS, type AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
+import { RESTREAM_STATUS_TTL_MS, type RestreamState } from '../core/contracts/restream.ts';
+import { DEFAULT_RESTREAM_LIMITS } from './restream/destination.ts';
 
 const env = process.env;
 /** A positive number from the environment; undefined when unset, so the component's default applies. */
@@ -84,6 +86,19 @@ const config = {
   heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
   /** Seconds between JPEG thumbnails of the top rendition (0: none). */
   thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
+  /** Restream destinations (docs/operations.md, "Restreams"). */
+  restream: {
+    syncIntervalMs: positiveFromEnv('RESTREAM_SYNC_MS') ?? 10_000,
+    limits: {
+      maxBufferedBytes: positiveFromEnv('RESTREAM_BUFFER_BYTES') ?? DEFAULT_RESTREAM_LIMITS.maxBufferedBytes,
+      backoffBaseMs: positiveFromEnv('RESTREAM_BACKOFF_BASE_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffBaseMs,
+      backoffMaxMs: positiveFromEnv('RESTREAM_BACKOFF_MAX_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffMaxMs,
+      stableMs: positiveFromEnv('RESTREAM_STABLE_MS') ?? DEFAULT_RESTREAM_LIMITS.stableMs,
+      videoBitrate: positiveFromEnv('RESTREAM_VIDEO_BITRATE') ?? DEFAULT_RESTREAM_LIMITS.videoBitrate,
+      probeTimeoutMs: DEFAULT_RESTREAM_LIMITS.probeTimeoutMs,
+      writeTimeoutMs: positiveFromEnv('RESTREAM_WRITE_TIMEOUT_MS') ?? DEFAULT_RESTREAM_LIMITS.writeTimeoutMs,
+    },
+  },
   webrtc: webrtcConfigFromEnv(env),
 };
 
@@ -96,6 +111,10 @@ if (config.rtmpsPort !== null && (!config.rtmpsCertFile || !config.rtmpsKeyFile)
   log.error('RTMPS_PORT is set without RTMPS_CERT_FILE and RTMPS_KEY_FILE (PEM files of the certificate and its key)');
   process.exit(1);
 }
+if (config.restream.syncIntervalMs > RESTREAM_STATUS_TTL_MS / 2) {
+  log.error(`RESTREAM_SYNC_MS must be at most ${RESTREAM_STATUS_TTL_MS / 2}: the API shows a status older than ${RESTREAM_STATUS_TTL_MS} ms as stopped`);
+  process.exit(1);
+}
 /** The RTMPS certificate, read again on SIGHUP (a renewal without dropping publishers). */
 const readRtmpsCertificate = () => ({ cert: readFileSync(config.rtmpsCertFile!), key: readFileSync(config.rtmpsKeyFile!) });
 
@@ -105,10 +124,15 @@ const metrics: Metrics = new Metrics({
   capacity: config.capacity,
   sessions: () => publishers.countByProtocol(),
   overloaded: () => overload.overloaded(),
+  restreams: () => {
+    const byState: Partial<Record<RestreamState, number>> = {};
+    for (const p of publishers.values()) for (const r of p.restreams.statuses()) byState[r.state] = (byState[r.state] ?? 0) + 1;
+    return byState;
+  },
 });
 const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
 const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
-const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds });
+const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds, restream: config.restream });
 const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
 /** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
@@ -246,7 +270,7 @@ const health = createServer((req, res) => {
       region: config.region,
       capacity: config.capacity,
       overloaded: overload.overloaded(),
-      sessions: [...publishers.values()].map(({ protocol, session: s }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
+      sessions: [...publishers.values()].map(({ protocol, session: s, restreams }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid, restreams: restreams.statuses() })),
       whip: whip.sessions(),
       webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
     });
@@ -319,6 +343,7 @@ async function shutdown(signal: string): Promise<void> {
   await Promise.all([...publishers.values()].map(async (p) => {
     await p.stop(`transcoder ${signal}`);
     await p.closed;
+    await p.restreamsDone();
   }));
   // Peer connections close with their sessions; any left (still answering) close here.
   whip.closeAll(`transcoder ${signal}`);

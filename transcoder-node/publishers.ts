@@ -1,6 +1,6 @@
 // The publishers on this node, whatever their protocol (RTMP, SRT, WHIP: each hands over a
-// Publisher, publisher.ts): each one's ingest session, and the ladder restart that sheds a rung
-// under overload. A restart is what a publisher
+// Publisher, publisher.ts): each one's ingest session, its restream destinations (restream/), and
+// the ladder restart that sheds a rung under overload. A restart is what a publisher
 // reconnecting would do, without the publisher noticing: the running ladder is stopped and
 // flushes its pushes, a new lease is taken (a new epoch: discontinuity, new init
 // segments, the timeline continued), and a new ladder starts on the same input (input-relay.ts).
@@ -12,6 +12,7 @@ import type { Metrics } from './metrics.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
+import { StreamRestreams, type RestreamConfig } from './restream/stream-restreams.ts';
 import { IngestSession } from './session.ts';
 
 export interface PublishersOptions {
@@ -22,6 +23,8 @@ export interface PublishersOptions {
   nodeId: string;
   region: string;
   thumbnailIntervalSeconds?: number;
+  /** Restream destinations: their limits and how often the origin is asked for them. */
+  restream: RestreamConfig;
 }
 
 /** An accepted publisher, and the key it published with (a ladder restart takes a new lease with it). */
@@ -42,6 +45,9 @@ export class PublisherPipeline {
   private readonly publisher: Publisher;
   private readonly node: PublishersOptions;
   private readonly relay: InputRelay;
+  /** The publisher's restream destinations: fed by taps of the relay, never by the ladder. */
+  readonly restreams: StreamRestreams;
+  private restreamsStopped: Promise<void> = Promise.resolve();
   private readonly log: Logger;
   private ladder: LadderRung[];
   private restarting = false;
@@ -69,6 +75,23 @@ export class PublisherPipeline {
     });
     this.ladder = publisher.lease.ladder as LadderRung[];
     this.session = this.startSession(publisher.lease);
+    this.restreams = new StreamRestreams({
+      streamId: this.streamId,
+      nodeId: node.nodeId,
+      epoch: () => this.session.epoch,
+      container: publisher.container,
+      tap: (consumer, maxBufferedBytes) => this.relay.tap(consumer, maxBufferedBytes),
+      sync: (streamId, epoch, report) => node.origin.syncRestreams(streamId, epoch, report),
+      logger: this.log,
+      config: node.restream,
+      onFailure: () => node.metrics.restreamFailed(),
+    });
+    this.restreams.start();
+  }
+
+  /** Resolves once the restream destinations have stopped and been reported stopped (after `closed`). */
+  restreamsDone(): Promise<void> {
+    return this.restreamsStopped;
   }
 
   /** Stops the publisher for good: its ladder, its connection. */
@@ -142,6 +165,7 @@ export class PublisherPipeline {
     // Whatever ended the session (ffmpeg failing, say), the publisher's connection goes with it:
     // nothing reads its media any more. (Closing a connection that has closed does nothing.)
     this.publisher.close(reason);
+    this.restreamsStopped = this.restreams.stop(reason);
     this.resolveClosed(reason);
   }
 }

@@ -1,5 +1,6 @@
 // The admin API: create, list, show, change, delete streams, rotate their keys, mint playback
-// tokens, and the signing keys (bearer ADMIN_TOKEN, rate limited per client address).
+// tokens, their restream destinations (routes/restreams.ts), and the signing keys (bearer
+// ADMIN_TOKEN, rate limited per client address).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
@@ -23,6 +24,7 @@ import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
 import { adminIngestRoutes, ingestNodesFor, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
+import { restreamRoutes } from './restreams.ts';
 import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
@@ -31,6 +33,7 @@ adminRoutes.use('*', rateLimit({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: 
 adminRoutes.use('*', adminAuth());
 adminRoutes.route('/signing-keys', keyRoutes);
 adminRoutes.route('/ingest', adminIngestRoutes);
+adminRoutes.route('/streams', restreamRoutes);
 
 const ListQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),
@@ -210,8 +213,12 @@ adminRoutes.post(
 
 adminRoutes.delete('/streams/:id', async (c) => {
   const id = streamIdParam(c.req.param('id'));
-  const res = await c.env.DB.prepare('DELETE FROM streams WHERE id = ?').bind(id).run();
-  if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  const [res] = await c.env.DB.batch([
+    c.env.DB.prepare('DELETE FROM streams WHERE id = ?').bind(id),
+    // Its restream destinations (and their sealed keys) go with it.
+    c.env.DB.prepare('DELETE FROM restreams WHERE stream_id = ?').bind(id),
+  ]);
+  if (res!.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
   forgetPlaybackAccess(id);
   await c.env.STREAM_STATE.getByName(id).terminate();
   return c.body(null, 204);

@@ -23,7 +23,7 @@ import type { IngestPush } from '../../durable-objects/stream-state.ts';
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
 
 /** Reads the body (refusing oversized ones before reading) and checks the request signature. */
-async function signedBody(req: Request, secret: string, maxBytes: number): Promise<Uint8Array> {
+export async function signedBody(req: Request, secret: string, maxBytes: number): Promise<Uint8Array> {
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) {
     throw new HttpError(413, 'payload_too_large', `push larger than ${maxBytes} bytes`);
@@ -142,7 +142,7 @@ ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
   return c.json({ ok: true, duplicate: 'duplicate' in r ? r.duplicate === true : false }, r.status as 200 | 201);
 });
 
-function pushTarget(stream: string, epochText: string): { stream: string; epoch: number } {
+export function pushTarget(stream: string, epochText: string): { stream: string; epoch: number } {
   if (!NAME_RE.test(stream)) throw new HttpError(400, 'invalid_stream_id', 'malformed stream id');
   if (!/^\d{1,9}$/.test(epochText) || Number(epochText) < 1) throw new HttpError(400, 'invalid_epoch', 'malformed epoch');
   return { stream, epoch: Number(epochText) };
