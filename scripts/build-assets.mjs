@@ -1,30 +1,67 @@
 #!/usr/bin/env node
-// Builds what the Worker's static assets serve beside the HTML: the watch page's TypeScript (the
-// player with hls.js; chat, reactions, polls and the party in a second chunk) bundled by esbuild
-// into public/dist, and hls.js itself in public/vendor for pages that load it on their own. Both
-// folders are build output (gitignored); `npm test`, the local stack and `npm run deploy` run this.
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Builds what the Worker's static assets serve beside the HTML: the watch page (the player with
+// hls.js; chat, reactions, polls, QoE and the party in a second chunk; its stylesheet) bundled by
+// esbuild into public/dist under content-hashed names, the page's HTML that names them, and hls.js
+// itself in public/vendor for pages that load it on their own. Both folders are build output
+// (gitignored); `npm test`, the local stack and `npm run deploy` run this.
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-mkdirSync(join(root, 'public', 'vendor'), { recursive: true });
-copyFileSync(join(root, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), join(root, 'public', 'vendor', 'hls.min.js'));
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-const outdir = join(root, 'public', 'dist');
-rmSync(outdir, { recursive: true, force: true });
-const common = {
-  bundle: true,
-  format: 'esm',
-  target: ['chrome109', 'firefox115', 'safari16'],
-  minify: true,
-  sourcemap: 'linked',
-  legalComments: 'linked',
-  logLevel: 'warning',
-};
-// Two bundles, no shared chunk: the player (the critical path to the first frame, one request)
-// and what loads beside it once the video plays (chat, reactions, polls, QoE, the party), which
-// watch.ts imports by URL. The few small helpers both use are simply in both.
-await build({ ...common, entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') }, outdir });
-await build({ ...common, entryPoints: { together: join(root, 'public', 'src', 'watch', 'together.ts') }, outdir });
+/** Where the built files are served from (the Worker's asset routes give them immutable caching). */
+export const DIST_PATH = '/dist/';
+
+/** The one output file of a single-entry build (its content-hashed name). */
+function outputOf(result, ext) {
+  const files = Object.keys(result.metafile.outputs).filter((f) => f.endsWith(ext));
+  if (files.length !== 1) throw new Error(`expected one ${ext} output, got ${files.join(', ')}`);
+  return { file: files[0], url: DIST_PATH + basename(files[0]), inputs: Object.keys(result.metafile.outputs[files[0]].inputs) };
+}
+
+/**
+ * Builds the watch page into `outdir` and answers what it wrote: each bundle's URL and the source
+ * files inside it (the tests check which code is on the path to the first frame).
+ * Three builds, no shared chunk:
+ *  - `together`: what loads once the video plays (chat, reactions, polls, QoE, the party);
+ *  - `watch`: the critical path to the first frame, one request (the player, hls.js, the page's
+ *    skeleton), which imports `together` by its hashed URL (a build-time constant);
+ *  - `app`: the stylesheet.
+ * The few small helpers both scripts use are simply in both. Names carry a hash of the content,
+ * so the Worker serves them as immutable and a returning viewer starts from the browser's cache;
+ * only the HTML (which names them) must be fetched again.
+ */
+export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public', 'dist') } = {}) {
+  rmSync(outdir, { recursive: true, force: true });
+  const common = {
+    bundle: true,
+    minify: true,
+    sourcemap: 'linked',
+    legalComments: 'linked',
+    logLevel: 'warning',
+    metafile: true,
+    outdir,
+    entryNames: '[name]-[hash]',
+    target: ['chrome109', 'firefox115', 'safari16'],
+  };
+  const js = { ...common, format: 'esm' };
+  const together = outputOf(await build({ ...js, entryPoints: { together: join(root, 'public', 'src', 'watch', 'together.ts') } }), '.js');
+  const watch = outputOf(
+    await build({ ...js, entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') }, define: { __TOGETHER_URL__: JSON.stringify(together.url) } }),
+    '.js',
+  );
+  const css = outputOf(await build({ ...common, sourcemap: false, entryPoints: { app: join(root, 'public', 'app.css') } }), '.css');
+  const template = readFileSync(join(root, 'public', 'src', 'watch.html'), 'utf8');
+  const html = template.replaceAll('{{APP_CSS}}', css.url).replaceAll('{{WATCH_JS}}', watch.url);
+  if (html.includes('{{')) throw new Error('public/src/watch.html has a placeholder the build does not fill');
+  writeFileSync(join(outdir, 'watch.html'), html);
+  return { watch, together, css, html: join(outdir, 'watch.html') };
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  mkdirSync(join(ROOT, 'public', 'vendor'), { recursive: true });
+  copyFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), join(ROOT, 'public', 'vendor', 'hls.min.js'));
+  await buildWatchPage();
+}

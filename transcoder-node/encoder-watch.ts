@@ -41,6 +41,12 @@ export interface EncoderWatchOptions {
   maxLagSeconds?: number;
   /** The window the speed is measured over (s). Default 5. */
   windowSeconds?: number;
+  /**
+   * ... and only once both have held this long without a break (s). Default 10: a ladder starved
+   * for a few seconds (a start on a busy machine, a neighbour's burst) catches up by itself, and
+   * shedding a rung for it would cost its viewers a discontinuity for nothing.
+   */
+  sustainSeconds?: number;
 }
 
 export interface EncoderStatus {
@@ -61,6 +67,9 @@ export class EncoderWatch {
   private readonly minSpeed: number;
   private readonly maxLag: number;
   private readonly windowMs: number;
+  private readonly sustainMs: number;
+  /** Since when speed and lag have both been past their bounds without a break (ms); null: they are not. */
+  private slowSinceMs: number | null = null;
   /** Samples with a media time, oldest first, spanning at most a little more than the window. */
   private readonly recent: Array<{ atMs: number; outTime: number }> = [];
   /** The smallest (wall − media) offset seen: the start-up delay (probe, first GOP), not drift. */
@@ -72,8 +81,9 @@ export class EncoderWatch {
     this.minSpeed = opts.minSpeed ?? 0.95;
     this.maxLag = opts.maxLagSeconds ?? 2;
     this.windowMs = (opts.windowSeconds ?? 5) * 1000;
+    this.sustainMs = (opts.sustainSeconds ?? 10) * 1000;
     if (!(this.minSpeed > 0 && this.minSpeed <= 1)) throw new RangeError('minSpeed is in (0, 1]');
-    if (!(this.maxLag >= 0) || !(this.windowMs > 0)) throw new RangeError('maxLagSeconds ≥ 0 and windowSeconds > 0');
+    if (!(this.maxLag >= 0) || !(this.windowMs > 0) || !(this.sustainMs >= 0)) throw new RangeError('maxLagSeconds ≥ 0, windowSeconds > 0 and sustainSeconds ≥ 0');
   }
 
   get status(): EncoderStatus {
@@ -94,7 +104,14 @@ export class EncoderWatch {
       const span = sample.atMs - first.atMs;
       if (span >= this.windowMs) speed = (sample.outTime - first.outTime) / (span / 1000);
     }
-    const behind = speed === null ? this.behind : speed < this.minSpeed && lag > this.maxLag ? true : speed >= this.minSpeed ? false : this.behind;
+    let behind = this.behind;
+    if (speed !== null) {
+      const slow = speed < this.minSpeed && lag > this.maxLag;
+      if (!slow) this.slowSinceMs = null;
+      else this.slowSinceMs ??= sample.atMs;
+      if (slow && sample.atMs - this.slowSinceMs! >= this.sustainMs) behind = true;
+      else if (speed >= this.minSpeed) behind = false;
+    }
     const changed = behind !== this.behind;
     this.behind = behind;
     this.last = { speed, fps: sample.fps, droppedFrames: sample.droppedFrames, duplicatedFrames: sample.duplicatedFrames, lagSeconds: lag, behind, changed };

@@ -82,6 +82,7 @@ const config = {
     minSpeed: positiveFromEnv('OVERLOAD_MIN_SPEED'),
     maxLagSeconds: positiveFromEnv('OVERLOAD_MAX_LAG_SECONDS'),
     windowSeconds: positiveFromEnv('OVERLOAD_WINDOW_SECONDS'),
+    sustainSeconds: positiveFromEnv('OVERLOAD_SUSTAIN_SECONDS'),
   },
   heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
   /** Seconds between JPEG thumbnails of the top rendition (0: none). */

@@ -30,6 +30,11 @@ export { RoomShard } from '../durable-objects/room-shard.ts';
 export { TranscoderRegistry } from '../durable-objects/transcoder-registry.ts';
 export { QoeStats } from '../durable-objects/qoe-stats.ts';
 
+/** The watch page's HTML as the build writes it (with the hashed names of its scripts). */
+const WATCH_HTML = '/dist/watch.html';
+/** `/dist/{name}-{HASH}.{ext}`: esbuild's `[name]-[hash]` output names (8 characters A-Z 0-9). */
+const HASHED_ASSET_RE = /^\/dist\/[A-Za-z0-9_-]+-[A-Z0-9]{8}\.(?:js|css|js\.map|js\.LEGAL\.txt)$/;
+
 const app = new Hono<{ Bindings: Env }>();
 app.onError(handleError);
 
@@ -74,17 +79,28 @@ app.route('/rooms', roomRoutes);
 /**
  * The watch page, with a preload of the stream's multivariant playlist: the browser fetches it
  * while it loads the page's script, and hls.js's request for the same URL (same token, same CORS
- * mode) is answered from that preload, instead of starting after the script has run.
+ * mode) is answered from that preload, instead of starting after the script has run. The HTML is
+ * never reused from a cache (`no-cache`): it names the content-hashed scripts of this deployment,
+ * which a deploy replaces, while the scripts themselves are immutable (see `staticAsset`).
  */
 async function watchPage(requestUrl: string, assets: Fetcher, streamId: string | undefined): Promise<Response> {
-  const page = await assets.fetch(new URL('/watch.html', requestUrl));
-  if (!page.ok || !streamId || !NAME_RE.test(streamId)) return page;
-  // The same URL the page builds (core/player/page-params.ts, playbackUrl).
-  const playlist = new URL(`/live/${streamId}/index.m3u8`, requestUrl);
-  const token = new URL(requestUrl).searchParams.get('token');
-  if (token) playlist.searchParams.set('token', token);
-  const res = new Response(page.body, page);
-  res.headers.append('link', `<${playlist.pathname}${playlist.search}>; rel=preload; as=fetch; crossorigin=anonymous`);
+  const page = await assets.fetch(new URL(WATCH_HTML, requestUrl));
+  if (!page.ok) return page;
+  const html = await page.text();
+  const res = new Response(html, page);
+  res.headers.set('cache-control', 'no-cache');
+  if (streamId && NAME_RE.test(streamId)) {
+    // The same URL the page builds (core/player/page-params.ts, playbackUrl).
+    const playlist = new URL(`/live/${streamId}/index.m3u8`, requestUrl);
+    const token = new URL(requestUrl).searchParams.get('token');
+    if (token) playlist.searchParams.set('token', token);
+    res.headers.append('link', `<${playlist.pathname}${playlist.search}>; rel=preload; as=fetch; crossorigin=anonymous`);
+  }
+  // The stylesheet and the script the HTML names, as preloads in the header too: Cloudflare turns
+  // Link preloads into a 103 Early Hints answer, so a browser can start on them before the page.
+  for (const m of html.matchAll(/<(?:link rel="stylesheet" href|script type="module" src)="(\/dist\/[^"]+)"/g)) {
+    res.headers.append('link', m[1]!.endsWith('.css') ? `<${m[1]}>; rel=preload; as=style` : `<${m[1]}>; rel=modulepreload`);
+  }
   return res;
 }
 app.get('/watch/:id', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.param('id')));
@@ -93,9 +109,22 @@ app.get('/party/:roomId', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.query(
 app.notFound(async (c) => {
   // Everything else is a static asset (player page, scripts) or a JSON 404.
   const asset = await c.env.ASSETS.fetch(c.req.raw);
-  if (asset.status !== 404) return asset;
+  if (asset.status !== 404) return staticAsset(c.req.path, asset);
   return errorResponse(404, 'not_found', `no route for ${c.req.method} ${new URL(c.req.url).pathname}`);
 });
+
+/**
+ * The built page's files carry a hash of their content in their name (scripts/build-assets.mjs):
+ * a name never changes meaning, so browsers and caches keep them for a year without asking again,
+ * and a returning viewer's page starts without fetching its script. Everything else keeps the
+ * asset server's own validation headers.
+ */
+function staticAsset(path: string, asset: Response): Response {
+  if (asset.status !== 200 || !HASHED_ASSET_RE.test(path)) return asset;
+  const res = new Response(asset.body, asset);
+  res.headers.set('cache-control', 'public, max-age=31536000, immutable');
+  return res;
+}
 
 /** The clip export queue (wrangler.toml); every other batch is the webhook queue's. */
 const EXPORT_QUEUE_NAME = 'edgelive-clip-exports';

@@ -17,7 +17,7 @@ function snapshot(streamId: string): MediaPlaylistSnapshot {
   return {
     streamId,
     rendition: 'v',
-    timing: { targetDuration: 1, partTarget: 0.2, partHoldBack: 0.6, canSkipUntil: 6 },
+    timing: { targetDuration: 1, partTarget: 0.2, partHoldBack: 0.6, holdBack: 3, liveStartOffset: 0.4, canSkipUntil: 6 },
     mediaSequence: 100,
     discontinuitySequence: 0,
     skippedSegments: 0,

@@ -2,7 +2,7 @@
 //   __probe.g2g(video, pdtAt): on every presented frame (requestVideoFrameCallback) reads the
 //     capture-time barcode out of the frame (bench/player/clock-publisher.ts) and records the
 //     wall clock at which the frame is shown minus its capture time; also minus its
-//     program-date-time when `pdtAt(mediaTime)` is given.
+//     program-date-time when `pdtAt(mediaTime)` is given; counts the stalls (`waiting`) meanwhile.
 //   __probe.track(pdtNow): every 20 ms, the wall clock and the program-date-time on screen (for
 //     the alignment of two pages).
 (() => {
@@ -41,11 +41,15 @@
         if (probe.g2gOn) video.requestVideoFrameCallback(onFrame);
       };
       probe.g2gOn = true;
+      probe.stalls = 0;
+      video.addEventListener('waiting', () => {
+        if (probe.g2gOn) probe.stalls++;
+      });
       video.requestVideoFrameCallback(onFrame);
     },
     stopG2G() {
       probe.g2gOn = false;
-      return { frames: probe.frames.splice(0), unreadable: probe.unreadable };
+      return { frames: probe.frames.splice(0), unreadable: probe.unreadable, stalls: probe.stalls };
     },
     track(pdtNow) {
       probe.samples = [];

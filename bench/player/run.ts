@@ -1,31 +1,42 @@
 // `npm run bench:player`: the viewer's experience in headless Chromium on the local stack, with
-// baselines measured the same way in the same run. Prints figures; asserts nothing.
+// baselines measured the same way in the same run. Prints figures (with the machine's load
+// average); asserts nothing.
 //  1. time to first frame (navigation → first frame presented, requestVideoFrameCallback), p50,
-//     for the watch page and for a bare page running hls.js with its defaults;
+//     for the watch page and for a bare page running hls.js with its defaults, loads interleaved;
 //  2. glass-to-glass latency p50/p99: the capture time the publisher burnt into the frame
 //     (bench/player/clock-publisher.ts) against the wall clock at which that frame is presented,
 //     and the same against the frame's program-date-time; baseline: hls.js in standard
 //     (non-low-latency) mode on the same stream;
-//  3. watch-party alignment p50/p95 over a minute after the host seeks: the program-date-time on
+//  3. stock players (hls.js, Shaka Player, Video.js; bench/player/stock-pages.ts), each at its
+//     defaults and with the settings docs/player.md recommends, against the watch page: glass to
+//     glass, stalls and first frame, one page at a time in interleaved rounds;
+//  4. watch-party alignment p50/p95 over a minute after the host seeks: the program-date-time on
 //     screen in two party pages at the same instants; baseline: two independent watch pages.
 // Knobs: BENCH_TTFF_RUNS (8), BENCH_G2G_SECONDS (20), BENCH_ALIGN_SECONDS (60), BENCH_PARTS
-// (ttff,g2g,party), BENCH_BARE_CONFIG (hls.js config of the bare baseline page, JSON; {}), KEEP_BENCH=1.
+// (ttff,g2g,stock,party), BENCH_BARE_CONFIG (hls.js config of the bare baseline page, JSON; {}),
+// BENCH_STOCK_ROUNDS (2), BENCH_STOCK_SECONDS (15), BENCH_STOCK_SETTLE (5), BENCH_STOCK (labels to
+// run, comma-separated; all), KEEP_BENCH=1.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { loadavg } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { ROOT, freePort, startStack, stopChild, type Stack } from '../../scripts/local-stack.ts';
+import { ROOT, startStack, stopChild, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import type { PageSnapshot } from '../../core/player/page-snapshot.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/browser.ts';
 import { BARCODE, startClockPublisher } from './clock-publisher.ts';
+import { STOCK_CASES, serveStockPages, type StockPlayer } from './stock-pages.ts';
 
 const TTFF_RUNS = Number(process.env.BENCH_TTFF_RUNS ?? 8);
 const G2G_SECONDS = Number(process.env.BENCH_G2G_SECONDS ?? 20);
 const ALIGN_SECONDS = Number(process.env.BENCH_ALIGN_SECONDS ?? 60);
-const PARTS = new Set((process.env.BENCH_PARTS ?? 'ttff,g2g,party').split(','));
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'ttff,g2g,stock,party').split(','));
+const STOCK_ROUNDS = Number(process.env.BENCH_STOCK_ROUNDS ?? 2);
+const STOCK_SECONDS = Number(process.env.BENCH_STOCK_SECONDS ?? 15);
+const STOCK_SETTLE_SECONDS = Number(process.env.BENCH_STOCK_SETTLE ?? 5);
+const STOCK_ONLY = process.env.BENCH_STOCK ? new Set(process.env.BENCH_STOCK.split(',')) : null;
 const BARE_CONFIG = JSON.parse(process.env.BENCH_BARE_CONFIG ?? '{}') as Record<string, unknown>;
 const LADDER = [
   { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 },
@@ -47,52 +58,14 @@ const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 type Win = { __edgelive: { snapshot(): PageSnapshot; page: { player: { video: unknown; pdtAt(t: number): number | null; pdtNow(): number | null }; party: unknown; controls: { intents(): { seek(t: number): void } | null } } }; __probe: Probe };
 type Probe = {
   g2g(video: unknown, pdtAt: ((t: number) => number | null) | null, layout: typeof BARCODE): void;
-  stopG2G(): { frames: Array<{ shown: number; glass: number; pdt: number | null; height: number }>; unreadable: number };
+  stopG2G(): { frames: Array<{ shown: number; glass: number; pdt: number | null; height: number }>; unreadable: number; stalls: number };
   track(pdtNow: () => number | null): void;
   stopTrack(): Array<[number, number]>;
 };
 
-/**
- * A page with nothing but hls.js playing the stream, from a tiny server of its own on loopback
- * (the Worker's site assets are same-origin only, and Chromium refuses a page that is not on a
- * local address the right to fetch from one).
- */
-async function serveBarePage(workerUrl: string, streamId: string): Promise<{ origin: string; close(): void }> {
-  const hlsJs = readFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'));
-  const server = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname === '/hls.min.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(hlsJs);
-      return;
-    }
-    const config = url.searchParams.get('config') ?? '{}';
-    res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><body style="margin:0;background:#000"><video id="v" muted playsinline style="width:640px"></video>
-<script src="/hls.min.js"></script>
-<script>
-const v = document.getElementById('v');
-const hls = new Hls(${config});
-hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
-hls.loadSource('${workerUrl}/live/${streamId}/index.m3u8');
-hls.attachMedia(v);
-window.__first = null;
-v.requestVideoFrameCallback((_n, m) => { window.__first = m.presentationTime; });
-window.__pdtAt = (t) => {
-  const d = hls.levels[hls.currentLevel >= 0 ? hls.currentLevel : 0]?.details;
-  let best = null;
-  for (const f of d ? d.fragments : []) { if (f.programDateTime == null) continue; if (f.start <= t + 1e-6) best = f; else break; }
-  return best ? best.programDateTime + (t - best.start) * 1000 : null;
-};
-window.__video = v;
-</script></body>`);
-  });
-  const port = await freePort();
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  return { origin: `http://127.0.0.1:${port}`, close: () => server.close() };
-}
-
-let bareOrigin = '';
+let stock: Awaited<ReturnType<typeof serveStockPages>> | undefined;
 function barePage(config: Record<string, unknown>): string {
-  return `${bareOrigin}/?config=${encodeURIComponent(JSON.stringify(config))}`;
+  return stock!.url('hls', config);
 }
 
 async function firstFrameOf(page: Page, bare: boolean): Promise<number> {
@@ -100,19 +73,22 @@ async function firstFrameOf(page: Page, bare: boolean): Promise<number> {
   return (await waitInPage(page, () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().firstFrameMs ?? null, 'first frame', 30_000))!;
 }
 
-async function timeToFirstFrame(b: TestBrowser, url: string, bare: boolean): Promise<number[]> {
-  const out: number[] = [];
+/** First-frame times of `urls`, loaded in turn (a, b, a, b, …) so both see the same machine load. */
+async function timeToFirstFrame(b: TestBrowser, urls: Array<{ url: string; bare: boolean }>): Promise<number[][]> {
+  const out: number[][] = urls.map(() => []);
   for (let i = 0; i < TTFF_RUNS; i++) {
-    const page = await b.newPage({ width: 1280, height: 720 });
-    await page.goto(url);
-    out.push(await firstFrameOf(page, bare));
-    await page.close();
-    await sleep(500);
+    for (let k = 0; k < urls.length; k++) {
+      const page = await b.newPage({ width: 1280, height: 720 });
+      await page.goto(urls[k]!.url);
+      out[k]!.push(await firstFrameOf(page, urls[k]!.bare));
+      await page.close();
+      await sleep(500);
+    }
   }
   return out;
 }
 
-async function glassToGlass(page: Page, bare: boolean): Promise<{ glass: number[]; pdt: number[]; unreadable: number; heights: Set<number> }> {
+async function glassToGlass(page: Page, bare: boolean, seconds = G2G_SECONDS): Promise<{ glass: number[]; shown: number[]; pdt: number[]; unreadable: number; stalls: number; heights: Set<number> }> {
   await page.addScriptTag({ content: PROBE });
   await page.evaluate(
     ([layout, isBare]) => {
@@ -122,9 +98,9 @@ async function glassToGlass(page: Page, bare: boolean): Promise<{ glass: number[
     },
     [BARCODE, bare] as const,
   );
-  await sleep(G2G_SECONDS * 1000);
+  await sleep(seconds * 1000);
   const r = await page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G());
-  return { glass: r.frames.map((f) => f.glass), pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])), unreadable: r.unreadable, heights: new Set(r.frames.map((f) => f.height)) };
+  return { glass: r.frames.map((f) => f.glass), shown: r.frames.map((f) => f.shown), pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])), unreadable: r.unreadable, stalls: r.stalls, heights: new Set(r.frames.map((f) => f.height)) };
 }
 
 /** |PDT on page B − PDT on page A| at B's sampling instants (A interpolated between its samples). */
@@ -151,6 +127,58 @@ async function track(pages: Page[], seconds: number): Promise<Array<Array<[numbe
   return Promise.all(pages.map((p) => p.evaluate(() => (globalThis as unknown as Win).__probe.stopTrack())));
 }
 
+/** The machine's 1/5/15-minute load averages: figures on a shared 2-core machine mean little without them. */
+const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' / ')}`;
+
+/**
+ * How old the newest media in the stream's playlist is (wall clock minus the program-date-time at
+ * its end): the publisher's, the ladder's and the origin's share of glass to glass. On a starved
+ * machine it grows without bound and every player's latency with it.
+ */
+async function edgeAgeMs(workerUrl: string, streamId: string): Promise<number> {
+  const text = await (await fetch(`${workerUrl}/live/${streamId}/360p/index.m3u8`)).text();
+  const at = Date.now();
+  let end = NaN;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) end = Date.parse(line.slice(25));
+    else if (line.startsWith('#EXT-X-PART:')) end += Number(/DURATION=([\d.]+)/.exec(line)?.[1] ?? 0) * 1000;
+    else if (line.startsWith('#EXTINF:') && !text.includes('#EXT-X-PART:')) end += Number(line.slice(8).split(',')[0]) * 1000;
+  }
+  return at - end;
+}
+
+/** Samples edgeAgeMs every 250 ms until stopped: [wall ms, age ms] pairs. */
+function sampleEdgeAge(workerUrl: string, streamId: string): { stop(): Promise<Array<[number, number]>> } {
+  const samples: Array<[number, number]> = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      const age = await edgeAgeMs(workerUrl, streamId).catch(() => NaN);
+      if (Number.isFinite(age)) samples.push([Date.now(), age]);
+      await sleep(250);
+    }
+  })();
+  return {
+    async stop() {
+      on = false;
+      await loop;
+      return samples;
+    },
+  };
+}
+
+/** Each frame's distance behind the newest listed media: its glass to glass minus the edge's age when it was shown. */
+function behindEdge(glass: number[], shown: number[], ages: Array<[number, number]>): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (let i = 0; i < glass.length; i++) {
+    while (j + 1 < ages.length && ages[j + 1]![0] <= shown[i]!) j++;
+    const a = ages[j];
+    if (a && Math.abs(a[0] - shown[i]!) < 1000) out.push(glass[i]! - a[1]);
+  }
+  return out;
+}
+
 const snapshot = (p: Page) => p.evaluate(() => (globalThis as unknown as Win).__edgelive.snapshot());
 
 interface Ctx {
@@ -162,22 +190,26 @@ interface Ctx {
 
 async function measureTtff({ browser, watchUrl }: Ctx): Promise<string[]> {
   log.info('time to first frame', { runs: TTFF_RUNS });
-  const ttff = await timeToFirstFrame(browser, watchUrl, false);
-  const bare = await timeToFirstFrame(browser, barePage(BARE_CONFIG), true);
+  const [ttff, bare] = (await timeToFirstFrame(browser, [
+    { url: watchUrl, bare: false },
+    { url: barePage(BARE_CONFIG), bare: true },
+  ])) as [number[], number[]];
   return [
-    `time to first frame (navigation → first frame presented), ${TTFF_RUNS} page loads each:`,
+    `time to first frame (navigation → first frame presented), ${TTFF_RUNS} page loads each, interleaved (${load()} at the end):`,
     `  watch page          p50 ${ms(quantile(ttff, 0.5))}   min ${ms(Math.min(...ttff))}   max ${ms(Math.max(...ttff))}   first (cold cache) ${ms(ttff[0]!)}   target ≤ 1000 ms`,
     `  baseline: bare page, hls.js ${Object.keys(BARE_CONFIG).length ? JSON.stringify(BARE_CONFIG) : "defaults"}   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}`,
   ];
 }
 
-async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]> {
+async function measureGlassToGlass({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
   log.info('glass to glass', { seconds: G2G_SECONDS });
   const watch = await browser.newPage({ width: 1280, height: 720 });
   await watch.goto(watchUrl);
   await firstFrameOf(watch, false);
   await sleep(5000); // past the start-up catch-up
+  const s1 = sampleEdgeAge(stack.workerUrl, streamId);
   const g2g = await glassToGlass(watch, false);
+  const behind = behindEdge(g2g.glass, g2g.shown, await s1.stop());
   const end = await watch.evaluate(() => {
     const hls = (globalThis as unknown as { __edgelive: { page: { player: { hls: { latency: number; targetLatency: number | null } | null } } } }).__edgelive.page.player.hls;
     return { latency: hls?.latency ?? NaN, target: hls?.targetLatency ?? NaN };
@@ -187,14 +219,66 @@ async function measureGlassToGlass({ browser, watchUrl }: Ctx): Promise<string[]
   await std.goto(barePage({ lowLatencyMode: false }));
   await firstFrameOf(std, true);
   await sleep(5000);
+  const s2 = sampleEdgeAge(stack.workerUrl, streamId);
   const g2gStd = await glassToGlass(std, true);
+  const behindStd = behindEdge(g2gStd.glass, g2gStd.shown, await s2.stop());
   await std.close();
   return [
-    `glass to glass (capture-time barcode in the frame vs wall clock at presentation), ${G2G_SECONDS} s of frames:`,
+    `glass to glass (capture-time barcode in the frame vs wall clock at presentation), ${G2G_SECONDS} s of frames (${load()} at the end):`,
     `  watch page (LL-HLS)  p50 ${sec(quantile(g2g.glass, 0.5))}   p99 ${sec(quantile(g2g.glass, 0.99))}   frames ${g2g.glass.length} (unreadable ${g2g.unreadable}, heights ${[...g2g.heights].join('/')})   target p50 ≤ 1.2 s`,
     `    same frames by program-date-time: p50 ${sec(quantile(g2g.pdt, 0.5))}   p99 ${sec(quantile(g2g.pdt, 0.99))}   (hls.js at the end: ${end.latency.toFixed(2)} s behind the playlist edge, target ${end.target.toFixed(2)} s)`,
-    `  baseline: hls.js standard mode (lowLatencyMode off)  p50 ${sec(quantile(g2gStd.glass, 0.5))}   p99 ${sec(quantile(g2gStd.glass, 0.99))}   frames ${g2gStd.glass.length}`,
+    `    behind the newest listed media p50 ${sec(quantile(behind, 0.5))}   p90 ${sec(quantile(behind, 0.9))}   stalls ${g2g.stalls}`,
+    `  baseline: hls.js standard mode (lowLatencyMode off)  p50 ${sec(quantile(g2gStd.glass, 0.5))}   p99 ${sec(quantile(g2gStd.glass, 0.99))}   frames ${g2gStd.glass.length}   behind p50 ${sec(quantile(behindStd, 0.5))}   stalls ${g2gStd.stalls}`,
   ];
+}
+
+/**
+ * Stock players on the same stream as the watch page, each at its defaults and with the settings
+ * docs/player.md recommends, one page at a time in rounds (watch page, hls.js, …, watch page, …)
+ * so every player sees the same machine load.
+ */
+async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
+  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter((c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label));
+  log.info('stock players', { rounds: STOCK_ROUNDS, seconds: STOCK_SECONDS, cases: cases.map((c) => c.label) });
+  const results = cases.map(() => ({ glass: [] as number[], behind: [] as number[], ttff: [] as number[], ages: [] as number[], stalls: 0, unreadable: 0, failed: 0 }));
+  for (let round = 0; round < STOCK_ROUNDS; round++) {
+    for (let k = 0; k < cases.length; k++) {
+      const c = cases[k]!;
+      const r = results[k]!;
+      const bare = c.player !== 'watch';
+      const page = await browser.newPage({ width: 1280, height: 720 });
+      try {
+        await page.goto(bare ? stock!.url(c.player as StockPlayer, c.config) : watchUrl);
+        r.ttff.push(await firstFrameOf(page, bare));
+        await sleep(STOCK_SETTLE_SECONDS * 1000);
+        const sampler = sampleEdgeAge(stack.workerUrl, streamId);
+        const g = await glassToGlass(page, bare, STOCK_SECONDS);
+        const ages = await sampler.stop();
+        r.ages.push(...ages.map((a) => a[1]));
+        r.behind.push(...behindEdge(g.glass, g.shown, ages));
+        r.glass.push(...g.glass);
+        r.stalls += g.stalls;
+        r.unreadable += g.unreadable;
+      } catch (err) {
+        r.failed++;
+        log.warn('stock player failed', { label: c.label, err: String(err).slice(0, 300), errors: page.errors.slice(0, 5) });
+      }
+      await page.close();
+    }
+  }
+  const lines = [
+    `stock players vs the watch page, glass to glass after ${STOCK_SETTLE_SECONDS} s of play, ${STOCK_SECONDS} s × ${STOCK_ROUNDS} rounds each, interleaved (${load()} at the end):`,
+    `  (edge = age of the newest media in the playlist, capture → listed, sampled every 250 ms; behind = each frame's g2g minus the edge's age when it was shown: the player's own share, which the stream's tags and the player's settings decide)`,
+  ];
+  for (let k = 0; k < cases.length; k++) {
+    const c = cases[k]!;
+    const r = results[k]!;
+    lines.push(
+      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge p50 ${sec(quantile(r.ages, 0.5))}   behind p50 ${sec(quantile(r.behind, 0.5))} p90 ${sec(quantile(r.behind, 0.9))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
+    );
+    if (c.player !== 'watch') lines.push(`  ${''.padEnd(28)} ${JSON.stringify(c.config)}`);
+  }
+  return lines;
 }
 
 async function measureParty({ stack, browser, streamId, watchUrl }: Ctx): Promise<string[]> {
@@ -257,7 +341,6 @@ async function main(): Promise<void> {
   let stack: Stack | undefined;
   let publisher: ChildProcess | undefined;
   let browser: TestBrowser | undefined;
-  let bare: { origin: string; close(): void } | undefined;
   try {
     stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'bench-admin', ingestSecret: 'bench-ingest-secret', logger: log });
     const stream = await stack.createStream({ title: 'Player benchmark', ladder: LADDER });
@@ -271,16 +354,16 @@ async function main(): Promise<void> {
       await sleep(300);
     }
     browser = await launchBrowser();
-    bare = await serveBarePage(stack.workerUrl, stream.id);
-    bareOrigin = bare.origin;
+    stock = await serveStockPages(stack.workerUrl, stream.id);
     const ctx: Ctx = { stack, browser, streamId: stream.id, watchUrl: `${stack.workerUrl}/watch/${stream.id}` };
-    const lines = ['', `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio), 1 s segments, 200 ms parts`, ''];
+    const lines = ['', `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio), 1 s segments, 200 ms parts; ${load()} at the start`, ''];
     if (PARTS.has('ttff')) lines.push(...(await measureTtff(ctx)), '');
     if (PARTS.has('g2g')) lines.push(...(await measureGlassToGlass(ctx)), '');
+    if (PARTS.has('stock')) lines.push(...(await measureStock(ctx)), '');
     if (PARTS.has('party')) lines.push(...(await measureParty(ctx)), '');
     console.log(lines.join('\n'));
   } finally {
-    bare?.close();
+    stock?.close();
     await browser?.close();
     await stopChild(publisher);
     await stack?.stop();

@@ -9,6 +9,13 @@ export interface PlaylistTiming {
   partTarget: number;
   /** SERVER-CONTROL PART-HOLD-BACK, seconds; ≥ 3 × partTarget. */
   partHoldBack: number;
+  /** SERVER-CONTROL HOLD-BACK, seconds: where players not in low-latency mode start; ≥ 3 × targetDuration. */
+  holdBack: number;
+  /**
+   * Seconds before the end of a live playlist where players should start (EXT-X-START with a
+   * negative TIME-OFFSET, on live playlists without an explicit start); 0 writes no EXT-X-START.
+   */
+  liveStartOffset: number;
   /** SERVER-CONTROL CAN-SKIP-UNTIL, seconds; ≥ 6 × targetDuration. */
   canSkipUntil: number;
 }

@@ -4,15 +4,9 @@
 import { z } from 'zod';
 import { NAME_RE } from './object-keys.ts';
 
-/** Events per batch: Analytics Engine takes at most 25 data points per invocation (PLATFORM.md §3.5). */
-export const QOE_MAX_EVENTS = 20;
-/** Largest accepted beacon body (bytes). */
-export const QOE_MAX_BODY = 16 * 1024;
-/** A player counts as watching while its last beacon is younger than this. */
-export const QOE_VIEWER_TTL_MS = 30_000;
-/** Minutes of aggregates kept, and the default window `stats` answers over. */
-export const QOE_KEEP_MINUTES = 60;
-export const QOE_DEFAULT_WINDOW_MINUTES = 5;
+// The plain limits live in ./qoe-limits.ts (no zod: the browser's QoE recorder imports them).
+export { QOE_DEFAULT_WINDOW_MINUTES, QOE_KEEP_MINUTES, QOE_MAX_BODY, QOE_MAX_EVENTS, QOE_VIEWER_TTL_MS } from './qoe-limits.ts';
+import { QOE_MAX_EVENTS } from './qoe-limits.ts';
 
 const shortText = (max: number) => z.string().max(max).regex(/^[\x20-\x7E]*$/, 'printable ASCII');
 const ms = z.number().finite().min(0).max(24 * 3600 * 1000);

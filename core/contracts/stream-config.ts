@@ -82,8 +82,15 @@ export function playlistTiming(s: Pick<StreamSettings, 'partTarget' | 'segmentTa
   return {
     targetDuration,
     partTarget: s.partTarget,
-    // hls.js starts PART-HOLD-BACK behind the live edge: the minimum Apple allows is 3 × PART-TARGET (MP-05).
+    // hls.js, Shaka and Video.js aim PART-HOLD-BACK behind the live edge: the minimum Apple
+    // allows is 3 × PART-TARGET (MP-05).
     partHoldBack: round3(3 * s.partTarget),
+    // Players out of low-latency mode: the spec's default, written out (MP-05).
+    holdBack: 3 * targetDuration,
+    // Where a live playlist tells players to start: 2 × PART-TARGET before its end, so that a
+    // stock player, which plays on from where it started and takes about a part to show its first
+    // frame, settles near PART-HOLD-BACK instead of a start-up's worth behind it (docs/player.md).
+    liveStartOffset: round3(2 * s.partTarget),
     // Chrome rejects a skip boundary below 6 × TD (DU-01).
     canSkipUntil: 6 * targetDuration,
   };

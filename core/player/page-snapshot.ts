@@ -9,6 +9,8 @@ export interface PageSnapshot {
   readyState: number;
   videoHeight: number;
   firstFrameMs: number | null;
+  /** What made the page load chat and the rest (its second bundle): the first frame, a notice, or the fallback timer. */
+  togetherLoadedBy: 'first-frame' | 'notice' | 'timeout' | null;
   notice: { kind: string; title: string } | null;
   rendition: string | null;
   autoLevel: boolean;

@@ -2,7 +2,8 @@
 // latency samples, errors) into the batches of `POST /api/qoe` (core/contracts/qoe.ts), at most
 // 20 events and one batch per period, plus a heartbeat of time played and stalled. Pure: the
 // page calls `tick(now)` and sends what it returns.
-import { QOE_MAX_EVENTS, type QoeBatchInput, type QoeEvent } from '../contracts/qoe.ts';
+import { QOE_MAX_EVENTS } from '../contracts/qoe-limits.ts';
+import type { QoeBatchInput, QoeEvent } from '../contracts/qoe.ts';
 
 export const QOE_PERIOD_MS = 10_000;
 /** Latency is sampled into the batch at most this often. */

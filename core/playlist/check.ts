@@ -4,7 +4,7 @@
 import type { MediaPlaylistSnapshot, PlaylistTiming } from '../contracts/live-model.ts';
 import { formatDecimal } from './render.ts';
 
-/** Problems with the stream's constants (MP-02, MP-05, MP-06, DU-01); empty when valid. */
+/** Problems with the stream's constants (MP-02, MP-05, MP-06, MP-11, DU-01); empty when valid. */
 export function timingProblems(t: PlaylistTiming): string[] {
   const out: string[] = [];
   if (!Number.isInteger(t.targetDuration) || t.targetDuration < 1) out.push('MP-02: TARGETDURATION must be an integer ≥ 1');
@@ -13,6 +13,12 @@ export function timingProblems(t: PlaylistTiming): string[] {
   // Compared as printed, since that is what clients check.
   if (Number(formatDecimal(t.partHoldBack)) < Number(formatDecimal(3 * t.partTarget))) {
     out.push('MP-05: PART-HOLD-BACK must be ≥ 3 × PART-TARGET');
+  }
+  if (t.holdBack < 3 * t.targetDuration) out.push('MP-05: HOLD-BACK must be ≥ 3 × TARGETDURATION');
+  // A live start closer than 2 × PART-TARGET would leave a player less than the least hold-back
+  // the spec allows at all (MP-05's MUST); 0 means no EXT-X-START.
+  if (t.liveStartOffset !== 0 && (t.liveStartOffset < 2 * t.partTarget - 1e-9 || t.liveStartOffset > t.partHoldBack)) {
+    out.push('MP-11: the live start offset must be within [2 × PART-TARGET, PART-HOLD-BACK]');
   }
   if (t.canSkipUntil < 6 * t.targetDuration) out.push('DU-01: CAN-SKIP-UNTIL must be ≥ 6 × TARGETDURATION');
   return out;

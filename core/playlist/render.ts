@@ -72,6 +72,8 @@ function timingLines(t: PlaylistTiming): string {
   return (
     '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=' +
     formatDecimal(t.canSkipUntil) +
+    ',HOLD-BACK=' +
+    formatDecimal(t.holdBack) +
     ',PART-HOLD-BACK=' +
     formatDecimal(t.partHoldBack) +
     '\n#EXT-X-PART-INF:PART-TARGET=' +
@@ -99,7 +101,11 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
     snap.timing.targetDuration +
     '\n' +
     timingLines(snap.timing) +
-    (snap.startTimeOffset !== undefined ? startLine(snap.startTimeOffset) : '') +
+    (snap.startTimeOffset !== undefined
+      ? startLine(snap.startTimeOffset)
+      : !snap.ended && snap.timing.liveStartOffset > 0
+        ? startLine(-snap.timing.liveStartOffset)
+        : '') +
     // MEDIA-SEQUENCE before SKIP: older hls.js rejects the reverse order (MP-03).
     '#EXT-X-MEDIA-SEQUENCE:' +
     snap.mediaSequence +
@@ -196,11 +202,18 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
 }
 
 /**
- * EXT-X-START (MP-11): where a player should begin, in seconds from the first segment.
- * PRECISE=YES: present from exactly there, decoding from the segment's keyframe before it.
+ * EXT-X-START (MP-11): where a player should begin, in seconds from the first segment, or when
+ * negative from the end of the playlist. PRECISE=YES: present from exactly there, decoding from
+ * the keyframe before it.
+ *
+ * A live playlist starts players `liveStartOffset` (2 × PART-TARGET) before its end. That is
+ * closer than MP-11's SHOULD NOT (3 × TD) on purpose: stock players (hls.js, Shaka) play on from
+ * where they start without catching up, so the start decides their latency; a start at
+ * 2 × PART-TARGET plus a start-up of about a part lands near PART-HOLD-BACK. Players in
+ * low-latency mode hold back by PART-HOLD-BACK anyway (Video.js clamps the start to it).
  */
 function startLine(timeOffset: number): string {
-  return '#EXT-X-START:TIME-OFFSET=' + formatDecimal(timeOffset) + ',PRECISE=YES\n';
+  return '#EXT-X-START:TIME-OFFSET=' + (timeOffset < 0 ? '-' + formatDecimal(-timeOffset) : formatDecimal(timeOffset)) + ',PRECISE=YES\n';
 }
 
 /** EXT-X-VERSION of a VOD playlist: EXT-X-MAP needs 6 (BYTERANGE needs only 4). */

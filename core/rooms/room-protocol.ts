@@ -6,71 +6,24 @@
 // never as HTML; clients must render them with `textContent`.
 import { z } from 'zod';
 
-/** Bumped on any incompatible change; the client sends it as `?v=` and the Worker refuses others. */
-export const ROOM_PROTOCOL_VERSION = 1;
-
-export const ROOM_LIMITS = {
-  /** Largest inbound frame, in UTF-16 code units, checked before parsing. */
-  maxFrameChars: 4096,
-  chatMaxChars: 500,
-  nameMaxChars: 32,
-  /** Messages sent to a joining viewer (and kept by every mirror of the room's state). */
-  historySize: 50,
-  pollQuestionMaxChars: 200,
-  pollOptionMaxChars: 80,
-  pollOptionsMin: 2,
-  pollOptionsMax: 10,
-  pollDurationMaxSec: 24 * 3600,
-  /** Rooms with at most this many viewers also list their names. */
-  presenceNamesMax: 100,
-  /** Recent polls (open and closed) kept in the room's state. */
-  pollsKept: 5,
-  slowModeMaxSec: 3600,
-  muteMaxSec: 7 * 24 * 3600,
-} as const;
-
-/** The fixed reaction set; clients map each name to a glyph. */
-export const REACTIONS = ['like', 'love', 'laugh', 'wow', 'sad', 'clap', 'fire', 'party'] as const;
-export type Reaction = (typeof REACTIONS)[number];
-
-export const ROLES = ['viewer', 'moderator', 'host'] as const;
-export type Role = (typeof ROLES)[number];
-
-/** Close codes a room uses. 44xx are final: a client must not reconnect after them. */
-export const CLOSE = {
-  badRequest: 4400,
-  unauthorized: 4401,
-  forbidden: 4403,
-  full: 4503,
-  /** Policy violation (abuse): 1008 is the standard code. */
-  policy: 1008,
-  goingAway: 1001,
-} as const;
-
-export function isFinalClose(code: number): boolean {
-  return code === CLOSE.badRequest || code === CLOSE.unauthorized || code === CLOSE.forbidden;
-}
-
-/** Error codes answered in-band as `{ type: 'error', code, reason }`. */
-export const ERROR_CODES = [
-  'bad_frame', // not JSON, binary, or not an object
-  'frame_too_large',
-  'invalid_message', // failed the schema
-  'unsupported_version',
-  'rate_limited',
-  'slow_mode',
-  'muted',
-  'banned',
-  'forbidden', // role does not allow it
-  'not_found',
-  'poll_closed',
-  'anonymous_not_allowed',
-  'token_invalid',
-  'token_expired',
-  'room_full',
-  'unavailable',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
+// The plain values of the protocol (version, limits, reaction and role names, close and error
+// codes, the resume token) live in ./room-wire.ts, which has no schema library: the browser's
+// client imports them from there, so its bundle carries no zod. Re-exported here unchanged.
+export {
+  CLOSE,
+  ERROR_CODES,
+  REACTIONS,
+  ROLES,
+  ROOM_LIMITS,
+  ROOM_PROTOCOL_VERSION,
+  formatResume,
+  isFinalClose,
+  parseResume,
+  type ErrorCode,
+  type Reaction,
+  type Role,
+} from './room-wire.ts';
+import { ERROR_CODES, REACTIONS, ROLES, ROOM_LIMITS, type ErrorCode } from './room-wire.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Text rules. Control characters, bidi overrides and lone surrogates are removed: they are never
@@ -356,14 +309,4 @@ export function parseClientFrame(frame: string | ArrayBuffer): Parsed {
 
 export function errorFrame(code: ErrorCode, reason: string, rid?: string): string {
   return JSON.stringify(rid === undefined ? { type: 'error', code, reason } : { type: 'error', rid, code, reason });
-}
-
-/** `resume` query value: `<epoch>.<seq>`. */
-export function formatResume(epoch: string, seq: number): string {
-  return `${epoch}.${seq}`;
-}
-export function parseResume(value: string | null | undefined): { epoch: string; seq: number } | null {
-  if (!value) return null;
-  const m = /^([A-Za-z0-9_-]{1,32})\.(\d{1,15})$/.exec(value);
-  return m ? { epoch: m[1]!, seq: Number(m[2]) } : null;
 }

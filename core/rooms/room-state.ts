@@ -1,7 +1,8 @@
 // The room's shared state and the one reducer that advances it by a batch of events. The Room
 // keeps its welcome state with it, every RoomShard keeps a mirror with it, and the browser client
 // keeps its view with it: one function, so a late joiner and a long-connected viewer agree.
-import { ROOM_LIMITS, type RoomEvent, type RoomSnapshot } from './room-protocol.ts';
+import type { RoomEvent, RoomSnapshot } from './room-protocol.ts';
+import { ROOM_LIMITS } from './room-wire.ts';
 
 export interface BatchBody {
   epoch: string;

@@ -5,23 +5,21 @@
 //
 // Everything a room sends is text. Render chat, names and poll options with `textContent`
 // (never `innerHTML`): nothing another viewer typed may run in this page.
-import {
-  ROOM_PROTOCOL_VERSION,
-  formatResume,
-  isFinalClose,
-  type ChatMessage,
-  type ClientMessageInput,
-  type ErrorCode,
-  type Member,
-  type PlaybackState,
-  type Poll,
-  type Presence,
-  type Reaction,
-  type ReactionCounts,
-  type RoomEvent,
-  type RoomSnapshot,
-  type ServerMessage,
-  type You,
+import { ROOM_PROTOCOL_VERSION, formatResume, isFinalClose, readServerFrame } from '../../core/rooms/room-wire.ts';
+import type {
+  ChatMessage,
+  ClientMessageInput,
+  ErrorCode,
+  Member,
+  PlaybackState,
+  Poll,
+  Presence,
+  Reaction,
+  ReactionCounts,
+  RoomEvent,
+  RoomSnapshot,
+  ServerMessage,
+  You,
 } from '../../core/rooms/room-protocol.ts';
 import { applyEvents } from '../../core/rooms/room-state.ts';
 import {
@@ -287,12 +285,8 @@ export class RoomClient {
   // --- inbound ---------------------------------------------------------------------------------
 
   private onFrame(text: string): void {
-    let msg: ServerMessage;
-    try {
-      msg = JSON.parse(text) as ServerMessage;
-    } catch {
-      return;
-    }
+    const msg = readServerFrame(text);
+    if (!msg) return;
     switch (msg.type) {
       case 'welcome': {
         this.you = msg.you;

@@ -214,6 +214,54 @@ describe('the watch page', () => {
   });
 });
 
+describe('the first frame comes first', () => {
+  type Entry = { name: string; startTime: number; transferSize: number };
+  const resources = (p: Page) => p.evaluate(() => (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).map((e) => ({ name: e.name, startTime: e.startTime, transferSize: e.transferSize })));
+  const one = (entries: Entry[], re: RegExp, what: string): Entry => {
+    const hits = entries.filter((e) => re.test(new URL(e.name).pathname));
+    expect(hits, what).toHaveLength(1);
+    return hits[0]!;
+  };
+
+  it('asks for the playlist before anything else, loads chat after the first frame, and chat then works', async () => {
+    const page = await open(`/watch/${stream.id}?name=Cy`, { width: 1280, height: 720 });
+    const first = (await playing(page)).firstFrameMs!;
+    log.info('first frame', { ms: first });
+    await expect.poll(() => page.getByTestId('chat-input').isEnabled(), { timeout: 15_000 }).toBe(true);
+    const entries = await resources(page);
+    const playlist = one(entries, new RegExp(`^/live/${stream.id}/index\\.m3u8$`), 'the multivariant playlist (preloaded, asked once)');
+    const together = one(entries, /^\/dist\/together-[A-Z0-9]{8}\.js$/, 'the second bundle');
+    // Before the first frame the page loaded its stylesheet, one script and the stream: nothing
+    // else of the app's own (the rooms client, chat, polls, QoE are in the second bundle).
+    // (Unless the start took longer than the page's fallback, 5 s: a loaded machine.)
+    const loadedBy = (await snapshot(page)).togetherLoadedBy;
+    if (loadedBy === 'timeout') expect(first).toBeGreaterThan(5000);
+    else expect(loadedBy).toBe('first-frame');
+    const start = loadedBy === 'timeout' ? 5000 : first;
+    expect(together.startTime, 'chat loads after the first frame').toBeGreaterThan(start);
+    const ownBefore = entries.filter((e) => e.startTime < start && new URL(e.name).pathname.startsWith('/dist/')).map((e) => new URL(e.name).pathname);
+    expect(ownBefore).toEqual([expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/), expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/)]);
+    // The stream's info and poster wait for the playlist (they would compete with it at the edge).
+    const info = one(entries, new RegExp(`^/live/${stream.id}/info\\.json$`), 'the stream info');
+    expect(info.startTime).toBeGreaterThan(playlist.startTime);
+
+    // And what loaded late works: a message goes out and comes back into the list.
+    await page.getByTestId('chat-input').fill('loaded after the first frame');
+    await page.getByTestId('chat-input').press('Enter');
+    await expect.poll(() => chatText(page), { timeout: 10_000 }).toContain('loaded after the first frame');
+    await expect.poll(() => page.getByTestId('title').textContent()).toBe('Friday Night Build — live from the lab');
+    expect(page.errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
+
+    // A returning viewer: the page's script and stylesheet come from the browser's cache.
+    const again = await open(`/watch/${stream.id}?name=Cy`, { width: 1280, height: 720 });
+    await playing(again);
+    const cached = await resources(again);
+    for (const re of [/^\/dist\/watch-[A-Z0-9]{8}\.js$/, /^\/dist\/app-[A-Z0-9]{8}\.css$/]) expect(one(cached, re, String(re)).transferSize, String(re)).toBe(0);
+    await close(again);
+    await close(page);
+  });
+});
+
 describe('the watch party', () => {
   it('keeps two pages aligned after the host seeks and pauses', async () => {
     const room = `party-${Date.now()}`;

@@ -130,7 +130,7 @@ describe('ingest cluster', () => {
       nodeId: 'eu-1',
       region: 'eu-central',
       // The other node, for an encoder's backup server (test/e2e/backup-ingest.test.ts).
-      backup: { rtmp: `${node('us-1').rtmpUrl}/${stream.streamKey}`, rtmps: null, srt: `${node('us-1').srtUrl}?streamid=${stream.streamKey}`, nodeId: 'us-1', region: 'us-east' },
+      backup: { rtmp: `${node('us-1').rtmpUrl}/${stream.streamKey}`, rtmps: null, srt: `${node('us-1').srtUrl}?streamid=${stream.streamKey}`, whip: node('us-1').whipUrl, nodeId: 'us-1', region: 'us-east' },
     });
     const nearest = await fetch(`${stack.workerUrl}/api/ingest/nearest`, { headers: { 'x-edgelive-dev-location': NEW_YORK } });
     expect(nearest.status).toBe(200);

@@ -35,7 +35,7 @@ describe('EncoderWatch', () => {
   });
 
   it('a ladder at half speed is behind once the window is full and it has drifted past the lag bound, and recovers when it keeps up', () => {
-    const w = new EncoderWatch({ minSpeed: 0.95, maxLagSeconds: 2, windowSeconds: 5 });
+    const w = new EncoderWatch({ minSpeed: 0.95, maxLagSeconds: 2, windowSeconds: 5, sustainSeconds: 0 });
     const seen: Array<{ t: number; behind: boolean; changed: boolean }> = [];
     let media = 1; // the first frames are out
     for (let t = 0; t <= 20; t++) {
@@ -49,6 +49,26 @@ describe('EncoderWatch', () => {
       { t: 14, behind: false, changed: true },
     ]);
     expect(seen.slice(5, 14).every((s) => s.behind)).toBe(true);
+  });
+
+  it('a ladder starved for a few seconds (a start on a busy machine) is not behind; one slow for the sustain time is', () => {
+    // As seen on a loaded 2-core machine: 0.36× for the first seconds, then real time again.
+    const starved = new EncoderWatch({ minSpeed: 0.95, maxLagSeconds: 2, windowSeconds: 5 });
+    let media = 0;
+    for (let t = 1; t <= 40; t++) {
+      media += t <= 8 ? 0.36 : 1.05;
+      expect(starved.push(parseProgress(block(media), t * 1000)).behind, `t=${t}`).toBe(false);
+    }
+    // The same start, slow for good: behind 10 s (the default sustain) after both bounds were first passed.
+    const slow = new EncoderWatch({ minSpeed: 0.95, maxLagSeconds: 2, windowSeconds: 5 });
+    media = 0;
+    const firstBehind = [];
+    for (let t = 1; t <= 40; t++) {
+      media += 0.36;
+      if (slow.push(parseProgress(block(media), t * 1000)).changed) firstBehind.push(t);
+    }
+    // The window is full at t = 6 (speed 0.36, drift 3.84 s > 2): behind at t = 16.
+    expect(firstBehind).toEqual([16]);
   });
 
   it('a short dip below real time that has not drifted past the bound is not behind', () => {

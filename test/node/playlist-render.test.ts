@@ -398,7 +398,7 @@ describe('media playlist header (§1.2)', () => {
         audio.close();
       }
     }
-    expect([...seen]).toEqual(['#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,PART-HOLD-BACK=0.6']);
+    expect([...seen]).toEqual(['#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=6,HOLD-BACK=3,PART-HOLD-BACK=0.6']);
   });
 
   it('MP-06 PART-INF present with PART-TARGET ≥ every part DURATION and ≤ TD', () => {
@@ -457,6 +457,44 @@ describe('media playlist header (§1.2)', () => {
 });
 
 // ---- segments ----------------------------------------------------------------------------------
+
+describe('where stock players start and stay (MP-05, MP-11)', () => {
+  it('MP-05 HOLD-BACK is written: 3×TD, what players out of low-latency mode hold back (hls.js, Shaka, Video.js read it)', () => {
+    const { video, audio } = liveStream();
+    const text = render(video.snapshot({ others: [audio] }));
+    expect(parseM3u8(text).serverControl.holdBack).toBe(3);
+    expect(parseHls(text).holdBack).toBe(3 * parseHls(text).targetduration);
+    expect(parseHls(text).partHoldBack).toBe(0.6);
+  });
+
+  it('MP-11 a live playlist starts players 2×PART-TARGET before its end, on every reload and delta; an ended one has no start', () => {
+    const { video, audio } = liveStream();
+    const seen = new Set<string>();
+    for (let i = 0; i < 7; i++) {
+      const snap = video.snapshot({ others: [audio] });
+      for (const text of [render(snap), render(deltaSnapshot(snap))]) {
+        const start = lines(text).filter((l) => l.startsWith('#EXT-X-START:'));
+        expect(start).toHaveLength(1);
+        seen.add(start[0]!);
+        // In the header: before the first segment tag.
+        expect(lines(text).indexOf(start[0]!)).toBeLessThan(lines(text).findIndex((l) => l.startsWith('#EXT-X-MEDIA-SEQUENCE')));
+        expect(parseM3u8(text).start).toEqual({ timeOffset: -0.4, precise: true });
+        const details = parseHls(text);
+        expect(details.startTimeOffset).toBe(-0.4);
+        // hls.js starts at the playlist's edge plus the (negative) offset: between PART-HOLD-BACK
+        // (where it aims) and the newest part.
+        const startAt = details.edge + details.startTimeOffset;
+        expect(details.edge - startAt).toBeLessThan(details.partHoldBack);
+        expect(details.edge - startAt).toBeGreaterThanOrEqual(2 * details.partTarget - 1e-9);
+      }
+      video.part(0.2);
+      if (i % 5 === 4) video.close();
+    }
+    expect([...seen]).toEqual(['#EXT-X-START:TIME-OFFSET=-0.4,PRECISE=YES']);
+    video.part(0.2).close();
+    expect(render(video.snapshot({ others: [audio], ended: true }))).not.toContain('#EXT-X-START');
+  });
+});
 
 describe('segment tags (§1.3)', () => {
   it('SEG-01 EXTINF on every complete segment, equal to the sum of its parts; none on the open parent', () => {
@@ -525,7 +563,8 @@ describe('segment tags (§1.3)', () => {
     expect(snap.segments[0]!.discontinuity).toBe(true);
     expect(snap.discontinuitySequence).toBe(0);
     const text = render(snap);
-    expect(lines(text).slice(7, 9)).toEqual(['#EXT-X-DISCONTINUITY', '#EXT-X-MAP:URI="2/init.mp4"']);
+    const at = lines(text).indexOf('#EXT-X-DISCONTINUITY-SEQUENCE:0') + 1;
+    expect(lines(text).slice(at, at + 2)).toEqual(['#EXT-X-DISCONTINUITY', '#EXT-X-MAP:URI="2/init.mp4"']);
     expect(parseHls(text).fragments[0].cc).toBe(1);
   });
 });
@@ -1050,7 +1089,7 @@ describe('multivariant playlist (§1.10)', () => {
 // ---- golden playlists --------------------------------------------------------------------------
 
 describe('golden playlists (byte-exact)', () => {
-  const timing: PlaylistTiming = { targetDuration: 2, partTarget: 0.5, partHoldBack: 1.5, canSkipUntil: 12 };
+  const timing: PlaylistTiming = { targetDuration: 2, partTarget: 0.5, partHoldBack: 1.5, holdBack: 6, liveStartOffset: 1, canSkipUntil: 12 };
   const parts = (...d: number[]): PartInfo[] => d.map((duration, i) => ({ duration, independent: i === 0 }));
 
   it('live: pruned parts, parts near the edge, open parent, hint, report, token', () => {
@@ -1077,8 +1116,9 @@ describe('golden playlists (byte-exact)', () => {
         '#EXTM3U',
         '#EXT-X-VERSION:6',
         '#EXT-X-TARGETDURATION:2',
-        '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5',
+        '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,HOLD-BACK=6,PART-HOLD-BACK=1.5',
         '#EXT-X-PART-INF:PART-TARGET=0.5',
+        '#EXT-X-START:TIME-OFFSET=-1,PRECISE=YES',
         '#EXT-X-MEDIA-SEQUENCE:7',
         '#EXT-X-DISCONTINUITY-SEQUENCE:1',
         '#EXT-X-MAP:URI="3/init.mp4?token=t0k"',
@@ -1122,7 +1162,7 @@ describe('golden playlists (byte-exact)', () => {
     expect(parseHls(text).fragments.map((f: Any) => f.cc)).toEqual([2, 3]);
     expect(text).toBe(
       '#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n' +
-        '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5\n' +
+        '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,HOLD-BACK=6,PART-HOLD-BACK=1.5\n' +
         '#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:20\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n' +
         '#EXT-X-MAP:URI="4/init.mp4"\n#EXT-X-PROGRAM-DATE-TIME:2026-06-30T23:59:58.500Z\n#EXTINF:1.5,\n4/20.m4s\n' +
         '#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="5/init.mp4"\n#EXT-X-PROGRAM-DATE-TIME:2026-07-01T00:00:03.000Z\n' +
@@ -1157,8 +1197,8 @@ describe('golden playlists (byte-exact)', () => {
     expect(parseHls(text).skippedSegments).toBe(3);
     expect(text).toBe(
       '#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:2\n' +
-        '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,PART-HOLD-BACK=1.5\n' +
-        '#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n' +
+        '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12,HOLD-BACK=6,PART-HOLD-BACK=1.5\n' +
+        '#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-START:TIME-OFFSET=-1,PRECISE=YES\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n' +
         '#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n' +
         segs
           .slice(3)
@@ -1205,6 +1245,11 @@ describe('snapshot self-checks', () => {
     };
     const problems = snapshotProblems(bad).map((p) => p.split(':')[0]);
     expect(problems).toEqual(expect.arrayContaining(['MP-03', 'SEG-03', 'MP-10', 'PART-08', 'RR-03']));
-    expect(timingProblems({ targetDuration: 1, partTarget: 0.2, partHoldBack: 0.4, canSkipUntil: 5 }).map((p) => p.split(':')[0])).toEqual(['MP-05', 'DU-01']);
+    expect(timingProblems({ targetDuration: 1, partTarget: 0.2, partHoldBack: 0.4, holdBack: 3, liveStartOffset: 0.4, canSkipUntil: 5 }).map((p) => p.split(':')[0])).toEqual(['MP-05', 'DU-01']);
+    expect(timingProblems({ ...TIMING, holdBack: 2 }).map((p) => p.split(':')[0])).toEqual(['MP-05']);
+    // The live start: not closer than the least hold-back the spec allows, not behind PART-HOLD-BACK.
+    expect(timingProblems({ ...TIMING, liveStartOffset: 0.3 }).map((p) => p.split(':')[0])).toEqual(['MP-11']);
+    expect(timingProblems({ ...TIMING, liveStartOffset: 0.8 }).map((p) => p.split(':')[0])).toEqual(['MP-11']);
+    expect(timingProblems({ ...TIMING, liveStartOffset: 0 })).toEqual([]);
   });
 });

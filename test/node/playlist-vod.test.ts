@@ -112,6 +112,9 @@ describe('start-over (MP-11)', () => {
     expect(m3u8(text).start).toEqual({ timeOffset: 0, precise: true });
     expect(hls(text).startTimeOffset).toBe(0);
     expect(text).not.toContain('PLAYLIST-TYPE');
-    expect(renderMediaPlaylist({ ...snap, startTimeOffset: undefined })).not.toContain('#EXT-X-START');
+    // Exactly one EXT-X-START: the start-over point replaces the live start near the edge.
+    expect(text.match(/#EXT-X-START/g)).toHaveLength(1);
+    expect(renderMediaPlaylist({ ...snap, startTimeOffset: undefined })).toContain('#EXT-X-START:TIME-OFFSET=-0.4,PRECISE=YES\n');
+    expect(renderMediaPlaylist({ ...snap, startTimeOffset: undefined, ended: true })).not.toContain('#EXT-X-START');
   });
 });

@@ -8,6 +8,8 @@ const timing = (targetDuration: number, canSkipUntil = 6 * targetDuration): Play
   targetDuration,
   partTarget: 0.2,
   partHoldBack: 0.6,
+  holdBack: 3 * targetDuration,
+  liveStartOffset: 0.4,
   canSkipUntil,
 });
 const complete = (...d: number[]) => d.map((duration) => ({ duration }));

@@ -78,12 +78,32 @@ describe('secure headers', () => {
     }
   });
 
+  it('a returning viewer starts from cache: the page is revalidated, the scripts and stylesheet it names are immutable', async () => {
+    const page = await worker('/watch/st00000000000000');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    const html = await page.text();
+    const named = [...html.matchAll(/(?:src|href)="(\/dist\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(named).toEqual([expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/), expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/)]);
+    for (const path of named) {
+      const res = await worker(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('cache-control'), path).toBe('public, max-age=31536000, immutable');
+      expect(res.headers.get('content-type'), path).toContain(path.endsWith('.css') ? 'text/css' : 'javascript');
+      await res.arrayBuffer();
+    }
+    // A name without a content hash is not immutable (it could change with the next deploy).
+    const unhashed = await worker('/dist/watch.html');
+    expect(unhashed.headers.get('cache-control') ?? '').not.toContain('immutable');
+    await unhashed.arrayBuffer();
+  });
+
   it('the watch and party pages preload the stream\'s multivariant playlist at the URL the page asks for', async () => {
     const link = async (path: string) => {
       const res = await worker(path);
       expect(res.status, path).toBe(200);
       await res.arrayBuffer();
-      return res.headers.get('link');
+      // The page's own stylesheet and script follow (the next test); here, the stream's playlist.
+      return (res.headers.get('link') ?? '').split(', ').filter((l) => !l.startsWith('</dist/')).join(', ') || null;
     };
     expect(await link('/watch/st00000000000000')).toBe('</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous');
     // The token rides along exactly as the page's playbackUrl() writes it.
@@ -92,6 +112,14 @@ describe('secure headers', () => {
     // No stream, or a malformed one: the page alone.
     expect(await link('/party/room-1')).toBeNull();
     expect(await link('/watch/bad%20id')).toBeNull();
+  });
+
+  it('the page\'s stylesheet and script are preloads in its header too (Early Hints), the names the HTML uses', async () => {
+    const res = await worker('/party/room-1');
+    const html = await res.text();
+    const css = /href="(\/dist\/app-[A-Z0-9]{8}\.css)"/.exec(html)![1]!;
+    const js = /src="(\/dist\/watch-[A-Z0-9]{8}\.js)"/.exec(html)![1]!;
+    expect(res.headers.get('link')).toBe(`<${css}>; rel=preload; as=style, <${js}>; rel=modulepreload`);
   });
 
   it('keeps the admin API and the site same-origin and unframeable', async () => {

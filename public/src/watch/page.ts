@@ -17,6 +17,8 @@ export interface WatchPage {
   params: PageParams;
   player: Player;
   controls: Controls;
+  /** What made the page load the together chunk (null: not yet). */
+  togetherLoadedBy: 'first-frame' | 'notice' | 'timeout' | null;
   /** Set by the together chunk. */
   room: RoomClient | null;
   reactions: Reactions | null;
@@ -62,6 +64,7 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
     params,
     player,
     controls: null as unknown as Controls,
+    togetherLoadedBy: null,
     room: null,
     reactions: null,
     party: null,

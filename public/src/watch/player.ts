@@ -46,6 +46,9 @@ export interface PlayerOptions {
   video: HTMLVideoElement;
 }
 
+/** A start slower than this asks for the stream's info and poster without waiting for the first frame. */
+const EXTRAS_AFTER_MS = 1000;
+
 interface ErrorBody {
   error?: { code?: string };
 }
@@ -122,11 +125,30 @@ export class Player {
     return playbackUrl(this.opts.origin, this.opts.streamId, file, this.opts.token, extra);
   }
 
-  /** Starts: the playlist and the stream's info are asked for at once (first frame sooner). */
+  /**
+   * Starts: the playlist first. The stream's info (title, state) and the poster go to the same
+   * edge and the same stream's object as the playlists, so they wait until the first frame is
+   * shown, the player has something to say (a notice), or a start slower than `EXTRAS_AFTER_MS`,
+   * which is also the only case where a poster is worth showing.
+   */
   start(): void {
     this.setNotice(null);
-    this.video.poster = this.url('thumbnail.jpg');
+    this.extrasAsked = false;
+    if (this.extrasTimer) clearTimeout(this.extrasTimer);
+    this.extrasTimer = setTimeout(() => this.askExtras(), EXTRAS_AFTER_MS);
     this.load();
+  }
+
+  private extrasAsked = false;
+  private extrasTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** Once per start: the stream's info, and the poster while no frame is on screen yet. */
+  private askExtras(): void {
+    if (this.extrasAsked) return;
+    this.extrasAsked = true;
+    if (this.extrasTimer) clearTimeout(this.extrasTimer);
+    this.extrasTimer = null;
+    if (this.firstFrameAt === null) this.video.poster = this.url('thumbnail.jpg');
     void this.refreshInfo();
   }
 
@@ -291,6 +313,7 @@ export class Player {
 
   private setNotice(n: PlayerNotice | null): void {
     this.notice = n;
+    if (n) this.askExtras();
     this.emit('notice', n);
   }
 
@@ -306,6 +329,7 @@ export class Player {
       if (this.firstFrameAt !== null) return;
       this.firstFrameAt = shownAt;
       this.catchUpUntil = performance.now() + 4000;
+      this.askExtras();
       this.emit('firstFrame', { ttffMs: shownAt });
     };
     // requestVideoFrameCallback says when the first frame was actually presented.

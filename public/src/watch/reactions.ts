@@ -2,7 +2,7 @@
 // room aggregates (one `reactions {counts}` at most every 100 ms, never one frame per click), so
 // a thousand viewers clapping shows as a burst whose size follows the count, drawn with a cap.
 import type { Reaction, ReactionCounts, RoomClient } from '../rooms-client.ts';
-import { REACTIONS } from '../../../core/rooms/room-protocol.ts';
+import { REACTIONS } from '../../../core/rooms/room-wire.ts';
 import { h, setText } from './dom.ts';
 import { REACTION_LABELS, reactionIcon } from './icons.ts';
 

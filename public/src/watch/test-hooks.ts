@@ -17,6 +17,7 @@ export function exposeForTests(page: WatchPage): void {
       readyState: v.readyState,
       videoHeight: v.videoHeight,
       firstFrameMs: p.firstFrameAt,
+      togetherLoadedBy: page.togetherLoadedBy,
       notice: p.notice ? { kind: p.notice.kind, title: p.notice.title } : null,
       rendition: r?.name ?? null,
       autoLevel: p.autoLevel,

@@ -1,0 +1,67 @@
+// What the watch page's build puts on the path to the first frame (scripts/build-assets.mjs): the
+// first bundle carries the player and hls.js and nothing social; no bundle carries zod (the
+// browser checks room frames by hand, core/rooms/room-wire.ts); names carry content hashes so
+// the Worker can serve them as immutable, and the HTML names exactly what the build wrote.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+// @ts-expect-error: a plain .mjs build script without type declarations
+import { buildWatchPage } from '../../scripts/build-assets.mjs';
+import { readServerFrame } from '../../core/rooms/room-wire.ts';
+
+interface Bundle {
+  file: string;
+  url: string;
+  inputs: string[];
+}
+let out: string;
+let built: { watch: Bundle; together: Bundle; css: Bundle; html: string };
+
+beforeAll(async () => {
+  out = mkdtempSync(join(tmpdir(), 'edgelive-bundle-'));
+  built = await buildWatchPage({ outdir: out });
+}, 60_000);
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const from = (b: Bundle, re: RegExp) => b.inputs.filter((f) => re.test(f));
+
+describe('the watch page build', () => {
+  it('puts the player and hls.js on the critical path, and nothing social', () => {
+    expect(from(built.watch, /node_modules\/hls\.js\//).length).toBeGreaterThan(0);
+    expect(from(built.watch, /public\/src\/watch\/player\.ts$/)).toHaveLength(1);
+    expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe)\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
+  });
+
+  it('keeps zod out of every browser bundle', () => {
+    for (const b of [built.watch, built.together]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
+    // The second bundle is what the room needs, without a second copy of hls.js.
+    expect(from(built.together, /public\/src\/rooms-client\.ts$/)).toHaveLength(1);
+    expect(from(built.together, /node_modules\/hls\.js\//)).toEqual([]);
+  });
+
+  it('names every file by its content, and the page loads the second bundle by that name', () => {
+    expect(built.watch.url).toMatch(/^\/dist\/watch-[A-Z0-9]{8}\.js$/);
+    expect(built.together.url).toMatch(/^\/dist\/together-[A-Z0-9]{8}\.js$/);
+    expect(built.css.url).toMatch(/^\/dist\/app-[A-Z0-9]{8}\.css$/);
+    const html = readFileSync(built.html, 'utf8');
+    expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
+    expect(html).toContain(`<script type="module" src="${built.watch.url}"></script>`);
+    expect(readFileSync(built.watch.file, 'utf8')).toContain(JSON.stringify(built.together.url));
+  });
+});
+
+describe('readServerFrame: the browser’s hand check of room frames', () => {
+  it('accepts the frames a room sends', () => {
+    const batch = { type: 'batch', epoch: 'e1', seq: 4, t: 1, events: [{ kind: 'slow', seconds: 5 }] };
+    expect(readServerFrame(JSON.stringify(batch))).toEqual(batch);
+    expect(readServerFrame('{"type":"pong","t0":1,"t1":2,"t2":3}')).toEqual({ type: 'pong', t0: 1, t1: 2, t2: 3 });
+    expect(readServerFrame('{"type":"ack","rid":"r1","id":7}')).toEqual({ type: 'ack', rid: 'r1', id: 7 });
+  });
+
+  it('drops garbled or foreign frames instead of applying them', () => {
+    for (const text of ['not json', '[]', 'null', '{"type":"hello"}', '{"type":"batch","epoch":"e1","seq":"4","events":[]}', '{"type":"batch","epoch":"e1","seq":4}', '{"type":"state","epoch":"e1","seq":1}', '{"type":"pong","t0":1}']) {
+      expect(readServerFrame(text), text).toBeNull();
+    }
+  });
+});
