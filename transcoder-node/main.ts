@@ -95,6 +95,8 @@ const config = {
       backoffBaseMs: positiveFromEnv('RESTREAM_BACKOFF_BASE_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffBaseMs,
       backoffMaxMs: positiveFromEnv('RESTREAM_BACKOFF_MAX_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffMaxMs,
       stableMs: positiveFromEnv('RESTREAM_STABLE_MS') ?? DEFAULT_RESTREAM_LIMITS.stableMs,
+      // 0: never give up.
+      maxFailures: env.RESTREAM_MAX_FAILURES === '0' ? 0 : (positiveFromEnv('RESTREAM_MAX_FAILURES') ?? DEFAULT_RESTREAM_LIMITS.maxFailures),
       videoBitrate: positiveFromEnv('RESTREAM_VIDEO_BITRATE') ?? DEFAULT_RESTREAM_LIMITS.videoBitrate,
       probeTimeoutMs: DEFAULT_RESTREAM_LIMITS.probeTimeoutMs,
       writeTimeoutMs: positiveFromEnv('RESTREAM_WRITE_TIMEOUT_MS') ?? DEFAULT_RESTREAM_LIMITS.writeTimeoutMs,

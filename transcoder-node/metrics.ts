@@ -121,15 +121,15 @@ export class Metrics {
     this.registryLastOk = new Gauge({ name: 'edgelive_registry_last_success_timestamp_seconds', help: 'When the registry last answered a register or heartbeat (Unix time).', registers });
     new Gauge({
       name: 'edgelive_restream_destinations',
-      help: 'Restream destinations of the publishers on this node, by state (connecting, live, retrying, stopped).',
+      help: 'Restream destinations of the publishers on this node, by state (connecting, live, retrying, failed, stopped).',
       labelNames: ['state'],
       registers,
       collect() {
         const now = opts.restreams?.() ?? {};
-        for (const state of ['connecting', 'live', 'retrying', 'stopped'] as const) this.set({ state }, now[state] ?? 0);
+        for (const state of ['connecting', 'live', 'retrying', 'failed', 'stopped'] as const) this.set({ state }, now[state] ?? 0);
       },
     });
-    this.restreamFailures = new Counter({ name: 'edgelive_restream_failures_total', help: 'Restream attempts that failed (the destination refused, went away or stopped reading); each is retried with back-off.', registers });
+    this.restreamFailures = new Counter({ name: 'edgelive_restream_failures_total', help: 'Restream attempts that failed (the destination refused, went away or stopped reading); each is retried with back-off up to RESTREAM_MAX_FAILURES in a row.', registers });
   }
 
   get contentType(): string {

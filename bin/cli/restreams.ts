@@ -10,7 +10,7 @@ interface Restream {
   streamKey: string;
   enabled: boolean;
   status: {
-    state: 'connecting' | 'live' | 'retrying' | 'stopped';
+    state: 'connecting' | 'live' | 'retrying' | 'failed' | 'stopped';
     error: string | null;
     since: string | null;
     failures: number;
@@ -26,6 +26,7 @@ function statusText(r: Restream): string {
   if (!r.enabled && s.state === 'stopped') return 'disabled';
   let text = s.state;
   if (s.state === 'retrying') text += ` (${s.failures} failure${s.failures === 1 ? '' : 's'}${s.nextAttemptAt ? `, next ${s.nextAttemptAt}` : ''})`;
+  if (s.state === 'failed' && s.failures > 0) text += ` (after ${s.failures} failure${s.failures === 1 ? '' : 's'} in a row; enable it to try again)`;
   if (s.error) text += `: ${s.error}`;
   return text;
 }

@@ -56,9 +56,11 @@ export function keyHint(streamKey: string): string {
 /**
  * Where a destination is on the media node: `connecting` (its ffmpeg is opening the destination),
  * `live` (media is flowing), `retrying` (it failed: `error` says why, `nextAttemptAt` when it tries
- * again), `stopped` (the stream is not live here, or the destination is disabled).
+ * again), `failed` (given up: it failed RESTREAM_MAX_FAILURES times in a row, or cannot work as
+ * configured; `error` says why; it is tried again when the destination is changed or enabled, or
+ * the stream goes live again), `stopped` (the stream is not live here, or the destination is disabled).
  */
-export const RestreamStateSchema = z.enum(['connecting', 'live', 'retrying', 'stopped']);
+export const RestreamStateSchema = z.enum(['connecting', 'live', 'retrying', 'failed', 'stopped']);
 export type RestreamState = z.infer<typeof RestreamStateSchema>;
 
 /** One destination's status as the media node reports it. */
@@ -89,6 +91,8 @@ export const RestreamDestinationSchema = z.object({
   id: z.string().regex(RESTREAM_ID_RE),
   /** The full publish URL, key included: it travels only in this signed answer. */
   url: z.string().min(1).max(1600),
+  /** Moves on every change through the API: a failed destination is tried again when it moves. */
+  revision: z.number().int().nonnegative(),
 });
 export type RestreamDestination = z.infer<typeof RestreamDestinationSchema>;
 

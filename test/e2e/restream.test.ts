@@ -3,7 +3,8 @@
 // the source (copied: the publisher's own size, not a rung's) as decodable media; killing it
 // leaves the main LL-HLS stream undisturbed (every blocking reload valid and in time, the ladder's
 // ffmpeg and epoch unchanged) while the status says retrying with the error; it reconnects when
-// the destination comes back; disabling it stops it.
+// the destination comes back; disabling it stops it. A destination that refuses is given up
+// (failed, with its last error) and forwarded to again once it is back and enabled.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -59,8 +60,8 @@ async function restream(id: string): Promise<Restream> {
   return (await res.json()) as Restream;
 }
 
-function listen(file: string): ChildProcess {
-  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${destPort}/live/${DEST_KEY}`, '-c', 'copy', '-f', 'flv', '-y', file], { stdio: 'ignore' });
+function listen(file: string, port = destPort): ChildProcess {
+  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/live/${DEST_KEY}`, '-c', 'copy', '-f', 'flv', '-y', file], { stdio: 'ignore' });
   listeners.push(child);
   return child;
 }
@@ -81,8 +82,9 @@ beforeAll(async () => {
     adminToken: 'e2e-admin',
     ingestSecret: 'e2e-ingest-secret',
     endGraceSeconds: 3,
-    // Quick syncs and short back-off so the test sees each step within seconds.
-    transcoderEnv: { RESTREAM_SYNC_MS: '1000', RESTREAM_BACKOFF_BASE_MS: '500', RESTREAM_BACKOFF_MAX_MS: '2000' },
+    // Quick syncs and short back-off so the test sees each step within seconds; given up after 6
+    // failures in a row (about 8 s of refusals: longer than the first destination is away).
+    transcoderEnv: { RESTREAM_SYNC_MS: '1000', RESTREAM_BACKOFF_BASE_MS: '500', RESTREAM_BACKOFF_MAX_MS: '2000', RESTREAM_MAX_FAILURES: '6' },
     logger: log,
   });
   stream = await stack.createStream({ title: 'simulcast', ladder: LADDER });
@@ -179,6 +181,37 @@ describe('restream to a second RTMP server', () => {
       // The source as it was published (copied), not a rung of the ladder.
       expect(got.width, file).toBe(640);
     }
+  });
+
+  it('a destination that refuses is given up (failed, last error); once back, enabling it again forwards to it', async () => {
+    const port = await freePort();
+    const added = await cli(['restreams', 'add', stream.id, `rtmp://127.0.0.1:${port}/live`, '--key', DEST_KEY, '--name', 'refuses', '--json']);
+    expect(added.code, added.stderr).toBe(0);
+    const rid = (JSON.parse(added.stdout) as Restream).id;
+    const failed = await until('failed', async () => {
+      const r = await restream(rid);
+      return r.status.state === 'failed' ? r : null;
+    }, 60_000);
+    expect(failed.status.failures).toBe(6);
+    expect(failed.status.error).toMatch(/Connection refused/);
+    expect(failed.status.error).not.toContain(DEST_KEY);
+    const shown = await cli(['restreams', 'show', stream.id, rid]);
+    expect(shown.stdout).toMatch(/status\s+failed \(after 6 failures in a row; enable it to try again\): \S/);
+    // It stays given up: the node does not try on its own.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await restream(rid)).status.state).toBe('failed');
+
+    const file = join(dir, 'back.flv');
+    const back = listen(file, port);
+    await new Promise((r) => setTimeout(r, 500));
+    expect((await cli(['restreams', 'enable', stream.id, rid])).code).toBe(0);
+    await until('live after enabling', async () => (await restream(rid)).status.state === 'live', 30_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    expect((await cli(['restreams', 'remove', stream.id, rid])).code).toBe(0);
+    await until('the listener saw its publisher leave', async () => back.exitCode !== null || back.signalCode !== null, 20_000);
+    const got = probe(file);
+    expect(got.frames.video).toBeGreaterThanOrEqual(30);
+    expect(got.width).toBe(640);
   });
 
   it('edgelive restreams update, enable and remove', async () => {

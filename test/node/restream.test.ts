@@ -232,6 +232,52 @@ describe('RestreamDestination (real ffmpeg both ends)', () => {
     expect(ladder.bytes().byteLength).toBeGreaterThan(0);
   }, 90_000);
 
+  it('a destination that keeps refusing is given up after RESTREAM_MAX_FAILURES in a row: failed with its last error, no attempt after', async () => {
+    const port = await freePort();
+    const relay = new InputRelay(livePublisher(20), 'flv');
+    const ladder = drain(relay.attach());
+    const d = new RestreamDestination({
+      id: 'rs0000000000000003',
+      url: `rtmp://127.0.0.1:${port}/live/refused-key-0003`,
+      tap: (c, max) => relay.tap(c, max),
+      container: 'flv',
+      logger: quiet,
+      limits: { ...DEFAULT_RESTREAM_LIMITS, backoffBaseMs: 200, backoffMaxMs: 400, maxFailures: 3 },
+      onChange: () => {},
+    });
+    d.start();
+    const failed = await until('failed', () => (d.status.state === 'failed' ? d.status : null), 20_000);
+    expect(failed).toMatchObject({ failures: 3, nextAttemptAt: null });
+    expect(failed.error).toMatch(/Connection refused/);
+    expect(failed.error).not.toContain('refused-key-0003');
+    // Given up: no ffmpeg, and none started later.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect([d.status.state, d.status.failures, d.pid]).toEqual(['failed', 3, undefined]);
+    expect(ladder.bytes().byteLength).toBeGreaterThan(0);
+    await d.stop('test over');
+    expect(d.status.state).toBe('stopped');
+  }, 60_000);
+
+  it('no ffmpeg to run: failed at once, not retried', async () => {
+    const relay = new InputRelay(livePublisher(5), 'flv');
+    drain(relay.attach());
+    const d = new RestreamDestination({
+      id: 'rs0000000000000004',
+      url: 'rtmp://127.0.0.1:1/live/k',
+      tap: (c, max) => relay.tap(c, max),
+      container: 'flv',
+      logger: quiet,
+      limits: { ...DEFAULT_RESTREAM_LIMITS, backoffBaseMs: 100 },
+      ffmpegPath: join(dir, 'no-such-ffmpeg'),
+      onChange: () => {},
+    });
+    d.start();
+    const failed = await until('failed', () => (d.status.state === 'failed' ? d.status : null), 15_000);
+    expect(failed).toMatchObject({ failures: 1, nextAttemptAt: null });
+    expect(failed.error).toMatch(/^ffmpeg could not run: .*ENOENT/);
+    await d.stop('test over');
+  }, 30_000);
+
   it('a destination that accepts and never answers: the attempt times out, the tap drops within its bound, the ladder input loses nothing', async () => {
     const blackhole: Server = createServer((socket) => socket.pause());
     const port = await new Promise<number>((resolve) => blackhole.listen(0, '127.0.0.1', () => resolve((blackhole.address() as { port: number }).port)));

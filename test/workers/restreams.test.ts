@@ -1,7 +1,7 @@
 // Restream destinations inside workerd: the admin CRUD never shows a key in full and stores it
 // only encrypted; the signed sync call hands the media node the enabled destinations with their
 // keys and records its status reports, a stale lease's report never overwriting a newer one; a
-// status nobody refreshes shows as stopped.
+// status nobody refreshes shows as stopped, a failed one stays failed; every change moves the revision.
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { MAX_RESTREAMS_PER_STREAM, RESTREAM_STATUS_TTL_MS, restreamSyncPath, type RestreamStatus } from '../../core/contracts/restream.ts';
@@ -30,7 +30,7 @@ async function stream(): Promise<string> {
 async function sync(streamId: string, epoch: number, statuses: RestreamStatus[], nodeId = 'node-a') {
   const body = new TextEncoder().encode(JSON.stringify({ nodeId, statuses })) as Uint8Array<ArrayBuffer>;
   const res = await signed('POST', restreamSyncPath(streamId, epoch), body, { 'content-type': 'application/json' });
-  return { status: res.status, body: (await res.json()) as { destinations: Array<{ id: string; url: string }>; error?: { code: string } } };
+  return { status: res.status, body: (await res.json()) as { destinations: Array<{ id: string; url: string; revision: number }>; error?: { code: string } } };
 }
 
 function status(id: string, state: RestreamStatus['state'], extra: Partial<RestreamStatus> = {}): RestreamStatus {
@@ -76,7 +76,7 @@ describe('restream admin API', () => {
     const changed = await api<Restream>(op, 'PATCH', `/streams/${id}/restreams/${a.id}`, { streamKey: 'second-key-0002', name: 'Twitch' });
     expect(changed.body).toMatchObject({ url: 'rtmp://one.example/live', streamKey: '••••0002', name: 'Twitch', enabled: true });
     // The node is handed the new key with the kept URL.
-    expect((await sync(id, 1, [])).body.destinations).toEqual([{ id: a.id, url: 'rtmp://one.example/live/second-key-0002' }]);
+    expect((await sync(id, 1, [])).body.destinations).toEqual([{ id: a.id, url: 'rtmp://one.example/live/second-key-0002', revision: expect.any(Number) }]);
     const disabled = await api<Restream>(op, 'PATCH', `/streams/${id}/restreams/${a.id}`, { enabled: false });
     expect(disabled.body.enabled).toBe(false);
     expect((await sync(id, 1, [])).body.destinations).toEqual([]);
@@ -96,7 +96,7 @@ describe('restream sync (media node ↔ origin)', () => {
     await api(op, 'POST', `/streams/${id}/restreams`, { url: 'rtmp://off.example/app', streamKey: 'off', enabled: false });
     const r = await sync(id, 3, []);
     expect(r.status).toBe(200);
-    expect(r.body.destinations).toEqual([{ id: a.id, url: `rtmps://a.rtmp.youtube.com/live2/${YT_KEY}` }]);
+    expect(r.body.destinations).toEqual([{ id: a.id, url: `rtmps://a.rtmp.youtube.com/live2/${YT_KEY}`, revision: expect.any(Number) }]);
     const forged = await signed('POST', restreamSyncPath(id, 3), new TextEncoder().encode('{"nodeId":"x","statuses":[]}') as Uint8Array<ArrayBuffer>, {}, 'not-the-secret');
     expect(forged.status).toBe(401);
   });
@@ -127,6 +127,22 @@ describe('restream sync (media node ↔ origin)', () => {
     const shown = (await api<Restream>(op, 'GET', `/streams/${id}/restreams/${a.id}`)).body.status;
     expect(shown.state).toBe('stopped');
     expect(shown.error).toMatch(/^no report from media node node-gone since \d{4}-/);
+    // Failed is an outcome, not a claim about now: it stays shown with its error.
+    await sync(id, 2, [status(a.id, 'failed', { error: 'gave up', failures: 10 })], 'node-gone');
+    await db.prepare('UPDATE restreams SET status_at = ? WHERE id = ?').bind(Date.now() - RESTREAM_STATUS_TTL_MS - 1000, a.id).run();
+    expect((await api<Restream>(op, 'GET', `/streams/${id}/restreams/${a.id}`)).body.status).toMatchObject({ state: 'failed', error: 'gave up', failures: 10 });
+  });
+
+  it('every change moves the revision the node compares (enabling an enabled destination tries a failed one again)', async () => {
+    const id = await stream();
+    const a = (await api<Restream>(op, 'POST', `/streams/${id}/restreams`, { url: 'rtmp://dest.example/live', streamKey: 'dest-key-123456' })).body;
+    const revision = async () => (await sync(id, 1, [])).body.destinations[0]!.revision;
+    const seen = [await revision()];
+    for (const change of [{ enabled: true }, { enabled: true }, { name: 'again' }]) {
+      expect((await api(op, 'PATCH', `/streams/${id}/restreams/${a.id}`, change)).status).toBe(200);
+      seen.push(await revision());
+    }
+    expect(seen.every((r, i) => i === 0 || r > seen[i - 1]!), JSON.stringify(seen)).toBe(true);
   });
 
   it('a destination sealed under another INGEST_SECRET is not handed out and says why', async () => {
@@ -139,7 +155,7 @@ describe('restream sync (media node ↔ origin)', () => {
     const r = await sync(id, 1, []);
     expect(r.body.destinations.map((d) => d.id)).toEqual([b.id]);
     const shown = (await api<Restream>(op, 'GET', `/streams/${id}/restreams/${a.id}`)).body.status;
-    expect(shown.state).toBe('stopped');
+    expect(shown.state).toBe('failed');
     expect(shown.error).toMatch(/cannot be decrypted/);
     // Changing only the key needs the stored URL, which cannot be read: both must be given.
     const patch = await api<{ error: { code: string } }>(op, 'PATCH', `/streams/${id}/restreams/${a.id}`, { streamKey: 'new-key-0000' });

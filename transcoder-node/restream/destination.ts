@@ -1,6 +1,7 @@
 // One restream destination on the media node: an ffmpeg of its own fed by a tap of the publisher's
 // stream (input-relay.ts: bounded, drops rather than slows the publisher), its status (connecting,
-// live, retrying with the last error, stopped), and reconnection with exponential back-off.
+// live, retrying with the last error, failed after too many failures in a row, stopped), and
+// reconnection with exponential back-off.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { restreamBackoffMs, type RestreamState, type RestreamStatus } from '../../core/contracts/restream.ts';
@@ -19,6 +20,8 @@ export interface RestreamLimits {
   backoffMaxMs: number;
   /** Live this long and the failure count starts again from zero. */
   stableMs: number;
+  /** Failed attempts in a row after which the destination is given up (`failed`); 0: never. */
+  maxFailures: number;
   /** Bits per second of a video track that has to be transcoded. */
   videoBitrate: number;
   /** Longest wait for the source's codecs before starting ffmpeg (normally the first tags say). */
@@ -32,6 +35,7 @@ export const DEFAULT_RESTREAM_LIMITS: RestreamLimits = {
   backoffBaseMs: 1000,
   backoffMaxMs: 60_000,
   stableMs: 15_000,
+  maxFailures: 10,
   videoBitrate: 6_000_000,
   probeTimeoutMs: 3000,
   writeTimeoutMs: 10_000,
@@ -203,7 +207,8 @@ export class RestreamDestination {
       done = true;
       // The last lines of stderr arrive before 'close'; 'exit' can come first.
       const reason = err ? `ffmpeg could not run: ${err.message}` : (lastError ?? (code === 0 ? 'the destination closed the connection' : `ffmpeg exited (${code ?? signal})`));
-      this.attemptEnded(reason);
+      // No ffmpeg on this node: trying again cannot help.
+      this.attemptEnded(reason, err !== undefined);
       this.resolveExited();
     };
     child.once('error', (err) => exit(null, null, err));
@@ -236,11 +241,16 @@ export class RestreamDestination {
     this.child = null;
   }
 
-  private attemptEnded(reason: string): void {
+  private attemptEnded(reason: string, hopeless = false): void {
     this.tapDone();
     if (this.stopping !== null) return this.finish();
     if (this.sourceEnded) return this.set('stopped', 'the publisher stopped');
     this.failures++;
+    const max = this.opts.limits.maxFailures;
+    if (hopeless || (max > 0 && this.failures >= max)) {
+      this.log.error('restream failed; given up', { error: reason, failures: this.failures });
+      return this.set('failed', reason);
+    }
     const delay = restreamBackoffMs(this.failures, this.opts.limits.backoffBaseMs, this.opts.limits.backoffMaxMs, (this.opts.random ?? Math.random)());
     this.log.warn('restream failed; retrying', { error: reason, failures: this.failures, retryInMs: delay });
     this.set('retrying', reason, Date.now() + delay);

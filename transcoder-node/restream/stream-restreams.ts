@@ -36,6 +36,8 @@ export class StreamRestreams {
   private readonly opts: StreamRestreamsOptions;
   private readonly log: Logger;
   private readonly running = new Map<string, RestreamDestination>();
+  /** The revision (API changes) each running destination was started at. */
+  private readonly revisions = new Map<string, number>();
   /** Destinations stopped since the last sync: their final status goes in the next report. */
   private leaving: RestreamStatus[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -108,20 +110,31 @@ export class StreamRestreams {
     }
   }
 
-  /** Starts the destinations that are new (or whose URL changed), stops those no longer listed. */
+  /**
+   * Starts the destinations that are new (or whose URL changed), stops those no longer listed, and
+   * starts again a failed one that was changed or enabled since (its revision moved). A running
+   * one is left alone when only its name changed.
+   */
   private reconcile(destinations: RestreamSyncResponse['destinations']): void {
-    const wanted = new Map(destinations.map((d) => [d.id, d.url]));
+    const wanted = new Map(destinations.map((d) => [d.id, d]));
     for (const [id, d] of this.running) {
-      if (wanted.get(id) === d.url) continue;
+      const want = wanted.get(id);
+      const retry = want !== undefined && d.status.state === 'failed' && want.revision !== this.revisions.get(id);
+      if (want?.url === d.url && !retry) {
+        // A change that needed no restart (the name, say) is not a reason to retry a later failure.
+        this.revisions.set(id, want.revision);
+        continue;
+      }
       this.running.delete(id);
-      const why = wanted.has(id) ? 'its URL or key changed' : 'removed or disabled';
+      const why = !want ? 'removed or disabled' : retry ? 'changed or enabled again after it failed' : 'its URL or key changed';
       void d.stop(why).then(() => {
         this.leaving.push(d.status);
         this.schedule(REPORT_DELAY_MS);
       });
     }
-    for (const [id, url] of wanted) {
+    for (const [id, { url, revision }] of wanted) {
       if (this.running.has(id)) continue;
+      this.revisions.set(id, revision);
       const d = new RestreamDestination({
         id,
         url,
@@ -131,7 +144,7 @@ export class StreamRestreams {
         limits: this.opts.config.limits,
         ffmpegPath: this.opts.config.ffmpegPath,
         onChange: (status) => {
-          if (status.state === 'retrying') this.opts.onFailure?.();
+          if (status.state === 'retrying' || status.state === 'failed') this.opts.onFailure?.();
           if (this.running.get(id) === d) this.schedule(REPORT_DELAY_MS);
         },
       });

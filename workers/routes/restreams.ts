@@ -45,7 +45,9 @@ function statusJson(row: RestreamRow, now: number) {
   const reported = row.status ? (JSON.parse(row.status) as Omit<RestreamStatus, 'id'>) : null;
   const base = { nodeId: row.status_node, reportedAt: iso(row.status_at) };
   if (!reported) return { state: 'stopped' as const, error: null, since: null, failures: 0, nextAttemptAt: null, droppedBytes: 0, ...base };
-  const stale = reported.state !== 'stopped' && (row.status_at ?? 0) < now - RESTREAM_STATUS_TTL_MS;
+  // Only a state that claims something is going on now goes stale; stopped and failed are outcomes.
+  const ongoing = reported.state === 'connecting' || reported.state === 'live' || reported.state === 'retrying';
+  const stale = ongoing && (row.status_at ?? 0) < now - RESTREAM_STATUS_TTL_MS;
   return {
     state: stale ? ('stopped' as const) : reported.state,
     error: stale ? `no report from media node ${row.status_node ?? '?'} since ${iso(row.status_at)}` : reported.error,
@@ -141,7 +143,8 @@ restreamRoutes.patch('/:id/restreams/:rid', async (c) => {
   const streamId = streamIdParam(c.req.param('id'));
   const patch = parseOr400(PatchRestreamSchema, await readJson(c.req.raw), 'restream changes');
   const row = await getRestream(c.env.DB, streamId, c.req.param('rid'));
-  const next: RestreamRow = { ...row, updated_at: Date.now() };
+  // updated_at is the revision the node compares: it moves on every change, even within a millisecond.
+  const next: RestreamRow = { ...row, updated_at: Math.max(Date.now(), row.updated_at + 1) };
   if (patch.name !== undefined) next.name = patch.name;
   if (patch.enabled !== undefined) next.enabled = patch.enabled ? 1 : 0;
   if (patch.url !== undefined || patch.streamKey !== undefined) {
@@ -190,15 +193,15 @@ ingestRestreamRoutes.post('/:stream/:epoch/restreams', async (c) => {
       .prepare('UPDATE restreams SET status = ?, status_epoch = ?, status_node = ?, status_at = ? WHERE id = ? AND stream_id = ? AND status_epoch <= ?')
       .bind(JSON.stringify(status), epoch, req.nodeId, now, id, stream, epoch);
   const updates = req.statuses.map(({ id, ...status }) => report(id, status));
-  const [rows] = await db.batch([db.prepare('SELECT id, secret FROM restreams WHERE stream_id = ? AND enabled = 1 ORDER BY created_at').bind(stream), ...updates]);
+  const [rows] = await db.batch([db.prepare('SELECT id, secret, updated_at FROM restreams WHERE stream_id = ? AND enabled = 1 ORDER BY created_at').bind(stream), ...updates]);
   const destinations: RestreamSyncResponse['destinations'] = [];
   const unreadable: D1PreparedStatement[] = [];
-  for (const r of rows!.results as Array<{ id: string; secret: string }>) {
+  for (const r of rows!.results as Array<{ id: string; secret: string; updated_at: number }>) {
     const d = await openDestination(c.env.INGEST_SECRET, r.id, stream, r.secret);
-    if (d) destinations.push({ id: r.id, url: publishUrl(d.url, d.streamKey) });
+    if (d) destinations.push({ id: r.id, url: publishUrl(d.url, d.streamKey), revision: r.updated_at });
     else {
       const error = 'the destination URL and key cannot be decrypted (INGEST_SECRET changed?): set them again';
-      unreadable.push(report(r.id, { state: 'stopped', error, since: now, failures: 0, nextAttemptAt: null, droppedBytes: 0 }));
+      unreadable.push(report(r.id, { state: 'failed', error, since: now, failures: 0, nextAttemptAt: null, droppedBytes: 0 }));
     }
   }
   if (unreadable.length) await db.batch(unreadable);
