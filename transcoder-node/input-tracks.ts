@@ -2,7 +2,7 @@
 // read from the first bytes of its stream before the ladder starts: a rung the input cannot feed
 // (the audio rung for `ffmpeg … -an`) is left out of the session instead of making ffmpeg fail on a
 // stream specifier that matches nothing; a restream copies what a destination can take.
-// Pure: bytes in, a decision out; the session (session.ts) and restreams feed it and wait.
+// Pure: bytes in, a decision out; the ingest session (ingest-session.ts) and restreams feed it and wait.
 import { decodeAmf0All, type Amf0Value } from './rtmp/amf0.ts';
 import type { LadderRung } from '../core/contracts/stream-config.ts';
 

@@ -1,5 +1,5 @@
 // The publisher contract: what every ingest protocol (RTMP, SRT, WHIP) hands the ladder once the
-// origin has checked its key and given it a lease. IngestSession (session.ts) consumes only this,
+// origin has checked its key and given it a lease. IngestSession (ingest-session.ts) consumes only this,
 // so a new protocol is a new producer of a Publisher, never a change to the pipeline.
 import type { Readable } from 'node:stream';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';

@@ -12,8 +12,8 @@ import type { Metrics } from './metrics.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
+import { IngestSession } from './ingest-session.ts';
 import { StreamRestreams, type RestreamConfig } from './restream/stream-restreams.ts';
-import { IngestSession } from './session.ts';
 
 export interface PublishersOptions {
   origin: OriginClient;

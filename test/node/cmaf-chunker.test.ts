@@ -9,21 +9,11 @@ import { iterateBoxes } from '../../core/cmaf/boxes.ts';
 import { CmafChunker, cmafEvents } from '../../transcoder-node/cmaf/chunker.ts';
 import type { CmafChunkerEvent, CmafChunkerOptions, CmafPartEvent, CmafSegmentEvent } from '../../transcoder-node/cmaf/chunker.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
-import type { Logger } from '../../transcoder-node/log.ts';
+import { recordingLogger } from '../support/recording-logger.ts';
 
 const run = promisify(execFile);
 
-interface LogLine {
-  level: string;
-  msg: string;
-  fields?: Record<string, unknown>;
-}
 
-function recordingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, fields });
-  const logger = { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
-  return logger;
-}
 
 /** A one-rung ladder (160x90 video, 30 fps, 200 ms parts) to stdout; extra args go before the output. */
 async function encode(seconds: number, segmentTarget: number, movflagsExtra = ''): Promise<Uint8Array> {
@@ -153,7 +143,7 @@ describe('warnings that do not stop the stream', () => {
     expect(parts).toHaveLength(12);
     expect(chunker.stats.tfdtGaps).toBe(1);
     const warning = logger.lines.find((l) => l.msg === 'tfdt is not continuous')!;
-    expect(warning.fields).toMatchObject({ expected: 2 * 3072, got: 3 * 3072, gapSeconds: 0.2 });
+    expect(warning).toMatchObject({ expected: 2 * 3072, got: 3 * 3072, gapSeconds: 0.2 });
   });
 
   it('a keyframe later than the segment target makes a long segment, with a warning (MP-02)', () => {

@@ -7,21 +7,11 @@ import { CmafChunker, cmafEvents } from '../../transcoder-node/cmaf/chunker.ts';
 import type { CmafChunkerEvent, CmafInitEvent, CmafSegmentEvent } from '../../transcoder-node/cmaf/chunker.ts';
 import { LadderProcess } from '../../transcoder-node/ladder.ts';
 import type { LadderRung } from '../../transcoder-node/ladder.ts';
-import type { Logger } from '../../transcoder-node/log.ts';
+import { recordingLogger } from '../support/recording-logger.ts';
 
 const run = promisify(execFile);
 
-interface LogLine {
-  level: string;
-  msg: string;
-  fields?: Record<string, unknown>;
-}
 
-function recordingLogger(lines: LogLine[] = []): Logger & { lines: LogLine[] } {
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => void lines.push({ level, msg, fields });
-  const logger = { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
-  return logger;
-}
 
 const LADDER: LadderRung[] = [
   { name: '180p', kind: 'video', width: 320, height: 180, videoBitrate: 250_000, codec: 'h264' },

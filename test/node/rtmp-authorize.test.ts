@@ -5,7 +5,7 @@ import { afterEach, expect, it } from 'vitest';
 import { parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 import { RtmpIngestServer } from '../../transcoder-node/rtmp/index.ts';
 import type { AuthorizeResult, PublishRequest, RtmpIngestOptions, RtmpPublishSession } from '../../transcoder-node/rtmp/index.ts';
-import { RtmpTestClient, collect, ffmpegPublish, recordingLogger, waitUntil } from '../../transcoder-node/rtmp/testing.ts';
+import { RtmpTestClient, collect, ffmpegPublish, recordingLogger, waitUntil } from '../support/rtmp-testing.ts';
 
 const servers: RtmpIngestServer<unknown>[] = [];
 afterEach(async () => {

@@ -7,7 +7,7 @@ import { expect, it } from 'vitest';
 import { parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 import { RtmpIngestServer } from '../../transcoder-node/rtmp/index.ts';
 import type { RtmpPublishSession } from '../../transcoder-node/rtmp/index.ts';
-import { collect, ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../../transcoder-node/rtmp/testing.ts';
+import { collect, ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../support/rtmp-testing.ts';
 
 it('three ffmpeg publishers with different keys at once each get a session carrying their own stream', async () => {
   const publishers = [

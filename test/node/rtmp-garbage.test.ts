@@ -7,8 +7,8 @@ import { encodeChunks } from '../../transcoder-node/rtmp/chunk-stream.ts';
 import { parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 import { RtmpIngestServer } from '../../transcoder-node/rtmp/index.ts';
 import type { RtmpPublishSession, RtmpSessionEnd } from '../../transcoder-node/rtmp/index.ts';
-import { RtmpTestClient, collect, ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../../transcoder-node/rtmp/testing.ts';
-import type { LogLine } from '../../transcoder-node/rtmp/testing.ts';
+import { RtmpTestClient, collect, ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../support/rtmp-testing.ts';
+import type { LogLine } from '../support/rtmp-testing.ts';
 
 const log = recordingLogger();
 const sessions: RtmpPublishSession[] = [];

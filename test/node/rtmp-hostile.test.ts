@@ -6,8 +6,8 @@ import { encodeChunks } from '../../transcoder-node/rtmp/chunk-stream.ts';
 import { RtmpIngestServer } from '../../transcoder-node/rtmp/index.ts';
 import type { RtmpIngestOptions, RtmpPublishSession } from '../../transcoder-node/rtmp/index.ts';
 import { MessageType, UserControlEvent, setChunkSizeMessage, userControlMessage, windowAckSizeMessage } from '../../transcoder-node/rtmp/messages.ts';
-import { RtmpTestClient, recordingLogger, waitUntil } from '../../transcoder-node/rtmp/testing.ts';
-import type { LogLine } from '../../transcoder-node/rtmp/testing.ts';
+import { RtmpTestClient, recordingLogger, waitUntil } from '../support/rtmp-testing.ts';
+import type { LogLine } from '../support/rtmp-testing.ts';
 import { MiB, retainedBytes } from '../support/memory.ts';
 
 const servers: RtmpIngestServer[] = [];

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 import { RtmpIngestServer } from '../../transcoder-node/rtmp/index.ts';
 import type { RtmpPublishSession, RtmpSessionEnd } from '../../transcoder-node/rtmp/index.ts';
-import { collect, ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../../transcoder-node/rtmp/testing.ts';
+import { collect, ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../support/rtmp-testing.ts';
 
 let dir: string;
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RtmpIngestServer, type RtmpPublishSession } from '../../transcoder-node/rtmp/index.ts';
-import { ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../../transcoder-node/rtmp/testing.ts';
+import { ffmpegPublish, recordingLogger, runFfmpeg, waitUntil } from '../support/rtmp-testing.ts';
 import { ensureSelfSignedCertificate, type CertificateFiles } from '../../scripts/self-signed-cert.ts';
 
 let dir: string;

@@ -2,7 +2,7 @@
 // refusals for good and back-pressure, against origins made of promises the test controls.
 import { describe, expect, it } from 'vitest';
 import { OriginError } from '../../transcoder-node/origin-client.ts';
-import { recordingLogger } from '../../transcoder-node/rtmp/testing.ts';
+import { recordingLogger } from '../support/rtmp-testing.ts';
 import { RenditionUploader, type UploadJob, type UploaderOptions } from '../../transcoder-node/uploader.ts';
 
 const tick = () => new Promise((r) => setTimeout(r, 0));

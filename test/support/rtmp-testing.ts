@@ -1,31 +1,18 @@
-// Test support for the RTMP ingest (not used by the service): a scripted RTMP publisher that says
-// exactly what a test needs, ffmpeg as a real publisher, and a logger that records its lines.
+// Test support for the RTMP ingest: a scripted RTMP publisher that says exactly what a test needs,
+// ffmpeg as a real publisher, and polling helpers.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { Logger } from '../log.ts';
-import type { Amf0Object, Amf0Value } from './amf0.ts';
-import { ChunkStreamReader, encodeChunks } from './chunk-stream.ts';
-import type { RtmpMessage } from './chunk-stream.ts';
-import { HANDSHAKE_SIZE, RTMP_VERSION } from './handshake.ts';
-import { MessageType, commandMessage, decodeCommand, setChunkSizeMessage } from './messages.ts';
-import type { RtmpCommand } from './messages.ts';
+import type { Amf0Object, Amf0Value } from '../../transcoder-node/rtmp/amf0.ts';
+import { ChunkStreamReader, encodeChunks } from '../../transcoder-node/rtmp/chunk-stream.ts';
+import type { RtmpMessage } from '../../transcoder-node/rtmp/chunk-stream.ts';
+import { HANDSHAKE_SIZE, RTMP_VERSION } from '../../transcoder-node/rtmp/handshake.ts';
+import { MessageType, commandMessage, decodeCommand, setChunkSizeMessage } from '../../transcoder-node/rtmp/messages.ts';
+import type { RtmpCommand } from '../../transcoder-node/rtmp/messages.ts';
 
-export type LogLine = { level: string; msg: string } & Record<string, unknown>;
-
-/** A Logger that keeps its lines in memory (and prints nothing). */
-export function recordingLogger(): Logger & { lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const make = (base: Record<string, unknown>): Logger => {
-    const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-      lines.push({ ...base, ...fields, level, msg });
-    };
-    return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (f) => make({ ...base, ...f }) };
-  };
-  return Object.assign(make({}), { lines });
-}
+export { recordingLogger, type LogLine } from './recording-logger.ts';
 
 /** Reads a stream to its end. */
 export async function collect(stream: Readable): Promise<Buffer> {
