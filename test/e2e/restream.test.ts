@@ -144,14 +144,14 @@ describe('restream to a second RTMP server', () => {
     const followed = await followPlaylist({ url: media, updates: 60, otherRenditions: 1 });
     const { down, shown } = await steps;
 
-    // Every update valid LL-HLS, none refused, the media sequence unbroken (no discontinuity:
-    // the ladder never restarted), parts still coming at their pace. (Wall-clock bounds on single
-    // waits measure the shared machine's load more than this; the median shows a stall.)
+    // Every update valid LL-HLS and none refused (a blocking reload whose part does not come
+    // within 3 × TD is answered 503: a stalled ladder fails here), the media sequence unbroken (no
+    // discontinuity: the ladder never restarted). No wall-clock bound: on the shared machine it
+    // measures the load more than this; that the tap never waits is proved by construction
+    // (test/node/restream.test.ts, a destination that never reads).
     expect(followed.violations).toEqual([]);
     expect(followed.samples).toHaveLength(60);
     expect(followed.samples.some((s) => /#EXT-X-DISCONTINUITY\n/.test(s.text))).toBe(false);
-    const waits = followed.samples.slice(1).map((s) => s.waitMs).sort((a, b) => a - b);
-    expect(waits[Math.floor(waits.length / 2)]).toBeLessThan(1000);
     // The ladder went on untouched: same ffmpeg, same epoch.
     const after = (await health(stack.transcoderHealthUrl)).sessions[0]!;
     expect([after.ffmpegPid, after.epoch]).toEqual([before.ffmpegPid, before.epoch]);
