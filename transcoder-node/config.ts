@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from '../core/contracts/ingest-protocol.ts';
 import { RESTREAM_STATUS_TTL_MS } from '../core/contracts/restream.ts';
 import { DEFAULT_RESTREAM_LIMITS } from './restream/destination.ts';
+import type { EncoderFamily } from './video-encoders.ts';
 import { webrtcConfigFromEnv } from './webrtc/config.ts';
 
 type Env = Record<string, string | undefined>;
@@ -73,6 +74,9 @@ export function mediaNodeConfigFromEnv(env: Env) {
     heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
     /** Seconds between JPEG thumbnails of the top rendition (0: none). */
     thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
+    /** `auto` (the first hardware family that works, else libx264), `software`, `nvenc`, `qsv` or `vaapi`. */
+    videoEncoder: (env.VIDEO_ENCODER ?? 'auto') as 'auto' | EncoderFamily,
+    vaapiDevice: env.VAAPI_DEVICE ?? '/dev/dri/renderD128',
     /** Restream destinations (docs/operations.md, "Restreams"). */
     restream: {
       syncIntervalMs: positiveFromEnv(env, 'RESTREAM_SYNC_MS') ?? 10_000,
@@ -99,6 +103,9 @@ export function configProblem(config: MediaNodeConfig): string | null {
   if (!config.ingestSecret) return 'INGEST_SECRET is not set: the origin would refuse every push';
   if (config.rtmpsPort !== null && (!config.rtmpsCertFile || !config.rtmpsKeyFile)) {
     return 'RTMPS_PORT is set without RTMPS_CERT_FILE and RTMPS_KEY_FILE (PEM files of the certificate and its key)';
+  }
+  if (!['auto', 'software', 'nvenc', 'qsv', 'vaapi'].includes(config.videoEncoder)) {
+    return `VIDEO_ENCODER must be auto, software, nvenc, qsv or vaapi, not ${JSON.stringify(config.videoEncoder)}`;
   }
   if (config.restream.syncIntervalMs > RESTREAM_STATUS_TTL_MS / 2) {
     return `RESTREAM_SYNC_MS must be at most ${RESTREAM_STATUS_TTL_MS / 2}: the API shows a status older than ${RESTREAM_STATUS_TTL_MS} ms as stopped`;

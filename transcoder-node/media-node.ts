@@ -19,6 +19,7 @@ import { publisherFrom, type IngestProtocol, type Publisher } from './publisher.
 import { SignallingServer } from './webrtc/signalling-server.ts';
 import { WebRtcStack } from './webrtc/stack.ts';
 import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
+import { detectVideoEncoders } from './video-encoders.ts';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 import type { RestreamState } from '../core/contracts/restream.ts';
 
@@ -55,7 +56,9 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   });
   const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
   const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
-  const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds, restream: config.restream });
+  // Before any publisher: every ladder of this node uses what is found here.
+  const encoders = await detectVideoEncoders({ want: config.videoEncoder, vaapiDevice: config.vaapiDevice, logger: log.child({ component: 'encoders' }) });
+  const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds, restream: config.restream, encoders });
   const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
   /** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
@@ -193,6 +196,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
         region: config.region,
         capacity: config.capacity,
         overloaded: overload.overloaded(),
+        videoEncoders: encoders,
         sessions: [...publishers.values()].map(({ protocol, session: s, restreams }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid, restreams: restreams.statuses() })),
         whip: whip.sessions(),
         webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },

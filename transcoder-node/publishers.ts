@@ -13,6 +13,7 @@ import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
 import { IngestSession } from './ingest-session.ts';
+import type { VideoEncoders } from './video-encoders.ts';
 import { StreamRestreams, type RestreamConfig } from './restream/stream-restreams.ts';
 
 export interface PublishersOptions {
@@ -23,6 +24,8 @@ export interface PublishersOptions {
   nodeId: string;
   region: string;
   thumbnailIntervalSeconds?: number;
+  /** The node's video encoders (video-encoders.ts); default libx264/libx265. */
+  encoders?: VideoEncoders;
   /** Restream destinations: their limits and how often the origin is asked for them. */
   restream: RestreamConfig;
 }
@@ -50,6 +53,8 @@ export class PublisherPipeline {
   private restreamsStopped: Promise<void> = Promise.resolve();
   private readonly log: Logger;
   private ladder: LadderRung[];
+  /** An automatic ladder (the lease's `auto`) becomes the source's preset once the first session has read it. */
+  private ladderResolved = false;
   private restarting = false;
   private stopping: string | null = null;
   private done = false;
@@ -103,11 +108,13 @@ export class PublisherPipeline {
   }
 
   private startSession(lease: AuthorizeResponse): IngestSession {
+    const pipeline = this;
     // Each session sees the publisher through its own lease and input; it may drop the publisher
     // only while it is the current session and no restart is under way.
     const view: Publisher = {
       ...this.publisher,
-      lease: { ...lease, ladder: this.ladder },
+      // A restarted ladder keeps the preset the source was found to need: it is not chosen again.
+      lease: { ...lease, ladder: this.ladder, ...(this.ladderResolved ? { ladderPreset: 'custom' as const } : {}) },
       media: this.relay.attach(),
       close: (reason) => {
         if (this.session === session && !this.restarting) this.publisher.close(reason);
@@ -119,7 +126,13 @@ export class PublisherPipeline {
       logger: this.node.logger,
       metrics: this.node.metrics,
       thumbnailIntervalSeconds: this.node.thumbnailIntervalSeconds,
-      onProgress: this.node.overload.watch({ streamId: this.streamId, ladder: this.ladder, restart: (ladder) => void this.restart(ladder) }),
+      encoders: this.node.encoders,
+      onLadder: (ladder) => {
+        this.ladder = ladder;
+        this.ladderResolved = true;
+      },
+      // Read when it sheds: by then an automatic ladder is the source's preset.
+      onProgress: this.node.overload.watch({ streamId: this.streamId, get ladder() { return pipeline.ladder; }, restart: (ladder) => void this.restart(ladder) }),
       onClosed: (reason) => {
         if (this.session === session && !this.restarting) this.end(reason);
       },

@@ -95,7 +95,13 @@ function streamIdParam(id: string): string {
 }
 
 adminRoutes.post('/streams', async (c) => {
-  const settings = parseOr400(StreamSettingsSchema, await readJson(c.req.raw), 'stream settings');
+  const body = await readJson(c.req.raw);
+  // A named preset is its own ladder: a ladder beside it would be silently replaced.
+  const named = body as { ladder?: unknown; ladderPreset?: unknown } | null;
+  if (named && typeof named === 'object' && named.ladder !== undefined && named.ladderPreset !== undefined && named.ladderPreset !== 'custom') {
+    throw new HttpError(400, 'invalid_request', 'stream settings: give a ladder with ladderPreset "custom" (or no ladderPreset), not with a preset');
+  }
+  const settings = parseOr400(StreamSettingsSchema, body, 'stream settings');
   const id = newStreamId();
   const streamKey = newStreamKey();
   const now = Date.now();
@@ -136,7 +142,8 @@ adminRoutes.get('/streams/:id', async (c) => {
   return c.json({
     ...streamJson(origin, stream),
     status: live?.state ?? stream.status,
-    renditions: live?.renditions ?? [],
+    // On the automatic ladder, the rungs of the presets its source did not need are not shown.
+    renditions: (live?.renditions ?? []).filter((r) => stream.settings.ladderPreset !== 'auto' || r.codecs !== null),
     ingestSession: live?.ingest
       ? {
           ...live.ingest,

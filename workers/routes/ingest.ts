@@ -93,6 +93,7 @@ ingestRoutes.post('/authorize', async (c) => {
     epoch,
     startMsn,
     ladder: s.ladder,
+    ladderPreset: s.ladderPreset,
     partTarget: s.partTarget,
     segmentTarget: s.segmentTarget,
     fps: s.fps,
