@@ -3,6 +3,7 @@
 // (ffmpeg builds list NVENC and VAAPI on machines with no GPU at all), else libx264/libx265 with a
 // log line saying why. Detected once when the node starts; VIDEO_ENCODER forces a choice.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Logger } from './log.ts';
 
@@ -71,22 +72,31 @@ export async function detectVideoEncoders(o: DetectOptions): Promise<VideoEncode
     o.logger.warn('video encoders: `ffmpeg -encoders` failed; falling back to libx264', { error: String(err) });
     return SOFTWARE_ENCODERS;
   }
-  const tried: Array<{ family: string; encoder?: string; error: string }> = [];
-  for (const family of want === 'auto' ? HARDWARE_FAMILIES : [want]) {
-    const e = familyEncoders(family, listed, o.vaapiDevice ?? '/dev/dri/renderD128');
-    if (!e) {
-      tried.push({ family, error: `ffmpeg lists no h264_${family}` });
-      continue;
-    }
-    try {
-      await run(ffmpeg, testEncodeArgs(e), { timeout: 15_000 });
-      o.logger.info('video encoders: hardware', { family, h264: e.h264, h265: e.h265 });
-      return e;
-    } catch (err) {
-      const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').at(-1);
-      tried.push({ family, encoder: e.h264, error: stderr || String(err) });
-    }
+  // The families are tried at once (each test encode takes a second or more on a busy machine);
+  // the first that works, in HARDWARE_FAMILIES order, is used.
+  const families = want === 'auto' ? HARDWARE_FAMILIES : [want];
+  const vaapiDevice = o.vaapiDevice ?? '/dev/dri/renderD128';
+  const trials = await Promise.all(
+    families.map(async (family): Promise<{ family: string; encoders?: VideoEncoders; encoder?: string; error?: string }> => {
+      const e = familyEncoders(family, listed, vaapiDevice);
+      if (!e) return { family, error: `ffmpeg lists no h264_${family}` };
+      if (family === 'vaapi' && !existsSync(vaapiDevice)) return { family, encoder: e.h264, error: `no VAAPI device ${vaapiDevice}` };
+      try {
+        await run(ffmpeg, testEncodeArgs(e), { timeout: 15_000 });
+        return { family, encoders: e };
+      } catch (err) {
+        // ffmpeg's first lines say why (no driver, no device); its last one only that opening failed.
+        const stderr = (err as { stderr?: string }).stderr?.trim().split('\n').slice(0, 2).join(' ').slice(0, 300);
+        return { family, encoder: e.h264, error: stderr || String(err) };
+      }
+    }),
+  );
+  const working = trials.find((t) => t.encoders);
+  if (working?.encoders) {
+    o.logger.info('video encoders: hardware', { family: working.family, h264: working.encoders.h264, h265: working.encoders.h265 });
+    return working.encoders;
   }
+  const tried = trials.map(({ family, encoder, error }) => ({ family, ...(encoder ? { encoder } : {}), error: error! }));
   o.logger.warn('video encoders: no hardware encoder works on this node; falling back to libx264 (and libx265 for H.265 rungs)', { tried });
   return SOFTWARE_ENCODERS;
 }

@@ -43,6 +43,7 @@ export const OPTIONS = {
   out: { type: 'string' },
   key: { type: 'string' },
   'key-file': { type: 'string' },
+  ladder: { type: 'string' },
   server: { type: 'string' },
   disabled: { type: 'boolean' },
   kid: { type: 'string' },
