@@ -8,16 +8,9 @@ import type { Env } from '../workers/env.ts';
 import { CLOSE, REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
 import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
 import type { IngestBatch } from './room.ts';
-import {
-  FrameRing,
-  SocketHub,
-  closeQuietly,
-  reciprocateClose,
-  readAdmission,
-  refuseUpgrade,
-  upgradeResponse,
-  type ConnIdentity,
-} from './room-sockets.ts';
+import { FrameRing, SocketHub, reciprocateClose } from './room-sockets.ts';
+import { readAdmission, type ConnIdentity } from '../core/contracts/room-admission.ts';
+import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 
 /** Reactions are counted here and forwarded at most this often. */
 const REACTIONS_FORWARD_MS = 100;

@@ -14,6 +14,8 @@ import {
 } from '../core/rooms/room-protocol.ts';
 import { ROOM_RATE_LIMITS, fullBucket, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
 import { mergeBatches, type BatchBody } from '../core/rooms/room-state.ts';
+import type { Admission, ConnIdentity } from '../core/contracts/room-admission.ts';
+import { closeQuietly } from '../workers/websocket-answers.ts';
 
 /**
  * After a broadcast that took B ms, the next waits at least PACE_FACTOR × B: sending can then
@@ -21,30 +23,6 @@ import { mergeBatches, type BatchBody } from '../core/rooms/room-state.ts';
  * room is. Batches that arrive meanwhile go out merged, one frame per socket.
  */
 export const PACE_FACTOR = 1;
-
-/** Who a connection is. The Worker decides it (token or anonymous session) before the upgrade. */
-export interface ConnIdentity {
-  conn: string;
-  uid: string;
-  name: string;
-  role: Role;
-}
-
-/** The admission the Worker hands to the object that will hold the socket (header below). */
-export interface Admission extends ConnIdentity {
-  room: string;
-  /** -1: the Room holds the socket; otherwise the shard index. */
-  shard: number;
-  session?: string;
-  resume?: { epoch: string; seq: number };
-}
-
-/**
- * Internal header carrying the admission from the Worker to a room object. Durable Objects are
- * reachable only through their bindings, so only our Worker can set it; the Worker builds the
- * forwarded request itself and never copies a client's header of this name.
- */
-export const ADMISSION_HEADER = 'x-edgelive-room-admission';
 
 /** Per-connection state that survives hibernation (kept small: the limit is 16 KiB). */
 export interface Attachment extends ConnIdentity {
@@ -327,15 +305,6 @@ export class SocketHub {
   }
 }
 
-/** Closes without throwing; the reason is cut to the 123-byte limit. */
-export function closeQuietly(ws: WebSocket, code: number, reason: string): void {
-  try {
-    ws.close(code, reason.slice(0, 120));
-  } catch {
-    /* already closed */
-  }
-}
-
 /**
  * Answers a viewer's close. From compatibility date 2026-04-07 the runtime does this itself
  * (`web_socket_auto_reply_to_close`) and a second close is harmless; older runtimes, including
@@ -345,40 +314,4 @@ export function closeQuietly(ws: WebSocket, code: number, reason: string): void 
 export function reciprocateClose(ws: WebSocket, code: number, reason: string): void {
   if (code === 1005 || code === 1006 || code === 1015) return;
   closeQuietly(ws, code, reason);
-}
-
-/** Reads the Worker's admission from a forwarded upgrade request. */
-export function readAdmission(request: Request): Admission | null {
-  const raw = request.headers.get(ADMISSION_HEADER);
-  if (!raw) return null;
-  try {
-    return JSON.parse(raw) as Admission;
-  } catch {
-    return null;
-  }
-}
-
-/** Builds the 101 answer around a freshly accepted socket pair. */
-export function upgradeResponse(client: WebSocket): Response {
-  return new Response(null, { status: 101, webSocket: client });
-}
-
-/** A shard's Durable Object name: the room id and the shard index (room ids never contain ':'). */
-export function shardName(room: string, index: number): string {
-  return `${room}:${index}`;
-}
-
-/**
- * Refuses a WebSocket with an in-band error. Browsers hide the HTTP status of a failed upgrade
- * (the page only sees close code 1006), so the refusal is delivered as a socket that sends one
- * error frame and closes with a 44xx code the client recognises as final.
- */
-export function refuseUpgrade(code: ErrorCode, reason: string, closeCode: number): Response {
-  const pair = new WebSocketPair();
-  const client = pair[0];
-  const server = pair[1];
-  server.accept();
-  server.send(errorFrame(code, reason));
-  closeQuietly(server, closeCode, code);
-  return upgradeResponse(client);
 }

@@ -3,7 +3,7 @@
 // viewer was told survives eviction. All calls are synchronous and consume their cursors at once
 // (a cursor has no snapshot isolation across an await).
 import type { ChatMessage, PlaybackState, Poll, Role } from '../core/rooms/room-protocol.ts';
-import type { ConnIdentity } from './room-sockets.ts';
+import type { ConnIdentity } from '../core/contracts/room-admission.ts';
 
 /** Schema, created idempotently on every construction (cheap) and versioned in `meta`. */
 const SCHEMA = `

@@ -25,18 +25,9 @@ import { applyEvents } from '../core/rooms/room-state.ts';
 import { isStaff, mayDo, outranks } from '../core/rooms/room-rules.ts';
 import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
-import {
-  FrameRing,
-  SocketHub,
-  closeQuietly,
-  reciprocateClose,
-  readAdmission,
-  refuseUpgrade,
-  shardName,
-  upgradeResponse,
-  type ConnIdentity,
-  type Meter,
-} from './room-sockets.ts';
+import { FrameRing, SocketHub, reciprocateClose, type Meter } from './room-sockets.ts';
+import { readAdmission, shardName, type ConnIdentity } from '../core/contracts/room-admission.ts';
+import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 
 /** Optional tuning from wrangler.toml `[vars]`; per-room settings override them. */
 export interface RoomVars {

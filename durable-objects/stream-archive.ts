@@ -5,10 +5,10 @@
 import type { VodPlaylistSnapshot, VodSegment } from '../core/contracts/live-model.ts';
 import { cutClip, type ClipCut, type ClipSegment } from '../core/live/clip-cut.ts';
 import { clipExportPrefix, mediaObjectKey, thumbnailKey } from '../core/contracts/object-keys.ts';
-import { newRecordingId, vodPlaybackPath } from '../workers/vod-catalog.ts';
+import { newRecordingId, vodPlaybackPath } from '../core/contracts/vod-assets.ts';
 import type { WebhookEventType } from '../core/contracts/webhooks.ts';
-
-export type ArchiveError = { status: 400 | 404 | 409 | 410 | 422; code: string; message: string };
+import type { RpcError } from '../core/contracts/rpc-error.ts';
+import type { ClipResult, VodPlaylistResult } from '../core/contracts/stream-rpc.ts';
 
 /** What the archive needs from the DO that owns it. */
 export interface ArchiveHost {
@@ -66,15 +66,6 @@ interface StoredCut {
   startOffset: number;
   lastDuration: number;
   lastByteLength: number | null;
-}
-
-export interface ClipCreated {
-  firstMsn: number;
-  lastMsn: number;
-  startMs: number;
-  endMs: number;
-  duration: number;
-  expiresAt: number;
 }
 
 export class StreamArchive {
@@ -196,7 +187,7 @@ export class StreamArchive {
    * Cuts a clip of [startMs, endMs) out of the stored segments of every rendition (to the part
    * at both ends) and keeps its objects referenced until it expires.
    */
-  async createClip(id: string, startMs: number, endMs: number, now: number, retentionDays?: number): Promise<{ status: 200; clip: ClipCreated } | ArchiveError> {
+  async createClip(id: string, startMs: number, endMs: number, now: number, retentionDays?: number): Promise<ClipResult> {
     if (!(endMs > startMs)) return { status: 400, code: 'invalid_clip_range', message: 'the clip must end after it starts' };
     if (endMs - startMs > MAX_CLIP_SECONDS * 1000 + 1) {
       return { status: 400, code: 'clip_too_long', message: `a clip lasts at most ${MAX_CLIP_SECONDS} s` };
@@ -265,6 +256,9 @@ export class StreamArchive {
       if (r.duration === null) break;
       segments.push({ msn: r.msn, programDateTime: r.pdt, duration: r.duration });
     }
+    // A start in a reconnection's wall-clock gap finds the segment before the gap, which ends before
+    // it: the clip starts at the next one (as cutClip skips it), and that one needs its parts.
+    while (segments.length > 1 && segments[0]!.programDateTime + segments[0]!.duration * 1000 <= startMs) segments.shift();
     for (const s of [segments[0], segments.at(-1)]) {
       if (s && !s.parts) s.parts = await this.partsOf(rendition, s.msn);
     }
@@ -295,7 +289,7 @@ export class StreamArchive {
   // ---- VOD playlists ----------------------------------------------------------------------
 
   /** The renditions an asset can be played in, or why it cannot be played. */
-  assetState(assetId: string): { kind: 'recording' | 'clip'; renditions: string[] } | ArchiveError {
+  assetState(assetId: string): { kind: 'recording' | 'clip'; renditions: string[] } | RpcError {
     if (assetId.startsWith('rc')) {
       const r = this.host.sql.exec<RecordingRecord>('SELECT * FROM recordings WHERE id = ?', assetId).toArray()[0];
       if (!r) return { status: 404, code: 'not_found', message: 'no such recording' };
@@ -313,7 +307,7 @@ export class StreamArchive {
     return { kind: 'clip', renditions: Object.keys(JSON.parse(c.cuts) as Record<string, StoredCut>) };
   }
 
-  vodPlaylist(assetId: string, rendition: string): { status: 200; snapshot: VodPlaylistSnapshot } | ArchiveError {
+  vodPlaylist(assetId: string, rendition: string): VodPlaylistResult {
     const state = this.assetState(assetId);
     if ('status' in state) return state;
     if (!state.renditions.includes(rendition)) return { status: 404, code: 'rendition_not_found', message: `no rendition ${rendition}` };

@@ -5,39 +5,11 @@
 // (core/live/geo-distance.ts); this object only keeps the set.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
-import { nearestLocationHint, type LocationHint } from '../core/live/geo-distance.ts';
-import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type RegisterNodeRequestSchema } from '../core/contracts/ingest-protocol.ts';
-import type { z } from 'zod';
-
-export type NodeRegistration = z.output<typeof RegisterNodeRequestSchema>;
-
-export interface IngestNode {
-  nodeId: string;
-  region: string;
-  latitude: number;
-  longitude: number;
-  rtmpUrl: string;
-  /** RTMPS base URL, when the node terminates TLS. */
-  rtmpsUrl: string | null;
-  srtUrl: string | null;
-  /** WHIP endpoint; null for a node without WebRTC (or registered before it had it). */
-  whipUrl: string | null;
-  capacity: number;
-  sessions: number;
-  /** sessions / capacity. */
-  load: number;
-  locationHint: LocationHint;
-  heartbeatIntervalMs: number;
-  registeredAt: number;
-  lastSeenAt: number;
-  /** When the node drops out unless a heartbeat comes first. */
-  expiresAt: number;
-}
-
-export type RegistryError = { status: 404; code: 'unknown_node'; message: string };
-
-/** The single registry object's name. Heartbeats are a few per node per interval: one object is plenty. */
-export const REGISTRY_NAME = 'global';
+import { nearestLocationHint } from '../core/live/geo-distance.ts';
+import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type SignedRequest } from '../core/contracts/ingest-protocol.ts';
+import { ReplayGuard } from '../core/auth/replay-guard.ts';
+import type { IngestNode, NodeRegistration } from '../core/contracts/registry-rpc.ts';
+import type { RpcError } from '../core/contracts/rpc-error.ts';
 
 type Row = {
   node_id: string;
@@ -50,6 +22,8 @@ type Row = {
 
 export class TranscoderRegistry extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  /** Nonces of the signed calls seen within the replay window (a replayed deregister would drop a live node). */
+  private readonly replays = new ReplayGuard();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -60,8 +34,9 @@ export class TranscoderRegistry extends DurableObject<Env> {
   }
 
   /** A node (re)announces itself. Registering again replaces what was known about it. */
-  async register(reg: NodeRegistration): Promise<NodeAck> {
+  async register(reg: NodeRegistration, signed: SignedRequest): Promise<NodeAck | RpcError> {
     const now = Date.now();
+    if (this.replays.admit(signed, now) !== 'fresh') return replayed();
     const info = {
       region: reg.region,
       latitude: reg.latitude,
@@ -89,8 +64,9 @@ export class TranscoderRegistry extends DurableObject<Env> {
   }
 
   /** A heartbeat with the node's load. An unknown (or already dropped) node must register again. */
-  async heartbeat(nodeId: string, sessions: number): Promise<NodeAck | RegistryError> {
+  async heartbeat(nodeId: string, sessions: number, signed: SignedRequest): Promise<NodeAck | RpcError> {
     const now = Date.now();
+    if (this.replays.admit(signed, now) !== 'fresh') return replayed();
     this.expire(now);
     const row = this.sql.exec<{ interval_ms: number }>('SELECT interval_ms FROM nodes WHERE node_id = ?', nodeId).toArray()[0];
     if (!row) return { status: 404, code: 'unknown_node', message: `node ${nodeId} is not registered (or missed ${MISSED_HEARTBEATS_TO_DROP} heartbeats): register again` };
@@ -100,7 +76,8 @@ export class TranscoderRegistry extends DurableObject<Env> {
   }
 
   /** A node shutting down leaves at once. */
-  async deregister(nodeId: string): Promise<{ removed: boolean }> {
+  async deregister(nodeId: string, signed: SignedRequest): Promise<{ removed: boolean } | RpcError> {
+    if (this.replays.admit(signed, Date.now()) !== 'fresh') return replayed();
     const removed = this.sql.exec('DELETE FROM nodes WHERE node_id = ?', nodeId).rowsWritten > 0;
     return { removed };
   }
@@ -135,6 +112,10 @@ export class TranscoderRegistry extends DurableObject<Env> {
     if (next === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(next);
   }
+}
+
+function replayed(): RpcError {
+  return { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
 }
 
 function ack(heartbeatIntervalMs: number, now: number): NodeAck {

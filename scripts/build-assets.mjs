@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds what the Worker's static assets serve beside the HTML: the watch page (the player with
-// hls.js; chat, reactions, polls, QoE and the party in a second chunk; its stylesheet) bundled by
-// esbuild into public/dist under content-hashed names, the page's HTML that names them, and hls.js
+// hls.js; chat, reactions, polls, QoE and the party in a second chunk; its stylesheet) and the
+// Go-live page (its own script and stylesheet) bundled by
+// esbuild into public/dist under content-hashed names, each page's HTML that names them, and hls.js
 // itself in public/vendor for pages that load it on their own. Both folders are build output
 // (gitignored); `npm test`, the local stack and `npm run deploy` run this.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -60,8 +61,30 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
   return { watch, together, css, html: join(outdir, 'watch.html') };
 }
 
+/**
+ * Builds the Go-live page into `outdir` beside the watch page (run after buildWatchPage, which
+ * empties it): its own script (nothing of the player in it, nothing of it in the watch page's
+ * bundles), app.css and golive.css, hashed like the watch page's, and the HTML that names them.
+ */
+export async function buildGoLivePage({ root = ROOT, outdir = join(root, 'public', 'dist') } = {}) {
+  const common = { bundle: true, minify: true, logLevel: 'warning', metafile: true, outdir, entryNames: '[name]-[hash]', target: ['chrome109', 'firefox115', 'safari16'] };
+  const golive = outputOf(
+    await build({ ...common, format: 'esm', sourcemap: 'linked', legalComments: 'linked', entryPoints: { golive: join(root, 'public', 'src', 'golive.ts') } }),
+    '.js',
+  );
+  // The same app.css as the watch page's build: the same content, so the same hashed name.
+  const appCss = outputOf(await build({ ...common, entryPoints: { app: join(root, 'public', 'app.css') } }), '.css');
+  const css = outputOf(await build({ ...common, entryPoints: { golive: join(root, 'public', 'golive.css') } }), '.css');
+  const template = readFileSync(join(root, 'public', 'src', 'golive.html'), 'utf8');
+  const html = template.replaceAll('{{APP_CSS}}', appCss.url).replaceAll('{{GOLIVE_CSS}}', css.url).replaceAll('{{GOLIVE_JS}}', golive.url);
+  if (html.includes('{{')) throw new Error('public/src/golive.html has a placeholder the build does not fill');
+  writeFileSync(join(outdir, 'golive.html'), html);
+  return { golive, css, html: join(outdir, 'golive.html') };
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   mkdirSync(join(ROOT, 'public', 'vendor'), { recursive: true });
   copyFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), join(ROOT, 'public', 'vendor', 'hls.min.js'));
   await buildWatchPage();
+  await buildGoLivePage();
 }

@@ -2,13 +2,15 @@
 // Every push is one small HTTP request, several a second per rendition, so the client is kept
 // cheap: node:http(s) on keep-alive connections (fetch costs about three times the CPU per
 // request here), the body hashed and signed with node:crypto (synchronous, no copy), and
-// `accept-encoding: identity` so a two-field JSON answer is never gzipped and gunzipped.
-import { createHash, createHmac } from 'node:crypto';
+// `accept-encoding: identity` so a two-field JSON answer is never gzipped and gunzipped. Every
+// request is signed with its metadata header, a timestamp and a fresh nonce.
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import {
   AuthorizeResponseSchema,
   HEADER_META,
+  HEADER_NONCE,
   HEADER_SIGNATURE,
   HEADER_TIMESTAMP,
   INGEST_PREFIX,
@@ -45,12 +47,23 @@ export interface OriginClientOptions {
 
 const EMPTY = new Uint8Array(0);
 
-/** The signature headers of a request (the same HMAC as `signIngestRequest`, computed with node:crypto). */
-export function signRequestSync(secret: string, method: string, path: string, body: Uint8Array | null, now = Date.now()): Record<string, string> {
-  const timestamp = String(now);
+/**
+ * The headers of a signed request: `headers` (the `x-edgelive-*` ones are signed), a timestamp, a
+ * fresh nonce and the signature (the same HMAC as `signIngestRequest`, computed with node:crypto).
+ */
+export function signRequestSync(
+  secret: string,
+  method: string,
+  path: string,
+  body: Uint8Array | null,
+  headers: Record<string, string> = {},
+  now = Date.now(),
+  nonce = randomBytes(16).toString('hex'),
+): Record<string, string> {
+  const out: Record<string, string> = { ...headers, [HEADER_TIMESTAMP]: String(now), [HEADER_NONCE]: nonce };
   const bodyHash = createHash('sha256').update(body ?? EMPTY).digest('hex');
-  const mac = createHmac('sha256', secret).update(canonicalRequest(method, path, timestamp, bodyHash)).digest('hex');
-  return { [HEADER_TIMESTAMP]: timestamp, [HEADER_SIGNATURE]: mac };
+  out[HEADER_SIGNATURE] = createHmac('sha256', secret).update(canonicalRequest(method, path, Object.entries(out), bodyHash)).digest('hex');
+  return out;
 }
 
 export class OriginClient {
@@ -124,11 +137,12 @@ export class OriginClient {
   }
 
   private async request(method: string, path: string, body: Uint8Array | null, headers: Record<string, string>): Promise<unknown> {
-    const signed = signRequestSync(this.secret, method, path, body);
+    // Signed per attempt: a retry is a new request (new timestamp, new nonce), never a replay.
+    const signed = signRequestSync(this.secret, method, path, body, headers);
     let status: number;
     let text: string;
     try {
-      ({ status, text } = await this.exchange(method, path, body, { ...headers, ...signed }));
+      ({ status, text } = await this.exchange(method, path, body, signed));
     } catch (err) {
       throw new OriginError(0, 'network', `${method} ${path}: ${(err as Error).message}`);
     }

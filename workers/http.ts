@@ -1,16 +1,39 @@
-// One error shape for every route: `{ "error": { "code", "message" } }` with the right status.
+// One error shape for every route: `{ "error": { "code", "message" } }` with the right status,
+// and the one place where a Durable Object's refusal (an RpcError) becomes an HTTP answer.
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
+import type { RpcError } from '../core/contracts/rpc-error.ts';
 
 export class HttpError extends Error {
   readonly status: ContentfulStatusCode;
   readonly code: string;
-  constructor(status: ContentfulStatusCode, code: string, message: string) {
+  /** Headers the error answer carries besides the JSON ones (CORS on playback, Retry-After). */
+  readonly headers: HeadersInit | undefined;
+  constructor(status: ContentfulStatusCode, code: string, message: string, headers?: HeadersInit) {
     super(message);
     this.status = status;
     this.code = code;
+    this.headers = headers;
   }
+}
+
+/**
+ * A Durable Object's refusal as HTTP: its status and code pass through unchanged (the object
+ * chose them from the same table of meanings), and a 503 (a held request timed out, a
+ * predecessor did not come) tells the client it may retry in a second. Throw it from a route,
+ * or answer with `rpcErrorResponse`; both give the same response.
+ */
+export function rpcError(e: RpcError, headers?: HeadersInit): HttpError {
+  const h = new Headers(headers);
+  if (e.status === 503) h.set('retry-after', '1');
+  return new HttpError(e.status, e.code, e.message, h);
+}
+
+/** `rpcError` as a response, for routes that answer rather than throw. */
+export function rpcErrorResponse(e: RpcError, headers?: HeadersInit): Response {
+  const err = rpcError(e, headers);
+  return errorResponse(err.status, err.code, err.message, err.headers);
 }
 
 export function errorResponse(status: number, code: string, message: string, headers?: HeadersInit): Response {
@@ -60,7 +83,7 @@ export function negotiatedTextResponse(req: Request, text: string, headers: Head
 
 /** Hono `onError`: HttpErrors keep their status; anything else is a 500 without internals. */
 export function handleError(err: Error, c: Context): Response {
-  if (err instanceof HttpError) return errorResponse(err.status, err.code, err.message);
+  if (err instanceof HttpError) return errorResponse(err.status, err.code, err.message, err.headers);
   console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', path: c.req.path, error: String(err?.stack ?? err) }));
   return errorResponse(500, 'internal_error', 'internal error');
 }

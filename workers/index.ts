@@ -17,6 +17,7 @@ import { vodRoutes } from './routes/vod.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
+import { whipRoutes } from './routes/whip.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
 import { INGEST_PREFIX } from '../core/contracts/ingest-protocol.ts';
@@ -32,6 +33,8 @@ export { QoeStats } from '../durable-objects/qoe-stats.ts';
 
 /** The watch page's HTML as the build writes it (with the hashed names of its scripts). */
 const WATCH_HTML = '/dist/watch.html';
+/** The Go-live page's HTML, likewise. */
+const GOLIVE_HTML = '/dist/golive.html';
 /** `/dist/{name}-{HASH}.{ext}`: esbuild's `[name]-[hash]` output names (8 characters A-Z 0-9). */
 const HASHED_ASSET_RE = /^\/dist\/[A-Za-z0-9_-]+-[A-Z0-9]{8}\.(?:js|css|js\.map|js\.LEGAL\.txt)$/;
 
@@ -76,6 +79,7 @@ app.route('/live', streamInfoRoutes);
 app.route('/live', playbackRoutes);
 app.route('/vod', vodRoutes);
 app.route('/rooms', roomRoutes);
+app.route('/whip', whipRoutes);
 /**
  * The watch page, with a preload of the stream's multivariant playlist: the browser fetches it
  * while it loads the page's script, and hls.js's request for the same URL (same token, same CORS
@@ -106,6 +110,15 @@ async function watchPage(requestUrl: string, assets: Fetcher, streamId: string |
 app.get('/watch/:id', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.param('id')));
 // A watch party is the watch page in party mode (public/src/watch.ts reads the path).
 app.get('/party/:roomId', (c) => watchPage(c.req.url, c.env.ASSETS, c.req.query('stream')));
+// The Go-live page (public/src/golive.ts): its publish token rides in the fragment, never sent here.
+// Its HTML names this deployment's hashed files, so, like the watch page's, it is never reused from a cache.
+app.get('/golive/:id', async (c) => {
+  const page = await c.env.ASSETS.fetch(new URL(GOLIVE_HTML, c.req.url));
+  if (!page.ok) return page;
+  const res = new Response(page.body, page);
+  res.headers.set('cache-control', 'no-cache');
+  return res;
+});
 app.notFound(async (c) => {
   // Everything else is a static asset (player page, scripts) or a JSON 404.
   const asset = await c.env.ASSETS.fetch(c.req.raw);

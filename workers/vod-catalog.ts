@@ -1,7 +1,7 @@
 // The D1 rows of recordings and clips: what the admin API lists and what the /vod edge checks
 // before serving an asset. The StreamState DO writes recordings (it knows when a broadcast starts
-// and ends) and expiries; the clips route writes clips. Ids say what they name: `rc…`, `cl…`.
-import { randomId } from '../core/contracts/webhooks.ts';
+// and ends) and expiries; the clips route writes clips. Ids and paths: core/contracts/vod-assets.ts.
+import { CLIP_ID_RE, RECORDING_ID_RE, clipDownloadPath, vodPlaybackPath } from '../core/contracts/vod-assets.ts';
 
 export type RecordingStatus = 'recording' | 'ready' | 'expired';
 export type ExportStatus = 'pending' | 'processing' | 'ready' | 'failed';
@@ -44,17 +44,6 @@ export interface ClipRow {
   updated_at: number;
 }
 
-export const RECORDING_ID_RE = /^rc[a-z0-9]{16}$/;
-export const CLIP_ID_RE = /^cl[a-z0-9]{16}$/;
-
-export function newRecordingId(): string {
-  return 'rc' + randomId(16);
-}
-
-export function newClipId(): string {
-  return 'cl' + randomId(16);
-}
-
 /** A VOD asset the /vod routes serve: a recording or a clip, by id. */
 export type VodAsset =
   | { kind: 'recording'; id: string; streamId: string; status: RecordingStatus; firstMsn: number; lastMsn: number | null }
@@ -70,10 +59,6 @@ export async function findVodAsset(db: D1Database, id: string): Promise<VodAsset
     return c ? { kind: 'clip', id, streamId: c.stream_id, status: c.status, firstMsn: c.first_msn, lastMsn: c.last_msn } : null;
   }
   return null;
-}
-
-export function vodPlaybackPath(id: string): string {
-  return `/vod/${id}/index.m3u8`;
 }
 
 export function recordingJson(origin: string, r: RecordingRow) {
@@ -103,11 +88,6 @@ export function clipJson(origin: string, c: ClipRow) {
     playback: c.status === 'ready' ? { hls: origin + vodPlaybackPath(c.id) } : null,
     export: clipExportJson(origin, c),
   };
-}
-
-/** Download path of one file of a clip's export (the default one without a rendition). */
-export function clipDownloadPath(clipId: string, rendition?: string): string {
-  return rendition === undefined ? `/vod/${clipId}/clip.mp4` : `/vod/${clipId}/${rendition}/clip.mp4`;
 }
 
 function clipExportJson(origin: string, c: ClipRow) {

@@ -130,8 +130,8 @@ async function admin(stack: Stack, method: string, path: string, body?: unknown)
 async function push(stack: Stack, streamId: string, epoch: number, rendition: string, file: string, meta: unknown, size = 20_000): Promise<void> {
   const path = pushPath(streamId, epoch, rendition, file);
   const body = new Uint8Array(size) as Uint8Array<ArrayBuffer>;
-  const sig = await signIngestRequest(INGEST, 'PUT', path, body);
-  const res = await fetch(stack.origin + path, { method: 'PUT', body, headers: { ...sig, [HEADER_META]: JSON.stringify(meta) } });
+  const headers = await signIngestRequest(INGEST, 'PUT', path, body, { headers: { [HEADER_META]: JSON.stringify(meta) } });
+  const res = await fetch(stack.origin + path, { method: 'PUT', body, headers });
   await res.arrayBuffer();
   if (res.status >= 300) throw new Error(`push ${path}: ${res.status}`);
 }

@@ -53,8 +53,8 @@ class Publisher {
   async push(file: string, meta: unknown, body = new Uint8Array(256)): Promise<void> {
     const path = pushPath(this.streamId, this.epoch, this.rendition, file);
     for (let attempt = 1; ; attempt++) {
-      const sig = await signIngestRequest(SECRET, 'PUT', path, body);
-      const res = await fetch(this.base + path, { method: 'PUT', body, headers: { ...sig, [HEADER_META]: JSON.stringify(meta) } });
+      const headers = await signIngestRequest(SECRET, 'PUT', path, body, { headers: { [HEADER_META]: JSON.stringify(meta) } });
+      const res = await fetch(this.base + path, { method: 'PUT', body, headers });
       // A retried push of something stored is a 200 (duplicate), as for the transcoder.
       if (res.status < 300) return void (await res.body?.cancel());
       const text = await res.text();

@@ -274,7 +274,8 @@ async function measurePresets() {
 function presetLines(p: Awaited<ReturnType<typeof measurePresets>>): string[] {
   return [
     `ladder presets, real-time factor (media s per wall s; ≥ 1 keeps up live), ${p.encoders.family} encoders (${p.encoders.h264}), ${PRESET_SECONDS} s of 30 fps media each`,
-    ...p.results.map((r) => `  ${r.preset.padEnd(6)} ${r.size.padEnd(10)} ${LADDER_PRESETS[r.preset].map((x) => x.name).join('/').padEnd(30)} ${r.rtf.toFixed(2)}×  (${r.wall.toFixed(1)} s wall, ~${r.cpu.toFixed(2)} cores)`),
+    // CPU seconds per media second: the cores the preset needs to keep up live, whatever else the machine runs.
+    ...p.results.map((r) => `  ${r.preset.padEnd(6)} ${r.size.padEnd(10)} ${LADDER_PRESETS[r.preset].map((x) => x.name).join('/').padEnd(30)} ${r.rtf.toFixed(2)}×  (${r.wall.toFixed(1)} s wall; ${((r.cpu * r.wall) / PRESET_SECONDS).toFixed(2)} CPU s per media s)`),
   ];
 }
 

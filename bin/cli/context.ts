@@ -66,6 +66,7 @@ export const OPTIONS = {
   'max-shards': { type: 'string' },
   seconds: { type: 'string' },
   as: { type: 'string' },
+  use: { type: 'string' },
 } as const;
 
 export type Flag = keyof typeof OPTIONS;

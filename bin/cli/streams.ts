@@ -1,5 +1,5 @@
 // `edgelive streams …` and `nodes list`: streams (create, list, show, update, rotate the key,
-// delete, mint playback tokens, viewer stats) and the transcoder nodes the origin knows.
+// delete, mint playback and publish tokens, viewer stats) and the transcoder nodes the origin knows.
 import { fields, integer, pageQuery, table, UsageError, type Command, type Values } from './context.ts';
 
 interface IngestUrls {
@@ -120,6 +120,21 @@ export const streamCommands: Command[] = [
       const body = { ...grantFlags(c.v), ...(c.v.ttl ? { expiresIn: integer(c.v.ttl, '--ttl') } : {}) };
       const r = await c.call<{ token: string; expiresAt: string; playback: { hls: string } }>('POST', `/api/streams/${c.arg(0)}/playback-tokens`, body);
       c.print(r, () => `${r.token}\n${fields([['expires', r.expiresAt], ['play', r.playback.hls]])}`);
+    },
+  },
+  {
+    name: 'streams publish-token',
+    group: 'Streams',
+    synopsis: '<stream> [--ttl SECONDS] [--use reusable|single|session]',
+    summary: 'mint a publish token: goes live (Go-live page, WHIP, RTMP, SRT) without the stream key',
+    args: ['a stream id'],
+    flags: ['ttl', 'use'],
+    async run(c) {
+      const use = c.v.use;
+      if (use !== undefined && use !== 'reusable' && use !== 'single' && use !== 'session') throw new UsageError('--use is reusable, single or session');
+      const body = { ...(c.v.ttl ? { expiresIn: integer(c.v.ttl, '--ttl') } : {}), ...(use ? { use } : {}) };
+      const r = await c.call<{ token: string; use: string; expiresAt: string; golive: string; whip: string }>('POST', `/api/streams/${c.arg(0)}/publish-tokens`, body);
+      c.print(r, () => `${r.token}\n${fields([['expires', r.expiresAt], ['use', r.use], ['go live', r.golive], ['whip', `${r.whip}  (Bearer: the token)`]])}`);
     },
   },
   {

@@ -1,14 +1,23 @@
 // The ingest push protocol between a transcoder and the origin, defined once for both sides:
-// routes, headers, the HMAC request signature (with a timestamp and replay window) and the
-// JSON bodies. Web Crypto only, so it runs in the Worker and in Node unchanged.
+// routes, headers, the HMAC request signature (over the method, the path, every `x-edgelive-*`
+// header — the metadata, a timestamp and a nonce — and the body) and the JSON bodies. Web Crypto
+// only, so it runs in the Worker and in Node unchanged.
 import { z } from 'zod';
+import { NAME_RE } from './object-keys.ts';
 import { LadderPresetSchema, LadderSchema } from './stream-config.ts';
 
 export const INGEST_PREFIX = '/ingest/v1';
+/**
+ * Every request header whose name starts with this is covered by the signature, and a request
+ * carrying one the signature does not cover is refused: whatever the origin acts on is signed.
+ */
+export const SIGNED_HEADER_PREFIX = 'x-edgelive-';
 export const HEADER_TIMESTAMP = 'x-edgelive-timestamp';
+/** 128 random bits per request, in hex: the origin refuses a nonce it has seen in the replay window. */
+export const HEADER_NONCE = 'x-edgelive-nonce';
 export const HEADER_SIGNATURE = 'x-edgelive-signature';
 export const HEADER_META = 'x-edgelive-meta';
-/** A signed request older or newer than this is refused (replay window). */
+/** A signed request older or newer than this is refused (replay window); within it, its nonce is remembered. */
 export const SIGNATURE_WINDOW_MS = 60_000;
 /** Largest media object a push may carry. */
 export const MAX_PUSH_BYTES = 16 * 1024 * 1024;
@@ -44,10 +53,27 @@ export const AuthorizeResponseSchema = z.object({
 });
 export type AuthorizeResponse = z.infer<typeof AuthorizeResponseSchema>;
 
+/**
+ * One codec as RFC 6381 writes it in a `CODECS` attribute: a four-character sample entry type
+ * (`avc1`, `hvc1`, `mp4a`, `ac-3`, `Opus`, `fLaC`) and dot-separated elements of letters and
+ * digits (`avc1.64001f`, `mp4a.40.2`, `hvc1.1.6.L93.B0`, `av01.0.04M.08`). Nothing else: the
+ * string is written into the multivariant playlist inside a quoted attribute.
+ */
+export const CODEC_RE = /^[A-Za-z0-9][A-Za-z0-9-]{2}[A-Za-z0-9](?:\.[A-Za-z0-9]{1,16}){0,10}$/;
+
+/** A `CODECS` value: up to four codecs separated by commas (RFC 6381 §3.2, without spaces). */
+export const CodecsSchema = z
+  .string()
+  .max(100)
+  .refine((v) => {
+    const list = v.split(',');
+    return list.length <= 4 && list.every((c) => CODEC_RE.test(c));
+  }, 'an RFC 6381 codecs list, e.g. avc1.64001f or mp4a.40.2');
+
 /** Metadata of a pushed media object, sent JSON-encoded in the `x-edgelive-meta` header. */
 export const InitMetaSchema = z.object({
   kind: z.enum(['video', 'audio']),
-  codecs: z.string().min(1).max(100),
+  codecs: CodecsSchema,
   bandwidth: z.number().int().positive(),
   averageBandwidth: z.number().int().positive(),
   width: z.number().int().positive().optional(),
@@ -59,7 +85,7 @@ export const InitMetaSchema = z.object({
    * feed (the audio rung for a publisher without audio, the video rungs for an audio-only one).
    * The origin lists only these in the multivariant playlist. Absent: the whole ladder.
    */
-  renditions: z.array(z.string().min(1).max(100)).min(1).max(32).optional(),
+  renditions: z.array(z.string().regex(NAME_RE)).min(1).max(32).optional(),
 });
 export type InitMeta = z.infer<typeof InitMetaSchema>;
 
@@ -142,52 +168,85 @@ function fromHex(hex: string): Uint8Array | null {
 }
 
 /**
- * The string a request signature covers: method, path (with query), timestamp and the hex
+ * The string a request signature covers: the method, the path (with its query), every
+ * `x-edgelive-*` header but the signature (names lowercased, sorted, `name:value`) and the hex
  * SHA-256 of the body. Exported so the transcoder can hash and sign with node:crypto
  * (synchronous, no copy of the body) while both sides keep this one definition.
  */
-export function canonicalRequest(method: string, path: string, timestamp: string, bodySha256Hex: string): string {
-  return `${method.toUpperCase()}\n${path}\n${timestamp}\n${bodySha256Hex}`;
+export function canonicalRequest(method: string, path: string, headers: Iterable<[string, string]>, bodySha256Hex: string): string {
+  const lines = signedHeaderLines(headers);
+  return `${method.toUpperCase()}\n${path}\n${lines.join('\n')}\n${bodySha256Hex}`;
 }
 
-async function canonical(method: string, path: string, timestamp: string, body: Uint8Array | null): Promise<Uint8Array> {
-  const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
-  return encoder.encode(canonicalRequest(method, path, timestamp, bodyHash));
+function signedHeaderLines(headers: Iterable<[string, string]>): string[] {
+  const lines: string[] = [];
+  for (const [name, value] of headers) {
+    const n = name.toLowerCase();
+    if (n.startsWith(SIGNED_HEADER_PREFIX) && n !== HEADER_SIGNATURE) lines.push(`${n}:${value.trim()}`);
+  }
+  return lines.sort();
 }
 
-/** Headers that sign a request: the body's SHA-256, method, path and a timestamp under HMAC-SHA256. */
+/** A fresh nonce: 128 random bits in hex. */
+export function newNonce(): string {
+  return toHex(crypto.getRandomValues(new Uint8Array(16)).buffer);
+}
+
+/**
+ * The headers a signed request carries: `headers` (the `x-edgelive-*` ones the origin will act
+ * on, such as the metadata; others pass unsigned), a timestamp, a nonce, and the HMAC-SHA256 of
+ * the canonical request.
+ */
 export async function signIngestRequest(
   secret: string,
   method: string,
   path: string,
   body: Uint8Array | null,
-  now = Date.now(),
+  opts: { headers?: Record<string, string>; now?: number; nonce?: string } = {},
 ): Promise<Record<string, string>> {
-  const timestamp = String(now);
-  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), await canonical(method, path, timestamp, body));
-  return { [HEADER_TIMESTAMP]: timestamp, [HEADER_SIGNATURE]: toHex(mac) };
+  const out: Record<string, string> = { ...opts.headers, [HEADER_TIMESTAMP]: String(opts.now ?? Date.now()), [HEADER_NONCE]: opts.nonce ?? newNonce() };
+  const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
+  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(canonicalRequest(method, path, Object.entries(out), bodyHash)));
+  out[HEADER_SIGNATURE] = toHex(mac);
+  return out;
 }
 
-export type VerifyResult = { ok: true } | { ok: false; reason: string };
+/** A request whose signature holds: its nonce and timestamp, for the replay check of the object it goes to. */
+export interface SignedRequest {
+  nonce: string;
+  /** ms since the Unix epoch, as the signer wrote it. */
+  timestamp: number;
+}
 
-/** Checks a signed request. `crypto.subtle.verify` compares in constant time. */
+export type VerifyResult = ({ ok: true } & SignedRequest) | { ok: false; reason: string };
+
+const NONCE_RE = /^[0-9a-f]{32}$/;
+
+/**
+ * Checks a signed request: its timestamp within the replay window, its nonce well formed, and
+ * its signature over everything the origin acts on (`crypto.subtle.verify` compares in constant
+ * time). Whether the nonce was seen before is the receiving object's check (ReplayGuard).
+ */
 export async function verifyIngestRequest(
   secret: string,
   method: string,
   path: string,
-  headers: { get(name: string): string | null },
+  headers: Iterable<[string, string]> & { get(name: string): string | null },
   body: Uint8Array | null,
   now = Date.now(),
 ): Promise<VerifyResult> {
   const timestamp = headers.get(HEADER_TIMESTAMP);
+  const nonce = headers.get(HEADER_NONCE);
   const signature = headers.get(HEADER_SIGNATURE);
-  if (!timestamp || !signature) return { ok: false, reason: 'missing signature headers' };
+  if (!timestamp || !signature || !nonce) return { ok: false, reason: 'missing signature headers' };
   if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, reason: 'malformed timestamp' };
   if (Math.abs(now - Number(timestamp)) > SIGNATURE_WINDOW_MS) return { ok: false, reason: 'timestamp outside the replay window' };
+  if (!NONCE_RE.test(nonce)) return { ok: false, reason: 'malformed nonce' };
   const mac = fromHex(signature);
   if (!mac || mac.length !== 32) return { ok: false, reason: 'malformed signature' };
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, await canonical(method, path, timestamp, body));
-  return valid ? { ok: true } : { ok: false, reason: 'signature mismatch' };
+  const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
+  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(canonicalRequest(method, path, headers, bodyHash)));
+  return valid ? { ok: true, nonce, timestamp: Number(timestamp) } : { ok: false, reason: 'signature mismatch' };
 }
 
 // ---- Transcoder registry: registration and heartbeats (POST /ingest/v1/nodes/*) ------------

@@ -58,3 +58,15 @@ export function clipExportKey(clipId: string, rendition: string): string {
 export function clipExportPrefix(clipId: string): string {
   return `exports/${clipId}/`;
 }
+
+/**
+ * The Content-Type a media object is stored (and served) with, whoever writes it: the init
+ * segment is an MP4 file (`audio/mp4` for an audio rendition), parts and segments are CMAF
+ * fragments (`.m4s`: `video/iso.segment`, the type Apple's authoring spec gives the extension,
+ * for audio and video alike). A segment the origin assembles from its parts is the same object
+ * as a pushed one, so it gets the same type.
+ */
+export function mediaContentType(obj: MediaObject, trackKind: 'video' | 'audio' | undefined): string {
+  if (obj.kind === 'init') return trackKind === 'audio' ? 'audio/mp4' : 'video/mp4';
+  return 'video/iso.segment';
+}

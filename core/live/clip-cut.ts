@@ -4,6 +4,10 @@
 // the part holding the end (a segment object is its parts concatenated, PART-07, and starts with
 // its keyframe). Pure: the StreamState DO feeds it rows from SQLite.
 
+import type { RpcError } from '../contracts/rpc-error.ts';
+import type { ClipPoint } from '../contracts/stream-rpc.ts';
+import { inEpochSet, type LiveModel, type RenditionState } from './stream-model.ts';
+
 export interface ClipPart {
   /** Seconds. */
   duration: number;
@@ -102,4 +106,33 @@ export function cutClip(segments: readonly ClipSegment[], startMs: number, endMs
 
 function end(s: ClipSegment): number {
   return s.programDateTime + s.duration * 1000;
+}
+
+/**
+ * A clip's ends as wall-clock times (ms): a point is a time, or seconds back from the live edge
+ * (the end of the last published part), which a stream without media does not have.
+ */
+export function clipTimes(edgeMs: number | null, start: ClipPoint, end: ClipPoint): { startMs: number; endMs: number } | RpcError {
+  if (edgeMs === null && ('fromEdge' in start || 'fromEdge' in end)) {
+    return { status: 422, code: 'clip_out_of_range', message: 'the stream has no live edge to count back from' };
+  }
+  const toMs = (p: ClipPoint) => ('at' in p ? p.at : edgeMs! - p.fromEdge * 1000);
+  return { startMs: toMs(start), endMs: toMs(end) };
+}
+
+/**
+ * The renditions a clip ending inside the open segment `msn` waits for: each closes that segment
+ * on its own pushes. A rendition without media in this broadcast or epoch (a rung the input
+ * cannot feed) never closes it and is not waited for.
+ */
+export function renditionsToClose(model: LiveModel, order: readonly string[], leaseEpoch: number | null, msn: number): string[] {
+  return order.filter((name) => {
+    const rs = model.renditions.get(name);
+    return rs !== undefined && rs.window.length > 0 && inEpochSet(model, leaseEpoch, name) && !segmentClosed(rs, msn);
+  });
+}
+
+/** The rendition closed segment `msn` (or moved past it). */
+export function segmentClosed(rs: RenditionState, msn: number): boolean {
+  return (rs.window.byMsn(msn)?.duration ?? null) !== null || (rs.window.last?.msn ?? 0) > msn;
 }

@@ -100,6 +100,8 @@ describe('usage errors, exit 2, before any request', () => {
       [['rooms', 'token', 'r1', '--name', 'a', '--role', 'admin'], '--role is one of viewer, moderator, host'],
       [['rooms', 'settings', 'r1', '--anonymous', 'maybe'], '--anonymous is on or off'],
       [['webhooks', 'list', '--limit', 'ten'], '--limit takes a whole number'],
+      [['streams', 'publish-token', 'st1', '--use', 'forever'], '--use is reusable, single or session'],
+      [['streams', 'publish-token', 'st1', '--ttl', 'soon'], '--ttl takes a whole number'],
     ];
     for (const [argv, message] of cases) {
       const r = await run(argv);

@@ -82,6 +82,39 @@ export function layerViolations(file: string, source: string): Violation[] {
   return out;
 }
 
+/**
+ * What a Worker file breaks: reaching into a Durable Object's file instead of its RPC contract in
+ * `core/contracts/`. Only the Worker's entry (which exports the classes) and its Env type (the
+ * bindings' types) name the object classes.
+ */
+export function workerViolations(file: string, source: string): Violation[] {
+  if (file === 'workers/index.ts' || file === 'workers/env.ts') return [];
+  const out: Violation[] = [];
+  for (const spec of importSpecifiers(source)) {
+    if (!spec.startsWith('.')) continue;
+    const target = relative(ROOT, resolve(ROOT, dirname(file), spec));
+    if (target.startsWith('durable-objects/')) out.push({ file, rule: 'the Worker reaches an object only through core/contracts', detail: spec });
+  }
+  return out;
+}
+
+/**
+ * What a Durable Object file breaks: importing a Worker module that reads the D1 catalog (the
+ * objects own their state; the catalog is the Worker's). The Env type may be imported as a type.
+ */
+export function objectViolations(file: string, source: string, read: (file: string) => string): Violation[] {
+  const out: Violation[] = [];
+  for (const m of source.matchAll(/(?:^|[;\s])(import|export)\s+(type\s+)?[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g)) {
+    const spec = m[3]!;
+    if (!spec.startsWith('.')) continue;
+    const target = relative(ROOT, resolve(ROOT, dirname(file), spec));
+    if (!target.startsWith('workers/')) continue;
+    if (target === 'workers/env.ts' && m[2]) continue;
+    if (/\bD1Database\b|\.DB\b|\.prepare\(/.test(read(target))) out.push({ file, rule: 'an object imports no Worker module that touches D1', detail: spec });
+  }
+  return out;
+}
+
 describe('the core boundary', () => {
   it('core/ imports only core/, zod and jose, and uses no Worker, Node or DOM globals', () => {
     const violations = sourceFiles('core').flatMap((f) => coreViolations(f, readFileSync(join(ROOT, f), 'utf8')));
@@ -92,6 +125,12 @@ describe('the core boundary', () => {
     const files = [...sourceFiles('transcoder-node'), ...sourceFiles('public/src')];
     const violations = files.flatMap((f) => layerViolations(f, readFileSync(join(ROOT, f), 'utf8')));
     expect(violations).toEqual([]);
+  });
+
+  it('Worker routes import no Durable Object file (only core/contracts), and objects no D1 module of the Worker', () => {
+    const read = (f: string) => readFileSync(join(ROOT, f), 'utf8');
+    expect(sourceFiles('workers').flatMap((f) => workerViolations(f, read(f)))).toEqual([]);
+    expect(sourceFiles('durable-objects').flatMap((f) => objectViolations(f, read(f), read))).toEqual([]);
   });
 
   it('the checks catch each kind of breach (so a green run means something)', () => {
@@ -114,5 +153,11 @@ describe('the core boundary', () => {
     ]);
     expect(coreViolations('core/contracts/example.ts', "// Buffer in a comment is fine\nimport { z } from 'zod';\nconst s = 'process';\nclass W { readonly window: number; constructor(window = 32) { this.window = window; } }")).toEqual([]);
     expect(layerViolations('transcoder-node/x.ts', "import { a } from '../workers/routes/ingest.ts';\nimport { b } from '../core/contracts/object-keys.ts';").map((v) => v.detail)).toEqual(['../workers/routes/ingest.ts']);
+    expect(workerViolations('workers/routes/x.ts', "import type { IngestPush } from '../../durable-objects/stream-state.ts';\nimport { a } from '../../core/contracts/stream-rpc.ts';").map((v) => v.detail)).toEqual(['../../durable-objects/stream-state.ts']);
+    const files: Record<string, string> = { 'workers/vod-catalog.ts': 'export async function f(db: D1Database) {}', 'workers/websocket-answers.ts': 'export function g() {}' };
+    const read = (f: string) => files[f] ?? '';
+    const objectSource = "import type { Env } from '../workers/env.ts';\nimport { newRecordingId } from '../workers/vod-catalog.ts';\nimport { g } from '../workers/websocket-answers.ts';\nimport { Env as E } from '../workers/env.ts';";
+    files['workers/env.ts'] = 'export interface Env { DB: D1Database }';
+    expect(objectViolations('durable-objects/x.ts', objectSource, read).map((v) => v.detail)).toEqual(['../workers/vod-catalog.ts', '../workers/env.ts']);
   });
 });

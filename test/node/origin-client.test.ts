@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HEADER_META, signIngestRequest, verifyIngestRequest } from '../../core/contracts/ingest-protocol.ts';
+import { HEADER_META, HEADER_NONCE, signIngestRequest, verifyIngestRequest } from '../../core/contracts/ingest-protocol.ts';
 import { OriginClient, OriginError, signRequestSync } from '../../transcoder-node/origin-client.ts';
 
 const SECRET = 'origin-client-test-secret';
@@ -53,8 +53,12 @@ describe('OriginClient', () => {
     const now = 1_795_000_000_000;
     const body = new Uint8Array([0, 1, 2, 250, 251]);
     const path = '/ingest/v1/st1/3/720p/12.4.m4s';
-    expect(signRequestSync(SECRET, 'PUT', path, body, now)).toEqual(await signIngestRequest(SECRET, 'PUT', path, body, now));
-    expect(signRequestSync(SECRET, 'POST', '/ingest/v1/st1/3/end', null, now)).toEqual(await signIngestRequest(SECRET, 'POST', '/ingest/v1/st1/3/end', null, now));
+    const nonce = '0123456789abcdef0123456789abcdef';
+    const metaHeader = { [HEADER_META]: '{"duration":0.2}' };
+    expect(signRequestSync(SECRET, 'PUT', path, body, metaHeader, now, nonce)).toEqual(await signIngestRequest(SECRET, 'PUT', path, body, { headers: metaHeader, now, nonce }));
+    expect(signRequestSync(SECRET, 'POST', '/ingest/v1/st1/3/end', null, {}, now, nonce)).toEqual(await signIngestRequest(SECRET, 'POST', '/ingest/v1/st1/3/end', null, { now, nonce }));
+    // A fresh nonce per request: a retry is never a replay.
+    expect(signRequestSync(SECRET, 'PUT', path, body, {}, now)[HEADER_NONCE]).not.toBe(signRequestSync(SECRET, 'PUT', path, body, {}, now)[HEADER_NONCE]);
 
     const { seen, client } = await fakeOrigin((_s, res) => json(res, 201, { ok: true, duplicate: false }));
     const meta = { duration: 0.2, independent: true, programDateTime: now };
@@ -65,8 +69,11 @@ describe('OriginClient', () => {
     expect(s.body).toEqual(body);
     expect(s.headers['content-length']).toBe(String(body.byteLength));
     expect(JSON.parse(s.headers[HEADER_META] as string)).toEqual(meta);
-    const headers = { get: (name: string) => (s.headers[name] as string | undefined) ?? null };
-    expect(await verifyIngestRequest(SECRET, 'PUT', s.url, headers, s.body)).toEqual({ ok: true });
+    const headers = new Headers(Object.entries(s.headers).map(([k, v]) => [k, String(v)]));
+    expect(await verifyIngestRequest(SECRET, 'PUT', s.url, headers, s.body)).toEqual({ ok: true, nonce: headers.get(HEADER_NONCE), timestamp: Number(headers.get('x-edgelive-timestamp')) });
+    // The metadata is signed: the same request with other metadata is not.
+    headers.set(HEADER_META, JSON.stringify({ ...meta, duration: 9 }));
+    expect(await verifyIngestRequest(SECRET, 'PUT', s.url, headers, s.body)).toEqual({ ok: false, reason: 'signature mismatch' });
   });
 
   it('asks for uncompressed answers and reuses one keep-alive connection for pushes in a row', async () => {

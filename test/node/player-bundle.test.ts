@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs build script without type declarations
-import { buildWatchPage } from '../../scripts/build-assets.mjs';
+import { buildGoLivePage, buildWatchPage } from '../../scripts/build-assets.mjs';
 import { readServerFrame } from '../../core/rooms/room-wire.ts';
 
 interface Bundle {
@@ -17,10 +17,12 @@ interface Bundle {
 }
 let out: string;
 let built: { watch: Bundle; together: Bundle; css: Bundle; html: string };
+let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'edgelive-bundle-'));
   built = await buildWatchPage({ outdir: out });
+  golive = await buildGoLivePage({ outdir: out });
 }, 60_000);
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
@@ -48,6 +50,25 @@ describe('the watch page build', () => {
     expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
     expect(html).toContain(`<script type="module" src="${built.watch.url}"></script>`);
     expect(readFileSync(built.watch.file, 'utf8')).toContain(JSON.stringify(built.together.url));
+  });
+});
+
+describe('the Go-live page build', () => {
+  it('is its own bundle: the WHIP client without the player, hls.js or zod, and nothing of it in the watch page', () => {
+    expect(from(golive.golive, /public\/src\/golive\/whip-client\.ts$/)).toHaveLength(1);
+    expect(from(golive.golive, /node_modules\/(hls\.js|zod)\/|public\/src\/watch\/(player|page|together)\.ts$/)).toEqual([]);
+    for (const b of [built.watch, built.together]) expect(from(b, /public\/src\/golive/), b.url).toEqual([]);
+  });
+
+  it('names its files by their content beside the watch page\'s (the same app.css), in the HTML the Worker serves', () => {
+    expect(golive.golive.url).toMatch(/^\/dist\/golive-[A-Z0-9]{8}\.js$/);
+    expect(golive.css.url).toMatch(/^\/dist\/golive-[A-Z0-9]{8}\.css$/);
+    const html = readFileSync(golive.html, 'utf8');
+    expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
+    expect(html).toContain(`<link rel="stylesheet" href="${golive.css.url}">`);
+    expect(html).toContain(`<script type="module" src="${golive.golive.url}"></script>`);
+    // Built after the watch page into the same folder, it leaves the watch page's files there.
+    expect(readFileSync(built.watch.file, 'utf8').length).toBeGreaterThan(0);
   });
 });
 

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodeDataChannel from 'node-datachannel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { publishTokenKey, signPublishToken } from '../../core/auth/publish-token.ts';
 import type { AuthorizeResponse } from '../../core/contracts/ingest-protocol.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import type { Publisher } from '../../transcoder-node/publisher.ts';
@@ -109,6 +110,24 @@ describe('refusals allocate nothing', () => {
     expect(h.authorized).toEqual(['sk_wrong']);
     expect(h.stack.counters).toEqual({ created: 0, open: 0 });
     expect(h.endpoint.counters).toEqual({ offers: 2, refused: 2, unauthorized: 2 });
+    pc.close();
+  });
+
+  it('a publish token pointed at an endpoint named for another stream: 401 token_wrong_stream before the origin is asked', async () => {
+    const tokens: string[] = [];
+    const h = await start({ authorize: async (key) => (tokens.push(key), { ok: true, context: lease }) });
+    const key = await publishTokenKey('root', 'hash');
+    const token = await signPublishToken({ streamId: 'stA', expiresAt: 4_000_000_000, nonce: 'nnnnnnnnnnnnnnnn', use: 'reusable' }, key);
+    const { offer, pc } = clientPeer();
+    const wrong = await post(`${h.url}/stB`, offer, { authorization: `Bearer ${token}` });
+    expect([wrong.status, wrong.headers.get('www-authenticate'), await errorCode(wrong)]).toEqual([401, 'Bearer error="invalid_token"', 'token_wrong_stream']);
+    expect(tokens).toEqual([]);
+    expect(h.stack.counters.created).toBe(0);
+    // Its own stream's endpoint (or the bare /whip) asks the origin, which decides.
+    const right = await post(`${h.url}/stA`, offer, { authorization: `Bearer ${token}` });
+    expect(right.status).toBe(201);
+    await right.text();
+    expect(tokens).toEqual([token]);
     pc.close();
   });
 

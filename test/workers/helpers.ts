@@ -17,9 +17,14 @@ export async function createStream(settings: Record<string, unknown> = {}) {
   return (await res.json()) as { id: string; streamKey: string; ingest: { rtmp: string }; playback: { hls: string; watch: string } };
 }
 
+/** A request as a transcoder sends it: its `x-edgelive-*` headers signed with a timestamp and a fresh nonce. */
+export async function signedRequest(method: string, path: string, body: Uint8Array<ArrayBuffer> | null, headers: Record<string, string> = {}, secret = SECRET) {
+  const all = await signIngestRequest(secret, method, path, body, { headers });
+  return new Request(ORIGIN + path, { method, body: body ?? undefined, headers: all });
+}
+
 export async function signed(method: string, path: string, body: Uint8Array<ArrayBuffer> | null, headers: Record<string, string> = {}, secret = SECRET) {
-  const sig = await signIngestRequest(secret, method, path, body);
-  return worker(path, { method, body: body ?? undefined, headers: { ...headers, ...sig } });
+  return worker(await signedRequest(method, path, body, headers, secret));
 }
 
 export async function authorize(streamKey: string, nodeId = 'node-a') {

@@ -111,12 +111,12 @@ describe('signed ingest', () => {
     expect(unsigned.status).toBe(401);
     const forged = await signed('PUT', path, bytes('x'), { 'x-edgelive-meta': meta }, 'not-the-secret');
     expect(forged.status).toBe(401);
-    const old = await signIngestRequest('test-ingest-secret', 'PUT', path, bytes('x'), Date.now() - 5 * 60_000);
-    const replayed = await worker(path, { method: 'PUT', body: bytes('x'), headers: { ...old, 'x-edgelive-meta': meta } });
+    const old = await signIngestRequest('test-ingest-secret', 'PUT', path, bytes('x'), { headers: { 'x-edgelive-meta': meta }, now: Date.now() - 5 * 60_000 });
+    const replayed = await worker(path, { method: 'PUT', body: bytes('x'), headers: old });
     expect(replayed.status).toBe(401);
     // A signature over other bytes does not cover these.
-    const sig = await signIngestRequest('test-ingest-secret', 'PUT', path, bytes('y'));
-    const swapped = await worker(path, { method: 'PUT', body: bytes('x'), headers: { ...sig, 'x-edgelive-meta': meta } });
+    const sig = await signIngestRequest('test-ingest-secret', 'PUT', path, bytes('y'), { headers: { 'x-edgelive-meta': meta } });
+    const swapped = await worker(path, { method: 'PUT', body: bytes('x'), headers: sig });
     expect(swapped.status).toBe(401);
     expect((await swapped.json()) as object).toEqual({ error: { code: 'bad_signature', message: 'signature mismatch' } });
     const listed = await env.MEDIA.list({ prefix: `live/${stream.id}/${lease.epoch}/v/` });

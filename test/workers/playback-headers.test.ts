@@ -97,6 +97,27 @@ describe('secure headers', () => {
     await unhashed.arrayBuffer();
   });
 
+  it('the Go-live page is served like the watch page: revalidated, naming its own immutable script and stylesheets', async () => {
+    const page = await worker('/golive/st00000000000000');
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(page.headers.get('cache-control')).toBe('no-cache');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    const html = await page.text();
+    const named = [...html.matchAll(/(?:src|href)="(\/dist\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(named).toEqual([
+      expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/),
+      expect.stringMatching(/^\/dist\/golive-[A-Z0-9]{8}\.css$/),
+      expect.stringMatching(/^\/dist\/golive-[A-Z0-9]{8}\.js$/),
+    ]);
+    for (const path of named) {
+      const res = await worker(path);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('cache-control'), path).toBe('public, max-age=31536000, immutable');
+      await res.arrayBuffer();
+    }
+  });
+
   it('the watch and party pages preload the stream\'s multivariant playlist at the URL the page asks for', async () => {
     const link = async (path: string) => {
       const res = await worker(path);

@@ -220,6 +220,24 @@ describe('clips', { timeout: 30_000 }, () => {
     expect(m.segments.at(-1).byterange).toEqual({ length: 128, offset: 0 });
   });
 
+  it('a clip starting in the gap of a reconnection (a publisher that took seconds to come back) starts at the next segment', async () => {
+    const stream = await createStream();
+    const l1 = await lease(stream.streamKey);
+    const [v, a] = await publisher(stream.id, l1);
+    await segments([v, a], 3);
+    const gapStart = v.pdt;
+    // The publisher is back 10 s of wall clock later (a failover that ICE took that long to notice).
+    const l2 = await lease(stream.streamKey, 'node-b');
+    const p2 = await publisher(stream.id, l2, gapStart + 10_000);
+    await segments(p2, 3);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const clip = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, { start: iso(gapStart + 5000), end: iso(gapStart + 12_000) });
+    expect(clip.status, JSON.stringify(clip.body)).toBe(201);
+    expect(clip.body).toMatchObject({ start: iso(gapStart + 10_000), end: iso(gapStart + 12_000), duration: 2 });
+    const m = parse(await text(`/vod/${clip.body.id}/v/index.m3u8`));
+    expect(m.segments.map((s: Any) => s.uri)).toEqual([`${l2.epoch}/${l2.startMsn}.m4s`, `${l2.epoch}/${l2.startMsn + 1}.m4s`]);
+  });
+
   it('takes program date times, and refuses bad, too long or out-of-range requests', async () => {
     const stream = await createStream();
     const l = await lease(stream.streamKey);

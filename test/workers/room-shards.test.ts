@@ -5,7 +5,7 @@ import { env } from 'cloudflare:workers';
 import { evictDurableObject } from 'cloudflare:test';
 import { describe, expect, it } from 'vitest';
 import { CLOSE } from '../../core/rooms/room-protocol.ts';
-import { shardName } from '../../durable-objects/room-sockets.ts';
+import { shardName } from '../../core/contracts/room-admission.ts';
 import { join, roomName, sleep, token, type Viewer } from './room-harness.ts';
 
 async function shardedRoom(): Promise<{ room: string; viewers: Viewer[] }> {

@@ -3,6 +3,7 @@
 // request until its offer parsed and its key was accepted by the origin: a bad key costs the node
 // one HTTP exchange and one origin call, never a port, a peer connection or an ffmpeg.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { publishTokenStream } from '../../core/auth/publish-token.ts';
 import type { AuthorizeResponse } from '../../core/contracts/ingest-protocol.ts';
 import type { Logger } from '../log.ts';
 import type { Publisher } from '../publisher.ts';
@@ -139,6 +140,13 @@ export class WhipEndpoint implements SignallingRoute {
     } catch (err) {
       this.counters.unauthorized++;
       return refuse(err as HttpError);
+    }
+    // A publish token names its stream: pointed at an endpoint named for another stream it is
+    // refused before the origin is asked, whose lease would fence the stream it does name.
+    const named = publishTokenStream(token);
+    if (named !== null && req.path !== '/' && req.path.slice(1) !== named) {
+      this.counters.unauthorized++;
+      refuse(new HttpError(401, 'token_wrong_stream', `this publish token is for stream ${named}, not ${req.path.slice(1)}`, { 'www-authenticate': 'Bearer error="invalid_token"' }));
     }
     const address = req.remoteAddress;
     const pending = this.#pending.get(address) ?? 0;

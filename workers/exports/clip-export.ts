@@ -14,7 +14,8 @@ import type { VodPlaylistSnapshot, VodSegment } from '../../core/contracts/live-
 import { clipExportKey, mediaObjectKey } from '../../core/contracts/object-keys.ts';
 import type { LadderRung } from '../../core/contracts/stream-config.ts';
 import { queueWebhookEvent } from '../routes/webhooks.ts';
-import { clipDownloadPath, type ClipRow } from '../vod-catalog.ts';
+import type { ClipRow } from '../vod-catalog.ts';
+import { clipDownloadPath } from '../../core/contracts/vod-assets.ts';
 
 /**
  * Multipart part size. R2 wants every part but the last at least 5 MiB and all of one size; the

@@ -1,5 +1,5 @@
-// The admin API: create, list, show, change, delete streams, rotate their keys, mint playback
-// tokens, their restream destinations (routes/restreams.ts), and the signing keys (bearer
+// The admin API: create, list, show, change, delete streams, rotate their keys, mint playback and
+// publish tokens, their restream destinations (routes/restreams.ts), and the signing keys (bearer
 // ADMIN_TOKEN, rate limited per client address).
 import { Hono } from 'hono';
 import { z } from 'zod';
@@ -25,7 +25,8 @@ import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
 import { adminIngestRoutes, ingestNodesFor, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
 import { restreamRoutes } from './restreams.ts';
-import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
+import { publishTokenRoutes } from './publish-tokens.ts';
+import type { IngestNode } from '../../core/contracts/registry-rpc.ts';
 
 export const adminRoutes = new Hono<{ Bindings: Env }>();
 // Counted before the token is checked, so guessing it is throttled too.
@@ -34,6 +35,7 @@ adminRoutes.use('*', adminAuth());
 adminRoutes.route('/signing-keys', keyRoutes);
 adminRoutes.route('/ingest', adminIngestRoutes);
 adminRoutes.route('/streams', restreamRoutes);
+adminRoutes.route('/streams', publishTokenRoutes);
 
 const ListQuerySchema = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(50),

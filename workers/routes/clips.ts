@@ -6,12 +6,13 @@ import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
 import { getStream } from '../catalog.ts';
 import type { Env } from '../env.ts';
-import { HttpError, parseOr400, readJson } from '../http.ts';
+import { HttpError, parseOr400, readJson, rpcError } from '../http.ts';
 import { exportRenditions, type ClipExportMessage } from '../../core/contracts/clip-export.ts';
 import { NAME_RE, clipExportPrefix } from '../../core/contracts/object-keys.ts';
 import type { LadderRung, StreamSettings } from '../../core/contracts/stream-config.ts';
-import { CLIP_ID_RE, clipJson, newClipId, vodPlaybackPath, type ClipRow } from '../vod-catalog.ts';
-import type { ClipPoint } from '../../durable-objects/stream-state.ts';
+import { clipJson, type ClipRow } from '../vod-catalog.ts';
+import { CLIP_ID_RE, newClipId, vodPlaybackPath } from '../../core/contracts/vod-assets.ts';
+import type { ClipPoint } from '../../core/contracts/stream-rpc.ts';
 import { queueWebhookEvent } from './webhooks.ts';
 
 export const clipRoutes = new Hono<{ Bindings: Env }>();
@@ -56,7 +57,7 @@ clipRoutes.post('/streams/:id/clips', adminAuth(), async (c) => {
   const renditions = body.export === false ? null : requestedRenditions(await publishedLadder(c.env, stream), body.export === true ? undefined : body.export.renditions);
   const id = newClipId();
   const r = await c.env.STREAM_STATE.getByName(streamId).createClip(id, point(body.start), point(body.end), body.retentionDays);
-  if (r.status !== 200) throw new HttpError(r.status, r.code, r.message);
+  if (r.status !== 200) throw rpcError(r);
   const now = Date.now();
   const row: ClipRow = {
     id,

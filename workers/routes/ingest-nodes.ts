@@ -2,16 +2,16 @@
 // publishers' tools ask for the nearest healthy nodes; operators list them all. The set lives
 // in the TranscoderRegistry object; the ordering is pure (core/live/geo-distance.ts).
 import { Hono } from 'hono';
-import type { IngestNode } from '../../durable-objects/transcoder-registry.ts';
-import { REGISTRY_NAME } from '../../durable-objects/transcoder-registry.ts';
+import { REGISTRY_NAME, type IngestNode } from '../../core/contracts/registry-rpc.ts';
 import type { Env } from '../env.ts';
-import { HttpError, parseOr400 } from '../http.ts';
+import { HttpError, parseOr400, rpcError } from '../http.ts';
 import { locationFromCf, rankIngestNodes, type LatLon } from '../../core/live/geo-distance.ts';
 import {
   DeregisterRequestSchema,
   HeartbeatRequestSchema,
   RegisterNodeRequestSchema,
   verifyIngestRequest,
+  type SignedRequest,
 } from '../../core/contracts/ingest-protocol.ts';
 
 function registry(env: Env) {
@@ -22,8 +22,8 @@ function registry(env: Env) {
 
 export const ingestNodeRoutes = new Hono<{ Bindings: Env }>();
 
-/** A small signed JSON body: the same HMAC, timestamp and replay window as media pushes. */
-async function signedJson(req: Request, secret: string): Promise<unknown> {
+/** A small signed JSON body: the same HMAC, timestamp and nonce as media pushes (the registry refuses a replay). */
+async function signedJson(req: Request, secret: string): Promise<{ json: unknown; signed: SignedRequest }> {
   const declared = Number(req.headers.get('content-length') ?? '0');
   if (declared > 16 * 1024) throw new HttpError(413, 'payload_too_large', 'registry calls are at most 16 KiB');
   const body = new Uint8Array(await req.arrayBuffer());
@@ -32,30 +32,35 @@ async function signedJson(req: Request, secret: string): Promise<unknown> {
   const verdict = await verifyIngestRequest(secret, req.method, url.pathname + url.search, req.headers, body);
   if (!verdict.ok) throw new HttpError(401, 'bad_signature', verdict.reason);
   try {
-    return JSON.parse(new TextDecoder().decode(body));
+    return { json: JSON.parse(new TextDecoder().decode(body)), signed: { nonce: verdict.nonce, timestamp: verdict.timestamp } };
   } catch {
     throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
   }
 }
 
 ingestNodeRoutes.post('/register', async (c) => {
-  const reg = parseOr400(RegisterNodeRequestSchema, await signedJson(c.req.raw, c.env.INGEST_SECRET), 'node registration');
-  const ack = await registry(c.env).register(reg);
+  const { json, signed } = await signedJson(c.req.raw, c.env.INGEST_SECRET);
+  const reg = parseOr400(RegisterNodeRequestSchema, json, 'node registration');
+  const ack = await registry(c.env).register(reg, signed);
+  if ('code' in ack) throw rpcError(ack);
   forgetNodes();
   return c.json(ack);
 });
 
 ingestNodeRoutes.post('/heartbeat', async (c) => {
-  const hb = parseOr400(HeartbeatRequestSchema, await signedJson(c.req.raw, c.env.INGEST_SECRET), 'heartbeat');
-  const r = await registry(c.env).heartbeat(hb.nodeId, hb.sessions);
-  if ('code' in r) throw new HttpError(r.status, r.code, r.message);
+  const { json, signed } = await signedJson(c.req.raw, c.env.INGEST_SECRET);
+  const hb = parseOr400(HeartbeatRequestSchema, json, 'heartbeat');
+  const r = await registry(c.env).heartbeat(hb.nodeId, hb.sessions, signed);
+  if ('code' in r) throw rpcError(r);
   forgetNodes();
   return c.json(r);
 });
 
 ingestNodeRoutes.post('/deregister', async (c) => {
-  const { nodeId } = parseOr400(DeregisterRequestSchema, await signedJson(c.req.raw, c.env.INGEST_SECRET), 'deregistration');
-  const r = await registry(c.env).deregister(nodeId);
+  const { json, signed } = await signedJson(c.req.raw, c.env.INGEST_SECRET);
+  const { nodeId } = parseOr400(DeregisterRequestSchema, json, 'deregistration');
+  const r = await registry(c.env).deregister(nodeId, signed);
+  if ('code' in r) throw rpcError(r);
   forgetNodes();
   return c.json({ ok: true, removed: r.removed });
 });

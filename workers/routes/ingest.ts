@@ -1,10 +1,10 @@
 // The origin's ingest API, spoken by transcoders: authorize a stream key (and take the lease),
 // push init segments, parts and segments, and say when a publisher stopped. Every request is
-// signed (HMAC, timestamp, replay window: core/contracts/ingest-protocol.ts).
+// signed, its metadata header included (HMAC, timestamp, nonce: core/contracts/ingest-protocol.ts);
+// the stream's object refuses a nonce it has seen (a replay).
 import { Hono } from 'hono';
-import { findStreamByKey } from '../catalog.ts';
 import type { Env } from '../env.ts';
-import { HttpError, parseOr400 } from '../http.ts';
+import { HttpError, parseOr400, rpcError } from '../http.ts';
 import {
   AuthorizeRequestSchema,
   HEADER_META,
@@ -16,14 +16,19 @@ import {
   ThumbnailMetaSchema,
   verifyIngestRequest,
   type AuthorizeResponse,
+  type SignedRequest,
 } from '../../core/contracts/ingest-protocol.ts';
 import { NAME_RE, parseMediaFileName } from '../../core/contracts/object-keys.ts';
-import type { IngestPush } from '../../durable-objects/stream-state.ts';
+import type { IngestPush } from '../../core/contracts/stream-rpc.ts';
+import { streamForCredential } from '../publish-tokens.ts';
 
 export const ingestRoutes = new Hono<{ Bindings: Env }>();
 
-/** Reads the body (refusing oversized ones before reading) and checks the request signature. */
-export async function signedBody(req: Request, secret: string, maxBytes: number): Promise<Uint8Array> {
+/**
+ * Reads the body (refusing oversized ones before reading) and checks the request signature. The
+ * nonce and timestamp go with the call to the stream's object, which refuses a replay.
+ */
+export async function signedBody(req: Request, secret: string, maxBytes: number): Promise<{ body: Uint8Array; signed: SignedRequest }> {
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) {
     throw new HttpError(413, 'payload_too_large', `push larger than ${maxBytes} bytes`);
@@ -32,7 +37,7 @@ export async function signedBody(req: Request, secret: string, maxBytes: number)
   const url = new URL(req.url);
   const verdict = await verifyIngestRequest(secret, req.method, url.pathname + url.search, req.headers, body);
   if (!verdict.ok) throw new HttpError(401, 'bad_signature', verdict.reason);
-  return body;
+  return { body, signed: { nonce: verdict.nonce, timestamp: verdict.timestamp } };
 }
 
 async function readBounded(req: Request, maxBytes: number): Promise<Uint8Array> {
@@ -69,12 +74,8 @@ function parseMeta(header: string | undefined): unknown {
   }
 }
 
-function rpcStatus(r: { status: number; code?: string; message?: string }): void {
-  if (r.status >= 400) throw new HttpError(r.status as 400, r.code ?? 'error', r.message ?? 'error');
-}
-
 ingestRoutes.post('/authorize', async (c) => {
-  const body = await signedBody(c.req.raw, c.env.INGEST_SECRET, 16 * 1024);
+  const { body, signed } = await signedBody(c.req.raw, c.env.INGEST_SECRET, 16 * 1024);
   let json: unknown;
   try {
     json = JSON.parse(new TextDecoder().decode(body));
@@ -82,11 +83,11 @@ ingestRoutes.post('/authorize', async (c) => {
     throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
   }
   const req = parseOr400(AuthorizeRequestSchema, json, 'authorize request');
-  const stream = await findStreamByKey(c.env.DB, req.streamKey);
-  if (!stream) throw new HttpError(403, 'unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
-  const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region);
-  if ('code' in lease) rpcStatus(lease);
-  const { epoch, startMsn, timeOffset } = lease as { epoch: number; startMsn: number; timeOffset: number };
+  // A stream key, or a publish token standing in for it (workers/publish-tokens.ts).
+  const stream = await streamForCredential(c.env, req.streamKey, { consume: true });
+  const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region, signed);
+  if ('code' in lease) throw rpcError(lease);
+  const { epoch, startMsn, timeOffset } = lease;
   const s = stream.settings;
   const res: AuthorizeResponse = {
     streamId: stream.id,
@@ -103,28 +104,28 @@ ingestRoutes.post('/authorize', async (c) => {
 });
 
 ingestRoutes.post('/:stream/:epoch/end', async (c) => {
-  await signedBody(c.req.raw, c.env.INGEST_SECRET, 1024);
+  const { signed } = await signedBody(c.req.raw, c.env.INGEST_SECRET, 1024);
   const { stream, epoch } = pushTarget(c.req.param('stream'), c.req.param('epoch'));
-  const r = await c.env.STREAM_STATE.getByName(stream).publisherStopped(epoch);
-  rpcStatus(r);
+  const r = await c.env.STREAM_STATE.getByName(stream).publisherStopped(epoch, signed);
+  if ('code' in r) throw rpcError(r);
   return c.json({ ok: true });
 });
 
 ingestRoutes.put('/:stream/:epoch/thumbnails/:file', async (c) => {
-  const body = await signedBody(c.req.raw, c.env.INGEST_SECRET, MAX_THUMBNAIL_BYTES);
+  const { body, signed } = await signedBody(c.req.raw, c.env.INGEST_SECRET, MAX_THUMBNAIL_BYTES);
   const { stream, epoch } = pushTarget(c.req.param('stream'), c.req.param('epoch'));
   const m = /^(\d{1,9})\.jpg$/.exec(c.req.param('file'));
   if (!m) throw new HttpError(400, 'invalid_object', 'expected {seq}.jpg');
   if (body.byteLength === 0) throw new HttpError(400, 'empty_body', 'a push carries the JPEG bytes');
   const meta = parseOr400(ThumbnailMetaSchema, parseMeta(c.req.header(HEADER_META)), 'thumbnail meta');
   const bytes = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : body.slice().buffer;
-  const r = await c.env.STREAM_STATE.getByName(stream).ingestThumbnail(epoch, Number(m[1]), meta.programDateTime, bytes as ArrayBuffer);
-  rpcStatus(r);
-  return c.json({ ok: true, duplicate: 'duplicate' in r ? r.duplicate === true : false }, r.status as 200 | 201);
+  const r = await c.env.STREAM_STATE.getByName(stream).ingestThumbnail(epoch, Number(m[1]), meta.programDateTime, bytes as ArrayBuffer, signed);
+  if ('code' in r) throw rpcError(r);
+  return c.json({ ok: true, duplicate: r.duplicate === true }, r.status);
 });
 
 ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
-  const body = await signedBody(c.req.raw, c.env.INGEST_SECRET, MAX_PUSH_BYTES);
+  const { body, signed } = await signedBody(c.req.raw, c.env.INGEST_SECRET, MAX_PUSH_BYTES);
   const { stream, epoch } = pushTarget(c.req.param('stream'), c.req.param('epoch'));
   const rendition = c.req.param('rendition');
   if (!NAME_RE.test(rendition)) throw new HttpError(400, 'invalid_rendition', 'malformed rendition name');
@@ -133,14 +134,14 @@ ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
   if (body.byteLength === 0) throw new HttpError(400, 'empty_body', 'a push carries the object bytes');
   const meta = parseMeta(c.req.header(HEADER_META));
   let push: IngestPush;
-  if (object.kind === 'init') push = { epoch, rendition, object, meta: parseOr400(InitMetaSchema, meta, 'init meta') };
-  else if (object.kind === 'part') push = { epoch, rendition, object, meta: parseOr400(PartMetaSchema, meta, 'part meta') };
-  else push = { epoch, rendition, object, meta: parseOr400(SegmentMetaSchema, meta, 'segment meta') };
-  if (object.kind !== 'init' && object.msn < 1) throw new HttpError(400, 'invalid_object', 'media sequence numbers start at 1');
+  if (object.kind === 'init') push = { epoch, rendition, ...object, meta: parseOr400(InitMetaSchema, meta, 'init meta') };
+  else if (object.kind === 'part') push = { epoch, rendition, ...object, meta: parseOr400(PartMetaSchema, meta, 'part meta') };
+  else push = { epoch, rendition, ...object, meta: parseOr400(SegmentMetaSchema, meta, 'segment meta') };
+  if (push.kind !== 'init' && push.msn < 1) throw new HttpError(400, 'invalid_object', 'media sequence numbers start at 1');
   const bytes = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : body.slice().buffer;
-  const r = await c.env.STREAM_STATE.getByName(stream).ingest(push, bytes as ArrayBuffer);
-  rpcStatus(r);
-  return c.json({ ok: true, duplicate: 'duplicate' in r ? r.duplicate === true : false }, r.status as 200 | 201);
+  const r = await c.env.STREAM_STATE.getByName(stream).ingest(push, bytes as ArrayBuffer, signed);
+  if ('code' in r) throw rpcError(r);
+  return c.json({ ok: true, duplicate: r.duplicate === true }, r.status);
 });
 
 export function pushTarget(stream: string, epochText: string): { stream: string; epoch: number } {

@@ -5,7 +5,7 @@
 // stream's token is written into every URI of the playlists it gets.
 import { Hono, type Context } from 'hono';
 import { Coalescer } from '../coalesce.ts';
-import { errorResponse, HttpError, negotiatedTextResponse } from '../http.ts';
+import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import type { PlaylistTiming } from '../../core/contracts/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
@@ -13,12 +13,14 @@ import { directiveCacheKey, parseHlsDirectives } from '../../core/playlist/block
 import { renderMediaPlaylist, renderMultivariantPlaylist } from '../../core/playlist/render.ts';
 import { parseStartParam } from '../../core/live/start-over.ts';
 import { playbackAccess, type PlaybackAccessEnv } from '../middleware/playback-access.ts';
-import type { PlaylistResult } from '../../durable-objects/stream-state.ts';
+import type { PlaylistResult } from '../../core/contracts/stream-rpc.ts';
 
 export const playbackRoutes = new Hono<PlaybackAccessEnv>();
 playbackRoutes.use('/:id/*', playbackAccess());
 
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+/** Playback answers, errors included, are readable by players on any site. */
+const CORS = { 'access-control-allow-origin': '*' };
 const playlistCalls = new Coalescer<PlaylistResult>();
 
 /**
@@ -59,7 +61,7 @@ function playlistCacheControl(timing: PlaylistTiming, blocking: boolean, ended: 
 playbackRoutes.get('/:id/index.m3u8', async (c) => {
   const id = checkName(c.req.param('id'), 'stream_id');
   const r = await c.env.STREAM_STATE.getByName(id).presentation();
-  if (r.status !== 200) return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*' });
+  if (r.status !== 200) return rpcErrorResponse(r, CORS);
   const token = c.get('playbackToken');
   // Start-over: every media playlist URI carries the start point, so all renditions begin there.
   const start = parseStartParam(c.req.queries('start') ?? []);
@@ -91,10 +93,7 @@ playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
   }
   const key = `${id}|${rendition}|${directiveCacheKey(d)}${startKey}`;
   const r = await playlistCalls.run(key, () => c.env.STREAM_STATE.getByName(id).playlist(rendition, d, start.start));
-  if (r.status !== 200) {
-    const retry = r.status === 503 ? { 'retry-after': '1' } : undefined;
-    return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*', ...retry });
-  }
+  if (r.status !== 200) return rpcErrorResponse(r, CORS);
   const cacheControl = playlistCacheControl(r.snapshot.timing, blocking, r.snapshot.ended);
   const cacheIt = blocking && cache;
   // Only a text headed for the colo cache needs the placeholder; others get the token directly.
@@ -132,7 +131,7 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   if (!obj) {
     // Not in R2 yet: a hinted part (or the open segment) is held until it exists (PH-04).
     const waited = await c.env.STREAM_STATE.getByName(id).awaitMedia(rendition, epoch, object);
-    if (waited.status !== 200) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*', 'cache-control': 'no-cache' });
+    if (waited.status !== 200) return rpcErrorResponse(waited, { ...CORS, 'cache-control': 'no-cache' });
     obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
     if (!obj) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*' });
   }

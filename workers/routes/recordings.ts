@@ -6,7 +6,8 @@ import { adminAuth } from '../auth.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400 } from '../http.ts';
 import { NAME_RE } from '../../core/contracts/object-keys.ts';
-import { RECORDING_ID_RE, recordingJson, type RecordingRow } from '../vod-catalog.ts';
+import { recordingJson, type RecordingRow } from '../vod-catalog.ts';
+import { RECORDING_ID_RE } from '../../core/contracts/vod-assets.ts';
 
 export const recordingRoutes = new Hono<{ Bindings: Env }>();
 // Every route checks the admin token itself: mounted under /api beside the admin API, not inside it.

@@ -176,7 +176,7 @@ restreamRoutes.delete('/:id/restreams/:rid', async (c) => {
 export const ingestRestreamRoutes = new Hono<{ Bindings: Env }>();
 
 ingestRestreamRoutes.post('/:stream/:epoch/restreams', async (c) => {
-  const body = await signedBody(c.req.raw, c.env.INGEST_SECRET, 64 * 1024);
+  const { body } = await signedBody(c.req.raw, c.env.INGEST_SECRET, 64 * 1024);
   const { stream, epoch } = pushTarget(c.req.param('stream'), c.req.param('epoch'));
   let json: unknown;
   try {

@@ -15,7 +15,8 @@ import {
   type Role,
 } from '../../core/rooms/room-protocol.ts';
 import { newAnonymousId, signRoomToken, signSession, verifyRoomToken, verifySession } from '../../core/auth/room-token.ts';
-import { ADMISSION_HEADER, refuseUpgrade, shardName, type Admission } from '../../durable-objects/room-sockets.ts';
+import { ADMISSION_HEADER, shardName, type Admission } from '../../core/contracts/room-admission.ts';
+import { refuseUpgrade } from '../websocket-answers.ts';
 
 export const roomRoutes = new Hono<{ Bindings: Env }>();
 

@@ -3,7 +3,7 @@
 // the one shown at that moment, anywhere in the DVR window. Same access rules as the playlists.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { errorResponse, HttpError, parseOr400 } from '../http.ts';
+import { HttpError, parseOr400, rpcErrorResponse } from '../http.ts';
 import { playbackAccess, type PlaybackAccessEnv } from '../middleware/playback-access.ts';
 
 export const thumbnailRoutes = new Hono<PlaybackAccessEnv>();
@@ -17,7 +17,7 @@ thumbnailRoutes.get('/:id/thumbnail.jpg', playbackAccess(), async (c) => {
   const q = parseOr400(QuerySchema, { t: c.req.query('t') }, 'query');
   const at = q.t === undefined ? undefined : /^\d+$/.test(q.t) ? Number(q.t) : Date.parse(q.t);
   const r = await c.env.STREAM_STATE.getByName(id).thumbnail(at);
-  if (r.status !== 200) return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*', 'cache-control': 'no-cache' });
+  if (r.status !== 200) return rpcErrorResponse(r, { 'access-control-allow-origin': '*', 'cache-control': 'no-cache' });
   const obj = await c.env.MEDIA.get(r.key);
   if (!obj) throw new HttpError(404, 'thumbnail_not_found', 'the thumbnail is gone');
   const signed = c.get('playbackToken') !== undefined;

@@ -5,7 +5,7 @@
 // that stream) and its country rules apply to its recordings and clips as well.
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Env } from '../env.ts';
-import { errorResponse, HttpError, negotiatedTextResponse } from '../http.ts';
+import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import { checkCountry } from '../../core/auth/geo.ts';
 import { NAME_RE, clipExportKey, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
@@ -88,14 +88,10 @@ function playlistResponse(c: Context, text: string, cacheControl: string): Respo
   return negotiatedTextResponse(c.req.raw, text, headers);
 }
 
-function rpcError(r: { status: number; code: string; message: string }): Response {
-  return errorResponse(r.status, r.code, r.message, { 'access-control-allow-origin': '*' });
-}
-
 vodRoutes.get('/:id/index.m3u8', async (c) => {
   const asset = c.get('asset');
   const r = await c.env.STREAM_STATE.getByName(asset.streamId).vodPresentation(asset.id);
-  if (r.status !== 200) return rpcError(r);
+  if (r.status !== 200) return rpcErrorResponse(r, { 'access-control-allow-origin': '*' });
   const token = c.get('token');
   const text = renderMultivariantPlaylist(r.presentation, token ? { uriQuery: `token=${token}` } : undefined);
   return playlistResponse(c, text, forViewer(VOD_PLAYLIST_CACHE, !!token));
@@ -113,7 +109,7 @@ vodRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
   if (hit) text = await hit.text();
   else {
     const r = await c.env.STREAM_STATE.getByName(asset.streamId).vodPlaylist(asset.id, rendition);
-    if (r.status !== 200) return rpcError(r);
+    if (r.status !== 200) return rpcErrorResponse(r, { 'access-control-allow-origin': '*' });
     text = renderVodPlaylist(r.snapshot, token ? { uriQuery: `token=${TOKEN_SLOT}` } : undefined);
     if (cache) c.executionCtx.waitUntil(cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': VOD_PLAYLIST_CACHE } })));
   }

@@ -1,0 +1,111 @@
+// The lifecycle of one stream as its StreamState object sees it: one phase, and a table of the
+// transitions each event may make. The object asks the table before it acts, so a question
+// such as "may this push be announced?" or "is there anything to end?" has one answer, here.
+//
+//   idle ─lease→ live ─stop→ stopping ─end→ ending ─ended→ ended ─lease→ live (a new broadcast)
+//                live ─end→ ending;  live, stopping, ending ─lease→ live (a reconnection)
+//   idle, ended ─delete→ deleted;  live, stopping, ending ─delete→ deleting ─ended→ deleted
+
+/**
+ * - `idle`: configured, never leased: nothing to play yet.
+ * - `live`: a publisher holds the lease and pushes.
+ * - `stopping`: the publisher said it stopped (stream.idle went out); the stream ends after the
+ *   grace period unless a publisher takes the lease again. Pushes of its epoch are still taken.
+ * - `ending`: the open segments are being closed from the parts announced so far, so no further
+ *   part may be announced (it would be acknowledged but left out of its segment). Transient:
+ *   never stored, so an eviction in the middle resumes from `live`/`stopping` and ends again.
+ * - `ended`: the broadcast is over (EXT-X-ENDLIST); a new lease starts a new broadcast.
+ * - `deleting`: the stream was deleted while a broadcast was on; it is being ended.
+ * - `deleted`: every call but `configure` is refused as if the stream did not exist.
+ */
+export type StreamPhase = 'idle' | 'live' | 'stopping' | 'ending' | 'ended' | 'deleting' | 'deleted';
+
+/**
+ * - `lease`: a publisher takes the ingest lease (a new epoch).
+ * - `stop`: the lease holder says its publisher stopped.
+ * - `end`: the grace period ran out (the alarm), or a delete ends the broadcast: closing starts.
+ * - `ended`: the closing is done.
+ * - `delete`: the stream was deleted.
+ * - `configure`: the admin API (re)configured the stream.
+ */
+export type PhaseEvent = 'lease' | 'stop' | 'end' | 'ended' | 'delete' | 'configure';
+
+/** Where each event leads from each phase; an event missing from a phase does not apply there. */
+export const PHASE_TRANSITIONS: Readonly<Record<StreamPhase, Readonly<Partial<Record<PhaseEvent, StreamPhase>>>>> = {
+  idle: { lease: 'live', delete: 'deleted', configure: 'idle' },
+  live: { lease: 'live', stop: 'stopping', end: 'ending', delete: 'deleting', configure: 'live' },
+  stopping: { lease: 'live', stop: 'stopping', end: 'ending', delete: 'deleting', configure: 'stopping' },
+  // A lease while the broadcast is being closed calls the end off: the new epoch continues it
+  // (its open segments are closed by the lease itself), and the closing finds nothing to end.
+  ending: { lease: 'live', stop: 'ending', ended: 'ended', delete: 'deleting', configure: 'ending' },
+  ended: { lease: 'live', stop: 'ended', delete: 'deleted', configure: 'ended' },
+  // `end` again: an eviction interrupted the closing; the alarm resumes it.
+  deleting: { stop: 'deleting', end: 'deleting', ended: 'deleted', delete: 'deleting', configure: 'deleting' },
+  // Only a new configuration brings a deleted stream back, as an ended one (its media stays).
+  deleted: { delete: 'deleted', configure: 'ended' },
+};
+
+/** The phase an event leads to, or null when the event does not apply in this phase. */
+export function nextPhase(phase: StreamPhase, event: PhaseEvent): StreamPhase | null {
+  return PHASE_TRANSITIONS[phase][event] ?? null;
+}
+
+/** What taking the lease means from a phase: a new broadcast (new window, new recording) or a reconnection. */
+export function leaseOutcome(from: StreamPhase): { newBroadcast: boolean; announceLive: boolean } | null {
+  if (nextPhase(from, 'lease') === null) return null;
+  return {
+    newBroadcast: from === 'idle' || from === 'ended',
+    // Webhook consumers heard stream.idle (or nothing yet, or the stream ended): tell them it is live.
+    announceLive: from !== 'live',
+  };
+}
+
+/** The stream exists for its callers (a deleted one, or one being deleted, is a 404). */
+export function exists(phase: StreamPhase): boolean {
+  return phase !== 'deleting' && phase !== 'deleted';
+}
+
+/** Pushes of the lease's epoch may be announced. */
+export function acceptsPushes(phase: StreamPhase): boolean {
+  return phase === 'live' || phase === 'stopping';
+}
+
+/** A broadcast is on: the lease holds, the live window moves, the alarm watches the grace period. */
+export function isOnAir(phase: StreamPhase): boolean {
+  return phase === 'live' || phase === 'stopping' || phase === 'ending' || phase === 'deleting';
+}
+
+/** The broadcast is over: playlists end with EXT-X-ENDLIST, waiting requests are answered. */
+export function hasEnded(phase: StreamPhase): boolean {
+  return phase === 'ended' || phase === 'deleted';
+}
+
+/** What the admin API and the watch page call the phase. */
+export function publicState(phase: StreamPhase): 'idle' | 'live' | 'ended' {
+  if (phase === 'idle') return 'idle';
+  return hasEnded(phase) ? 'ended' : 'live';
+}
+
+/**
+ * The phase of an object stored before phases existed (schema 3: `ended`, `idle`, `deleted`
+ * flags and the lease). An end in progress was not stored, so it never comes back as `ending`.
+ */
+export function phaseFromFlags(f: { leased: boolean; ended: boolean; idle: boolean; deleted: boolean }): StreamPhase {
+  if (f.deleted) return f.leased && !f.ended ? 'deleting' : 'deleted';
+  if (f.ended) return 'ended';
+  if (!f.leased) return 'idle';
+  return f.idle ? 'stopping' : 'live';
+}
+
+/**
+ * When the object's one alarm should next fire (ms), or null for never: the earliest of the end
+ * of the grace period of a broadcast on air (counted from the last push; pushes do not re-arm
+ * it, the alarm re-checks), the next retention sweep, and an earlier wake-up asked for.
+ */
+export function alarmTime(a: { phase: StreamPhase; lastPushAt: number | null; graceMs: number; sweepAt: number | null; soon?: number; now: number }): number | null {
+  const times: number[] = [];
+  if (isOnAir(a.phase)) times.push((a.lastPushAt ?? a.now) + a.graceMs);
+  if (a.sweepAt !== null) times.push(a.sweepAt);
+  if (a.soon !== undefined) times.push(a.soon);
+  return times.length === 0 ? null : Math.max(a.now, Math.min(...times));
+}
