@@ -5,11 +5,11 @@
 // sockets (deliver). The Room stays the only authority; a shard can be rebuilt from it at any time.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
-import { CLOSE, REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
+import { REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
 import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
 import type { IngestBatch } from './room.ts';
-import { FrameRing, SocketHub, reciprocateClose } from './room-sockets.ts';
-import { readAdmission, type ConnIdentity } from '../core/contracts/room-admission.ts';
+import { FrameRing, SocketHub, admittedUpgrade, reciprocateClose, type Attachment } from './room-sockets.ts';
+import type { ConnIdentity } from '../core/contracts/room-admission.ts';
 import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 
 /** Reactions are counted here and forwarded at most this often. */
@@ -58,13 +58,8 @@ export class RoomShard extends DurableObject<Env> {
   }
 
   override async fetch(request: Request): Promise<Response> {
-    const a = readAdmission(request);
-    if (!a || a.shard < 0 || request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
-      return new Response(JSON.stringify({ error: { code: 'bad_request', message: 'expected an admitted WebSocket upgrade' } }), {
-        status: 400,
-        headers: { 'content-type': 'application/json' },
-      });
-    }
+    const a = admittedUpgrade(request, 'shard');
+    if (a instanceof Response) return a;
     this.roomId = a.room;
     this.index = a.shard;
     let mirror: Mirror;
@@ -90,20 +85,12 @@ export class RoomShard extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
-    const now = Date.now(); // t1 for clock pings
-    const msg = this.hub.receive(ws, message, now);
-    if (!msg) return;
-    const who = this.hub.identity(ws);
-    if (!who) return closeQuietly(ws, CLOSE.policy, 'unknown connection');
-    if (this.roomId === null) {
-      this.roomId = who.room;
-      this.index = who.shard;
-    }
+    // Clock pings are answered by the hub, here, not at the Room: they need no authority.
+    const inbound = this.hub.inbound(ws, message, Date.now());
+    if (!inbound) return;
+    const { who, msg } = inbound;
+    this.learnRoom(who);
     switch (msg.type) {
-      case 'ping':
-        // Answered here, not at the Room: the clock needs no authority, only a quick reply.
-        this.hub.sendText(ws, JSON.stringify({ type: 'pong', t0: msg.t0, t1: now, t2: Date.now() }));
-        return;
       case 'resync': {
         const m = await this.ensureMirror().catch(() => null);
         if (m) this.hub.sendText(ws, JSON.stringify({ type: 'state', epoch: m.epoch, seq: m.seq, state: m.state }));
@@ -121,25 +108,27 @@ export class RoomShard extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.leave(ws);
-    reciprocateClose(ws, code, reason);
+    this.leave(this.hub.ended(ws, { code, reason }));
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     void error;
-    this.leave(ws);
+    this.leave(this.hub.ended(ws));
   }
 
-  private leave(ws: WebSocket): void {
-    this.hub.drop(ws);
-    const a = this.hub.identity(ws);
-    if (!a) return;
-    if (this.roomId === null) {
-      this.roomId = a.room;
-      this.index = a.shard;
-    }
-    this.out.leaves.push(a.conn);
+  private leave(who: Attachment | null): void {
+    if (!who) return;
+    this.learnRoom(who);
+    this.out.leaves.push(who.conn);
     this.sendSoon(0);
+  }
+
+  /** After a wake, which room and shard this is comes with the first socket that speaks. */
+  private learnRoom(who: Attachment): void {
+    if (this.roomId === null) {
+      this.roomId = who.room;
+      this.index = who.shard;
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -188,6 +177,16 @@ export class RoomShard extends DurableObject<Env> {
       closeQuietly(ws, closeCode, 'banned');
     }
     return sockets.length;
+  }
+
+  /** Frames the Room addresses to single connections here (relayed voice signalling), in order. */
+  relay(frames: Array<{ conn: string; text: string }>): number {
+    let sent = 0;
+    for (const f of frames) {
+      const ws = this.hub.byConn(f.conn);
+      if (ws && this.hub.sendText(ws, f.text)) sent++;
+    }
+    return sent;
   }
 
   stats(): SocketHub['meter']['counts'] {

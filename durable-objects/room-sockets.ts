@@ -14,7 +14,7 @@ import {
 } from '../core/rooms/room-protocol.ts';
 import { ROOM_RATE_LIMITS, fullBucket, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
 import { mergeBatches, type BatchBody } from '../core/rooms/room-state.ts';
-import type { Admission, ConnIdentity } from '../core/contracts/room-admission.ts';
+import { readAdmission, type Admission, type ConnIdentity } from '../core/contracts/room-admission.ts';
 import { closeQuietly } from '../workers/websocket-answers.ts';
 
 /**
@@ -194,6 +194,37 @@ export class SocketHub {
     return parsed.message;
   }
 
+  /**
+   * The front door both holders share: admits a frame (`receive`), finds who sent it (a socket
+   * without an identity is closed), and answers clock pings itself — a ping needs no authority,
+   * only a quick reply, stamped `t1` at receipt (`now`) and `t2` as it leaves.
+   */
+  inbound(ws: WebSocket, frame: string | ArrayBuffer, now: number): { who: Attachment; msg: Exclude<ClientMessage, { type: 'ping' }> } | null {
+    const msg = this.receive(ws, frame, now);
+    if (!msg) return null;
+    const who = this.identity(ws);
+    if (!who) {
+      closeQuietly(ws, CLOSE.policy, 'unknown connection');
+      return null;
+    }
+    if (msg.type === 'ping') {
+      this.sendText(ws, JSON.stringify({ type: 'pong', t0: msg.t0, t1: now, t2: Date.now() }));
+      return null;
+    }
+    return { who, msg };
+  }
+
+  /**
+   * A socket closed (`close` given: its code and reason) or failed: forgets it, answers the close,
+   * and returns who it was so the holder can record the leave. One handler for Room and shard.
+   */
+  ended(ws: WebSocket, close?: { code: number; reason: string }): Attachment | null {
+    this.drop(ws);
+    const who = this.identity(ws);
+    if (close) reciprocateClose(ws, close.code, close.reason);
+    return who;
+  }
+
   /** Sends one already-serialised frame to every open socket; returns how many it reached. */
   broadcast(text: string): number {
     const t = performance.now();
@@ -314,4 +345,20 @@ export class SocketHub {
 export function reciprocateClose(ws: WebSocket, code: number, reason: string): void {
   if (code === 1005 || code === 1006 || code === 1015) return;
   closeQuietly(ws, code, reason);
+}
+
+/**
+ * The admission of an upgrade the Worker forwarded to a holder — the Room (`shard` -1) or a shard
+ * (index ≥ 0) — or the 400 answer to anything else.
+ */
+export function admittedUpgrade(request: Request, holder: 'room' | 'shard'): Admission | Response {
+  const a = readAdmission(request);
+  const mine = a !== null && (holder === 'room' ? a.shard === -1 : a.shard >= 0);
+  if (!mine || request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
+    return new Response(JSON.stringify({ error: { code: 'bad_request', message: 'expected an admitted WebSocket upgrade' } }), {
+      status: 400,
+      headers: { 'content-type': 'application/json' },
+    });
+  }
+  return a;
 }

@@ -3,6 +3,8 @@
 // viewer was told survives eviction. All calls are synchronous and consume their cursors at once
 // (a cursor has no snapshot isolation across an await).
 import type { ChatMessage, PlaybackState, Poll, Role } from '../core/rooms/room-protocol.ts';
+import type { VoiceMember } from '../core/rooms/voice-protocol.ts';
+import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import type { ConnIdentity } from '../core/contracts/room-admission.ts';
 
 /** Schema, created idempotently on every construction (cheap) and versioned in `meta`. */
@@ -25,20 +27,35 @@ CREATE TABLE IF NOT EXISTS votes (
 );
 CREATE TABLE IF NOT EXISTS sanctions (
   uid TEXT NOT NULL, kind TEXT NOT NULL, until INTEGER, by TEXT NOT NULL,
+  by_role TEXT NOT NULL DEFAULT 'host',
   PRIMARY KEY (uid, kind)
 );
+CREATE TABLE IF NOT EXISTS ranks (uid TEXT PRIMARY KEY, role TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS anon_mints (addr TEXT PRIMARY KEY, tokens REAL NOT NULL, at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS voice_seats (conn TEXT PRIMARY KEY, seat TEXT NOT NULL, joined_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS shard_members (
   conn TEXT PRIMARY KEY, shard INTEGER NOT NULL,
   uid TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL
 );
 `;
-const SCHEMA_VERSION = '1';
+/**
+ * 2: sanctions record the rank of who set them (`by_role`; rows of version 1 count as a host's),
+ * `ranks` keeps the staff rank of each token identity seen, `anon_mints` the per-address budget
+ * of new anonymous identities, `voice_seats` who is in voice (tables created by SCHEMA).
+ */
+const SCHEMA_VERSION = '2';
 
 /** Rows beyond this many are pruned, oldest first: history is for late joiners, not an archive. */
 const MESSAGES_KEPT = 1000;
 
 export interface RoomSettings {
   anonymous: boolean;
+  /** Anonymous joins (reconnects included) one address may make per minute. */
+  anonymousJoinsPerMinute?: number;
+  /** New anonymous identities one address may take per hour. */
+  anonymousIdsPerHour?: number;
+  /** Members a peer-to-peer voice mesh holds before the group moves to the SFU (≤ VOICE_LIMITS.meshMax). */
+  voiceMeshMax?: number;
   /** Sockets the Room holds itself before it starts placing viewers on shards. */
   directCapacity?: number;
   /** Sockets per shard. */
@@ -48,9 +65,12 @@ export interface RoomSettings {
 
 export interface Sanction {
   uid: string;
-  kind: 'mute' | 'ban';
+  /** `voice`: muted in voice by a moderator. */
+  kind: 'mute' | 'ban' | 'voice';
   /** ms; null = until lifted. */
   until: number | null;
+  /** The rank of who set it: it holds only members that rank outranks. */
+  byRole: Role;
 }
 
 export interface ShardMember extends ConnIdentity {
@@ -62,11 +82,13 @@ type Row = Record<string, SqlStorageValue>;
 export class RoomStore {
   private readonly sql: SqlStorage;
   private inserts = 0;
+  private mints = 0;
 
   constructor(sql: SqlStorage) {
     this.sql = sql;
     sql.exec(SCHEMA);
     const v = this.getMeta<string>('schema');
+    if (v === '1') this.sql.exec("ALTER TABLE sanctions ADD COLUMN by_role TEXT NOT NULL DEFAULT 'host'");
     if (v !== SCHEMA_VERSION) this.setMeta('schema', SCHEMA_VERSION);
   }
 
@@ -105,6 +127,11 @@ export class RoomStore {
     return rows.reverse().map(toMessage);
   }
 
+  /** True for a message that exists and is not deleted. */
+  messageLive(id: number): boolean {
+    return this.sql.exec('SELECT 1 FROM messages WHERE id = ? AND deleted = 0', id).toArray().length > 0;
+  }
+
   /** Marks a message deleted; false if there is no such (live) message. */
   deleteMessage(id: number): boolean {
     return this.sql.exec('UPDATE messages SET deleted = 1 WHERE id = ? AND deleted = 0', id).rowsWritten > 0;
@@ -141,6 +168,11 @@ export class RoomStore {
 
   closePoll(id: number, at: number): boolean {
     return this.sql.exec('UPDATE polls SET closed_at = ? WHERE id = ? AND closed_at IS NULL', at, id).rowsWritten > 0;
+  }
+
+  /** The option a viewer chose in a poll, or null. */
+  voteOf(pollId: number, uid: string): number | null {
+    return this.sql.exec<{ option: number }>('SELECT option FROM votes WHERE poll_id = ? AND uid = ?', pollId, uid).toArray()[0]?.option ?? null;
   }
 
   /** Records a vote; returns the option the viewer had chosen before, if any. */
@@ -192,19 +224,50 @@ export class RoomStore {
 
   sanctions(): Sanction[] {
     return this.sql
-      .exec<{ uid: string; kind: string; until: number | null }>('SELECT uid, kind, until FROM sanctions')
+      .exec<{ uid: string; kind: string; until: number | null; by_role: string }>('SELECT uid, kind, until, by_role FROM sanctions')
       .toArray()
-      .map((r) => ({ uid: r.uid, kind: r.kind as Sanction['kind'], until: r.until }));
+      .map((r) => ({ uid: r.uid, kind: r.kind as Sanction['kind'], until: r.until, byRole: r.by_role as Role }));
   }
 
   setSanction(s: Sanction, by: string): void {
     this.sql.exec(
-      'INSERT INTO sanctions (uid, kind, until, by) VALUES (?, ?, ?, ?) ON CONFLICT(uid, kind) DO UPDATE SET until = excluded.until, by = excluded.by',
+      'INSERT INTO sanctions (uid, kind, until, by, by_role) VALUES (?, ?, ?, ?, ?) ON CONFLICT(uid, kind) DO UPDATE SET until = excluded.until, by = excluded.by, by_role = excluded.by_role',
       s.uid,
       s.kind,
       s.until,
       by,
+      s.byRole,
     );
+  }
+
+  // --- ranks of identities ------------------------------------------------------------------------
+
+  /** Staff ranks by identity (viewers have no row). */
+  ranks(): Array<{ uid: string; role: Role }> {
+    return this.sql
+      .exec<{ uid: string; role: string }>('SELECT uid, role FROM ranks')
+      .toArray()
+      .map((r) => ({ uid: r.uid, role: r.role as Role }));
+  }
+
+  /** Records the rank a token last gave an identity (a viewer token removes a staff rank). */
+  setRank(uid: string, role: Role): void {
+    if (role === 'viewer') this.sql.exec('DELETE FROM ranks WHERE uid = ?', uid);
+    else this.sql.exec('INSERT INTO ranks (uid, role) VALUES (?, ?) ON CONFLICT(uid) DO UPDATE SET role = excluded.role', uid, role);
+  }
+
+  // --- new anonymous identities per address -------------------------------------------------------
+
+  /** The address's bucket of new anonymous identities, if it has spent any recently. */
+  anonMints(addr: string): BucketState | undefined {
+    const row = this.sql.exec<{ tokens: number; at: number }>('SELECT tokens, at FROM anon_mints WHERE addr = ?', addr).toArray()[0];
+    return row ? { tokens: row.tokens, at: row.at } : undefined;
+  }
+
+  /** Stores an address's bucket; rows older than `forgetBefore` (full again by then) are dropped now and then. */
+  setAnonMints(addr: string, b: BucketState, forgetBefore: number): void {
+    this.sql.exec('INSERT INTO anon_mints (addr, tokens, at) VALUES (?, ?, ?) ON CONFLICT(addr) DO UPDATE SET tokens = excluded.tokens, at = excluded.at', addr, b.tokens, b.at);
+    if (++this.mints % 100 === 0) this.sql.exec('DELETE FROM anon_mints WHERE at < ?', forgetBefore);
   }
 
   removeSanction(uid: string, kind: Sanction['kind']): boolean {
@@ -240,6 +303,28 @@ export class RoomStore {
       .exec<{ conn: string; shard: number; uid: string; name: string; role: string }>('SELECT conn, shard, uid, name, role FROM shard_members')
       .toArray()
       .map((r) => ({ conn: r.conn, shard: r.shard, uid: r.uid, name: r.name, role: r.role as Role }));
+  }
+
+  // --- voice seats (speaking is not kept: it is stale by the time anyone reads it back) ------------
+
+  voiceSeats(): VoiceMember[] {
+    return this.sql
+      .exec<{ seat: string }>('SELECT seat FROM voice_seats ORDER BY joined_at, conn')
+      .toArray()
+      .map((r) => ({ ...(JSON.parse(r.seat) as VoiceMember), speaking: false }));
+  }
+
+  setVoiceSeat(m: VoiceMember): void {
+    this.sql.exec(
+      'INSERT INTO voice_seats (conn, seat, joined_at) VALUES (?, ?, ?) ON CONFLICT(conn) DO UPDATE SET seat = excluded.seat',
+      m.conn,
+      JSON.stringify({ ...m, speaking: false }),
+      Date.now(),
+    );
+  }
+
+  removeVoiceSeat(conn: string): void {
+    this.sql.exec('DELETE FROM voice_seats WHERE conn = ?', conn);
   }
 
   // --- playback ---------------------------------------------------------------------------------

@@ -22,11 +22,17 @@ import {
   type RoomSnapshot,
 } from '../core/rooms/room-protocol.ts';
 import { applyEvents } from '../core/rooms/room-state.ts';
-import { isStaff, mayDo, outranks } from '../core/rooms/room-rules.ts';
-import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketState } from '../core/rooms/room-token-bucket.ts';
+import { decideRoomMessage, replyFrame, type RoomEffect, type RoomView, type SanctionState } from '../core/rooms/room-decisions.ts';
+import { higherRole, sanctionBinds } from '../core/rooms/room-rules.ts';
+import { ANONYMOUS_DEFAULTS, decideAnonymousJoin, idsSpec, joinsSpec, refillMs, type AnonymousLimits } from '../core/rooms/room-admission.ts';
+import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
-import { FrameRing, SocketHub, reciprocateClose, type Meter } from './room-sockets.ts';
-import { readAdmission, shardName, type ConnIdentity } from '../core/contracts/room-admission.ts';
+import { ConnRelay, VoiceSeats } from './room-voice.ts';
+import { leaveVoice } from '../core/rooms/voice-decisions.ts';
+import { VOICE_LIMITS } from '../core/rooms/voice-protocol.ts';
+import { VOICE_SFU_TOKEN_TTL_SEC, signVoiceSfuToken } from '../core/auth/voice-sfu-token.ts';
+import { FrameRing, SocketHub, admittedUpgrade, reciprocateClose, type Meter } from './room-sockets.ts';
+import { shardName, type ConnIdentity } from '../core/contracts/room-admission.ts';
 import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';
 
 /** Optional tuning from wrangler.toml `[vars]`; per-room settings override them. */
@@ -34,6 +40,11 @@ export interface RoomVars {
   ROOM_DIRECT_CAPACITY?: string;
   ROOM_SHARD_CAPACITY?: string;
   ROOM_MAX_SHARDS?: string;
+  ROOM_ANON_JOINS_PER_MINUTE?: string;
+  ROOM_ANON_IDS_PER_HOUR?: string;
+  /** The media node's SFU for voice groups past the mesh (docs/rooms.md § Voice), and its shared secret. */
+  VOICE_SFU_URL?: string;
+  VOICE_SFU_SECRET?: string;
 }
 
 export const ROOM_DEFAULTS = { directCapacity: 1000, shardCapacity: 2000, maxShards: 16 } as const;
@@ -46,8 +57,6 @@ export const REACTIONS_MS = 100;
 const RESERVATION_MS = 30_000;
 /** A big room's viewer count goes out at most this often. */
 export const PRESENCE_MS = 1000;
-/** A host's `at` further than this from the room's clock is ignored. */
-const PLAYBACK_SKEW_MS = 5_000;
 
 export interface AdmitRequest {
   room: string;
@@ -56,6 +65,10 @@ export interface AdmitRequest {
   role: Role;
   /** True when a room token vouches for the viewer; false for anonymous viewers. */
   viaToken: boolean;
+  /** Anonymous viewers: a keyed hash of their address (never the address itself). */
+  address?: string;
+  /** Anonymous viewers: true when the Worker minted their identity for this join. */
+  newIdentity?: boolean;
 }
 export type AdmitResult =
   | { ok: true; shard: number }
@@ -115,11 +128,28 @@ export class Room extends DurableObject<Env> {
   private readonly viewers = new Map<string, { name: string; role: Role; conns: number }>();
   private readonly reserved = new Map<string, { shard: number; at: number }>();
   private readonly shards = new Map<number, ShardLink>();
-  private readonly sanctions = new Map<string, { muteUntil?: number | null; banned?: boolean }>();
+  private readonly sanctions = new Map<string, SanctionState>();
+  /** Staff ranks by identity (from the tokens they joined with), online or not. */
+  private readonly ranks = new Map<string, Role>();
+  /** Anonymous joins per address (in memory: a minute's budget survives no eviction, and needs not). */
+  private readonly anonJoins = new Map<string, BucketState>();
   private readonly openPolls = new Map<number, Poll>();
   private readonly dirtyPolls = new Set<number>();
   private readonly lastChatAt = new Map<string, number>();
   private readonly chatBuckets = new Map<string, BucketState>();
+
+  private readonly voice: VoiceSeats;
+  /** Frames for one connection (relayed signalling), wherever it is held. */
+  private readonly relay = new ConnRelay({
+    holderOf: (conn) => this.conns.get(conn)?.shard,
+    sendHere: (conn, text) => {
+      const ws = this.hub.byConn(conn);
+      if (ws) this.hub.sendText(ws, text);
+    },
+    sendToShard: async (i, frames) => {
+      await this.shardStub(i).relay(frames);
+    },
+  });
 
   private pending: RoomEvent[] = [];
   private presenceDirty = false;
@@ -148,16 +178,26 @@ export class Room extends DurableObject<Env> {
 
     for (const s of this.store.sanctions()) {
       const cur = this.sanctions.get(s.uid) ?? {};
-      if (s.kind === 'ban') cur.banned = true;
-      else cur.muteUntil = s.until;
+      if (s.kind === 'ban') {
+        cur.banned = true;
+        cur.banBy = s.byRole;
+      } else if (s.kind === 'voice') {
+        cur.voiceMuted = true;
+        cur.voiceBy = s.byRole;
+      } else {
+        cur.muteUntil = s.until;
+        cur.muteBy = s.byRole;
+      }
       this.sanctions.set(s.uid, cur);
     }
+    for (const r of this.store.ranks()) this.ranks.set(r.uid, r.role);
     for (const a of this.hub.members()) this.addConn(a, -1);
     for (const m of this.store.shardMembers()) {
       this.addConn(m, m.shard);
       this.link(m.shard); // so the next batch reaches every shard that holds viewers
     }
     this.presenceDirty = false;
+    this.voice = new VoiceSeats(this.store, (conn) => this.conns.has(conn));
 
     const polls = this.store.recentPolls(ROOM_LIMITS.pollsKept);
     for (const p of polls) if (p.open) this.openPolls.set(p.id, p);
@@ -168,6 +208,7 @@ export class Room extends DurableObject<Env> {
       presence: this.presence(),
       slowModeSec: this.store.getMeta<number>('slow') ?? 0,
       anonymous: this.settings.anonymous,
+      voice: this.voice.state(),
     };
   }
 
@@ -189,8 +230,13 @@ export class Room extends DurableObject<Env> {
     if (!req.viaToken && !this.settings.anonymous) {
       return { ok: false, code: 'anonymous_not_allowed', reason: 'this room needs a room token', close: CLOSE.unauthorized };
     }
-    if (this.sanctions.get(req.uid)?.banned) {
+    if (req.viaToken) this.recordRank(req.uid, req.role);
+    if (this.isBanned(req.uid, req.role)) {
       return { ok: false, code: 'banned', reason: 'you are banned from this room', close: CLOSE.forbidden };
+    }
+    if (!req.viaToken) {
+      const refused = this.spendAnonymousJoin(req.address ?? 'unknown', req.newIdentity ?? true, now);
+      if (refused) return refused;
     }
     for (const [conn, r] of this.reserved) if (now - r.at > RESERVATION_MS) this.reserved.delete(conn);
     const load = new Map(this.held);
@@ -212,18 +258,45 @@ export class Room extends DurableObject<Env> {
     return { ok: true, shard };
   }
 
-  override async fetch(request: Request): Promise<Response> {
-    const a = readAdmission(request);
-    if (!a || a.shard !== -1 || request.headers.get('Upgrade')?.toLowerCase() !== 'websocket') {
-      return new Response(JSON.stringify({ error: { code: 'bad_request', message: 'expected an admitted WebSocket upgrade' } }), {
-        status: 400,
-        headers: { 'content-type': 'application/json' },
-      });
+  /** A ban holds a member only when who set it outranks the rank they join with. */
+  private isBanned(uid: string, role: Role): boolean {
+    const s = this.sanctions.get(uid);
+    return s?.banned === true && sanctionBinds(s.banBy, role);
+  }
+
+  /** Remembers the rank a token gives an identity, so moderation checks it while they are away. */
+  private recordRank(uid: string, role: Role): void {
+    if ((this.ranks.get(uid) ?? 'viewer') === role) return;
+    if (role === 'viewer') this.ranks.delete(uid);
+    else this.ranks.set(uid, role);
+    this.store.setRank(uid, role);
+  }
+
+  /** Spends an anonymous join from the address's budgets (core/rooms/room-admission.ts); the refusal, if any. */
+  private spendAnonymousJoin(address: string, newIdentity: boolean, now: number): AdmitResult | null {
+    const limits = this.anonymousLimits();
+    const d = decideAnonymousJoin(limits, { joins: this.anonJoins.get(address), ids: newIdentity ? this.store.anonMints(address) : undefined }, newIdentity, now);
+    if (this.anonJoins.size >= 10_000 && !this.anonJoins.has(address)) {
+      // Bounded memory: forget the buckets that are full again (forgetting one changes nothing).
+      const full = refillMs(joinsSpec(limits));
+      for (const [a, b] of this.anonJoins) if (now - b.at >= full) this.anonJoins.delete(a);
     }
+    this.anonJoins.set(address, d.joins);
+    if (!d.ok) {
+      const retry = Math.ceil(d.retryAfterMs / 1000);
+      return { ok: false, code: 'rate_limited', reason: `${d.reason} (retry in ${retry} s)`, close: CLOSE.tooMany };
+    }
+    if (d.ids) this.store.setAnonMints(address, d.ids, now - refillMs(idsSpec(limits)));
+    return null;
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    const a = admittedUpgrade(request, 'room');
+    if (a instanceof Response) return a;
     this.rememberRoom(a.room);
     this.reserved.delete(a.conn);
     // A ban can land between admission and the upgrade.
-    if (this.sanctions.get(a.uid)?.banned) return refuseUpgrade('banned', 'you are banned from this room', CLOSE.forbidden);
+    if (this.isBanned(a.uid, a.role)) return refuseUpgrade('banned', 'you are banned from this room', CLOSE.forbidden);
     const now = Date.now();
     const joinStart = performance.now();
     const pair = new WebSocketPair();
@@ -243,14 +316,10 @@ export class Room extends DurableObject<Env> {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const now = Date.now(); // t1 for clock pings: stamped before any work
-    const msg = this.hub.receive(ws, message, now);
-    if (!msg) return;
-    const who = this.hub.identity(ws);
-    if (!who) return closeQuietly(ws, CLOSE.policy, 'unknown connection');
+    const inbound = this.hub.inbound(ws, message, now);
+    if (!inbound) return;
+    const { who, msg } = inbound;
     switch (msg.type) {
-      case 'ping':
-        this.hub.sendText(ws, JSON.stringify({ type: 'pong', t0: msg.t0, t1: now, t2: Date.now() }));
-        return;
       case 'resync':
         this.hub.sendText(ws, this.stateFrame());
         return;
@@ -259,25 +328,20 @@ export class Room extends DurableObject<Env> {
         return;
       default: {
         const reply = this.handle(who, msg, now);
-        if (reply) this.hub.sendText(ws, reply);
+        if (reply !== null) this.hub.sendText(ws, reply);
       }
     }
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
-    this.leave(ws);
-    reciprocateClose(ws, code, reason);
+    const who = this.hub.ended(ws, { code, reason });
+    if (who) this.removeConn(who.conn);
   }
 
   override async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
     void error;
-    this.leave(ws);
-  }
-
-  private leave(ws: WebSocket): void {
-    this.hub.drop(ws);
-    const a = this.hub.identity(ws);
-    if (a) this.removeConn(a.conn);
+    const who = this.hub.ended(ws);
+    if (who) this.removeConn(who.conn);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -313,7 +377,7 @@ export class Room extends DurableObject<Env> {
     const replies: IngestResult['replies'] = [];
     for (const { from, msg } of batch.messages) {
       const text = this.handle(from, msg, now);
-      if (text) replies.push({ conn: from.conn, text });
+      if (text !== null) replies.push({ conn: from.conn, text });
     }
     const held = this.held.get(batch.shard) ?? 0;
     // A count that stays wrong (a shard restarted without telling us who left) is repaired from
@@ -364,136 +428,160 @@ export class Room extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The rules: one place decides every room-bound message, wherever the sender is connected.
+  // The rules (core/rooms/room-decisions.ts) decide every room-bound message, wherever the
+  // sender is connected; the Room carries out what they decide.
 
   private handle(from: ConnIdentity, msg: RoomBoundMessage, now: number): string | null {
-    const rid = msg.rid;
-    const ack = (id?: number) =>
-      rid === undefined ? null : JSON.stringify(id === undefined ? { type: 'ack', rid } : { type: 'ack', rid, id });
-    if (!mayDo(from.role, msg.type)) return errorFrame('forbidden', `${from.role} may not ${msg.type}`, rid);
-    const sanction = this.sanctions.get(from.uid);
-    if (sanction?.banned) return errorFrame('banned', 'you are banned from this room', rid);
+    const decision = decideRoomMessage(this.rules, from, msg, now);
+    let inserted: number | undefined;
+    for (const effect of decision.effects) inserted = this.apply(effect, now) ?? inserted;
+    return decision.reply === null ? null : replyFrame(decision.reply, inserted);
+  }
 
-    switch (msg.type) {
-      case 'chat': {
-        if (sanction?.muteUntil !== undefined && (sanction.muteUntil === null || sanction.muteUntil > now)) {
-          const until = sanction.muteUntil === null ? 'further notice' : new Date(sanction.muteUntil).toISOString();
-          return errorFrame('muted', `you are muted until ${until}`, rid);
-        }
-        if (!isStaff(from.role)) {
-          const slow = this.view.slowModeSec;
-          const last = this.lastChatAt.get(from.uid);
-          if (slow > 0 && last !== undefined && now - last < slow * 1000) {
-            return errorFrame('slow_mode', `slow mode: wait ${Math.ceil((slow * 1000 - (now - last)) / 1000)} s`, rid);
-          }
-          let bucket = this.chatBuckets.get(from.uid);
-          if (!bucket) this.chatBuckets.set(from.uid, (bucket = fullBucket(ROOM_RATE_LIMITS.viewerChat, now)));
-          if (!takeToken(ROOM_RATE_LIMITS.viewerChat, bucket, now)) {
-            const wait = msUntil(ROOM_RATE_LIMITS.viewerChat, bucket, now);
-            return errorFrame('rate_limited', `too many chat messages; wait ${wait} ms`, rid);
-          }
-          this.lastChatAt.set(from.uid, now);
-        }
-        const message = this.store.insertMessage({
-          uid: from.uid,
-          name: from.name,
-          role: from.role,
-          text: msg.text,
-          ts: now,
-          ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}),
-        });
+  /** Carries out one effect; returns the id of the row it inserted, if it inserted one. */
+  private apply(e: RoomEffect, now: number): number | undefined {
+    switch (e.kind) {
+      case 'chat.pace':
+        this.lastChatAt.set(e.uid, e.lastAt);
+        this.chatBuckets.set(e.uid, e.bucket);
+        return;
+      case 'chat.insert': {
+        const message = this.store.insertMessage(e.message);
         this.pending.push({ kind: 'chat', message });
         this.scheduleFlush();
-        return ack(message.id);
+        return message.id;
       }
-      case 'poll.open': {
-        const closesAt = msg.durationSec ? now + msg.durationSec * 1000 : null;
-        const poll = this.store.insertPoll({ question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt });
+      case 'chat.delete':
+        this.store.deleteMessage(e.id);
+        this.pending.push({ kind: 'chat.delete', id: e.id });
+        this.scheduleFlush();
+        return;
+      case 'poll.insert': {
+        const poll = this.store.insertPoll(e.poll);
         this.openPolls.set(poll.id, poll);
         this.dirtyPolls.add(poll.id);
-        if (closesAt !== null) void this.armAlarm();
+        if (poll.closesAt !== null) void this.armAlarm();
         this.scheduleFlush();
-        return ack(poll.id);
+        return poll.id;
       }
       case 'poll.vote': {
-        const poll = this.openPolls.get(msg.pollId);
-        if (!poll) {
-          return this.store.getPoll(msg.pollId)
-            ? errorFrame('poll_closed', 'this poll is closed', rid)
-            : errorFrame('not_found', 'no such poll', rid);
-        }
-        if (msg.option >= poll.options.length) return errorFrame('invalid_message', 'option: no such option', rid);
-        const prev = this.store.vote(poll.id, from.uid, msg.option);
-        if (prev !== msg.option) {
-          const counts = [...poll.counts];
-          if (prev !== null) counts[prev] = Math.max(0, (counts[prev] ?? 0) - 1);
-          counts[msg.option] = (counts[msg.option] ?? 0) + 1;
-          this.openPolls.set(poll.id, { ...poll, counts });
-          this.dirtyPolls.add(poll.id);
-          this.scheduleFlush();
-        }
-        return ack(poll.id);
-      }
-      case 'poll.close': {
-        if (!this.closePoll(msg.pollId, now)) {
-          return this.store.getPoll(msg.pollId)
-            ? errorFrame('poll_closed', 'this poll is already closed', rid)
-            : errorFrame('not_found', 'no such poll', rid);
-        }
-        void this.armAlarm();
-        return ack(msg.pollId);
-      }
-      case 'mod.delete': {
-        if (!this.store.deleteMessage(msg.messageId)) return errorFrame('not_found', 'no such message', rid);
-        this.pending.push({ kind: 'chat.delete', id: msg.messageId });
+        this.store.vote(e.pollId, e.uid, e.option);
+        const poll = this.openPolls.get(e.pollId);
+        if (poll) this.openPolls.set(e.pollId, { ...poll, counts: e.counts });
+        this.dirtyPolls.add(e.pollId);
         this.scheduleFlush();
-        return ack(msg.messageId);
+        return;
       }
-      case 'mod.mute':
-      case 'mod.ban': {
-        const target = this.viewers.get(msg.uid)?.role ?? 'viewer';
-        if (!outranks(from.role, target)) return errorFrame('forbidden', `a ${from.role} may not sanction a ${target}`, rid);
-        const cur = this.sanctions.get(msg.uid) ?? {};
-        if (msg.type === 'mod.mute') {
-          cur.muteUntil = now + msg.seconds * 1000;
-          this.store.setSanction({ uid: msg.uid, kind: 'mute', until: cur.muteUntil }, from.uid);
+      case 'poll.close':
+        this.closePoll(e.pollId, now);
+        void this.armAlarm();
+        return;
+      case 'sanction.set': {
+        this.store.setSanction({ uid: e.uid, kind: e.sanction, until: e.until, byRole: e.by.role }, e.by.uid);
+        const cur = this.sanctions.get(e.uid) ?? {};
+        if (e.sanction === 'mute') {
+          cur.muteUntil = e.until;
+          cur.muteBy = e.by.role;
+        } else if (e.sanction === 'voice') {
+          cur.voiceMuted = true;
+          cur.voiceBy = e.by.role;
         } else {
           cur.banned = true;
-          this.store.setSanction({ uid: msg.uid, kind: 'ban', until: null }, from.uid);
-          this.kick(msg.uid, 'banned', 'you were banned from this room', CLOSE.forbidden);
+          cur.banBy = e.by.role;
         }
-        this.sanctions.set(msg.uid, cur);
-        return ack();
+        this.sanctions.set(e.uid, cur);
+        return;
       }
-      case 'mod.unmute':
-      case 'mod.unban': {
-        const kind = msg.type === 'mod.unmute' ? 'mute' : 'ban';
-        this.store.removeSanction(msg.uid, kind);
-        const cur = this.sanctions.get(msg.uid);
+      case 'sanction.lift': {
+        this.store.removeSanction(e.uid, e.sanction);
+        const cur = this.sanctions.get(e.uid);
         if (cur) {
-          if (kind === 'mute') delete cur.muteUntil;
-          else delete cur.banned;
-          if (cur.muteUntil === undefined && !cur.banned) this.sanctions.delete(msg.uid);
+          if (e.sanction === 'mute') {
+            delete cur.muteUntil;
+            delete cur.muteBy;
+          } else if (e.sanction === 'voice') {
+            delete cur.voiceMuted;
+            delete cur.voiceBy;
+          } else {
+            delete cur.banned;
+            delete cur.banBy;
+          }
+          if (cur.muteUntil === undefined && !cur.banned && !cur.voiceMuted) this.sanctions.delete(e.uid);
         }
-        return ack();
+        return;
       }
-      case 'mod.slow': {
-        this.store.setMeta('slow', msg.seconds);
-        this.pending.push({ kind: 'slow', seconds: msg.seconds });
+      case 'kick':
+        this.kick(e.uid, e.code, e.reason, e.close);
+        return;
+      case 'slow.set':
+        this.store.setMeta('slow', e.seconds);
+        this.pending.push({ kind: 'slow', seconds: e.seconds });
         this.scheduleFlush();
-        return ack();
-      }
-      case 'playback.set': {
-        const at = msg.at !== undefined && Math.abs(msg.at - now) <= PLAYBACK_SKEW_MS ? msg.at : now;
-        const prev = this.store.playback();
-        const playback = { playing: msg.playing, position: msg.position, rate: msg.rate, at, by: from.name, version: (prev?.version ?? 0) + 1 };
-        this.store.setPlayback(playback);
-        this.pending.push({ kind: 'playback', playback });
+        return;
+      case 'playback.set':
+        this.store.setPlayback(e.playback);
+        this.pending.push({ kind: 'playback', playback: e.playback });
         this.scheduleFlush();
-        return ack(playback.version);
+        return;
+      case 'voice.seat':
+        this.pending.push(this.voice.take(e.member, e.persist));
+        this.scheduleFlush();
+        return;
+      case 'voice.unseat': {
+        const ev = this.voice.leave(e.conn);
+        if (ev) this.pending.push(ev);
+        this.scheduleFlush();
+        return;
       }
+      case 'voice.mode':
+        this.pending.push(this.voice.setMode(e.mode));
+        this.scheduleFlush();
+        return;
+      case 'voice.pace':
+        this.voice.setPace(e.conn, { ...(e.signals ? { signals: e.signals } : {}), ...(e.updates ? { updates: e.updates } : {}) });
+        return;
+      case 'voice.relay':
+        this.relay.send(e.to, e.frame);
+        return;
+      case 'voice.sfu':
+        void this.grantSfu(e.conn, e.rid);
+        return;
     }
   }
+
+  /** Sends a seat the SFU's endpoint and a token for it (the signature is asynchronous). */
+  private async grantSfu(conn: string, rid: string | undefined): Promise<void> {
+    const vars = this.env as Env & RoomVars;
+    const seat = this.voice.seat(conn);
+    if (!seat || !vars.VOICE_SFU_URL || !vars.VOICE_SFU_SECRET) return;
+    const exp = Math.floor(Date.now() / 1000) + VOICE_SFU_TOKEN_TTL_SEC;
+    const token = await signVoiceSfuToken({ room: this.roomId ?? '', conn, uid: seat.uid, name: seat.name, exp }, vars.VOICE_SFU_SECRET);
+    const frame = { type: 'voice.sfu', ...(rid !== undefined ? { rid } : {}), endpoint: vars.VOICE_SFU_URL, token, expiresAt: exp * 1000 };
+    this.relay.send(conn, JSON.stringify(frame));
+  }
+
+  /** What the rules may read: memory where the Room keeps it, the store for the rest. */
+  private readonly rules: RoomView = {
+    slowModeSec: () => this.view.slowModeSec,
+    sanction: (uid) => this.sanctions.get(uid),
+    chatPace: (uid) => ({ lastAt: this.lastChatAt.get(uid), bucket: this.chatBuckets.get(uid) }),
+    openPoll: (id) => this.openPolls.get(id),
+    pollExists: (id) => this.store.getPoll(id) !== null,
+    voteOf: (pollId, uid) => this.store.voteOf(pollId, uid),
+    messageLive: (id) => this.store.messageLive(id),
+    playback: () => this.store.playback(),
+    // The identity's rank, online or not; an older room may know a staff member only online.
+    rankOf: (uid) => higherRole(this.ranks.get(uid) ?? 'viewer', this.viewers.get(uid)?.role ?? 'viewer'),
+    voiceSeat: (conn) => this.voice.seat(conn),
+    voiceSeatOf: (uid) => this.voice.seatOf(uid),
+    voiceCount: () => this.voice.count,
+    voiceMode: () => this.voice.mode,
+    voiceConfig: () => {
+      const vars = this.env as Env & RoomVars;
+      return { meshMax: this.settings.voiceMeshMax ?? VOICE_LIMITS.meshMax, sfu: Boolean(vars.VOICE_SFU_URL && vars.VOICE_SFU_SECRET) };
+    },
+    voicePace: (conn) => this.voice.paceOf(conn),
+  };
 
   private closePoll(id: number, now: number): boolean {
     if (!this.store.closePoll(id, now)) return false;
@@ -699,6 +787,8 @@ export class Room extends DurableObject<Env> {
     const c = this.conns.get(conn);
     if (!c) return false;
     this.conns.delete(conn);
+    // A closed connection gives its voice seat up (and may move the group back to the mesh).
+    for (const e of leaveVoice(this.rules, conn)) this.apply(e, Date.now());
     this.held.set(c.shard, (this.held.get(c.shard) ?? 1) - 1);
     const v = this.viewers.get(c.uid);
     if (v && --v.conns <= 0) this.viewers.delete(c.uid);
@@ -709,12 +799,17 @@ export class Room extends DurableObject<Env> {
     return JSON.stringify({ type: 'state', epoch: this.epoch, seq: this.seq, state: this.view });
   }
 
+  private anonymousLimits(): AnonymousLimits {
+    const vars = this.env as Env & RoomVars;
+    return {
+      joinsPerMinute: this.settings.anonymousJoinsPerMinute ?? positiveInt(vars.ROOM_ANON_JOINS_PER_MINUTE, ANONYMOUS_DEFAULTS.joinsPerMinute),
+      idsPerHour: this.settings.anonymousIdsPerHour ?? positiveInt(vars.ROOM_ANON_IDS_PER_HOUR, ANONYMOUS_DEFAULTS.idsPerHour),
+    };
+  }
+
   private capacities(): { directCapacity: number; shardCapacity: number; maxShards: number } {
     const vars = this.env as Env & RoomVars;
-    const num = (v: string | undefined, d: number) => {
-      const n = Number(v);
-      return Number.isInteger(n) && n > 0 ? n : d;
-    };
+    const num = positiveInt;
     return {
       directCapacity: this.settings.directCapacity ?? num(vars.ROOM_DIRECT_CAPACITY, ROOM_DEFAULTS.directCapacity),
       shardCapacity: this.settings.shardCapacity ?? num(vars.ROOM_SHARD_CAPACITY, ROOM_DEFAULTS.shardCapacity),
@@ -728,4 +823,9 @@ export class Room extends DurableObject<Env> {
       this.store.setMeta('room', room);
     }
   }
+}
+
+function positiveInt(v: string | undefined, fallback: number): number {
+  const n = Number(v);
+  return Number.isInteger(n) && n > 0 ? n : fallback;
 }

@@ -11,7 +11,7 @@ import type { SignedRequest } from '../core/contracts/ingest-protocol.ts';
 import { ReplayGuard, admitStored } from '../core/auth/replay-guard.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
 import type { HlsDirectives } from '../core/playlist/blocking.ts';
-import { closeAssembled, openSegments } from '../core/live/end-assembly.ts';
+import { announcedSpan, closeAssembled, openSegments } from '../core/live/end-assembly.ts';
 import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
@@ -26,6 +26,8 @@ import { StreamMedia } from './stream-media.ts';
 import { StreamNotices } from './stream-notices.ts';
 import { StreamPlayback } from './stream-playback.ts';
 import { StreamStore } from './stream-store.ts';
+import { PlaybackLoadCounters } from './playback-load.ts';
+import type { PlaybackLoad } from '../core/contracts/live-model.ts';
 
 const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
 const REPLAYED: RpcError = { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
@@ -46,6 +48,8 @@ export class StreamState extends DurableObject<Env> {
   private alarmAt: number | null = null;
   private readonly held = new HeldPushes();
   private readonly replays = new ReplayGuard();
+  /** Playback calls per rendition against parts announced (the stats route's `origin`). */
+  private readonly playbackCalls = new PlaybackLoadCounters();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -191,6 +195,7 @@ export class StreamState extends DurableObject<Env> {
       }
       if (verdict !== 'store') return verdict;
       this.store.apply(Push.announcePush(this.model, push, body.byteLength, this.windowSeconds()));
+      if (push.kind === 'part') this.playbackCalls.partAnnounced(push.rendition);
       this.lastPushAt = Date.now();
       this.held.wake(push.rendition);
       this.playback.wake(push.rendition);
@@ -217,6 +222,7 @@ export class StreamState extends DurableObject<Env> {
 
   /** Multivariant data: the renditions of the current epoch. */
   async presentation(): Promise<Rpc.PresentationResult> {
+    this.playbackCalls.presentation();
     return this.playback.presentation();
   }
 
@@ -226,12 +232,32 @@ export class StreamState extends DurableObject<Env> {
    * at that point of the window (start-over) and says so with EXT-X-START.
    */
   async playlist(rendition: string, d: HlsDirectives, start?: Rpc.StartAt): Promise<Rpc.PlaylistResult> {
+    this.playbackCalls.playlist(rendition);
     return this.playback.playlist(rendition, d, start);
   }
 
   /** A viewer asked for a media object that R2 does not have (yet): held while it is coming (PH-04). */
   async awaitMedia(rendition: string, epoch: number, object: MediaObject): Promise<{ status: 200 } | RpcError> {
+    this.playbackCalls.mediaWait(rendition);
     return this.playback.awaitMedia(rendition, epoch, object);
+  }
+
+  /** Playback calls answered since the object started, per rendition, against parts announced. */
+  async playbackLoad(): Promise<PlaybackLoad> {
+    return this.playbackCalls.snapshot();
+  }
+
+  /**
+   * How many parts a closed segment has, for the edge that joins them into the segment when its
+   * last part carries no final marker (closed by an abrupt end); held while it is open (PH-04).
+   */
+  async segmentParts(rendition: string, epoch: number, msn: number): Promise<Rpc.SegmentPartsResult> {
+    const closed = this.store.closedSegmentParts(rendition, epoch, msn);
+    if (closed !== null) return { status: 200, partCount: closed };
+    const waited = await this.playback.awaitMedia(rendition, epoch, { kind: 'segment', msn });
+    if (waited.status !== 200) return waited;
+    const partCount = this.store.closedSegmentParts(rendition, epoch, msn);
+    return partCount === null ? { status: 404, code: 'not_found', message: 'no such media object' } : { status: 200, partCount };
   }
 
   async status(): Promise<Rpc.StreamStatus | null> {
@@ -311,7 +337,7 @@ export class StreamState extends DurableObject<Env> {
   /** Closes every rendition's open segment from the parts it announced (core/live/end-assembly.ts). */
   private async closeOpenSegments(): Promise<void> {
     for (const { rs, segment } of openSegments(this.model)) {
-      const assembled = await this.media.assembleSegment(rs, segment, this.store.partsOf(rs.name, segment.msn));
+      const assembled = announcedSpan(this.store.partsOf(rs.name, segment.msn));
       const change = assembled && closeAssembled(rs, segment, assembled.partCount, assembled.seconds);
       if (change) this.store.apply([change]);
     }

@@ -228,6 +228,14 @@ export class StreamStore {
     return row ? { duration: row.duration, programDateTime: row.pdt, discontinuity: row.disc === 1 } : null;
   }
 
+  /** How many parts a closed segment of `epoch` has (null: no such closed segment). */
+  closedSegmentParts(rendition: string, epoch: number, msn: number): number | null {
+    const row = this.sql
+      .exec<{ n: number }>('SELECT part_count AS n FROM segments WHERE rendition = ? AND msn = ? AND epoch = ? AND duration IS NOT NULL AND gap = 0', rendition, msn, epoch)
+      .toArray()[0];
+    return row ? row.n : null;
+  }
+
   /** The announced parts of a segment, in order. */
   partsOf(rendition: string, msn: number): Array<{ idx: number; duration: number }> {
     return this.sql.exec<{ idx: number; duration: number }>('SELECT idx, duration FROM parts WHERE rendition = ? AND msn = ? ORDER BY idx', rendition, msn).toArray();

@@ -45,6 +45,7 @@ export class TranscoderRegistry extends DurableObject<Env> {
       rtmpsUrl: reg.rtmpsUrl ?? null,
       srtUrl: reg.srtUrl ?? null,
       whipUrl: reg.whipUrl ?? null,
+      whepUrl: reg.whepUrl ?? null,
       capacity: reg.capacity,
       locationHint: reg.locationHint ?? nearestLocationHint(reg),
     };
@@ -123,13 +124,14 @@ function ack(heartbeatIntervalMs: number, now: number): NodeAck {
 }
 
 function toNode(r: Row): IngestNode {
-  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'capacity' | 'locationHint'> & { whipUrl?: string | null };
+  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'capacity' | 'locationHint'> & { whipUrl?: string | null; whepUrl?: string | null };
   return {
     nodeId: r.node_id,
     ...info,
-    // Registered before nodes reported RTMPS or WHIP.
+    // Registered before nodes reported RTMPS, WHIP or WHEP.
     rtmpsUrl: info.rtmpsUrl ?? null,
     whipUrl: info.whipUrl ?? null,
+    whepUrl: info.whepUrl ?? null,
     sessions: r.sessions,
     load: r.sessions / info.capacity,
     heartbeatIntervalMs: r.interval_ms,

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Builds what the Worker's static assets serve beside the HTML: the watch page (the player with
-// hls.js; chat, reactions, polls, QoE and the party in a second chunk; its stylesheet) and the
-// Go-live page (its own script and stylesheet) bundled by
-// esbuild into public/dist under content-hashed names, each page's HTML that names them, and hls.js
-// itself in public/vendor for pages that load it on their own. Both folders are build output
-// (gitignored); `npm test`, the local stack and `npm run deploy` run this.
+// hls.js; chat, reactions, polls, QoE and the party in a second chunk; the WHEP client of real-time
+// mode in a third, loaded only when a viewer chooses real time; party voice in a fourth, loaded
+// only when a member joins voice; its stylesheet) and the Go-live page (its own script and
+// stylesheet) bundled by esbuild into public/dist under content-hashed names, each page's HTML
+// that names them, and hls.js itself in public/vendor for pages that load it on their own. Both
+// folders are build output (gitignored); `npm test`, the local stack and `npm run deploy` run this.
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -25,8 +26,13 @@ function outputOf(result, ext) {
 /**
  * Builds the watch page into `outdir` and answers what it wrote: each bundle's URL and the source
  * files inside it (the tests check which code is on the path to the first frame).
- * Three builds, no shared chunk:
- *  - `together`: what loads once the video plays (chat, reactions, polls, QoE, the party);
+ * Five builds, no shared chunk:
+ *  - `realtime`: the WHEP client, imported by `together` (by its hashed URL) only when the viewer
+ *    switches to real time (public/src/watch/realtime.ts);
+ *  - `voice`: party voice (the WebRTC mesh and its card), which the party card imports by its
+ *    hashed URL only when a member clicks "Join voice": nobody who does not talk downloads it;
+ *  - `together`: what loads once the video plays (chat, reactions, polls, QoE, the party, the
+ *    real-time toggle);
  *  - `watch`: the critical path to the first frame, one request (the player, hls.js, the page's
  *    skeleton), which imports `together` by its hashed URL (a build-time constant);
  *  - `app`: the stylesheet.
@@ -48,7 +54,16 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
     target: ['chrome109', 'firefox115', 'safari16'],
   };
   const js = { ...common, format: 'esm' };
-  const together = outputOf(await build({ ...js, entryPoints: { together: join(root, 'public', 'src', 'watch', 'together.ts') } }), '.js');
+  const realtime = outputOf(await build({ ...js, entryPoints: { realtime: join(root, 'public', 'src', 'watch', 'whep-client.ts') } }), '.js');
+  const voice = outputOf(await build({ ...js, entryPoints: { voice: join(root, 'public', 'src', 'voice', 'voice.ts') } }), '.js');
+  const together = outputOf(
+    await build({
+      ...js,
+      entryPoints: { together: join(root, 'public', 'src', 'watch', 'together.ts') },
+      define: { __REALTIME_URL__: JSON.stringify(realtime.url), __VOICE_URL__: JSON.stringify(voice.url) },
+    }),
+    '.js',
+  );
   const watch = outputOf(
     await build({ ...js, entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') }, define: { __TOGETHER_URL__: JSON.stringify(together.url) } }),
     '.js',
@@ -58,7 +73,7 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
   const html = template.replaceAll('{{APP_CSS}}', css.url).replaceAll('{{WATCH_JS}}', watch.url);
   if (html.includes('{{')) throw new Error('public/src/watch.html has a placeholder the build does not fill');
   writeFileSync(join(outdir, 'watch.html'), html);
-  return { watch, together, css, html: join(outdir, 'watch.html') };
+  return { watch, together, realtime, voice, css, html: join(outdir, 'watch.html') };
 }
 
 /**

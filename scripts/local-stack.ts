@@ -27,6 +27,8 @@ export interface StackOptions {
   healthPort?: number;
   /** TCP port of the first transcoder's WebRTC signalling listener (WHIP; fresh when absent). */
   webrtcPort?: number;
+  /** wrangler dev's DevTools inspector port (fresh when absent): CPU profiles of the Worker. */
+  inspectorPort?: number;
   /** Where wrangler persists R2, D1 and Durable Objects. */
   persistDir: string;
   /** Where child process logs go. */
@@ -76,6 +78,8 @@ export interface TranscoderNode {
 
 export interface Stack {
   workerUrl: string;
+  /** http://127.0.0.1:PORT of wrangler dev's inspector (DevTools protocol; `/json` lists targets). */
+  inspectorUrl: string;
   /** The first transcoder's RTMP base URL, health URL and process (single-node callers). */
   rtmpUrl: string;
   transcoderHealthUrl: string;
@@ -167,6 +171,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const srtPort = opts.srtPort ?? (await freePort());
   const rtmpsPort = opts.rtmps ? (opts.rtmpsPort ?? (await freePort())) : null;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
+  const inspectorPort = opts.inspectorPort ?? (await freePort());
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
 
@@ -193,11 +198,14 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const workerLog = logFile(opts.logDir, 'wrangler.log');
   const worker = spawn(
     NODE,
-    [join(BIN, 'wrangler'), 'dev', '--ip', '127.0.0.1', '--port', String(workerPort), '--persist-to', opts.persistDir, '--inspector-port', String(await freePort()), '--show-interactive-dev-session=false', ...varArgs],
+    [join(BIN, 'wrangler'), 'dev', '--ip', '127.0.0.1', '--port', String(workerPort), '--persist-to', opts.persistDir, '--inspector-port', String(inspectorPort), '--show-interactive-dev-session=false', ...varArgs],
     {
       cwd: ROOT,
       stdio: ['ignore', workerLog, workerLog],
-      env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false' },
+      // A dev registry of its own: every `wrangler dev` on the machine registers its workers in
+      // the shared one, and each change there reloads every other session's Worker (restarting
+      // its Durable Objects and dropping held requests) — other engineers' stacks, here.
+      env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_REGISTRY_PATH: join(opts.persistDir, 'dev-registry') },
     },
   );
 
@@ -280,6 +288,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
 
   return {
     workerUrl,
+    inspectorUrl: `http://127.0.0.1:${inspectorPort}`,
     rtmpUrl: nodes[0]!.rtmpUrl,
     transcoderHealthUrl: nodes[0]!.healthUrl,
     adminToken: opts.adminToken,

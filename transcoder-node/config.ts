@@ -92,6 +92,8 @@ export function mediaNodeConfigFromEnv(env: Env) {
         writeTimeoutMs: positiveFromEnv(env, 'RESTREAM_WRITE_TIMEOUT_MS') ?? DEFAULT_RESTREAM_LIMITS.writeTimeoutMs,
       },
     },
+    // bench:cost only: the previous design, every segment's bytes pushed (and written) a second time.
+    segmentCopy: env.BENCH_SEGMENT_COPY === '1',
     webrtc: webrtcConfigFromEnv(env),
   };
 }

@@ -18,6 +18,7 @@ import { patchFlvHeaderFlags, rungsFor, trackProbe, type TrackDecision } from '.
 import { LadderProcess } from './ladder.ts';
 import { sizeProbe, type SourceSize } from './source-resolution.ts';
 import type { VideoEncoders } from './video-encoders.ts';
+import type { RealtimeOutputOptions } from './realtime-output.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import type { OriginClient, OriginError } from './origin-client.ts';
@@ -34,12 +35,16 @@ export interface SessionOptions {
   onClosed: (reason: string) => void;
   /** Seconds between thumbnails of the top rendition; 0 or absent: none. */
   thumbnailIntervalSeconds?: number;
+  /** The previous design, kept for `bench:cost` only: segment pushes carry the segment's bytes again (a second R2 write of every media byte). */
+  segmentCopy?: boolean;
   /** Each `-progress` block of the ladder's ffmpeg (the encoder watch of overload.ts). */
   onProgress?: (progress: Record<string, string>) => void;
   /** The node's video encoders (video-encoders.ts); default libx264/libx265. */
   encoders?: VideoEncoders;
   /** Told the rungs a stream on the automatic ladder resolved to (before its tracks filter them). */
   onLadder?: (ladder: LadderRung[]) => void;
+  /** The stream's real-time feed (WHEP), when it has one: the ladder adds its outputs (null: none could open). */
+  realtime?: Promise<RealtimeOutputOptions | null>;
 }
 
 export class IngestSession {
@@ -71,7 +76,7 @@ export class IngestSession {
     this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch, protocol: opts.publisher.protocol });
     this.wallClockAtZero = Date.now();
     opts.publisher.media.on('end', () => this.log.info('publisher stream ended'));
-    void this.readTracks().then(({ decision, size, head, ended }) => this.start(decision, this.resolveLadder(size), head, ended));
+    void Promise.all([this.readTracks(), opts.realtime ?? null]).then(([{ decision, size, head, ended }, realtime]) => this.start(decision, this.resolveLadder(size), head, ended, realtime));
   }
 
   /**
@@ -131,7 +136,7 @@ export class IngestSession {
     return chosen;
   }
 
-  private start(decision: TrackDecision, resolved: LadderRung[], head: Buffer, inputEnded: boolean): void {
+  private start(decision: TrackDecision, resolved: LadderRung[], head: Buffer, inputEnded: boolean, realtime: RealtimeOutputOptions | null): void {
     const opts = this.opts;
     const input = opts.publisher.media;
     const { partTarget, segmentTarget, fps } = opts.lease;
@@ -158,6 +163,7 @@ export class IngestSession {
         fps,
         ...(interval > 0 ? { thumbnails: { intervalSeconds: interval } } : {}),
         ...(opts.encoders ? { encoders: opts.encoders } : {}),
+        ...(realtime ? { realtime } : {}),
       },
       logger: this.log,
       onProgress: opts.onProgress,
@@ -182,7 +188,7 @@ export class IngestSession {
       if (!this.stopping) this.log.warn('ffmpeg exited', { code, signal });
       void this.finish(this.stopping ?? (code === 0 ? 'publisher ended' : `ffmpeg exited (${code ?? signal})`));
     });
-    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn, container: opts.publisher.container, remote: opts.publisher.remoteAddress });
+    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn, container: opts.publisher.container, remote: opts.publisher.remoteAddress, realtime: realtime !== null });
     // A WebRTC encoder sends a keyframe when asked: the ladder's first segment need not wait for
     // the encoder's next one (browsers send them rarely).
     opts.publisher.requestKeyframe?.();
@@ -249,7 +255,9 @@ export class IngestSession {
     chunker.on('segment', (e) => {
       uploader.enqueue({
         file: mediaFileName({ kind: 'segment', msn: e.msn }),
-        bytes: media(e.bytes),
+        // The segment push only closes the segment: its bytes are its parts', already pushed
+        // (the edge serves their concatenation). `segmentCopy` (bench:cost only) sends them again.
+        bytes: this.opts.segmentCopy ? media(e.bytes) : new Uint8Array(0),
         readyAt: Date.now(),
         meta: { duration: round6(e.duration), partCount: e.partCount, programDateTime: pdt(e.startTime) },
       });

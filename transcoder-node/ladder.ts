@@ -8,6 +8,7 @@ import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import type { AudioRung, LadderRung, VideoRung } from '../core/contracts/stream-config.ts';
 import { SOFTWARE_ENCODERS, type VideoEncoders } from './video-encoders.ts';
+import { realtimeAudioArgs, realtimeVideoArgs, type RealtimeOutputOptions } from './realtime-output.ts';
 
 // The rung types and the default ladder have one home, the stream configuration contract.
 export type { AudioRung, LadderRung, VideoRung };
@@ -97,6 +98,8 @@ export interface LadderArgsOptions {
   thumbnails?: { intervalSeconds: number };
   /** The node's video encoders (video-encoders.ts); default libx264/libx265. */
   encoders?: VideoEncoders;
+  /** Also encode the top video rung and the audio for WebRTC, as RTP to these ports (realtime-output.ts). */
+  realtime?: RealtimeOutputOptions;
 }
 
 /** The fd of the thumbnail output: the one after the ladder's. */
@@ -276,17 +279,18 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
   if (videoRungs.length > 0) {
     const splits = videoRungs.map((_, i) => `[vs${i}]`).join('');
     graph.push(`[${videoSource}]fps=${plan.fps}:start_time=0,split=${videoRungs.length}${splits}`);
-    const top = opts.thumbnails ? topVideoRung(opts.ladder) : null;
-    // VAAPI encoders take GPU frames: each rung's branch ends with an upload (after the thumbnail split).
+    const top = opts.thumbnails || opts.realtime ? topVideoRung(opts.ladder) : null;
+    // VAAPI encoders take GPU frames: each rung's branch ends with an upload (after the split that
+    // shares the top rung's frames with the thumbnail and real-time branches, which stay on the CPU).
     const upload = (rung: VideoRung) => (rungEncoder(rung, encoders).endsWith('_vaapi') ? ',hwupload' : '');
     videoRungs.forEach((r, i) => {
       if (r !== top) return graph.push(`[vs${i}]${scaleFilter(r, encoders)}${upload(r)}[v${i}]`);
-      // The thumbnail branch shares the top rung's scaled frames; fps keeps one per interval,
-      // from output time 0, so thumbnail k shows media time k × interval.
-      if (upload(r)) {
-        graph.push(`[vs${i}]${scaleFilter(r, encoders)},split=2[vu${i}][vt]`, `[vu${i}]hwupload[v${i}]`);
-      } else graph.push(`[vs${i}]${scaleFilter(r, encoders)},split=2[v${i}][vt]`);
-      graph.push(`[vt]fps=fps=1/${opts.thumbnails!.intervalSeconds}:round=near,format=yuvj420p[vthumb]`);
+      // The thumbnail and real-time branches share the top rung's scaled frames.
+      const branches = [upload(r) ? `[vu${i}]` : `[v${i}]`, ...(opts.thumbnails ? ['[vt]'] : []), ...(opts.realtime ? ['[vrt]'] : [])];
+      graph.push(`[vs${i}]${scaleFilter(r, encoders)},split=${branches.length}${branches.join('')}`);
+      if (upload(r)) graph.push(`[vu${i}]hwupload[v${i}]`);
+      // fps keeps one thumbnail per interval, from output time 0, so thumbnail k shows media time k × interval.
+      if (opts.thumbnails) graph.push(`[vt]fps=fps=1/${opts.thumbnails.intervalSeconds}:round=near,format=yuvj420p[vthumb]`);
     });
   }
   const audioRung = opts.ladder.find((r): r is AudioRung => r.kind === 'audio');
@@ -294,7 +298,7 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
     const layout = (audioRung.channels ?? 2) === 1 ? 'mono' : 'stereo';
     // async=1 stretches or pads audio to its timestamps, absorbing ingest jitter and gaps.
     graph.push(
-      `[${audioSource}]aresample=async=1:first_pts=0,aformat=sample_fmts=fltp:sample_rates=${AUDIO_SAMPLE_RATE}:channel_layouts=${layout}[a0]`,
+      `[${audioSource}]aresample=async=1:first_pts=0,aformat=sample_fmts=fltp:sample_rates=${AUDIO_SAMPLE_RATE}:channel_layouts=${layout}${opts.realtime ? ',asplit=2[a0][art]' : '[a0]'}`,
     );
   }
   args.push('-filter_complex', graph.join(';'));
@@ -316,6 +320,11 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
   if (opts.thumbnails && topVideoRung(opts.ladder)) {
     // mpjpeg: each JPEG with a Content-length, so the reader can split the pipe (thumbnails.ts).
     args.push('-map', '[vthumb]', '-c:v', 'mjpeg', '-q:v', '5', '-an', '-sn', '-dn', '-f', 'mpjpeg', `pipe:${thumbnailFd(opts.ladder)}`);
+  }
+  if (opts.realtime) {
+    const top = topVideoRung(opts.ladder);
+    if (top) args.push(...realtimeVideoArgs('[vrt]', top, plan.fps, opts.realtime));
+    if (audioRung) args.push(...realtimeAudioArgs('[art]', audioRung, opts.realtime));
   }
   return args;
 }

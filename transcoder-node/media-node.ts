@@ -1,6 +1,6 @@
 // The media node as one value a caller starts and stops: RTMP, RTMPS, SRT and WHIP listeners, the
-// key check and lease at the origin, the publishers' ladders, health and metrics over HTTP, and the
-// registry heartbeat. main.ts starts one from the environment; a test starts one on free ports.
+// key check and lease at the origin, the publishers' ladders, WHEP playback of realtime streams from
+// the same ladders, health and metrics over HTTP, and the registry heartbeat. main.ts starts one from the environment; a test starts one on free ports.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,12 +20,14 @@ import { SignallingServer } from './webrtc/signalling-server.ts';
 import { WebRtcStack } from './webrtc/stack.ts';
 import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
 import { detectVideoEncoders } from './video-encoders.ts';
+import { WhepEndpoint } from './webrtc/whep-endpoint.ts';
+import { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 import type { RestreamState } from '../core/contracts/restream.ts';
 
 export interface MediaNode {
   /** Where each listener can be reached (what the node registers with the origin), and /health. */
-  readonly urls: { rtmp: string; rtmps?: string; srt?: string; whip?: string; health: string };
+  readonly urls: { rtmp: string; rtmps?: string; srt?: string; whip?: string; whep?: string; health: string };
   /** Publishers live on this node. */
   readonly sessions: () => number;
   /** Reads the RTMPS certificate files again (SIGHUP): a renewal without dropping publishers. */
@@ -58,7 +60,21 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
   // Before any publisher: every ladder of this node uses what is found here.
   const encoders = await detectVideoEncoders({ want: config.videoEncoder, vaapiDevice: config.vaapiDevice, logger: log.child({ component: 'encoders' }) });
-  const publishers = new Publishers({ origin, logger: log, metrics, overload, nodeId: config.nodeId, region: config.region, thumbnailIntervalSeconds: config.thumbnailIntervalSeconds, restream: config.restream, encoders });
+  // The real-time (WHEP) feeds of the streams this node holds; none when WebRTC is off.
+  const realtimeFeeds = config.webrtc.http === null ? undefined : new RealtimeFeeds({ logger: log.child({ component: 'whep' }) });
+  const publishers = new Publishers({
+    origin,
+    logger: log,
+    metrics,
+    overload,
+    nodeId: config.nodeId,
+    region: config.region,
+    thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
+    segmentCopy: config.segmentCopy,
+    restream: config.restream,
+    encoders,
+    ...(realtimeFeeds ? { realtimeFeeds, realtimeKeyframeIntervalSeconds: config.webrtc.whep.keyframeIntervalMs / 1000 } : {}),
+  });
   const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
   /** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
@@ -177,10 +193,20 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     maxBitrate: config.webrtc.whip.maxBitrate,
     mediaTimeoutMs: config.webrtc.whip.mediaTimeoutMs,
   });
+  // WHEP playback: viewers the origin sent here with a ticket (checked with INGEST_SECRET) receive
+  // the real-time feed of a stream this node holds.
+  const whep = new WhepEndpoint({
+    stack: webrtc,
+    logger: log.child({ component: 'whep' }),
+    limits: config.webrtc.whep,
+    secret: config.ingestSecret,
+    feeds: realtimeFeeds ?? new RealtimeFeeds({ logger: log }),
+    iceServers: config.webrtc.stack.iceServers ?? [],
+  });
   const signalling =
     config.webrtc.http === null
       ? null
-      : new SignallingServer({ ...config.webrtc.http, logger: log.child({ component: 'signalling' }), routes: [whip] });
+      : new SignallingServer({ ...config.webrtc.http, logger: log.child({ component: 'signalling' }), routes: [whip, whep] });
 
   const health = createServer((req, res) => {
     const body = (status: number, value: unknown) => {
@@ -199,8 +225,14 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
         videoEncoders: encoders,
         sessions: [...publishers.values()].map(({ protocol, session: s, restreams }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid, restreams: restreams.statuses() })),
         whip: whip.sessions(),
+        whep: { viewers: whep.viewers(), maxViewers: config.webrtc.whep.maxViewers, counters: { ...whep.counters } },
         webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
       });
+    }
+    if (path === '/health/realtime') {
+      // The real-time feeds (ports, packets, viewers), for operators and the WHEP benchmark.
+      void (realtimeFeeds?.list() ?? Promise.resolve([])).then((feeds) => body(200, { feeds }));
+      return;
     }
     if (path === '/metrics') {
       void metrics.render().then(
@@ -213,7 +245,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       return;
     }
     if (path === '/metrics.json') {
-      return body(200, { nodeId: config.nodeId, sessions: publishers.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length } });
+      return body(200, { nodeId: config.nodeId, sessions: publishers.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length }, whep: { ...whep.counters, viewers: whep.viewerCount } });
     }
     body(404, { error: { code: 'not_found', message: 'try /health, /metrics or /metrics.json' } });
   });
@@ -232,7 +264,9 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
   const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
   const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
-  const whipUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) + '/whip' : undefined;
+  const webrtcBaseUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) : undefined;
+  const whipUrl = webrtcBaseUrl ? `${webrtcBaseUrl}/whip` : undefined;
+  const whepUrl = webrtcBaseUrl ? `${webrtcBaseUrl}${whep.prefix}` : undefined;
   const publicRtmpsUrl = rtmps ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`) : undefined;
   const registryClient = new RegistryClient({
     originUrl: config.originUrl,
@@ -246,6 +280,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       rtmpsUrl: publicRtmpsUrl,
       srtUrl: publicSrtUrl,
       whipUrl,
+      whepUrl,
       capacity: config.capacity,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
     },
@@ -254,7 +289,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     onCall: (call, ok) => metrics.registryCall(call, ok),
   });
   registryClient.start();
-  log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, health: `http://${publicHost(config.healthHost)}:${healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
+  log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, whep: whepUrl ?? null, whepMaxViewers: config.webrtc.whep.maxViewers, health: `http://${publicHost(config.healthHost)}:${healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
 
   let stopping: Promise<void> | null = null;
   async function stop(reason: string): Promise<void> {
@@ -270,6 +305,8 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     );
     // Peer connections close with their sessions; any left (still answering) close here.
     whip.closeAll(`transcoder ${reason}`);
+    whep.closeAll(`transcoder ${reason}`);
+    await realtimeFeeds?.closeAll(`transcoder ${reason}`);
     webrtc.closeAll();
     await signalling?.close();
     await rtmp.close();
@@ -281,7 +318,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   }
 
   return {
-    urls: { rtmp: publicRtmpUrl, rtmps: publicRtmpsUrl, srt: publicSrtUrl, whip: whipUrl, health: `http://${publicHost(config.healthHost)}:${healthPort}/health` },
+    urls: { rtmp: publicRtmpUrl, rtmps: publicRtmpsUrl, srt: publicSrtUrl, whip: whipUrl, whep: whepUrl, health: `http://${publicHost(config.healthHost)}:${healthPort}/health` },
     sessions: () => publishers.size,
     reloadCertificate() {
       if (!rtmps) return;

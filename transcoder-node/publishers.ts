@@ -12,9 +12,11 @@ import type { Metrics } from './metrics.ts';
 import type { OriginClient } from './origin-client.ts';
 import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
+import type { RealtimeOutputOptions } from './realtime-output.ts';
 import { IngestSession } from './ingest-session.ts';
 import type { VideoEncoders } from './video-encoders.ts';
 import { StreamRestreams, type RestreamConfig } from './restream/stream-restreams.ts';
+import type { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 
 export interface PublishersOptions {
   origin: OriginClient;
@@ -28,6 +30,12 @@ export interface PublishersOptions {
   encoders?: VideoEncoders;
   /** Restream destinations: their limits and how often the origin is asked for them. */
   restream: RestreamConfig;
+  /** The node's real-time feeds (WHEP); absent: no stream gets real-time outputs. */
+  realtimeFeeds?: RealtimeFeeds;
+  /** Keyframe interval of the real-time encode, seconds (default 0.5). */
+  realtimeKeyframeIntervalSeconds?: number;
+  /** bench:cost only: segment pushes carry their bytes again (the previous, double-write design). */
+  segmentCopy?: boolean;
 }
 
 /** An accepted publisher, and the key it published with (a ladder restart takes a new lease with it). */
@@ -55,6 +63,8 @@ export class PublisherPipeline {
   private ladder: LadderRung[];
   /** An automatic ladder (the lease's `auto`) becomes the source's preset once the first session has read it. */
   private ladderResolved = false;
+  /** The stream's real-time feed, held while this publisher's ladders run (realtime streams only). */
+  private readonly realtime: Promise<RealtimeOutputOptions | null> | null = null;
   private restarting = false;
   private stopping: string | null = null;
   private done = false;
@@ -79,6 +89,16 @@ export class PublisherPipeline {
       },
     });
     this.ladder = publisher.lease.ladder as LadderRung[];
+    const feeds = node.realtimeFeeds;
+    if (publisher.lease.realtime && feeds) {
+      const keyframeIntervalSeconds = node.realtimeKeyframeIntervalSeconds ?? 0.5;
+      this.realtime = feeds.acquire(this.streamId).then(
+        (feed) => ({ videoPort: feed.ports.video, audioPort: feed.ports.audio, keyframeIntervalSeconds }),
+        // The stream still plays as LL-HLS without it.
+        () => null,
+      );
+      void this.closed.then((reason) => feeds.release(this.streamId, reason));
+    }
     this.session = this.startSession(publisher.lease);
     this.restreams = new StreamRestreams({
       streamId: this.streamId,
@@ -131,8 +151,10 @@ export class PublisherPipeline {
         this.ladder = ladder;
         this.ladderResolved = true;
       },
+      segmentCopy: this.node.segmentCopy,
       // Read when it sheds: by then an automatic ladder is the source's preset.
       onProgress: this.node.overload.watch({ streamId: this.streamId, get ladder() { return pipeline.ladder; }, restart: (ladder) => void this.restart(ladder) }),
+      ...(this.realtime ? { realtime: this.realtime } : {}),
       onClosed: (reason) => {
         if (this.session === session && !this.restarting) this.end(reason);
       },

@@ -20,6 +20,19 @@ export interface Env extends Cloudflare.Env {
   WHIP_INGEST_URL?: string;
   /** Seconds before the first webhook retry; later ones double (default 30). */
   WEBHOOK_RETRY_BASE_SECONDS?: string;
+  /** STUN URLs handed to voice members, comma-separated (default stun:stun.cloudflare.com:3478). */
+  STUN_URLS?: string;
+  /** coturn (TURN REST API, `use-auth-secret`): TURN URLs, comma-separated, and the shared secret. */
+  TURN_URLS?: string;
+  TURN_SECRET?: string;
+  /** Lifetime of TURN credentials in seconds (default 14400, at most 172800). */
+  TURN_TTL_SECONDS?: string;
+  /** Cloudflare's TURN service: the TURN key's id and API token (preferred over coturn when set). */
+  CLOUDFLARE_TURN_KEY_ID?: string;
+  CLOUDFLARE_TURN_KEY_API_TOKEN?: string;
+  /** The media node's SFU for voice groups past the mesh, and the secret its tokens are signed with. */
+  VOICE_SFU_URL?: string;
+  VOICE_SFU_SECRET?: string;
   /**
    * Local development only (`wrangler dev --var DEV_GEO_OVERRIDE:1`): "1" lets requests to a loopback host claim the viewer's
    * country (see workers/middleware/playback-access.ts). Never set it in wrangler.toml.

@@ -72,13 +72,22 @@ export function clientAcceptEncoding(req: Request): string | null {
 
 /**
  * A text answer (a playlist) compressed only for a client that accepts gzip: the runtime gzips a
- * body whose Content-Encoding is set, and `Vary: Accept-Encoding` keeps any cache in between from
- * handing one client's encoding to another, as Cloudflare's own edge does.
+ * body whose Content-Encoding is set (unless it was compressed beforehand, `gzipped`), and
+ * `Vary: Accept-Encoding` keeps any cache in between from handing one client's encoding to
+ * another, as Cloudflare's own edge does.
  */
-export function negotiatedTextResponse(req: Request, text: string, headers: Headers, status = 200): Response {
+export function negotiatedTextResponse(req: Request, text: string, headers: Headers, status = 200, gzipped?: ArrayBuffer): Response {
   headers.append('vary', 'Accept-Encoding');
-  if (acceptsGzip(clientAcceptEncoding(req))) headers.set('content-encoding', 'gzip');
+  if (!acceptsGzip(clientAcceptEncoding(req))) return new Response(text, { status, headers });
+  headers.set('content-encoding', 'gzip');
+  // Compressed once already (a text many viewers get): sent as it is, not compressed again.
+  if (gzipped) return new Response(gzipped, { status, headers, encodeBody: 'manual' });
   return new Response(text, { status, headers });
+}
+
+/** The gzip bytes of a text, for a text served many times (negotiatedTextResponse's `gzipped`). */
+export async function gzipText(text: string): Promise<ArrayBuffer> {
+  return new Response(new Blob([text]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer();
 }
 
 /** Hono `onError`: HttpErrors keep their status; anything else is a 500 without internals. */
@@ -124,4 +133,14 @@ export function timingSafeEqualString(a: string, b: string): boolean {
     return false;
   }
   return crypto.subtle.timingSafeEqual(ab, bb);
+}
+
+/** One cookie's value from a `Cookie` header, or undefined. */
+export function cookieValue(header: string | null | undefined, name: string): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
 }

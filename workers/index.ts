@@ -17,6 +17,7 @@ import { vodRoutes } from './routes/vod.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
 import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
+import { whepRoutes } from './routes/whep.ts';
 import { whipRoutes } from './routes/whip.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
@@ -54,6 +55,9 @@ app.use('*', async (c, next) => {
   void c.res;
   return (c.req.path.startsWith('/live/') || c.req.path.startsWith('/vod/') ? playbackSecureHeaders : siteSecureHeaders)(c, next);
 });
+// WHEP (real-time playback) is POSTed from any player's page: its preflight allows POST with the
+// SDP content type. Registered first, so it answers the preflight before the general one below.
+app.use('/live/:id/whep', cors({ origin: '*', allowMethods: ['POST', 'OPTIONS'], allowHeaders: ['Content-Type', 'Authorization'], exposeHeaders: ['Location', 'Retry-After'], maxAge: 86400 }));
 // Playback is public to every origin (no cookies: the token rides in the URL). Preflights are
 // answered here, before the token check; requested headers (Range) are echoed back.
 app.use('/live/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'], maxAge: 86400 }));
@@ -76,6 +80,7 @@ app.route(INGEST_PREFIX, ingestRoutes);
 // Before playbackRoutes: the thumbnail route runs its own access check and answers first.
 app.route('/live', thumbnailRoutes);
 app.route('/live', streamInfoRoutes);
+app.route('/live', whepRoutes);
 app.route('/live', playbackRoutes);
 app.route('/vod', vodRoutes);
 app.route('/rooms', roomRoutes);

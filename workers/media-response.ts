@@ -1,6 +1,9 @@
 // Answers for immutable media objects (init segments, parts, segments, clip files) read from R2,
 // shared by the live and the VOD routes: one set of headers, Range answers, and the colo cache
-// fed from the same R2 read that answers the viewer.
+// fed from the same R2 read that answers the viewer. A segment is its parts joined (one R2
+// write per media byte): it gets the same headers as an object would.
+import { byteRange } from '../core/live/segment-join.ts';
+import { mediaContentType } from '../core/contracts/object-keys.ts';
 
 /** Media objects never change under their key. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -45,4 +48,38 @@ export function objectResponse(obj: R2ObjectBody, o: ObjectResponseOptions): Res
   const [toViewer, toCache] = obj.body.tee();
   o.cache.waitUntil(o.cache.cache.put(o.cache.key, new Response(toCache, { headers })));
   return new Response(toViewer, { headers: viewerHeaders });
+}
+
+/**
+ * The viewer's response for a segment joined from its parts (workers/segment-parts.ts), with
+ * the headers an R2 object would get; a Range is cut from the joined bytes (206, or 416), and
+ * the whole segment goes into the colo cache, so later Range requests are answered from there.
+ */
+export function joinedSegmentResponse(seg: { bytes: Uint8Array<ArrayBuffer>; etag: string }, o: ObjectResponseOptions): Response {
+  const size = seg.bytes.byteLength;
+  const headers = new Headers({
+    'content-type': o.contentType ?? mediaContentType({ kind: 'segment', msn: 0 }, undefined),
+    etag: seg.etag,
+    'cache-control': IMMUTABLE,
+    'access-control-allow-origin': '*',
+    'accept-ranges': 'bytes',
+  });
+  if (o.cache) {
+    const whole = new Headers(headers);
+    whole.set('content-length', String(size));
+    o.cache.waitUntil(o.cache.cache.put(o.cache.key, new Response(seg.bytes, { headers: whole })));
+  }
+  headers.set('cache-control', forViewer(IMMUTABLE, o.signed));
+  const range = byteRange(o.range, size);
+  if (range === 'unsatisfiable') {
+    headers.set('content-range', `bytes */${size}`);
+    return new Response(null, { status: 416, headers });
+  }
+  if (range) {
+    headers.set('content-range', `bytes ${range.offset}-${range.offset + range.length - 1}/${size}`);
+    headers.set('content-length', String(range.length));
+    return new Response(seg.bytes.subarray(range.offset, range.offset + range.length), { status: 206, headers });
+  }
+  headers.set('content-length', String(size));
+  return new Response(seg.bytes, { headers });
 }

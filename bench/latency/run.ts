@@ -13,7 +13,7 @@
 // docs/benchmarks.md, "Live path"); X_LOCAL_OBSERVABILITY (false here: wrangler's local trace
 // collector, a dev tool that records every invocation, is not part of the live path anywhere).
 import { execSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, existsSync, createReadStream } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, existsSync, createReadStream } from 'node:fs';
 import { createServer } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
 import { detectVideoEncoders } from '../../transcoder-node/video-encoders.ts';
 import { DEFAULT_LADDER, LADDER_PRESETS, type LadderPresetName } from '../../core/contracts/stream-config.ts';
 import { freePort, startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
+import { treeCpuSeconds, workerdBehindProxy } from '../support/processes.ts';
 import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../../test/support/llhls-client.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
@@ -31,7 +32,6 @@ const ONLY_PRESETS = process.env.BENCH_ONLY === 'presets';
 process.env.X_LOCAL_OBSERVABILITY ??= 'false';
 const log = createLogger({ service: 'bench-latency' });
 const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-'));
-const CLK_TCK = 100;
 
 function quantile(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
@@ -39,26 +39,6 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
 const fmt = (x: number, unit = 'ms') => (Number.isFinite(x) ? `${x.toFixed(unit === 's' ? 3 : 1)} ${unit}` : 'n/a');
-
-/** CPU seconds (user + system) used so far by a process and all its descendants. */
-function treeCpuSeconds(pid: number): number {
-  let total = 0;
-  const visit = (p: number) => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total += (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-      for (const t of readdirSync(`/proc/${p}/task`)) {
-        const children = readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim();
-        for (const c of children ? children.split(' ') : []) visit(Number(c));
-      }
-    } catch {
-      // The process ended while we looked.
-    }
-  };
-  visit(pid);
-  return total;
-}
 
 async function cpuOver(pid: number, seconds: number): Promise<number> {
   const a = treeCpuSeconds(pid);
@@ -93,7 +73,7 @@ async function measureEdgelive() {
     let node = { publishUrl: stream.ingest.rtmp, healthUrl: stack.transcoderHealthUrl, pid: stack.transcoder.pid!, log: 'transcoder.log' };
     if (DIRECT) {
       // A second transcoder that pushes to workerd's own socket; the client reads from it too.
-      origin = await workerdUrl(stack.worker.pid!, stack.workerUrl);
+      origin = (await workerdBehindProxy(stack.worker.pid!, stack.workerUrl)).url;
       const direct = await stack.startTranscoder({ nodeId: 'direct', env: { ORIGIN_URL: origin, LOG_LEVEL: 'debug' } });
       node = { publishUrl: `${direct.rtmpUrl}/${stream.streamKey}`, healthUrl: direct.healthUrl, pid: direct.process.pid!, log: 'transcoder-direct.log' };
       log.info('bypassing the dev proxy', { origin });
@@ -144,31 +124,6 @@ async function measureEdgelive() {
     await stopChild(publisher);
     await stack.stop();
   }
-}
-
-/**
- * The URL of workerd's own socket behind `wrangler dev` (which serves through a proxy, a second
- * workerd that exists for hot reload): the listener of one of wrangler's workerd children, other
- * than the proxy's, that answers our /health. Linux only (ss, /proc), like the CPU figures.
- */
-async function workerdUrl(wranglerPid: number, proxyUrl: string): Promise<string> {
-  const parent = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
-  const ours = (pid: number) => {
-    for (let p = pid; p > 1; p = parent(p)) if (p === wranglerPid) return true;
-    return false;
-  };
-  const listening = execSync('ss -ltnpH', { encoding: 'utf8' });
-  for (const m of listening.matchAll(/127\.0\.0\.1:(\d+)\s.*"workerd",pid=(\d+)/g)) {
-    const url = `http://127.0.0.1:${m[1]}`;
-    if (url === proxyUrl || !ours(Number(m[2]))) continue;
-    try {
-      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
-      if ((await res.text()).includes('edgelive-worker')) return url;
-    } catch {
-      // Not an HTTP listener of ours (workerd's internal loopback sockets).
-    }
-  }
-  throw new Error('no workerd socket behind wrangler dev answers /health');
 }
 
 /** Bare ffmpeg: the same ladder arguments, RTMP in (ffmpeg listening), outputs to /dev/null. */

@@ -9,8 +9,10 @@
 //      (libdatachannel peers in another process, receivers.ts): CPU and memory of the stack's
 //      process and what each viewer received. wrtc cannot forward encoded media: it decodes the
 //      clip once and encodes it again per viewer, which is what it would have to do.
+// Part 2, sub-second playback (WHEP) on the whole stack, runs after it in a process of its own
+// (whep.ts, its knobs there).
 // Knobs: BENCH_RT_STACKS (node-datachannel,werift,wrtc), BENCH_RT_VIEWERS (1,10,50),
-// BENCH_RT_SECONDS (10), BENCH_RT_ROUNDS (1), BENCH_RT_PARTS (ingest,forward),
+// BENCH_RT_SECONDS (10), BENCH_RT_ROUNDS (1), BENCH_RT_PARTS (ingest,forward,whep),
 // BENCH_RTC_MODULES (where candidates the project does not depend on are installed).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,7 +39,7 @@ const STACKS = (process.env.BENCH_RT_STACKS ?? 'node-datachannel,werift,wrtc').s
 const VIEWERS = (process.env.BENCH_RT_VIEWERS ?? '1,10,50').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_RT_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_RT_ROUNDS ?? 1);
-const PARTS = new Set((process.env.BENCH_RT_PARTS ?? 'ingest,forward').split(','));
+const PARTS = new Set((process.env.BENCH_RT_PARTS ?? 'ingest,forward,whep').split(','));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 /** Every child still running, killed if the run is interrupted. */
@@ -175,7 +177,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 console.log(`bench:realtime — ${new Date().toISOString()}, load average ${load()}, stacks ${STACKS.join(', ')}, ${SECONDS} s windows, ${ROUNDS} round(s)`);
-const clip = makeClip(dir);
+const clip = PARTS.has('forward') ? makeClip(dir) : '';
 const results: { ingest: Record<string, unknown>[]; forward: Record<string, unknown>[] } = { ingest: [], forward: [] };
 // Each round rotates the order of the stacks, so none always runs first (or after the heaviest).
 const order = (round: number) => STACKS.map((_, i) => STACKS[(i + round) % STACKS.length]!);
@@ -210,6 +212,10 @@ if (PARTS.has('forward')) {
   }
 }
 console.log(`\nload average at the end: ${load()}`);
-console.table(results.ingest);
-console.table(results.forward);
+if (results.ingest.length) console.table(results.ingest);
+if (results.forward.length) console.table(results.forward);
 if (!process.env.KEEP_BENCH) rmSync(dir, { recursive: true, force: true });
+if (PARTS.has('whep')) {
+  const whep = track(spawn(NODE, [join(HERE, 'whep.ts')], { stdio: 'inherit', env: process.env }));
+  await new Promise((resolve) => whep.once('exit', resolve));
+}

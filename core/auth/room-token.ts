@@ -64,11 +64,46 @@ export function fromBase64url(s: string): Uint8Array | null {
 
 const HEADER = base64url(enc.encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' })));
 
-export async function signRoomToken(claims: RoomTokenClaims, secret: string): Promise<string> {
-  const payload = base64url(enc.encode(JSON.stringify(claims)));
-  const input = `${HEADER}.${payload}`;
+/** A compact JWS over `payload` with HS256 (room tokens, voice SFU tokens). */
+export async function signJwsHs256(payload: object, secret: string): Promise<string> {
+  const body = base64url(enc.encode(JSON.stringify(payload)));
+  const input = `${HEADER}.${body}`;
   const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(input)));
   return `${input}.${base64url(sig)}`;
+}
+
+/**
+ * Checks a compact JWS's shape, pinned algorithm (HS256: any other `alg`, `none` included, is
+ * refused before a key is touched) and signature; returns the payload, not yet validated.
+ */
+export async function verifyJwsHs256(token: string, secret: string): Promise<{ ok: true; payload: unknown } | { ok: false; reason: string }> {
+  if (token.length > 2048) return { ok: false, reason: 'token too long' };
+  const parts = token.split('.');
+  if (parts.length !== 3) return { ok: false, reason: 'not a compact JWS' };
+  const [h, p, s] = parts as [string, string, string];
+  const headerBytes = fromBase64url(h);
+  const payloadBytes = fromBase64url(p);
+  const sig = fromBase64url(s);
+  if (!headerBytes || !payloadBytes || !sig) return { ok: false, reason: 'bad base64url' };
+  let header: unknown;
+  let payload: unknown;
+  try {
+    header = JSON.parse(dec.decode(headerBytes));
+    payload = JSON.parse(dec.decode(payloadBytes));
+  } catch {
+    return { ok: false, reason: 'bad JSON' };
+  }
+  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256') {
+    return { ok: false, reason: 'alg must be HS256' };
+  }
+  // crypto.subtle.verify compares in constant time.
+  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), sig, enc.encode(`${h}.${p}`));
+  if (!valid) return { ok: false, reason: 'bad signature' };
+  return { ok: true, payload };
+}
+
+export function signRoomToken(claims: RoomTokenClaims, secret: string): Promise<string> {
+  return signJwsHs256(claims, secret);
 }
 
 /**
@@ -77,29 +112,9 @@ export async function signRoomToken(claims: RoomTokenClaims, secret: string): Pr
  */
 export async function verifyRoomToken(token: string, secret: string, roomId: string, nowSec: number): Promise<TokenCheck> {
   const bad = (reason: string): TokenCheck => ({ ok: false, code: 'token_invalid', reason });
-  if (token.length > 2048) return bad('token too long');
-  const parts = token.split('.');
-  if (parts.length !== 3) return bad('not a compact JWS');
-  const [h, p, s] = parts as [string, string, string];
-  const headerBytes = fromBase64url(h);
-  const payloadBytes = fromBase64url(p);
-  const sig = fromBase64url(s);
-  if (!headerBytes || !payloadBytes || !sig) return bad('bad base64url');
-  let header: unknown;
-  let payload: unknown;
-  try {
-    header = JSON.parse(dec.decode(headerBytes));
-    payload = JSON.parse(dec.decode(payloadBytes));
-  } catch {
-    return bad('bad JSON');
-  }
-  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256') {
-    return bad('alg must be HS256');
-  }
-  // crypto.subtle.verify compares in constant time.
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), sig, enc.encode(`${h}.${p}`));
-  if (!valid) return bad('bad signature');
-  const c = Claims.safeParse(payload);
+  const jws = await verifyJwsHs256(token, secret);
+  if (!jws.ok) return bad(jws.reason);
+  const c = Claims.safeParse(jws.payload);
   if (!c.success) return bad('bad claims');
   if (c.data.exp <= nowSec) return { ok: false, code: 'token_expired', reason: 'token expired' };
   if (c.data.room !== '*' && c.data.room !== roomId) return bad('token is for another room');
@@ -114,20 +129,57 @@ export function newAnonymousId(): string {
   return base64url(crypto.getRandomValues(new Uint8Array(12)));
 }
 
-export async function signSession(roomId: string, anonId: string, secret: string): Promise<string> {
-  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(`session|${roomId}|${anonId}`)));
+async function signAnonymous(context: string, anonId: string, secret: string): Promise<string> {
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(`${context}|${anonId}`)));
   return `${anonId}.${base64url(sig.slice(0, 16))}`;
 }
 
-/** Returns the anonymous id a session vouches for, or null. */
-export async function verifySession(session: string, roomId: string, secret: string): Promise<string | null> {
-  const m = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/.exec(session);
+async function verifyAnonymous(context: string, value: string, secret: string): Promise<string | null> {
+  const m = /^([A-Za-z0-9_-]{16})\.([A-Za-z0-9_-]{22})$/.exec(value);
   if (!m) return null;
-  const expected = await signSession(roomId, m[1]!, secret);
+  const expected = await signAnonymous(context, m[1]!, secret);
   const a = enc.encode(expected);
-  const b = enc.encode(session);
+  const b = enc.encode(value);
   if (a.byteLength !== b.byteLength) return null;
   let diff = 0;
   for (let i = 0; i < a.byteLength; i++) diff |= a[i]! ^ b[i]!;
   return diff === 0 ? m[1]! : null;
+}
+
+export function signSession(roomId: string, anonId: string, secret: string): Promise<string> {
+  return signAnonymous(`session|${roomId}`, anonId, secret);
+}
+
+/** Returns the anonymous id a session vouches for, or null. */
+export function verifySession(session: string, roomId: string, secret: string): Promise<string | null> {
+  return verifyAnonymous(`session|${roomId}`, session, secret);
+}
+
+/**
+ * The anonymous identity a browser keeps in a cookie (`ANONYMOUS_COOKIE`): the same signed id in
+ * every room of the deployment, so reloading the page, opening it again or reconnecting without
+ * the page's `session` keeps one member — one vote, one mute, one chat rate.
+ */
+export const ANONYMOUS_COOKIE = 'edgelive_anon';
+
+export function signAnonymousIdentity(anonId: string, secret: string): Promise<string> {
+  return signAnonymous('anon', anonId, secret);
+}
+
+export function verifyAnonymousIdentity(value: string, secret: string): Promise<string | null> {
+  return verifyAnonymous('anon', value, secret);
+}
+
+/**
+ * A keyed hash of a client's address: rooms count anonymous joins per address without ever
+ * storing one (the key is the room secret, so the hash cannot be reversed by trying addresses).
+ */
+export function addressKey(address: string, secret: string): Promise<string> {
+  return keyedHash(`addr|${address}`, secret);
+}
+
+/** 16 base64url characters of HMAC-SHA-256: an id that says nothing about what it was made from. */
+export async function keyedHash(value: string, secret: string): Promise<string> {
+  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(value)));
+  return base64url(sig.slice(0, 12));
 }

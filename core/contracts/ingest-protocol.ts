@@ -50,6 +50,8 @@ export const AuthorizeResponseSchema = z.object({
    * first epoch of a broadcast.
    */
   timeOffset: z.number().nonnegative().default(0),
+  /** The stream plays over WebRTC too (WHEP): the ladder adds the real-time outputs. */
+  realtime: z.boolean().default(false),
 });
 export type AuthorizeResponse = z.infer<typeof AuthorizeResponseSchema>;
 
@@ -274,6 +276,8 @@ export const RegisterNodeRequestSchema = z.object({
   srtUrl: z.string().regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query').max(500).optional(),
   /** Public WHIP endpoint (`https://host/whip`): publishers POST an SDP offer with the stream key as bearer token. */
   whipUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
+  /** Public WHEP base URL (`https://host/whep`): the origin sends viewers to `{whepUrl}/{streamId}?ticket=…`. */
+  whepUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
   /** Publishers the node takes at once. */
   capacity: z.number().int().min(1).max(10_000),
   /** Publishers it has now. */

@@ -142,3 +142,23 @@ export interface VodPlaylistSnapshot {
   /** Seconds from the first segment's start where playback starts (a clip starting mid-segment). */
   startTimeOffset?: number;
 }
+
+/** One rendition's share of a stream's playback load on its StreamState (`GET /api/streams/:id/stats`). */
+export interface PlaybackLoadRendition {
+  rendition: string;
+  /** Media playlist requests that reached the object (each edge coalesces identical ones). */
+  playlistCalls: number;
+  /** Media requests for an object R2 did not have yet, held by the object until it exists. */
+  mediaWaits: number;
+  /** Parts announced (listed in playlists from then on). */
+  partsAnnounced: number;
+}
+
+/** The playback calls a StreamState has answered since it started (in memory: an eviction resets them). */
+export interface PlaybackLoad {
+  /** When the counting started (ISO 8601). */
+  since: string;
+  /** Multivariant playlist requests. */
+  presentationCalls: number;
+  renditions: PlaybackLoadRendition[];
+}

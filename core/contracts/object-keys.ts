@@ -70,3 +70,15 @@ export function mediaContentType(obj: MediaObject, trackKind: 'video' | 'audio' 
   if (obj.kind === 'init') return trackKind === 'audio' ? 'audio/mp4' : 'video/mp4';
   return 'video/iso.segment';
 }
+
+/**
+ * R2 custom metadata of a segment's last part. A segment is never an object of its own (each
+ * media byte is written once): it is the concatenation of its parts, and this marker lets the
+ * edge stop joining at the last one without asking the stream's object how many there are.
+ */
+export const FINAL_PART_METADATA: Readonly<Record<string, string>> = Object.freeze({ 'edgelive-final': '1' });
+
+/** The part object is the last of its segment (FINAL_PART_METADATA). */
+export function isFinalPart(customMetadata: Record<string, string> | undefined): boolean {
+  return customMetadata?.['edgelive-final'] === '1';
+}

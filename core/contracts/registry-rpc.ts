@@ -22,6 +22,8 @@ export interface IngestNode {
   srtUrl: string | null;
   /** WHIP endpoint; null for a node without WebRTC (or registered before it had it). */
   whipUrl: string | null;
+  /** WHEP base URL (viewers are sent to `{whepUrl}/{streamId}`); null for a node without WebRTC. */
+  whepUrl: string | null;
   capacity: number;
   sessions: number;
   /** sessions / capacity. */

@@ -133,6 +133,11 @@ const StreamSettingsObject = z.object({
   fps: z.number().int().min(10).max(60).default(30),
   /** Playback policy and country rules; streams stored before it existed are public. */
   playback: PlaybackSettingsSchema.prefault({}),
+  /**
+   * Sub-second playback over WebRTC (WHEP) beside LL-HLS: the media node encodes the top video
+   * rung once more for it (constrained baseline, short GOP) and Opus audio. Off: LL-HLS only.
+   */
+  realtime: z.boolean().default(false),
 });
 export const StreamSettingsSchema = z.preprocess(ladderFromPreset, StreamSettingsObject);
 export type StreamSettings = z.infer<typeof StreamSettingsSchema>;

@@ -28,6 +28,8 @@ export type IngestResult = { status: 200 | 201; duplicate?: boolean } | RpcError
 export type PlaylistResult = { status: 200; snapshot: MediaPlaylistSnapshot } | RpcError;
 export type PresentationResult = { status: 200; presentation: PresentationSnapshot } | RpcError;
 export type VodPlaylistResult = { status: 200; snapshot: VodPlaylistSnapshot } | RpcError;
+/** How many parts a closed segment has: the edge serves it as their concatenation (workers/segment-parts.ts). */
+export type SegmentPartsResult = { status: 200; partCount: number } | RpcError;
 export type ThumbnailResult = { status: 200; key: string; programDateTime: number } | RpcError;
 
 /** Where a start-over playlist (`?start=`) begins: the oldest segment of the window, or a wall-clock time (ms). */

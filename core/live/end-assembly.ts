@@ -1,7 +1,7 @@
 // When an epoch ends abruptly (a reconnection, the end of the stream), each rendition's open
-// segment is closed from the parts it already announced: the segment object is their
-// concatenation (PART-07), so nothing acknowledged is lost or renumbered. The object reads and
-// writes the bytes; these are the decisions.
+// segment is closed from the parts it already announced: the segment is their concatenation
+// (PART-07, served by the edge from the parts), so nothing acknowledged is lost or renumbered
+// and no byte is read or written to close it.
 import type { ModelChange, LiveModel, RenditionState, SegmentRecord } from './stream-model.ts';
 
 /**
@@ -15,22 +15,15 @@ export function* openSegments(model: LiveModel): Generator<{ rs: RenditionState;
   }
 }
 
-/** The parts' bytes, in order, as one segment. */
-export function joinParts(bodies: readonly ArrayBuffer[]): Uint8Array<ArrayBuffer> {
-  const total = bodies.reduce((n, b) => n + b.byteLength, 0);
-  const joined = new Uint8Array(total);
-  let off = 0;
-  for (const b of bodies) {
-    joined.set(new Uint8Array(b), off);
-    off += b.byteLength;
-  }
-  return joined;
+/** The parts a segment closes with (every announced one: announced means durable in R2) and their seconds; null when none. */
+export function announcedSpan(parts: ReadonlyArray<{ duration: number }>): { partCount: number; seconds: number } | null {
+  if (parts.length === 0) return null;
+  return { partCount: parts.length, seconds: parts.reduce((s, p) => s + p.duration, 0) };
 }
 
 /**
- * Closes the segment with the first `partCount` parts (those R2 had, in order) lasting `seconds`
- * in all. Null when its own push closed it meanwhile (the object wrote while other events ran):
- * then that push's bytes and duration stand.
+ * Closes the segment with its first `partCount` parts lasting `seconds` in all. Null when its
+ * own push closed it already: then that push's duration stands.
  */
 export function closeAssembled(rs: RenditionState, segment: SegmentRecord, partCount: number, seconds: number): ModelChange | null {
   if (segment.duration !== null) return null;

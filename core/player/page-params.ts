@@ -1,5 +1,5 @@
 // What the watch and party pages read from their address (docs/player.md § Page URLs):
-//   /watch/{streamId}?token=&room=&roomToken=&name=&chatSync=1
+//   /watch/{streamId}?token=&room=&roomToken=&name=&chatSync=1&realtime=1
 //   /party/{roomId}?stream={streamId}&token=&roomToken=&name=
 // `token` is the playback token (signed streams) and goes on every request for the stream;
 // `roomToken` is a room token (moderator or host); anonymous viewers chat under `name`.
@@ -14,6 +14,8 @@ export interface PageParams {
   name: string | null;
   /** Hold chat messages until the video reaches the moment they were sent. */
   chatSync: boolean;
+  /** Play in real time (WebRTC) where the stream allows it; watch page only. */
+  realtime: boolean;
 }
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -36,6 +38,7 @@ export function parsePageUrl(href: string): PageParams {
     roomToken: nonEmpty(q.get('roomToken')),
     name: nonEmpty(q.get('name')),
     chatSync: q.get('chatSync') === '1',
+    realtime: mode === 'watch' && q.get('realtime') === '1',
   };
 }
 

@@ -5,6 +5,8 @@
 // Everything in it is text. Chat and names are stored and relayed exactly as validated here,
 // never as HTML; clients must render them with `textContent`.
 import { z } from 'zod';
+import { RoleName, Uid } from './room-roles.ts';
+import { SIGNAL_FRAME_PREFIX, VOICE_LIMITS, VoiceClientMessages, VoiceEvents, VoiceServerMessages, VoiceState } from './voice-protocol.ts';
 
 // The plain values of the protocol (version, limits, reaction and role names, close and error
 // codes, the resume token) live in ./room-wire.ts, which has no schema library: the browser's
@@ -23,7 +25,8 @@ export {
   type Reaction,
   type Role,
 } from './room-wire.ts';
-import { ERROR_CODES, REACTIONS, ROLES, ROOM_LIMITS, type ErrorCode } from './room-wire.ts';
+import { ERROR_CODES, REACTIONS, ROOM_LIMITS, type ErrorCode } from './room-wire.ts';
+export { RoleName, Uid, ConnId } from './room-roles.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Text rules. Control characters, bidi overrides and lone surrogates are removed: they are never
@@ -59,10 +62,7 @@ const text = (max: number, allowNewlines: boolean) =>
 export const DisplayName = text(ROOM_LIMITS.nameMaxChars, false);
 export const ChatText = text(ROOM_LIMITS.chatMaxChars, true);
 export const RoomId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'room id: 1-64 of A-Z a-z 0-9 _ -');
-/** A viewer's stable id in a room: `t:<name>` for token holders, `a:<random>` for anonymous. */
-export const Uid = z.string().regex(/^[ta]:[^\u0000-\u001F]{1,64}$/, 'viewer id');
 export const ReactionName = z.enum(REACTIONS);
-export const RoleName = z.enum(ROLES);
 
 const rid = z.string().min(1).max(40).optional();
 /** Epoch milliseconds between 2000 and 2200: a program-date-time or a room-clock time. */
@@ -139,6 +139,7 @@ export const ClientMessage = z.discriminatedUnion('type', [
   PlaybackSet,
   Ping,
   Resync,
+  ...VoiceClientMessages,
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 /** The input shape (before normalization), for senders. */
@@ -206,6 +207,7 @@ export const RoomSnapshot = z.object({
   presence: Presence,
   slowModeSec: z.number().int(),
   anonymous: z.boolean(),
+  voice: VoiceState,
 });
 export type RoomSnapshot = z.infer<typeof RoomSnapshot>;
 
@@ -222,6 +224,7 @@ export const RoomEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('playback'), playback: PlaybackState }),
   z.object({ kind: z.literal('slow'), seconds: z.number().int() }),
   z.object({ kind: z.literal('settings'), anonymous: z.boolean() }),
+  ...VoiceEvents,
 ]);
 export type RoomEvent = z.infer<typeof RoomEvent>;
 
@@ -268,6 +271,7 @@ export const ServerMessage = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('error'), rid: z.string().optional(), code: z.enum(ERROR_CODES), reason: z.string() }),
   z.object({ type: z.literal('pong'), t0: z.number(), t1: z.number(), t2: z.number() }),
+  ...VoiceServerMessages,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
@@ -280,7 +284,9 @@ export type Parsed = { ok: true; message: ClientMessage } | { ok: false; code: E
 /** Validates one inbound frame: size first (cheap), then JSON, then the schema. */
 export function parseClientFrame(frame: string | ArrayBuffer): Parsed {
   if (typeof frame !== 'string') return { ok: false, code: 'bad_frame', reason: 'binary frames are not accepted' };
-  if (frame.length > ROOM_LIMITS.maxFrameChars) {
+  // Session descriptions are longer than any other message: a signalling frame (its type first)
+  // may be longer; every other frame is refused by length before anything is parsed.
+  if (frame.length > ROOM_LIMITS.maxFrameChars && (frame.length > VOICE_LIMITS.signalFrameMaxChars || !frame.startsWith(SIGNAL_FRAME_PREFIX))) {
     return { ok: false, code: 'frame_too_large', reason: `frames are limited to ${ROOM_LIMITS.maxFrameChars} characters` };
   }
   let raw: unknown;

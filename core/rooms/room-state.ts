@@ -3,6 +3,7 @@
 // keeps its view with it: one function, so a late joiner and a long-connected viewer agree.
 import type { RoomEvent, RoomSnapshot } from './room-protocol.ts';
 import { ROOM_LIMITS } from './room-wire.ts';
+import { emptyVoice } from './voice-wire.ts';
 
 export interface BatchBody {
   epoch: string;
@@ -22,7 +23,7 @@ export function mergeBatches(batches: readonly BatchBody[]): string {
 }
 
 export function emptySnapshot(anonymous = true): RoomSnapshot {
-  return { history: [], polls: [], playback: null, presence: { count: 0 }, slowModeSec: 0, anonymous };
+  return { history: [], polls: [], playback: null, presence: { count: 0 }, slowModeSec: 0, anonymous, voice: emptyVoice() };
 }
 
 /**
@@ -67,5 +68,16 @@ export function applyEvent(s: RoomSnapshot, ev: RoomEvent): RoomSnapshot {
       return { ...s, slowModeSec: ev.seconds };
     case 'settings':
       return { ...s, anonymous: ev.anonymous };
+    case 'voice': {
+      const members = (s.voice?.members ?? []).slice();
+      const i = members.findIndex((m) => m.conn === ev.member.conn);
+      if (i >= 0) members[i] = ev.member;
+      else members.push(ev.member);
+      return { ...s, voice: { mode: s.voice?.mode ?? 'mesh', members } };
+    }
+    case 'voice.left':
+      return { ...s, voice: { mode: s.voice?.mode ?? 'mesh', members: (s.voice?.members ?? []).filter((m) => m.conn !== ev.conn) } };
+    case 'voice.mode':
+      return { ...s, voice: { mode: ev.mode, members: s.voice?.members ?? [] } };
   }
 }

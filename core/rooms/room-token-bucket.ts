@@ -42,6 +42,13 @@ export function msUntil(spec: BucketSpec, state: BucketState, now: number, cost 
 export const ROOM_RATE_LIMITS = {
   connection: { capacity: 30, refillPerSec: 10 } satisfies BucketSpec,
   viewerChat: { capacity: 5, refillPerSec: 1 } satisfies BucketSpec,
+  /**
+   * Per voice seat (connection): signalling relayed to other seats — joining a mesh of eight
+   * takes about 7 offers or answers and a few candidate batches each — and voice updates
+   * (speaking flips, which the client already spaces by 250 ms).
+   */
+  voiceSignals: { capacity: 50, refillPerSec: 5 } satisfies BucketSpec,
+  voiceUpdates: { capacity: 10, refillPerSec: 4 } satisfies BucketSpec,
   /** A connection that keeps flooding after this many refusals in a row is closed (1008). */
   strikesBeforeClose: 50,
 } as const;

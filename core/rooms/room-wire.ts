@@ -39,6 +39,8 @@ export const CLOSE = {
   unauthorized: 4401,
   forbidden: 4403,
   full: 4503,
+  /** Too many anonymous joins or new identities from one address: retry later, with backoff. */
+  tooMany: 4429,
   /** Policy violation (abuse): 1008 is the standard code. */
   policy: 1008,
   goingAway: 1001,
@@ -66,6 +68,8 @@ export const ERROR_CODES = [
   'token_expired',
   'room_full',
   'unavailable',
+  'voice_full', // the mesh is full and no SFU is configured
+  'not_in_voice', // a voice message from (or to) a connection that holds no seat
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -112,6 +116,10 @@ export function readServerFrame(text: string): ServerMessage | null {
         return str('code') && str('reason') && (f.rid === undefined || str('rid'));
       case 'pong':
         return typeof f.t0 === 'number' && typeof f.t1 === 'number' && typeof f.t2 === 'number';
+      case 'voice.signal':
+        return str('from') && str('uid') && obj('signal') && typeof (f.signal as { type?: unknown }).type === 'string';
+      case 'voice.sfu':
+        return str('endpoint') && str('token') && typeof f.expiresAt === 'number' && (f.rid === undefined || str('rid'));
       default:
         return false;
     }

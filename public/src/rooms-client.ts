@@ -22,6 +22,7 @@ import type {
   You,
 } from '../../core/rooms/room-protocol.ts';
 import { applyEvents } from '../../core/rooms/room-state.ts';
+import type { VoiceMember, VoiceSignalBody, VoiceState } from '../../core/rooms/voice-protocol.ts';
 import {
   ClockEstimator,
   clockSample,
@@ -30,7 +31,7 @@ import {
   type ClockEstimate,
 } from '../../core/rooms/room-clock.ts';
 
-export type { ChatMessage, Member, PlaybackState, Poll, Presence, Reaction, ReactionCounts, RoomSnapshot, You, ClockEstimate };
+export type { ChatMessage, Member, PlaybackState, Poll, Presence, Reaction, ReactionCounts, RoomSnapshot, You, ClockEstimate, VoiceMember, VoiceSignalBody, VoiceState };
 
 /** The subset of the WebSocket API the client uses (browser, Node 22 and `ws` all provide it). */
 export interface WebSocketLike {
@@ -92,6 +93,12 @@ export interface RoomClientEvents {
   playback: PlaybackState;
   slow: { seconds: number };
   settings: { anonymous: boolean };
+  /** Voice seats or mode changed (or the whole state was replaced): the room's voice now. */
+  voice: VoiceState;
+  /** A signal another voice seat addressed to this connection. */
+  'voice.signal': { from: string; uid: string; signal: VoiceSignalBody };
+  /** Where the SFU is and the token it takes (the answer to `requestSfu`). */
+  'voice.sfu': { endpoint: string; token: string; expiresAt: number };
   /** Every batch as received, after it was applied (for tools and tests). */
   batch: { seq: number; t: number; events: RoomEvent[] };
   /** An error the room answered that no pending request was waiting for. */
@@ -317,6 +324,12 @@ export class RoomClient {
         if (msg.rid && this.pending.has(msg.rid)) this.settle(msg.rid, new RoomError(msg.code, msg.reason));
         else this.emit('error', { code: msg.code, reason: msg.reason });
         return;
+      case 'voice.signal':
+        this.emit('voice.signal', { from: msg.from, uid: msg.uid, signal: msg.signal });
+        return;
+      case 'voice.sfu':
+        this.emit('voice.sfu', { endpoint: msg.endpoint, token: msg.token, expiresAt: msg.expiresAt });
+        return;
       case 'pong': {
         const s = clockSample(msg.t0, msg.t1, msg.t2, this.nowFn());
         this.clockEst.add(s);
@@ -334,6 +347,7 @@ export class RoomClient {
     const before = this.state?.presence;
     this.state = state;
     this.emit('state', state);
+    this.emit('voice', state.voice);
     if (before) this.emit('presence', { ...state.presence, ...diffMembers(before, state.presence) });
   }
 
@@ -378,6 +392,7 @@ export class RoomClient {
           break;
       }
     }
+    if (b.events.some((ev) => ev.kind.startsWith('voice'))) this.emit('voice', this.state.voice);
     this.emit('batch', { seq: b.seq, t: b.t, events: b.events });
   }
 
@@ -471,6 +486,57 @@ export class RoomClient {
       rate: p.rate ?? 1,
       at: Math.round(p.at ?? this.roomNow()),
     }))!;
+  }
+
+  // --- voice (the WebRTC side is public/src/voice/, loaded when a member joins) -------------------
+
+  get roomId(): string {
+    return this.opts.room;
+  }
+
+  /** The signed session of an anonymous viewer (also kept by the browser as a cookie). */
+  get sessionToken(): string | undefined {
+    return this.session;
+  }
+
+  async joinVoice(opts: { muted?: boolean; camera?: boolean } = {}): Promise<void> {
+    await this.request({ type: 'voice.join', muted: opts.muted ?? false, camera: opts.camera ?? false });
+  }
+
+  async leaveVoice(): Promise<void> {
+    await this.request({ type: 'voice.leave' });
+  }
+
+  /** Mute and camera changes are acknowledged; speaking flips are sent without an answer. */
+  async updateVoice(patch: { muted?: boolean; camera?: boolean }): Promise<void> {
+    await this.request({ type: 'voice.update', ...patch });
+  }
+
+  reportSpeaking(speaking: boolean): boolean {
+    return this.sendRaw({ type: 'voice.update', speaking });
+  }
+
+  /** Sends a signal to one voice seat (its connection id); refusals arrive as `error` events. */
+  signal(to: string, signal: VoiceSignalBody): boolean {
+    // `type` first: the room lets a long frame through only when it starts with it.
+    return this.sendRaw({ type: 'voice.signal', to, signal });
+  }
+
+  async voiceMute(uid: string): Promise<void> {
+    await this.request({ type: 'voice.mute', uid });
+  }
+
+  async voiceUnmute(uid: string): Promise<void> {
+    await this.request({ type: 'voice.unmute', uid });
+  }
+
+  async voiceRemove(uid: string): Promise<void> {
+    await this.request({ type: 'voice.remove', uid });
+  }
+
+  /** While voice is in `sfu` mode: the answer comes as a `voice.sfu` event. */
+  requestSfu(): boolean {
+    return this.sendRaw({ type: 'voice.sfu' });
   }
 
   // --- clock -----------------------------------------------------------------------------------

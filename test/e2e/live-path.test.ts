@@ -6,12 +6,26 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import muxjs from 'mux.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../support/llhls-client.ts';
+
+/** The body of a chunked HTTP/1.1 answer (raw socket reads keep the chunk framing). */
+function dechunk(raw: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = raw.indexOf('\r\n', at);
+    const size = parseInt(raw.subarray(at, eol).toString('latin1'), 16);
+    if (!size) return Buffer.concat(out);
+    out.push(raw.subarray(eol + 2, eol + 2 + size));
+    at = eol + 2 + size + 2;
+  }
+}
 
 const log = createLogger({ service: 'e2e-live' });
 let dir: string;
@@ -157,6 +171,9 @@ describe('live path end to end', () => {
     for (const path of [`/live/${stream.id}/360p/index.m3u8`, `/live/${stream.id}/360p/index.m3u8?_HLS_msn=${lastMsn}`]) {
       const gz = await rawGet(path, 'gzip, deflate, br');
       expect(gz.head).toContain('content-encoding: gzip');
+      // Gzipped once (a blocking answer is compressed once for all its viewers, never twice).
+      const wire = gz.head.includes('transfer-encoding: chunked') ? dechunk(gz.body) : gz.body;
+      expect(gunzipSync(wire).toString('latin1')).toContain('#EXTM3U');
       expect(gz.head).toMatch(/vary: .*accept-encoding/);
       for (const ae of [null, 'identity', 'gzip;q=0, identity']) {
         const plain = await rawGet(path, ae);

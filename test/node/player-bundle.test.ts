@@ -1,5 +1,6 @@
 // What the watch page's build puts on the path to the first frame (scripts/build-assets.mjs): the
-// first bundle carries the player and hls.js and nothing social; no bundle carries zod (the
+// first bundle carries the player and hls.js and nothing social or real-time; the WHEP client is a
+// bundle of its own that only real-time mode loads; no bundle carries zod (the
 // browser checks room frames by hand, core/rooms/room-wire.ts); names carry content hashes so
 // the Worker can serve them as immutable, and the HTML names exactly what the build wrote.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,7 +17,7 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; css: Bundle; html: string };
+let built: { watch: Bundle; together: Bundle; realtime: Bundle; voice: Bundle; css: Bundle; html: string };
 let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
@@ -33,13 +34,31 @@ describe('the watch page build', () => {
     expect(from(built.watch, /node_modules\/hls\.js\//).length).toBeGreaterThan(0);
     expect(from(built.watch, /public\/src\/watch\/player\.ts$/)).toHaveLength(1);
     expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe)\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
+    expect(from(built.watch, /watch\/(realtime|whep-client)\.ts|realtime-fallback/)).toEqual([]);
+  });
+
+  it('loads the WHEP client only for real time: its own bundle, imported by the toggle by its hashed name', () => {
+    expect(from(built.realtime, /public\/src\/watch\/whep-client\.ts$/)).toHaveLength(1);
+    expect(from(built.together, /public\/src\/watch\/realtime\.ts$/)).toHaveLength(1);
+    expect(from(built.together, /whep-client/)).toEqual([]);
+    expect(from(built.realtime, /node_modules\//)).toEqual([]);
+    expect(built.realtime.url).toMatch(/^\/dist\/realtime-[A-Z0-9]{8}\.js$/);
+    expect(readFileSync(built.together.file, 'utf8')).toContain(JSON.stringify(built.realtime.url));
+    expect(readFileSync(built.watch.file, 'utf8')).not.toContain(built.realtime.url);
   });
 
   it('keeps zod out of every browser bundle', () => {
-    for (const b of [built.watch, built.together]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
+    for (const b of [built.watch, built.together, built.realtime, built.voice]) expect(from(b, /node_modules\/zod\//), b.url).toEqual([]);
     // The second bundle is what the room needs, without a second copy of hls.js.
     expect(from(built.together, /public\/src\/rooms-client\.ts$/)).toHaveLength(1);
     expect(from(built.together, /node_modules\/hls\.js\//)).toEqual([]);
+  });
+
+  it('keeps party voice in its own bundle, which the party card loads by its hashed name', () => {
+    expect(from(built.voice, /public\/src\/voice\/voice-mesh\.ts$/)).toHaveLength(1);
+    for (const b of [built.watch, built.together]) expect(from(b, /public\/src\/voice\/|core\/rooms\/voice-(mesh-plan|activity)/), b.url).toEqual([]);
+    expect(built.voice.url).toMatch(/^\/dist\/voice-[A-Z0-9]{8}\.js$/);
+    expect(readFileSync(built.together.file, 'utf8')).toContain(JSON.stringify(built.voice.url));
   });
 
   it('names every file by its content, and the page loads the second bundle by that name', () => {
@@ -78,10 +97,14 @@ describe('readServerFrame: the browser’s hand check of room frames', () => {
     expect(readServerFrame(JSON.stringify(batch))).toEqual(batch);
     expect(readServerFrame('{"type":"pong","t0":1,"t1":2,"t2":3}')).toEqual({ type: 'pong', t0: 1, t1: 2, t2: 3 });
     expect(readServerFrame('{"type":"ack","rid":"r1","id":7}')).toEqual({ type: 'ack', rid: 'r1', id: 7 });
+    const signal = { type: 'voice.signal', from: 'c1', uid: 'a:x', signal: { type: 'offer', sdp: 'v=0' } };
+    expect(readServerFrame(JSON.stringify(signal))).toEqual(signal);
+    const sfu = { type: 'voice.sfu', endpoint: 'https://node/sfu', token: 't', expiresAt: 1 };
+    expect(readServerFrame(JSON.stringify(sfu))).toEqual(sfu);
   });
 
   it('drops garbled or foreign frames instead of applying them', () => {
-    for (const text of ['not json', '[]', 'null', '{"type":"hello"}', '{"type":"batch","epoch":"e1","seq":"4","events":[]}', '{"type":"batch","epoch":"e1","seq":4}', '{"type":"state","epoch":"e1","seq":1}', '{"type":"pong","t0":1}']) {
+    for (const text of ['not json', '[]', 'null', '{"type":"hello"}', '{"type":"batch","epoch":"e1","seq":"4","events":[]}', '{"type":"batch","epoch":"e1","seq":4}', '{"type":"state","epoch":"e1","seq":1}', '{"type":"pong","t0":1}', '{"type":"voice.signal","from":"c1","uid":"a:x"}', '{"type":"voice.sfu","endpoint":"x"}']) {
       expect(readServerFrame(text), text).toBeNull();
     }
   });

@@ -12,7 +12,7 @@ import {
   parseResume,
   type RoomEvent,
 } from '../../core/rooms/room-protocol.ts';
-import { signRoomToken, signSession, verifyRoomToken, verifySession, base64url } from '../../core/auth/room-token.ts';
+import { addressKey, signAnonymousIdentity, signRoomToken, signSession, verifyAnonymousIdentity, verifyRoomToken, verifySession, base64url } from '../../core/auth/room-token.ts';
 import { fullBucket, msUntil, takeToken } from '../../core/rooms/room-token-bucket.ts';
 import { ClockEstimator, clockSample, playbackCorrection, playbackPositionAt } from '../../core/rooms/room-clock.ts';
 import { applyEvents, emptySnapshot } from '../../core/rooms/room-state.ts';
@@ -89,6 +89,20 @@ describe('room tokens (HS256)', () => {
     expect(await verifyRoomToken(`${h}.${forged}.${s}`, secret, 'r1', now)).toMatchObject({ ok: false, reason: 'bad signature' });
     const badRole = await signRoomToken({ room: 'r1', name: 'Mo', role: 'admin' as 'host', exp: now + 60 }, secret);
     expect(await verifyRoomToken(badRole, secret, 'r1', now)).toMatchObject({ ok: false, reason: 'bad claims' });
+  });
+
+  it('signs anonymous identities for the cookie and keys addresses without revealing them', async () => {
+    const cookie = await signAnonymousIdentity('abcdefghijklmnop', 'k');
+    expect(await verifyAnonymousIdentity(cookie, 'k')).toBe('abcdefghijklmnop');
+    expect(await verifyAnonymousIdentity(cookie, 'other')).toBeNull();
+    // A room session is not a cookie identity (different signing context), nor the reverse.
+    expect(await verifyAnonymousIdentity(await signSession('r', 'abcdefghijklmnop', 'k'), 'k')).toBeNull();
+    expect(await verifySession(cookie, 'r', 'k')).toBeNull();
+    const key = await addressKey('203.0.113.7', 'k');
+    expect(key).toMatch(/^[A-Za-z0-9_-]{16}$/);
+    expect(key).not.toContain('203');
+    expect(await addressKey('203.0.113.7', 'k')).toBe(key);
+    expect(await addressKey('203.0.113.8', 'k')).not.toBe(key);
   });
 
   it('signs anonymous sessions bound to a room', async () => {

@@ -44,7 +44,8 @@ export interface TestBrowser {
 
 /**
  * Launches Chromium with a throwaway profile (`--user-data-dir` via a persistent context, which is
- * how playwright passes one), so runs never share cookies, storage or caches.
+ * how playwright passes one), so runs never share cookies, storage or caches. `args` adds flags
+ * (e.g. a fake microphone: `--use-fake-device-for-media-stream`).
  */
 export async function launchBrowser(opts: { width?: number; height?: number; args?: string[] } = {}): Promise<TestBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'edgelive-chromium-'));
@@ -76,13 +77,14 @@ export async function launchBrowser(opts: { width?: number; height?: number; arg
   };
 }
 
-/** Polls `fn` in the page until it returns a truthy value (returned), or throws with `what`. */
-export async function waitInPage<T>(page: Page, fn: () => T | Promise<T>, what: string, timeoutMs = 20_000): Promise<T> {
+/** Polls `fn` (given `arg`) in the page until it returns a truthy value (returned), or throws with `what`. */
+export async function waitInPage<T, A = undefined>(page: Page, fn: (arg: A) => T | Promise<T>, what: string, timeoutMs = 20_000, arg?: A): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
-      last = await page.evaluate(fn);
+      // Arguments are plain JSON here, so what the page receives is what was given.
+      last = await page.evaluate(fn as (a: unknown) => T | Promise<T>, arg as unknown);
       if (last) return last as T;
     } catch (err) {
       last = err;

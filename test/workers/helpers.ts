@@ -32,6 +32,13 @@ export async function authorize(streamKey: string, nodeId = 'node-a') {
   return signed('POST', `${INGEST_PREFIX}/authorize`, body, { 'content-type': 'application/json' });
 }
 
+/** What the edge serves for a segment of FakeRendition parts: their bytes joined, in order. */
+export function joinedParts(epoch: number, rendition: string, msn: number, parts: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts * 64);
+  for (let p = 0; p < parts; p++) out.set(bytes(`${epoch}/${rendition}/${msn}.${p}.m4s`), p * 64);
+  return out;
+}
+
 export function bytes(label: string, size = 64): Uint8Array<ArrayBuffer> {
   const b = new Uint8Array(size);
   b.set(new TextEncoder().encode(label).slice(0, size));
@@ -73,12 +80,13 @@ export class FakeRendition {
     this.part++;
     return res;
   }
+  /** Closes the segment: the push carries no bytes (the segment is its parts joined). */
   async closeSegment(): Promise<Response> {
     const res = await push(this.streamId, this.epoch, this.name, `${this.msn}.m4s`, {
       duration: Math.round(this.part * this.partDuration * 1e6) / 1e6,
       partCount: this.part,
       programDateTime: this.pdt,
-    });
+    }, new Uint8Array(0));
     this.pdt += this.part * this.partDuration * 1000;
     this.msn++;
     this.part = 0;

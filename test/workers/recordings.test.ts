@@ -7,7 +7,7 @@ import { runDurableObjectAlarm } from 'cloudflare:test';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
 import { HEADER_META, INGEST_PREFIX, thumbnailPath } from '../../core/contracts/ingest-protocol.ts';
-import { AUDIO_INIT, FakeRendition, authorize, bytes, expectOk, signed, worker } from './helpers.ts';
+import { AUDIO_INIT, FakeRendition, authorize, bytes, expectOk, joinedParts, signed, worker } from './helpers.ts';
 import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
 
 const op = operator('192.0.2.62');
@@ -135,8 +135,10 @@ describe('recordings (live-to-VOD)', { timeout: 30_000 }, () => {
     // Its media are the live objects, byte for byte.
     const seg = await worker(`/vod/${rec!.id}/v/${l2.epoch}/4.m4s`);
     expect(seg.status).toBe(200);
-    const live = await env.MEDIA.get(`live/${stream.id}/${l2.epoch}/v/4.m4s`);
-    expect(new Uint8Array(await seg.arrayBuffer())).toEqual(new Uint8Array(await live!.arrayBuffer()));
+    const live = await worker(`/live/${stream.id}/v/${l2.epoch}/4.m4s`);
+    const vodBytes = new Uint8Array(await seg.arrayBuffer());
+    expect(vodBytes).toEqual(new Uint8Array(await live.arrayBuffer()));
+    expect(vodBytes).toEqual(joinedParts(l2.epoch, 'v', 4, vodBytes.byteLength / 64));
     // Nothing outside the recording, and no parts (a VOD lists none).
     expect((await worker(`/vod/${rec!.id}/v/${l2.epoch}/6.m4s`)).status).toBe(404);
     expect((await worker(`/vod/${rec!.id}/v/${l2.epoch}/4.0.m4s`)).status).toBe(404);
@@ -189,12 +191,11 @@ describe('clips', { timeout: 30_000 }, () => {
     const last = m.segments.at(-1);
     expect(last.duration).toBeCloseTo(0.6, 6);
     expect(last.byterange).toEqual({ length: 192, offset: 0 });
-    // Players fetch that byte range of the segment object (its first three parts: the bytes of a
-    // real segment are its parts concatenated, checked end to end on real media).
-    const ranged = await worker(`/vod/${clip.id}/v/${l.epoch}/6.m4s`, { headers: { range: 'bytes=0-31' } });
+    // Players fetch that byte range of the segment (its parts joined): its first three parts.
+    const ranged = await worker(`/vod/${clip.id}/v/${l.epoch}/6.m4s`, { headers: { range: 'bytes=0-191' } });
     expect(ranged.status).toBe(206);
-    expect(ranged.headers.get('content-range')).toBe('bytes 0-31/64');
-    expect(new Uint8Array(await ranged.arrayBuffer())).toEqual(bytes(`${l.epoch}/v/6.m4s`).slice(0, 32));
+    expect(ranged.headers.get('content-range')).toBe('bytes 0-191/320');
+    expect(new Uint8Array(await ranged.arrayBuffer())).toEqual(joinedParts(l.epoch, 'v', 6, 3));
     const list = await api<{ clips: Array<{ id: string }> }>(op, 'GET', `/streams/${stream.id}/clips`);
     expect(list.body.clips.map((c) => c.id)).toEqual([clip.id]);
   });
@@ -273,9 +274,10 @@ describe('retention', { timeout: 30_000 }, () => {
     await end(stream.id, l2.epoch);
     const [rec] = await recordings(stream.id);
     const stub = env.STREAM_STATE.getByName(stream.id);
+    // A segment is no object of its own (its parts are): what is kept or deleted is parts.
     const keys = async () => (await env.MEDIA.list({ prefix: `live/${stream.id}/` })).objects.map((o) => o.key).sort();
     const before = await keys();
-    expect(before).toContain(`live/${stream.id}/${l1.epoch}/v/1.m4s`);
+    expect(before).toContain(`live/${stream.id}/${l1.epoch}/v/1.0.m4s`);
     // Day 2: the recording expires (410), its objects stay for the grace period.
     const ended = Date.parse(rec!.endedAt!);
     await stub.sweep(ended + DAY + 1000);
@@ -284,11 +286,11 @@ describe('retention', { timeout: 30_000 }, () => {
     // After the grace period: everything of the recording goes but what the clip lists.
     await stub.sweep(ended + DAY + 10 * 60_000);
     const after = await keys();
-    expect(after).toContain(`live/${stream.id}/${l1.epoch}/v/2.m4s`);
+    expect(after).toContain(`live/${stream.id}/${l1.epoch}/v/2.0.m4s`);
     expect(after).toContain(`live/${stream.id}/${l1.epoch}/v/3.4.m4s`);
-    expect(after).toContain(`live/${stream.id}/${l1.epoch}/a/3.m4s`);
+    expect(after).toContain(`live/${stream.id}/${l1.epoch}/a/3.0.m4s`);
     expect(after).toContain(`live/${stream.id}/${l1.epoch}/v/init.mp4`);
-    expect(after).not.toContain(`live/${stream.id}/${l1.epoch}/v/1.m4s`);
+    expect(after).not.toContain(`live/${stream.id}/${l1.epoch}/v/1.0.m4s`);
     expect(after).not.toContain(`live/${stream.id}/${l1.epoch}/v/1.0.m4s`);
     expect(after.some((k) => k.includes(`/${l2.epoch}/`))).toBe(false);
     // The ended live playlist listed those segments: it is gone rather than dangling.
@@ -312,13 +314,13 @@ describe('retention', { timeout: 30_000 }, () => {
     // The fake publisher's media are dated 2026-11-21T12:00Z; sweep as of a minute later.
     await stub.sweep(t0 + 60_000);
     const keys = (await env.MEDIA.list({ prefix: `live/${stream.id}/${l.epoch}/v/` })).objects.map((o) => o.key);
-    expect(keys).toContain(`live/${stream.id}/${l.epoch}/v/1.m4s`);
+    expect(keys).toContain(`live/${stream.id}/${l.epoch}/v/1.0.m4s`);
     // Much later (the window is 7 segments): what slid out of it long ago goes, the window stays.
     await stub.sweep(t0 + 3600_000);
     const later = (await env.MEDIA.list({ prefix: `live/${stream.id}/${l.epoch}/v/` })).objects.map((o) => o.key);
-    expect(later).not.toContain(`live/${stream.id}/${l.epoch}/v/1.m4s`);
-    expect(later).toContain(`live/${stream.id}/${l.epoch}/v/4.m4s`);
-    expect(later).toContain(`live/${stream.id}/${l.epoch}/v/10.m4s`);
+    expect(later).not.toContain(`live/${stream.id}/${l.epoch}/v/1.0.m4s`);
+    expect(later).toContain(`live/${stream.id}/${l.epoch}/v/4.0.m4s`);
+    expect(later).toContain(`live/${stream.id}/${l.epoch}/v/10.0.m4s`);
     expect(later).toContain(`live/${stream.id}/${l.epoch}/v/init.mp4`);
     const m = parse(await text(`/live/${stream.id}/v/index.m3u8`));
     for (const s of m.segments) expect((await worker(`/live/${stream.id}/v/${s.uri}`)).status).toBe(200);

@@ -17,7 +17,7 @@ describe('joining a room', () => {
     expect(w.you.uid).toMatch(/^a:/);
     expect(w.session).toMatch(/^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}$/);
     expect(w.resumed).toBe(false);
-    expect(w.state).toEqual({ history: [], polls: [], playback: null, presence: { count: 0, members: [] }, slowModeSec: 0, anonymous: true });
+    expect(w.state).toEqual({ history: [], polls: [], playback: null, presence: { count: 0, members: [] }, slowModeSec: 0, anonymous: true, voice: { mode: 'mesh', members: [] } });
     a.close();
   });
 

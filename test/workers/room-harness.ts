@@ -18,6 +18,8 @@ export class Viewer {
   readonly ws: WebSocket;
   readonly frames: ServerMessage[] = [];
   closeCode: number | null = null;
+  /** The `name=value` of the anonymous identity cookie the upgrade answer set, if any. */
+  cookie: string | null = null;
   private waiters: Array<() => void> = [];
 
   constructor(ws: WebSocket) {
@@ -95,14 +97,18 @@ export class Viewer {
   }
 }
 
-/** Opens a socket to the room through the Worker; resolves once the first frame arrived. */
-export async function join(room: string, q: Record<string, string>): Promise<Viewer> {
+/**
+ * Opens a socket to the room through the Worker; resolves once the first frame arrived. `headers`
+ * adds request headers (`cookie`, `cf-connecting-ip`: the client's address, 192.0.2.1 unless given).
+ */
+export async function join(room: string, q: Record<string, string>, headers: Record<string, string> = {}): Promise<Viewer> {
   const res = await exports.default.fetch(`http://edge.test/rooms/${room}/ws?${new URLSearchParams(q)}`, {
-    headers: { Upgrade: 'websocket' },
+    headers: { Upgrade: 'websocket', 'cf-connecting-ip': '192.0.2.1', ...headers },
   });
   if (res.status !== 101 || !res.webSocket) throw new Error(`upgrade failed: ${res.status} ${await res.text()}`);
   const ws = res.webSocket;
   const v = new Viewer(ws);
+  v.cookie = res.headers.get('set-cookie')?.split(';')[0] ?? null;
   ws.accept();
   const deadline = Date.now() + 3000;
   while (v.frames.length === 0 && v.closeCode === null) {

@@ -1,5 +1,5 @@
-// The media node's WebRTC settings from its environment (documented in docs/operations.md, "WebRTC
-// and WHIP"). Pure: an env object in, a config out; throws on a value that cannot be right.
+// The media node's WebRTC settings from its environment (documented in docs/api.md, "Transcoder",
+// and docs/operations.md, "WebRTC: WHIP and WHEP"). Pure: an env object in, a config out; throws on a value that cannot be right.
 import type { IceServerConfig, WebRtcConfig } from './stack.ts';
 
 export interface WebRtcNodeConfig {
@@ -9,6 +9,7 @@ export interface WebRtcNodeConfig {
   /** How publishers reach the listener (WHIP URL base), when not what was bound. */
   publicUrl?: string;
   whip: { maxOfferBytes: number; maxPendingPerAddress: number; maxSessions?: number; maxBitrate: number; mediaTimeoutMs: number };
+  whep: { maxOfferBytes: number; maxPendingPerAddress: number; maxViewers: number; keyframeIntervalMs: number };
 }
 
 function int(env: Record<string, string | undefined>, name: string, fallback: number, min = 0): number {
@@ -62,6 +63,12 @@ export function webrtcConfigFromEnv(env: Record<string, string | undefined>): We
       ...(env.WHIP_MAX_SESSIONS ? { maxSessions: int(env, 'WHIP_MAX_SESSIONS', 16, 0) } : {}),
       maxBitrate: int(env, 'WHIP_MAX_BITRATE', 5_000_000, 100_000),
       mediaTimeoutMs: int(env, 'WHIP_MEDIA_TIMEOUT_MS', 10_000, 1000),
+    },
+    whep: {
+      maxOfferBytes: int(env, 'WHEP_MAX_OFFER_BYTES', 32 * 1024, 1024),
+      maxPendingPerAddress: int(env, 'WHEP_MAX_PENDING_PER_ADDRESS', 4, 1),
+      maxViewers: int(env, 'WHEP_MAX_VIEWERS', 200, 0),
+      keyframeIntervalMs: int(env, 'WHEP_KEYFRAME_INTERVAL_MS', 500, 100),
     },
   };
 }

@@ -107,6 +107,17 @@ export type CodecChooser = (codecs: SdpCodec[], section: SdpMediaSection) => Sdp
 export const chooseH264: CodecChooser = (codecs) =>
   codecs.find((c) => c.name.toUpperCase() === 'H264' && fmtpParam(c.fmtp, 'packetization-mode') === '1') ?? null;
 
+/**
+ * H.264 a WHEP viewer decodes from the node's real-time encode (constrained baseline, mode 1):
+ * the offer's constrained-baseline entry (`42e0..`), else baseline (`4200..`), else any mode-1
+ * H.264 (main and high decoders take constrained baseline too).
+ */
+export const chooseH264ForViewer: CodecChooser = (codecs) => {
+  const mode1 = codecs.filter((c) => c.name.toUpperCase() === 'H264' && fmtpParam(c.fmtp, 'packetization-mode') === '1');
+  const profile = (c: SdpCodec) => (fmtpParam(c.fmtp, 'profile-level-id') ?? '').toLowerCase();
+  return mode1.find((c) => profile(c).startsWith('42e0')) ?? mode1.find((c) => profile(c).startsWith('4200')) ?? mode1[0] ?? null;
+};
+
 export const chooseOpus: CodecChooser = (codecs) => codecs.find((c) => c.name.toLowerCase() === 'opus' && c.clockRate === 48000) ?? null;
 
 export interface AcceptedTrack {
@@ -124,6 +135,8 @@ export interface ShapedOffer {
 export interface ShapeOptions {
   /** The direction the offerer must use (WHIP: it sends, so `sendonly` or `sendrecv`). */
   offererSends: boolean;
+  /** WHEP: the offerer receives, so `recvonly` or `sendrecv`. */
+  offererReceives?: boolean;
   video: CodecChooser;
   audio: CodecChooser;
 }
@@ -146,6 +159,9 @@ export function shapeOffer(offer: string, opts: ShapeOptions): ShapedOffer {
     if (tracks.some((t) => t.kind === kind)) throw new SdpError('unsupported_media', `one ${kind} track at most (no simulcast)`);
     if (opts.offererSends && (section.direction === 'recvonly' || section.direction === 'inactive')) {
       throw new SdpError('bad_direction', `the ${kind} section must send (it is ${section.direction})`);
+    }
+    if (opts.offererReceives && (section.direction === 'sendonly' || section.direction === 'inactive')) {
+      throw new SdpError('bad_direction', `the ${kind} section must receive (it is ${section.direction})`);
     }
     const codec = (kind === 'video' ? opts.video : opts.audio)(section.codecs, section);
     if (!codec) {

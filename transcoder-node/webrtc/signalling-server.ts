@@ -1,4 +1,4 @@
-// The media node's HTTP listener for WebRTC signalling (WHIP now; WHEP and the SFU later): routes
+// The media node's HTTP listener for WebRTC signalling (WHIP, WHEP; the SFU later): routes
 // by path prefix, answers CORS for the browser pages of the Worker's origin, bounds request
 // bodies, and turns every error into `{ "error": { "code", "message" } }` JSON.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -21,6 +21,8 @@ export interface SignallingRequest {
   method: string;
   /** The path without the route's prefix, e.g. `/sessions/abc` under `/whip`. */
   path: string;
+  /** The query string's parameters (WHEP's ticket). */
+  query: URLSearchParams;
   headers: IncomingMessage['headers'];
   remoteAddress: string;
   /** Reads the body as text; 413 (HttpError) past `limit` bytes, without reading more than that. */
@@ -40,6 +42,11 @@ export interface SignallingRoute {
   handle(req: SignallingRequest): Promise<SignallingResponse>;
   /** Headers browsers may read from this route's answers (CORS Access-Control-Expose-Headers). */
   exposeHeaders?: string[];
+  /**
+   * Pages of any origin may call this route (WHEP: players on any site, authorised by a ticket in
+   * the URL, never a cookie), whatever `corsOrigins` allows for the others.
+   */
+  anyOrigin?: boolean;
 }
 
 export interface SignallingServerOptions {
@@ -85,7 +92,7 @@ export class SignallingServer {
   #cors(req: IncomingMessage, route: SignallingRoute | undefined): Record<string, string> {
     const origin = req.headers.origin;
     const allowed = this.#opts.corsOrigins;
-    if (!origin || !(allowed.includes('*') || allowed.includes(origin))) return {};
+    if (!origin || !(route?.anyOrigin || allowed.includes('*') || allowed.includes(origin))) return {};
     return {
       'access-control-allow-origin': origin,
       vary: 'Origin',
@@ -114,6 +121,7 @@ export class SignallingServer {
       const answer = await route.handle({
         method: req.method ?? 'GET',
         path: url.pathname.slice(route.prefix.length) || '/',
+        query: url.searchParams,
         headers: req.headers,
         remoteAddress: req.socket.remoteAddress ?? 'unknown',
         readBody: (limit) => readBody(req, limit),

@@ -7,9 +7,10 @@ import { publishTokenStream } from '../../core/auth/publish-token.ts';
 import type { AuthorizeResponse } from '../../core/contracts/ingest-protocol.ts';
 import type { Logger } from '../log.ts';
 import type { Publisher } from '../publisher.ts';
-import { chooseH264, chooseOpus, iceCredentials, parseTrickleFragment, SdpError, shapeOffer } from './sdp.ts';
+import { chooseH264, chooseOpus, SdpError, shapeOffer } from './sdp.ts';
 import { HttpError, type SignallingRequest, type SignallingResponse, type SignallingRoute } from './signalling-server.ts';
 import type { IceServerConfig, WebRtcStack } from './stack.ts';
+import { applyTricklePatch, contentType, SDP, SDPFRAG } from './trickle.ts';
 import { WhipPublisher } from './whip-publisher.ts';
 
 /** `byNode`: refused for this node's load (capacity, overload), not for the key: 503, try another node. */
@@ -60,13 +61,7 @@ interface WhipSession {
   endpoint: string;
 }
 
-const SDP = 'application/sdp';
-const SDPFRAG = 'application/trickle-ice-sdpfrag';
 const MAX_TOKEN_LENGTH = 512;
-
-function contentType(req: SignallingRequest): string {
-  return String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-}
 
 function bearer(req: SignallingRequest): string {
   const m = /^Bearer +(\S+)$/i.exec(String(req.headers.authorization ?? ''));
@@ -248,33 +243,8 @@ export class WhipEndpoint implements SignallingRoute {
     return this.#patch(req, session);
   }
 
-  async #patch(req: SignallingRequest, session: WhipSession): Promise<SignallingResponse> {
-    if (contentType(req) !== SDPFRAG) throw new HttpError(415, 'unsupported_media_type', `a WHIP PATCH is ${SDPFRAG}`, { 'accept-patch': SDPFRAG });
-    const ifMatch = req.headers['if-match'];
-    // RFC 9725 §4.3.2: If-Match "*" asks for an ICE restart, which libdatachannel cannot do; the
-    // RFC's answer for a session that trickles but does not restart is 422.
-    if (ifMatch === '*') throw new HttpError(422, 'ice_restart_unsupported', 'this media node does not support ICE restarts: publish again');
-    if (ifMatch !== undefined && ifMatch !== session.etag) throw new HttpError(412, 'precondition_failed', 'the entity-tag does not match this session');
-    const body = await req.readBody(this.#opts.limits.maxOfferBytes);
-    let fragment: ReturnType<typeof parseTrickleFragment>;
-    try {
-      fragment = parseTrickleFragment(body);
-    } catch (err) {
-      if (err instanceof SdpError) throw new HttpError(400, err.code, err.message);
-      throw err;
-    }
-    // New ICE credentials are a restart too.
-    const current = iceCredentials(session.publisher.remoteOffer);
-    if (fragment.ufrag && current && fragment.ufrag !== current.ufrag) {
-      throw new HttpError(422, 'ice_restart_unsupported', 'this media node does not support ICE restarts: publish again');
-    }
-    for (const c of fragment.candidates) {
-      try {
-        session.publisher.addRemoteCandidate(c.candidate, c.mid);
-      } catch (err) {
-        throw new HttpError(400, 'bad_candidate', `a candidate was not accepted: ${(err as Error).message}`);
-      }
-    }
-    return { status: 204 };
+  #patch(req: SignallingRequest, session: WhipSession): Promise<SignallingResponse> {
+    const p = session.publisher;
+    return applyTricklePatch(req, { etag: session.etag, remoteOffer: p.remoteOffer, addRemoteCandidate: (c, mid) => p.addRemoteCandidate(c, mid) }, this.#opts.limits.maxOfferBytes, 'WHIP');
   }
 }

@@ -14,6 +14,7 @@ import type { VodPlaylistSnapshot, VodSegment } from '../../core/contracts/live-
 import { clipExportKey, mediaObjectKey } from '../../core/contracts/object-keys.ts';
 import type { LadderRung } from '../../core/contracts/stream-config.ts';
 import { queueWebhookEvent } from '../routes/webhooks.ts';
+import { readSegment, type SegmentRef } from '../segment-parts.ts';
 import type { ClipRow } from '../vod-catalog.ts';
 import { clipDownloadPath } from '../../core/contracts/vod-assets.ts';
 
@@ -156,9 +157,8 @@ async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRun
     const plan = plans[t]!;
     const seg = plan.segments[i]!;
     const previous = plan.segments[i - 1];
-    const object = mediaObjectKey(clip.stream_id, seg.epoch, plan.rendition, { kind: 'segment', msn: seg.msn });
     return {
-      bytes: await readObject(env, object, seg.byteLength),
+      bytes: await readJoinedSegment(env, { streamId: clip.stream_id, epoch: seg.epoch, rendition: plan.rendition, msn: seg.msn }, seg.byteLength),
       // A reconnection inside the clip: its fragments continue the track only if the new
       // encoder describes its samples the same way (same ladder settings: it does).
       init: previous && previous.epoch !== seg.epoch ? await readObject(env, initKey(plan, seg.epoch)) : undefined,
@@ -246,6 +246,13 @@ async function readObject(env: Env, key: string, length?: number): Promise<Uint8
   const obj = await env.MEDIA.get(key, length === undefined ? undefined : { range: { offset: 0, length } });
   if (!obj) throw new ExportFailure(`the clip's media are gone (${key})`);
   return new Uint8Array(await obj.arrayBuffer());
+}
+
+/** A segment's bytes joined from its parts (the first `length` of them when given), or a permanent failure when they are gone. */
+async function readJoinedSegment(env: Env, ref: SegmentRef, length?: number): Promise<Uint8Array> {
+  const seg = await readSegment(env.MEDIA, ref, () => env.STREAM_STATE.getByName(ref.streamId).segmentParts(ref.rendition, ref.epoch, ref.msn));
+  if (!('bytes' in seg)) throw new ExportFailure(`the clip's media are gone (segment ${ref.msn} of ${ref.rendition}: ${seg.message})`);
+  return length === undefined ? seg.bytes : seg.bytes.subarray(0, length);
 }
 
 /**

@@ -4,7 +4,7 @@
 // into every URI of the playlists it renders.
 import type { MiddlewareHandler } from 'hono';
 import type { Env } from '../env.ts';
-import { HttpError } from '../http.ts';
+import { HttpError, cookieValue } from '../http.ts';
 import { checkCountry, type CountryRules } from '../../core/auth/geo.ts';
 import { NAME_RE } from '../../core/contracts/object-keys.ts';
 import { PlaybackSettingsSchema, type PlaybackSettings } from '../../core/contracts/stream-config.ts';
@@ -61,14 +61,6 @@ export function viewerCountry(req: Request, devOverride: boolean): string | unde
   return req.cf?.country as string | undefined;
 }
 
-function cookieValue(header: string | null, name: string): string | undefined {
-  if (!header) return undefined;
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
 
 function logLookupError(kid: string, err: unknown): void {
   console.error(JSON.stringify({ level: 'error', msg: 'signing key lookup failed', kid, error: String(err) }));

@@ -20,6 +20,7 @@ import { NAME_RE } from '../../core/contracts/object-keys.ts';
 import { signPlaybackToken } from '../../core/auth/playback-token.ts';
 import { PlaybackSettingsSchema, StreamSettingsSchema } from '../../core/contracts/stream-config.ts';
 import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
+import { forgetRealtimeSetting } from './whep.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
@@ -75,8 +76,9 @@ async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ u
   return { urls: { rtmp: `${base}/${streamKey}`, rtmps, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, whip: env.WHIP_INGEST_URL ?? null, nodeId: null, region: null, backup: null }, node: null };
 }
 
-function playbackUrls(origin: string, id: string) {
-  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}` };
+function playbackUrls(origin: string, id: string, realtime = false) {
+  // WHEP (sub-second, WebRTC) only for streams that have it: POST an SDP offer there.
+  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}`, ...(realtime ? { whep: `${origin}/live/${id}/whep` } : {}) };
 }
 
 function streamJson(origin: string, s: StreamRecord) {
@@ -85,7 +87,7 @@ function streamJson(origin: string, s: StreamRecord) {
     title: s.title,
     status: s.status,
     settings: s.settings,
-    playback: playbackUrls(origin, s.id),
+    playback: playbackUrls(origin, s.id, s.settings.realtime),
     createdAt: new Date(s.createdAt).toISOString(),
     updatedAt: new Date(s.updatedAt).toISOString(),
   };
@@ -120,8 +122,9 @@ adminRoutes.post('/streams', async (c) => {
     .bind(id, settings.title, await hashStreamKey(streamKey), JSON.stringify(settings), 'idle', now, now)
     .run();
   forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
+  forgetRealtimeSetting(id);
   const origin = new URL(c.req.url).origin;
-  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id), settings }, 201);
+  return c.json({ id, streamKey, ingest: ingest.urls, playback: playbackUrls(origin, id, settings.realtime), settings }, 201);
 });
 
 adminRoutes.get('/streams', async (c) => {
@@ -156,10 +159,14 @@ adminRoutes.get('/streams/:id', async (c) => {
   });
 });
 
-/** Changes the title or the playback rules; `playback` is replaced whole, the ladder and timing are fixed. */
+/**
+ * Changes the title, the playback rules or real-time playback; `playback` is replaced whole, the
+ * ladder and timing are fixed. `realtime` applies from the stream's next publish (its ladder's outputs).
+ */
 const PatchStreamSchema = z.strictObject({
   title: z.string().max(200).optional(),
   playback: PlaybackSettingsSchema.optional(),
+  realtime: z.boolean().optional(),
 });
 
 adminRoutes.patch('/streams/:id', async (c) => {
@@ -171,6 +178,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
     ...stream.settings,
     ...(patch.title !== undefined ? { title: patch.title } : {}),
     ...(patch.playback ? { playback: patch.playback } : {}),
+    ...(patch.realtime !== undefined ? { realtime: patch.realtime } : {}),
   });
   const now = Date.now();
   const res = await c.env.DB.prepare('UPDATE streams SET title = ?, settings = ?, updated_at = ? WHERE id = ?')
@@ -179,6 +187,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
   // This isolate applies the new rules at once; every other one within 30 s (its cache TTL).
   forgetPlaybackAccess(id);
+  forgetRealtimeSetting(id);
   await c.env.STREAM_STATE.getByName(id).configure({ streamId: id, settings });
   return c.json(streamJson(new URL(c.req.url).origin, { ...stream, title: settings.title, settings, updatedAt: now }));
 });

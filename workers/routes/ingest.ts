@@ -99,6 +99,7 @@ ingestRoutes.post('/authorize', async (c) => {
     segmentTarget: s.segmentTarget,
     fps: s.fps,
     timeOffset,
+    realtime: s.realtime,
   };
   return c.json(res);
 });
@@ -131,7 +132,9 @@ ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
   if (!NAME_RE.test(rendition)) throw new HttpError(400, 'invalid_rendition', 'malformed rendition name');
   const object = parseMediaFileName(c.req.param('file'));
   if (!object) throw new HttpError(400, 'invalid_object', 'expected init.mp4, {msn}.m4s or {msn}.{part}.m4s');
-  if (body.byteLength === 0) throw new HttpError(400, 'empty_body', 'a push carries the object bytes');
+  // A segment push closes the segment and carries no bytes: they are its parts' (each media
+  // byte is written to R2 once). Older media nodes still send them; they are then stored too.
+  if (body.byteLength === 0 && object.kind !== 'segment') throw new HttpError(400, 'empty_body', 'a push carries the object bytes');
   const meta = parseMeta(c.req.header(HEADER_META));
   let push: IngestPush;
   if (object.kind === 'init') push = { epoch, rendition, ...object, meta: parseOr400(InitMetaSchema, meta, 'init meta') };

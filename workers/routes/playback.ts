@@ -1,19 +1,21 @@
-// Playback at the edge: the multivariant and media playlists rendered per request from the
-// StreamState snapshot (blocking reloads coalesced per isolate and cached per colo), and media
-// objects from R2 through the Cache API, with hinted parts held until they exist. Every route is
-// behind `playbackAccess` (policy, token, country) before any cache is consulted; a signed
-// stream's token is written into every URI of the playlists it gets.
+// Playback at the edge: the multivariant and media playlists rendered from the StreamState
+// snapshot once per version and isolate (playlist-answers.ts; blocking answers also cached per
+// colo), and media objects read once per isolate from the colo cache or R2 (media-answers.ts),
+// with hinted parts held until they exist. Every route is behind `playbackAccess` (policy, token,
+// country) before any cache is consulted; a signed stream's token is written into every URI of
+// the playlists it gets.
 import { Hono, type Context } from 'hono';
-import { Coalescer } from '../coalesce.ts';
 import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
+import { playlistAnswer } from '../playlist-answers.ts';
+import { mediaAnswer } from '../media-answers.ts';
+import { segmentResponse } from '../segment-parts.ts';
 import type { PlaylistTiming } from '../../core/contracts/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import { directiveCacheKey, parseHlsDirectives } from '../../core/playlist/blocking.ts';
 import { renderMediaPlaylist, renderMultivariantPlaylist } from '../../core/playlist/render.ts';
 import { parseStartParam } from '../../core/live/start-over.ts';
 import { playbackAccess, type PlaybackAccessEnv } from '../middleware/playback-access.ts';
-import type { PlaylistResult } from '../../core/contracts/stream-rpc.ts';
 
 export const playbackRoutes = new Hono<PlaybackAccessEnv>();
 playbackRoutes.use('/:id/*', playbackAccess());
@@ -21,7 +23,6 @@ playbackRoutes.use('/:id/*', playbackAccess());
 const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
 /** Playback answers, errors included, are readable by players on any site. */
 const CORS = { 'access-control-allow-origin': '*' };
-const playlistCalls = new Coalescer<PlaylistResult>();
 
 /**
  * A signed stream's blocking playlists are cached per colo like a public one's, but rendered
@@ -39,7 +40,7 @@ function checkName(value: string, what: string): string {
   return value;
 }
 
-function playlistResponse(c: Context, text: string, cacheControl: string): Response {
+function playlistResponse(c: Context, text: string, cacheControl: string, gzipped?: ArrayBuffer): Response {
   const headers = new Headers({
     'content-type': PLAYLIST_TYPE,
     'cache-control': cacheControl,
@@ -47,7 +48,7 @@ function playlistResponse(c: Context, text: string, cacheControl: string): Respo
     'access-control-expose-headers': 'age, date',
   });
   // Playlists are gzipped (HTTP-01) for every client that takes gzip.
-  return negotiatedTextResponse(c.req.raw, text, headers);
+  return negotiatedTextResponse(c.req.raw, text, headers, 200, gzipped);
 }
 
 /** Cache lifetimes from LL-HLS App. B.1 (BR-13). */
@@ -82,25 +83,26 @@ playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
   const start = parseStartParam(url.searchParams.getAll('start'));
   if (!start.ok) return errorResponse(400, 'invalid_start', start.message, { 'access-control-allow-origin': '*' });
   const startKey = start.query ? `&${start.query}` : '';
-  // Identical requests share a cache entry whatever order the client wrote the directives in
+  // Identical requests share one answer whatever order the client wrote the directives in
   // (DU-06) and whatever token they carry; signed and public renderings never share one.
-  const cacheUrl = `${url.origin}/live/${id}/${rendition}/index.m3u8?${directiveCacheKey(d)}${startKey}${token ? '&signed' : ''}`;
   const cache = typeof caches !== 'undefined' ? caches.default : null;
-  if (blocking && cache) {
-    const hit = await cache.match(cacheUrl);
-    // The colo cache holds the plain text; each viewer gets its own encoding and headers.
-    if (hit) return playlistResponse(c, token ? withToken(await hit.text(), token) : await hit.text(), forViewer(hit.headers.get('cache-control') ?? 'no-cache', !!token));
-  }
-  const key = `${id}|${rendition}|${directiveCacheKey(d)}${startKey}`;
-  const r = await playlistCalls.run(key, () => c.env.STREAM_STATE.getByName(id).playlist(rendition, d, start.start));
-  if (r.status !== 200) return rpcErrorResponse(r, CORS);
-  const cacheControl = playlistCacheControl(r.snapshot.timing, blocking, r.snapshot.ended);
-  const cacheIt = blocking && cache;
-  // Only a text headed for the colo cache needs the placeholder; others get the token directly.
-  const text = renderMediaPlaylist(r.snapshot, token ? { uriQuery: `token=${cacheIt ? TOKEN_SLOT : token}` } : undefined);
-  const res = playlistResponse(c, token && cacheIt ? withToken(text, token) : text, forViewer(cacheControl, !!token));
-  if (cacheIt) c.executionCtx.waitUntil(cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': cacheControl } })));
-  return res;
+  const answer = await playlistAnswer({
+    key: `${id}|${rendition}|${directiveCacheKey(d)}${startKey}${token ? '|signed' : ''}`,
+    blocking,
+    signed: !!token,
+    cache: blocking && cache ? { cache, url: `${url.origin}/live/${id}/${rendition}/index.m3u8?${directiveCacheKey(d)}${startKey}${token ? '&signed' : ''}`, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null,
+    make: async () => {
+      const r = await c.env.STREAM_STATE.getByName(id).playlist(rendition, d, start.start);
+      if (r.status !== 200) return r;
+      // A signed stream's text has the token slot, filled in per viewer on the way out.
+      const text = renderMediaPlaylist(r.snapshot, token ? { uriQuery: `token=${TOKEN_SLOT}` } : undefined);
+      return { status: 200, text, cacheControl: playlistCacheControl(r.snapshot.timing, blocking, r.snapshot.ended) };
+    },
+  });
+  if (!('playlist' in answer)) return rpcErrorResponse(answer, CORS);
+  const p = answer.playlist;
+  if (token) return playlistResponse(c, withToken(p.text, token), forViewer(p.cacheControl, true));
+  return playlistResponse(c, p.text, p.cacheControl, p.gzip ?? undefined);
 });
 
 playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
@@ -114,26 +116,31 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   const key = mediaObjectKey(id, epoch, rendition, object);
   const signed = c.get('playbackToken') !== undefined;
   const range = c.req.header('range');
-  const cache = typeof caches !== 'undefined' && !range ? caches.default : null;
+  // A segment is its parts joined (each media byte is written to R2 once).
+  if (object.kind === 'segment') {
+    return segmentResponse(c.env, { streamId: id, epoch, rendition, msn: object.msn }, { signed, range, origin: new URL(c.req.url).origin, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+  }
+  const cache = typeof caches !== 'undefined' ? caches.default : null;
   // The cache key is the object's, never the request URL: viewers with different tokens share
   // one cached copy, and the token was already checked before this line.
   const cacheKey = new Request(new URL(c.req.url).origin + '/' + key);
-  if (cache) {
-    const hit = await cache.match(cacheKey);
-    if (hit && !signed) return hit;
-    if (hit) {
-      const res = new Response(hit.body, hit);
-      res.headers.set('cache-control', forViewer(IMMUTABLE, true));
-      return res;
-    }
-  }
-  let obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
-  if (!obj) {
-    // Not in R2 yet: a hinted part (or the open segment) is held until it exists (PH-04).
+  const read = async () => {
+    const obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
+    if (obj) return obj;
+    // Not in R2 yet: a hinted part is held until it exists (PH-04).
     const waited = await c.env.STREAM_STATE.getByName(id).awaitMedia(rendition, epoch, object);
-    if (waited.status !== 200) return rpcErrorResponse(waited, { ...CORS, 'cache-control': 'no-cache' });
-    obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
-    if (!obj) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*' });
+    return waited.status === 200 ? c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined) : null;
+  };
+  const notFound = () => errorResponse(404, 'not_found', 'no such media object', { ...CORS, 'cache-control': 'no-cache' });
+  if (range) {
+    // A byte range is read from R2 as asked (players ask for whole parts and segments).
+    const obj = await read();
+    return obj ? objectResponse(obj, { signed, range, cache: null }) : notFound();
   }
-  return objectResponse(obj, { signed, range, cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null });
+  const answer = await mediaAnswer({ key, cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null, read });
+  if (!answer) return notFound();
+  const headers = new Headers(answer.copy.headers);
+  headers.set('cache-control', forViewer(IMMUTABLE, signed));
+  headers.set('x-edgelive-source', answer.source);
+  return new Response(answer.copy.body, { headers });
 });

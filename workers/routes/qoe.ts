@@ -1,7 +1,8 @@
 // Quality of experience: players post beacon batches to `POST /api/qoe` (public, no token: a
 // beacon carries nothing secret and is checked against the schema); every event is written to
 // Analytics Engine and the batch's aggregate to the stream's QoeStats object, which answers
-// `GET /api/streams/:id/stats` (admin) with the live viewer count and the recent figures.
+// `GET /api/streams/:id/stats` (admin) with the live viewer count and the recent figures, beside
+// the playback load on the stream's StreamState (`origin`).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { getStream } from '../catalog.ts';
@@ -46,9 +47,10 @@ streamStatsRoutes.get('/streams/:id/stats', async (c) => {
   const q = parseOr400(StatsQuery, { minutes: c.req.query('minutes') }, 'query');
   const stream = await getStream(c.env.DB, id);
   if (!stream) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
-  const [qoe, live, room] = await Promise.all([
+  const [qoe, live, origin, room] = await Promise.all([
     c.env.QOE_STATS.getByName(id).stats(q.minutes),
     c.env.STREAM_STATE.getByName(id).status(),
+    c.env.STREAM_STATE.getByName(id).playbackLoad(),
     // The watch page's chat room is named after the stream (docs/player.md).
     c.env.ROOM.getByName(id)
       .info()
@@ -62,6 +64,7 @@ streamStatsRoutes.get('/streams/:id/stats', async (c) => {
       windowMinutes: qoe.windowMinutes,
       lastBeaconAt: qoe.lastBeaconAt === null ? null : new Date(qoe.lastBeaconAt).toISOString(),
       qoe: qoe.qoe,
+      origin,
     },
     200,
     { 'cache-control': 'no-store' },

@@ -4,7 +4,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { Env } from '../env.ts';
-import { errorResponse, timingSafeEqualString } from '../http.ts';
+import { cookieValue, errorResponse, timingSafeEqualString } from '../http.ts';
+import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import {
   CLOSE,
   DisplayName,
@@ -14,11 +15,33 @@ import {
   parseResume,
   type Role,
 } from '../../core/rooms/room-protocol.ts';
-import { newAnonymousId, signRoomToken, signSession, verifyRoomToken, verifySession } from '../../core/auth/room-token.ts';
+import {
+  ANONYMOUS_COOKIE,
+  addressKey,
+  keyedHash,
+  newAnonymousId,
+  signAnonymousIdentity,
+  signRoomToken,
+  signSession,
+  verifyAnonymousIdentity,
+  verifyRoomToken,
+  verifySession,
+} from '../../core/auth/room-token.ts';
 import { ADMISSION_HEADER, shardName, type Admission } from '../../core/contracts/room-admission.ts';
 import { refuseUpgrade } from '../websocket-answers.ts';
+import { iceServersFor } from '../ice-servers.ts';
 
 export const roomRoutes = new Hono<{ Bindings: Env }>();
+
+/**
+ * The operator routes (stats, tokens, settings) count against the admin API's budget per client
+ * address, before any token is checked: they take the admin token too, and must not be a way
+ * around the brake on guessing it.
+ */
+const adminRateLimit = rateLimit<{ Bindings: Env }>({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: (c) => `admin:${clientAddress(c)}`, periodSeconds: 60 });
+
+/** The anonymous identity cookie lives a year; every anonymous join renews it. */
+const ANONYMOUS_COOKIE_MAX_AGE = 365 * 24 * 3600;
 
 const nowSec = () => Math.floor(Date.now() / 1000);
 
@@ -46,6 +69,7 @@ roomRoutes.get('/:roomId/ws', async (c) => {
   let name: string;
   let role: Role;
   let session: string | undefined;
+  let anonymous: { address: string; newIdentity: boolean; cookie: string } | undefined;
   const viaToken = typeof q.token === 'string' && q.token !== '';
   if (viaToken) {
     const check = await verifyRoomToken(q.token!, c.env.ROOM_TOKEN_SECRET, roomId, nowSec());
@@ -60,17 +84,22 @@ roomRoutes.get('/:roomId/ws', async (c) => {
     if (!n.success) return refuseUpgrade('invalid_message', `name: ${n.error.issues[0]?.message ?? 'invalid'}`, CLOSE.badRequest);
     name = n.data;
     role = 'viewer';
-    const known = q.session ? await verifySession(q.session, roomId, c.env.ROOM_TOKEN_SECRET) : null;
+    // Who this anonymous viewer was before: the page's session, else the browser's cookie. Only
+    // a viewer with neither is new, and new identities are what the Room limits per address.
+    const secret = c.env.ROOM_TOKEN_SECRET;
+    const cookie = cookieValue(c.req.header('cookie'), ANONYMOUS_COOKIE);
+    const known = (q.session ? await verifySession(q.session, roomId, secret) : null) ?? (cookie ? await verifyAnonymousIdentity(cookie, secret) : null);
     const anonId = known ?? newAnonymousId();
     uid = `a:${anonId}`;
-    session = await signSession(roomId, anonId, c.env.ROOM_TOKEN_SECRET);
+    session = await signSession(roomId, anonId, secret);
+    anonymous = { address: await addressKey(clientAddress(c), secret), newIdentity: known === null, cookie: await signAnonymousIdentity(anonId, secret) };
   }
 
   const conn = newAnonymousId().slice(0, 12);
   const room = c.env.ROOM.getByName(roomId);
   let placed;
   try {
-    placed = await room.admit({ room: roomId, conn, uid, role, viaToken });
+    placed = await room.admit({ room: roomId, conn, uid, role, viaToken, ...(anonymous ? { address: anonymous.address, newIdentity: anonymous.newIdentity } : {}) });
   } catch (err) {
     console.error(JSON.stringify({ level: 'error', msg: 'rooms: admit failed', room: roomId, error: String(err) }));
     return refuseUpgrade('unavailable', 'the room is busy; try again', 1013);
@@ -97,8 +126,52 @@ roomRoutes.get('/:roomId/ws', async (c) => {
   headers.set(ADMISSION_HEADER, JSON.stringify(admission));
   const forward = new Request(c.req.url, { method: 'GET', headers });
   const target = placed.shard < 0 ? room : c.env.ROOM_SHARD.getByName(shardName(roomId, placed.shard));
-  return target.fetch(forward);
+  const upgraded = await target.fetch(forward);
+  if (!anonymous || !upgraded.webSocket) return upgraded;
+  // The browser keeps the identity (HttpOnly: no script of the page can read or leak it).
+  const answer = new Headers(upgraded.headers);
+  const secure = new URL(c.req.url).protocol === 'https:' ? '; Secure' : '';
+  answer.append('set-cookie', `${ANONYMOUS_COOKIE}=${anonymous.cookie}; Path=/rooms; Max-Age=${ANONYMOUS_COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax${secure}`);
+  return new Response(null, { status: 101, webSocket: upgraded.webSocket, headers: answer });
 });
+
+/**
+ * `GET /rooms/{roomId}/ice-servers` — STUN and short-lived TURN credentials for joining the
+ * room's voice (core/auth/ice-servers.ts). For members only: a room token (bearer or `?token=`),
+ * or an anonymous identity (the cookie, or `?session=`). TURN relays cost bandwidth, so minting
+ * is counted per client address (`ICE_RATE_LIMITER`).
+ */
+roomRoutes.get(
+  '/:roomId/ice-servers',
+  rateLimit<{ Bindings: Env }>({ limiter: (env) => env.ICE_RATE_LIMITER, key: (c) => `ice:${clientAddress(c)}`, periodSeconds: 60 }),
+  async (c) => {
+    const roomId = c.req.param('roomId');
+    if (!RoomId.safeParse(roomId).success) return errorResponse(400, 'invalid_room', 'room id: 1-64 of A-Z a-z 0-9 _ -');
+    const secret = c.env.ROOM_TOKEN_SECRET;
+    if (!secret) return errorResponse(503, 'unavailable', 'rooms are not configured on this server');
+    const uid = await memberOf(c.req.raw, roomId, secret);
+    if (!uid) return errorResponse(401, 'unauthorized', 'join the room first: a room token, or the identity the room gave you');
+    const now = Math.floor(Date.now() / 1000);
+    const answer = await iceServersFor(c.env, await keyedHash(`ice|${uid}`, secret), now);
+    return c.json(answer, 200, { 'cache-control': 'no-store' });
+  },
+);
+
+/** Who a request comes from in a room: `t:<name>` for a room token, `a:<id>` for an anonymous identity. */
+async function memberOf(req: Request, roomId: string, secret: string): Promise<string | null> {
+  const url = new URL(req.url);
+  const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.get('authorization') ?? '')?.[1]?.trim() ?? url.searchParams.get('token');
+  if (bearer) {
+    const check = await verifyRoomToken(bearer, secret, roomId, nowSec());
+    return check.ok ? `t:${check.claims.name}` : null;
+  }
+  const session = url.searchParams.get('session');
+  const anon = session ? await verifySession(session, roomId, secret) : null;
+  if (anon) return `a:${anon}`;
+  const cookie = cookieValue(req.headers.get('cookie'), ANONYMOUS_COOKIE);
+  const fromCookie = cookie ? await verifyAnonymousIdentity(cookie, secret) : null;
+  return fromCookie ? `a:${fromCookie}` : null;
+}
 
 /** `GET /rooms/{roomId}` — public facts about a room. */
 roomRoutes.get('/:roomId', async (c) => {
@@ -109,7 +182,7 @@ roomRoutes.get('/:roomId', async (c) => {
 });
 
 /** `GET /rooms/{roomId}/stats` — where the room's objects spend their time (operators only). */
-roomRoutes.get('/:roomId/stats', async (c) => {
+roomRoutes.get('/:roomId/stats', adminRateLimit, async (c) => {
   const roomId = c.req.param('roomId');
   if (!RoomId.safeParse(roomId).success) return errorResponse(400, 'invalid_room', 'room id: 1-64 of A-Z a-z 0-9 _ -');
   if ((await authorize(c.env, c.req.header('authorization'), roomId)) !== 'admin') {
@@ -123,10 +196,12 @@ const SettingsBody = z.strictObject({
   directCapacity: z.number().int().min(0).max(32_000).optional(),
   shardCapacity: z.number().int().min(1).max(32_000).optional(),
   maxShards: z.number().int().min(1).max(64).optional(),
+  anonymousJoinsPerMinute: z.number().int().min(1).max(100_000).optional(),
+  anonymousIdsPerHour: z.number().int().min(1).max(1_000_000).optional(),
 });
 
 /** `PUT /rooms/{roomId}/settings` — operator (ADMIN_TOKEN) or the room's host (room token). */
-roomRoutes.put('/:roomId/settings', async (c) => {
+roomRoutes.put('/:roomId/settings', adminRateLimit, async (c) => {
   const roomId = c.req.param('roomId');
   if (!RoomId.safeParse(roomId).success) return errorResponse(400, 'invalid_room', 'room id: 1-64 of A-Z a-z 0-9 _ -');
   const auth = await authorize(c.env, c.req.header('authorization'), roomId);
@@ -136,9 +211,10 @@ roomRoutes.put('/:roomId/settings', async (c) => {
   if (body === undefined) return errorResponse(400, 'invalid_json', 'body is not valid JSON');
   const parsed = SettingsBody.safeParse(body);
   if (!parsed.success) return errorResponse(400, 'invalid_request', `invalid settings: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
-  // Capacities shape the fan-out tree: only operators may change them.
-  if (auth === 'host' && (parsed.data.directCapacity !== undefined || parsed.data.shardCapacity !== undefined || parsed.data.maxShards !== undefined)) {
-    return errorResponse(403, 'forbidden', 'only an operator may change capacities');
+  // Capacities shape the fan-out tree and the anonymous limits guard the room: operators only.
+  const { anonymous: _open, ...operatorOnly } = parsed.data;
+  if (auth === 'host' && Object.values(operatorOnly).some((v) => v !== undefined)) {
+    return errorResponse(403, 'forbidden', 'only an operator may change capacities and limits');
   }
   const settings = await c.env.ROOM.getByName(roomId).configure(roomId, parsed.data);
   return c.json({ room: roomId, settings });
@@ -151,7 +227,7 @@ const TokenBody = z.strictObject({
 });
 
 /** `POST /rooms/{roomId}/tokens` — mints a room token (operators only). */
-roomRoutes.post('/:roomId/tokens', async (c) => {
+roomRoutes.post('/:roomId/tokens', adminRateLimit, async (c) => {
   const roomId = c.req.param('roomId');
   if (roomId !== '*' && !RoomId.safeParse(roomId).success) return errorResponse(400, 'invalid_room', 'room id: 1-64 of A-Z a-z 0-9 _ -');
   if ((await authorize(c.env, c.req.header('authorization'), roomId)) !== 'admin') {

@@ -1,5 +1,5 @@
 // `GET /live/{id}/info.json`: what the watch page shows before and beside the video — the
-// stream's title, whether it is idle, live or ended, and its DVR window. Behind the same access
+// stream's title, whether it is idle, live or ended, its DVR window and whether it plays in real time. Behind the same access
 // check as the playlists, so a viewer the playlists would refuse (token, country) gets the same
 // 401/403 here, and nothing else about the stream leaks (no key, no ladder, no ingest session).
 import { Hono } from 'hono';
@@ -20,6 +20,8 @@ streamInfoRoutes.get('/:id/info.json', playbackAccess(), async (c) => {
       title: stream.title,
       status: live?.state ?? stream.status,
       dvrWindowSeconds: stream.settings.dvrWindowSeconds,
+      // The watch page offers real-time (WebRTC) playback when this is on.
+      realtime: stream.settings.realtime,
     },
     200,
     { 'cache-control': `${signed ? 'private' : 'public'}, max-age=2`, 'access-control-allow-origin': '*' },

@@ -7,6 +7,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import type { Env } from '../env.ts';
 import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } from '../http.ts';
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
+import { segmentResponse } from '../segment-parts.ts';
 import { checkCountry } from '../../core/auth/geo.ts';
 import { NAME_RE, clipExportKey, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
 import { renderMultivariantPlaylist, renderVodPlaylist } from '../../core/playlist/render.ts';
@@ -166,6 +167,11 @@ vodRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   if (!object || object.kind === 'part') throw new HttpError(404, 'not_found', 'no such media object');
   if (object.kind === 'segment' && (object.msn < asset.firstMsn || (asset.lastMsn !== null && object.msn > asset.lastMsn))) {
     throw new HttpError(404, 'not_found', 'no such media object in this asset');
+  }
+  if (object.kind === 'segment') {
+    // A segment is its parts joined (each media byte is written to R2 once).
+    const ref = { streamId: asset.streamId, epoch: Number(epochText), rendition, msn: object.msn };
+    return segmentResponse(c.env, ref, { signed: c.get('token') !== undefined, range: c.req.header('range'), origin: new URL(c.req.url).origin, waitUntil: (p) => c.executionCtx.waitUntil(p) });
   }
   return serveObject(c, mediaObjectKey(asset.streamId, Number(epochText), rendition, object));
 });

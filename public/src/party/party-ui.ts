@@ -1,6 +1,6 @@
 // What a watch party adds to the page: the sync indicator on the video (this viewer's error
 // against the party, in ms), and a party card above the chat — who is here, who hosts, what the
-// host's controls do, and the invite link.
+// host's controls do, the invite link, and "Join voice", which loads the voice chunk on click.
 import { partyInviteUrl } from '../../../core/player/page-params.ts';
 import type { Member, RoomClient } from '../rooms-client.ts';
 import { h, hueFor, setText } from '../watch/dom.ts';
@@ -45,15 +45,19 @@ export function mountPartyUi(page: WatchPage, sync: PartySync): void {
       setTimeout(() => (copy.lastChild!.textContent = 'Copy invite link'), 2000);
     });
   });
+  const voiceSlot = h('div', { class: 'party-voice' });
+  const joinVoice = h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'join-voice' }, 'Join voice');
+  joinVoice.addEventListener('click', () => void startVoice(page, voiceSlot, joinVoice));
   const card = h(
     'section',
     { class: 'panel party-card', 'aria-label': 'Watch party' },
     h('header', { class: 'panel-head' }, h('div', { class: 'panel-title' }, icon('users', 16), 'Watch party'), count),
     roleNote,
     members,
-    h('div', { class: 'party-actions' }, copy),
+    h('div', { class: 'party-actions' }, copy, joinVoice),
   );
   page.slots.side.prepend(card);
+  card.after(voiceSlot);
 
   const renderMembers = () => {
     const p = room.state?.presence;
@@ -66,6 +70,32 @@ export function mountPartyUi(page: WatchPage, sync: PartySync): void {
     setText(roleNote, you.role === 'host' ? 'You are the host: play, pause and seek move everyone.' : 'The host controls playback. Your video follows theirs, frame for frame.');
     card.dataset.role = you.role;
   });
+}
+
+/** The voice chunk's hashed URL, a build-time constant (scripts/build-assets.mjs builds it from ../voice/voice.ts). */
+declare const __VOICE_URL__: string;
+const VOICE_URL = __VOICE_URL__;
+let voice: Promise<import('../voice/voice.ts').VoiceController> | null = null;
+
+/**
+ * Loads voice on the member's click — the WebRTC code is not part of the page until then — and
+ * joins: the microphone permission is asked now, not before. A second click after leaving joins again.
+ */
+async function startVoice(page: WatchPage, slot: HTMLElement, button: HTMLButtonElement): Promise<void> {
+  button.disabled = true;
+  try {
+    voice ??= (import(VOICE_URL) as Promise<typeof import('../voice/voice.ts')>).then((m) => {
+      const v = m.mountVoice(page, slot);
+      // The voice card has its own controls while in voice; this button comes back after leaving.
+      v.mesh.onChange(() => (button.hidden = v.mesh.status === 'connected' || v.mesh.status === 'sfu' || v.mesh.status === 'joining'));
+      return v;
+    });
+    await (await voice).mesh.join();
+  } catch (err) {
+    console.error('could not start voice', err);
+  } finally {
+    button.disabled = false;
+  }
 }
 
 const RANK = { host: 0, moderator: 1, viewer: 2 } as const;

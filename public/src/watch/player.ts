@@ -12,6 +12,8 @@ export interface StreamInfo {
   title: string;
   status: 'idle' | 'live' | 'ended';
   dvrWindowSeconds: number;
+  /** The stream also plays in real time (WebRTC, ./realtime.ts). */
+  realtime?: boolean;
 }
 
 export interface Rendition {

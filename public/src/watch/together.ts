@@ -11,6 +11,7 @@ import type { WatchPage } from './page.ts';
 import { Polls } from './polls.ts';
 import { startQoe } from './qoe.ts';
 import { Reactions } from './reactions.ts';
+import { mountRealtime } from './realtime.ts';
 
 const ADJECTIVES = ['Swift', 'Quiet', 'Bright', 'Lucky', 'Brave', 'Calm', 'Clever', 'Jolly', 'Mellow', 'Sunny', 'Witty', 'Cosmic'];
 const ANIMALS = ['Otter', 'Falcon', 'Panda', 'Lynx', 'Koala', 'Heron', 'Badger', 'Dolphin', 'Fox', 'Owl', 'Puffin', 'Tiger'];
@@ -29,6 +30,7 @@ function guestName(): string {
 export function mountTogether(page: WatchPage, withRoom = true): void {
   const { params, player, slots } = page;
   startQoe(player, { origin: location.origin, streamId: params.streamId!, page: params.mode, clock: () => page.clock() });
+  mountRealtime(page);
   if (!params.roomId || !withRoom) return;
 
   const room = new RoomClient({ origin: location.origin, room: params.roomId, ...(params.roomToken ? { token: params.roomToken } : { name: params.name ?? guestName() }) });

@@ -1,0 +1,135 @@
+// The Room's side of party voice: the seats (who is in voice, muted, speaking, on camera), kept
+// in memory and in SQLite so a hibernated Room wakes with them; the group's mode (mesh or SFU);
+// the per-seat signalling buckets; and the relay that carries a frame to one connection wherever
+// it is held — the Room's own socket, or a shard, one ordered call at a time. The rules that
+// decide all this are core/rooms/voice-decisions.ts.
+import type { RoomEvent } from '../core/rooms/room-protocol.ts';
+import type { BucketState } from '../core/rooms/room-token-bucket.ts';
+import type { VoiceMember, VoiceMode, VoiceState } from '../core/rooms/voice-protocol.ts';
+import type { RoomStore } from './room-store.ts';
+
+export class VoiceSeats {
+  private readonly store: RoomStore;
+  /** By connection, in the order members joined. */
+  private readonly seats = new Map<string, VoiceMember>();
+  private readonly byUid = new Map<string, string>();
+  private readonly pace = new Map<string, { signals?: BucketState; updates?: BucketState }>();
+  mode: VoiceMode;
+
+  /** Loads the seats; a seat whose connection is gone (`alive` says no) is dropped silently. */
+  constructor(store: RoomStore, alive: (conn: string) => boolean) {
+    this.store = store;
+    this.mode = store.getMeta<VoiceMode>('voiceMode') ?? 'mesh';
+    for (const seat of store.voiceSeats()) {
+      if (alive(seat.conn)) this.put(seat);
+      else store.removeVoiceSeat(seat.conn);
+    }
+  }
+
+  get count(): number {
+    return this.seats.size;
+  }
+
+  seat(conn: string): VoiceMember | undefined {
+    return this.seats.get(conn);
+  }
+
+  seatOf(uid: string): VoiceMember | undefined {
+    const conn = this.byUid.get(uid);
+    return conn === undefined ? undefined : this.seats.get(conn);
+  }
+
+  paceOf(conn: string): { signals?: BucketState; updates?: BucketState } {
+    return this.pace.get(conn) ?? {};
+  }
+
+  setPace(conn: string, p: { signals?: BucketState; updates?: BucketState }): void {
+    this.pace.set(conn, { ...this.pace.get(conn), ...p });
+  }
+
+  state(): VoiceState {
+    return { mode: this.mode, members: [...this.seats.values()] };
+  }
+
+  /** Takes or changes a seat; returns the event that tells everyone. */
+  take(member: VoiceMember, persist: boolean): RoomEvent {
+    this.put(member);
+    if (persist) this.store.setVoiceSeat(member);
+    return { kind: 'voice', member };
+  }
+
+  /** Gives a seat up; the event, or null when the connection held none. */
+  leave(conn: string): RoomEvent | null {
+    const seat = this.seats.get(conn);
+    if (!seat) return null;
+    this.seats.delete(conn);
+    this.pace.delete(conn);
+    if (this.byUid.get(seat.uid) === conn) this.byUid.delete(seat.uid);
+    this.store.removeVoiceSeat(conn);
+    return { kind: 'voice.left', conn };
+  }
+
+  setMode(mode: VoiceMode): RoomEvent {
+    this.mode = mode;
+    this.store.setMeta('voiceMode', mode);
+    return { kind: 'voice.mode', mode };
+  }
+
+  private put(member: VoiceMember): void {
+    this.seats.set(member.conn, member);
+    this.byUid.set(member.uid, member.conn);
+  }
+}
+
+/**
+ * Carries frames to single connections. A connection the Room holds gets the frame at once; one
+ * held by a shard gets it through that shard's `relay`, queued so that calls to a shard never
+ * overlap and frames arrive in the order they were sent (an offer before its candidates).
+ */
+export class ConnRelay {
+  private readonly queues = new Map<number, { frames: Array<{ conn: string; text: string }>; inFlight: boolean }>();
+  private readonly holderOf: (conn: string) => number | undefined;
+  private readonly sendHere: (conn: string, text: string) => void;
+  private readonly sendToShard: (shard: number, frames: Array<{ conn: string; text: string }>) => Promise<void>;
+
+  constructor(opts: {
+    holderOf: (conn: string) => number | undefined;
+    sendHere: (conn: string, text: string) => void;
+    sendToShard: (shard: number, frames: Array<{ conn: string; text: string }>) => Promise<void>;
+  }) {
+    this.holderOf = opts.holderOf;
+    this.sendHere = opts.sendHere;
+    this.sendToShard = opts.sendToShard;
+  }
+
+  /** False when the connection is not (or no longer) in the room. */
+  send(conn: string, text: string): boolean {
+    const holder = this.holderOf(conn);
+    if (holder === undefined) return false;
+    if (holder < 0) {
+      this.sendHere(conn, text);
+      return true;
+    }
+    let q = this.queues.get(holder);
+    if (!q) this.queues.set(holder, (q = { frames: [], inFlight: false }));
+    q.frames.push({ conn, text });
+    void this.pump(holder);
+    return true;
+  }
+
+  private async pump(shard: number): Promise<void> {
+    const q = this.queues.get(shard);
+    if (!q || q.inFlight || q.frames.length === 0) return;
+    const frames = q.frames.splice(0);
+    q.inFlight = true;
+    try {
+      await this.sendToShard(shard, frames);
+    } catch (err) {
+      // Signalling is not retried: a peer whose offer was lost times out and offers again.
+      console.error(JSON.stringify({ level: 'warn', msg: 'room: relay failed', shard, frames: frames.length, error: String(err) }));
+    } finally {
+      q.inFlight = false;
+    }
+    if (q.frames.length > 0) void this.pump(shard);
+  }
+}
