@@ -63,6 +63,14 @@ export const PlaybackSettingsSchema = z.strictObject({
 });
 export type PlaybackSettings = z.infer<typeof PlaybackSettingsSchema>;
 
+/**
+ * A second publisher while one is live: `refuse-while-live` refuses it (409 `stream_busy`)
+ * unless the live one has gone quiet (no push for TAKEOVER_QUIET_SECONDS, 5 by default);
+ * `allow` lets the newest publisher take the stream (an encoder failing over to another node).
+ */
+export const TakeoverPolicySchema = z.enum(['refuse-while-live', 'allow']);
+export type TakeoverPolicy = z.infer<typeof TakeoverPolicySchema>;
+
 export const StreamSettingsSchema = z.object({
   title: z.string().max(200).default(''),
   ladder: LadderSchema.default(DEFAULT_LADDER),
@@ -78,6 +86,8 @@ export const StreamSettingsSchema = z.object({
   fps: z.number().int().min(10).max(60).default(30),
   /** Playback policy and country rules; streams stored before it existed are public. */
   playback: PlaybackSettingsSchema.prefault({}),
+  /** Whether a second publisher may take the stream while one is live (TakeoverPolicySchema). */
+  takeover: TakeoverPolicySchema.default('refuse-while-live'),
   /**
    * Sub-second playback over WebRTC (WHEP) beside LL-HLS: the media node encodes the top video
    * rung once more for it (constrained baseline, short GOP) and Opus audio. Off: LL-HLS only.
