@@ -5,7 +5,7 @@
 // sockets (deliver). The Room stays the only authority; a shard can be rebuilt from it at any time.
 import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
-import { REACTIONS, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
+import { REACTIONS, isHostReaction, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
 import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
 import type { IngestBatch } from './room.ts';
 import { FrameRing, SocketHub, admittedUpgrade, reciprocateClose, type Attachment } from './room-sockets.ts';
@@ -97,10 +97,13 @@ export class RoomShard extends DurableObject<Env> {
         return;
       }
       case 'react':
-        this.out.reactions[msg.reaction] = (this.out.reactions[msg.reaction] ?? 0) + 1;
-        this.out.reactionCount++;
-        this.sendSoon(REACTIONS_FORWARD_MS);
-        return;
+        if (!isHostReaction(who.role, msg)) {
+          this.out.reactions[msg.reaction] = (this.out.reactions[msg.reaction] ?? 0) + 1;
+          this.out.reactionCount++;
+          this.sendSoon(REACTIONS_FORWARD_MS);
+          return;
+        }
+      // falls through: a host's reaction at a moment of the stream goes to the Room as a message
       default:
         this.out.messages.push({ from: { conn: who.conn, uid: who.uid, name: who.name, role: who.role }, msg });
         this.sendSoon(0);

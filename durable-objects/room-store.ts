@@ -19,7 +19,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE TABLE IF NOT EXISTS polls (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   question TEXT NOT NULL, options TEXT NOT NULL, opened_by TEXT NOT NULL,
-  opened_at INTEGER NOT NULL, closes_at INTEGER, closed_at INTEGER
+  opened_at INTEGER NOT NULL, closes_at INTEGER, closed_at INTEGER, pdt INTEGER
 );
 CREATE TABLE IF NOT EXISTS votes (
   poll_id INTEGER NOT NULL, uid TEXT NOT NULL, option INTEGER NOT NULL,
@@ -42,8 +42,9 @@ CREATE TABLE IF NOT EXISTS shard_members (
  * 2: sanctions record the rank of who set them (`by_role`; rows of version 1 count as a host's),
  * `ranks` keeps the staff rank of each token identity seen, `anon_mints` the per-address budget
  * of new anonymous identities, `voice_seats` who is in voice (tables created by SCHEMA).
+ * 3: polls.pdt (the moment of the stream a poll belongs to).
  */
-const SCHEMA_VERSION = '2';
+const SCHEMA_VERSION = '3';
 
 /** Rows beyond this many are pruned, oldest first: history is for late joiners, not an archive. */
 const MESSAGES_KEPT = 1000;
@@ -89,7 +90,12 @@ export class RoomStore {
     sql.exec(SCHEMA);
     const v = this.getMeta<string>('schema');
     if (v === '1') this.sql.exec("ALTER TABLE sanctions ADD COLUMN by_role TEXT NOT NULL DEFAULT 'host'");
-    if (v !== SCHEMA_VERSION) this.setMeta('schema', SCHEMA_VERSION);
+    if (v !== SCHEMA_VERSION) {
+      // A room made before version 3 has its polls table without the column (CREATE IF NOT EXISTS kept it).
+      const cols = sql.exec<{ name: string }>('PRAGMA table_info(polls)').toArray();
+      if (!cols.some((c) => c.name === 'pdt')) sql.exec('ALTER TABLE polls ADD COLUMN pdt INTEGER');
+      this.setMeta('schema', SCHEMA_VERSION);
+    }
   }
 
   getMeta<T>(key: string): T | undefined {
@@ -139,15 +145,16 @@ export class RoomStore {
 
   // --- polls ----------------------------------------------------------------------------------
 
-  insertPoll(p: { question: string; options: string[]; openedBy: string; openedAt: number; closesAt: number | null }): Poll {
+  insertPoll(p: { question: string; options: string[]; openedBy: string; openedAt: number; closesAt: number | null; pdt?: number }): Poll {
     const row = this.sql
       .exec<{ id: number }>(
-        'INSERT INTO polls (question, options, opened_by, opened_at, closes_at) VALUES (?, ?, ?, ?, ?) RETURNING id',
+        'INSERT INTO polls (question, options, opened_by, opened_at, closes_at, pdt) VALUES (?, ?, ?, ?, ?, ?) RETURNING id',
         p.question,
         JSON.stringify(p.options),
         p.openedBy,
         p.openedAt,
         p.closesAt,
+        p.pdt ?? null,
       )
       .one();
     return { id: row.id, ...p, counts: p.options.map(() => 0), open: true, closedAt: null };
@@ -217,6 +224,7 @@ export class RoomStore {
       openedAt: Number(row.opened_at),
       closesAt: row.closes_at === null ? null : Number(row.closes_at),
       closedAt: row.closed_at === null ? null : Number(row.closed_at),
+      ...(row.pdt === null || row.pdt === undefined ? {} : { pdt: Number(row.pdt) }),
     };
   }
 

@@ -10,6 +10,7 @@ import {
   REACTIONS,
   ROOM_LIMITS,
   errorFrame,
+  isHostReaction,
   type ErrorCode,
   type Member,
   type Poll,
@@ -324,8 +325,11 @@ export class Room extends DurableObject<Env> {
         this.hub.sendText(ws, this.stateFrame());
         return;
       case 'react':
-        this.addReactions({ [msg.reaction]: 1 });
-        return;
+        if (!isHostReaction(who.role, msg)) {
+          this.addReactions({ [msg.reaction]: 1 });
+          return;
+        }
+      // falls through: a host's reaction at a moment of the stream is the room's to relay
       default: {
         const reply = this.handle(who, msg, now);
         if (reply !== null) this.hub.sendText(ws, reply);
@@ -451,6 +455,10 @@ export class Room extends DurableObject<Env> {
         this.scheduleFlush();
         return message.id;
       }
+      case 'host.reaction':
+        this.pending.push({ kind: 'host.reaction', reaction: e.reaction, pdt: e.pdt, name: e.name });
+        this.scheduleFlush();
+        return;
       case 'chat.delete':
         this.store.deleteMessage(e.id);
         this.pending.push({ kind: 'chat.delete', id: e.id });

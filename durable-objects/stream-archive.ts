@@ -2,13 +2,13 @@
 // per broadcast, a VOD playlist over the live objects), clips (a VOD playlist over a few minutes
 // of them), thumbnails, and the retention sweep that deletes what no playlist references any
 // more. Shares the DO's SQLite (segments, parts) and runs inside its single thread.
-import type { VodPlaylistSnapshot, VodSegment } from '../core/contracts/live-model.ts';
+import type { RenditionInfo, VodSegment } from '../core/contracts/live-model.ts';
 import { cutClip, type ClipCut, type ClipSegment } from '../core/live/clip-cut.ts';
 import { clipExportPrefix, mediaObjectKey, thumbnailKey } from '../core/contracts/object-keys.ts';
 import { newRecordingId, vodPlaybackPath } from '../core/contracts/vod-assets.ts';
 import type { WebhookEventType } from '../core/contracts/webhooks.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
-import type { ClipResult, VodPlaylistResult } from '../core/contracts/stream-rpc.ts';
+import type { ClipResult, PresentationResult, VodPlaylistResult } from '../core/contracts/stream-rpc.ts';
 
 /** What the archive needs from the DO that owns it. */
 export interface ArchiveHost {
@@ -305,6 +305,14 @@ export class StreamArchive {
     if (!c) return { status: 404, code: 'not_found', message: 'no such clip' };
     if (c.expired) return { status: 410, code: 'expired', message: 'the clip has expired' };
     return { kind: 'clip', renditions: Object.keys(JSON.parse(c.cuts) as Record<string, StoredCut>) };
+  }
+
+  /** The renditions (with their init metadata, `infoOf`) a recording or clip plays in. */
+  vodPresentation(assetId: string, infoOf: (rendition: string) => RenditionInfo | null | undefined): PresentationResult {
+    const state = this.assetState(assetId);
+    if ('status' in state) return state;
+    const renditions = state.renditions.flatMap((name) => infoOf(name) ?? []);
+    return { status: 200, presentation: { streamId: this.host.streamId(), renditions, ended: true } };
   }
 
   vodPlaylist(assetId: string, rendition: string): VodPlaylistResult {

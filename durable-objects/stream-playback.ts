@@ -6,7 +6,7 @@
 import type { MediaObject } from '../core/contracts/object-keys.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
-import { STREAM_NOT_FOUND, STREAM_NOT_LIVE, type PlaylistResult, type PresentationResult, type StartAt, type StreamConfig } from '../core/contracts/stream-rpc.ts';
+import { STREAM_NOT_FOUND, STREAM_NOT_LIVE, type PlaylistResult, type PresentationResult, type SegmentPartsResult, type StartAt, type StreamConfig } from '../core/contracts/stream-rpc.ts';
 import { blockingTimeoutMs, decideBlockingReload, type HlsDirectives } from '../core/playlist/blocking.ts';
 import { renditionsToClose, segmentClosed } from '../core/live/clip-cut.ts';
 import { blockingState, mediaSnapshot, presentationRenditions, type SnapshotContext } from '../core/live/live-snapshot.ts';
@@ -59,6 +59,20 @@ export class StreamPlayback {
     const answered = now.model.renditions.get(rendition)!;
     if (answered.window.length === 0) return STREAM_NOT_LIVE;
     return { status: 200, snapshot: mediaSnapshot(now.model, answered, this.context(now), d, start) };
+  }
+
+  /**
+   * How many parts a closed segment has (`closedParts`, from the store), for the edge that joins
+   * them into the segment when its last part carries no final marker (closed by an abrupt end);
+   * held while it is open (PH-04).
+   */
+  async segmentParts(rendition: string, epoch: number, msn: number, closedParts: () => number | null): Promise<SegmentPartsResult> {
+    const closed = closedParts();
+    if (closed !== null) return { status: 200, partCount: closed };
+    const waited = await this.awaitMedia(rendition, epoch, { kind: 'segment', msn });
+    if (waited.status !== 200) return waited;
+    const partCount = closedParts();
+    return partCount === null ? { status: 404, code: 'not_found', message: 'no such media object' } : { status: 200, partCount };
   }
 
   /** A viewer asked for a media object R2 does not have (yet): held while it is coming (PH-04), else 404 (PH-05). */

@@ -8,7 +8,7 @@ import type { MediaObject } from '../core/contracts/object-keys.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 import * as Rpc from '../core/contracts/stream-rpc.ts';
 import type { SignedRequest } from '../core/contracts/ingest-protocol.ts';
-import { ReplayGuard, admitStored } from '../core/auth/replay-guard.ts';
+import { ReplayGuard, admitStored, replayRefusal } from '../core/auth/replay-guard.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
 import type { HlsDirectives } from '../core/playlist/blocking.ts';
 import { announcedSpan, closeAssembled, openSegments } from '../core/live/end-assembly.ts';
@@ -16,9 +16,8 @@ import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
-import { acceptsPushes, alarmTime, exists, hasEnded, isOnAir, leaseOutcome, nextPhase, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
-import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder } from '../core/live/stream-model.ts';
-import type { Lease } from '../core/live/stream-model.ts';
+import { alarmTime, exists, hasEnded, isOnAir, leaseOutcome, leaseRefusal, nextPhase, pushRefusal, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
+import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder, type Lease } from '../core/live/stream-model.ts';
 import { HeldPushes } from '../core/live/waiters.ts';
 import { clearWindows, windowSeconds } from '../core/live/window-trim.ts';
 import { StreamArchive } from './stream-archive.ts';
@@ -30,7 +29,6 @@ import { PlaybackLoadCounters } from './playback-load.ts';
 import type { PlaybackLoad } from '../core/contracts/live-model.ts';
 
 const NOT_FOUND = Rpc.STREAM_NOT_FOUND;
-const REPLAYED: RpcError = { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
 
 export class StreamState extends DurableObject<Env> {
   private readonly store: StreamStore;
@@ -55,7 +53,7 @@ export class StreamState extends DurableObject<Env> {
     super(ctx, env);
     this.store = new StreamStore(ctx.storage.sql);
     this.media = new StreamMedia(env.MEDIA, () => this.config!.streamId);
-    this.notices = new StreamNotices(env, ctx);
+    this.notices = new StreamNotices(env, ctx, this.store, () => this.scheduleAlarm(true));
     this.playback = new StreamPlayback(() => ({ config: this.config, phase: this.phase, leaseEpoch: this.lease?.epoch ?? null, model: this.model }));
     this.archive = new StreamArchive({
       sql: ctx.storage.sql,
@@ -89,18 +87,19 @@ export class StreamState extends DurableObject<Env> {
   }
 
   /**
-   * Takes the ingest lease: a new epoch fences off every push of the previous one, whose open
-   * segments are closed so nothing acknowledged is lost; the new epoch continues the media
-   * sequence after them. After an end, a lease starts a new broadcast (window and recording).
+   * Takes the ingest lease (unless leaseRefusal: the takeover policy): a new epoch fences off every push of the previous
+   * one, whose open segments are closed so nothing acknowledged is lost; the new epoch continues the media sequence
+   * after them. After an end, a lease starts a new broadcast (window and recording).
    */
-  async acquireLease(nodeId: string, region: string | undefined, signed: SignedRequest): Promise<Rpc.LeaseResult> {
+  async acquireLease({ nodeId, region, continues }: Rpc.LeaseRequest, signed: SignedRequest): Promise<Rpc.LeaseResult> {
     const outcome = leaseOutcome(this.phase);
     if (!this.config || !outcome) return NOT_FOUND;
     const now = Date.now();
-    // A replayed authorize would take the lease from the publisher that sent it: its nonce is
-    // stored (a lease is rare, and the memory must survive a restart of this object).
+    const busy = leaseRefusal({ policy: this.config.settings.takeover, phase: this.phase, lastPushAt: this.lastPushAt, holder: this.lease, nodeId, continues, quietSeconds: this.env.TAKEOVER_QUIET_SECONDS, now });
+    if (busy) return busy;
+    // A replayed authorize would take the lease: its nonce is stored (leases are rare; it must survive a restart).
     const nonces = admitStored(this.store.authorizeNonces(), signed, now);
-    if (nonces === 'replayed') return REPLAYED;
+    if (nonces === 'replayed') return replayRefusal(nonces)!;
     this.store.putAuthorizeNonces(nonces);
     const epoch = (this.lease?.epoch ?? this.store.lastEpoch()) + 1;
     this.lease = { epoch, nodeId, region, acquiredAt: now };
@@ -121,9 +120,9 @@ export class StreamState extends DurableObject<Env> {
     this.store.apply(changes);
     this.store.putEpochStart(startMsn, timeOffset);
     const recordingId = outcome.newBroadcast ? await this.archive.startRecording(startMsn, now) : this.archive.openRecording()?.id;
+    if (outcome.announceLive) this.notices.live(this.config.streamId, epoch, !outcome.newBroadcast, recordingId ?? null);
     await this.scheduleAlarm();
     await this.notices.catalogStatus(this.config.streamId, 'live');
-    if (outcome.announceLive) this.notices.live(this.config.streamId, epoch, !outcome.newBroadcast, recordingId ?? null);
     return { epoch, startMsn, timeOffset };
   }
 
@@ -136,9 +135,21 @@ export class StreamState extends DurableObject<Env> {
     this.store.putLastPushAt(this.lastPushAt);
     const from = this.phase;
     // stream.idle goes out once, when a live stream goes quiet.
-    if (this.transition('stop') && from === 'live') this.notices.idle(this.config!.streamId, epoch, this.graceMs() / 1000);
+    if (this.transition('stop') && from === 'live') this.notices.idle(this.config!.streamId, epoch, this.graceMs() / 1000, 'publisher_stopped');
     await this.scheduleAlarm(true);
     return { status: 200 };
+  }
+
+  /** The key was rotated: its session's pushes are refused (409 `lease_revoked`); the stream ends after the grace period unless a publisher with the new key takes the lease (it may at once). */
+  async revokeLease(): Promise<{ revokedEpoch: number | null }> {
+    const from = this.phase;
+    if (!this.lease || from === 'revoked' || !this.transition('revoke')) return { revokedEpoch: null };
+    this.lastPushAt = Date.now();
+    this.store.putLastPushAt(this.lastPushAt);
+    this.held.wake(null); // its held pushes are refused now, not at their deadline
+    if (from === 'live') this.notices.idle(this.config!.streamId, this.lease.epoch, this.graceMs() / 1000, 'key_rotated');
+    await this.scheduleAlarm(true);
+    return { revokedEpoch: this.lease.epoch };
   }
 
   /** The stream was deleted: end its broadcast, if one is on, and refuse every further call. */
@@ -151,6 +162,7 @@ export class StreamState extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarmAt = null;
     if (!this.config) return;
+    await this.notices.flush();
     if (nextPhase(this.phase, 'end') !== null && Date.now() >= (this.lastPushAt ?? 0) + this.graceMs()) await this.endStream();
     await this.sweep();
   }
@@ -166,12 +178,10 @@ export class StreamState extends DurableObject<Env> {
   // ---- ingest -------------------------------------------------------------------------------
 
   /**
-   * Stores one pushed object in R2, then announces it (PART-11: listed only once its bytes are
-   * durable). Pushes are pipelined, so one may arrive while its predecessor is still on its way:
-   * it is stored at once and held, unannounced, until the predecessor is announced, then
-   * announced and acknowledged, so acknowledgement still means "durable and announced". A held
-   * push whose predecessor never comes is answered 503 (retryable) after PREDECESSOR_WAIT_MS; a
-   * new lease or the end of the stream releases held pushes with the usual 409.
+   * Stores one pushed object in R2, then announces it (PART-11). A pipelined push that arrives
+   * before its predecessor is stored and held, unannounced, until the predecessor is announced,
+   * so an acknowledgement still means "durable and announced" (core/live/push-rules.ts); 503 if
+   * the predecessor never comes, 409 at once on a new lease or the end of the stream.
    */
   async ingest(push: Rpc.IngestPush, body: ArrayBuffer, signed: SignedRequest): Promise<Rpc.IngestResult> {
     const refused = this.admit(signed);
@@ -247,17 +257,9 @@ export class StreamState extends DurableObject<Env> {
     return this.playbackCalls.snapshot();
   }
 
-  /**
-   * How many parts a closed segment has, for the edge that joins them into the segment when its
-   * last part carries no final marker (closed by an abrupt end); held while it is open (PH-04).
-   */
+  /** How many parts a closed segment has, for the edge joining them (stream-playback.ts); held while it is open. */
   async segmentParts(rendition: string, epoch: number, msn: number): Promise<Rpc.SegmentPartsResult> {
-    const closed = this.store.closedSegmentParts(rendition, epoch, msn);
-    if (closed !== null) return { status: 200, partCount: closed };
-    const waited = await this.playback.awaitMedia(rendition, epoch, { kind: 'segment', msn });
-    if (waited.status !== 200) return waited;
-    const partCount = this.store.closedSegmentParts(rendition, epoch, msn);
-    return partCount === null ? { status: 404, code: 'not_found', message: 'no such media object' } : { status: 200, partCount };
+    return this.playback.segmentParts(rendition, epoch, msn, () => this.store.closedSegmentParts(rendition, epoch, msn));
   }
 
   async status(): Promise<Rpc.StreamStatus | null> {
@@ -279,10 +281,7 @@ export class StreamState extends DurableObject<Env> {
   /** The renditions (with their init metadata) a recording or clip plays in. */
   async vodPresentation(assetId: string): Promise<Rpc.PresentationResult> {
     if (!this.config) return { status: 404, code: 'not_found', message: 'no such asset' };
-    const state = this.archive.assetState(assetId);
-    if ('status' in state) return state;
-    const renditions = state.renditions.flatMap((name) => this.model.renditions.get(name)?.info ?? []);
-    return { status: 200, presentation: { streamId: this.config.streamId, renditions, ended: true } };
+    return this.archive.vodPresentation(assetId, (name) => this.model.renditions.get(name)?.info);
   }
 
   async vodPlaylist(assetId: string, rendition: string): Promise<Rpc.VodPlaylistResult> {
@@ -328,10 +327,10 @@ export class StreamState extends DurableObject<Env> {
     if (!this.transition('ended')) return;
     this.playback.wake(null);
     this.held.wake(null);
-    await this.notices.catalogStatus(this.config!.streamId, 'ended');
     const now = Date.now();
     const recording = await this.archive.finishRecording(nextMsn(this.model) - 1, now);
     this.notices.ended(this.config!.streamId, now, recording?.id ?? null);
+    await this.notices.catalogStatus(this.config!.streamId, 'ended');
   }
 
   /** Closes every rendition's open segment from the parts it announced (core/live/end-assembly.ts). */
@@ -345,16 +344,9 @@ export class StreamState extends DurableObject<Env> {
 
   // ---- helpers ------------------------------------------------------------------------------
 
-  /**
-   * A signed ingest request may proceed: the stream exists and the request is not a replay (its
-   * nonce is remembered in memory for the replay window: no storage write on the push path; after
-   * a restart a replay can only repeat an accepted push, which is a duplicate).
-   */
+  /** A signed ingest request may proceed: the stream exists and its nonce is fresh (replay-guard.ts: in memory, no write per push). */
   private admit(signed: SignedRequest): RpcError | null {
-    if (!this.config || !exists(this.phase)) return NOT_FOUND;
-    const verdict = this.replays.admit(signed, Date.now());
-    if (verdict === 'fresh') return null;
-    return verdict === 'replayed' ? REPLAYED : { status: 503, code: 'replay_memory_full', message: 'too many requests in the replay window' };
+    return !this.config || !exists(this.phase) ? NOT_FOUND : replayRefusal(this.replays.admit(signed, Date.now()));
   }
 
   /** Moves to the phase `event` leads to (stored, but for the transient `ending`); false when it does not apply. */
@@ -367,7 +359,7 @@ export class StreamState extends DurableObject<Env> {
   }
 
   private decide(push: Rpc.IngestPush) {
-    const ctx = { leaseEpoch: this.lease?.epoch ?? null, acceptsPushes: acceptsPushes(this.phase), inLadder: this.inLadder(push.rendition) };
+    const ctx = { leaseEpoch: this.lease?.epoch ?? null, refusal: pushRefusal(this.phase), inLadder: this.inLadder(push.rendition) };
     return Push.decidePush(this.model, ctx, push);
   }
 
@@ -395,7 +387,8 @@ export class StreamState extends DurableObject<Env> {
   private async scheduleAlarm(force = false, soon?: number): Promise<void> {
     const now = Date.now();
     const sweepAt = this.config ? this.archive.nextSweepAt(isOnAir(this.phase), now) : null;
-    const at = alarmTime({ phase: this.phase, lastPushAt: this.lastPushAt, graceMs: this.graceMs(), sweepAt, soon, now });
+    const retryAt = this.notices.nextAttemptAt();
+    const at = alarmTime({ phase: this.phase, lastPushAt: this.lastPushAt, graceMs: this.graceMs(), sweepAt, retryAt, soon, now });
     // Remember it before the storage call: pushes meanwhile see it set and do not set it again.
     const previous = this.alarmAt;
     this.alarmAt = at;

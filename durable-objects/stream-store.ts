@@ -1,9 +1,10 @@
 // StreamState's durable state in the object's SQLite storage: the schema and its migrations,
 // the load that rebuilds the live model after an eviction, and every write (small values in
-// `kv`, renditions, and every segment and part in the DVR index). Calls are synchronous and
+// `kv`, renditions, every segment and part in the DVR index, the webhook outbox). Calls are synchronous and
 // consume their cursors at once (a cursor has no snapshot isolation across an await).
 import type { StoredNonce } from '../core/auth/replay-guard.ts';
 import type { RenditionInfo } from '../core/contracts/live-model.ts';
+import type { WebhookEvent } from '../core/contracts/webhooks.ts';
 import type { StreamConfig } from '../core/contracts/stream-rpc.ts';
 import { phaseFromFlags, type StreamPhase } from '../core/live/stream-phase.ts';
 import type { StoredSegment } from '../core/live/gap-plan.ts';
@@ -42,6 +43,8 @@ const SCHEMA = `
     rendition TEXT NOT NULL, msn INTEGER NOT NULL, idx INTEGER NOT NULL,
     duration REAL NOT NULL, independent INTEGER NOT NULL,
     PRIMARY KEY (rendition, msn, idx));
+  CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY, event TEXT NOT NULL, attempts INTEGER NOT NULL, next_at INTEGER NOT NULL);
 `;
 
 export class StreamStore {
@@ -209,6 +212,33 @@ export class StreamStore {
 
   putAuthorizeNonces(nonces: StoredNonce[]): void {
     this.put('authorizeNonces', nonces);
+  }
+
+  // ---- the webhook outbox (stream-notices.ts) ------------------------------------------------
+
+  outboxAdd(event: WebhookEvent, now: number): void {
+    this.sql.exec('INSERT OR IGNORE INTO outbox (id, event, attempts, next_at) VALUES (?, ?, 0, ?)', event.id, JSON.stringify(event), now);
+  }
+
+  /** Events due to be offered to the queue, oldest first. */
+  outboxDue(now: number, limit: number): Array<{ id: string; event: WebhookEvent; attempts: number }> {
+    return this.sql
+      .exec<{ id: string; event: string; attempts: number }>('SELECT id, event, attempts FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?', now, limit)
+      .toArray()
+      .map((r) => ({ id: r.id, event: JSON.parse(r.event) as WebhookEvent, attempts: r.attempts }));
+  }
+
+  outboxSent(ids: readonly string[]): void {
+    for (const id of ids) this.sql.exec('DELETE FROM outbox WHERE id = ?', id);
+  }
+
+  outboxRetry(id: string, attempts: number, nextAt: number): void {
+    this.sql.exec('UPDATE outbox SET attempts = ?, next_at = ? WHERE id = ?', attempts, nextAt, id);
+  }
+
+  /** When the oldest event still in the outbox is due, or null when it is empty. */
+  outboxNextAt(): number | null {
+    return this.sql.exec<{ t: number | null }>('SELECT MIN(next_at) AS t FROM outbox').one().t;
   }
 
   /** Seconds of complete media an epoch published in a rendition. */

@@ -7,7 +7,7 @@ import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
 import { nearestLocationHint } from '../core/live/geo-distance.ts';
 import { MISSED_HEARTBEATS_TO_DROP, type NodeAck, type SignedRequest } from '../core/contracts/ingest-protocol.ts';
-import { ReplayGuard } from '../core/auth/replay-guard.ts';
+import { ReplayGuard, replayRefusal } from '../core/auth/replay-guard.ts';
 import type { IngestNode, NodeRegistration } from '../core/contracts/registry-rpc.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 
@@ -36,7 +36,8 @@ export class TranscoderRegistry extends DurableObject<Env> {
   /** A node (re)announces itself. Registering again replaces what was known about it. */
   async register(reg: NodeRegistration, signed: SignedRequest): Promise<NodeAck | RpcError> {
     const now = Date.now();
-    if (this.replays.admit(signed, now) !== 'fresh') return replayed();
+    const refused = replayRefusal(this.replays.admit(signed, now));
+    if (refused) return refused;
     const info = {
       region: reg.region,
       latitude: reg.latitude,
@@ -67,7 +68,8 @@ export class TranscoderRegistry extends DurableObject<Env> {
   /** A heartbeat with the node's load. An unknown (or already dropped) node must register again. */
   async heartbeat(nodeId: string, sessions: number, signed: SignedRequest): Promise<NodeAck | RpcError> {
     const now = Date.now();
-    if (this.replays.admit(signed, now) !== 'fresh') return replayed();
+    const refused = replayRefusal(this.replays.admit(signed, now));
+    if (refused) return refused;
     this.expire(now);
     const row = this.sql.exec<{ interval_ms: number }>('SELECT interval_ms FROM nodes WHERE node_id = ?', nodeId).toArray()[0];
     if (!row) return { status: 404, code: 'unknown_node', message: `node ${nodeId} is not registered (or missed ${MISSED_HEARTBEATS_TO_DROP} heartbeats): register again` };
@@ -78,7 +80,8 @@ export class TranscoderRegistry extends DurableObject<Env> {
 
   /** A node shutting down leaves at once. */
   async deregister(nodeId: string, signed: SignedRequest): Promise<{ removed: boolean } | RpcError> {
-    if (this.replays.admit(signed, Date.now()) !== 'fresh') return replayed();
+    const refused = replayRefusal(this.replays.admit(signed, Date.now()));
+    if (refused) return refused;
     const removed = this.sql.exec('DELETE FROM nodes WHERE node_id = ?', nodeId).rowsWritten > 0;
     return { removed };
   }
@@ -113,10 +116,6 @@ export class TranscoderRegistry extends DurableObject<Env> {
     if (next === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(next);
   }
-}
-
-function replayed(): RpcError {
-  return { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
 }
 
 function ack(heartbeatIntervalMs: number, now: number): NodeAck {

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
-// Builds what the Worker's static assets serve beside the HTML: the watch page (the player with
-// hls.js; chat, reactions, polls, QoE and the party in a second chunk; the WHEP client of real-time
-// mode in a third, loaded only when a viewer chooses real time; party voice in a fourth, loaded
-// only when a member joins voice; its stylesheet) and the Go-live page (its own script and
-// stylesheet) bundled by esbuild into public/dist under content-hashed names, each page's HTML
-// that names them, and hls.js itself in public/vendor for pages that load it on their own. Both
-// folders are build output (gitignored); `npm test`, the local stack and `npm run deploy` run this.
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// Builds what the Worker's static assets serve beside the HTML: the pages of public/src/*.html
+// (the watch page: the player with hls.js; chat, reactions, polls, QoE and the party in a second
+// chunk; the WHEP client of real-time mode in a third, loaded only when a viewer chooses real
+// time; party voice in a fourth, loaded only when a member joins voice; the Go-live page with its
+// own script and stylesheet; the front door; the replay page of recordings and clips) bundled by
+// esbuild into public/dist under content-hashed names, each page's HTML that names them, a copy of
+// docs/ for the front door's links, and hls.js itself in public/vendor for pages that load it on
+// their own. Both folders are build output (gitignored); `npm test`, the local stack and
+// `npm run deploy` run this.
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -97,9 +99,58 @@ export async function buildGoLivePage({ root = ROOT, outdir = join(root, 'public
   return { golive, css, html: join(outdir, 'golive.html') };
 }
 
+/** Fills a page template's `{{NAME}}` placeholders; a placeholder left unfilled is a build error. */
+function fillTemplate(root, name, values) {
+  let html = readFileSync(join(root, 'public', 'src', name), 'utf8');
+  for (const [k, v] of Object.entries(values)) html = html.replaceAll(`{{${k}}}`, v);
+  if (html.includes('{{')) throw new Error(`public/src/${name} has a placeholder the build does not fill`);
+  return html;
+}
+
+/**
+ * The front door (`/`, from public/src/index.html) and the replay page (`/replay/{id}`, from
+ * public/src/replay.html), built into `outdir` beside the watch page, whose stylesheet they share
+ * (a visitor of the front door then opens a watch page with it cached). The front door's script is
+ * small and free of hls.js and zod: it renders the listing the Worker inlines into its HTML (the
+ * `<!--directory-->` slot). Its own few rules are inlined as a <style> (no second stylesheet
+ * request). Also copies docs/*.md to `outdir/docs/` for the front door's links.
+ */
+export async function buildSitePages({ root = ROOT, outdir = join(root, 'public', 'dist'), css }) {
+  const js = {
+    bundle: true,
+    minify: true,
+    sourcemap: 'linked',
+    legalComments: 'linked',
+    logLevel: 'warning',
+    metafile: true,
+    outdir,
+    entryNames: '[name]-[hash]',
+    target: ['chrome109', 'firefox115', 'safari16'],
+    format: 'esm',
+  };
+  const front = outputOf(await build({ ...js, entryPoints: { front: join(root, 'public', 'src', 'front-door.ts') } }), '.js');
+  const replay = outputOf(await build({ ...js, entryPoints: { replay: join(root, 'public', 'src', 'replay.ts') } }), '.js');
+  const inlineCss = await build({ entryPoints: [join(root, 'public', 'src', 'front-door', 'front-door.css')], bundle: true, minify: true, write: false, logLevel: 'warning' });
+  const pages = {
+    index: fillTemplate(root, 'index.html', { APP_CSS: css.url, FRONT_JS: front.url, FRONT_CSS: inlineCss.outputFiles[0].text.trim() }),
+    replay: fillTemplate(root, 'replay.html', { APP_CSS: css.url, REPLAY_JS: replay.url }),
+  };
+  for (const [name, html] of Object.entries(pages)) writeFileSync(join(outdir, `${name}.html`), html);
+  mkdirSync(join(outdir, 'docs'), { recursive: true });
+  for (const f of readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md'))) copyFileSync(join(root, 'docs', f), join(outdir, 'docs', f));
+  return { front, replay, html: { index: join(outdir, 'index.html'), replay: join(outdir, 'replay.html') } };
+}
+
+/** Every page: the watch page first (it clears `outdir` and builds the shared stylesheet). */
+export async function buildPages({ root = ROOT, outdir = join(root, 'public', 'dist') } = {}) {
+  const watch = await buildWatchPage({ root, outdir });
+  const golive = await buildGoLivePage({ root, outdir });
+  const site = await buildSitePages({ root, outdir, css: watch.css });
+  return { ...watch, golive, site };
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   mkdirSync(join(ROOT, 'public', 'vendor'), { recursive: true });
   copyFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), join(ROOT, 'public', 'vendor', 'hls.min.js'));
-  await buildWatchPage();
-  await buildGoLivePage();
+  await buildPages();
 }

@@ -191,6 +191,8 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     SRT_INGEST_URL: `srt://127.0.0.1:${srtPort}`,
     ...(rtmpsPort !== null ? { RTMPS_INGEST_URL: `rtmps://127.0.0.1:${rtmpsPort}/live` } : {}),
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
+    // A local stack's webhook receivers are on this machine (http://127.0.0.1:…): never deployed.
+    WEBHOOK_ALLOW_PRIVATE: '1',
     ...opts.workerVars,
   };
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);

@@ -202,6 +202,7 @@ export class IngestSession {
       send: (job) => origin.push(this.streamId, this.epoch, rung.name, job.file, job.bytes, job.meta),
       onFatal: (err: OriginError) => {
         if (err.code === 'stale_epoch') void this.stop('another ingest took the stream over');
+        else if (err.code === 'lease_revoked') void this.stop('the stream key was rotated: this session is over');
         else void this.stop(`origin refused a push: ${err.code}`);
       },
       onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength, job.file),
@@ -330,7 +331,9 @@ export class IngestSession {
     this.finished = true;
     // Everything ffmpeg produced is pushed before the origin hears that the publisher stopped.
     await Promise.all([...this.uploaders.values()].map((u) => u.whenIdle()));
-    const superseded = this.continued || ([...this.uploaders.values()].some((u) => u.dead) && reason.includes('took the stream over'));
+    // Fenced off (another ingest took over, or the key was rotated): the origin knows already.
+    const fenced = reason.includes('took the stream over') || reason.includes('key was rotated');
+    const superseded = this.continued || ([...this.uploaders.values()].some((u) => u.dead) && fenced);
     if (!superseded) {
       try {
         await this.opts.origin.end(this.streamId, this.epoch);

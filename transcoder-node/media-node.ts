@@ -77,6 +77,8 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   });
   const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
 
+  /** How long a returning publisher waits for its previous session on this node to close. */
+  const RECONNECT_WAIT_MS = 3_000;
   /** `byNode`: refused for this node's load (capacity, overload), not for the key: the publisher is told why. */
   type Refusal = { ok: false; reason: string; code: string; byNode: boolean };
   /** The admission slot of each lease granted, released once its publisher starts (or lapsing). */
@@ -86,6 +88,10 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
    * calls it too) may send media. An accepted publisher is then started with `startPublisher`.
    */
   async function authorizeKey(streamKey: string, protocol: IngestProtocol): Promise<{ ok: true; context: AuthorizeResponse } | Refusal> {
+    // A publisher coming back to this node first lets its previous session (whose connection has
+    // gone) close, a few seconds at most: until it tells the origin it stopped, the origin counts it
+    // live and refuses a second publisher (the stream's takeover policy, docs/api.md).
+    await publishers.settled(streamKey, RECONNECT_WAIT_MS);
     const admitted = admission.admit(streamKey);
     if (!admitted.ok) {
       metrics.publisherRefused(protocol, admitted.code);

@@ -86,8 +86,9 @@ export class OriginClient {
     this.send = (https ? httpsRequest : httpRequest) as typeof httpRequest;
   }
 
-  async authorize(streamKey: string, nodeId: string, region?: string): Promise<AuthorizeResponse> {
-    const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId, region }));
+  /** `continues`: the epoch this node's own session held, when it restarts its ladder (AuthorizeRequest). */
+  async authorize(streamKey: string, nodeId: string, region?: string, continues?: number): Promise<AuthorizeResponse> {
+    const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId, region, continues }));
     const json = await this.request('POST', `${INGEST_PREFIX}/authorize`, body, { 'content-type': 'application/json' });
     return AuthorizeResponseSchema.parse(json);
   }

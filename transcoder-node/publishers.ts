@@ -66,6 +66,8 @@ export class PublisherPipeline {
   /** The stream's real-time feed, held while this publisher's ladders run (realtime streams only). */
   private readonly realtime: Promise<RealtimeOutputOptions | null> | null = null;
   private restarting = false;
+  /** The publisher's connection has ended (its last session may still be flushing). */
+  publisherGone = false;
   private stopping: string | null = null;
   private done = false;
 
@@ -79,7 +81,10 @@ export class PublisherPipeline {
     this.log = node.logger.child({ streamId: this.streamId, protocol: publisher.protocol });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     void this.closed.then(() => onEnd(this));
-    void publisher.ended.then((end) => this.log.info('publisher disconnected', { code: end.code, reason: end.message }));
+    void publisher.ended.then((end) => {
+      this.publisherGone = true;
+      this.log.info('publisher disconnected', { code: end.code, reason: end.message });
+    });
     this.relay = new InputRelay(publisher.media, publisher.container, {
       onBytes: (n) => node.metrics.ingestReceived(publisher.protocol, n),
       // A ladder behind real time would take long to encode what its publisher left behind, all
@@ -180,7 +185,9 @@ export class PublisherPipeline {
     if (this.stopping || this.relay.ended) return this.end(this.stopping ?? 'publisher ended');
     let lease: AuthorizeResponse;
     try {
-      lease = await this.node.origin.authorize(this.streamKey, this.node.nodeId, this.node.region);
+      // `continues`: the lease goes on from the old session's epoch, which the origin lets this
+      // node take over even from a stream that refuses a second publisher while one is live.
+      lease = await this.node.origin.authorize(this.streamKey, this.node.nodeId, this.node.region, old.epoch);
     } catch (err) {
       this.log.error('could not take a new lease for the restarted ladder: dropping the publisher', { error: err });
       this.publisher.close('the ladder could not be restarted');
@@ -227,6 +234,19 @@ export class Publishers {
     });
     this.byStream.set(streamId, pipeline);
     return pipeline;
+  }
+
+  /**
+   * Resolves once no pipeline of `streamKey` whose publisher has disconnected is still closing
+   * here, or after `maxWaitMs`: a publisher that reconnects is not refused as a second publisher
+   * of its own stream while its previous session is flushing.
+   */
+  async settled(streamKey: string, maxWaitMs: number): Promise<void> {
+    const closing = [...this.byStream.values()].filter((p) => p.streamKey === streamKey && p.publisherGone).map((p) => p.closed);
+    if (closing.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closing), new Promise((r) => (timer = setTimeout(r, maxWaitMs)))]);
+    clearTimeout(timer);
   }
 
   get size(): number {

@@ -18,6 +18,16 @@ export interface Env extends Cloudflare.Env {
   SRT_INGEST_URL?: string;
   /** WHIP endpoint (`https://host/whip`) returned with new streams when no ingest node is registered (optional). */
   WHIP_INGEST_URL?: string;
+  /**
+   * Seconds without a push after which a live publisher counts as gone quiet, so that a second
+   * one may take a `refuse-while-live` stream (default 5).
+   */
+  TAKEOVER_QUIET_SECONDS?: string;
+  /**
+   * Local development and tests only: "1" accepts webhook URLs over http and on private,
+   * loopback and link-local addresses (a receiver on the developer's machine). Never deployed.
+   */
+  WEBHOOK_ALLOW_PRIVATE?: string;
   /** Seconds before the first webhook retry; later ones double (default 30). */
   WEBHOOK_RETRY_BASE_SECONDS?: string;
   /** STUN URLs handed to voice members, comma-separated (default stun:stun.cloudflare.com:3478). */

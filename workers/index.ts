@@ -19,6 +19,9 @@ import { qoeBeaconRoutes, streamStatsRoutes } from './routes/qoe.ts';
 import { streamInfoRoutes } from './routes/stream-info.ts';
 import { whepRoutes } from './routes/whep.ts';
 import { whipRoutes } from './routes/whip.ts';
+import { directoryRoutes, frontDoorRoutes } from './routes/front-door.ts';
+import { partyRoutes } from './routes/parties.ts';
+import { hostClipRoutes } from './routes/host-clips.ts';
 import { handleWebhookBatch } from './webhooks/deliver.ts';
 import { handleExportBatch } from './exports/clip-export.ts';
 import { INGEST_PREFIX } from '../core/contracts/ingest-protocol.ts';
@@ -69,6 +72,10 @@ app.route('/api', qoeBeaconRoutes);
 // Also before adminRoutes: the nearest-ingest list is public (see routes/ingest-nodes.ts); the
 // full node list is under the admin API.
 app.route('/api/ingest', publicIngestRoutes);
+// And the front door's listing: public facts only (core/contracts/directory.ts).
+app.route('/api', directoryRoutes);
+// A host's clip from the watch page (their room token); every other caller goes on to the clips API.
+app.route('/api', hostClipRoutes);
 app.route('/api', adminRoutes);
 app.route('/api', streamStatsRoutes);
 app.route('/api', recordingRoutes);
@@ -85,6 +92,9 @@ app.route('/live', playbackRoutes);
 app.route('/vod', vodRoutes);
 app.route('/rooms', roomRoutes);
 app.route('/whip', whipRoutes);
+app.route('/parties', partyRoutes);
+// `/`, `/replay/{recording or clip}`, `/docs/{file}.md`.
+app.route('/', frontDoorRoutes);
 /**
  * The watch page, with a preload of the stream's multivariant playlist: the browser fetches it
  * while it loads the page's script, and hls.js's request for the same URL (same token, same CORS

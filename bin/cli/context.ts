@@ -33,6 +33,7 @@ export const OPTIONS = {
   version: { type: 'boolean', short: 'v' },
   title: { type: 'string' },
   policy: { type: 'string' },
+  takeover: { type: 'string' },
   'allow-countries': { type: 'string' },
   'block-countries': { type: 'string' },
   settings: { type: 'string' },

@@ -34,15 +34,15 @@ export const streamCommands: Command[] = [
   {
     name: 'streams create',
     group: 'Streams',
-    synopsis: '[--title T] [--ladder auto|720p|1080p|2160p] [--policy public|signed] [--allow-countries DE,AT] [--block-countries FR] [--settings file.json]',
+    synopsis: '[--title T] [--ladder PRESET] [--policy public|signed] [--allow-countries DE,AT] [--block-countries FR] [--takeover refuse-while-live|allow] [--settings FILE]',
     summary: 'create a stream; prints its stream key once, and the publish URLs (a backup node\'s too)',
-    flags: ['title', 'ladder', 'policy', 'allow-countries', 'block-countries', 'settings'],
+    flags: ['title', 'ladder', 'policy', 'allow-countries', 'block-countries', 'takeover', 'settings'],
     async run(c) {
       const base = c.v.settings ? (JSON.parse(await c.io.readFile(c.v.settings)) as Record<string, unknown>) : {};
       const playback = playbackFlags(c.v, (base.playback as Record<string, unknown> | undefined) ?? undefined);
       // --ladder names a preset (the settings file may give a ladder of its own instead).
       const preset = c.v.ladder !== undefined ? { ladderPreset: c.v.ladder } : {};
-      const body = { ...base, ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...preset, ...(playback ? { playback } : {}) };
+      const body = { ...base, ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...preset, ...(playback ? { playback } : {}), ...takeoverFlag(c.v) };
       const s = await c.call<CreatedStream>('POST', '/api/streams', body);
       c.print(s, () => `stream ${s.id}\n${fields([['stream key', s.streamKey + SHOWN_ONCE], ...ingestRows(s.ingest), ['play', s.playback.hls], ['watch', s.playback.watch]])}`);
     },
@@ -69,33 +69,35 @@ export const streamCommands: Command[] = [
   {
     name: 'streams update',
     group: 'Streams',
-    synopsis: '<stream> [--title T] [--policy public|signed] [--allow-countries LIST] [--block-countries LIST]',
-    summary: "change the title or playback rules ('' clears a list); other rules are kept",
+    synopsis: '<stream> [--title T] [--policy public|signed] [--allow-countries LIST] [--block-countries LIST] [--takeover refuse-while-live|allow]',
+    summary: "change the title, playback rules ('' clears a list) or takeover policy; other rules are kept",
     args: ['a stream id'],
-    flags: ['title', 'policy', 'allow-countries', 'block-countries'],
+    flags: ['title', 'policy', 'allow-countries', 'block-countries', 'takeover'],
     async run(c) {
       const id = c.arg(0);
+      const takeover = takeoverFlag(c.v);
       let playback: Record<string, unknown> | undefined;
       if (c.v.policy !== undefined || c.v['allow-countries'] !== undefined || c.v['block-countries'] !== undefined) {
         // The API replaces `playback` whole; start from what the stream has so one flag changes one thing.
         const current = await c.call<{ settings: { playback?: Record<string, unknown> } }>('GET', `/api/streams/${id}`);
         playback = playbackFlags(c.v, current.settings.playback);
       }
-      const body = { ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...(playback ? { playback } : {}) };
-      if (Object.keys(body).length === 0) throw new UsageError('streams update needs --title, --policy, --allow-countries or --block-countries');
-      const r = await c.call<{ id: string; title: string; settings: { playback: unknown } }>('PATCH', `/api/streams/${id}`, body);
-      c.print(r, () => `updated ${r.id}\n${fields([['title', r.title], ['playback', JSON.stringify(r.settings.playback)]])}  (every edge applies it within 30 s)\n`);
+      const body = { ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...(playback ? { playback } : {}), ...takeover };
+      if (Object.keys(body).length === 0) throw new UsageError('streams update needs --title, --policy, --allow-countries, --block-countries or --takeover');
+      const r = await c.call<{ id: string; title: string; settings: { playback: unknown; takeover?: string } }>('PATCH', `/api/streams/${id}`, body);
+      c.print(r, () => `updated ${r.id}\n${fields([['title', r.title], ['playback', JSON.stringify(r.settings.playback)], ['takeover', r.settings.takeover]])}  (every edge applies it within 30 s)\n`);
     },
   },
   {
     name: 'streams rotate-key',
     group: 'Streams',
     synopsis: '<stream>',
-    summary: 'new stream key; the old one is refused from now on',
+    summary: 'new stream key; the old one is refused from now on and the session it authorized ends',
     args: ['a stream id'],
     async run(c) {
-      const r = await c.call<{ id: string; streamKey: string; ingest: IngestUrls }>('POST', `/api/streams/${c.arg(0)}/rotate-key`);
-      c.print(r, () => `stream ${r.id}\n${fields([['stream key', r.streamKey + SHOWN_ONCE], ...ingestRows(r.ingest)])}`);
+      const r = await c.call<{ id: string; streamKey: string; ingest: IngestUrls; endedSession: { epoch: number } | null }>('POST', `/api/streams/${c.arg(0)}/rotate-key`);
+      const ended = r.endedSession ? `epoch ${r.endedSession.epoch} (its publisher is disconnected)` : 'none on air';
+      c.print(r, () => `stream ${r.id}\n${fields([['stream key', r.streamKey + SHOWN_ONCE], ['ended session', ended], ...ingestRows(r.ingest)])}`);
     },
   },
   {
@@ -192,6 +194,13 @@ export function grantFlags(v: Values): { notBefore?: number; allowCountries?: st
     ...(allow ? { allowCountries: allow } : {}),
     ...(block ? { blockCountries: block } : {}),
   };
+}
+
+/** `--takeover`: what a second publisher gets while one is live (docs/api.md, "Who may publish"). */
+function takeoverFlag(v: Values): { takeover?: string } {
+  if (v.takeover === undefined) return {};
+  if (v.takeover !== 'refuse-while-live' && v.takeover !== 'allow') throw new UsageError('--takeover is refuse-while-live or allow');
+  return { takeover: v.takeover };
 }
 
 /** The playback settings the flags ask for, on top of `current`; `current` when no flag is given. */

@@ -2,6 +2,7 @@
 // timestamp keeps them inside the replay window (core/contracts/ingest-protocol.ts): a request
 // seen before is refused. In memory, so remembering costs no storage write on the push path.
 import { SIGNATURE_WINDOW_MS, type SignedRequest } from '../contracts/ingest-protocol.ts';
+import type { RpcError } from '../contracts/rpc-error.ts';
 
 /** Nonces remembered at most (a stream pushes ~30 requests a second; a minute of them fits). */
 export const MAX_REMEMBERED_NONCES = 20_000;
@@ -62,4 +63,11 @@ export function admitStored(list: readonly StoredNonce[], req: SignedRequest, no
   const live = list.filter((n) => n.until >= now);
   if (live.some((n) => n.nonce === req.nonce)) return 'replayed';
   return [...live, { nonce: req.nonce, until: req.timestamp + windowMs + CLOCK_SLACK_MS }];
+}
+
+/** What the receiving object answers a request that is not fresh (null: it may proceed). */
+export function replayRefusal(verdict: 'fresh' | 'replayed' | 'full'): RpcError | null {
+  if (verdict === 'fresh') return null;
+  if (verdict === 'replayed') return { status: 401, code: 'replayed_request', message: 'this signed request was already received' };
+  return { status: 503, code: 'replay_memory_full', message: 'too many requests in the replay window; retry' };
 }

@@ -27,6 +27,12 @@ export const AuthorizeRequestSchema = z.object({
   streamKey: z.string().min(1).max(200),
   nodeId: z.string().min(1).max(100),
   region: z.string().max(100).optional(),
+  /**
+   * The epoch of this node's own session that the new lease continues (a ladder restart under
+   * overload): taken even while a `refuse-while-live` stream is live, if that epoch still holds
+   * the lease on this node. Signed with the body, so no publisher can claim it.
+   */
+  continues: z.number().int().positive().optional(),
 });
 export type AuthorizeRequest = z.infer<typeof AuthorizeRequestSchema>;
 

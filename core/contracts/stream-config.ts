@@ -99,8 +99,23 @@ export const PlaybackSettingsSchema = z.strictObject({
   policy: z.enum(['public', 'signed']).default('public'),
   allowCountries: CountryListSchema.optional(),
   blockCountries: CountryListSchema.optional(),
+  /**
+   * Whether the front door (`/`, `GET /api/directory`) lists the stream and its recordings.
+   * Unset: listed only when anyone anywhere may play it (policy `public`, no country rules);
+   * `false` keeps a public stream off it (watchable by its link); `true` lists a signed or
+   * region-restricted stream too (title and viewers; its watch page still asks for access).
+   */
+  listed: z.boolean().optional(),
 });
 export type PlaybackSettings = z.infer<typeof PlaybackSettingsSchema>;
+
+/**
+ * A second publisher while one is live: `refuse-while-live` refuses it (409 `stream_busy`)
+ * unless the live one has gone quiet (no push for TAKEOVER_QUIET_SECONDS, 5 by default);
+ * `allow` lets the newest publisher take the stream (an encoder failing over to another node).
+ */
+export const TakeoverPolicySchema = z.enum(['refuse-while-live', 'allow']);
+export type TakeoverPolicy = z.infer<typeof TakeoverPolicySchema>;
 
 /**
  * Settings as stored before presets existed had a ladder and no preset: that ladder stays theirs
@@ -133,6 +148,8 @@ const StreamSettingsObject = z.object({
   fps: z.number().int().min(10).max(60).default(30),
   /** Playback policy and country rules; streams stored before it existed are public. */
   playback: PlaybackSettingsSchema.prefault({}),
+  /** Whether a second publisher may take the stream while one is live (TakeoverPolicySchema). */
+  takeover: TakeoverPolicySchema.default('refuse-while-live'),
   /**
    * Sub-second playback over WebRTC (WHEP) beside LL-HLS: the media node encodes the top video
    * rung once more for it (constrained baseline, short GOP) and Opus audio. Off: LL-HLS only.

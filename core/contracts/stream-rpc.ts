@@ -11,6 +11,9 @@ export interface StreamConfig {
   settings: StreamSettings;
 }
 
+/** Who asks for the ingest lease (the authorize request, ingest-protocol.ts). */
+export type LeaseRequest = { nodeId: string; region?: string | undefined; continues?: number | undefined };
+
 /** The ingest lease a publisher takes: its epoch, where its media sequence starts, its timeline offset. */
 export type LeaseResult = { epoch: number; startMsn: number; timeOffset: number } | RpcError;
 

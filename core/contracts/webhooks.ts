@@ -95,3 +95,12 @@ export async function verifyWebhook(
 export function retryDelaySeconds(attempt: number, baseSeconds: number): number {
   return Math.min(3600, Math.max(0, Math.round(baseSeconds * 2 ** Math.max(0, attempt - 1))));
 }
+
+/**
+ * Milliseconds before an outbox event that the queue refused is offered again, after `attempt`
+ * refusals: 1 s, 2 s, 4 s … capped at 5 minutes. An outbox never gives up: what an object has
+ * acknowledged is never lost, only delayed (and the fan-out is idempotent on the event id).
+ */
+export function outboxRetryMs(attempt: number): number {
+  return Math.min(300_000, 1000 * 2 ** Math.max(0, attempt - 1));
+}

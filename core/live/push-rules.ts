@@ -20,8 +20,8 @@ export const MAX_PUSHES_IN_PROGRESS = 8;
 export interface PushContext {
   /** The epoch holding the ingest lease, or null. */
   leaseEpoch: number | null;
-  /** The stream's phase lets pushes be announced (stream-phase.ts, acceptsPushes). */
-  acceptsPushes: boolean;
+  /** Why the stream's phase refuses pushes, or null (stream-phase.ts, pushRefusal). */
+  refusal: RpcError | null;
   /** The push's rendition is in the stream's ladder. */
   inLadder: boolean;
 }
@@ -33,7 +33,7 @@ export interface PushContext {
  */
 export function decidePush(model: LiveModel, ctx: PushContext, push: IngestPush): 'store' | 'ahead' | IngestResult {
   if (ctx.leaseEpoch === null || push.epoch !== ctx.leaseEpoch) return staleEpoch(push.epoch);
-  if (!ctx.acceptsPushes) return streamEnded();
+  if (ctx.refusal) return ctx.refusal;
   if (!ctx.inLadder) return { status: 404, code: 'rendition_not_found', message: `no rendition ${push.rendition} in the ladder` };
   if (push.kind === 'init') return 'store';
   const rs = model.renditions.get(push.rendition);

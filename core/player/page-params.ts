@@ -1,6 +1,6 @@
 // What the watch and party pages read from their address (docs/player.md § Page URLs):
-//   /watch/{streamId}?token=&room=&roomToken=&name=&chatSync=1&realtime=1
-//   /party/{roomId}?stream={streamId}&token=&roomToken=&name=
+//   /watch/{streamId}?token=&room=&roomToken=&name=&sync=0&realtime=1
+//   /party/{roomId}?stream={streamId}&token=&roomToken=&name=&sync=0
 // `token` is the playback token (signed streams) and goes on every request for the stream;
 // `roomToken` is a room token (moderator or host); anonymous viewers chat under `name`.
 
@@ -12,8 +12,12 @@ export interface PageParams {
   roomId: string | null;
   roomToken: string | null;
   name: string | null;
-  /** Hold chat messages until the video reaches the moment they were sent. */
-  chatSync: boolean;
+  /**
+   * Chat messages, polls and the host's reactions wait until the video reaches the moment they
+   * were sent (core/player/in-step.ts). On by default; `?sync=0` turns it off (`chatSync=0`, the
+   * parameter's old name, too).
+   */
+  inStep: boolean;
   /** Play in real time (WebRTC) where the stream allows it; watch page only. */
   realtime: boolean;
 }
@@ -37,7 +41,7 @@ export function parsePageUrl(href: string): PageParams {
     roomId: mode === 'party' ? pathId : id(q.get('room')) ?? streamId,
     roomToken: nonEmpty(q.get('roomToken')),
     name: nonEmpty(q.get('name')),
-    chatSync: q.get('chatSync') === '1',
+    inStep: q.get('sync') !== '0' && q.get('chatSync') !== '0',
     realtime: mode === 'watch' && q.get('realtime') === '1',
   };
 }

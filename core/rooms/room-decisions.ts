@@ -54,7 +54,8 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
     }
     case 'poll.open': {
       const closesAt = msg.durationSec ? now + msg.durationSec * 1000 : null;
-      return ack(rid, [{ kind: 'poll.insert', poll: { question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt } }], 'inserted');
+      const poll = { question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt, ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}) };
+      return ack(rid, [{ kind: 'poll.insert', poll }], 'inserted');
     }
     case 'poll.vote': {
       const poll = view.openPoll(msg.pollId);
@@ -98,6 +99,11 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
     }
     case 'mod.slow':
       return ack(rid, [{ kind: 'slow.set', seconds: msg.seconds }]);
+    case 'react':
+      // The audience's reactions are counted where they arrive (Room or shard) and never get here;
+      // a host's reaction at a moment of the stream is relayed on its own with that moment.
+      if (msg.pdt === undefined || from.role !== 'host') return refuse('forbidden', 'only a host reaction at a moment of the stream is relayed', rid);
+      return ack(rid, [{ kind: 'host.reaction', reaction: msg.reaction, pdt: msg.pdt, name: from.name }]);
     case 'playback.set': {
       const at = msg.at !== undefined && Math.abs(msg.at - now) <= PLAYBACK_SKEW_MS ? msg.at : now;
       const prev = view.playback();

@@ -2,7 +2,7 @@
 // message, the reply and the effects the Room carries out — and the few helpers every rule set
 // (room-decisions.ts for chat, polls, moderation and playback; voice-decisions.ts for voice)
 // shares, such as the rank check on sanctions.
-import type { ChatMessage, ErrorCode, PlaybackState, Poll, Role } from './room-protocol.ts';
+import type { ChatMessage, ErrorCode, PlaybackState, Poll, Reaction, Role } from './room-protocol.ts';
 import { mayOverride, outranks } from './room-rules.ts';
 import type { BucketState } from './room-token-bucket.ts';
 import type { VoiceMember, VoiceMode } from './voice-protocol.ts';
@@ -62,7 +62,9 @@ export type RoomEffect =
   | { kind: 'chat.pace'; uid: string; lastAt: number; bucket: BucketState }
   | { kind: 'chat.insert'; message: Omit<ChatMessage, 'id'> }
   | { kind: 'chat.delete'; id: number }
-  | { kind: 'poll.insert'; poll: { question: string; options: string[]; openedBy: string; openedAt: number; closesAt: number | null } }
+  | { kind: 'poll.insert'; poll: { question: string; options: string[]; openedBy: string; openedAt: number; closesAt: number | null; pdt?: number } }
+  /** A host's reaction at a moment of the stream, relayed on its own (pages show it when their video gets there). */
+  | { kind: 'host.reaction'; reaction: Reaction; pdt: number; name: string }
   | { kind: 'poll.vote'; pollId: number; uid: string; option: number; counts: number[] }
   | { kind: 'poll.close'; pollId: number }
   | { kind: 'sanction.set'; uid: string; sanction: SanctionKind; until: number | null; by: Sender }

@@ -25,7 +25,7 @@ export {
   type Reaction,
   type Role,
 } from './room-wire.ts';
-import { ERROR_CODES, REACTIONS, ROOM_LIMITS, type ErrorCode } from './room-wire.ts';
+import { ERROR_CODES, REACTIONS, ROLES, ROOM_LIMITS, type ErrorCode, type Role } from './room-wire.ts';
 export { RoleName, Uid, ConnId } from './room-roles.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -78,7 +78,17 @@ export const ChatSend = z.strictObject({
   /** The stream's EXT-X-PROGRAM-DATE-TIME (ms) at the frame the sender was watching. */
   pdt: epochMs.optional(),
 });
-export const ReactSend = z.strictObject({ type: z.literal('react'), rid, reaction: ReactionName });
+export const ReactSend = z.strictObject({
+  type: z.literal('react'),
+  rid,
+  reaction: ReactionName,
+  /**
+   * The program-date-time (ms) of the frame the sender was watching. A host's reaction with one
+   * is relayed on its own (`host.reaction`), so each viewer sees it at that moment of the stream;
+   * everyone else's are counted together as before.
+   */
+  pdt: epochMs.optional(),
+});
 export const PollOpen = z.strictObject({
   type: z.literal('poll.open'),
   rid,
@@ -88,6 +98,8 @@ export const PollOpen = z.strictObject({
     .min(ROOM_LIMITS.pollOptionsMin)
     .max(ROOM_LIMITS.pollOptionsMax),
   durationSec: z.number().int().min(1).max(ROOM_LIMITS.pollDurationMaxSec).optional(),
+  /** The program-date-time (ms) of the frame the opener was watching: viewers see the poll when their video reaches it. */
+  pdt: epochMs.optional(),
 });
 export const PollVote = z.strictObject({
   type: z.literal('poll.vote'),
@@ -146,8 +158,16 @@ export type ClientMessage = z.infer<typeof ClientMessage>;
 export type ClientMessageInput = z.input<typeof ClientMessage>;
 export type ClientMessageType = ClientMessage['type'];
 
-/** Messages the room (not the shard) must decide; the rest a shard answers itself. */
-export type RoomBoundMessage = Exclude<ClientMessage, { type: 'ping' | 'resync' | 'react' }>;
+/**
+ * Messages the room (not the shard) must decide; the rest a shard answers itself. A `react` goes
+ * to the room only as a host's reaction with a program-date-time (`isHostReaction`).
+ */
+export type RoomBoundMessage = Exclude<ClientMessage, { type: 'ping' | 'resync' }>;
+
+/** A host's reaction at a moment of the stream: relayed one by one, not counted with the audience's. */
+export function isHostReaction(role: Role, msg: ClientMessage): msg is z.infer<typeof ReactSend> & { pdt: number } {
+  return msg.type === 'react' && role === 'host' && msg.pdt !== undefined;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Room state, as every mirror (Room, RoomShard, client) holds it.
@@ -178,6 +198,8 @@ export const Poll = z.object({
   openedAt: z.number(),
   closesAt: z.number().nullable(),
   closedAt: z.number().nullable(),
+  /** Program-date-time (ms) of the frame the opener was watching, if any. */
+  pdt: z.number().optional(),
 });
 export type Poll = z.infer<typeof Poll>;
 
@@ -220,6 +242,8 @@ export const RoomEvent = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('chat.delete'), id: z.number().int() }),
   z.object({ kind: z.literal('reactions'), counts: ReactionCounts }),
   z.object({ kind: z.literal('poll'), poll: Poll }),
+  /** A host's reaction, to be shown when each viewer's video reaches `pdt`. */
+  z.object({ kind: z.literal('host.reaction'), reaction: ReactionName, pdt: z.number(), name: z.string() }),
   z.object({ kind: z.literal('presence'), presence: Presence }),
   z.object({ kind: z.literal('playback'), playback: PlaybackState }),
   z.object({ kind: z.literal('slow'), seconds: z.number().int() }),

@@ -8,6 +8,8 @@ const RANK: Record<Role, number> = { viewer: 0, moderator: 1, host: 2 };
 /** The least role a message type needs. */
 const NEEDS: Record<RoomBoundMessage['type'], Role> = {
   chat: 'viewer',
+  // Only a host's reaction with a moment reaches the room (isHostReaction); the shards count the rest.
+  react: 'host',
   'poll.vote': 'viewer',
   'poll.open': 'moderator',
   'poll.close': 'moderator',

@@ -47,7 +47,8 @@ export function applyEvent(s: RoomSnapshot, ev: RoomEvent): RoomSnapshot {
     case 'chat.delete':
       return { ...s, history: s.history.filter((m) => m.id !== ev.id) };
     case 'reactions':
-      return s; // transient: counts are shown and forgotten
+    case 'host.reaction':
+      return s; // transient: shown and forgotten
     case 'poll': {
       const polls = s.polls.filter((p) => p.id !== ev.poll.id);
       polls.push(ev.poll);

@@ -88,6 +88,8 @@ export interface RoomClientEvents {
   chat: ChatMessage;
   'chat.delete': { id: number };
   reactions: ReactionCounts;
+  /** A host's reaction at a moment of the stream (`pdt`, ms), to be shown when the video reaches it. */
+  'host.reaction': { reaction: Reaction; pdt: number; name: string };
   poll: Poll;
   presence: Presence & { joined: Member[]; left: Member[] };
   playback: PlaybackState;
@@ -375,6 +377,9 @@ export class RoomClient {
         case 'reactions':
           this.emit('reactions', ev.counts);
           break;
+        case 'host.reaction':
+          this.emit('host.reaction', { reaction: ev.reaction, pdt: ev.pdt, name: ev.name });
+          break;
         case 'poll':
           this.emit('poll', ev.poll);
           break;
@@ -437,12 +442,14 @@ export class RoomClient {
   }
 
   /** Fire-and-forget: reactions are counted, never acknowledged one by one. */
-  react(reaction: Reaction): boolean {
-    return this.sendRaw({ type: 'react', reaction });
+  /** `pdt`: the moment of the stream it reacts to (a host's reaction is then shown at that moment). */
+  react(reaction: Reaction, pdt?: number): boolean {
+    return this.sendRaw({ type: 'react', reaction, ...(pdt !== undefined ? { pdt } : {}) });
   }
 
-  async openPoll(question: string, options: string[], durationSec?: number): Promise<number> {
-    return (await this.request({ type: 'poll.open', question, options, ...(durationSec ? { durationSec } : {}) }))!;
+  /** `pdt`: the moment of the stream the poll belongs to (viewers see it when their video reaches it). */
+  async openPoll(question: string, options: string[], durationSec?: number, pdt?: number): Promise<number> {
+    return (await this.request({ type: 'poll.open', question, options, ...(durationSec ? { durationSec } : {}), ...(pdt !== undefined ? { pdt } : {}) }))!;
   }
 
   async vote(pollId: number, option: number): Promise<void> {

@@ -129,7 +129,9 @@ describe('backup ingest', () => {
     const res = await fetch(`${stack.workerUrl}/api/streams`, {
       method: 'POST',
       headers: { ...admin(), 'content-type': 'application/json', 'x-edgelive-dev-location': LONDON },
-      body: JSON.stringify({ title: 'backup', ladder: LADDER }),
+      // The backup takes the stream the moment the encoder reaches it (`allow`), not after the
+      // primary has been quiet for TAKEOVER_QUIET_SECONDS (the default policy; docs/api.md).
+      body: JSON.stringify({ title: 'backup', ladder: LADDER, takeover: 'allow' }),
     });
     expect(res.status).toBe(201);
     stream = (await res.json()) as Created;

@@ -132,8 +132,12 @@ describe('edgelive against a real Worker', () => {
     expect(token.stdout).toContain(`/live/${created.id}/index.m3u8?token=${jwt}`);
     const stats = await cliJson<{ streamId: string; status: string; viewers: { players: number } }>(['streams', 'stats', created.id, '--minutes', '5']);
     expect(stats).toMatchObject({ streamId: created.id, status: 'idle', viewers: { players: 0 } });
-    const rotated = await cliJson<{ streamKey: string }>(['streams', 'rotate-key', created.id]);
+    expect(shown).toMatchObject({ settings: { takeover: 'refuse-while-live' } });
+    const allowed = await cliJson<{ settings: { takeover: string } }>(['streams', 'update', created.id, '--takeover', 'allow']);
+    expect(allowed.settings.takeover).toBe('allow');
+    const rotated = await cliJson<{ streamKey: string; endedSession: unknown }>(['streams', 'rotate-key', created.id]);
     expect(rotated.streamKey).not.toBe(created.streamKey);
+    expect(rotated.endedSession).toBeNull();
     expect(await cli(['streams', 'delete', created.id])).toMatchObject({ code: 0, stdout: `deleted ${created.id}\n` });
     expect((await cli(['streams', 'show', created.id])).code).toBe(1);
   });

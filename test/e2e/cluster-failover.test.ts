@@ -118,7 +118,8 @@ describe('ingest cluster', () => {
     const res = await fetch(`${stack.workerUrl}/api/streams`, {
       method: 'POST',
       headers: { ...admin(), 'content-type': 'application/json', 'x-edgelive-dev-location': LONDON },
-      body: JSON.stringify({ title: 'cluster', ladder: LADDER }),
+      // An encoder failing over to the other node while the first still sends: `allow` takeovers.
+      body: JSON.stringify({ title: 'cluster', ladder: LADDER, takeover: 'allow' }),
     });
     expect(res.status).toBe(201);
     stream = (await res.json()) as CreatedStream;

@@ -114,7 +114,9 @@ beforeAll(async () => {
   const hook = await api<{ id: string; secret: string }>('POST', '/webhooks', { url: receiverUrl });
   expect(hook.status).toBe(201);
   webhook = hook.body;
-  stream = await stack.createStream({ title: 'e2e dvr', ladder: LADDER });
+  // A second publisher takes the stream over below (a reconnection in the recording) while the
+  // first still sends: the `allow` takeover policy.
+  stream = await stack.createStream({ title: 'e2e dvr', ladder: LADDER, takeover: 'allow' });
   publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 426, height: 240, fps: FPS, logDir: join(dir, 'logs') });
   await until('four segments', async () => {
     const res = await fetch(`${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`);

@@ -180,7 +180,8 @@ beforeAll(async () => {
     transcoderEnv: { OVERLOAD_MAX_LAG_SECONDS: '3600', THUMBNAIL_INTERVAL_SECONDS: '0' },
   });
   await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
-  streamA = await stack.createStream({ title: 'Studio A', ladder: LADDER });
+  // Publishers take Studio A over from each other below while one is live: the `allow` takeover policy.
+  streamA = await stack.createStream({ title: 'Studio A', ladder: LADDER, takeover: 'allow' });
   streamB = await stack.createStream({ title: 'Studio B', ladder: LADDER });
   browser = await launchBrowser({ args: WEBRTC_PUBLISHER_FLAGS });
 });

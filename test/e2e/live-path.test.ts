@@ -268,4 +268,45 @@ describe('live path end to end', () => {
     expect(new Set(firsts.map((f) => f.msn)).size).toBe(1);
     for (const f of firsts) expect(f.uri).toMatch(new RegExp(`/${f.msn}\\.m4s$`));
   });
+
+  // Issue 11, item 12: a leaked key cannot cut into a live show (the default takeover policy), and
+  // rotating the key ends the session that used the old one, on the media node too.
+  const ingestSession = async () =>
+    ((await (await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { ingestSession: { epoch: number } | null }).ingestSession;
+  const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
+
+  it('a second publisher with the same key is refused while the first is live; the first goes on', async () => {
+    const epoch = (await ingestSession())!.epoch;
+    const intruder = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 426, height: 240, durationSeconds: 20 });
+    expect(await exited(intruder)).not.toBe(0);
+    expect((await ingestSession())!.epoch).toBe(epoch);
+    expect(publisher.exitCode).toBeNull();
+    // The first publisher's segments keep coming.
+    const url = `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`;
+    const lastMsn = (pl: ParsedPlaylist) => pl.mediaSequence + pl.segments.length - 1;
+    const before = lastMsn(parsePlaylist(await text(url)));
+    const deadline = Date.now() + 20_000;
+    let after = before;
+    while (after <= before + 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 300));
+      after = lastMsn(parsePlaylist(await text(url)));
+    }
+    expect(after).toBeGreaterThan(before + 1);
+  });
+
+  it('rotate-key disconnects the publisher of the old key; the new key publishes at once', async () => {
+    const epoch = (await ingestSession())!.epoch;
+    const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/rotate-key`, { method: 'POST', headers: { authorization: `Bearer ${stack.adminToken}` } });
+    const rotated = (await res.json()) as { streamKey: string; endedSession: { epoch: number } | null };
+    expect(rotated.endedSession).toEqual({ epoch });
+    // The node hears 409 lease_revoked on its next push and drops the publisher.
+    const code = await Promise.race([exited(publisher), new Promise<'still publishing'>((r) => setTimeout(() => r('still publishing'), 20_000))]);
+    expect(code).not.toBe('still publishing');
+    publisher = startTestPublisher({ rtmpUrl: `${stack.rtmpUrl}/${rotated.streamKey}`, width: 640, height: 360 });
+    const deadline = Date.now() + 30_000;
+    while (((await ingestSession())?.epoch ?? 0) <= epoch && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    expect((await ingestSession())!.epoch).toBe(epoch + 1);
+    const pl = parsePlaylist(await text(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`));
+    expect(pl.endList).toBeFalsy();
+  });
 });

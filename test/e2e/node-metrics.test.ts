@@ -42,7 +42,8 @@ beforeAll(async () => {
     transcoders: [{ nodeId: 'metrics-1', capacity: 2, env: { HEALTH_HOST, HEARTBEAT_MS: '1000' } }],
     logger: log,
   });
-  rtmpStream = await stack.createStream({ title: 'rtmp', ladder: LADDER });
+  // Its encoder reconnects below while the first connection still publishes: the `allow` takeover policy.
+  rtmpStream = await stack.createStream({ title: 'rtmp', ladder: LADDER, takeover: 'allow' });
   srtStream = await stack.createStream({ title: 'srt', ladder: LADDER });
 });
 

@@ -93,7 +93,8 @@ beforeAll(async () => {
   healthUrl = stack.transcoderHealthUrl;
   // Registered first, so the stream is given this node's WHIP endpoint (not a configured fallback).
   await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
-  stream = await stack.createStream({ title: 'whip', ladder: LADDER });
+  // A second WHIP publisher takes the stream over below while the first is live: `allow`.
+  stream = await stack.createStream({ title: 'whip', ladder: LADDER, takeover: 'allow' });
   whipUrl = stream.ingest.whip!;
   browser = await launchBrowser({ args: WEBRTC_PUBLISHER_FLAGS });
 });

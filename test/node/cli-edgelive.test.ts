@@ -99,6 +99,8 @@ describe('usage errors, exit 2, before any request', () => {
       [['clips', 'create', 'st1', '--start', '30', '--wait'], '--wait waits for an export'],
       [['rooms', 'token', 'r1', '--name', 'a', '--role', 'admin'], '--role is one of viewer, moderator, host'],
       [['rooms', 'settings', 'r1', '--anonymous', 'maybe'], '--anonymous is on or off'],
+      [['streams', 'update', 's1', '--takeover', 'sometimes'], '--takeover is refuse-while-live or allow'],
+      [['streams', 'create', '--takeover', 'never'], '--takeover is refuse-while-live or allow'],
       [['webhooks', 'list', '--limit', 'ten'], '--limit takes a whole number'],
       [['streams', 'publish-token', 'st1', '--use', 'forever'], '--use is reusable, single or session'],
       [['streams', 'publish-token', 'st1', '--ttl', 'soon'], '--ttl takes a whole number'],

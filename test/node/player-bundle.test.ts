@@ -3,12 +3,12 @@
 // bundle of its own that only real-time mode loads; no bundle carries zod (the
 // browser checks room frames by hand, core/rooms/room-wire.ts); names carry content hashes so
 // the Worker can serve them as immutable, and the HTML names exactly what the build wrote.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain .mjs build script without type declarations
-import { buildGoLivePage, buildWatchPage } from '../../scripts/build-assets.mjs';
+import { buildPages } from '../../scripts/build-assets.mjs';
 import { readServerFrame } from '../../core/rooms/room-wire.ts';
 
 interface Bundle {
@@ -17,13 +17,13 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; realtime: Bundle; voice: Bundle; css: Bundle; html: string };
+let built: { watch: Bundle; together: Bundle; realtime: Bundle; voice: Bundle; css: Bundle; html: string; golive: { golive: Bundle; css: Bundle; html: string }; site: { front: Bundle; replay: Bundle; html: { index: string; replay: string } } };
 let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'edgelive-bundle-'));
-  built = await buildWatchPage({ outdir: out });
-  golive = await buildGoLivePage({ outdir: out });
+  built = await buildPages({ outdir: out });
+  golive = built.golive;
 }, 60_000);
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
@@ -33,7 +33,7 @@ describe('the watch page build', () => {
   it('puts the player and hls.js on the critical path, and nothing social', () => {
     expect(from(built.watch, /node_modules\/hls\.js\//).length).toBeGreaterThan(0);
     expect(from(built.watch, /public\/src\/watch\/player\.ts$/)).toHaveLength(1);
-    expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe)\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
+    expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe|in-step|dvr-tools)\.ts|core\/player\/in-step\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
     expect(from(built.watch, /watch\/(realtime|whep-client)\.ts|realtime-fallback/)).toEqual([]);
   });
 
@@ -69,6 +69,28 @@ describe('the watch page build', () => {
     expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
     expect(html).toContain(`<script type="module" src="${built.watch.url}"></script>`);
     expect(readFileSync(built.watch.file, 'utf8')).toContain(JSON.stringify(built.together.url));
+  });
+});
+
+describe('the front door build', () => {
+  it('is a small script of its own: no hls.js, no zod, nothing of the room', () => {
+    const { front } = built.site;
+    expect(front.url).toMatch(/^\/dist\/front-[A-Z0-9]{8}\.js$/);
+    expect(from(front, /node_modules\//)).toEqual([]);
+    expect(from(front, /rooms-client|core\/rooms\/|watch\/player\.ts/)).toEqual([]);
+    // A bound the build guarantees by what it holds: the page's code, the DOM helpers, the icons.
+    expect(statSync(front.file).size).toBeLessThan(16 * 1024);
+  });
+
+  it('shares the watch page’s stylesheet, inlines its own rules, and leaves the listing’s slot for the Worker', () => {
+    const html = readFileSync(built.site.html.index, 'utf8');
+    expect(html).toContain(`<link rel="stylesheet" href="${built.css.url}">`);
+    expect(html).toContain(`<script type="module" src="${built.site.front.url}"></script>`);
+    expect(html).toMatch(/<style>\.fd\{/);
+    expect(html).toContain('<!--directory-->');
+    const replay = readFileSync(built.site.html.replay, 'utf8');
+    expect(replay).toContain(`<script type="module" src="${built.site.replay.url}"></script>`);
+    expect(from(built.site.replay, /node_modules\/zod\//)).toEqual([]);
   });
 });
 

@@ -10,6 +10,7 @@ import { PDT_WRAP_SEC, SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyP
 import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange } from '../../core/player/pdt-map.ts';
 import { formatBehind, noticeForResponse } from '../../core/player/player-status.ts';
 import { parsePageUrl, partyInviteUrl, playbackUrl } from '../../core/player/page-params.ts';
+import { aheadOfPicture, stampOf } from '../../core/player/in-step.ts';
 import { QoeRecorder, QOE_PERIOD_MS } from '../../core/player/qoe-recorder.ts';
 import { QoeBatch } from '../../core/contracts/qoe.ts';
 import type { PlaybackState } from '../../core/rooms/room-protocol.ts';
@@ -135,11 +136,44 @@ describe('what the viewer is told', () => {
 
 describe('page URLs', () => {
   it('reads the watch and party addresses and carries the playback token on', () => {
-    expect(parsePageUrl('https://e.test/watch/st1?token=T&chatSync=1')).toMatchObject({ mode: 'watch', streamId: 'st1', token: 'T', roomId: 'st1', chatSync: true });
+    expect(parsePageUrl('https://e.test/watch/st1?token=T')).toMatchObject({ mode: 'watch', streamId: 'st1', token: 'T', roomId: 'st1', inStep: true });
     expect(parsePageUrl('https://e.test/party/fri-night?stream=st1&roomToken=R&name=Ada')).toMatchObject({ mode: 'party', streamId: 'st1', roomId: 'fri-night', roomToken: 'R', name: 'Ada', token: null });
     expect(parsePageUrl('https://e.test/watch/bad%20id').streamId).toBeNull();
     expect(playbackUrl('https://e.test', 'st1', 'index.m3u8', 'a.b.c')).toBe('https://e.test/live/st1/index.m3u8?token=a.b.c');
     expect(partyInviteUrl('https://e.test/party/p?stream=st1&roomToken=R&name=Hana')).toBe('https://e.test/party/p?stream=st1');
+  });
+
+  it('holds interactions in step with the video by default; ?sync=0 (or the old chatSync=0) turns it off', () => {
+    expect(parsePageUrl('https://e.test/watch/st1').inStep).toBe(true);
+    expect(parsePageUrl('https://e.test/party/p?stream=st1').inStep).toBe(true);
+    expect(parsePageUrl('https://e.test/watch/st1?chatSync=1').inStep).toBe(true);
+    expect(parsePageUrl('https://e.test/watch/st1?sync=0').inStep).toBe(false);
+    expect(parsePageUrl('https://e.test/party/p?stream=st1&sync=0').inStep).toBe(false);
+    expect(parsePageUrl('https://e.test/watch/st1?chatSync=0').inStep).toBe(false);
+  });
+});
+
+describe('interactions in step with the stream (core/player/in-step.ts)', () => {
+  const T = Date.UTC(2026, 11, 3, 12, 0, 0);
+  const on = { enabled: true, own: false };
+  it('holds what was sent at a moment the picture has not reached, and nothing else', () => {
+    expect(aheadOfPicture(T + 1, T, on)).toBe(true);
+    expect(aheadOfPicture(T, T, on)).toBe(false);
+    expect(aheadOfPicture(T - 8000, T, on)).toBe(false);
+    // Unstamped items, and pages that do not know their picture's time yet, hold nothing.
+    expect(aheadOfPicture(undefined, T, on)).toBe(false);
+    expect(aheadOfPicture(null, T, on)).toBe(false);
+    expect(aheadOfPicture(T + 1, null, on)).toBe(false);
+    // Never the viewer's own, and nothing when the viewer turned it off.
+    expect(aheadOfPicture(T + 5000, T, { enabled: true, own: true })).toBe(false);
+    expect(aheadOfPicture(T + 5000, T, { enabled: false, own: false })).toBe(false);
+  });
+
+  it('stamps what a page sends with its picture’s program-date-time, whole milliseconds, only a real one', () => {
+    expect(stampOf(T + 0.6)).toBe(T + 1);
+    expect(stampOf(null)).toBeUndefined();
+    // A stream without EXT-X-PROGRAM-DATE-TIME maps media time near zero: not a moment of the stream.
+    expect(stampOf(12_345)).toBeUndefined();
   });
 });
 

@@ -4,11 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import type { IngestPush } from '../../core/contracts/stream-rpc.ts';
 import { announcePush, decidePush, type PushContext } from '../../core/live/push-rules.ts';
+import { pushRefusal } from '../../core/live/stream-phase.ts';
 import { MIN_WINDOW_SEGMENTS, clearWindows, trimWindow, windowMark, windowSeconds } from '../../core/live/window-trim.ts';
 import { newLiveModel, renditionOf } from '../../core/live/stream-model.ts';
 import { T0, modelWith, seg } from '../support/live-model.ts';
 
-const CTX: PushContext = { leaseEpoch: 1, acceptsPushes: true, inLadder: true };
+const CTX: PushContext = { leaseEpoch: 1, refusal: null, inLadder: true };
 const part = (msn: number, p: number, epoch = 1, final?: boolean): IngestPush => ({
   epoch,
   rendition: 'v',
@@ -37,7 +38,8 @@ describe('decidePush: the verdict on a push', () => {
   it('refuses another epoch, a stream that takes no pushes, a rendition outside the ladder', () => {
     expect(decidePush(model, { ...CTX, leaseEpoch: 2 }, part(2, 2))).toMatchObject({ status: 409, code: 'stale_epoch' });
     expect(decidePush(model, { ...CTX, leaseEpoch: null }, part(2, 2))).toMatchObject({ status: 409, code: 'stale_epoch' });
-    expect(decidePush(model, { ...CTX, acceptsPushes: false }, part(2, 2))).toMatchObject({ status: 409, code: 'stream_ended' });
+    expect(decidePush(model, { ...CTX, refusal: pushRefusal('ending') }, part(2, 2))).toMatchObject({ status: 409, code: 'stream_ended' });
+    expect(decidePush(model, { ...CTX, refusal: pushRefusal('revoked') }, part(2, 2))).toMatchObject({ status: 409, code: 'lease_revoked' });
     expect(decidePush(model, { ...CTX, inLadder: false }, part(2, 2))).toMatchObject({ status: 404, code: 'rendition_not_found' });
   });
 

@@ -13,22 +13,27 @@ import {
   nextPhase,
   phaseFromFlags,
   publicState,
+  pushRefusal,
+  takeoverAllowed,
+  leaseRefusal,
+  TAKEOVER_QUIET_MS,
   type PhaseEvent,
   type StreamPhase,
 } from '../../core/live/stream-phase.ts';
 
-const PHASES: StreamPhase[] = ['idle', 'live', 'stopping', 'ending', 'ended', 'deleting', 'deleted'];
-const EVENTS: PhaseEvent[] = ['lease', 'stop', 'end', 'ended', 'delete', 'configure'];
+const PHASES: StreamPhase[] = ['idle', 'live', 'stopping', 'revoked', 'ending', 'ended', 'deleting', 'deleted'];
+const EVENTS: PhaseEvent[] = ['lease', 'stop', 'revoke', 'end', 'ended', 'delete', 'configure'];
 
-// Rows: phases; columns: lease, stop, end, ended, delete, configure. '-' = the event does not apply.
+// Rows: phases; columns: lease, stop, revoke, end, ended, delete, configure. '-' = the event does not apply.
 const EXPECTED: Record<StreamPhase, string> = {
-  idle: '     live  -        -        -        deleted  idle',
-  live: '     live  stopping ending   -        deleting live',
-  stopping: ' live  stopping ending   -        deleting stopping',
-  ending: '   live  ending   -        ended    deleting ending',
-  ended: '    live  ended    -        -        deleted  ended',
-  deleting: ' -     deleting deleting deleted  deleting deleting',
-  deleted: '  -     -        -        -        deleted  ended',
+  idle: '     live  -        -        -        -        deleted  idle',
+  live: '     live  stopping revoked  ending   -        deleting live',
+  stopping: ' live  stopping revoked  ending   -        deleting stopping',
+  revoked: '  live  revoked  revoked  ending   -        deleting revoked',
+  ending: '   live  ending   -        -        ended    deleting ending',
+  ended: '    live  ended    -        -        -        deleted  ended',
+  deleting: ' -     deleting -        deleting deleted  deleting deleting',
+  deleted: '  -     -        -        -        -        deleted  ended',
 };
 
 describe('stream phases', () => {
@@ -47,6 +52,8 @@ describe('stream phases', () => {
     expect(leaseOutcome('live')).toEqual({ newBroadcast: false, announceLive: false });
     // After stream.idle, consumers hear that the stream is live again.
     expect(leaseOutcome('stopping')).toEqual({ newBroadcast: false, announceLive: true });
+    // A publisher with the new key after a rotation continues the broadcast.
+    expect(leaseOutcome('revoked')).toEqual({ newBroadcast: false, announceLive: true });
     // A lease during the closing calls the end off: the broadcast goes on.
     expect(leaseOutcome('ending')).toEqual({ newBroadcast: false, announceLive: true });
     expect(leaseOutcome('deleting')).toBeNull();
@@ -54,16 +61,32 @@ describe('stream phases', () => {
   });
 
   it('answers the questions the object asks', () => {
-    const table = PHASES.map((p) => [p, exists(p), acceptsPushes(p), isOnAir(p), hasEnded(p), publicState(p)]);
+    const table = PHASES.map((p) => [p, exists(p), acceptsPushes(p), pushRefusal(p)?.code ?? null, isOnAir(p), hasEnded(p), publicState(p)]);
     expect(table).toEqual([
-      ['idle', true, false, false, false, 'idle'],
-      ['live', true, true, true, false, 'live'],
-      ['stopping', true, true, true, false, 'live'],
-      ['ending', true, false, true, false, 'live'],
-      ['ended', true, false, false, true, 'ended'],
-      ['deleting', false, false, true, false, 'live'],
-      ['deleted', false, false, false, true, 'ended'],
+      ['idle', true, false, 'stream_ended', false, false, 'idle'],
+      ['live', true, true, null, true, false, 'live'],
+      ['stopping', true, true, null, true, false, 'live'],
+      ['revoked', true, false, 'lease_revoked', true, false, 'live'],
+      ['ending', true, false, 'stream_ended', true, false, 'live'],
+      ['ended', true, false, 'stream_ended', false, true, 'ended'],
+      ['deleting', false, false, 'stream_ended', true, false, 'live'],
+      ['deleted', false, false, 'stream_ended', false, true, 'ended'],
     ]);
+  });
+
+  it('refuses a second publisher while the first is live and pushing, unless the stream allows takeovers', () => {
+    const now = 1_000_000;
+    expect(takeoverAllowed('refuse-while-live', 'live', now - 1000, now)).toBe(false);
+    expect(takeoverAllowed('refuse-while-live', 'live', now - TAKEOVER_QUIET_MS, now)).toBe(true);
+    expect(takeoverAllowed('refuse-while-live', 'live', now - 1000, now, 500)).toBe(true);
+    for (const phase of ['idle', 'stopping', 'revoked', 'ending', 'ended'] as const) expect(takeoverAllowed('refuse-while-live', phase, now, now), phase).toBe(true);
+    expect(takeoverAllowed('allow', 'live', now, now)).toBe(true);
+    const a = { policy: 'refuse-while-live' as const, phase: 'live' as const, lastPushAt: now - 1000, holder: { epoch: 3, nodeId: 'n1' }, nodeId: 'n1', now };
+    expect(leaseRefusal(a)).toMatchObject({ status: 409, code: 'stream_busy' });
+    expect(leaseRefusal({ ...a, continues: 3 })).toBeNull();
+    expect(leaseRefusal({ ...a, continues: 3, nodeId: 'n2' })).toMatchObject({ code: 'stream_busy' });
+    expect(leaseRefusal({ ...a, continues: 2 })).toMatchObject({ code: 'stream_busy' });
+    expect(leaseRefusal({ ...a, quietSeconds: '0.5' })).toBeNull();
   });
 
   it('the alarm fires at the earliest of the grace period (on air only), the sweep and an earlier wake-up, never in the past', () => {

@@ -7,7 +7,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import type { Env } from '../../workers/env.ts';
 import { exportClip } from '../../workers/exports/clip-export.ts';
-import { AUDIO_INIT, authorize, expectOk, push, VIDEO_INIT, worker } from './helpers.ts';
+import { AUDIO_INIT, TAKEOVER_ALLOWED, authorize, expectOk, push, VIDEO_INIT, worker } from './helpers.ts';
 import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
 import { fragment, initSegment, readMp4, samplePayload, type SampleSpec } from '../support/fmp4-fixtures.ts';
 
@@ -74,7 +74,7 @@ class MediaRendition {
 }
 
 async function liveMedia(videoFrameSize?: number) {
-  const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER });
+  const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...TAKEOVER_ALLOWED });
   expect(created.status).toBe(201);
   const stream = created.body;
   const auth = await authorize(stream.streamKey);
@@ -291,7 +291,7 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
     expect(await files()).toEqual([]);
   });
   it('a clip that starts in an EXT-X-GAP of the rendition starts at its first media, not shifted by the gap', async () => {
-    const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER });
+    const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...TAKEOVER_ALLOWED });
     const stream = created.body;
     const l1 = (await (await authorize(stream.streamKey)).json()) as { epoch: number; startMsn: number };
     const v1 = new MediaRendition(stream.id, l1.epoch, 'v', 'video', l1.startMsn);

@@ -11,8 +11,15 @@ export function worker(input: string | Request, init?: RequestInit): Promise<Res
   return exports.default.fetch(req);
 }
 
+/**
+ * Publishers in these tests reconnect at any moment (the failover path: a new lease while the old
+ * one is live), so streams take the `allow` takeover policy unless a test asks for another; the
+ * default policy (refuse-while-live) has its own tests (takeover.test.ts).
+ */
+export const TAKEOVER_ALLOWED = { takeover: 'allow' } as const;
+
 export async function createStream(settings: Record<string, unknown> = {}) {
-  const res = await worker('/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify(settings) });
+  const res = await worker('/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ ...TAKEOVER_ALLOWED, ...settings }) });
   if (res.status !== 201) throw new Error(`create failed ${res.status} ${await res.text()}`);
   return (await res.json()) as { id: string; streamKey: string; ingest: { rtmp: string }; playback: { hls: string; watch: string } };
 }
@@ -27,8 +34,9 @@ export async function signed(method: string, path: string, body: Uint8Array<Arra
   return worker(await signedRequest(method, path, body, headers, secret));
 }
 
-export async function authorize(streamKey: string, nodeId = 'node-a') {
-  const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId })) as Uint8Array<ArrayBuffer>;
+/** `continues`: the epoch of the node's own session the lease continues (a ladder restart). */
+export async function authorize(streamKey: string, nodeId = 'node-a', continues?: number) {
+  const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId, continues })) as Uint8Array<ArrayBuffer>;
   return signed('POST', `${INGEST_PREFIX}/authorize`, body, { 'content-type': 'application/json' });
 }
 

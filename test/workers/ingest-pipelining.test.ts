@@ -189,7 +189,8 @@ describe('pipelined pushes', () => {
     expect((await init).status).toBe(200);
   });
 
-  it('a part pushed while the stream ends is either refused or in the closed segment: an acknowledged part is never dropped', async () => {
+  // Ten streams at once, each waiting out a second of grace: 6 s on a loaded 2-core machine.
+  it('a part pushed while the stream ends is either refused or in the closed segment: an acknowledged part is never dropped', { timeout: 20_000 }, async () => {
     // The alarm closes the open segment from its parts (R2 reads) while the publisher's next part
     // arrives; ten streams, each with the part a little later, to meet every interleaving.
     const outcomes = await Promise.all(

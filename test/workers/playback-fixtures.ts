@@ -2,7 +2,7 @@
 // fed by a fake publisher, signing keys from the API, tokens and viewer requests with a country.
 import { expect } from 'vitest';
 import { importSigningKey, signPlaybackToken, type PlaybackGrant, type SigningKey } from '../../core/auth/playback-token.ts';
-import { AUDIO_INIT, FakeRendition, authorize, expectOk, worker } from './helpers.ts';
+import { AUDIO_INIT, FakeRendition, TAKEOVER_ALLOWED, authorize, expectOk, worker } from './helpers.ts';
 
 /**
  * The admin bearer token, from a client address of the calling file's own: the admin API is
@@ -33,7 +33,7 @@ export const TWO_RUNG_LADDER = [
 
 /** A stream created with `settings` and leased by a publisher whose renditions sent their init segments. */
 export async function leasedStream(op: Operator, settings: Record<string, unknown> = {}) {
-  const created = await api<CreatedStream>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...settings });
+  const created = await api<CreatedStream>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...TAKEOVER_ALLOWED, ...settings });
   expect(created.status).toBe(201);
   const stream = created.body;
   const auth = await authorize(stream.streamKey);

@@ -9,7 +9,7 @@ import type { TranscoderRegistry } from '../../durable-objects/transcoder-regist
 import { NODES_PREFIX } from '../../core/contracts/ingest-protocol.ts';
 import { parsePublishToken, publishTokenKey, signPublishToken, withPublishSession } from '../../core/auth/publish-token.ts';
 import { hashStreamKey } from '../../workers/catalog.ts';
-import { authorize, signed, worker } from './helpers.ts';
+import { TAKEOVER_ALLOWED, authorize, signed, worker } from './helpers.ts';
 import { api, operator, type CreatedStream } from './playback-fixtures.ts';
 
 const op = operator('192.0.2.41');
@@ -24,8 +24,9 @@ interface Minted {
   whip: string;
 }
 
+/** A stream whose publishers take it over from each other while live (`allow`: the tokens are the subject here). */
 async function newStream(): Promise<CreatedStream> {
-  const res = await api<CreatedStream>(op, 'POST', '/streams', { title: 'publish tokens' });
+  const res = await api<CreatedStream>(op, 'POST', '/streams', { title: 'publish tokens', ...TAKEOVER_ALLOWED });
   expect(res.status).toBe(201);
   return res.body;
 }

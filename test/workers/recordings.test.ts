@@ -7,7 +7,7 @@ import { runDurableObjectAlarm } from 'cloudflare:test';
 import { Parser } from 'm3u8-parser';
 import { describe, expect, it } from 'vitest';
 import { HEADER_META, INGEST_PREFIX, thumbnailPath } from '../../core/contracts/ingest-protocol.ts';
-import { AUDIO_INIT, FakeRendition, authorize, bytes, expectOk, joinedParts, signed, worker } from './helpers.ts';
+import { AUDIO_INIT, FakeRendition, TAKEOVER_ALLOWED, authorize, bytes, expectOk, joinedParts, signed, worker } from './helpers.ts';
 import { api, operator, TWO_RUNG_LADDER } from './playback-fixtures.ts';
 
 const op = operator('192.0.2.62');
@@ -57,7 +57,7 @@ async function end(streamId: string, epoch: number) {
 }
 
 async function createStream(settings: Record<string, unknown> = {}) {
-  const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...settings });
+  const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...TAKEOVER_ALLOWED, ...settings });
   expect(created.status).toBe(201);
   return created.body;
 }

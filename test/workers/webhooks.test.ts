@@ -54,7 +54,7 @@ describe('webhooks API', () => {
     expect(created.body).toMatchObject({ url: 'https://hooks.example/a', events: ['stream.live', 'clip.ready'] });
     expect(created.body.id).toMatch(/^wh[a-z0-9]{16}$/);
     expect(created.body.secret).toMatch(/^whsec_[a-z0-9]{32}$/);
-    const all = await api<Hook>(op, 'POST', '/webhooks', { url: 'http://127.0.0.1:9/b' });
+    const all = await api<Hook>(op, 'POST', '/webhooks', { url: 'https://all.example/b' });
     expect(all.body.events).toEqual(['stream.live', 'stream.idle', 'stream.ended', 'recording.ready', 'clip.ready', 'clip.export.ready', 'clip.export.failed']);
     const list = await api<{ webhooks: Hook[] }>(op, 'GET', '/webhooks');
     expect(list.body.webhooks.map((w) => w.id)).toEqual(expect.arrayContaining([created.body.id, all.body.id]));
@@ -66,9 +66,16 @@ describe('webhooks API', () => {
   });
 
   it('refuses bad URLs and unknown events with a 400, and everything without the admin token', async () => {
-    for (const body of [{ url: 'ftp://x/y' }, { url: 'not a url' }, { url: 'https://x/', events: ['stream.exploded'] }, { url: 'https://x/', events: [] }]) {
+    for (const body of [{ url: 'ftp://x/y' }, { url: 'not a url' }, { url: 'https://x.example/', events: ['stream.exploded'] }, { url: 'https://x.example/', events: [] }]) {
       expect((await api(op, 'POST', '/webhooks', body)).status, JSON.stringify(body)).toBe(400);
     }
+    // https only; no address inside a network, however it is written (issue 11, item 14).
+    for (const url of ['http://hooks.example/a', 'https://127.0.0.1/', 'https://0x7f.1/', 'https://2130706433/', 'https://10.1.2.3/', 'https://169.254.169.254/', 'https://[::1]/', 'https://[::ffff:127.0.0.1]/', 'https://[fe80::1]/', 'https://[fd12::1]/', 'https://localhost/']) {
+      const res = await api<{ error: { code: string; message: string } }>(op, 'POST', '/webhooks', { url });
+      expect(res.status, url).toBe(400);
+      expect(res.body.error, url).toEqual({ code: 'invalid_webhook_url', message: expect.stringMatching(/^webhook url (must be an https URL|points at )/) });
+    }
+    expect((await api<{ webhooks: unknown[] }>(op, 'GET', '/webhooks')).body.webhooks).toEqual([]);
     expect((await worker('/api/webhooks')).status).toBe(401);
     expect((await worker('/api/webhooks', { method: 'POST', body: JSON.stringify({ url: 'https://x/' }) })).status).toBe(401);
   });

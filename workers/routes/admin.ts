@@ -18,7 +18,7 @@ import { HttpError, parseOr400, readJson } from '../http.ts';
 import { CountryListSchema } from '../../core/auth/geo.ts';
 import { NAME_RE } from '../../core/contracts/object-keys.ts';
 import { signPlaybackToken } from '../../core/auth/playback-token.ts';
-import { PlaybackSettingsSchema, StreamSettingsSchema } from '../../core/contracts/stream-config.ts';
+import { PlaybackSettingsSchema, StreamSettingsSchema, TakeoverPolicySchema } from '../../core/contracts/stream-config.ts';
 import { forgetPlaybackAccess } from '../middleware/playback-access.ts';
 import { forgetRealtimeSetting } from './whep.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
@@ -160,12 +160,14 @@ adminRoutes.get('/streams/:id', async (c) => {
 });
 
 /**
- * Changes the title, the playback rules or real-time playback; `playback` is replaced whole, the
- * ladder and timing are fixed. `realtime` applies from the stream's next publish (its ladder's outputs).
+ * Changes the title, the playback rules, the takeover policy or real-time playback; `playback` is
+ * replaced whole, the ladder and timing are fixed. `realtime` applies from the stream's next
+ * publish (its ladder's outputs), `takeover` from the next publisher that arrives.
  */
 const PatchStreamSchema = z.strictObject({
   title: z.string().max(200).optional(),
   playback: PlaybackSettingsSchema.optional(),
+  takeover: TakeoverPolicySchema.optional(),
   realtime: z.boolean().optional(),
 });
 
@@ -178,6 +180,7 @@ adminRoutes.patch('/streams/:id', async (c) => {
     ...stream.settings,
     ...(patch.title !== undefined ? { title: patch.title } : {}),
     ...(patch.playback ? { playback: patch.playback } : {}),
+    ...(patch.takeover ? { takeover: patch.takeover } : {}),
     ...(patch.realtime !== undefined ? { realtime: patch.realtime } : {}),
   });
   const now = Date.now();
@@ -242,6 +245,10 @@ adminRoutes.delete('/streams/:id', async (c) => {
   return c.body(null, 204);
 });
 
+/**
+ * A new stream key; the old one stops working at once, and the session it authorized is cut off:
+ * its next push is refused and its node drops the publisher (`endedSession` names its epoch).
+ */
 adminRoutes.post('/streams/:id/rotate-key', async (c) => {
   const id = streamIdParam(c.req.param('id'));
   const streamKey = newStreamKey();
@@ -249,5 +256,6 @@ adminRoutes.post('/streams/:id/rotate-key', async (c) => {
     .bind(await hashStreamKey(streamKey), Date.now(), id)
     .run();
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
-  return c.json({ id, streamKey, ingest: (await ingestFor(c.env, c.req.raw, streamKey)).urls });
+  const { revokedEpoch } = await c.env.STREAM_STATE.getByName(id).revokeLease();
+  return c.json({ id, streamKey, ingest: (await ingestFor(c.env, c.req.raw, streamKey)).urls, endedSession: revokedEpoch === null ? null : { epoch: revokedEpoch } });
 });

@@ -19,7 +19,7 @@ export const clipRoutes = new Hono<{ Bindings: Env }>();
 // Every route checks the admin token itself: mounted under /api beside the admin API, not inside it.
 
 /** A program date time (ISO 8601 with a zone), or seconds back from the live edge. */
-const ClipPointSchema = z.union([z.number().min(0).max(86_400), z.iso.datetime({ offset: true })]);
+export const ClipPointSchema = z.union([z.number().min(0).max(86_400), z.iso.datetime({ offset: true })]);
 
 /** Which MP4 files to make: `true` is the tallest video rendition (with the audio). */
 const ExportRequestSchema = z.strictObject({
@@ -27,7 +27,7 @@ const ExportRequestSchema = z.strictObject({
   renditions: z.array(z.string().regex(NAME_RE)).min(1).max(8).optional(),
 });
 
-const CreateClipSchema = z.strictObject({
+export const CreateClipSchema = z.strictObject({
   start: ClipPointSchema,
   /** Defaults to the live edge. */
   end: ClipPointSchema.default(0),
@@ -48,15 +48,22 @@ function point(p: number | string): ClipPoint {
 }
 
 clipRoutes.post('/streams/:id/clips', adminAuth(), async (c) => {
-  const streamId = c.req.param('id');
-  if (!NAME_RE.test(streamId)) throw new HttpError(400, 'invalid_stream_id', 'malformed stream id');
   const body = parseOr400(CreateClipSchema, await readJson(c.req.raw), 'clip');
-  const stream = await getStream(c.env.DB, streamId);
+  return c.json(await createClip(c.env, new URL(c.req.url).origin, c.req.param('id'), body), 201);
+});
+
+/**
+ * Cuts a clip of a stream and records it (and queues its export and the `clip.ready` event):
+ * the admin API's, and a host's from the watch page (routes/host-clips.ts, which allows less).
+ */
+export async function createClip(env: Env, origin: string, streamId: string, body: z.infer<typeof CreateClipSchema>) {
+  if (!NAME_RE.test(streamId)) throw new HttpError(400, 'invalid_stream_id', 'malformed stream id');
+  const stream = await getStream(env.DB, streamId);
   if (!stream) throw new HttpError(404, 'stream_not_found', `no stream ${streamId}`);
   // Checked before anything is cut: a bad export request makes no clip.
-  const renditions = body.export === false ? null : requestedRenditions(await publishedLadder(c.env, stream), body.export === true ? undefined : body.export.renditions);
+  const renditions = body.export === false ? null : requestedRenditions(await publishedLadder(env, stream), body.export === true ? undefined : body.export.renditions);
   const id = newClipId();
-  const r = await c.env.STREAM_STATE.getByName(streamId).createClip(id, point(body.start), point(body.end), body.retentionDays);
+  const r = await env.STREAM_STATE.getByName(streamId).createClip(id, point(body.start), point(body.end), body.retentionDays);
   if (r.status !== 200) throw rpcError(r);
   const now = Date.now();
   const row: ClipRow = {
@@ -77,13 +84,13 @@ clipRoutes.post('/streams/:id/clips', adminAuth(), async (c) => {
     created_at: now,
     updated_at: now,
   };
-  await c.env.DB.prepare(
+  await env.DB.prepare(
     'INSERT INTO clips (id, stream_id, status, title, start_at, end_at, duration, first_msn, last_msn, export_status, export_key, export_renditions, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   )
     .bind(id, streamId, 'ready', row.title, row.start_at, row.end_at, row.duration, row.first_msn, row.last_msn, row.export_status, row.export_key, row.export_renditions, row.expires_at, now, now)
     .run();
-  if (renditions) await queueExport(c.env, row);
-  await queueWebhookEvent(c.env, 'clip.ready', {
+  if (renditions) await queueExport(env, row);
+  await queueWebhookEvent(env, 'clip.ready', {
     clipId: id,
     streamId,
     title: row.title,
@@ -93,8 +100,8 @@ clipRoutes.post('/streams/:id/clips', adminAuth(), async (c) => {
     playbackPath: vodPlaybackPath(id),
     export: renditions ? { status: row.export_status, renditions } : null,
   });
-  return c.json(clipJson(new URL(c.req.url).origin, row), 201);
-});
+  return clipJson(origin, row);
+}
 
 /**
  * Export an existing clip, or more renditions of it: 202 while the files are made, 200 when

@@ -85,7 +85,7 @@ ingestRoutes.post('/authorize', async (c) => {
   const req = parseOr400(AuthorizeRequestSchema, json, 'authorize request');
   // A stream key, or a publish token standing in for it (workers/publish-tokens.ts).
   const stream = await streamForCredential(c.env, req.streamKey, { consume: true });
-  const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req.nodeId, req.region, signed);
+  const lease = await c.env.STREAM_STATE.getByName(stream.id).acquireLease(req, signed);
   if ('code' in lease) throw rpcError(lease);
   const { epoch, startMsn, timeOffset } = lease;
   const s = stream.settings;

@@ -15,6 +15,7 @@ import { PlaybackSettingsSchema, type PlaybackSettings } from '../../core/contra
 import { viewerCountry } from '../middleware/playback-access.ts';
 import { lookupSigningKey, playbackVerifier } from '../signing-keys.ts';
 import { findVodAsset, type ClipRow, type VodAsset } from '../vod-catalog.ts';
+import type { VodInfo } from '../../core/contracts/directory.ts';
 
 type VodEnv = { Bindings: Env; Variables: { asset: VodAsset; token?: string } };
 
@@ -88,6 +89,30 @@ function playlistResponse(c: Context, text: string, cacheControl: string): Respo
   const headers = new Headers({ 'content-type': PLAYLIST_TYPE, 'cache-control': cacheControl, 'access-control-allow-origin': '*' });
   return negotiatedTextResponse(c.req.raw, text, headers);
 }
+
+/**
+ * What the replay page shows beside the video (`/replay/{id}`): the title (a clip's own, else its
+ * stream's), the stream, when it was and how long. Same access check as the playlists.
+ */
+vodRoutes.get('/:id/info.json', async (c) => {
+  const asset = c.get('asset');
+  const stream = await c.env.DB.prepare('SELECT title FROM streams WHERE id = ?').bind(asset.streamId).first<{ title: string }>();
+  const row =
+    asset.kind === 'clip'
+      ? await c.env.DB.prepare('SELECT title, start_at AS startedAt, duration FROM clips WHERE id = ?').bind(asset.id).first<{ title: string; startedAt: number; duration: number }>()
+      : await c.env.DB.prepare("SELECT '' AS title, started_at AS startedAt, duration FROM recordings WHERE id = ?").bind(asset.id).first<{ title: string; startedAt: number; duration: number | null }>();
+  if (!row) throw new HttpError(404, 'not_found', `no ${asset.kind} ${asset.id}`);
+  const info: VodInfo = {
+    id: asset.id,
+    kind: asset.kind,
+    streamId: asset.streamId,
+    title: row.title || stream?.title || '',
+    streamTitle: stream?.title ?? '',
+    startedAt: new Date(row.startedAt).toISOString(),
+    duration: row.duration,
+  };
+  return c.json(info, 200, { 'cache-control': forViewer('public, max-age=60', !!c.get('token')), 'access-control-allow-origin': '*' });
+});
 
 vodRoutes.get('/:id/index.m3u8', async (c) => {
   const asset = c.get('asset');

@@ -6,6 +6,7 @@ import { adminAuth } from '../auth.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
 import { WEBHOOK_EVENT_TYPES, WEBHOOK_TEST_EVENT, WebhookEventTypeSchema, randomId, newWebhookEvent, type WebhookEvent, type WebhookQueueMessage } from '../../core/contracts/webhooks.ts';
+import { webhookUrlProblem } from '../../core/contracts/webhook-url.ts';
 import type { DeliveryRow, WebhookRow } from '../webhooks/deliver.ts';
 
 export const webhookRoutes = new Hono<{ Bindings: Env }>();
@@ -14,10 +15,8 @@ webhookRoutes.use('*', adminAuth());
 const WEBHOOK_ID_RE = /^wh[a-z0-9]{16}$/;
 
 const CreateWebhookSchema = z.strictObject({
-  url: z
-    .string()
-    .max(2000)
-    .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL'),
+  /** Checked by `webhookUrlProblem` (https, no address inside a network) after the shape. */
+  url: z.string().max(2000),
   /** Event types to deliver; all of them when omitted. */
   events: z.array(WebhookEventTypeSchema).min(1).optional(),
   description: z.string().max(200).default(''),
@@ -45,6 +44,8 @@ async function getWebhook(db: D1Database, id: string): Promise<WebhookRow> {
 
 webhookRoutes.post('/', async (c) => {
   const body = parseOr400(CreateWebhookSchema, await readJson(c.req.raw), 'webhook');
+  const problem = webhookUrlProblem(body.url, { allowPrivate: c.env.WEBHOOK_ALLOW_PRIVATE === '1' });
+  if (problem) throw new HttpError(400, 'invalid_webhook_url', `webhook url ${problem}`);
   const now = Date.now();
   const row: WebhookRow = {
     id: 'wh' + randomId(16),

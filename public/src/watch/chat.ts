@@ -3,6 +3,7 @@
 // stream the video has not shown yet waits until it has. Text is set with textContent only.
 import type { ChatMessage, RoomClient, RoomSnapshot } from '../rooms-client.ts';
 import { RoomError } from '../rooms-client.ts';
+import { aheadOfPicture, stampOf } from '../../../core/player/in-step.ts';
 import { h, hueFor, setText } from './dom.ts';
 import { icon } from './icons.ts';
 
@@ -132,9 +133,7 @@ export class ChatPanel {
   }
 
   private isAhead(m: ChatMessage): boolean {
-    if (!this.syncEnabled || m.pdt === undefined || m.uid === this.o.room.you?.uid) return false;
-    const now = this.o.pdtNow();
-    return now !== null && m.pdt > now;
+    return aheadOfPicture(m.pdt, this.o.pdtNow(), { enabled: this.syncEnabled, own: m.uid === this.o.room.you?.uid });
   }
 
   private add(m: ChatMessage, quiet = false): void {
@@ -234,8 +233,8 @@ export class ChatPanel {
     if (!text || this.input.disabled) return;
     this.input.value = '';
     try {
-      const pdt = this.o.pdtNow();
-      await this.o.room.chat(text, pdt !== null && pdt > 946_684_800_000 ? { pdt } : {});
+      const pdt = stampOf(this.o.pdtNow());
+      await this.o.room.chat(text, pdt !== undefined ? { pdt } : {});
     } catch (err) {
       if (!this.input.value) this.input.value = text;
       this.setStatus(err instanceof RoomError ? (ERROR_TEXT[err.code] ?? err.message) : 'Could not send');

@@ -83,6 +83,8 @@ const LINE: Record<string, Shape[]> = {
   x: [{ d: 'M18 6L6 18M6 6l12 12' }],
   sync: [{ d: 'M21 2v6h-6M3 22v-6h6M21 13a9 9 0 0 1-15.36 6.36L3 16M3 11a9 9 0 0 1 15.36-6.36L21 8' }],
   signal: [{ d: 'M2 20h.01M7 20v-4M12 20v-8M17 20V8M22 4v16' }],
+  scissors: [{ circle: [6, 6, 3] }, { circle: [6, 18, 3] }, { d: 'M20 4L8.12 15.88M14.47 14.48L20 20M8.12 8.12L12 12' }],
+  restart: [{ d: 'M4 4v6h6' }, { d: 'M4.5 15a8 8 0 1 0 1.9-8.3L4 10' }],
 };
 
 export type IconName = keyof typeof LINE;

@@ -422,6 +422,8 @@ export class Player {
   seek(t: number): void {
     const edge = this.liveEdge();
     this.followLive = edge === null || edge - t < 3;
+    // Catching up stops with following live: a rate left at 1.08 would carry the viewer back.
+    if (!this.followLive && !this.opts.party) this.video.playbackRate = 1;
     this.video.currentTime = t;
   }
 

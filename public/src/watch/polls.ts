@@ -1,10 +1,12 @@
 // Polls: the open poll(s) with live tallies (the room sends the whole poll with its counts at
 // most once per batch), a vote that can be changed until the poll closes, final results, and for
-// moderators and hosts a form to start one and a button to close it.
+// moderators and hosts a form to start one and a button to close it. A poll is stamped with the
+// moment of the stream its opener was watching and appears when this viewer's video reaches it.
 import type { Poll, RoomClient } from '../rooms-client.ts';
 import { RoomError } from '../rooms-client.ts';
 import { clear, h, setText } from './dom.ts';
 import { icon } from './icons.ts';
+import type { InStep } from './in-step.ts';
 
 /** Cards shown: the open polls and the latest closed one. */
 const SHOWN = 2;
@@ -17,9 +19,13 @@ export class Polls {
   private readonly startBtn: HTMLButtonElement;
   private readonly myVotes = new Map<number, number>();
   private staff = false;
+  private readonly inStep: InStep | null;
+  /** Ids of the cards on screen, to notice a held poll whose moment has come. */
+  private shownIds = '';
 
-  constructor(room: RoomClient) {
+  constructor(room: RoomClient, inStep: InStep | null = null) {
     this.room = room;
+    this.inStep = inStep;
     this.cards = h('div', { class: 'poll-cards', 'data-testid': 'polls' });
     this.composer = h('form', { class: 'poll-form card', hidden: true });
     this.startBtn = h('button', { class: 'btn btn-ghost', type: 'button', hidden: true, 'data-testid': 'poll-start' }, icon('chart', 16), 'Start a poll');
@@ -33,10 +39,17 @@ export class Polls {
     room.on('state', () => this.render());
     room.on('poll', () => this.render());
     setInterval(() => this.tickCountdowns(), 1000);
+    if (inStep) setInterval(() => this.polls().map((p) => p.id).join() !== this.shownIds && this.render(), 100);
+  }
+
+  /** A poll this viewer opened is never held back from them. */
+  private isOwn(p: Poll): boolean {
+    const you = this.room.you;
+    return !!you && you.role !== 'viewer' && p.openedBy === you.name;
   }
 
   private polls(): Poll[] {
-    const all = [...(this.room.state?.polls ?? [])].sort((a, b) => b.id - a.id);
+    const all = [...(this.room.state?.polls ?? [])].filter((p) => !this.inStep?.ahead(p.pdt, this.isOwn(p))).sort((a, b) => b.id - a.id);
     const open = all.filter((p) => p.open);
     const closed = all.filter((p) => !p.open).slice(0, Math.max(0, SHOWN - open.length));
     return [...open, ...closed].slice(0, SHOWN);
@@ -44,7 +57,9 @@ export class Polls {
 
   render(): void {
     clear(this.cards);
-    for (const p of this.polls()) this.cards.appendChild(this.card(p));
+    const shown = this.polls();
+    this.shownIds = shown.map((p) => p.id).join();
+    for (const p of shown) this.cards.appendChild(this.card(p));
   }
 
   private card(p: Poll): HTMLElement {
@@ -123,7 +138,7 @@ export class Polls {
       const options = [...opts.querySelectorAll('input')].map((i) => i.value.trim()).filter(Boolean);
       if (!q.value.trim() || options.length < 2) return;
       const secs = Number(duration.value);
-      this.room.openPoll(q.value.trim(), options, secs || undefined).then(close, (err: unknown) => console.warn('poll failed', err));
+      this.room.openPoll(q.value.trim(), options, secs || undefined, this.inStep?.stamp()).then(close, (err: unknown) => console.warn('poll failed', err));
     };
     this.composer.hidden = false;
     this.startBtn.hidden = true;

@@ -11,6 +11,8 @@ import type { WatchPage } from './page.ts';
 import { Polls } from './polls.ts';
 import { startQoe } from './qoe.ts';
 import { Reactions } from './reactions.ts';
+import { InStep } from './in-step.ts';
+import { mountDvrTools } from './dvr-tools.ts';
 import { mountRealtime } from './realtime.ts';
 
 const ADJECTIVES = ['Swift', 'Quiet', 'Bright', 'Lucky', 'Brave', 'Calm', 'Clever', 'Jolly', 'Mellow', 'Sunny', 'Witty', 'Cosmic'];
@@ -35,10 +37,12 @@ export function mountTogether(page: WatchPage, withRoom = true): void {
 
   const room = new RoomClient({ origin: location.origin, room: params.roomId, ...(params.roomToken ? { token: params.roomToken } : { name: params.name ?? guestName() }) });
   page.room = room;
-  const reactions = new Reactions(room);
+  // Chat, polls and the host's reactions wait for the viewer's picture (core/player/in-step.ts).
+  const chat = new ChatPanel({ room, pdtNow: () => player.pdtNow(), sync: params.inStep });
+  const inStep = new InStep({ pdtNow: () => player.pdtNow(), enabled: () => chat.syncEnabled });
+  const reactions = new Reactions(room, inStep);
   page.reactions = reactions;
-  const polls = new Polls(room);
-  const chat = new ChatPanel({ room, pdtNow: () => player.pdtNow(), sync: params.chatSync });
+  const polls = new Polls(room, inStep);
   slots.stage.insertBefore(reactions.layer, slots.overlay);
   slots.belowHead.append(reactions.bar);
   slots.side.append(polls.el, chat.el);
@@ -56,5 +60,6 @@ export function mountTogether(page: WatchPage, withRoom = true): void {
     page.party = new PartySync(page);
     mountPartyUi(page, page.party);
   }
+  mountDvrTools(page);
   room.connect().catch((err: unknown) => console.warn('the room refused this viewer', err));
 }
