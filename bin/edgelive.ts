@@ -1,5 +1,6 @@
-// `edgelive`, the operator CLI over the admin API: streams, clips and their MP4 exports,
-// recordings, webhooks, rooms, signing keys, transcoder nodes, and playback tokens signed offline.
+// `edgelive`, the operator CLI over the admin API: streams and their restreams, clips and their
+// MP4 exports, recordings, webhooks, rooms, signing keys, transcoder nodes, and playback tokens
+// signed offline.
 // `runCli` takes its I/O as arguments (CliIo); `main` wires it to the process.
 import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -7,16 +8,18 @@ import { clipCommands } from './cli/clips.ts';
 import { CliError, Ctx, GLOBAL_FLAGS, parseCommandLine, UsageError, type CliIo, type Command } from './cli/context.ts';
 import { keyCommands } from './cli/keys.ts';
 import { recordingCommands } from './cli/recordings.ts';
+import { restreamCommands } from './cli/restreams.ts';
 import { roomCommands } from './cli/rooms.ts';
 import { streamCommands } from './cli/streams.ts';
 import { webhookCommands } from './cli/webhooks.ts';
 
 export type { CliIo } from './cli/context.ts';
 
-export const COMMANDS: readonly Command[] = [...streamCommands, ...clipCommands, ...recordingCommands, ...webhookCommands, ...roomCommands, ...keyCommands];
+export const COMMANDS: readonly Command[] = [...streamCommands, ...restreamCommands, ...clipCommands, ...recordingCommands, ...webhookCommands, ...roomCommands, ...keyCommands];
 
 const GROUP_WORDS: Record<string, string> = {
   streams: 'Streams',
+  restreams: 'Restreams',
   clips: 'Clips',
   recordings: 'Recordings',
   webhooks: 'Webhooks',

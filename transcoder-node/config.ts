@@ -2,6 +2,9 @@
 // origin it pushes to. Invalid numbers are refused here, before anything listens.
 import { hostname } from 'node:os';
 import { DEFAULT_HEARTBEAT_INTERVAL_MS } from '../core/contracts/ingest-protocol.ts';
+import { RESTREAM_STATUS_TTL_MS } from '../core/contracts/restream.ts';
+import { DEFAULT_RESTREAM_LIMITS } from './restream/destination.ts';
+import type { EncoderFamily } from './video-encoders.ts';
 import { webrtcConfigFromEnv } from './webrtc/config.ts';
 
 type Env = Record<string, string | undefined>;
@@ -71,6 +74,24 @@ export function mediaNodeConfigFromEnv(env: Env) {
     heartbeatIntervalMs: Number(env.HEARTBEAT_MS ?? DEFAULT_HEARTBEAT_INTERVAL_MS),
     /** Seconds between JPEG thumbnails of the top rendition (0: none). */
     thumbnailIntervalSeconds: Number(env.THUMBNAIL_INTERVAL_SECONDS ?? 4),
+    /** `auto` (the first hardware family that works, else libx264), `software`, `nvenc`, `qsv` or `vaapi`. */
+    videoEncoder: (env.VIDEO_ENCODER ?? 'auto') as 'auto' | EncoderFamily,
+    vaapiDevice: env.VAAPI_DEVICE ?? '/dev/dri/renderD128',
+    /** Restream destinations (docs/operations.md, "Restreams"). */
+    restream: {
+      syncIntervalMs: positiveFromEnv(env, 'RESTREAM_SYNC_MS') ?? 10_000,
+      limits: {
+        maxBufferedBytes: positiveFromEnv(env, 'RESTREAM_BUFFER_BYTES') ?? DEFAULT_RESTREAM_LIMITS.maxBufferedBytes,
+        backoffBaseMs: positiveFromEnv(env, 'RESTREAM_BACKOFF_BASE_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffBaseMs,
+        backoffMaxMs: positiveFromEnv(env, 'RESTREAM_BACKOFF_MAX_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffMaxMs,
+        stableMs: positiveFromEnv(env, 'RESTREAM_STABLE_MS') ?? DEFAULT_RESTREAM_LIMITS.stableMs,
+        // 0: never give up.
+        maxFailures: env.RESTREAM_MAX_FAILURES === '0' ? 0 : (positiveFromEnv(env, 'RESTREAM_MAX_FAILURES') ?? DEFAULT_RESTREAM_LIMITS.maxFailures),
+        videoBitrate: positiveFromEnv(env, 'RESTREAM_VIDEO_BITRATE') ?? DEFAULT_RESTREAM_LIMITS.videoBitrate,
+        probeTimeoutMs: DEFAULT_RESTREAM_LIMITS.probeTimeoutMs,
+        writeTimeoutMs: positiveFromEnv(env, 'RESTREAM_WRITE_TIMEOUT_MS') ?? DEFAULT_RESTREAM_LIMITS.writeTimeoutMs,
+      },
+    },
     // bench:cost only: the previous design, every segment's bytes pushed (and written) a second time.
     segmentCopy: env.BENCH_SEGMENT_COPY === '1',
     webrtc: webrtcConfigFromEnv(env),
@@ -84,6 +105,12 @@ export function configProblem(config: MediaNodeConfig): string | null {
   if (!config.ingestSecret) return 'INGEST_SECRET is not set: the origin would refuse every push';
   if (config.rtmpsPort !== null && (!config.rtmpsCertFile || !config.rtmpsKeyFile)) {
     return 'RTMPS_PORT is set without RTMPS_CERT_FILE and RTMPS_KEY_FILE (PEM files of the certificate and its key)';
+  }
+  if (!['auto', 'software', 'nvenc', 'qsv', 'vaapi'].includes(config.videoEncoder)) {
+    return `VIDEO_ENCODER must be auto, software, nvenc, qsv or vaapi, not ${JSON.stringify(config.videoEncoder)}`;
+  }
+  if (config.restream.syncIntervalMs > RESTREAM_STATUS_TTL_MS / 2) {
+    return `RESTREAM_SYNC_MS must be at most ${RESTREAM_STATUS_TTL_MS / 2}: the API shows a status older than ${RESTREAM_STATUS_TTL_MS} ms as stopped`;
   }
   return null;
 }

@@ -3,17 +3,21 @@
 // that pushes to the origin. Ends the stream cleanly (the origin adds ENDLIST after its grace
 // period) whatever stops first. The ladder starts once the input's tracks are known (from the
 // protocol's signalling, or read from the first bytes): rungs it cannot feed (audio for a
-// publisher without audio, video for an audio-only one) are left out of the session.
+// publisher without audio, video for an audio-only one) are left out of the session. A stream on
+// the automatic ladder also waits for the source's picture size (metadata or SPS), which picks its
+// preset (core/contracts/stream-config.ts).
 import { pipeline, type Readable } from 'node:stream';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 import { mediaFileName } from '../core/contracts/object-keys.ts';
-import { rungBandwidth, type LadderRung } from '../core/contracts/stream-config.ts';
+import { presetForSource, presetRungs, rungBandwidth, type LadderPresetName, type LadderRung } from '../core/contracts/stream-config.ts';
 import type { Publisher } from './publisher.ts';
 import { CmafChunker } from './cmaf/chunker.ts';
 import { parseInit, type InitInfo } from '../core/cmaf/fmp4.ts';
 import { shiftFragmentTimes } from './cmaf/timeline.ts';
 import { patchFlvHeaderFlags, rungsFor, trackProbe, type TrackDecision } from './input-tracks.ts';
 import { LadderProcess } from './ladder.ts';
+import { sizeProbe, type SourceSize } from './source-resolution.ts';
+import type { VideoEncoders } from './video-encoders.ts';
 import type { RealtimeOutputOptions } from './realtime-output.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -35,6 +39,10 @@ export interface SessionOptions {
   segmentCopy?: boolean;
   /** Each `-progress` block of the ladder's ffmpeg (the encoder watch of overload.ts). */
   onProgress?: (progress: Record<string, string>) => void;
+  /** The node's video encoders (video-encoders.ts); default libx264/libx265. */
+  encoders?: VideoEncoders;
+  /** Told the rungs a stream on the automatic ladder resolved to (before its tracks filter them). */
+  onLadder?: (ladder: LadderRung[]) => void;
   /** The stream's real-time feed (WHEP), when it has one: the ladder adds its outputs (null: none could open). */
   realtime?: Promise<RealtimeOutputOptions | null>;
 }
@@ -68,52 +76,72 @@ export class IngestSession {
     this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch, protocol: opts.publisher.protocol });
     this.wallClockAtZero = Date.now();
     opts.publisher.media.on('end', () => this.log.info('publisher stream ended'));
-    void Promise.all([this.readTracks(), opts.realtime ?? null]).then(([{ decision, head, ended }, realtime]) => this.start(decision, head, ended, realtime));
+    void Promise.all([this.readTracks(), opts.realtime ?? null]).then(([{ decision, size, head, ended }, realtime]) => this.start(decision, this.resolveLadder(size), head, ended, realtime));
   }
 
   /**
    * Reads the input until its tracks are known (usually its first tag or table: metadata or a
    * PMT; at most about a second of media). Resolves with the bytes read, which ffmpeg gets first.
    */
-  private readTracks(): Promise<{ decision: TrackDecision; head: Buffer; ended: boolean }> {
+  private readTracks(): Promise<{ decision: TrackDecision; size: SourceSize | null; head: Buffer; ended: boolean }> {
     const { media: input, container, tracks } = this.opts.publisher;
+    const sizes = this.opts.lease.ladderPreset === 'auto' ? sizeProbe(container) : null;
     // The protocol's signalling already said (WHIP's SDP): nothing to read first.
-    if (tracks) return Promise.resolve({ decision: { tracks, source: 'signalling' }, head: Buffer.alloc(0), ended: false });
+    if (tracks && !sizes) return Promise.resolve({ decision: { tracks, source: 'signalling' }, size: null, head: Buffer.alloc(0), ended: false });
     const probe = trackProbe(container);
     const head: Buffer[] = [];
     return new Promise((resolve) => {
       let ended = false;
-      const done = (decision: TrackDecision) => {
+      let decision: TrackDecision | null = tracks ? { tracks, source: 'signalling' } : null;
+      let size: SourceSize | null = null;
+      const done = (d: TrackDecision) => {
         clearTimeout(timer);
         input.off('data', onData);
         input.off('end', onEnd);
         input.off('close', onEnd);
         if (!ended) input.pause();
-        resolve({ decision, head: Buffer.concat(head), ended });
+        resolve({ decision: d, size, head: Buffer.concat(head), ended });
       };
+      // The size matters only with video; its SPS comes with the first keyframe, before which
+      // the ladder's ffmpeg could not encode anything anyway.
+      const sized = () => !sizes || sizes.done || (decision !== null && !decision.tracks.video);
       const onData = (chunk: Buffer) => {
         head.push(chunk);
-        const decision = probe.push(chunk);
-        if (decision) done(decision);
+        decision ??= probe.push(chunk);
+        if (sizes && !sizes.done) size = sizes.push(chunk);
+        if (decision && sized()) done(decision);
       };
       const onEnd = () => {
         ended = true;
-        done(probe.end());
+        done(decision ?? probe.end());
       };
       // A publisher that sends almost nothing is not waited for forever: decide from what came.
-      const timer = setTimeout(() => done(probe.end()), TRACK_PROBE_TIMEOUT_MS);
+      const timer = setTimeout(() => done(decision ?? probe.end()), TRACK_PROBE_TIMEOUT_MS);
       input.on('data', onData);
       input.once('end', onEnd);
       input.once('close', onEnd);
     });
   }
 
-  private start(decision: TrackDecision, head: Buffer, inputEnded: boolean, realtime: RealtimeOutputOptions | null): void {
+  /** The lease's ladder, or on `auto` the rungs of the source's preset (720p when its size is not known). */
+  private resolveLadder(size: SourceSize | null): LadderRung[] {
+    const ladder = this.opts.lease.ladder as LadderRung[];
+    if (this.opts.lease.ladderPreset !== 'auto') return ladder;
+    const preset: LadderPresetName = size ? presetForSource(size.width, size.height) : '720p';
+    const rungs = presetRungs(ladder, preset);
+    if (size) this.log.info('ladder preset', { preset, source: `${size.width}x${size.height}`, from: size.from, renditions: rungs.map((r) => r.name) });
+    else this.log.info('ladder preset: the source size is not known; using the 720p preset', { preset, container: this.opts.publisher.container });
+    const chosen = rungs.length > 0 ? rungs : ladder;
+    this.opts.onLadder?.(chosen);
+    return chosen;
+  }
+
+  private start(decision: TrackDecision, resolved: LadderRung[], head: Buffer, inputEnded: boolean, realtime: RealtimeOutputOptions | null): void {
     const opts = this.opts;
     const input = opts.publisher.media;
     const { partTarget, segmentTarget, fps } = opts.lease;
-    const ladder = rungsFor(opts.lease.ladder as LadderRung[], decision.tracks);
-    const skipped = (opts.lease.ladder as LadderRung[]).filter((r) => !ladder.includes(r)).map((r) => r.name);
+    const ladder = rungsFor(resolved, decision.tracks);
+    const skipped = resolved.filter((r) => !ladder.includes(r)).map((r) => r.name);
     this.log.info('input tracks', { ...decision.tracks, source: decision.source, renditions: ladder.map((r) => r.name), skipped });
     if (this.stopping) {
       input.resume();
@@ -134,6 +162,7 @@ export class IngestSession {
         segmentTarget,
         fps,
         ...(interval > 0 ? { thumbnails: { intervalSeconds: interval } } : {}),
+        ...(opts.encoders ? { encoders: opts.encoders } : {}),
         ...(realtime ? { realtime } : {}),
       },
       logger: this.log,

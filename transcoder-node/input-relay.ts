@@ -4,8 +4,44 @@
 // metadata, the codec configurations) and starts at the next video keyframe; MPEG-TS starts at the
 // next chunk (SRT delivers whole TS packets; ffmpeg syncs on the next PAT/PMT and keyframe).
 // Matroska (WHIP) has one header for the whole stream: it feeds one ladder and is never cut.
+// Taps (restream destinations) get the same clean cuts of the stream, but never hold it up: what a
+// tap's consumer cannot take is dropped, and the tap resumes at the next cut.
 import { Readable } from 'node:stream';
 import type { MediaContainer } from './publisher.ts';
+
+/** Where a tap's bytes go (a restream's ffmpeg stdin). */
+export interface TapConsumer {
+  write(bytes: Buffer): void;
+  /** Bytes written and not consumed yet (a pipe's writableLength). */
+  buffered(): number;
+  /** The publisher's stream has ended. */
+  end(): void;
+}
+
+export interface SourceTap {
+  /** Bytes of the stream this tap did not deliver (its consumer was full, or it waited for a cut). */
+  readonly droppedBytes: number;
+  close(): void;
+}
+
+/**
+ * How a unit of the stream matters to a tap: `always` (what a decoder needs whatever it missed:
+ * headers, metadata, codec configurations), `cut` (a clean place to start: a video keyframe, a TS
+ * chunk, a Matroska Cluster), `media` (anything else, delivered only after a cut).
+ */
+type UnitRole = 'always' | 'cut' | 'media';
+
+interface Tap extends SourceTap {
+  consumer: TapConsumer;
+  maxBufferedBytes: number;
+  awaitingCut: boolean;
+  droppedBytes: number;
+}
+
+/** The Matroska Cluster element id: the WHIP writer starts one at every video keyframe. */
+const MKV_CLUSTER = [0x1f, 0x43, 0xb6, 0x75];
+/** A Matroska header longer than this is not kept for taps (ours is a few hundred bytes). */
+const MAX_MKV_HEADER = 64 * 1024;
 
 export interface RelayEvents {
   /** Every chunk the publisher sends, by size (the ingest byte counters). */
@@ -33,6 +69,10 @@ export class InputRelay {
   /** The current input waits for a video keyframe before its first media tag. */
   private awaitingKeyframe = false;
   private readonly events: RelayEvents;
+  private readonly taps = new Set<Tap>();
+  /** Matroska: the bytes before the first Cluster (EBML header, Segment, Tracks), and whether they are complete. */
+  private mkvHeader: Buffer[] = [];
+  private mkvHeaderDone = false;
 
   constructor(source: Readable, format: MediaContainer, events: RelayEvents = {}) {
     this.source = source;
@@ -74,6 +114,53 @@ export class InputRelay {
     return input;
   }
 
+  /**
+   * A consumer of the stream besides the ladder that never slows the publisher: it gets what a
+   * decoder needs first, then the stream from its next clean cut; whenever the consumer holds more
+   * than `maxBufferedBytes`, units are dropped (counted) until the next cut. So what it can cost in
+   * memory is bounded by construction: maxBufferedBytes plus one unit.
+   */
+  tap(consumer: TapConsumer, maxBufferedBytes: number): SourceTap {
+    const tap: Tap = {
+      consumer,
+      maxBufferedBytes,
+      awaitingCut: true,
+      droppedBytes: 0,
+      close: () => void this.taps.delete(tap),
+    };
+    if (this.sourceEnded) {
+      consumer.end();
+      return tap;
+    }
+    if (this.format === 'flv' && this.flvHeader) {
+      consumer.write(this.flvHeader);
+      for (const unit of [this.metadata, this.videoConfig, this.audioConfig]) if (unit) consumer.write(unit);
+    } else if (this.format === 'matroska') {
+      for (const unit of this.mkvHeader) consumer.write(unit);
+      // Before the header is complete the tap takes the stream from its very start.
+      tap.awaitingCut = this.mkvHeaderDone;
+    }
+    this.taps.add(tap);
+    return tap;
+  }
+
+  private offer(unit: Buffer, role: UnitRole): void {
+    for (const tap of this.taps) {
+      if (role === 'cut') tap.awaitingCut = false;
+      else if (role === 'media' && tap.awaitingCut) {
+        tap.droppedBytes += unit.byteLength;
+        continue;
+      }
+      // What a decoder needs whatever it missed is small and rare: it always goes.
+      if (role !== 'always' && tap.consumer.buffered() + unit.byteLength > tap.maxBufferedBytes) {
+        tap.droppedBytes += unit.byteLength;
+        tap.awaitingCut = true;
+        continue;
+      }
+      tap.consumer.write(unit);
+    }
+  }
+
   /** Ends the current input (its ladder sees the end of its stream) and holds the publisher until the next attach. */
   detach(): void {
     const input = this.current;
@@ -86,13 +173,35 @@ export class InputRelay {
     if (this.sourceEnded) return;
     this.sourceEnded = true;
     this.current?.push(null);
+    for (const tap of this.taps) tap.consumer.end();
+    this.taps.clear();
     this.events.onSourceEnd?.();
   }
 
   private receive(chunk: Buffer): void {
     this.events.onBytes?.(chunk.byteLength);
-    if (this.format !== 'flv') return this.forward(chunk);
-    this.readFlv(chunk);
+    if (this.format === 'flv') return this.readFlv(chunk);
+    if (this.taps.size > 0 || (this.format === 'matroska' && !this.mkvHeaderDone)) this.offer(chunk, this.role(chunk));
+    this.forward(chunk);
+  }
+
+  /**
+   * MPEG-TS: every chunk is a cut (SRT delivers whole TS packets; ffmpeg syncs on the next PAT/PMT
+   * and keyframe). Matroska: the WHIP writer hands over each element it writes as one chunk (the
+   * stream keeps chunk boundaries), so a chunk that starts a Cluster is a cut, and what comes
+   * before the first one is the header.
+   */
+  private role(chunk: Buffer): UnitRole {
+    if (this.format === 'mpegts') return 'cut';
+    const cluster = chunk.byteLength >= 4 && MKV_CLUSTER.every((b, i) => chunk[i] === b);
+    if (!this.mkvHeaderDone) {
+      if (cluster) this.mkvHeaderDone = true;
+      else if (this.mkvHeader.reduce((n, b) => n + b.byteLength, 0) + chunk.byteLength <= MAX_MKV_HEADER) {
+        this.mkvHeader.push(Buffer.from(chunk));
+        return 'always';
+      } else this.mkvHeaderDone = true;
+    }
+    return cluster ? 'cut' : 'media';
   }
 
   private forward(bytes: Buffer): void {
@@ -111,6 +220,7 @@ export class InputRelay {
       }
       const header = Buffer.from(buf.subarray(0, FLV_HEADER));
       this.flvHeader = header;
+      this.offer(header, 'always');
       this.forward(header);
       buf = buf.subarray(FLV_HEADER);
     }
@@ -130,18 +240,23 @@ export class InputRelay {
     const body = tag.subarray(TAG_HEADER, tag.byteLength - 4);
     if (type === 18) {
       this.metadata = Buffer.from(tag);
+      this.offer(tag, 'always');
     } else if (type === 9 && body.byteLength >= 2) {
       this.hasVideo = true;
       const enhanced = (body[0]! & 0x80) !== 0;
       const frameType = (body[0]! >> 4) & 0x07;
       const isConfig = enhanced ? (body[0]! & 0x0f) === 0 : body[1] === 0 && ((body[0]! & 0x0f) === 7 || (body[0]! & 0x0f) === 12);
+      this.offer(tag, isConfig ? 'always' : frameType === 1 ? 'cut' : 'media');
       if (isConfig) this.videoConfig = Buffer.from(tag);
       else if (this.awaitingKeyframe && frameType !== 1) return;
       else this.awaitingKeyframe = false;
     } else if (type === 8 && body.byteLength >= 2) {
-      if (body[0]! >> 4 === 10 && body[1] === 0) this.audioConfig = Buffer.from(tag);
+      const isConfig = body[0]! >> 4 === 10 && body[1] === 0;
+      // Without video, any audio frame is a place to start.
+      this.offer(tag, isConfig ? 'always' : this.hasVideo ? 'media' : 'cut');
+      if (isConfig) this.audioConfig = Buffer.from(tag);
       else if (this.awaitingKeyframe) return; // audio starts with the picture
-    }
+    } else this.offer(tag, 'media');
     this.forward(tag);
   }
 }

@@ -1,7 +1,8 @@
-// Which media tracks a publisher sends (audio, video), read from the first bytes of its stream
-// before the ladder starts: a rung the input cannot feed (the audio rung for `ffmpeg … -an`) is
-// left out of the session instead of making ffmpeg fail on a stream specifier that matches nothing.
-// Pure: bytes in, a decision out; the ingest session (ingest-session.ts) feeds it and waits.
+// Which media tracks a publisher sends (audio, video), and their codecs when the same bytes say,
+// read from the first bytes of its stream before the ladder starts: a rung the input cannot feed
+// (the audio rung for `ffmpeg … -an`) is left out of the session instead of making ffmpeg fail on a
+// stream specifier that matches nothing; a restream copies what a destination can take.
+// Pure: bytes in, a decision out; the ingest session (ingest-session.ts) and restreams feed it and wait.
 import { decodeAmf0All, type Amf0Value } from './rtmp/amf0.ts';
 import type { LadderRung } from '../core/contracts/stream-config.ts';
 
@@ -11,11 +12,52 @@ export interface InputTracks {
 }
 
 /** How the tracks were learnt (for the log). */
-export type TrackSource = 'flv-header' | 'metadata' | 'tags' | 'pmt' | 'signalling' | 'fallback';
+export type TrackSource = 'flv-header' | 'metadata' | 'tags' | 'pmt' | 'mkv-tracks' | 'signalling' | 'fallback';
+
+/** The codecs that matter downstream (an RTMP destination takes H.264 and AAC as they are). */
+export type VideoCodec = 'h264' | 'h265' | 'other';
+export type AudioCodec = 'aac' | 'mp3' | 'opus' | 'other';
 
 export interface TrackDecision {
   tracks: InputTracks;
   source: TrackSource;
+  /** The codec of each track, where what was read names it (absent: not known). */
+  codecs?: { video?: VideoCodec; audio?: AudioCodec };
+}
+
+function withCodecs(d: TrackDecision, codecs: { video?: VideoCodec; audio?: AudioCodec }): TrackDecision {
+  const known = { ...(codecs.video && d.tracks.video ? { video: codecs.video } : {}), ...(codecs.audio && d.tracks.audio ? { audio: codecs.audio } : {}) };
+  return Object.keys(known).length ? { ...d, codecs: known } : d;
+}
+
+/** An FLV or metadata codec id (a number, or a FourCC as enhanced RTMP writes it) as a video codec. */
+function flvVideoCodec(id: unknown): VideoCodec {
+  const fourcc = typeof id === 'string' ? id : typeof id === 'number' && id > 255 ? fourccOf(id) : null;
+  if (fourcc !== null) return fourcc === 'avc1' ? 'h264' : fourcc === 'hvc1' || fourcc === 'hev1' ? 'h265' : 'other';
+  return id === 7 ? 'h264' : id === 12 ? 'h265' : 'other';
+}
+
+function flvAudioCodec(id: unknown): AudioCodec {
+  const fourcc = typeof id === 'string' ? id : typeof id === 'number' && id > 255 ? fourccOf(id) : null;
+  if (fourcc !== null) return fourcc === 'mp4a' ? 'aac' : fourcc === 'Opus' ? 'opus' : fourcc === '.mp3' ? 'mp3' : 'other';
+  return id === 10 ? 'aac' : id === 2 ? 'mp3' : 'other';
+}
+
+function fourccOf(n: number): string {
+  return String.fromCharCode((n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+
+/** The codec of an FLV video tag: legacy codec id, or the FourCC of an enhanced-RTMP tag. */
+function videoTagCodec(body: Buffer): VideoCodec {
+  if (body.byteLength >= 5 && (body[0]! & 0x80) !== 0) return flvVideoCodec(body.toString('latin1', 1, 5));
+  return flvVideoCodec(body[0]! & 0x0f);
+}
+
+function audioTagCodec(body: Buffer): AudioCodec {
+  const format = body[0]! >> 4;
+  // 9: an enhanced-RTMP audio tag, its FourCC after the first byte.
+  if (format === 9 && body.byteLength >= 5) return flvAudioCodec(body.toString('latin1', 1, 5));
+  return flvAudioCodec(format);
 }
 
 /**
@@ -43,6 +85,7 @@ export class FlvTrackProbe {
   #offset = 0;
   #headerDone = false;
   #seen: InputTracks = { audio: false, video: false };
+  #codecs: { video?: VideoCodec; audio?: AudioCodec } = {};
   #firstTs: number | null = null;
   #total = 0;
 
@@ -59,7 +102,7 @@ export class FlvTrackProbe {
 
   /** The stream ended (or the wait is over): decide from what was seen. */
   end(): TrackDecision {
-    if (this.#seen.audio || this.#seen.video) return { tracks: { ...this.#seen }, source: 'tags' };
+    if (this.#seen.audio || this.#seen.video) return withCodecs({ tracks: { ...this.#seen }, source: 'tags' }, this.#codecs);
     return { tracks: { audio: true, video: true }, source: 'fallback' };
   }
 
@@ -86,21 +129,27 @@ export class FlvTrackProbe {
       if (type === FLV_SCRIPT) {
         const fromMeta = tracksFromMetadata(body);
         // Metadata only counts before the media: later it cannot tell what the start was.
-        if (fromMeta && !this.#seen.audio && !this.#seen.video) return { tracks: fromMeta, source: 'metadata' };
+        if (fromMeta && !this.#seen.audio && !this.#seen.video) return withCodecs({ tracks: fromMeta.tracks, source: 'metadata' }, fromMeta.codecs);
         continue;
       }
       if (type !== FLV_AUDIO && type !== FLV_VIDEO) continue;
-      if (type === FLV_AUDIO) this.#seen.audio = true;
-      else this.#seen.video = true;
-      if (this.#seen.audio && this.#seen.video) return { tracks: { audio: true, video: true }, source: 'tags' };
+      if (body.byteLength === 0) continue;
+      if (type === FLV_AUDIO) {
+        this.#seen.audio = true;
+        this.#codecs.audio ??= audioTagCodec(body);
+      } else {
+        this.#seen.video = true;
+        this.#codecs.video ??= videoTagCodec(body);
+      }
+      if (this.#seen.audio && this.#seen.video) return withCodecs({ tracks: { audio: true, video: true }, source: 'tags' }, this.#codecs);
       this.#firstTs ??= ts;
-      if (ts - this.#firstTs >= TAG_WINDOW_MS) return { tracks: { ...this.#seen }, source: 'tags' };
+      if (ts - this.#firstTs >= TAG_WINDOW_MS) return withCodecs({ tracks: { ...this.#seen }, source: 'tags' }, this.#codecs);
     }
     return null;
   }
 }
 
-function tracksFromMetadata(body: Buffer): InputTracks | null {
+function tracksFromMetadata(body: Buffer): { tracks: InputTracks; codecs: { video?: VideoCodec; audio?: AudioCodec } } | null {
   let values: Amf0Value[];
   try {
     values = decodeAmf0All(body);
@@ -118,7 +167,11 @@ function tracksFromMetadata(body: Buffer): InputTracks | null {
   const video = has('hasVideo', 'videocodecid');
   // Metadata that names neither codec says nothing (some encoders send only a title).
   if (audio === null && video === null) return null;
-  return { audio: audio ?? false, video: video ?? false };
+  const codecs = {
+    ...(meta.videocodecid !== undefined && meta.videocodecid !== null ? { video: flvVideoCodec(meta.videocodecid) } : {}),
+    ...(meta.audiocodecid !== undefined && meta.audiocodecid !== null ? { audio: flvAudioCodec(meta.audiocodecid) } : {}),
+  };
+  return { tracks: { audio: audio ?? false, video: video ?? false }, codecs };
 }
 
 /** FLV header with its flags set to the tracks the stream really has, so ffmpeg does not wait for a missing one. */
@@ -197,15 +250,25 @@ export class TsTrackProbe {
     if (tableId !== 0x02) return null;
     const programInfoLength = p.readUInt16BE(off + 10) & 0x0fff;
     const tracks: InputTracks = { audio: false, video: false };
+    const codecs: { video?: VideoCodec; audio?: AudioCodec } = {};
     for (let i = off + 12 + programInfoLength; i + 5 <= end; ) {
       const type = p[i]!;
       const esInfoLength = p.readUInt16BE(i + 3) & 0x0fff;
-      if (TS_VIDEO_TYPES.has(type)) tracks.video = true;
-      else if (TS_AUDIO_TYPES.has(type)) tracks.audio = true;
-      else if (type === 0x06 && hasAudioDescriptor(p.subarray(i + 5, Math.min(end, i + 5 + esInfoLength)))) tracks.audio = true;
+      const descriptors = p.subarray(i + 5, Math.min(end, i + 5 + esInfoLength));
+      if (TS_VIDEO_TYPES.has(type)) {
+        tracks.video = true;
+        codecs.video ??= type === 0x1b ? 'h264' : type === 0x24 ? 'h265' : 'other';
+      } else if (TS_AUDIO_TYPES.has(type)) {
+        tracks.audio = true;
+        // 0x0f is AAC in ADTS; LATM (0x11) and MPEG audio (layer II or III) are told apart by nothing here.
+        codecs.audio ??= type === 0x0f ? 'aac' : 'other';
+      } else if (type === 0x06 && hasAudioDescriptor(descriptors)) {
+        tracks.audio = true;
+        codecs.audio ??= hasOpusRegistration(descriptors) ? 'opus' : 'other';
+      }
       i += 5 + esInfoLength;
     }
-    return { tracks, source: 'pmt' };
+    return withCodecs({ tracks, source: 'pmt' }, codecs);
   }
 }
 
@@ -219,19 +282,60 @@ function hasAudioDescriptor(d: Buffer): boolean {
   return false;
 }
 
-/** Decides at once, from nothing: both tracks (a container whose tracks signalling did not name). */
-class AssumeBothProbe {
-  push(_chunk: Uint8Array): TrackDecision {
-    return this.end();
+function hasOpusRegistration(d: Buffer): boolean {
+  for (let i = 0; i + 2 <= d.length; i += 2 + d[i + 1]!) if (d[i] === 0x05 && i + 6 <= d.length && d.toString('latin1', i + 2, i + 6) === 'Opus') return true;
+  return false;
+}
+
+// ---- Matroska (WHIP publishers) -------------------------------------------------------------
+
+const MKV_CLUSTER_ID = Buffer.from([0x1f, 0x43, 0xb6, 0x75]);
+const MKV_CODECS: Array<[string, keyof InputTracks, VideoCodec | AudioCodec]> = [
+  ['V_MPEG4/ISO/AVC', 'video', 'h264'],
+  ['V_MPEGH/ISO/HEVC', 'video', 'h265'],
+  ['A_OPUS', 'audio', 'opus'],
+  ['A_AAC', 'audio', 'aac'],
+];
+
+/**
+ * Reads the tracks of a Matroska stream (what the WHIP ingest writes, whose tracks its signalling
+ * usually names already) from the CodecIDs of its header, decided at the first Cluster.
+ */
+export class MatroskaTrackProbe {
+  #head: Buffer = Buffer.alloc(0);
+
+  push(chunk: Uint8Array): TrackDecision | null {
+    this.#head = Buffer.concat([this.#head, chunk]);
+    const cluster = this.#head.indexOf(MKV_CLUSTER_ID);
+    if (cluster >= 0) return this.#decide(this.#head.subarray(0, cluster));
+    if (this.#head.byteLength >= MAX_PROBE_BYTES) return this.end();
+    return null;
   }
+
   end(): TrackDecision {
-    return { tracks: { audio: true, video: true }, source: 'fallback' };
+    return this.#decide(this.#head) ?? { tracks: { audio: true, video: true }, source: 'fallback' };
+  }
+
+  #decide(header: Buffer): TrackDecision {
+    const tracks: InputTracks = { audio: false, video: false };
+    const codecs: { video?: VideoCodec; audio?: AudioCodec } = {};
+    for (const [id, kind, codec] of MKV_CODECS) {
+      if (header.indexOf(id, 0, 'latin1') < 0) continue;
+      tracks[kind] = true;
+      if (kind === 'video') codecs.video ??= codec as VideoCodec;
+      else codecs.audio ??= codec as AudioCodec;
+    }
+    // Other codecs: the generic prefixes still say which kinds there are.
+    if (!tracks.video && header.indexOf('V_', 0, 'latin1') >= 0) tracks.video = true;
+    if (!tracks.audio && header.indexOf('A_', 0, 'latin1') >= 0) tracks.audio = true;
+    if (!tracks.audio && !tracks.video) return { tracks: { audio: true, video: true }, source: 'fallback' };
+    return withCodecs({ tracks, source: 'mkv-tracks' }, codecs);
   }
 }
 
 /** A probe for the ingest's container. */
-export function trackProbe(format: 'flv' | 'mpegts' | 'matroska'): FlvTrackProbe | TsTrackProbe | AssumeBothProbe {
-  if (format === 'matroska') return new AssumeBothProbe();
+export function trackProbe(format: 'flv' | 'mpegts' | 'matroska'): FlvTrackProbe | TsTrackProbe | MatroskaTrackProbe {
+  if (format === 'matroska') return new MatroskaTrackProbe();
   return format === 'mpegts' ? new TsTrackProbe() : new FlvTrackProbe();
 }
 

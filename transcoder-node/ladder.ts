@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import { createLogger } from './log.ts';
 import type { Logger } from './log.ts';
 import type { AudioRung, LadderRung, VideoRung } from '../core/contracts/stream-config.ts';
+import { SOFTWARE_ENCODERS, type VideoEncoders } from './video-encoders.ts';
 import { realtimeAudioArgs, realtimeVideoArgs, type RealtimeOutputOptions } from './realtime-output.ts';
 
 // The rung types and the default ladder have one home, the stream configuration contract.
@@ -95,6 +96,8 @@ export interface LadderArgsOptions {
    * multipart JPEG on the fd after the last rung's (`thumbnailFd`). Needs a video rung.
    */
   thumbnails?: { intervalSeconds: number };
+  /** The node's video encoders (video-encoders.ts); default libx264/libx265. */
+  encoders?: VideoEncoders;
   /** Also encode the top video rung and the audio for WebRTC, as RTP to these ports (realtime-output.ts). */
   realtime?: RealtimeOutputOptions;
 }
@@ -185,12 +188,37 @@ function inputArgs(opts: LadderArgsOptions): { args: string[]; readsStdin: boole
   return { args, readsStdin };
 }
 
-function scaleFilter(r: VideoRung): string {
-  // Fit inside the rung's box keeping the source aspect ratio; the init segment reports the result.
-  return `scale=w=${r.width}:h=${r.height}:force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,format=yuv420p`;
+/** The ffmpeg encoder of a rung on this node. */
+function rungEncoder(r: VideoRung, e: VideoEncoders): string {
+  return r.codec === 'h265' ? e.h265 : e.h264;
 }
 
-function videoEncoderArgs(r: VideoRung, plan: LadderPlan): string[] {
+function scaleFilter(r: VideoRung, e: VideoEncoders): string {
+  // Quick Sync and VAAPI take NV12 (VAAPI then uploaded to the GPU); libx264, libx265 and NVENC yuv420p.
+  const format = /_(qsv|vaapi)$/.test(rungEncoder(r, e)) ? 'nv12' : 'yuv420p';
+  // Fit inside the rung's box keeping the source aspect ratio; the init segment reports the result.
+  return `scale=w=${r.width}:h=${r.height}:force_original_aspect_ratio=decrease:force_divisible_by=2,setsar=1,format=${format}`;
+}
+
+/**
+ * A hardware encoder's argv for a rung: the same bitrate, GOP and forced keyframes as the software
+ * one (segments align across rungs whatever encodes them), no B-frames, its low-latency settings.
+ */
+function hardwareEncoderArgs(r: VideoRung, e: VideoEncoders, common: string[]): string[] {
+  const hevc = r.codec === 'h265';
+  const encoder = rungEncoder(r, e);
+  const profile = ['-profile:v', hevc ? 'main' : 'high'];
+  const tag = hevc ? ['-tag:v', 'hvc1'] : [];
+  if (encoder.endsWith('_nvenc')) {
+    return ['-c:v', encoder, '-preset', 'p1', '-tune', 'll', ...profile, '-rc', 'cbr', ...common, '-bf', '0', '-forced-idr', '1', '-zerolatency', '1', ...tag];
+  }
+  if (encoder.endsWith('_qsv')) {
+    return ['-c:v', encoder, '-preset', 'veryfast', ...profile, ...common, '-bf', '0', '-forced_idr', '1', ...(hevc ? [] : ['-look_ahead', '0']), ...tag];
+  }
+  return ['-c:v', encoder, ...profile, '-rc_mode', 'CBR', ...common, '-bf', '0', ...tag];
+}
+
+function videoEncoderArgs(r: VideoRung, plan: LadderPlan, e: VideoEncoders = SOFTWARE_ENCODERS): string[] {
   const maxrate = r.maxrate ?? Math.round(r.videoBitrate * 1.2);
   const gop = String(plan.gop);
   const common = [
@@ -203,6 +231,8 @@ function videoEncoderArgs(r: VideoRung, plan: LadderPlan): string[] {
     '-keyint_min', gop,
     '-force_key_frames', `expr:gte(t,n_forced*${plan.segmentTarget})`,
   ];
+  // A family without a HEVC encoder keeps libx265 for H.265 rungs (familyEncoders).
+  if (!rungEncoder(r, e).startsWith('lib')) return hardwareEncoderArgs(r, e, common);
   if (r.codec === 'h265') {
     return [
       '-c:v', 'libx265', '-preset', 'veryfast', '-tune', 'zerolatency', '-profile:v', 'main',
@@ -232,7 +262,10 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
   const audioSource = opts.audioSource ?? '0:a:0';
   const videoRungs = opts.ladder.filter((r): r is VideoRung => r.kind === 'video');
 
+  const encoders = opts.encoders ?? SOFTWARE_ENCODERS;
   const args = ['-hide_banner', '-loglevel', 'warning', '-nostats'];
+  // VAAPI: the device frames are uploaded to (hwupload in the graph), before any input.
+  if (encoders.family === 'vaapi' && encoders.vaapiDevice) args.push('-vaapi_device', encoders.vaapiDevice);
   // stdin carries the FLV in production; otherwise keep ffmpeg from reading keys from it.
   if (!readsStdin) args.push('-nostdin');
   if (opts.progress) args.push('-progress', 'pipe:2', '-stats_period', '1');
@@ -247,11 +280,15 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
     const splits = videoRungs.map((_, i) => `[vs${i}]`).join('');
     graph.push(`[${videoSource}]fps=${plan.fps}:start_time=0,split=${videoRungs.length}${splits}`);
     const top = opts.thumbnails || opts.realtime ? topVideoRung(opts.ladder) : null;
+    // VAAPI encoders take GPU frames: each rung's branch ends with an upload (after the split that
+    // shares the top rung's frames with the thumbnail and real-time branches, which stay on the CPU).
+    const upload = (rung: VideoRung) => (rungEncoder(rung, encoders).endsWith('_vaapi') ? ',hwupload' : '');
     videoRungs.forEach((r, i) => {
-      if (r !== top) return graph.push(`[vs${i}]${scaleFilter(r)}[v${i}]`);
+      if (r !== top) return graph.push(`[vs${i}]${scaleFilter(r, encoders)}${upload(r)}[v${i}]`);
       // The thumbnail and real-time branches share the top rung's scaled frames.
-      const branches = [`[v${i}]`, ...(opts.thumbnails ? ['[vt]'] : []), ...(opts.realtime ? ['[vrt]'] : [])];
-      graph.push(`[vs${i}]${scaleFilter(r)},split=${branches.length}${branches.join('')}`);
+      const branches = [upload(r) ? `[vu${i}]` : `[v${i}]`, ...(opts.thumbnails ? ['[vt]'] : []), ...(opts.realtime ? ['[vrt]'] : [])];
+      graph.push(`[vs${i}]${scaleFilter(r, encoders)},split=${branches.length}${branches.join('')}`);
+      if (upload(r)) graph.push(`[vu${i}]hwupload[v${i}]`);
       // fps keeps one thumbnail per interval, from output time 0, so thumbnail k shows media time k × interval.
       if (opts.thumbnails) graph.push(`[vt]fps=fps=1/${opts.thumbnails.intervalSeconds}:round=near,format=yuvj420p[vthumb]`);
     });
@@ -269,7 +306,7 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
   let videoIndex = 0;
   opts.ladder.forEach((r, i) => {
     if (r.kind === 'video') {
-      args.push('-map', `[v${videoIndex++}]`, ...videoEncoderArgs(r, plan), '-an', '-sn', '-dn');
+      args.push('-map', `[v${videoIndex++}]`, ...videoEncoderArgs(r, plan, encoders), '-an', '-sn', '-dn');
       args.push(...fmp4OutputArgs(plan.video!.fragDurationUs, rungFd(i)));
     } else {
       args.push(

@@ -19,9 +19,11 @@ import { publisherFrom, type IngestProtocol, type Publisher } from './publisher.
 import { SignallingServer } from './webrtc/signalling-server.ts';
 import { WebRtcStack } from './webrtc/stack.ts';
 import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
+import { detectVideoEncoders } from './video-encoders.ts';
 import { WhepEndpoint } from './webrtc/whep-endpoint.ts';
 import { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
+import type { RestreamState } from '../core/contracts/restream.ts';
 
 export interface MediaNode {
   /** Where each listener can be reached (what the node registers with the origin), and /health. */
@@ -48,9 +50,16 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     capacity: config.capacity,
     sessions: () => publishers.countByProtocol(),
     overloaded: () => overload.overloaded(),
+    restreams: () => {
+      const byState: Partial<Record<RestreamState, number>> = {};
+      for (const p of publishers.values()) for (const r of p.restreams.statuses()) byState[r.state] = (byState[r.state] ?? 0) + 1;
+      return byState;
+    },
   });
   const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
   const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
+  // Before any publisher: every ladder of this node uses what is found here.
+  const encoders = await detectVideoEncoders({ want: config.videoEncoder, vaapiDevice: config.vaapiDevice, logger: log.child({ component: 'encoders' }) });
   // The real-time (WHEP) feeds of the streams this node holds; none when WebRTC is off.
   const realtimeFeeds = config.webrtc.http === null ? undefined : new RealtimeFeeds({ logger: log.child({ component: 'whep' }) });
   const publishers = new Publishers({
@@ -62,6 +71,8 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     region: config.region,
     thumbnailIntervalSeconds: config.thumbnailIntervalSeconds,
     segmentCopy: config.segmentCopy,
+    restream: config.restream,
+    encoders,
     ...(realtimeFeeds ? { realtimeFeeds, realtimeKeyframeIntervalSeconds: config.webrtc.whep.keyframeIntervalMs / 1000 } : {}),
   });
   const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
@@ -217,7 +228,8 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
         region: config.region,
         capacity: config.capacity,
         overloaded: overload.overloaded(),
-        sessions: [...publishers.values()].map(({ protocol, session: s }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid })),
+        videoEncoders: encoders,
+        sessions: [...publishers.values()].map(({ protocol, session: s, restreams }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid, restreams: restreams.statuses() })),
         whip: whip.sessions(),
         whep: { viewers: whep.viewers(), maxViewers: config.webrtc.whep.maxViewers, counters: { ...whep.counters } },
         webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
@@ -294,6 +306,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       [...publishers.values()].map(async (p) => {
         await p.stop(`transcoder ${reason}`);
         await p.closed;
+        await p.restreamsDone();
       }),
     );
     // Peer connections close with their sessions; any left (still answering) close here.

@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PublishProtocol } from './admission.ts';
 import type { EncoderStatus } from './encoder-watch.ts';
+import type { RestreamState } from '../core/contracts/restream.ts';
 
 /** The SRT connection counters this exports (SrtConnection['stats'] has them). */
 export interface SrtCounters {
@@ -24,6 +25,8 @@ export interface MetricsOptions {
   sessions: () => Partial<Record<PublishProtocol, number>>;
   /** Why the node refuses new publishers now (a ladder below real time), or null. */
   overloaded: () => string | null;
+  /** The restream destinations running now, by state. */
+  restreams?: () => Partial<Record<RestreamState, number>>;
 }
 
 export class Metrics {
@@ -45,6 +48,7 @@ export class Metrics {
   private readonly srt: Record<(typeof SRT_FIELDS)[number], Counter>;
   private readonly registryCalls: Counter<'call' | 'outcome'>;
   private readonly registryLastOk: Gauge;
+  private readonly restreamFailures: Counter;
   /** Live SRT connections' counters and what of them was already counted. */
   private readonly srtFeeds = new Map<SrtCounters, SrtCounters>();
   /** Per stream: the frame counters of the running ffmpeg already counted (they restart with it). */
@@ -113,6 +117,17 @@ export class Metrics {
     };
     this.registryCalls = new Counter({ name: 'edgelive_registry_calls_total', help: 'Calls to the ingest registry (register, heartbeat), by outcome.', labelNames: ['call', 'outcome'], registers });
     this.registryLastOk = new Gauge({ name: 'edgelive_registry_last_success_timestamp_seconds', help: 'When the registry last answered a register or heartbeat (Unix time).', registers });
+    new Gauge({
+      name: 'edgelive_restream_destinations',
+      help: 'Restream destinations of the publishers on this node, by state (connecting, live, retrying, failed, stopped).',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const now = opts.restreams?.() ?? {};
+        for (const state of ['connecting', 'live', 'retrying', 'failed', 'stopped'] as const) this.set({ state }, now[state] ?? 0);
+      },
+    });
+    this.restreamFailures = new Counter({ name: 'edgelive_restream_failures_total', help: 'Restream attempts that failed (the destination refused, went away or stopped reading); each is retried with back-off up to RESTREAM_MAX_FAILURES in a row.', registers });
   }
 
   get contentType(): string {
@@ -174,6 +189,10 @@ export class Metrics {
     this.droppedFrames.inc({ stream }, Math.max(0, s.droppedFrames - seen.dropped));
     this.duplicatedFrames.inc({ stream }, Math.max(0, s.duplicatedFrames - seen.duplicated));
     this.frameCounts.set(stream, { dropped: Math.max(seen.dropped, s.droppedFrames), duplicated: Math.max(seen.duplicated, s.duplicatedFrames) });
+  }
+
+  restreamFailed(): void {
+    this.restreamFailures.inc();
   }
 
   ladderShed(rendition: string): void {

@@ -20,6 +20,7 @@ import {
   thumbnailPath,
   type AuthorizeResponse,
 } from '../core/contracts/ingest-protocol.ts';
+import { RestreamSyncResponseSchema, restreamSyncPath, type RestreamSyncRequest, type RestreamSyncResponse } from '../core/contracts/restream.ts';
 
 export class OriginError extends Error {
   readonly status: number;
@@ -113,6 +114,13 @@ export class OriginClient {
 
   async end(streamId: string, epoch: number): Promise<void> {
     await this.request('POST', endPath(streamId, epoch), null, {});
+  }
+
+  /** Reports the stream's restream statuses; answers the destinations to forward to now. */
+  async syncRestreams(streamId: string, epoch: number, report: RestreamSyncRequest): Promise<RestreamSyncResponse> {
+    const body = new TextEncoder().encode(JSON.stringify(report));
+    const json = await this.request('POST', restreamSyncPath(streamId, epoch), body, { 'content-type': 'application/json' });
+    return RestreamSyncResponseSchema.parse(json);
   }
 
   private async observed(push: Promise<unknown>): Promise<void> {

@@ -1,6 +1,6 @@
 // The publishers on this node, whatever their protocol (RTMP, SRT, WHIP: each hands over a
-// Publisher, publisher.ts): each one's ingest session, and the ladder restart that sheds a rung
-// under overload. A restart is what a publisher
+// Publisher, publisher.ts): each one's ingest session, its restream destinations (restream/), and
+// the ladder restart that sheds a rung under overload. A restart is what a publisher
 // reconnecting would do, without the publisher noticing: the running ladder is stopped and
 // flushes its pushes, a new lease is taken (a new epoch: discontinuity, new init
 // segments, the timeline continued), and a new ladder starts on the same input (input-relay.ts).
@@ -14,6 +14,8 @@ import type { OverloadGuard } from './overload.ts';
 import type { IngestProtocol, Publisher } from './publisher.ts';
 import type { RealtimeOutputOptions } from './realtime-output.ts';
 import { IngestSession } from './ingest-session.ts';
+import type { VideoEncoders } from './video-encoders.ts';
+import { StreamRestreams, type RestreamConfig } from './restream/stream-restreams.ts';
 import type { RealtimeFeeds } from './webrtc/realtime-feed.ts';
 
 export interface PublishersOptions {
@@ -24,6 +26,10 @@ export interface PublishersOptions {
   nodeId: string;
   region: string;
   thumbnailIntervalSeconds?: number;
+  /** The node's video encoders (video-encoders.ts); default libx264/libx265. */
+  encoders?: VideoEncoders;
+  /** Restream destinations: their limits and how often the origin is asked for them. */
+  restream: RestreamConfig;
   /** The node's real-time feeds (WHEP); absent: no stream gets real-time outputs. */
   realtimeFeeds?: RealtimeFeeds;
   /** Keyframe interval of the real-time encode, seconds (default 0.5). */
@@ -50,8 +56,13 @@ export class PublisherPipeline {
   private readonly publisher: Publisher;
   private readonly node: PublishersOptions;
   private readonly relay: InputRelay;
+  /** The publisher's restream destinations: fed by taps of the relay, never by the ladder. */
+  readonly restreams: StreamRestreams;
+  private restreamsStopped: Promise<void> = Promise.resolve();
   private readonly log: Logger;
   private ladder: LadderRung[];
+  /** An automatic ladder (the lease's `auto`) becomes the source's preset once the first session has read it. */
+  private ladderResolved = false;
   /** The stream's real-time feed, held while this publisher's ladders run (realtime streams only). */
   private readonly realtime: Promise<RealtimeOutputOptions | null> | null = null;
   private restarting = false;
@@ -94,6 +105,23 @@ export class PublisherPipeline {
       void this.closed.then((reason) => feeds.release(this.streamId, reason));
     }
     this.session = this.startSession(publisher.lease);
+    this.restreams = new StreamRestreams({
+      streamId: this.streamId,
+      nodeId: node.nodeId,
+      epoch: () => this.session.epoch,
+      container: publisher.container,
+      tap: (consumer, maxBufferedBytes) => this.relay.tap(consumer, maxBufferedBytes),
+      sync: (streamId, epoch, report) => node.origin.syncRestreams(streamId, epoch, report),
+      logger: this.log,
+      config: node.restream,
+      onFailure: () => node.metrics.restreamFailed(),
+    });
+    this.restreams.start();
+  }
+
+  /** Resolves once the restream destinations have stopped and been reported stopped (after `closed`). */
+  restreamsDone(): Promise<void> {
+    return this.restreamsStopped;
   }
 
   /** Stops the publisher for good: its ladder, its connection. */
@@ -105,11 +133,13 @@ export class PublisherPipeline {
   }
 
   private startSession(lease: AuthorizeResponse): IngestSession {
+    const pipeline = this;
     // Each session sees the publisher through its own lease and input; it may drop the publisher
     // only while it is the current session and no restart is under way.
     const view: Publisher = {
       ...this.publisher,
-      lease: { ...lease, ladder: this.ladder },
+      // A restarted ladder keeps the preset the source was found to need: it is not chosen again.
+      lease: { ...lease, ladder: this.ladder, ...(this.ladderResolved ? { ladderPreset: 'custom' as const } : {}) },
       media: this.relay.attach(),
       close: (reason) => {
         if (this.session === session && !this.restarting) this.publisher.close(reason);
@@ -121,8 +151,14 @@ export class PublisherPipeline {
       logger: this.node.logger,
       metrics: this.node.metrics,
       thumbnailIntervalSeconds: this.node.thumbnailIntervalSeconds,
+      encoders: this.node.encoders,
+      onLadder: (ladder) => {
+        this.ladder = ladder;
+        this.ladderResolved = true;
+      },
       segmentCopy: this.node.segmentCopy,
-      onProgress: this.node.overload.watch({ streamId: this.streamId, ladder: this.ladder, restart: (ladder) => void this.restart(ladder) }),
+      // Read when it sheds: by then an automatic ladder is the source's preset.
+      onProgress: this.node.overload.watch({ streamId: this.streamId, get ladder() { return pipeline.ladder; }, restart: (ladder) => void this.restart(ladder) }),
       ...(this.realtime ? { realtime: this.realtime } : {}),
       onClosed: (reason) => {
         if (this.session === session && !this.restarting) this.end(reason);
@@ -171,6 +207,7 @@ export class PublisherPipeline {
     // Whatever ended the session (ffmpeg failing, say), the publisher's connection goes with it:
     // nothing reads its media any more. (Closing a connection that has closed does nothing.)
     this.publisher.close(reason);
+    this.restreamsStopped = this.restreams.stop(reason);
     this.resolveClosed(reason);
   }
 }

@@ -6,6 +6,7 @@ import type { Env } from './env.ts';
 import { handleError, errorResponse } from './http.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { ingestRoutes } from './routes/ingest.ts';
+import { ingestRestreamRoutes } from './routes/restreams.ts';
 import { ingestNodeRoutes, publicIngestRoutes } from './routes/ingest-nodes.ts';
 import { playbackRoutes } from './routes/playback.ts';
 import { roomRoutes } from './routes/rooms.ts';
@@ -81,6 +82,7 @@ app.route('/api', recordingRoutes);
 app.route('/api', clipRoutes);
 app.route('/api/webhooks', webhookRoutes);
 app.route(`${INGEST_PREFIX}/nodes`, ingestNodeRoutes);
+app.route(INGEST_PREFIX, ingestRestreamRoutes);
 app.route(INGEST_PREFIX, ingestRoutes);
 // Before playbackRoutes: the thumbnail route runs its own access check and answers first.
 app.route('/live', thumbnailRoutes);

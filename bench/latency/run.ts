@@ -5,24 +5,30 @@
 //  3. transcoder CPU (node + its ffmpeg) against bare ffmpeg encoding the same ladder
 //  4. baseline: ffmpeg's own HLS muxer (-f hls, 1 s segments) served as static files, a client
 //     holding back HOLD-BACK (3 × TD) as a standard player does.
+//  5. the real-time factor of each ladder preset (720p, 1080p, 2160p) with this node's encoders:
+//     media seconds encoded per wall-clock second from an H.264 source of the preset's size (≥ 1
+//     keeps up live). BENCH_PRESET_SECONDS (6) of media each; BENCH_ONLY=presets runs only this.
 // Env: BENCH_SECONDS (20); BENCH_DIRECT=1 sends the transcoder's pushes and the client's requests
 // to workerd's own socket instead of through wrangler's dev proxy (a local-only hop: see
 // docs/benchmarks.md, "Live path"); X_LOCAL_OBSERVABILITY (false here: wrangler's local trace
 // collector, a dev tool that records every invocation, is not part of the live path anywhere).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, existsSync, createReadStream } from 'node:fs';
 import { createServer } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
-import { DEFAULT_LADDER } from '../../core/contracts/stream-config.ts';
+import { detectVideoEncoders } from '../../transcoder-node/video-encoders.ts';
+import { DEFAULT_LADDER, LADDER_PRESETS, type LadderPresetName } from '../../core/contracts/stream-config.ts';
 import { freePort, startStack, startTestPublisher, stopChild } from '../../scripts/local-stack.ts';
 import { treeCpuSeconds, workerdBehindProxy } from '../support/processes.ts';
 import { followPlaylist, parsePlaylist, type ParsedPlaylist } from '../../test/support/llhls-client.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const DIRECT = process.env.BENCH_DIRECT === '1';
+const PRESET_SECONDS = Number(process.env.BENCH_PRESET_SECONDS ?? 6);
+const ONLY_PRESETS = process.env.BENCH_ONLY === 'presets';
 process.env.X_LOCAL_OBSERVABILITY ??= 'false';
 const log = createLogger({ service: 'bench-latency' });
 const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-'));
@@ -198,11 +204,51 @@ async function measureFfmpegHls() {
   return { g2g };
 }
 
+/** Each preset's ladder, as the node would run it, on a pre-encoded H.264 + AAC source of its size, as fast as it goes. */
+async function measurePresets() {
+  const encoders = await detectVideoEncoders({ want: (process.env.VIDEO_ENCODER ?? 'auto') as 'auto', logger: log.child({ component: 'encoders' }) });
+  const sizes: Record<LadderPresetName, string> = { '720p': '1280x720', '1080p': '1920x1080', '2160p': '3840x2160' };
+  const results: Array<{ preset: LadderPresetName; size: string; rtf: number; wall: number; cpu: number }> = [];
+  for (const preset of Object.keys(LADDER_PRESETS) as LadderPresetName[]) {
+    const source = join(dir, `source-${preset}.mkv`);
+    // The publisher's stream: H.264 (as OBS sends it, a keyframe every 2 s) and AAC, made first so its encoding is not measured.
+    execSync(`ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=${sizes[preset]}:rate=30 -f lavfi -i sine=sample_rate=48000 -t ${PRESET_SECONDS} -c:v libx264 -preset ultrafast -g 60 -b:v 20M -c:a aac ${source}`);
+    const args = buildLadderArgs({ input: { url: source }, ladder: LADDER_PRESETS[preset], encoders }).map((a) => (/^pipe:[3-9]$/.test(a) ? '/dev/null' : a));
+    const started = performance.now();
+    const ffmpeg = spawn('ffmpeg', ['-y', ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
+    let cpu = 0;
+    const sampler = setInterval(() => (cpu = Math.max(cpu, treeCpuSeconds(ffmpeg.pid!))), 200);
+    await new Promise((r) => ffmpeg.once('close', r));
+    clearInterval(sampler);
+    const wall = (performance.now() - started) / 1000;
+    results.push({ preset, size: sizes[preset], rtf: PRESET_SECONDS / wall, wall, cpu: cpu / wall });
+  }
+  return { encoders, results };
+}
+
+function presetLines(p: Awaited<ReturnType<typeof measurePresets>>): string[] {
+  return [
+    `ladder presets, real-time factor (media s per wall s; ≥ 1 keeps up live), ${p.encoders.family} encoders (${p.encoders.h264}), ${PRESET_SECONDS} s of 30 fps media each`,
+    // CPU seconds per media second: the cores the preset needs to keep up live, whatever else the machine runs.
+    ...p.results.map((r) => `  ${r.preset.padEnd(6)} ${r.size.padEnd(10)} ${LADDER_PRESETS[r.preset].map((x) => x.name).join('/').padEnd(30)} ${r.rtf.toFixed(2)}×  (${r.wall.toFixed(1)} s wall; ${((r.cpu * r.wall) / PRESET_SECONDS).toFixed(2)} CPU s per media s)`),
+  ];
+}
+
 const loadBefore = loadavg();
+if (ONLY_PRESETS) {
+  try {
+    const presets = await measurePresets();
+    process.stdout.write(['', ...presetLines(presets), `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`, ''].join('\n') + '\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  process.exit(0);
+}
 try {
   const ours = await measureEdgelive();
   const bare = await measureBareFfmpeg();
   const hls = await measureFfmpegHls();
+  const presets = await measurePresets();
   const lines = [
     '',
     `edgelive live path, ${SECONDS} s, default ladder (720p/480p/360p + AAC), 200 ms parts, 1 s segments${DIRECT ? ', workerd direct (no dev proxy)' : ''}`,
@@ -214,6 +260,7 @@ try {
     `baseline: bare ffmpeg, same ladder to /dev/null    ${bare.cpu.toFixed(2)} cores   → ratio ${(ours.cpu / bare.cpu).toFixed(2)}×`,
     `baseline: ffmpeg -f hls (1 s segments), static files, HOLD-BACK client`,
     `  glass-to-glass                                   p50 ${fmt(quantile(hls.g2g, 0.5) / 1000, 's')}  p99 ${fmt(quantile(hls.g2g, 0.99) / 1000, 's')}  (n=${hls.g2g.length})`,
+    ...presetLines(presets),
     `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}; local observability ${process.env.X_LOCAL_OBSERVABILITY}`,
     '',
   ];

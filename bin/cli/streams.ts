@@ -34,13 +34,15 @@ export const streamCommands: Command[] = [
   {
     name: 'streams create',
     group: 'Streams',
-    synopsis: '[--title T] [--policy public|signed] [--allow-countries DE,AT] [--block-countries FR] [--takeover refuse-while-live|allow] [--settings file.json]',
+    synopsis: '[--title T] [--ladder PRESET] [--policy public|signed] [--allow-countries DE,AT] [--block-countries FR] [--takeover refuse-while-live|allow] [--settings FILE]',
     summary: 'create a stream; prints its stream key once, and the publish URLs (a backup node\'s too)',
-    flags: ['title', 'policy', 'allow-countries', 'block-countries', 'takeover', 'settings'],
+    flags: ['title', 'ladder', 'policy', 'allow-countries', 'block-countries', 'takeover', 'settings'],
     async run(c) {
       const base = c.v.settings ? (JSON.parse(await c.io.readFile(c.v.settings)) as Record<string, unknown>) : {};
       const playback = playbackFlags(c.v, (base.playback as Record<string, unknown> | undefined) ?? undefined);
-      const body = { ...base, ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...(playback ? { playback } : {}), ...takeoverFlag(c.v) };
+      // --ladder names a preset (the settings file may give a ladder of its own instead).
+      const preset = c.v.ladder !== undefined ? { ladderPreset: c.v.ladder } : {};
+      const body = { ...base, ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...preset, ...(playback ? { playback } : {}), ...takeoverFlag(c.v) };
       const s = await c.call<CreatedStream>('POST', '/api/streams', body);
       c.print(s, () => `stream ${s.id}\n${fields([['stream key', s.streamKey + SHOWN_ONCE], ...ingestRows(s.ingest), ['play', s.playback.hls], ['watch', s.playback.watch]])}`);
     },

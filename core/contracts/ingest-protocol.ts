@@ -4,7 +4,7 @@
 // only, so it runs in the Worker and in Node unchanged.
 import { z } from 'zod';
 import { NAME_RE } from './object-keys.ts';
-import { LadderSchema } from './stream-config.ts';
+import { LadderPresetSchema, LadderSchema } from './stream-config.ts';
 
 export const INGEST_PREFIX = '/ingest/v1';
 /**
@@ -42,6 +42,11 @@ export const AuthorizeResponseSchema = z.object({
   /** MSN of the first segment this epoch publishes. */
   startMsn: z.number().int().positive(),
   ladder: LadderSchema,
+  /**
+   * `auto`: the node publishes the rungs of the source's preset out of `ladder` (presetForSource);
+   * anything else (or absent, from an older origin): `ladder` as it is.
+   */
+  ladderPreset: LadderPresetSchema.optional(),
   partTarget: z.number(),
   segmentTarget: z.number(),
   fps: z.number().int(),

@@ -1,4 +1,5 @@
-// A stream's configuration: its ABR ladder and LL-HLS timing. Shared by the admin API (which
+// A stream's configuration: its ABR ladder (a preset, chosen by the source's resolution unless the
+// stream names one, or its own) and LL-HLS timing. Shared by the admin API (which
 // validates it), the StreamState DO (which derives playlist timing) and the transcoder (which encodes it).
 import { z } from 'zod';
 import { CountryListSchema } from '../auth/geo.ts';
@@ -37,13 +38,58 @@ export const LadderSchema = z
   .refine((l) => l.filter((r) => r.kind === 'audio').length <= 1, 'at most one audio rendition')
   .refine((l) => l.some((r) => r.kind === 'video') || l.length === 1, 'an audio-only ladder has one rung');
 
+/** Every rung of the presets, one definition per name (so a preset is a list of names). */
+const PRESET_RUNGS = {
+  '2160p': { name: '2160p', kind: 'video', width: 3840, height: 2160, videoBitrate: 14_000_000, codec: 'h264' },
+  '1440p': { name: '1440p', kind: 'video', width: 2560, height: 1440, videoBitrate: 8_000_000, codec: 'h264' },
+  '1080p': { name: '1080p', kind: 'video', width: 1920, height: 1080, videoBitrate: 4_500_000, codec: 'h264' },
+  '720p': { name: '720p', kind: 'video', width: 1280, height: 720, videoBitrate: 2_500_000, codec: 'h264' },
+  '480p': { name: '480p', kind: 'video', width: 854, height: 480, videoBitrate: 1_200_000, codec: 'h264' },
+  '360p': { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 700_000, codec: 'h264' },
+  audio: { name: 'audio', kind: 'audio', audioBitrate: 128_000, channels: 2 },
+} as const satisfies Record<string, LadderRung>;
+
+const rungs = (...names: Array<keyof typeof PRESET_RUNGS>): LadderRung[] => names.map((n) => ({ ...PRESET_RUNGS[n] }));
+
+/** The named ladders: for a source of up to 1080p (the 720p one), 1080p, and 2160p (4K UHD). */
+export const LADDER_PRESETS = {
+  '720p': rungs('720p', '480p', '360p', 'audio'),
+  '1080p': rungs('1080p', '720p', '480p', '360p', 'audio'),
+  '2160p': rungs('2160p', '1440p', '1080p', '720p', 'audio'),
+} as const satisfies Record<string, LadderRung[]>;
+export type LadderPresetName = keyof typeof LADDER_PRESETS;
+
 /** The default ladder for a 720p source: three H.264 renditions and one AAC audio rendition. */
-export const DEFAULT_LADDER: LadderRung[] = [
-  { name: '720p', kind: 'video', width: 1280, height: 720, videoBitrate: 2_500_000, codec: 'h264' },
-  { name: '480p', kind: 'video', width: 854, height: 480, videoBitrate: 1_200_000, codec: 'h264' },
-  { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 700_000, codec: 'h264' },
-  { name: 'audio', kind: 'audio', audioBitrate: 128_000, channels: 2 },
-];
+export const DEFAULT_LADDER: LadderRung[] = LADDER_PRESETS['720p'];
+
+/**
+ * The ladder of a stream on `auto`: every rung of every preset. The media node publishes the
+ * preset of the source's resolution (`presetForSource`) out of it, and the origin lists only what
+ * an epoch publishes.
+ */
+export const AUTO_LADDER: LadderRung[] = rungs('2160p', '1440p', '1080p', '720p', '480p', '360p', 'audio');
+
+/**
+ * `auto`: the preset of the source's resolution; a preset name: that ladder whatever the source;
+ * `custom`: the stream's own `ladder`.
+ */
+export const LadderPresetSchema = z.enum(['auto', '720p', '1080p', '2160p', 'custom']);
+export type LadderPreset = z.infer<typeof LadderPresetSchema>;
+
+/**
+ * The preset for a source picture: by its shorter side, so a portrait 1080×1920 phone stream is
+ * a 1080p source. 2160 and up: 2160p; 1080 and up: 1080p; anything smaller: 720p.
+ */
+export function presetForSource(width: number, height: number): LadderPresetName {
+  const p = Math.min(width, height);
+  return p >= 2160 ? '2160p' : p >= 1080 ? '1080p' : '720p';
+}
+
+/** The rungs of `preset` out of a stream's ladder (the definitions the stream has, in its order). */
+export function presetRungs(ladder: readonly LadderRung[], preset: LadderPresetName): LadderRung[] {
+  const names = new Set(LADDER_PRESETS[preset].map((r) => r.name));
+  return ladder.filter((r) => names.has(r.name));
+}
 
 /**
  * Who may play a stream: everyone (`public`) or holders of a signed playback token (`signed`),
@@ -71,9 +117,25 @@ export type PlaybackSettings = z.infer<typeof PlaybackSettingsSchema>;
 export const TakeoverPolicySchema = z.enum(['refuse-while-live', 'allow']);
 export type TakeoverPolicy = z.infer<typeof TakeoverPolicySchema>;
 
-export const StreamSettingsSchema = z.object({
+/**
+ * Settings as stored before presets existed had a ladder and no preset: that ladder stays theirs
+ * (`custom`). Otherwise the ladder follows the preset: a named preset's rungs, or for `auto` every
+ * preset's rungs (AUTO_LADDER), of which the media node publishes the source's preset.
+ */
+function ladderFromPreset(input: unknown): unknown {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+  const o = input as Record<string, unknown>;
+  const preset = o.ladderPreset ?? (o.ladder !== undefined ? 'custom' : 'auto');
+  if (preset === 'custom') return { ...o, ladderPreset: preset };
+  const ladder = preset === 'auto' ? AUTO_LADDER : LADDER_PRESETS[preset as LadderPresetName];
+  return { ...o, ladderPreset: preset, ladder: ladder ?? o.ladder };
+}
+
+const StreamSettingsObject = z.object({
   title: z.string().max(200).default(''),
-  ladder: LadderSchema.default(DEFAULT_LADDER),
+  /** Which ladder: `auto` (by the source's resolution), a preset, or `custom` (the `ladder` given). */
+  ladderPreset: LadderPresetSchema,
+  ladder: LadderSchema,
   /** LL-HLS part target, seconds (about 200 ms to 500 ms). */
   partTarget: z.number().min(0.1).max(1).default(0.2),
   /** Segment (and keyframe interval) target, seconds (about 1 s to 2 s). */
@@ -94,6 +156,7 @@ export const StreamSettingsSchema = z.object({
    */
   realtime: z.boolean().default(false),
 });
+export const StreamSettingsSchema = z.preprocess(ladderFromPreset, StreamSettingsObject);
 export type StreamSettings = z.infer<typeof StreamSettingsSchema>;
 
 /** Segments and parts are cut by the transcoder within these bounds, so the constants below hold. */

@@ -1,10 +1,11 @@
-// Which tracks a publisher sends, read before the ladder starts (transcoder-node/input-tracks.ts):
-// FLV as the RTMP ingest writes it (metadata, tags, header flags) and MPEG-TS as SRT publishers
-// send it (the PMT), on hand-built streams and on real ffmpeg output.
+// Which tracks a publisher sends, and their codecs, read before the ladder starts
+// (transcoder-node/input-tracks.ts): FLV as the RTMP ingest writes it (metadata, tags, header
+// flags), MPEG-TS as SRT publishers send it (the PMT) and Matroska as the WHIP ingest writes it
+// (the Tracks' CodecIDs), on hand-built streams and on real ffmpeg output.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { FlvTrackProbe, TsTrackProbe, patchFlvHeaderFlags, rungsFor, type TrackDecision } from '../../transcoder-node/input-tracks.ts';
+import { FlvTrackProbe, MatroskaTrackProbe, TsTrackProbe, patchFlvHeaderFlags, rungsFor, type TrackDecision } from '../../transcoder-node/input-tracks.ts';
 import { encodeAmf0, encodeAmf0EcmaArray } from '../../transcoder-node/rtmp/amf0.ts';
 import { encodeFlvHeader, encodeFlvTag, parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 import { DEFAULT_LADDER } from '../../transcoder-node/ladder.ts';
@@ -19,7 +20,7 @@ function rtmpFlv(tags: Array<{ type: 8 | 9 | 18; ts: number; body?: Buffer }>): 
 const metadata = (obj: Record<string, number | boolean>) => Buffer.concat([encodeAmf0('onMetaData'), encodeAmf0EcmaArray(obj)]);
 
 /** Feeds bytes in small pieces; the first decision, and how many bytes it took. */
-function probe(p: FlvTrackProbe | TsTrackProbe, bytes: Uint8Array, piece = 7): { decision: TrackDecision | null; at: number } {
+function probe(p: FlvTrackProbe | TsTrackProbe | MatroskaTrackProbe, bytes: Uint8Array, piece = 7): { decision: TrackDecision | null; at: number } {
   for (let at = 0; at < bytes.byteLength; at += piece) {
     const d = p.push(bytes.subarray(at, at + piece));
     if (d) return { decision: d, at: at + piece };
@@ -40,13 +41,13 @@ describe('FLV (RTMP ingest)', () => {
   it('onMetaData before the media decides at once: the codec ids name the tracks the encoder has', () => {
     const videoOnly = rtmpFlv([{ type: 18, ts: 0, body: metadata({ width: 640, height: 360, videocodecid: 7, framerate: 30 }) }, { type: 9, ts: 0 }]);
     const d = probe(new FlvTrackProbe(), videoOnly);
-    expect(d.decision).toEqual({ tracks: { audio: false, video: true }, source: 'metadata' });
+    expect(d.decision).toEqual({ tracks: { audio: false, video: true }, source: 'metadata', codecs: { video: 'h264' } });
     // Decided on the script tag, before any media bytes were needed.
     expect(d.at).toBeLessThan(videoOnly.byteLength);
     const both = rtmpFlv([{ type: 18, ts: 0, body: metadata({ videocodecid: 7, audiocodecid: 10 }) }]);
-    expect(probe(new FlvTrackProbe(), both).decision).toEqual({ tracks: { audio: true, video: true }, source: 'metadata' });
+    expect(probe(new FlvTrackProbe(), both).decision).toEqual({ tracks: { audio: true, video: true }, source: 'metadata', codecs: { video: 'h264', audio: 'aac' } });
     const audioOnly = rtmpFlv([{ type: 18, ts: 0, body: metadata({ audiocodecid: 10, audiosamplerate: 48000 }) }]);
-    expect(probe(new FlvTrackProbe(), audioOnly).decision).toEqual({ tracks: { audio: true, video: false }, source: 'metadata' });
+    expect(probe(new FlvTrackProbe(), audioOnly).decision).toEqual({ tracks: { audio: true, video: false }, source: 'metadata', codecs: { audio: 'aac' } });
     // hasAudio/hasVideo, when an encoder sends them, win over the codec ids.
     const flagged = rtmpFlv([{ type: 18, ts: 0, body: metadata({ videocodecid: 7, audiocodecid: 10, hasAudio: false }) }]);
     expect(probe(new FlvTrackProbe(), flagged).decision?.tracks).toEqual({ audio: false, video: true });
@@ -57,15 +58,15 @@ describe('FLV (RTMP ingest)', () => {
     const early = rtmpFlv([{ type: 18, ts: 0, body: metadata({ title: 1 }) }, ...[0, 33, 66, 500, 966].map((ts) => ({ type: 9 as const, ts }))]);
     expect(probe(p, early).decision).toBeNull();
     const later = Buffer.concat([1000, 1033].map((ts) => encodeFlvTag({ type: 9, timestamp: ts, body: Buffer.from([0x27, 1]) })));
-    expect(probe(p, later).decision).toEqual({ tracks: { audio: false, video: true }, source: 'tags' });
+    expect(probe(p, later).decision).toEqual({ tracks: { audio: false, video: true }, source: 'tags', codecs: { video: 'h264' } });
     const mixed = rtmpFlv([{ type: 9, ts: 0 }, { type: 8, ts: 20, body: Buffer.from([0xaf, 1]) }]);
-    expect(probe(new FlvTrackProbe(), mixed).decision).toEqual({ tracks: { audio: true, video: true }, source: 'tags' });
+    expect(probe(new FlvTrackProbe(), mixed).decision).toEqual({ tracks: { audio: true, video: true }, source: 'tags', codecs: { video: 'h264', audio: 'aac' } });
   });
 
   it('a stream that ends (or a wait that runs out) decides from what came; nothing at all assumes both', () => {
     const p = new FlvTrackProbe();
     expect(probe(p, rtmpFlv([{ type: 8, ts: 0, body: Buffer.from([0xaf, 0]) }])).decision).toBeNull();
-    expect(p.end()).toEqual({ tracks: { audio: true, video: false }, source: 'tags' });
+    expect(p.end()).toEqual({ tracks: { audio: true, video: false }, source: 'tags', codecs: { audio: 'aac' } });
     expect(new FlvTrackProbe().end()).toEqual({ tracks: { audio: true, video: true }, source: 'fallback' });
   });
 
@@ -84,7 +85,7 @@ describe('FLV (RTMP ingest)', () => {
     expect(probe(new FlvTrackProbe(), file).decision).toEqual({ tracks: { audio: false, video: true }, source: 'flv-header' });
     const asRtmp = Buffer.from(file);
     patchFlvHeaderFlags(asRtmp, { audio: true, video: true });
-    expect(probe(new FlvTrackProbe(), asRtmp).decision).toEqual({ tracks: { audio: false, video: true }, source: 'metadata' });
+    expect(probe(new FlvTrackProbe(), asRtmp).decision).toEqual({ tracks: { audio: false, video: true }, source: 'metadata', codecs: { video: 'h264' } });
   });
 });
 
@@ -103,16 +104,42 @@ describe('MPEG-TS (SRT ingest)', () => {
   }, 60_000);
 
   it('the first PMT names the elementary streams: video, audio, both (AAC, and Opus by its registration descriptor)', () => {
-    expect(probe(new TsTrackProbe(), both, 1000).decision).toEqual({ tracks: { audio: true, video: true }, source: 'pmt' });
-    expect(probe(new TsTrackProbe(), videoOnly, 1000).decision).toEqual({ tracks: { audio: false, video: true }, source: 'pmt' });
-    expect(probe(new TsTrackProbe(), audioOnly, 1000).decision).toEqual({ tracks: { audio: true, video: false }, source: 'pmt' });
-    expect(probe(new TsTrackProbe(), opus, 1000).decision).toEqual({ tracks: { audio: true, video: false }, source: 'pmt' });
+    expect(probe(new TsTrackProbe(), both, 1000).decision).toEqual({ tracks: { audio: true, video: true }, source: 'pmt', codecs: { video: 'h264', audio: 'aac' } });
+    expect(probe(new TsTrackProbe(), videoOnly, 1000).decision).toEqual({ tracks: { audio: false, video: true }, source: 'pmt', codecs: { video: 'h264' } });
+    expect(probe(new TsTrackProbe(), audioOnly, 1000).decision).toEqual({ tracks: { audio: true, video: false }, source: 'pmt', codecs: { audio: 'aac' } });
+    expect(probe(new TsTrackProbe(), opus, 1000).decision).toEqual({ tracks: { audio: true, video: false }, source: 'pmt', codecs: { audio: 'opus' } });
   });
 
   it('decides within the first packets, whatever the split, also after leading garbage', () => {
     const d = probe(new TsTrackProbe(), Buffer.concat([Buffer.from('garbage!'), videoOnly]), 13);
     expect(d.decision?.tracks).toEqual({ audio: false, video: true });
     expect(d.at).toBeLessThan(4 * 188);
+  });
+});
+
+describe('codecs (what a restream can copy)', () => {
+  it('FLV: legacy codec ids and enhanced-RTMP FourCCs, in tags and in metadata', () => {
+    const hevcTag = Buffer.concat([Buffer.from([0x90]), Buffer.from('hvc1', 'latin1'), Buffer.from([0, 0, 0])]);
+    const enhanced = rtmpFlv([{ type: 9, ts: 0, body: hevcTag }, { type: 8, ts: 0, body: Buffer.from([0x2f, 0xff]) }]);
+    expect(probe(new FlvTrackProbe(), enhanced).decision).toEqual({ tracks: { audio: true, video: true }, source: 'tags', codecs: { video: 'h265', audio: 'mp3' } });
+    const fourccMeta = rtmpFlv([{ type: 18, ts: 0, body: metadata({ videocodecid: 0x68766331, audiocodecid: 0x4f707573 }) }]);
+    expect(probe(new FlvTrackProbe(), fourccMeta).decision?.codecs).toEqual({ video: 'h265', audio: 'opus' });
+    const vp6 = rtmpFlv([{ type: 9, ts: 0, body: Buffer.from([0x14, 0]) }, { type: 8, ts: 0, body: Buffer.from([0x6f, 0]) }]);
+    expect(probe(new FlvTrackProbe(), vp6).decision?.codecs).toEqual({ video: 'other', audio: 'other' });
+  });
+
+  it('MPEG-TS: HEVC by its stream type', async () => {
+    const hevc = await ffmpeg([...VIDEO, ...AUDIO, '-t', '0.5', '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-c:a', 'mp2', '-f', 'mpegts', '-']);
+    expect(probe(new TsTrackProbe(), hevc, 1000).decision).toEqual({ tracks: { audio: true, video: true }, source: 'pmt', codecs: { video: 'h265', audio: 'other' } });
+  });
+
+  it('Matroska: the Tracks of real ffmpeg output, decided at the first Cluster', async () => {
+    const both = await ffmpeg([...VIDEO, ...AUDIO, '-t', '0.5', ...H264, '-c:a', 'libopus', '-f', 'matroska', '-']);
+    const d = probe(new MatroskaTrackProbe(), both, 100);
+    expect(d.decision).toEqual({ tracks: { audio: true, video: true }, source: 'mkv-tracks', codecs: { video: 'h264', audio: 'opus' } });
+    expect(d.at).toBeLessThan(both.byteLength / 2);
+    const audioOnly = await ffmpeg([...AUDIO, '-t', '0.5', '-c:a', 'aac', '-f', 'matroska', '-']);
+    expect(probe(new MatroskaTrackProbe(), audioOnly, 100).decision).toEqual({ tracks: { audio: true, video: false }, source: 'mkv-tracks', codecs: { audio: 'aac' } });
   });
 });
 

@@ -1,5 +1,6 @@
 // The admin API: create, list, show, change, delete streams, rotate their keys, mint playback and
-// publish tokens, and the signing keys (bearer ADMIN_TOKEN, rate limited per client address).
+// publish tokens, their restream destinations (routes/restreams.ts), and the signing keys (bearer
+// ADMIN_TOKEN, rate limited per client address).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
@@ -24,6 +25,7 @@ import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
 import { managedSigningKey } from '../signing-keys.ts';
 import { keyRoutes } from './keys.ts';
 import { adminIngestRoutes, ingestNodesFor, nodeIngestUrls, srtUrlFor } from './ingest-nodes.ts';
+import { restreamRoutes } from './restreams.ts';
 import { publishTokenRoutes } from './publish-tokens.ts';
 import type { IngestNode } from '../../core/contracts/registry-rpc.ts';
 
@@ -33,6 +35,7 @@ adminRoutes.use('*', rateLimit({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: 
 adminRoutes.use('*', adminAuth());
 adminRoutes.route('/signing-keys', keyRoutes);
 adminRoutes.route('/ingest', adminIngestRoutes);
+adminRoutes.route('/streams', restreamRoutes);
 adminRoutes.route('/streams', publishTokenRoutes);
 
 const ListQuerySchema = z.object({
@@ -96,7 +99,13 @@ function streamIdParam(id: string): string {
 }
 
 adminRoutes.post('/streams', async (c) => {
-  const settings = parseOr400(StreamSettingsSchema, await readJson(c.req.raw), 'stream settings');
+  const body = await readJson(c.req.raw);
+  // A named preset is its own ladder: a ladder beside it would be silently replaced.
+  const named = body as { ladder?: unknown; ladderPreset?: unknown } | null;
+  if (named && typeof named === 'object' && named.ladder !== undefined && named.ladderPreset !== undefined && named.ladderPreset !== 'custom') {
+    throw new HttpError(400, 'invalid_request', 'stream settings: give a ladder with ladderPreset "custom" (or no ladderPreset), not with a preset');
+  }
+  const settings = parseOr400(StreamSettingsSchema, body, 'stream settings');
   const id = newStreamId();
   const streamKey = newStreamKey();
   const now = Date.now();
@@ -138,7 +147,8 @@ adminRoutes.get('/streams/:id', async (c) => {
   return c.json({
     ...streamJson(origin, stream),
     status: live?.state ?? stream.status,
-    renditions: live?.renditions ?? [],
+    // On the automatic ladder, the rungs of the presets its source did not need are not shown.
+    renditions: (live?.renditions ?? []).filter((r) => stream.settings.ladderPreset !== 'auto' || r.codecs !== null),
     ingestSession: live?.ingest
       ? {
           ...live.ingest,
@@ -224,8 +234,12 @@ adminRoutes.post(
 
 adminRoutes.delete('/streams/:id', async (c) => {
   const id = streamIdParam(c.req.param('id'));
-  const res = await c.env.DB.prepare('DELETE FROM streams WHERE id = ?').bind(id).run();
-  if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
+  const [res] = await c.env.DB.batch([
+    c.env.DB.prepare('DELETE FROM streams WHERE id = ?').bind(id),
+    // Its restream destinations (and their sealed keys) go with it.
+    c.env.DB.prepare('DELETE FROM restreams WHERE stream_id = ?').bind(id),
+  ]);
+  if (res!.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
   forgetPlaybackAccess(id);
   await c.env.STREAM_STATE.getByName(id).terminate();
   return c.body(null, 204);

@@ -9,7 +9,7 @@ import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson, rpcError } from '../http.ts';
 import { exportRenditions, type ClipExportMessage } from '../../core/contracts/clip-export.ts';
 import { NAME_RE, clipExportPrefix } from '../../core/contracts/object-keys.ts';
-import type { LadderRung } from '../../core/contracts/stream-config.ts';
+import type { LadderRung, StreamSettings } from '../../core/contracts/stream-config.ts';
 import { clipJson, type ClipRow } from '../vod-catalog.ts';
 import { CLIP_ID_RE, newClipId, vodPlaybackPath } from '../../core/contracts/vod-assets.ts';
 import type { ClipPoint } from '../../core/contracts/stream-rpc.ts';
@@ -61,7 +61,7 @@ export async function createClip(env: Env, origin: string, streamId: string, bod
   const stream = await getStream(env.DB, streamId);
   if (!stream) throw new HttpError(404, 'stream_not_found', `no stream ${streamId}`);
   // Checked before anything is cut: a bad export request makes no clip.
-  const renditions = body.export === false ? null : requestedRenditions(stream.settings.ladder, body.export === true ? undefined : body.export.renditions);
+  const renditions = body.export === false ? null : requestedRenditions(await publishedLadder(env, stream), body.export === true ? undefined : body.export.renditions);
   const id = newClipId();
   const r = await env.STREAM_STATE.getByName(streamId).createClip(id, point(body.start), point(body.end), body.retentionDays);
   if (r.status !== 200) throw rpcError(r);
@@ -115,7 +115,7 @@ clipRoutes.post('/clips/:id/export', adminAuth(), async (c) => {
   if (row.status !== 'ready') throw new HttpError(410, 'expired', `clip ${id} has expired`);
   const stream = await getStream(c.env.DB, row.stream_id);
   if (!stream) throw new HttpError(404, 'stream_not_found', `the clip's stream ${row.stream_id} was deleted`);
-  const asked = requestedRenditions(stream.settings.ladder, body.renditions);
+  const asked = requestedRenditions(await publishedLadder(c.env, stream), body.renditions);
   const had = row.export_renditions ? (JSON.parse(row.export_renditions) as string[]) : [];
   const origin = new URL(c.req.url).origin;
   const now = Date.now();
@@ -135,6 +135,18 @@ clipRoutes.post('/clips/:id/export', adminAuth(), async (c) => {
 
 /** An export still pending after this long lost its job (a queue consumer runs 15 minutes at most). */
 const STALE_EXPORT_MS = 20 * 60_000;
+
+/**
+ * The rungs a stream has published: on the automatic ladder, only its source's preset out of every
+ * preset's rungs (those the stream's object has an init segment of); otherwise its ladder.
+ */
+async function publishedLadder(env: Env, stream: { id: string; settings: StreamSettings }): Promise<LadderRung[]> {
+  if (stream.settings.ladderPreset !== 'auto') return stream.settings.ladder;
+  const status = await env.STREAM_STATE.getByName(stream.id).status();
+  const published = new Set((status?.renditions ?? []).filter((r) => r.codecs !== null).map((r) => r.rendition));
+  const ladder = stream.settings.ladder.filter((r) => published.has(r.name));
+  return ladder.length > 0 ? ladder : stream.settings.ladder;
+}
 
 function requestedRenditions(ladder: readonly LadderRung[], requested: string[] | undefined): string[] {
   const r = exportRenditions(ladder, requested);

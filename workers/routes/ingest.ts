@@ -28,7 +28,7 @@ export const ingestRoutes = new Hono<{ Bindings: Env }>();
  * Reads the body (refusing oversized ones before reading) and checks the request signature. The
  * nonce and timestamp go with the call to the stream's object, which refuses a replay.
  */
-async function signedBody(req: Request, secret: string, maxBytes: number): Promise<{ body: Uint8Array; signed: SignedRequest }> {
+export async function signedBody(req: Request, secret: string, maxBytes: number): Promise<{ body: Uint8Array; signed: SignedRequest }> {
   const declared = req.headers.get('content-length');
   if (declared !== null && Number(declared) > maxBytes) {
     throw new HttpError(413, 'payload_too_large', `push larger than ${maxBytes} bytes`);
@@ -94,6 +94,7 @@ ingestRoutes.post('/authorize', async (c) => {
     epoch,
     startMsn,
     ladder: s.ladder,
+    ladderPreset: s.ladderPreset,
     partTarget: s.partTarget,
     segmentTarget: s.segmentTarget,
     fps: s.fps,
@@ -146,7 +147,7 @@ ingestRoutes.put('/:stream/:epoch/:rendition/:file', async (c) => {
   return c.json({ ok: true, duplicate: r.duplicate === true }, r.status);
 });
 
-function pushTarget(stream: string, epochText: string): { stream: string; epoch: number } {
+export function pushTarget(stream: string, epochText: string): { stream: string; epoch: number } {
   if (!NAME_RE.test(stream)) throw new HttpError(400, 'invalid_stream_id', 'malformed stream id');
   if (!/^\d{1,9}$/.test(epochText) || Number(epochText) < 1) throw new HttpError(400, 'invalid_epoch', 'malformed epoch');
   return { stream, epoch: Number(epochText) };
