@@ -105,7 +105,7 @@ describe('restream sync (media node ↔ origin)', () => {
     const id = await stream();
     const a = (await api<Restream>(op, 'POST', `/streams/${id}/restreams`, { url: 'rtmp://dest.example/live', streamKey: 'dest-key-123456' })).body;
     await sync(id, 5, [status(a.id, 'retrying', { error: 'Connection refused', failures: 3, nextAttemptAt: Date.now() + 4000, droppedBytes: 1234 })], 'node-b');
-    let shown = (await api<Restream>(op, 'GET', `/streams/${id}/restreams/${a.id}`)).body.status;
+    const shown = (await api<Restream>(op, 'GET', `/streams/${id}/restreams/${a.id}`)).body.status;
     expect(shown).toMatchObject({ state: 'retrying', error: 'Connection refused', failures: 3, droppedBytes: 1234, nodeId: 'node-b' });
     expect(shown.nextAttemptAt).toMatch(/^\d{4}-/);
     // A node that lost the publisher (epoch 4) reports late: the newer report stands.
