@@ -1,11 +1,12 @@
-// Room tokens and anonymous sessions: pure Web Crypto, no Worker globals, so the same code runs
-// in the Worker, in workerd tests and in Node.
+// Room tokens and anonymous sessions: jose (the JWT library playback tokens use) over Web Crypto,
+// no Worker globals, so the same code runs in the Worker, in workerd tests and in Node.
 //
 // A room token is a compact JWS with HS256 (HMAC-SHA-256) and claims { room, name, role, exp }.
 // The algorithm is pinned: a token whose header names any other `alg` is refused before any key
 // is used (the JWT algorithm-confusion class of bugs). HMAC was chosen over ES256 because the
 // only issuer is our own backend, which already holds the secret; a deployment that needs
 // third-party issuers can add an ES256 verifier next to this one without touching the rooms.
+import { CompactSign, compactVerify, errors } from 'jose';
 import { z } from 'zod';
 import { RoleName, RoomId, type Role } from '../rooms/room-protocol.ts';
 
@@ -50,56 +51,31 @@ export function base64url(bytes: Uint8Array): string {
   return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-export function fromBase64url(s: string): Uint8Array | null {
-  if (!/^[A-Za-z0-9_-]*$/.test(s)) return null;
-  try {
-    const bin = atob(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  } catch {
-    return null;
-  }
-}
-
-const HEADER = base64url(enc.encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' })));
-
-/** A compact JWS over `payload` with HS256 (room tokens, voice SFU tokens). */
+/** A compact JWS over `payload` with HS256 (room tokens, voice SFU tokens), signed by jose. */
 export async function signJwsHs256(payload: object, secret: string): Promise<string> {
-  const body = base64url(enc.encode(JSON.stringify(payload)));
-  const input = `${HEADER}.${body}`;
-  const sig = new Uint8Array(await crypto.subtle.sign('HMAC', await hmacKey(secret), enc.encode(input)));
-  return `${input}.${base64url(sig)}`;
+  return new CompactSign(enc.encode(JSON.stringify(payload))).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(await hmacKey(secret));
 }
 
 /**
  * Checks a compact JWS's shape, pinned algorithm (HS256: any other `alg`, `none` included, is
- * refused before a key is touched) and signature; returns the payload, not yet validated.
+ * refused before a key is touched: jose's `algorithms` allow-list) and signature; returns the
+ * payload, not yet validated (the callers check their claims and expiry at an injectable time).
  */
 export async function verifyJwsHs256(token: string, secret: string): Promise<{ ok: true; payload: unknown } | { ok: false; reason: string }> {
   if (token.length > 2048) return { ok: false, reason: 'token too long' };
-  const parts = token.split('.');
-  if (parts.length !== 3) return { ok: false, reason: 'not a compact JWS' };
-  const [h, p, s] = parts as [string, string, string];
-  const headerBytes = fromBase64url(h);
-  const payloadBytes = fromBase64url(p);
-  const sig = fromBase64url(s);
-  if (!headerBytes || !payloadBytes || !sig) return { ok: false, reason: 'bad base64url' };
-  let header: unknown;
-  let payload: unknown;
+  let bytes: Uint8Array;
   try {
-    header = JSON.parse(dec.decode(headerBytes));
-    payload = JSON.parse(dec.decode(payloadBytes));
+    ({ payload: bytes } = await compactVerify(token, await hmacKey(secret), { algorithms: ['HS256'] }));
+  } catch (err) {
+    if (err instanceof errors.JOSEAlgNotAllowed) return { ok: false, reason: 'alg must be HS256' };
+    if (err instanceof errors.JWSSignatureVerificationFailed) return { ok: false, reason: 'bad signature' };
+    return { ok: false, reason: 'not a compact JWS' };
+  }
+  try {
+    return { ok: true, payload: JSON.parse(dec.decode(bytes)) };
   } catch {
     return { ok: false, reason: 'bad JSON' };
   }
-  if (typeof header !== 'object' || header === null || (header as { alg?: unknown }).alg !== 'HS256') {
-    return { ok: false, reason: 'alg must be HS256' };
-  }
-  // crypto.subtle.verify compares in constant time.
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), sig, enc.encode(`${h}.${p}`));
-  if (!valid) return { ok: false, reason: 'bad signature' };
-  return { ok: true, payload };
 }
 
 export function signRoomToken(claims: RoomTokenClaims, secret: string): Promise<string> {
