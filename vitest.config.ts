@@ -12,7 +12,14 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: './wrangler.toml' },
-            miniflare: { bindings: { ADMIN_TOKEN: 'test-admin-token', INGEST_SECRET: 'test-ingest-secret', ROOM_TOKEN_SECRET: 'test-room-secret', TEST_MIGRATIONS: migrations } },
+            miniflare: {
+              bindings: {
+                ADMIN_TOKEN: 'test-admin-token',
+                INGEST_SECRET: 'test-ingest-secret',
+                ROOM_TOKEN_SECRET: 'test-room-secret',
+                TEST_MIGRATIONS: migrations,
+              },
+            },
           }),
         ],
         test: { name: 'workers', include: ['test/workers/**/*.test.ts'], setupFiles: ['test/workers/setup.ts'] },

@@ -15,7 +15,11 @@ if (process.features.typescript) {
 } else {
   const pinned = join(here, '..', 'node_modules', '.bin', 'node');
   const node = existsSync(pinned) ? pinned : process.execPath;
-  const r = spawnSync(node, ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', join(here, 'edgelive.mjs'), ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(
+    node,
+    ['--experimental-strip-types', '--disable-warning=ExperimentalWarning', join(here, 'edgelive.mjs'), ...process.argv.slice(2)],
+    { stdio: 'inherit' },
+  );
   if (r.error) {
     process.stderr.write(`edgelive needs Node 22.12 or later (run npm install for the pinned one): ${r.error.message}\n`);
     process.exitCode = 1;

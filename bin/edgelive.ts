@@ -15,7 +15,15 @@ import { webhookCommands } from './cli/webhooks.ts';
 
 export type { CliIo } from './cli/context.ts';
 
-export const COMMANDS: readonly Command[] = [...streamCommands, ...restreamCommands, ...clipCommands, ...recordingCommands, ...webhookCommands, ...roomCommands, ...keyCommands];
+export const COMMANDS: readonly Command[] = [
+  ...streamCommands,
+  ...restreamCommands,
+  ...clipCommands,
+  ...recordingCommands,
+  ...webhookCommands,
+  ...roomCommands,
+  ...keyCommands,
+];
 
 const GROUP_WORDS: Record<string, string> = {
   streams: 'Streams',
@@ -62,7 +70,12 @@ function commandHelp(c: Command): string {
 /** The help text: every group, or one. */
 export function usage(group?: string): string {
   const groups = group ? [group] : [...new Set(COMMANDS.map((c) => c.group))];
-  const sections = groups.map((g) => `${g}\n${COMMANDS.filter((c) => c.group === g).map(commandHelp).join('')}`);
+  const sections = groups.map(
+    (g) =>
+      `${g}\n${COMMANDS.filter((c) => c.group === g)
+        .map(commandHelp)
+        .join('')}`,
+  );
   return `edgelive — operate an edgelive deployment\n\nUsage: edgelive <command> [arguments] [options]\n\n${sections.join('\n')}\n${OPTIONS_HELP}`;
 }
 
@@ -91,7 +104,9 @@ export async function runCli(io: CliIo): Promise<number> {
     const usageError = err instanceof UsageError;
     const e = err instanceof CliError ? err : new CliError(usageError ? 'usage' : 'error', (err as Error).message);
     if (json) {
-      io.stderr(JSON.stringify({ error: { code: e.code, message: e.message, ...(e.status !== undefined ? { status: e.status } : {}) } }) + '\n');
+      io.stderr(
+        JSON.stringify({ error: { code: e.code, message: e.message, ...(e.status !== undefined ? { status: e.status } : {}) } }) + '\n',
+      );
     } else if (usageError) {
       io.stderr(`error: ${e.message}\n(edgelive --help lists the commands)\n`);
     } else {
@@ -137,7 +152,10 @@ export async function runCli(io: CliIo): Promise<number> {
     if (refused.length) throw new UsageError(`${command.name} does not take ${refused.map((f) => `--${f}`).join(', ')}`);
     const needs = command.args ?? [];
     if (args.length < needs.length) throw new UsageError(`${command.name} needs ${needs[args.length]}`);
-    if (args.length > needs.length) throw new UsageError(`${command.name} takes ${needs.length || 'no'} argument${needs.length === 1 ? '' : 's'}; unexpected: ${args.slice(needs.length).join(' ')}`);
+    if (args.length > needs.length)
+      throw new UsageError(
+        `${command.name} takes ${needs.length || 'no'} argument${needs.length === 1 ? '' : 's'}; unexpected: ${args.slice(needs.length).join(' ')}`,
+      );
     await command.run(new Ctx(io, values, args));
     return 0;
   } catch (err) {

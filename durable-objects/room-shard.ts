@@ -269,7 +269,9 @@ export class RoomShard extends DurableObject<Env> {
       }
     } catch (err) {
       this.failures++;
-      console.error(JSON.stringify({ level: 'warn', msg: 'room shard: ingest failed', shard: this.index, failures: this.failures, error: String(err) }));
+      console.error(
+        JSON.stringify({ level: 'warn', msg: 'room shard: ingest failed', shard: this.index, failures: this.failures, error: String(err) }),
+      );
       // Presence changes and reaction counts are kept for the next call. Messages are answered
       // with an error after a few failures rather than held: the sender can retry, and a held
       // chat message arriving minutes late would be worse than none.
@@ -281,7 +283,16 @@ export class RoomShard extends DurableObject<Env> {
       else {
         for (const { from, msg } of o.messages) {
           const ws = this.hub.byConn(from.conn);
-          if (ws) this.hub.sendText(ws, JSON.stringify({ type: 'error', ...(msg.rid ? { rid: msg.rid } : {}), code: 'unavailable', reason: 'the room did not answer; try again' }));
+          if (ws)
+            this.hub.sendText(
+              ws,
+              JSON.stringify({
+                type: 'error',
+                ...(msg.rid ? { rid: msg.rid } : {}),
+                code: 'unavailable',
+                reason: 'the room did not answer; try again',
+              }),
+            );
         }
       }
     } finally {

@@ -197,7 +197,11 @@ export class SocketHub {
    * without an identity is closed), and answers clock pings itself — a ping needs no authority,
    * only a quick reply, stamped `t1` at receipt (`now`) and `t2` as it leaves.
    */
-  inbound(ws: WebSocket, frame: string | ArrayBuffer, now: number): { who: Attachment; msg: Exclude<ClientMessage, { type: 'ping' }> } | null {
+  inbound(
+    ws: WebSocket,
+    frame: string | ArrayBuffer,
+    now: number,
+  ): { who: Attachment; msg: Exclude<ClientMessage, { type: 'ping' }> } | null {
     const msg = this.receive(ws, frame, now);
     if (!msg) return null;
     const who = this.identity(ws);
@@ -312,13 +316,7 @@ export class SocketHub {
    * Greets a new socket: a resume (just the missed frames) when the ring still covers the
    * viewer's last sequence number, otherwise a full snapshot.
    */
-  welcome(
-    ws: WebSocket,
-    a: Admission,
-    view: { epoch: string; seq: number; state: RoomSnapshot },
-    ring: FrameRing,
-    now: number,
-  ): void {
+  welcome(ws: WebSocket, a: Admission, view: { epoch: string; seq: number; state: RoomSnapshot }, ring: FrameRing, now: number): void {
     const you = { uid: a.uid, name: a.name, role: a.role, conn: a.conn };
     const base = { type: 'welcome', v: ROOM_PROTOCOL_VERSION, room: a.room, you, ...(a.session ? { session: a.session } : {}) };
     const missed = a.resume ? ring.since(a.resume.epoch, a.resume.seq, view.seq) : null;

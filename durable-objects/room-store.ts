@@ -104,7 +104,11 @@ export class RoomStore {
   }
 
   setMeta(key: string, value: unknown): void {
-    this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value', key, JSON.stringify(value));
+    this.sql.exec(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+      key,
+      JSON.stringify(value),
+    );
   }
 
   // --- chat -----------------------------------------------------------------------------------
@@ -179,7 +183,9 @@ export class RoomStore {
 
   /** The option a viewer chose in a poll, or null. */
   voteOf(pollId: number, uid: string): number | null {
-    return this.sql.exec<{ option: number }>('SELECT option FROM votes WHERE poll_id = ? AND uid = ?', pollId, uid).toArray()[0]?.option ?? null;
+    return (
+      this.sql.exec<{ option: number }>('SELECT option FROM votes WHERE poll_id = ? AND uid = ?', pollId, uid).toArray()[0]?.option ?? null
+    );
   }
 
   /** Records a vote; returns the option the viewer had chosen before, if any. */
@@ -197,7 +203,9 @@ export class RoomStore {
 
   /** Earliest deadline of an open poll, for the alarm. */
   nextPollDeadline(): number | null {
-    const row = this.sql.exec<{ t: number | null }>('SELECT MIN(closes_at) AS t FROM polls WHERE closed_at IS NULL AND closes_at IS NOT NULL').one();
+    const row = this.sql
+      .exec<{ t: number | null }>('SELECT MIN(closes_at) AS t FROM polls WHERE closed_at IS NULL AND closes_at IS NOT NULL')
+      .one();
     return row.t ?? null;
   }
 
@@ -211,7 +219,10 @@ export class RoomStore {
   private toPoll(row: Row): Poll {
     const options = JSON.parse(String(row.options)) as string[];
     const counts = options.map(() => 0);
-    for (const r of this.sql.exec<{ option: number; n: number }>('SELECT option, COUNT(*) AS n FROM votes WHERE poll_id = ? GROUP BY option', row.id)) {
+    for (const r of this.sql.exec<{ option: number; n: number }>(
+      'SELECT option, COUNT(*) AS n FROM votes WHERE poll_id = ? GROUP BY option',
+      row.id,
+    )) {
       if (r.option >= 0 && r.option < counts.length) counts[r.option] = r.n;
     }
     return {
@@ -274,7 +285,12 @@ export class RoomStore {
 
   /** Stores an address's bucket; rows older than `forgetBefore` (full again by then) are dropped now and then. */
   setAnonMints(addr: string, b: BucketState, forgetBefore: number): void {
-    this.sql.exec('INSERT INTO anon_mints (addr, tokens, at) VALUES (?, ?, ?) ON CONFLICT(addr) DO UPDATE SET tokens = excluded.tokens, at = excluded.at', addr, b.tokens, b.at);
+    this.sql.exec(
+      'INSERT INTO anon_mints (addr, tokens, at) VALUES (?, ?, ?) ON CONFLICT(addr) DO UPDATE SET tokens = excluded.tokens, at = excluded.at',
+      addr,
+      b.tokens,
+      b.at,
+    );
     if (++this.mints % 100 === 0) this.sql.exec('DELETE FROM anon_mints WHERE at < ?', forgetBefore);
   }
 
@@ -308,7 +324,9 @@ export class RoomStore {
 
   shardMembers(): ShardMember[] {
     return this.sql
-      .exec<{ conn: string; shard: number; uid: string; name: string; role: string }>('SELECT conn, shard, uid, name, role FROM shard_members')
+      .exec<{ conn: string; shard: number; uid: string; name: string; role: string }>(
+        'SELECT conn, shard, uid, name, role FROM shard_members',
+      )
       .toArray()
       .map((r) => ({ conn: r.conn, shard: r.shard, uid: r.uid, name: r.name, role: r.role as Role }));
   }

@@ -25,7 +25,14 @@ import {
 import { applyEvents } from '../core/rooms/room-state.ts';
 import { decideRoomMessage, replyFrame, type RoomEffect, type RoomView, type SanctionState } from '../core/rooms/room-decisions.ts';
 import { higherRole, sanctionBinds } from '../core/rooms/room-rules.ts';
-import { ANONYMOUS_DEFAULTS, decideAnonymousJoin, idsSpec, joinsSpec, refillMs, type AnonymousLimits } from '../core/rooms/room-admission.ts';
+import {
+  ANONYMOUS_DEFAULTS,
+  decideAnonymousJoin,
+  idsSpec,
+  joinsSpec,
+  refillMs,
+  type AnonymousLimits,
+} from '../core/rooms/room-admission.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
 import { ConnRelay, VoiceSeats } from './room-voice.ts';
@@ -71,9 +78,7 @@ export interface AdmitRequest {
   /** Anonymous viewers: true when the Worker minted their identity for this join. */
   newIdentity?: boolean;
 }
-export type AdmitResult =
-  | { ok: true; shard: number }
-  | { ok: false; code: ErrorCode; reason: string; close: number };
+export type AdmitResult = { ok: true; shard: number } | { ok: false; code: ErrorCode; reason: string; close: number };
 
 /** What a shard sends the room: everything its viewers did since its last call. */
 export interface IngestBatch {
@@ -276,7 +281,12 @@ export class Room extends DurableObject<Env> {
   /** Spends an anonymous join from the address's budgets (core/rooms/room-admission.ts); the refusal, if any. */
   private spendAnonymousJoin(address: string, newIdentity: boolean, now: number): AdmitResult | null {
     const limits = this.anonymousLimits();
-    const d = decideAnonymousJoin(limits, { joins: this.anonJoins.get(address), ids: newIdentity ? this.store.anonMints(address) : undefined }, newIdentity, now);
+    const d = decideAnonymousJoin(
+      limits,
+      { joins: this.anonJoins.get(address), ids: newIdentity ? this.store.anonMints(address) : undefined },
+      newIdentity,
+      now,
+    );
     if (this.anonJoins.size >= 10_000 && !this.anonJoins.has(address)) {
       // Bounded memory: forget the buckets that are full again (forgetting one changes nothing).
       const full = refillMs(joinsSpec(limits));
@@ -399,7 +409,12 @@ export class Room extends DurableObject<Env> {
   /** Where this room's time goes, and each shard's (for operators and the benchmark). */
   async stats(): Promise<{ room: Meter['counts']; since: number; shards: Array<{ index: number; counts: Meter['counts'] }> }> {
     const shards = await Promise.all(
-      [...this.shards.keys()].map(async (index) => ({ index, counts: await this.shardStub(index).stats().catch(() => ({})) })),
+      [...this.shards.keys()].map(async (index) => ({
+        index,
+        counts: await this.shardStub(index)
+          .stats()
+          .catch(() => ({})),
+      })),
     );
     return { room: this.hub.meter.counts, since: this.hub.meter.since, shards };
   }
@@ -810,7 +825,8 @@ export class Room extends DurableObject<Env> {
   private anonymousLimits(): AnonymousLimits {
     const vars = this.env as Env & RoomVars;
     return {
-      joinsPerMinute: this.settings.anonymousJoinsPerMinute ?? positiveInt(vars.ROOM_ANON_JOINS_PER_MINUTE, ANONYMOUS_DEFAULTS.joinsPerMinute),
+      joinsPerMinute:
+        this.settings.anonymousJoinsPerMinute ?? positiveInt(vars.ROOM_ANON_JOINS_PER_MINUTE, ANONYMOUS_DEFAULTS.joinsPerMinute),
       idsPerHour: this.settings.anonymousIdsPerHour ?? positiveInt(vars.ROOM_ANON_IDS_PER_HOUR, ANONYMOUS_DEFAULTS.idsPerHour),
     };
   }

@@ -236,10 +236,15 @@ export class StreamArchive {
     const sql = this.host.sql;
     const from =
       sql
-        .exec<{ msn: number }>('SELECT msn FROM segments WHERE rendition = ? AND pdt <= ? ORDER BY pdt DESC, msn DESC LIMIT 1', rendition, startMs)
+        .exec<{ msn: number }>(
+          'SELECT msn FROM segments WHERE rendition = ? AND pdt <= ? ORDER BY pdt DESC, msn DESC LIMIT 1',
+          rendition,
+          startMs,
+        )
         .toArray()[0]?.msn ??
-      sql.exec<{ msn: number }>('SELECT msn FROM segments WHERE rendition = ? AND pdt > ? ORDER BY pdt, msn LIMIT 1', rendition, startMs).toArray()[0]
-        ?.msn;
+      sql
+        .exec<{ msn: number }>('SELECT msn FROM segments WHERE rendition = ? AND pdt > ? ORDER BY pdt, msn LIMIT 1', rendition, startMs)
+        .toArray()[0]?.msn;
     if (from === undefined) return [];
     const rows = sql
       .exec<{ msn: number; pdt: number; duration: number | null }>(
@@ -278,7 +283,9 @@ export class StreamArchive {
     for (const r of rows) {
       let size = r.size;
       if (size === null) {
-        const head = await this.host.media.head(mediaObjectKey(this.host.streamId(), r.epoch, rendition, { kind: 'part', msn, part: r.idx }));
+        const head = await this.host.media.head(
+          mediaObjectKey(this.host.streamId(), r.epoch, rendition, { kind: 'part', msn, part: r.idx }),
+        );
         size = head?.size ?? 0;
       }
       out.push({ duration: r.duration, size });
@@ -298,7 +305,12 @@ export class StreamArchive {
       // Only the renditions with media in it: a rung the publisher could not feed is left out.
       const renditions = this.host
         .renditionNames()
-        .filter((name) => this.host.sql.exec('SELECT 1 FROM segments WHERE rendition = ? AND msn BETWEEN ? AND ? AND gap = 0 LIMIT 1', name, r.first_msn, r.last_msn).toArray().length > 0);
+        .filter(
+          (name) =>
+            this.host.sql
+              .exec('SELECT 1 FROM segments WHERE rendition = ? AND msn BETWEEN ? AND ? AND gap = 0 LIMIT 1', name, r.first_msn, r.last_msn)
+              .toArray().length > 0,
+        );
       return { kind: 'recording', renditions };
     }
     const c = this.host.sql.exec<ClipRecord>('SELECT * FROM clips WHERE id = ?', assetId).toArray()[0];
@@ -345,7 +357,14 @@ export class StreamArchive {
       lastMsn,
     )) {
       if (r.duration === null) continue;
-      out.push({ msn: r.msn, epoch: r.epoch, duration: r.duration, programDateTime: r.pdt, discontinuity: r.disc === 1, ...(r.gap === 1 ? { gap: true } : {}) });
+      out.push({
+        msn: r.msn,
+        epoch: r.epoch,
+        duration: r.duration,
+        programDateTime: r.pdt,
+        discontinuity: r.disc === 1,
+        ...(r.gap === 1 ? { gap: true } : {}),
+      });
     }
     return out;
   }
@@ -363,9 +382,14 @@ export class StreamArchive {
   thumbnail(at: number | undefined, notBefore: number | null): { key: string; pdt: number } | null {
     const row =
       at === undefined
-        ? this.host.sql.exec<{ epoch: number; seq: number; pdt: number }>('SELECT epoch, seq, pdt FROM thumbnails ORDER BY pdt DESC LIMIT 1').toArray()[0]
+        ? this.host.sql
+            .exec<{ epoch: number; seq: number; pdt: number }>('SELECT epoch, seq, pdt FROM thumbnails ORDER BY pdt DESC LIMIT 1')
+            .toArray()[0]
         : this.host.sql
-            .exec<{ epoch: number; seq: number; pdt: number }>('SELECT epoch, seq, pdt FROM thumbnails WHERE pdt <= ? ORDER BY pdt DESC LIMIT 1', at)
+            .exec<{ epoch: number; seq: number; pdt: number }>(
+              'SELECT epoch, seq, pdt FROM thumbnails WHERE pdt <= ? ORDER BY pdt DESC LIMIT 1',
+              at,
+            )
             .toArray()[0];
     if (!row || (notBefore !== null && row.pdt < notBefore)) return null;
     return { key: thumbnailKey(this.host.streamId(), row.epoch, row.seq), pdt: row.pdt };
@@ -385,7 +409,10 @@ export class StreamArchive {
       .one().t;
     if (rec !== null) times.push(rec);
     const clip = sql
-      .exec<{ t: number | null }>('SELECT MIN(CASE WHEN expired = 0 THEN expires_at ELSE expires_at + ? END) AS t FROM clips', DELETE_GRACE_MS)
+      .exec<{ t: number | null }>(
+        'SELECT MIN(CASE WHEN expired = 0 THEN expires_at ELSE expires_at + ? END) AS t FROM clips',
+        DELETE_GRACE_MS,
+      )
       .one().t;
     if (clip !== null) times.push(clip);
     if (live) times.push(now + LIVE_SWEEP_INTERVAL_MS);
@@ -449,14 +476,23 @@ export class StreamArchive {
     let more = false;
     let cursor = -Infinity;
     for (;;) {
-      const gap = firstGap(kept, cursor, (from) => sql.exec<{ m: number | null }>('SELECT MIN(msn) AS m FROM segments WHERE msn >= ?', from).one().m);
+      const gap = firstGap(
+        kept,
+        cursor,
+        (from) => sql.exec<{ m: number | null }>('SELECT MIN(msn) AS m FROM segments WHERE msn >= ?', from).one().m,
+      );
       if (!gap) break;
       if (batches++ >= SWEEP_BATCHES) {
         more = true;
         break;
       }
       const msns = sql
-        .exec<{ msn: number }>('SELECT DISTINCT msn FROM segments WHERE msn >= ? AND msn <= ? ORDER BY msn LIMIT ?', gap[0], gap[1], SWEEP_MSNS_PER_BATCH)
+        .exec<{ msn: number }>(
+          'SELECT DISTINCT msn FROM segments WHERE msn >= ? AND msn <= ? ORDER BY msn LIMIT ?',
+          gap[0],
+          gap[1],
+          SWEEP_MSNS_PER_BATCH,
+        )
         .toArray()
         .map((r) => r.msn);
       if (msns.length === 0) {
@@ -476,7 +512,8 @@ export class StreamArchive {
       for (const r of rows) {
         touchedEpochs.add(r.epoch);
         keys.push(mediaObjectKey(streamId, r.epoch, r.rendition, { kind: 'segment', msn: r.msn }));
-        for (let p = 0; p < r.part_count; p++) keys.push(mediaObjectKey(streamId, r.epoch, r.rendition, { kind: 'part', msn: r.msn, part: p }));
+        for (let p = 0; p < r.part_count; p++)
+          keys.push(mediaObjectKey(streamId, r.epoch, r.rendition, { kind: 'part', msn: r.msn, part: p }));
       }
       await this.deleteObjects(keys);
       // Rows go after their objects: a crash in between repeats the (idempotent) deletes.
@@ -518,7 +555,10 @@ export class StreamArchive {
   /** Catalog writes: informative copies of the DO's own state, so a failure is logged, not thrown. */
   private async d1(query: string, ...binds: unknown[]): Promise<void> {
     try {
-      await this.host.db.prepare(query).bind(...binds).run();
+      await this.host.db
+        .prepare(query)
+        .bind(...binds)
+        .run();
     } catch (err) {
       console.error(JSON.stringify({ level: 'error', msg: 'catalog write failed', query: query.slice(0, 60), error: String(err) }));
     }
@@ -533,7 +573,11 @@ function covered(ranges: ReadonlyArray<[number, number]>, msn: number): boolean 
  * The first run of MSNs at or after `from` that no kept range covers, as [a, b] with a = an MSN
  * that exists (`nextExisting`), or null when everything left is kept.
  */
-function firstGap(kept: ReadonlyArray<[number, number]>, from: number, nextExisting: (from: number) => number | null): [number, number] | null {
+function firstGap(
+  kept: ReadonlyArray<[number, number]>,
+  from: number,
+  nextExisting: (from: number) => number | null,
+): [number, number] | null {
   let at = from;
   for (;;) {
     const next = nextExisting(Number.isFinite(at) ? at : 0);

@@ -90,7 +90,15 @@ export class StreamNotices {
       } catch (err) {
         const now = Date.now();
         for (const d of due) this.store.outboxRetry(d.id, d.attempts + 1, now + outboxRetryMs(d.attempts + 1));
-        console.error(JSON.stringify({ level: 'error', msg: 'webhook events not queued; kept for a retry', events: due.map((d) => d.event.type), attempts: due[0]!.attempts + 1, error: String(err) }));
+        console.error(
+          JSON.stringify({
+            level: 'error',
+            msg: 'webhook events not queued; kept for a retry',
+            events: due.map((d) => d.event.type),
+            attempts: due[0]!.attempts + 1,
+            error: String(err),
+          }),
+        );
         await this.retryLater();
         return;
       }

@@ -6,7 +6,15 @@
 import type { MediaObject } from '../core/contracts/object-keys.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 import { playlistTiming } from '../core/contracts/stream-config.ts';
-import { STREAM_NOT_FOUND, STREAM_NOT_LIVE, type PlaylistResult, type PresentationResult, type SegmentPartsResult, type StartAt, type StreamConfig } from '../core/contracts/stream-rpc.ts';
+import {
+  STREAM_NOT_FOUND,
+  STREAM_NOT_LIVE,
+  type PlaylistResult,
+  type PresentationResult,
+  type SegmentPartsResult,
+  type StartAt,
+  type StreamConfig,
+} from '../core/contracts/stream-rpc.ts';
 import { blockingTimeoutMs, decideBlockingReload, type HlsDirectives } from '../core/playlist/blocking.ts';
 import { renditionsToClose, segmentClosed } from '../core/live/clip-cut.ts';
 import { blockingState, mediaSnapshot, presentationRenditions, type SnapshotContext } from '../core/live/live-snapshot.ts';
@@ -46,13 +54,18 @@ export class StreamPlayback {
     if (!s.config || !exists(s.phase)) return STREAM_NOT_FOUND;
     const rs = s.model.renditions.get(rendition);
     if (!rs || rs.window.length === 0) {
-      return ladderHas(s.config.settings.ladder, rendition) ? STREAM_NOT_LIVE : { status: 404, code: 'rendition_not_found', message: `no rendition ${rendition}` };
+      return ladderHas(s.config.settings.ladder, rendition)
+        ? STREAM_NOT_LIVE
+        : { status: 404, code: 'rendition_not_found', message: `no rendition ${rendition}` };
     }
     const timing = playlistTiming(s.config.settings);
     const decide = (r: RenditionState) => decideBlockingReload(blockingState(r, hasEnded(this.state().phase), timing), d);
     const decision = decide(rs);
     if (decision.action === 'reject') return { status: 400, code: decision.code, message: decision.message };
-    if (decision.action === 'wait' && !(await this.waiters.wait(rendition, (r) => decide(r).action === 'respond', blockingTimeoutMs(timing)))) {
+    if (
+      decision.action === 'wait' &&
+      !(await this.waiters.wait(rendition, (r) => decide(r).action === 'respond', blockingTimeoutMs(timing)))
+    ) {
       return { status: 503, code: 'blocking_timeout', message: 'the requested part did not appear in time' };
     }
     const now = this.state();
@@ -111,6 +124,12 @@ export class StreamPlayback {
   }
 
   private context(s: LiveState): SnapshotContext {
-    return { streamId: s.config!.streamId, ladder: s.config!.settings.ladder, timing: playlistTiming(s.config!.settings), leaseEpoch: s.leaseEpoch, ended: hasEnded(s.phase) };
+    return {
+      streamId: s.config!.streamId,
+      ladder: s.config!.settings.ladder,
+      timing: playlistTiming(s.config!.settings),
+      leaseEpoch: s.leaseEpoch,
+      ended: hasEnded(s.phase),
+    };
   }
 }

@@ -16,7 +16,18 @@ import { startEpoch } from '../core/live/epoch-start.ts';
 import { clipTimes } from '../core/live/clip-cut.ts';
 import { streamStatus, thumbnailFloor } from '../core/live/live-snapshot.ts';
 import * as Push from '../core/live/push-rules.ts';
-import { alarmTime, exists, hasEnded, isOnAir, leaseOutcome, leaseRefusal, nextPhase, pushRefusal, type PhaseEvent, type StreamPhase } from '../core/live/stream-phase.ts';
+import {
+  alarmTime,
+  exists,
+  hasEnded,
+  isOnAir,
+  leaseOutcome,
+  leaseRefusal,
+  nextPhase,
+  pushRefusal,
+  type PhaseEvent,
+  type StreamPhase,
+} from '../core/live/stream-phase.ts';
 import { ladderHas, liveEdgeMs, liveFloorMsn, newLiveModel, nextMsn, referenceOrder, type Lease } from '../core/live/stream-model.ts';
 import { HeldPushes } from '../core/live/waiters.ts';
 import { clearWindows, windowSeconds } from '../core/live/window-trim.ts';
@@ -54,7 +65,12 @@ export class StreamState extends DurableObject<Env> {
     this.store = new StreamStore(ctx.storage.sql);
     this.media = new StreamMedia(env.MEDIA, () => this.config!.streamId);
     this.notices = new StreamNotices(env, ctx, this.store, () => this.scheduleAlarm(true));
-    this.playback = new StreamPlayback(() => ({ config: this.config, phase: this.phase, leaseEpoch: this.lease?.epoch ?? null, model: this.model }));
+    this.playback = new StreamPlayback(() => ({
+      config: this.config,
+      phase: this.phase,
+      leaseEpoch: this.lease?.epoch ?? null,
+      model: this.model,
+    }));
     this.archive = new StreamArchive({
       sql: ctx.storage.sql,
       media: env.MEDIA,
@@ -95,7 +111,16 @@ export class StreamState extends DurableObject<Env> {
     const outcome = leaseOutcome(this.phase);
     if (!this.config || !outcome) return NOT_FOUND;
     const now = Date.now();
-    const busy = leaseRefusal({ policy: this.config.settings.takeover, phase: this.phase, lastPushAt: this.lastPushAt, holder: this.lease, nodeId, continues, quietSeconds: this.env.TAKEOVER_QUIET_SECONDS, now });
+    const busy = leaseRefusal({
+      policy: this.config.settings.takeover,
+      phase: this.phase,
+      lastPushAt: this.lastPushAt,
+      holder: this.lease,
+      nodeId,
+      continues,
+      quietSeconds: this.env.TAKEOVER_QUIET_SECONDS,
+      now,
+    });
     if (busy) return busy;
     // A replayed authorize would take the lease: its nonce is stored (leases are rare; it must survive a restart).
     const nonces = admitStored(this.store.authorizeNonces(), signed, now);
@@ -135,7 +160,8 @@ export class StreamState extends DurableObject<Env> {
     this.store.putLastPushAt(this.lastPushAt);
     const from = this.phase;
     // stream.idle goes out once, when a live stream goes quiet.
-    if (this.transition('stop') && from === 'live') this.notices.idle(this.config!.streamId, epoch, this.graceMs() / 1000, 'publisher_stopped');
+    if (this.transition('stop') && from === 'live')
+      this.notices.idle(this.config!.streamId, epoch, this.graceMs() / 1000, 'publisher_stopped');
     await this.scheduleAlarm(true);
     return { status: 200 };
   }
@@ -200,7 +226,8 @@ export class StreamState extends DurableObject<Env> {
       const deadline = Date.now() + Push.PREDECESSOR_WAIT_MS;
       let verdict = this.decide(push);
       while (verdict === 'ahead') {
-        if (!(await this.held.nextAnnouncement(push.rendition, deadline))) return Push.predecessorMissing(`the push before ${key} did not arrive in time`);
+        if (!(await this.held.nextAnnouncement(push.rendition, deadline)))
+          return Push.predecessorMissing(`the push before ${key} did not arrive in time`);
         verdict = this.decide(push);
       }
       if (verdict !== 'store') return verdict;
@@ -218,7 +245,13 @@ export class StreamState extends DurableObject<Env> {
   }
 
   /** A thumbnail of the top rendition (JPEG), pushed by the transcoder every few seconds. */
-  async ingestThumbnail(epoch: number, seq: number, programDateTime: number, body: ArrayBuffer, signed: SignedRequest): Promise<Rpc.IngestResult> {
+  async ingestThumbnail(
+    epoch: number,
+    seq: number,
+    programDateTime: number,
+    body: ArrayBuffer,
+    signed: SignedRequest,
+  ): Promise<Rpc.IngestResult> {
     const refused = this.admit(signed);
     if (refused) return refused;
     if (!this.lease || epoch !== this.lease.epoch) return Push.staleEpoch(epoch);

@@ -66,7 +66,12 @@ export class StreamStore {
     if (version < 3) this.sql.exec('ALTER TABLE segments ADD COLUMN gap INTEGER NOT NULL DEFAULT 0');
     if (version < 4) {
       // v4: one lifecycle phase instead of the `ended`, `idle` and `deleted` flags.
-      const flags = { leased: this.get('lease') !== null, ended: this.get('ended') === true, idle: this.get('idle') === true, deleted: this.get('deleted') === true };
+      const flags = {
+        leased: this.get('lease') !== null,
+        ended: this.get('ended') === true,
+        idle: this.get('idle') === true,
+        deleted: this.get('deleted') === true,
+      };
       this.put('phase', phaseFromFlags(flags));
       this.sql.exec("DELETE FROM kv WHERE key IN ('ended', 'idle', 'deleted')");
     }
@@ -95,13 +100,27 @@ export class StreamStore {
         .toArray();
       for (const r of rows) {
         if (r.disc === 1) dsn++;
-        rs.window.push({ msn: r.msn, epoch: r.epoch, duration: r.duration, programDateTime: r.pdt, discontinuity: r.disc === 1, partCount: r.part_count, parts: null, dsn, gap: r.gap === 1 });
+        rs.window.push({
+          msn: r.msn,
+          epoch: r.epoch,
+          duration: r.duration,
+          programDateTime: r.pdt,
+          discontinuity: r.disc === 1,
+          partCount: r.part_count,
+          parts: null,
+          dsn,
+          gap: r.gap === 1,
+        });
       }
       const newest = this.sql
         .exec<{ msn: number; epoch: number }>('SELECT msn, epoch FROM segments WHERE rendition = ? ORDER BY msn DESC LIMIT 1', rs.name)
         .toArray()[0];
       const last = rs.window.last;
-      rs.newest = last ? { msn: last.msn, epoch: last.epoch, dsn: last.dsn } : newest ? { msn: newest.msn, epoch: newest.epoch, dsn } : null;
+      rs.newest = last
+        ? { msn: last.msn, epoch: last.epoch, dsn: last.dsn }
+        : newest
+          ? { msn: newest.msn, epoch: newest.epoch, dsn }
+          : null;
       const recent = rs.window.slice(Math.max(0, rs.window.length - PARTS_IN_MEMORY_SEGMENTS));
       if (recent.length > 0) {
         const parts = this.sql
@@ -130,7 +149,12 @@ export class StreamStore {
     for (const c of changes) {
       switch (c.kind) {
         case 'rendition':
-          this.sql.exec('INSERT OR REPLACE INTO renditions (name, epoch, info) VALUES (?, ?, ?)', c.rendition, c.epoch, JSON.stringify(c.info));
+          this.sql.exec(
+            'INSERT OR REPLACE INTO renditions (name, epoch, info) VALUES (?, ?, ?)',
+            c.rendition,
+            c.epoch,
+            JSON.stringify(c.info),
+          );
           break;
         case 'epoch-set':
           this.put('epochRenditions', c.set);
@@ -163,8 +187,16 @@ export class StreamStore {
           this.sql.exec('UPDATE segments SET part_count = ? WHERE rendition = ? AND msn = ?', c.partCount, c.rendition, c.msn);
           break;
         case 'close':
-          if (c.partCount === undefined) this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', c.duration, c.rendition, c.msn);
-          else this.sql.exec('UPDATE segments SET duration = ?, part_count = ? WHERE rendition = ? AND msn = ?', c.duration, c.partCount, c.rendition, c.msn);
+          if (c.partCount === undefined)
+            this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', c.duration, c.rendition, c.msn);
+          else
+            this.sql.exec(
+              'UPDATE segments SET duration = ?, part_count = ? WHERE rendition = ? AND msn = ?',
+              c.duration,
+              c.partCount,
+              c.rendition,
+              c.msn,
+            );
           break;
         case 'window':
           this.put(`window:${c.rendition}`, c.mark);
@@ -223,7 +255,11 @@ export class StreamStore {
   /** Events due to be offered to the queue, oldest first. */
   outboxDue(now: number, limit: number): Array<{ id: string; event: WebhookEvent; attempts: number }> {
     return this.sql
-      .exec<{ id: string; event: string; attempts: number }>('SELECT id, event, attempts FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?', now, limit)
+      .exec<{ id: string; event: string; attempts: number }>(
+        'SELECT id, event, attempts FROM outbox WHERE next_at <= ? ORDER BY next_at, id LIMIT ?',
+        now,
+        limit,
+      )
       .toArray()
       .map((r) => ({ id: r.id, event: JSON.parse(r.event) as WebhookEvent, attempts: r.attempts }));
   }
@@ -243,7 +279,11 @@ export class StreamStore {
 
   /** Seconds of complete media an epoch published in a rendition. */
   epochMediaSeconds(rendition: string, epoch: number): number {
-    return this.sql.exec<{ d: number | null }>('SELECT SUM(duration) AS d FROM segments WHERE rendition = ? AND epoch = ?', rendition, epoch).one().d ?? 0;
+    return (
+      this.sql
+        .exec<{ d: number | null }>('SELECT SUM(duration) AS d FROM segments WHERE rendition = ? AND epoch = ?', rendition, epoch)
+        .one().d ?? 0
+    );
   }
 
   /** A complete segment of another rendition with this MSN, non-gap ones first (gap-plan.ts). */
@@ -261,14 +301,25 @@ export class StreamStore {
   /** How many parts a closed segment of `epoch` has (null: no such closed segment). */
   closedSegmentParts(rendition: string, epoch: number, msn: number): number | null {
     const row = this.sql
-      .exec<{ n: number }>('SELECT part_count AS n FROM segments WHERE rendition = ? AND msn = ? AND epoch = ? AND duration IS NOT NULL AND gap = 0', rendition, msn, epoch)
+      .exec<{ n: number }>(
+        'SELECT part_count AS n FROM segments WHERE rendition = ? AND msn = ? AND epoch = ? AND duration IS NOT NULL AND gap = 0',
+        rendition,
+        msn,
+        epoch,
+      )
       .toArray()[0];
     return row ? row.n : null;
   }
 
   /** The announced parts of a segment, in order. */
   partsOf(rendition: string, msn: number): Array<{ idx: number; duration: number }> {
-    return this.sql.exec<{ idx: number; duration: number }>('SELECT idx, duration FROM parts WHERE rendition = ? AND msn = ? ORDER BY idx', rendition, msn).toArray();
+    return this.sql
+      .exec<{ idx: number; duration: number }>(
+        'SELECT idx, duration FROM parts WHERE rendition = ? AND msn = ? ORDER BY idx',
+        rendition,
+        msn,
+      )
+      .toArray();
   }
 
   private get(key: string): unknown {

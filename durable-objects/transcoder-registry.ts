@@ -72,7 +72,12 @@ export class TranscoderRegistry extends DurableObject<Env> {
     if (refused) return refused;
     this.expire(now);
     const row = this.sql.exec<{ interval_ms: number }>('SELECT interval_ms FROM nodes WHERE node_id = ?', nodeId).toArray()[0];
-    if (!row) return { status: 404, code: 'unknown_node', message: `node ${nodeId} is not registered (or missed ${MISSED_HEARTBEATS_TO_DROP} heartbeats): register again` };
+    if (!row)
+      return {
+        status: 404,
+        code: 'unknown_node',
+        message: `node ${nodeId} is not registered (or missed ${MISSED_HEARTBEATS_TO_DROP} heartbeats): register again`,
+      };
     this.sql.exec('UPDATE nodes SET sessions = ?, last_seen = ? WHERE node_id = ?', sessions, now, nodeId);
     await this.armAlarm();
     return ack(row.interval_ms, now);
@@ -101,7 +106,10 @@ export class TranscoderRegistry extends DurableObject<Env> {
   /** Drops every node whose last heartbeat is MISSED_HEARTBEATS_TO_DROP intervals old. */
   private expire(now: number): void {
     const gone = this.sql
-      .exec<{ node_id: string }>(`DELETE FROM nodes WHERE last_seen + ${MISSED_HEARTBEATS_TO_DROP} * interval_ms <= ? RETURNING node_id`, now)
+      .exec<{ node_id: string }>(
+        `DELETE FROM nodes WHERE last_seen + ${MISSED_HEARTBEATS_TO_DROP} * interval_ms <= ? RETURNING node_id`,
+        now,
+      )
       .toArray();
     if (gone.length > 0) {
       console.log(JSON.stringify({ level: 'warn', msg: 'ingest nodes dropped: heartbeats missed', nodes: gone.map((g) => g.node_id) }));
@@ -123,7 +131,10 @@ function ack(heartbeatIntervalMs: number, now: number): NodeAck {
 }
 
 function toNode(r: Row): IngestNode {
-  const info = JSON.parse(r.info) as Pick<IngestNode, 'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'capacity' | 'locationHint'> & { whipUrl?: string | null; whepUrl?: string | null };
+  const info = JSON.parse(r.info) as Pick<
+    IngestNode,
+    'region' | 'latitude' | 'longitude' | 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'capacity' | 'locationHint'
+  > & { whipUrl?: string | null; whepUrl?: string | null };
   return {
     nodeId: r.node_id,
     ...info,

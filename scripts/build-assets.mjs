@@ -56,7 +56,10 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
     target: ['chrome109', 'firefox115', 'safari16'],
   };
   const js = { ...common, format: 'esm' };
-  const realtime = outputOf(await build({ ...js, entryPoints: { realtime: join(root, 'public', 'src', 'watch', 'whep-client.ts') } }), '.js');
+  const realtime = outputOf(
+    await build({ ...js, entryPoints: { realtime: join(root, 'public', 'src', 'watch', 'whep-client.ts') } }),
+    '.js',
+  );
   const voice = outputOf(await build({ ...js, entryPoints: { voice: join(root, 'public', 'src', 'voice', 'voice.ts') } }), '.js');
   const together = outputOf(
     await build({
@@ -67,7 +70,11 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
     '.js',
   );
   const watch = outputOf(
-    await build({ ...js, entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') }, define: { __TOGETHER_URL__: JSON.stringify(together.url) } }),
+    await build({
+      ...js,
+      entryPoints: { watch: join(root, 'public', 'src', 'watch.ts') },
+      define: { __TOGETHER_URL__: JSON.stringify(together.url) },
+    }),
     '.js',
   );
   const css = outputOf(await build({ ...common, sourcemap: false, entryPoints: { app: join(root, 'public', 'app.css') } }), '.css');
@@ -84,9 +91,23 @@ export async function buildWatchPage({ root = ROOT, outdir = join(root, 'public'
  * bundles), app.css and golive.css, hashed like the watch page's, and the HTML that names them.
  */
 export async function buildGoLivePage({ root = ROOT, outdir = join(root, 'public', 'dist') } = {}) {
-  const common = { bundle: true, minify: true, logLevel: 'warning', metafile: true, outdir, entryNames: '[name]-[hash]', target: ['chrome109', 'firefox115', 'safari16'] };
+  const common = {
+    bundle: true,
+    minify: true,
+    logLevel: 'warning',
+    metafile: true,
+    outdir,
+    entryNames: '[name]-[hash]',
+    target: ['chrome109', 'firefox115', 'safari16'],
+  };
   const golive = outputOf(
-    await build({ ...common, format: 'esm', sourcemap: 'linked', legalComments: 'linked', entryPoints: { golive: join(root, 'public', 'src', 'golive.ts') } }),
+    await build({
+      ...common,
+      format: 'esm',
+      sourcemap: 'linked',
+      legalComments: 'linked',
+      entryPoints: { golive: join(root, 'public', 'src', 'golive.ts') },
+    }),
     '.js',
   );
   // The same app.css as the watch page's build: the same content, so the same hashed name.
@@ -130,14 +151,21 @@ export async function buildSitePages({ root = ROOT, outdir = join(root, 'public'
   };
   const front = outputOf(await build({ ...js, entryPoints: { front: join(root, 'public', 'src', 'front-door.ts') } }), '.js');
   const replay = outputOf(await build({ ...js, entryPoints: { replay: join(root, 'public', 'src', 'replay.ts') } }), '.js');
-  const inlineCss = await build({ entryPoints: [join(root, 'public', 'src', 'front-door', 'front-door.css')], bundle: true, minify: true, write: false, logLevel: 'warning' });
+  const inlineCss = await build({
+    entryPoints: [join(root, 'public', 'src', 'front-door', 'front-door.css')],
+    bundle: true,
+    minify: true,
+    write: false,
+    logLevel: 'warning',
+  });
   const pages = {
     index: fillTemplate(root, 'index.html', { APP_CSS: css.url, FRONT_JS: front.url, FRONT_CSS: inlineCss.outputFiles[0].text.trim() }),
     replay: fillTemplate(root, 'replay.html', { APP_CSS: css.url, REPLAY_JS: replay.url }),
   };
   for (const [name, html] of Object.entries(pages)) writeFileSync(join(outdir, `${name}.html`), html);
   mkdirSync(join(outdir, 'docs'), { recursive: true });
-  for (const f of readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md'))) copyFileSync(join(root, 'docs', f), join(outdir, 'docs', f));
+  for (const f of readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')))
+    copyFileSync(join(root, 'docs', f), join(outdir, 'docs', f));
   return { front, replay, html: { index: join(outdir, 'index.html'), replay: join(outdir, 'replay.html') } };
 }
 

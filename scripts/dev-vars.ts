@@ -27,7 +27,13 @@ export function ensureDevVars(root: string, log: Logger): Record<string, string>
     }
   }
   if (changed) {
-    writeFileSync(file, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n', { mode: 0o600 });
+    writeFileSync(
+      file,
+      Object.entries(vars)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join('\n') + '\n',
+      { mode: 0o600 },
+    );
     log.info('wrote .dev.vars with local secrets', { file });
   }
   return vars;

@@ -31,7 +31,11 @@ const SYSTEM = {
     present: () => existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'),
   },
   // Text burnt into test patterns and the pages' screenshots.
-  fonts: { apt: 'fonts-dejavu-core', brew: null, present: () => process.platform !== 'linux' || spawnSync('fc-list', [], { encoding: 'utf8' }).stdout?.toLowerCase().includes('dejavu') },
+  fonts: {
+    apt: 'fonts-dejavu-core',
+    brew: null,
+    present: () => process.platform !== 'linux' || spawnSync('fc-list', [], { encoding: 'utf8' }).stdout?.toLowerCase().includes('dejavu'),
+  },
 };
 
 /** Installs the npm packages (and through them Node 22) when they are missing or older than the lock file. */
@@ -70,5 +74,7 @@ export function ensureSystemPackages(names, why) {
     : brew.length
       ? `brew install ${brew.join(' ')}`
       : `install ${apt.join(', ')}`;
-  fail(`${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} needed ${why} and not installed. Run: ${how} — then run the command again.`);
+  fail(
+    `${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} needed ${why} and not installed. Run: ${how} — then run the command again.`,
+  );
 }

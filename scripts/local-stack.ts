@@ -200,20 +200,42 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const workerLog = logFile(opts.logDir, 'wrangler.log');
   const worker = spawn(
     NODE,
-    [join(BIN, 'wrangler'), 'dev', '--ip', '127.0.0.1', '--port', String(workerPort), '--persist-to', opts.persistDir, '--inspector-port', String(inspectorPort), '--show-interactive-dev-session=false', ...varArgs],
+    [
+      join(BIN, 'wrangler'),
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(workerPort),
+      '--persist-to',
+      opts.persistDir,
+      '--inspector-port',
+      String(inspectorPort),
+      '--show-interactive-dev-session=false',
+      ...varArgs,
+    ],
     {
       cwd: ROOT,
       stdio: ['ignore', workerLog, workerLog],
       // A dev registry of its own: every `wrangler dev` on the machine registers its workers in
       // the shared one, and each change there reloads every other session's Worker (restarting
       // its Durable Objects and dropping held requests) — other engineers' stacks, here.
-      env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_REGISTRY_PATH: join(opts.persistDir, 'dev-registry') },
+      env: {
+        ...process.env,
+        CI: '1',
+        WRANGLER_SEND_METRICS: 'false',
+        CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+        WRANGLER_REGISTRY_PATH: join(opts.persistDir, 'dev-registry'),
+      },
     },
   );
 
   const nodes: TranscoderNode[] = [];
   /** Spawns a transcoder; resolves once its health endpoint answers. Ports are fresh unless given. */
-  const startTranscoder = async (spec: TranscoderSpec = {}, ports: { rtmp?: number; health?: number; srt?: number; webrtc?: number; rtmps?: number | null } = {}): Promise<TranscoderNode> => {
+  const startTranscoder = async (
+    spec: TranscoderSpec = {},
+    ports: { rtmp?: number; health?: number; srt?: number; webrtc?: number; rtmps?: number | null } = {},
+  ): Promise<TranscoderNode> => {
     const rtmp = ports.rtmp ?? (await freePort());
     const health = ports.health ?? (await freePort());
     const srt = ports.srt ?? (await freePort());
@@ -221,7 +243,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     const rtmps = opts.rtmps ? (ports.rtmps ?? (await freePort())) : null;
     const nodeId = spec.nodeId ?? `local-${rtmp}`;
     const region = spec.region ?? 'local';
-    log.info('starting transcoder', { nodeId, region, rtmp: `rtmp://127.0.0.1:${rtmp}/live`, rtmps: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`, srt: `srt://127.0.0.1:${srt}` });
+    log.info('starting transcoder', {
+      nodeId,
+      region,
+      rtmp: `rtmp://127.0.0.1:${rtmp}/live`,
+      rtmps: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`,
+      srt: `srt://127.0.0.1:${srt}`,
+    });
     const out = logFile(opts.logDir, spec.nodeId ? `transcoder-${nodeId}.log` : 'transcoder.log');
     const child = spawn(NODE, [join(ROOT, 'transcoder-node', 'main.ts')], {
       cwd: ROOT,
@@ -233,7 +261,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         RTMP_HOST: '127.0.0.1',
         RTMP_PORT: String(rtmp),
         SRT_PORT: String(srt),
-        ...(opts.rtmps && rtmps !== null ? { RTMPS_PORT: String(rtmps), RTMPS_CERT_FILE: opts.rtmps.certFile, RTMPS_KEY_FILE: opts.rtmps.keyFile } : {}),
+        ...(opts.rtmps && rtmps !== null
+          ? { RTMPS_PORT: String(rtmps), RTMPS_CERT_FILE: opts.rtmps.certFile, RTMPS_KEY_FILE: opts.rtmps.keyFile }
+          : {}),
         HEALTH_PORT: String(health),
         // WebRTC signalling and media on loopback: browser pages of the Worker's origin publish here.
         WEBRTC_HTTP_HOST: '127.0.0.1',
@@ -252,7 +282,16 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     // HEALTH_HOST moves the health endpoint off loopback's 127.0.0.1 (0.0.0.0 still answers there).
     const healthHost = spec.env?.HEALTH_HOST ?? opts.transcoderEnv?.HEALTH_HOST ?? '127.0.0.1';
     const healthUrl = `http://${healthHost === '0.0.0.0' ? '127.0.0.1' : healthHost}:${health}/health`;
-    const node: TranscoderNode = { nodeId, region, rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`, srtUrl: `srt://127.0.0.1:${srt}`, rtmpsUrl: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`, healthUrl, whipUrl: `http://127.0.0.1:${signalling}/whip`, process: child };
+    const node: TranscoderNode = {
+      nodeId,
+      region,
+      rtmpUrl: `rtmp://127.0.0.1:${rtmp}/live`,
+      srtUrl: `srt://127.0.0.1:${srt}`,
+      rtmpsUrl: rtmps === null ? null : `rtmps://127.0.0.1:${rtmps}/live`,
+      healthUrl,
+      whipUrl: `http://127.0.0.1:${signalling}/whip`,
+      process: child,
+    };
     nodes.push(node);
     await waitForHttp(node.healthUrl, 30_000, `transcoder ${nodeId}`);
     return node;
@@ -280,7 +319,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       const res = await fetch(`${workerUrl}/api/ingest/nodes`, { headers: { authorization: `Bearer ${opts.adminToken}` } });
       if (res.ok) {
         const { nodes: listed } = (await res.json()) as { nodes: Array<{ nodeId: string }> };
-        seen = listed.map((n) => n.nodeId).sort().join(',');
+        seen = listed
+          .map((n) => n.nodeId)
+          .sort()
+          .join(',');
         if (seen === want) return;
       } else await res.body?.cancel();
       await new Promise((r) => setTimeout(r, 200));
@@ -341,21 +383,42 @@ export function startTestPublisher(o: PublisherOptions): ChildProcess {
   const fps = o.fps ?? 30;
   const now = new Date();
   const secondsToday = (now.getTime() - new Date(now).setUTCHours(0, 0, 0, 0)) / 1000;
-  const clock = o.clock === false ? '' : `,drawtext=text='%{pts\\:hms\\:${secondsToday.toFixed(3)}} UTC':x=24:y=24:fontsize=${Math.round(h / 12)}:fontcolor=white:box=1:boxcolor=black@0.6`;
+  const clock =
+    o.clock === false
+      ? ''
+      : `,drawtext=text='%{pts\\:hms\\:${secondsToday.toFixed(3)}} UTC':x=24:y=24:fontsize=${Math.round(h / 12)}:fontcolor=white:box=1:boxcolor=black@0.6`;
   const video = o.video !== false;
   const audio = o.audio !== false;
   const args = [
-    '-hide_banner', '-loglevel', 'warning', '-nostdin', '-re',
+    '-hide_banner',
+    '-loglevel',
+    'warning',
+    '-nostdin',
+    '-re',
     ...(video ? ['-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=${fps}`] : []),
     ...(audio ? ['-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000'] : []),
     ...(o.durationSeconds ? ['-t', String(o.durationSeconds)] : []),
     ...(video
-      ? ['-vf', `format=yuv420p${clock}`, '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', String(fps), '-b:v', '3000k']
+      ? [
+          '-vf',
+          `format=yuv420p${clock}`,
+          '-c:v',
+          'libx264',
+          '-preset',
+          'veryfast',
+          '-tune',
+          'zerolatency',
+          '-g',
+          String(fps),
+          '-b:v',
+          '3000k',
+        ]
       : ['-vn']),
     ...(audio ? ['-c:a', 'aac', '-b:a', '128k', '-ar', '48000'] : ['-an']),
     // An srt:// URL publishes MPEG-TS over SRT instead (ffmpeg's libsrt caller).
     ...(o.outputOptions ?? []),
-    ...(o.rtmpUrl.startsWith('srt://') ? ['-f', 'mpegts'] : ['-f', 'flv']), o.rtmpUrl,
+    ...(o.rtmpUrl.startsWith('srt://') ? ['-f', 'mpegts'] : ['-f', 'flv']),
+    o.rtmpUrl,
   ];
   const out = o.logDir ? logFile(o.logDir, 'publisher.log') : 'ignore';
   return spawn('ffmpeg', args, { stdio: ['ignore', out, out] });

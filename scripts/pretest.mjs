@@ -7,6 +7,12 @@ import { join } from 'node:path';
 import { ensureNpmPackages, ensureSystemPackages, fail, root } from './ensure-system.mjs';
 
 ensureNpmPackages();
-ensureSystemPackages(['ffmpeg', 'chromium', 'fonts'], 'by the test suite (ffmpeg publishes and plays streams; Chromium runs the browser tests)');
-const built = spawnSync(join(root, 'node_modules', '.bin', 'node'), [join(root, 'scripts', 'build-assets.mjs')], { stdio: 'inherit', cwd: root });
+ensureSystemPackages(
+  ['ffmpeg', 'chromium', 'fonts'],
+  'by the test suite (ffmpeg publishes and plays streams; Chromium runs the browser tests)',
+);
+const built = spawnSync(join(root, 'node_modules', '.bin', 'node'), [join(root, 'scripts', 'build-assets.mjs')], {
+  stdio: 'inherit',
+  cwd: root,
+});
 if (built.status !== 0) fail('building the page assets failed');

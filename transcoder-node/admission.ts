@@ -6,9 +6,7 @@
 
 export type { IngestProtocol as PublishProtocol } from './publisher.ts';
 
-export type Admission =
-  | { ok: true; release: () => void }
-  | { ok: false; code: 'over_capacity' | 'node_overloaded'; reason: string };
+export type Admission = { ok: true; release: () => void } | { ok: false; code: 'over_capacity' | 'node_overloaded'; reason: string };
 
 export interface AdmissionOptions {
   capacity: number;
@@ -26,7 +24,8 @@ export class AdmissionControl {
   private nextTicket = 1;
 
   constructor(opts: AdmissionOptions) {
-    if (!(Number.isInteger(opts.capacity) && opts.capacity >= 1)) throw new RangeError(`CAPACITY must be a positive integer, not ${opts.capacity}`);
+    if (!(Number.isInteger(opts.capacity) && opts.capacity >= 1))
+      throw new RangeError(`CAPACITY must be a positive integer, not ${opts.capacity}`);
     this.capacity = opts.capacity;
     this.opts = opts;
   }
@@ -45,10 +44,15 @@ export class AdmissionControl {
     }
     if (!live.has(streamKey) && !pendingKeys.has(streamKey)) {
       if (live.size + pendingKeys.size >= this.capacity) {
-        return { ok: false, code: 'over_capacity', reason: `this node is at capacity (${this.capacity} publishers): publish to another ingest node` };
+        return {
+          ok: false,
+          code: 'over_capacity',
+          reason: `this node is at capacity (${this.capacity} publishers): publish to another ingest node`,
+        };
       }
       const overloaded = this.opts.overloaded();
-      if (overloaded) return { ok: false, code: 'node_overloaded', reason: `this node is overloaded (${overloaded}): publish to another ingest node` };
+      if (overloaded)
+        return { ok: false, code: 'node_overloaded', reason: `this node is overloaded (${overloaded}): publish to another ingest node` };
     }
     const ticket = this.nextTicket++;
     this.pending.set(ticket, { streamKey, expiresAt: now + PENDING_LAPSE_MS });

@@ -86,7 +86,8 @@ export function mediaNodeConfigFromEnv(env: Env) {
         backoffMaxMs: positiveFromEnv(env, 'RESTREAM_BACKOFF_MAX_MS') ?? DEFAULT_RESTREAM_LIMITS.backoffMaxMs,
         stableMs: positiveFromEnv(env, 'RESTREAM_STABLE_MS') ?? DEFAULT_RESTREAM_LIMITS.stableMs,
         // 0: never give up.
-        maxFailures: env.RESTREAM_MAX_FAILURES === '0' ? 0 : (positiveFromEnv(env, 'RESTREAM_MAX_FAILURES') ?? DEFAULT_RESTREAM_LIMITS.maxFailures),
+        maxFailures:
+          env.RESTREAM_MAX_FAILURES === '0' ? 0 : (positiveFromEnv(env, 'RESTREAM_MAX_FAILURES') ?? DEFAULT_RESTREAM_LIMITS.maxFailures),
         videoBitrate: positiveFromEnv(env, 'RESTREAM_VIDEO_BITRATE') ?? DEFAULT_RESTREAM_LIMITS.videoBitrate,
         probeTimeoutMs: DEFAULT_RESTREAM_LIMITS.probeTimeoutMs,
         writeTimeoutMs: positiveFromEnv(env, 'RESTREAM_WRITE_TIMEOUT_MS') ?? DEFAULT_RESTREAM_LIMITS.writeTimeoutMs,

@@ -75,7 +75,15 @@ export class EncoderWatch {
   /** The smallest (wall − media) offset seen: the start-up delay (probe, first GOP), not drift. */
   private baseOffset = Infinity;
   private behind = false;
-  private last: EncoderStatus = { speed: null, fps: 0, droppedFrames: 0, duplicatedFrames: 0, lagSeconds: 0, behind: false, changed: false };
+  private last: EncoderStatus = {
+    speed: null,
+    fps: 0,
+    droppedFrames: 0,
+    duplicatedFrames: 0,
+    lagSeconds: 0,
+    behind: false,
+    changed: false,
+  };
 
   constructor(opts: EncoderWatchOptions = {}) {
     this.minSpeed = opts.minSpeed ?? 0.95;
@@ -83,7 +91,8 @@ export class EncoderWatch {
     this.windowMs = (opts.windowSeconds ?? 5) * 1000;
     this.sustainMs = (opts.sustainSeconds ?? 10) * 1000;
     if (!(this.minSpeed > 0 && this.minSpeed <= 1)) throw new RangeError('minSpeed is in (0, 1]');
-    if (!(this.maxLag >= 0) || !(this.windowMs > 0) || !(this.sustainMs >= 0)) throw new RangeError('maxLagSeconds ≥ 0, windowSeconds > 0 and sustainSeconds ≥ 0');
+    if (!(this.maxLag >= 0) || !(this.windowMs > 0) || !(this.sustainMs >= 0))
+      throw new RangeError('maxLagSeconds ≥ 0, windowSeconds > 0 and sustainSeconds ≥ 0');
   }
 
   get status(): EncoderStatus {
@@ -114,7 +123,15 @@ export class EncoderWatch {
     }
     const changed = behind !== this.behind;
     this.behind = behind;
-    this.last = { speed, fps: sample.fps, droppedFrames: sample.droppedFrames, duplicatedFrames: sample.duplicatedFrames, lagSeconds: lag, behind, changed };
+    this.last = {
+      speed,
+      fps: sample.fps,
+      droppedFrames: sample.droppedFrames,
+      duplicatedFrames: sample.duplicatedFrames,
+      lagSeconds: lag,
+      behind,
+      changed,
+    };
     return this.last;
   }
 }

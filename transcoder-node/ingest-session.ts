@@ -76,7 +76,9 @@ export class IngestSession {
     this.log = opts.logger.child({ streamId: this.streamId, epoch: this.epoch, protocol: opts.publisher.protocol });
     this.wallClockAtZero = Date.now();
     opts.publisher.media.on('end', () => this.log.info('publisher stream ended'));
-    void Promise.all([this.readTracks(), opts.realtime ?? null]).then(([{ decision, size, head, ended }, realtime]) => this.start(decision, this.resolveLadder(size), head, ended, realtime));
+    void Promise.all([this.readTracks(), opts.realtime ?? null]).then(([{ decision, size, head, ended }, realtime]) =>
+      this.start(decision, this.resolveLadder(size), head, ended, realtime),
+    );
   }
 
   /**
@@ -87,7 +89,8 @@ export class IngestSession {
     const { media: input, container, tracks } = this.opts.publisher;
     const sizes = this.opts.lease.ladderPreset === 'auto' ? sizeProbe(container) : null;
     // The protocol's signalling already said (WHIP's SDP): nothing to read first.
-    if (tracks && !sizes) return Promise.resolve({ decision: { tracks, source: 'signalling' }, size: null, head: Buffer.alloc(0), ended: false });
+    if (tracks && !sizes)
+      return Promise.resolve({ decision: { tracks, source: 'signalling' }, size: null, head: Buffer.alloc(0), ended: false });
     const probe = trackProbe(container);
     const head: Buffer[] = [];
     return new Promise((resolve) => {
@@ -129,14 +132,30 @@ export class IngestSession {
     if (this.opts.lease.ladderPreset !== 'auto') return ladder;
     const preset: LadderPresetName = size ? presetForSource(size.width, size.height) : '720p';
     const rungs = presetRungs(ladder, preset);
-    if (size) this.log.info('ladder preset', { preset, source: `${size.width}x${size.height}`, from: size.from, renditions: rungs.map((r) => r.name) });
-    else this.log.info('ladder preset: the source size is not known; using the 720p preset', { preset, container: this.opts.publisher.container });
+    if (size)
+      this.log.info('ladder preset', {
+        preset,
+        source: `${size.width}x${size.height}`,
+        from: size.from,
+        renditions: rungs.map((r) => r.name),
+      });
+    else
+      this.log.info('ladder preset: the source size is not known; using the 720p preset', {
+        preset,
+        container: this.opts.publisher.container,
+      });
     const chosen = rungs.length > 0 ? rungs : ladder;
     this.opts.onLadder?.(chosen);
     return chosen;
   }
 
-  private start(decision: TrackDecision, resolved: LadderRung[], head: Buffer, inputEnded: boolean, realtime: RealtimeOutputOptions | null): void {
+  private start(
+    decision: TrackDecision,
+    resolved: LadderRung[],
+    head: Buffer,
+    inputEnded: boolean,
+    realtime: RealtimeOutputOptions | null,
+  ): void {
     const opts = this.opts;
     const input = opts.publisher.media;
     const { partTarget, segmentTarget, fps } = opts.lease;
@@ -188,7 +207,13 @@ export class IngestSession {
       if (!this.stopping) this.log.warn('ffmpeg exited', { code, signal });
       void this.finish(this.stopping ?? (code === 0 ? 'publisher ended' : `ffmpeg exited (${code ?? signal})`));
     });
-    this.log.info('ingest session started', { renditions: names, startMsn: opts.lease.startMsn, container: opts.publisher.container, remote: opts.publisher.remoteAddress, realtime: realtime !== null });
+    this.log.info('ingest session started', {
+      renditions: names,
+      startMsn: opts.lease.startMsn,
+      container: opts.publisher.container,
+      remote: opts.publisher.remoteAddress,
+      realtime: realtime !== null,
+    });
     // A WebRTC encoder sends a keyframe when asked: the ladder's first segment need not wait for
     // the encoder's next one (browsers send them rarely).
     opts.publisher.requestKeyframe?.();
@@ -205,7 +230,13 @@ export class IngestSession {
         else if (err.code === 'lease_revoked') void this.stop('the stream key was rotated: this session is over');
         else void this.stop(`origin refused a push: ${err.code}`);
       },
-      onAck: (job, ms) => metrics.pushAcked(job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other', ms, job.bytes.byteLength, job.file),
+      onAck: (job, ms) =>
+        metrics.pushAcked(
+          job.file.includes('.') && job.file.split('.').length === 3 ? 'part' : 'other',
+          ms,
+          job.bytes.byteLength,
+          job.file,
+        ),
     });
     this.uploaders.set(rung.name, uploader);
     // ffmpeg starts every output's tfdt at 0: one time origin keeps all renditions on one segment grid.
@@ -250,7 +281,12 @@ export class IngestSession {
         file: mediaFileName({ kind: 'part', msn: e.msn, part: e.part }),
         bytes: media(e.bytes),
         readyAt: Date.now(),
-        meta: { duration: round6(e.duration), independent: e.independent, programDateTime: pdt(e.startTime), ...(e.final ? { final: true } : {}) },
+        meta: {
+          duration: round6(e.duration),
+          independent: e.independent,
+          programDateTime: pdt(e.startTime),
+          ...(e.final ? { final: true } : {}),
+        },
       });
     });
     chunker.on('segment', (e) => {
@@ -289,7 +325,14 @@ export class IngestSession {
       logger: log,
       highWaterMark: 4,
       maxAttempts: 3,
-      send: (job) => this.opts.origin.pushThumbnail(this.streamId, this.epoch, Number(job.file), job.bytes, (job.meta as { programDateTime: number }).programDateTime),
+      send: (job) =>
+        this.opts.origin.pushThumbnail(
+          this.streamId,
+          this.epoch,
+          Number(job.file),
+          job.bytes,
+          (job.meta as { programDateTime: number }).programDateTime,
+        ),
       onFatal: (err: OriginError) => log.warn('thumbnails refused; no more for this session', { code: err.code }),
     });
     this.uploaders.set('#thumbnails', uploader);
@@ -308,7 +351,8 @@ export class IngestSession {
       for (const jpeg of jpegs) {
         const programDateTime = Math.round(this.wallClockAtZero + seq * interval * 1000);
         // A thumbnail that cannot keep up is dropped rather than queued (the next one is newer).
-        if (uploader.pending < 4) uploader.enqueue({ file: String(seq), bytes: new Uint8Array(jpeg), readyAt: Date.now(), meta: { programDateTime } });
+        if (uploader.pending < 4)
+          uploader.enqueue({ file: String(seq), bytes: new Uint8Array(jpeg), readyAt: Date.now(), meta: { programDateTime } });
         seq++;
       }
     });

@@ -26,7 +26,10 @@ export interface TrackDecision {
 }
 
 function withCodecs(d: TrackDecision, codecs: { video?: VideoCodec; audio?: AudioCodec }): TrackDecision {
-  const known = { ...(codecs.video && d.tracks.video ? { video: codecs.video } : {}), ...(codecs.audio && d.tracks.audio ? { audio: codecs.audio } : {}) };
+  const known = {
+    ...(codecs.video && d.tracks.video ? { video: codecs.video } : {}),
+    ...(codecs.audio && d.tracks.audio ? { audio: codecs.audio } : {}),
+  };
   return Object.keys(known).length ? { ...d, codecs: known } : d;
 }
 
@@ -129,7 +132,8 @@ export class FlvTrackProbe {
       if (type === FLV_SCRIPT) {
         const fromMeta = tracksFromMetadata(body);
         // Metadata only counts before the media: later it cannot tell what the start was.
-        if (fromMeta && !this.#seen.audio && !this.#seen.video) return withCodecs({ tracks: fromMeta.tracks, source: 'metadata' }, fromMeta.codecs);
+        if (fromMeta && !this.#seen.audio && !this.#seen.video)
+          return withCodecs({ tracks: fromMeta.tracks, source: 'metadata' }, fromMeta.codecs);
         continue;
       }
       if (type !== FLV_AUDIO && type !== FLV_VIDEO) continue;
@@ -283,7 +287,8 @@ function hasAudioDescriptor(d: Buffer): boolean {
 }
 
 function hasOpusRegistration(d: Buffer): boolean {
-  for (let i = 0; i + 2 <= d.length; i += 2 + d[i + 1]!) if (d[i] === 0x05 && i + 6 <= d.length && d.toString('latin1', i + 2, i + 6) === 'Opus') return true;
+  for (let i = 0; i + 2 <= d.length; i += 2 + d[i + 1]!)
+    if (d[i] === 0x05 && i + 6 <= d.length && d.toString('latin1', i + 2, i + 6) === 'Opus') return true;
   return false;
 }
 

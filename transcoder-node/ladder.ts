@@ -150,15 +150,19 @@ export function planLadder(opts: LadderArgsOptions): LadderPlan {
 /** Muxer flags shared by every output (LLHLS.md §3.2). */
 function fmp4OutputArgs(fragDurationUs: number, fd: number): string[] {
   return [
-    '-f', 'mp4',
+    '-f',
+    'mp4',
     // empty_moov: the first bytes are a complete init segment (a pipe cannot be seeked back).
     // frag_keyframe: every keyframe starts a chunk, so segments can start with an IDR (SEG-06).
     // default_base_moof: movie-fragment-relative addressing, which HLS requires (§3.1.2).
     // skip_trailer: no mfra on exit; it is not media.
-    '-movflags', '+frag_keyframe+empty_moov+default_base_moof+skip_trailer',
-    '-frag_duration', String(fragDurationUs),
+    '-movflags',
+    '+frag_keyframe+empty_moov+default_base_moof+skip_trailer',
+    '-frag_duration',
+    String(fragDurationUs),
     // Hand each chunk to the pipe as soon as the muxer writes it.
-    '-flush_packets', '1',
+    '-flush_packets',
+    '1',
     `pipe:${fd}`,
   ];
 }
@@ -167,14 +171,16 @@ function inputArgs(opts: LadderArgsOptions): { args: string[]; readsStdin: boole
   const raw = opts.input ?? 'pipe:0';
   const inputs: LadderInput[] =
     typeof raw === 'string'
-      ? [{
-          url: raw,
-          format: opts.inputFormat,
-          // Bound the initial stream analysis (default 5 s) so the first part leaves sooner. Not
-          // `-fflags nobuffer`: on ffmpeg 5.1 it drops the packets read while probing (we lost
-          // 1.5 s of audio from an FLV whose video started late).
-          options: ['-analyzeduration', '1000000', '-probesize', '1000000'],
-        }]
+      ? [
+          {
+            url: raw,
+            format: opts.inputFormat,
+            // Bound the initial stream analysis (default 5 s) so the first part leaves sooner. Not
+            // `-fflags nobuffer`: on ffmpeg 5.1 it drops the packets read while probing (we lost
+            // 1.5 s of audio from an FLV whose video started late).
+            options: ['-analyzeduration', '1000000', '-probesize', '1000000'],
+          },
+        ]
       : Array.isArray(raw)
         ? raw
         : [raw];
@@ -210,10 +216,41 @@ function hardwareEncoderArgs(r: VideoRung, e: VideoEncoders, common: string[]): 
   const profile = ['-profile:v', hevc ? 'main' : 'high'];
   const tag = hevc ? ['-tag:v', 'hvc1'] : [];
   if (encoder.endsWith('_nvenc')) {
-    return ['-c:v', encoder, '-preset', 'p1', '-tune', 'll', ...profile, '-rc', 'cbr', ...common, '-bf', '0', '-forced-idr', '1', '-zerolatency', '1', ...tag];
+    return [
+      '-c:v',
+      encoder,
+      '-preset',
+      'p1',
+      '-tune',
+      'll',
+      ...profile,
+      '-rc',
+      'cbr',
+      ...common,
+      '-bf',
+      '0',
+      '-forced-idr',
+      '1',
+      '-zerolatency',
+      '1',
+      ...tag,
+    ];
   }
   if (encoder.endsWith('_qsv')) {
-    return ['-c:v', encoder, '-preset', 'veryfast', ...profile, ...common, '-bf', '0', '-forced_idr', '1', ...(hevc ? [] : ['-look_ahead', '0']), ...tag];
+    return [
+      '-c:v',
+      encoder,
+      '-preset',
+      'veryfast',
+      ...profile,
+      ...common,
+      '-bf',
+      '0',
+      '-forced_idr',
+      '1',
+      ...(hevc ? [] : ['-look_ahead', '0']),
+      ...tag,
+    ];
   }
   return ['-c:v', encoder, ...profile, '-rc_mode', 'CBR', ...common, '-bf', '0', ...tag];
 }
@@ -222,35 +259,60 @@ function videoEncoderArgs(r: VideoRung, plan: LadderPlan, e: VideoEncoders = SOF
   const maxrate = r.maxrate ?? Math.round(r.videoBitrate * 1.2);
   const gop = String(plan.gop);
   const common = [
-    '-b:v', String(r.videoBitrate),
-    '-maxrate', String(maxrate),
+    '-b:v',
+    String(r.videoBitrate),
+    '-maxrate',
+    String(maxrate),
     // A one-second VBV: rate control reacts within a segment, no long bursts on the wire.
-    '-bufsize', String(maxrate),
+    '-bufsize',
+    String(maxrate),
     // Keyframes exactly every segmentTarget, the same frames in every rung, so segments align.
-    '-g', gop,
-    '-keyint_min', gop,
-    '-force_key_frames', `expr:gte(t,n_forced*${plan.segmentTarget})`,
+    '-g',
+    gop,
+    '-keyint_min',
+    gop,
+    '-force_key_frames',
+    `expr:gte(t,n_forced*${plan.segmentTarget})`,
   ];
   // A family without a HEVC encoder keeps libx265 for H.265 rungs (familyEncoders).
   if (!rungEncoder(r, e).startsWith('lib')) return hardwareEncoderArgs(r, e, common);
   if (r.codec === 'h265') {
     return [
-      '-c:v', 'libx265', '-preset', 'veryfast', '-tune', 'zerolatency', '-profile:v', 'main',
+      '-c:v',
+      'libx265',
+      '-preset',
+      'veryfast',
+      '-tune',
+      'zerolatency',
+      '-profile:v',
+      'main',
       ...common,
       // libx265 turns forced keyframes into IDRs only when asked; scene cuts and B-frames off.
       // log-level=error: x265 reports its setup choices as warnings, which would flood the log.
-      '-forced-idr', '1',
-      '-x265-params', 'scenecut=0:bframes=0:open-gop=0:log-level=error',
+      '-forced-idr',
+      '1',
+      '-x265-params',
+      'scenecut=0:bframes=0:open-gop=0:log-level=error',
       // hvc1 (parameter sets in the init segment only) is what Apple devices accept in HLS.
-      '-tag:v', 'hvc1',
+      '-tag:v',
+      'hvc1',
     ];
   }
   return [
     // zerolatency: no B-frames, no lookahead, so a frame leaves the encoder as soon as it enters.
-    '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-profile:v', 'high',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-tune',
+    'zerolatency',
+    '-profile:v',
+    'high',
     ...common,
-    '-sc_threshold', '0',
-    '-bf', '0',
+    '-sc_threshold',
+    '0',
+    '-bf',
+    '0',
   ];
 }
 
@@ -310,9 +372,19 @@ export function buildLadderArgs(opts: LadderArgsOptions): string[] {
       args.push(...fmp4OutputArgs(plan.video!.fragDurationUs, rungFd(i)));
     } else {
       args.push(
-        '-map', '[a0]',
-        '-c:a', 'aac', '-b:a', String(r.audioBitrate), '-ar', String(AUDIO_SAMPLE_RATE), '-ac', String(r.channels ?? 2),
-        '-vn', '-sn', '-dn',
+        '-map',
+        '[a0]',
+        '-c:a',
+        'aac',
+        '-b:a',
+        String(r.audioBitrate),
+        '-ar',
+        String(AUDIO_SAMPLE_RATE),
+        '-ac',
+        String(r.channels ?? 2),
+        '-vn',
+        '-sn',
+        '-dn',
       );
       args.push(...fmp4OutputArgs(plan.audio!.fragDurationUs, rungFd(i)));
     }

@@ -56,10 +56,18 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       return byState;
     },
   });
-  const origin = new OriginClient({ baseUrl: config.originUrl, secret: config.ingestSecret, onPushError: (err) => metrics.pushFailed(err.code, err.retryable) });
+  const origin = new OriginClient({
+    baseUrl: config.originUrl,
+    secret: config.ingestSecret,
+    onPushError: (err) => metrics.pushFailed(err.code, err.retryable),
+  });
   const overload = new OverloadGuard({ ...config.overload, logger: log.child({ component: 'overload' }), metrics });
   // Before any publisher: every ladder of this node uses what is found here.
-  const encoders = await detectVideoEncoders({ want: config.videoEncoder, vaapiDevice: config.vaapiDevice, logger: log.child({ component: 'encoders' }) });
+  const encoders = await detectVideoEncoders({
+    want: config.videoEncoder,
+    vaapiDevice: config.vaapiDevice,
+    logger: log.child({ component: 'encoders' }),
+  });
   // The real-time (WHEP) feeds of the streams this node holds; none when WebRTC is off.
   const realtimeFeeds = config.webrtc.http === null ? undefined : new RealtimeFeeds({ logger: log.child({ component: 'whep' }) });
   const publishers = new Publishers({
@@ -75,7 +83,11 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     encoders,
     ...(realtimeFeeds ? { realtimeFeeds, realtimeKeyframeIntervalSeconds: config.webrtc.whep.keyframeIntervalMs / 1000 } : {}),
   });
-  const admission = new AdmissionControl({ capacity: config.capacity, liveKeys: () => publishers.liveKeys(), overloaded: () => overload.overloaded() });
+  const admission = new AdmissionControl({
+    capacity: config.capacity,
+    liveKeys: () => publishers.liveKeys(),
+    overloaded: () => overload.overloaded(),
+  });
 
   /** How long a returning publisher waits for its previous session on this node to close. */
   const RECONNECT_WAIT_MS = 3_000;
@@ -146,7 +158,12 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   const rtmps =
     config.rtmpsPort === null
       ? null
-      : new RtmpIngestServer<AuthorizeResponse>({ ...rtmpOptions, port: config.rtmpsPort, tls: readRtmpsCertificate(), logger: log.child({ component: 'rtmps' }) });
+      : new RtmpIngestServer<AuthorizeResponse>({
+          ...rtmpOptions,
+          port: config.rtmpsPort,
+          tls: readRtmpsCertificate(),
+          logger: log.child({ component: 'rtmps' }),
+        });
 
   // SRT publishers on one UDP port; the stream id is checked exactly like an RTMP key, before the
   // handshake is answered (so a refused publisher never gets to send media).
@@ -194,7 +211,8 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     limits: { ...config.webrtc.whip, maxSessions: config.webrtc.whip.maxSessions ?? config.capacity },
     authorize: (streamKey) => authorizeKey(streamKey, 'whip'),
     onPublisher: (publisher, streamKey) => startPublisher(publisher, streamKey),
-    abandon: (lease) => void origin.end(lease.streamId, lease.epoch).catch((err) => log.warn('could not give back an unused lease', { error: err })),
+    abandon: (lease) =>
+      void origin.end(lease.streamId, lease.epoch).catch((err) => log.warn('could not give back an unused lease', { error: err })),
     iceServers: config.webrtc.stack.iceServers ?? [],
     maxBitrate: config.webrtc.whip.maxBitrate,
     mediaTimeoutMs: config.webrtc.whip.mediaTimeoutMs,
@@ -229,7 +247,15 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
         capacity: config.capacity,
         overloaded: overload.overloaded(),
         videoEncoders: encoders,
-        sessions: [...publishers.values()].map(({ protocol, session: s, restreams }) => ({ streamId: s.streamId, protocol, epoch: s.epoch, startedAt: new Date(s.startedAt).toISOString(), pendingPushes: s.pendingPushes, ffmpegPid: s.ffmpegPid, restreams: restreams.statuses() })),
+        sessions: [...publishers.values()].map(({ protocol, session: s, restreams }) => ({
+          streamId: s.streamId,
+          protocol,
+          epoch: s.epoch,
+          startedAt: new Date(s.startedAt).toISOString(),
+          pendingPushes: s.pendingPushes,
+          ffmpegPid: s.ffmpegPid,
+          restreams: restreams.statuses(),
+        })),
         whip: whip.sessions(),
         whep: { viewers: whep.viewers(), maxViewers: config.webrtc.whep.maxViewers, counters: { ...whep.counters } },
         webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
@@ -251,7 +277,14 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       return;
     }
     if (path === '/metrics.json') {
-      return body(200, { nodeId: config.nodeId, sessions: publishers.size, ...metrics.snapshot(), webrtc: { ...webrtc.counters }, whip: { ...whip.counters, sessions: whip.sessions().length }, whep: { ...whep.counters, viewers: whep.viewerCount } });
+      return body(200, {
+        nodeId: config.nodeId,
+        sessions: publishers.size,
+        ...metrics.snapshot(),
+        webrtc: { ...webrtc.counters },
+        whip: { ...whip.counters, sessions: whip.sessions().length },
+        whep: { ...whep.counters, viewers: whep.viewerCount },
+      });
     }
     body(404, { error: { code: 'not_found', message: 'try /health, /metrics or /metrics.json' } });
   });
@@ -270,10 +303,14 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   const publicHost = (bound: string) => (bound === '0.0.0.0' || bound === '::' ? '127.0.0.1' : bound);
   const publicRtmpUrl = config.publicRtmpUrl ?? `rtmp://${publicHost(config.rtmpHost)}:${rtmp.address().port}/live`;
   const publicSrtUrl = srt ? (config.publicSrtUrl ?? `srt://${publicHost(config.srtHost)}:${srt.address().port}`) : undefined;
-  const webrtcBaseUrl = signalling ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`) : undefined;
+  const webrtcBaseUrl = signalling
+    ? (config.webrtc.publicUrl ?? `http://${publicHost(config.webrtc.http!.host)}:${signalling.address().port}`)
+    : undefined;
   const whipUrl = webrtcBaseUrl ? `${webrtcBaseUrl}/whip` : undefined;
   const whepUrl = webrtcBaseUrl ? `${webrtcBaseUrl}${whep.prefix}` : undefined;
-  const publicRtmpsUrl = rtmps ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`) : undefined;
+  const publicRtmpsUrl = rtmps
+    ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`)
+    : undefined;
   const registryClient = new RegistryClient({
     originUrl: config.originUrl,
     secret: config.ingestSecret,
@@ -295,7 +332,18 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     onCall: (call, ok) => metrics.registryCall(call, ok),
   });
   registryClient.start();
-  log.info('transcoder ready', { rtmp: `${publicRtmpUrl}/{streamKey}`, rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null, srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null, whip: whipUrl ?? null, whep: whepUrl ?? null, whepMaxViewers: config.webrtc.whep.maxViewers, health: `http://${publicHost(config.healthHost)}:${healthPort}/health`, capacity: config.capacity, origin: config.originUrl, region: config.region });
+  log.info('transcoder ready', {
+    rtmp: `${publicRtmpUrl}/{streamKey}`,
+    rtmps: publicRtmpsUrl ? `${publicRtmpsUrl}/{streamKey}` : null,
+    srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null,
+    whip: whipUrl ?? null,
+    whep: whepUrl ?? null,
+    whepMaxViewers: config.webrtc.whep.maxViewers,
+    health: `http://${publicHost(config.healthHost)}:${healthPort}/health`,
+    capacity: config.capacity,
+    origin: config.originUrl,
+    region: config.region,
+  });
 
   let stopping: Promise<void> | null = null;
   async function stop(reason: string): Promise<void> {
@@ -324,7 +372,14 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
   }
 
   return {
-    urls: { rtmp: publicRtmpUrl, rtmps: publicRtmpsUrl, srt: publicSrtUrl, whip: whipUrl, whep: whepUrl, health: `http://${publicHost(config.healthHost)}:${healthPort}/health` },
+    urls: {
+      rtmp: publicRtmpUrl,
+      rtmps: publicRtmpsUrl,
+      srt: publicSrtUrl,
+      whip: whipUrl,
+      whep: whepUrl,
+      health: `http://${publicHost(config.healthHost)}:${healthPort}/health`,
+    },
     sessions: () => publishers.size,
     reloadCertificate() {
       if (!rtmps) return;

@@ -63,7 +63,12 @@ export class Metrics {
   constructor(opts: MetricsOptions) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({ name: 'edgelive_node_info', help: 'Always 1; the labels say which node this is.', labelNames: ['node_id', 'region'], registers }).set({ node_id: opts.nodeId, region: opts.region }, 1);
+    new Gauge({
+      name: 'edgelive_node_info',
+      help: 'Always 1; the labels say which node this is.',
+      labelNames: ['node_id', 'region'],
+      registers,
+    }).set({ node_id: opts.nodeId, region: opts.region }, 1);
     new Gauge({ name: 'edgelive_capacity', help: 'Publishers this node takes (CAPACITY).', registers }).set(opts.capacity);
     new Gauge({
       name: 'edgelive_overloaded',
@@ -83,7 +88,12 @@ export class Metrics {
         for (const protocol of ['rtmp', 'srt', 'whip'] as const) this.set({ protocol }, now[protocol] ?? 0);
       },
     });
-    this.sessionsStarted = new Counter({ name: 'edgelive_sessions_started_total', help: 'Publishers accepted, by protocol.', labelNames: ['protocol'], registers });
+    this.sessionsStarted = new Counter({
+      name: 'edgelive_sessions_started_total',
+      help: 'Publishers accepted, by protocol.',
+      labelNames: ['protocol'],
+      registers,
+    });
     this.refused = new Counter({
       name: 'edgelive_publishers_refused_total',
       help: 'Publishers refused: over_capacity, node_overloaded, or the origin refused the key (its error code).',
@@ -98,25 +108,100 @@ export class Metrics {
       registers,
     });
     this.pushedBytes = new Counter({ name: 'edgelive_pushed_bytes_total', help: 'Media bytes acknowledged by the origin.', registers });
-    this.pushRetries = new Counter({ name: 'edgelive_push_retries_total', help: 'Push attempts that failed and are tried again (network, 5xx, 429), by error code.', labelNames: ['code'], registers });
-    this.pushRefusals = new Counter({ name: 'edgelive_push_refusals_total', help: 'Pushes the origin refused for good (4xx), by error code.', labelNames: ['code'], registers });
-    this.ingestBytes = new Counter({ name: 'edgelive_ingest_bytes_total', help: 'Media bytes received from publishers, by protocol (FLV for RTMP, MPEG-TS for SRT).', labelNames: ['protocol'], registers });
-    this.encoderSpeed = new Gauge({ name: 'edgelive_encoder_speed', help: 'Media seconds the ladder encodes per wall-clock second (over 5 s); below 1 it falls behind real time.', labelNames: ['stream'], registers });
-    this.encoderFps = new Gauge({ name: 'edgelive_encoder_fps', help: 'Frames per second the ladder encodes (top rung).', labelNames: ['stream'], registers });
-    this.encoderLag = new Gauge({ name: 'edgelive_encoder_lag_seconds', help: 'How far the encoded media has fallen behind the wall clock since the ladder started.', labelNames: ['stream'], registers });
-    this.encoderBehind = new Gauge({ name: 'edgelive_encoder_behind_realtime', help: '1 while the ladder is slower than real time and late.', labelNames: ['stream'], registers });
-    this.droppedFrames = new Counter({ name: 'edgelive_encoder_dropped_frames_total', help: 'Frames the ladder dropped to hold its frame rate.', labelNames: ['stream'], registers });
-    this.duplicatedFrames = new Counter({ name: 'edgelive_encoder_duplicated_frames_total', help: 'Frames the ladder duplicated to hold its frame rate.', labelNames: ['stream'], registers });
-    this.sheds = new Counter({ name: 'edgelive_ladder_sheds_total', help: 'Ladders restarted without their top rung because they ran below real time, by the rung shed.', labelNames: ['rendition'], registers });
+    this.pushRetries = new Counter({
+      name: 'edgelive_push_retries_total',
+      help: 'Push attempts that failed and are tried again (network, 5xx, 429), by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.pushRefusals = new Counter({
+      name: 'edgelive_push_refusals_total',
+      help: 'Pushes the origin refused for good (4xx), by error code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.ingestBytes = new Counter({
+      name: 'edgelive_ingest_bytes_total',
+      help: 'Media bytes received from publishers, by protocol (FLV for RTMP, MPEG-TS for SRT).',
+      labelNames: ['protocol'],
+      registers,
+    });
+    this.encoderSpeed = new Gauge({
+      name: 'edgelive_encoder_speed',
+      help: 'Media seconds the ladder encodes per wall-clock second (over 5 s); below 1 it falls behind real time.',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.encoderFps = new Gauge({
+      name: 'edgelive_encoder_fps',
+      help: 'Frames per second the ladder encodes (top rung).',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.encoderLag = new Gauge({
+      name: 'edgelive_encoder_lag_seconds',
+      help: 'How far the encoded media has fallen behind the wall clock since the ladder started.',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.encoderBehind = new Gauge({
+      name: 'edgelive_encoder_behind_realtime',
+      help: '1 while the ladder is slower than real time and late.',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.droppedFrames = new Counter({
+      name: 'edgelive_encoder_dropped_frames_total',
+      help: 'Frames the ladder dropped to hold its frame rate.',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.duplicatedFrames = new Counter({
+      name: 'edgelive_encoder_duplicated_frames_total',
+      help: 'Frames the ladder duplicated to hold its frame rate.',
+      labelNames: ['stream'],
+      registers,
+    });
+    this.sheds = new Counter({
+      name: 'edgelive_ladder_sheds_total',
+      help: 'Ladders restarted without their top rung because they ran below real time, by the rung shed.',
+      labelNames: ['rendition'],
+      registers,
+    });
     this.srt = {
       packets: new Counter({ name: 'edgelive_srt_packets_received_total', help: 'SRT data packets received.', registers }),
-      lost: new Counter({ name: 'edgelive_srt_packets_lost_total', help: 'SRT data packets found missing (and asked for again).', registers }),
-      retransmitted: new Counter({ name: 'edgelive_srt_packets_retransmitted_total', help: 'SRT data packets received as retransmissions.', registers }),
-      dropped: new Counter({ name: 'edgelive_srt_packets_dropped_total', help: 'SRT data packets given up on (too late, or dropped by the sender).', registers }),
-      undecryptable: new Counter({ name: 'edgelive_srt_packets_undecryptable_total', help: 'SRT data packets that could not be decrypted.', registers }),
+      lost: new Counter({
+        name: 'edgelive_srt_packets_lost_total',
+        help: 'SRT data packets found missing (and asked for again).',
+        registers,
+      }),
+      retransmitted: new Counter({
+        name: 'edgelive_srt_packets_retransmitted_total',
+        help: 'SRT data packets received as retransmissions.',
+        registers,
+      }),
+      dropped: new Counter({
+        name: 'edgelive_srt_packets_dropped_total',
+        help: 'SRT data packets given up on (too late, or dropped by the sender).',
+        registers,
+      }),
+      undecryptable: new Counter({
+        name: 'edgelive_srt_packets_undecryptable_total',
+        help: 'SRT data packets that could not be decrypted.',
+        registers,
+      }),
     };
-    this.registryCalls = new Counter({ name: 'edgelive_registry_calls_total', help: 'Calls to the ingest registry (register, heartbeat), by outcome.', labelNames: ['call', 'outcome'], registers });
-    this.registryLastOk = new Gauge({ name: 'edgelive_registry_last_success_timestamp_seconds', help: 'When the registry last answered a register or heartbeat (Unix time).', registers });
+    this.registryCalls = new Counter({
+      name: 'edgelive_registry_calls_total',
+      help: 'Calls to the ingest registry (register, heartbeat), by outcome.',
+      labelNames: ['call', 'outcome'],
+      registers,
+    });
+    this.registryLastOk = new Gauge({
+      name: 'edgelive_registry_last_success_timestamp_seconds',
+      help: 'When the registry last answered a register or heartbeat (Unix time).',
+      registers,
+    });
     new Gauge({
       name: 'edgelive_restream_destinations',
       help: 'Restream destinations of the publishers on this node, by state (connecting, live, retrying, failed, stopped).',
@@ -127,7 +212,11 @@ export class Metrics {
         for (const state of ['connecting', 'live', 'retrying', 'failed', 'stopped'] as const) this.set({ state }, now[state] ?? 0);
       },
     });
-    this.restreamFailures = new Counter({ name: 'edgelive_restream_failures_total', help: 'Restream attempts that failed (the destination refused, went away or stopped reading); each is retried with back-off up to RESTREAM_MAX_FAILURES in a row.', registers });
+    this.restreamFailures = new Counter({
+      name: 'edgelive_restream_failures_total',
+      help: 'Restream attempts that failed (the destination refused, went away or stopped reading); each is retried with back-off up to RESTREAM_MAX_FAILURES in a row.',
+      registers,
+    });
   }
 
   get contentType(): string {
@@ -188,7 +277,10 @@ export class Metrics {
     // inc(0) too: every stream has its series from its first reading, so rate() sees it start at 0.
     this.droppedFrames.inc({ stream }, Math.max(0, s.droppedFrames - seen.dropped));
     this.duplicatedFrames.inc({ stream }, Math.max(0, s.duplicatedFrames - seen.duplicated));
-    this.frameCounts.set(stream, { dropped: Math.max(seen.dropped, s.droppedFrames), duplicated: Math.max(seen.duplicated, s.duplicatedFrames) });
+    this.frameCounts.set(stream, {
+      dropped: Math.max(seen.dropped, s.droppedFrames),
+      duplicated: Math.max(seen.duplicated, s.duplicatedFrames),
+    });
   }
 
   restreamFailed(): void {
@@ -201,7 +293,8 @@ export class Metrics {
 
   /** The publisher of `stream` left: its series go (the node's series stay bounded by its live streams). */
   streamEnded(stream: string): void {
-    for (const m of [this.encoderSpeed, this.encoderFps, this.encoderLag, this.encoderBehind, this.droppedFrames, this.duplicatedFrames]) m.remove({ stream });
+    for (const m of [this.encoderSpeed, this.encoderFps, this.encoderLag, this.encoderBehind, this.droppedFrames, this.duplicatedFrames])
+      m.remove({ stream });
     this.frameCounts.delete(stream);
   }
 

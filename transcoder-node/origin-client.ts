@@ -20,7 +20,12 @@ import {
   thumbnailPath,
   type AuthorizeResponse,
 } from '../core/contracts/ingest-protocol.ts';
-import { RestreamSyncResponseSchema, restreamSyncPath, type RestreamSyncRequest, type RestreamSyncResponse } from '../core/contracts/restream.ts';
+import {
+  RestreamSyncResponseSchema,
+  restreamSyncPath,
+  type RestreamSyncRequest,
+  type RestreamSyncResponse,
+} from '../core/contracts/restream.ts';
 
 export class OriginError extends Error {
   readonly status: number;
@@ -61,8 +66,12 @@ export function signRequestSync(
   nonce = randomBytes(16).toString('hex'),
 ): Record<string, string> {
   const out: Record<string, string> = { ...headers, [HEADER_TIMESTAMP]: String(now), [HEADER_NONCE]: nonce };
-  const bodyHash = createHash('sha256').update(body ?? EMPTY).digest('hex');
-  out[HEADER_SIGNATURE] = createHmac('sha256', secret).update(canonicalRequest(method, path, Object.entries(out), bodyHash)).digest('hex');
+  const bodyHash = createHash('sha256')
+    .update(body ?? EMPTY)
+    .digest('hex');
+  out[HEADER_SIGNATURE] = createHmac('sha256', secret)
+    .update(canonicalRequest(method, path, Object.entries(out), bodyHash))
+    .digest('hex');
   return out;
 }
 
@@ -161,7 +170,12 @@ export class OriginClient {
   }
 
   /** One HTTP exchange; rejects on network errors and after the timeout. */
-  private exchange(method: string, path: string, body: Uint8Array | null, headers: Record<string, string>): Promise<{ status: number; text: string }> {
+  private exchange(
+    method: string,
+    path: string,
+    body: Uint8Array | null,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       const req = this.send(
         {

@@ -66,7 +66,13 @@ export class OverloadGuard {
       this.opts.metrics.encoder(streamId, s, first);
       first = false;
       if (!s.changed) return;
-      const figures = { speed: s.speed === null ? null : round(s.speed), lagSeconds: round(s.lagSeconds), fps: s.fps, droppedFrames: s.droppedFrames, duplicatedFrames: s.duplicatedFrames };
+      const figures = {
+        speed: s.speed === null ? null : round(s.speed),
+        lagSeconds: round(s.lagSeconds),
+        fps: s.fps,
+        droppedFrames: s.droppedFrames,
+        duplicatedFrames: s.duplicatedFrames,
+      };
       if (!s.behind) {
         this.stuck.delete(streamId);
         log.info('encoder back to real time', figures);

@@ -90,7 +90,8 @@ export class PublisherPipeline {
       // A ladder behind real time would take long to encode what its publisher left behind, all
       // of it late, while the node refuses others: it stops at once instead.
       onSourceEnd: () => {
-        if (!this.restarting && node.overload.isBehind(this.streamId)) void this.session.stop('the publisher left while its ladder ran below real time');
+        if (!this.restarting && node.overload.isBehind(this.streamId))
+          void this.session.stop('the publisher left while its ladder ran below real time');
       },
     });
     this.ladder = publisher.lease.ladder as LadderRung[];
@@ -158,7 +159,13 @@ export class PublisherPipeline {
       },
       segmentCopy: this.node.segmentCopy,
       // Read when it sheds: by then an automatic ladder is the source's preset.
-      onProgress: this.node.overload.watch({ streamId: this.streamId, get ladder() { return pipeline.ladder; }, restart: (ladder) => void this.restart(ladder) }),
+      onProgress: this.node.overload.watch({
+        streamId: this.streamId,
+        get ladder() {
+          return pipeline.ladder;
+        },
+        restart: (ladder) => void this.restart(ladder),
+      }),
       ...(this.realtime ? { realtime: this.realtime } : {}),
       onClosed: (reason) => {
         if (this.session === session && !this.restarting) this.end(reason);
@@ -171,7 +178,9 @@ export class PublisherPipeline {
   private async restart(ladder: LadderRung[]): Promise<void> {
     if (this.restarting || this.stopping || this.done) return;
     if (!this.relay.canRestart) {
-      this.log.warn('cannot shed a rung of this publisher: its container has one header for the whole stream', { container: this.publisher.container });
+      this.log.warn('cannot shed a rung of this publisher: its container has one header for the whole stream', {
+        container: this.publisher.container,
+      });
       return;
     }
     this.restarting = true;

@@ -61,7 +61,10 @@ export class RegistryClient {
       if (!this.registered) {
         await this.call('register', { ...this.opts.node, sessions });
         this.registered = true;
-        this.log.info('registered with the ingest registry', { region: this.opts.node.region, heartbeatIntervalMs: this.opts.node.heartbeatIntervalMs });
+        this.log.info('registered with the ingest registry', {
+          region: this.opts.node.region,
+          heartbeatIntervalMs: this.opts.node.heartbeatIntervalMs,
+        });
       } else {
         await this.call('heartbeat', HeartbeatRequestSchema.parse({ nodeId: this.opts.node.nodeId, sessions }));
       }

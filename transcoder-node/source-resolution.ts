@@ -49,7 +49,16 @@ class BitReader {
 function rbsp(nal: Uint8Array): Uint8Array {
   const out: number[] = [];
   for (let i = 0; i < nal.length; i++) {
-    if (i >= 2 && nal[i] === 3 && nal[i - 1] === 0 && nal[i - 2] === 0 && out.length >= 2 && out[out.length - 1] === 0 && out[out.length - 2] === 0) continue;
+    if (
+      i >= 2 &&
+      nal[i] === 3 &&
+      nal[i - 1] === 0 &&
+      nal[i - 2] === 0 &&
+      out.length >= 2 &&
+      out[out.length - 1] === 0 &&
+      out[out.length - 2] === 0
+    )
+      continue;
     out.push(nal[i]!);
   }
   return Uint8Array.from(out);
@@ -232,7 +241,10 @@ export class TsSizeProbe {
     const payload = p.subarray(start);
     if (pid === this.#videoPid) {
       // A PES header first when a unit starts: 9 bytes and its optional fields.
-      const data = pusi && payload.length >= 9 && payload[0] === 0 && payload[1] === 0 && payload[2] === 1 ? payload.subarray(9 + payload[8]!) : payload;
+      const data =
+        pusi && payload.length >= 9 && payload[0] === 0 && payload[1] === 0 && payload[2] === 1
+          ? payload.subarray(9 + payload[8]!)
+          : payload;
       this.#payload = Buffer.concat([this.#payload, data]).subarray(-64 * 1024);
       const sps = spsInAnnexB(this.#payload);
       const size = sps ? parseH264SpsSize(sps) : null;

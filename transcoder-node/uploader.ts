@@ -125,7 +125,13 @@ export class RenditionUploader {
           return false;
         }
         const delay = Math.min(5_000, this.opts.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-        this.opts.logger.warn('push failed, retrying', { file: job.file, status: e.status, code: e.code, attempt, delayMs: Math.round(delay) });
+        this.opts.logger.warn('push failed, retrying', {
+          file: job.file,
+          status: e.status,
+          code: e.code,
+          attempt,
+          delayMs: Math.round(delay),
+        });
         await new Promise((r) => setTimeout(r, delay));
         if (this.failed) return false;
       }

@@ -45,7 +45,25 @@ export function familyEncoders(family: Exclude<EncoderFamily, 'software'>, liste
 export function testEncodeArgs(e: VideoEncoders): string[] {
   const upload = e.family === 'vaapi' ? ['-vaapi_device', e.vaapiDevice!] : [];
   const filter = e.family === 'vaapi' ? ['-vf', 'format=nv12,hwupload'] : e.family === 'qsv' ? ['-vf', 'format=nv12'] : [];
-  return ['-hide_banner', '-loglevel', 'error', '-nostdin', ...upload, '-f', 'lavfi', '-i', 'color=size=256x144:rate=30', '-frames:v', '1', ...filter, '-c:v', e.h264, '-f', 'null', '-'];
+  return [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-nostdin',
+    ...upload,
+    '-f',
+    'lavfi',
+    '-i',
+    'color=size=256x144:rate=30',
+    '-frames:v',
+    '1',
+    ...filter,
+    '-c:v',
+    e.h264,
+    '-f',
+    'null',
+    '-',
+  ];
 }
 
 export interface DetectOptions {

@@ -61,6 +61,9 @@ export async function getStream(db: D1Database, id: string): Promise<StreamRecor
 }
 
 export async function findStreamByKey(db: D1Database, key: string): Promise<StreamRecord | null> {
-  const row = await db.prepare('SELECT * FROM streams WHERE key_hash = ?').bind(await hashStreamKey(key)).first<StreamRow>();
+  const row = await db
+    .prepare('SELECT * FROM streams WHERE key_hash = ?')
+    .bind(await hashStreamKey(key))
+    .first<StreamRow>();
   return row ? toRecord(row) : null;
 }

@@ -2,7 +2,15 @@
 // always; TURN credentials minted per request for the member — locally for coturn, by one call to
 // Cloudflare's TURN API for a Cloudflare TURN key. When that call fails, members still get STUN
 // (most of them connect without a relay) and the failure is logged.
-import { coturnCredentials, cloudflareTurnRequest, mergeIceServers, parseCloudflareIceServers, readIceConfig, type IceServer, type IceVars } from '../core/auth/ice-servers.ts';
+import {
+  coturnCredentials,
+  cloudflareTurnRequest,
+  mergeIceServers,
+  parseCloudflareIceServers,
+  readIceConfig,
+  type IceServer,
+  type IceVars,
+} from '../core/auth/ice-servers.ts';
 
 export interface IceAnswer {
   iceServers: IceServer[];

@@ -60,12 +60,37 @@ app.use('*', async (c, next) => {
 });
 // WHEP (real-time playback) is POSTed from any player's page: its preflight allows POST with the
 // SDP content type. Registered first, so it answers the preflight before the general one below.
-app.use('/live/:id/whep', cors({ origin: '*', allowMethods: ['POST', 'OPTIONS'], allowHeaders: ['Content-Type', 'Authorization'], exposeHeaders: ['Location', 'Retry-After'], maxAge: 86400 }));
+app.use(
+  '/live/:id/whep',
+  cors({
+    origin: '*',
+    allowMethods: ['POST', 'OPTIONS'],
+    allowHeaders: ['Content-Type', 'Authorization'],
+    exposeHeaders: ['Location', 'Retry-After'],
+    maxAge: 86400,
+  }),
+);
 // Playback is public to every origin (no cookies: the token rides in the URL). Preflights are
 // answered here, before the token check; requested headers (Range) are echoed back.
-app.use('/live/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'], maxAge: 86400 }));
+app.use(
+  '/live/*',
+  cors({
+    origin: '*',
+    allowMethods: ['GET', 'HEAD', 'OPTIONS'],
+    exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'],
+    maxAge: 86400,
+  }),
+);
 // (Content-Disposition: a page fetching a clip's MP4 download can read the file name.)
-app.use('/vod/*', cors({ origin: '*', allowMethods: ['GET', 'HEAD', 'OPTIONS'], exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag', 'Content-Disposition'], maxAge: 86400 }));
+app.use(
+  '/vod/*',
+  cors({
+    origin: '*',
+    allowMethods: ['GET', 'HEAD', 'OPTIONS'],
+    exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag', 'Content-Disposition'],
+    maxAge: 86400,
+  }),
+);
 app.get('/health', (c) => c.json({ ok: true, service: 'edgelive-worker' }));
 // Before adminRoutes: viewers' QoE beacons carry no admin token (the admin middleware covers /api/*).
 app.route('/api', qoeBeaconRoutes);

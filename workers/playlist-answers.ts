@@ -75,7 +75,12 @@ export function playlistAnswer(r: PlaylistRequest): Promise<PlaylistAnswer> {
     if (!('text' in made)) return made;
     const playlist = await rendered(made.text, made.cacheControl, r.signed);
     if (r.blocking && r.cache) {
-      r.cache.waitUntil(r.cache.cache.put(r.cache.url, new Response(made.text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': made.cacheControl } })));
+      r.cache.waitUntil(
+        r.cache.cache.put(
+          r.cache.url,
+          new Response(made.text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': made.cacheControl } }),
+        ),
+      );
     }
     keep(r, playlist);
     return { status: 200, playlist };

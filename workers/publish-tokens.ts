@@ -30,11 +30,19 @@ function rootSecret(env: Pick<Env, 'ADMIN_TOKEN'>): string {
 }
 
 /** A token for the stream, or null when there is no such stream. */
-export async function mintPublishToken(env: Env, streamId: string, opts: { expiresIn: number; use: PublishTokenUse }, now = Date.now()): Promise<MintedPublishToken | null> {
+export async function mintPublishToken(
+  env: Env,
+  streamId: string,
+  opts: { expiresIn: number; use: PublishTokenUse },
+  now = Date.now(),
+): Promise<MintedPublishToken | null> {
   const row = await env.DB.prepare('SELECT key_hash FROM streams WHERE id = ?').bind(streamId).first<Pick<StreamRow, 'key_hash'>>();
   if (!row) return null;
   const expiresAt = Math.floor(now / 1000) + opts.expiresIn;
-  const token = await signPublishToken({ streamId, expiresAt, nonce: newPublishNonce(), use: opts.use }, await publishTokenKey(rootSecret(env), row.key_hash));
+  const token = await signPublishToken(
+    { streamId, expiresAt, nonce: newPublishNonce(), use: opts.use },
+    await publishTokenKey(rootSecret(env), row.key_hash),
+  );
   return { token, streamId, expiresAt, use: opts.use };
 }
 
@@ -47,7 +55,12 @@ const refused = (code: string, message: string) => new HttpError(403, code, mess
  * and binds a session-bound one to the session presented; without it (a status read) a single-use
  * token is only checked and a session-bound one must match its binding if it has one.
  */
-export async function streamForCredential(env: Env, credential: string, opts: { consume: boolean }, now = Date.now()): Promise<StreamRecord> {
+export async function streamForCredential(
+  env: Env,
+  credential: string,
+  opts: { consume: boolean },
+  now = Date.now(),
+): Promise<StreamRecord> {
   if (!isPublishToken(credential)) {
     const stream = await findStreamByKey(env.DB, credential);
     if (!stream) throw refused('unknown_stream_key', 'no stream has this key (wrong, rotated or deleted)');
@@ -79,14 +92,19 @@ async function checkUse(db: D1Database, presented: PresentedPublishToken, consum
     const [, inserted] = await db.batch([
       db.prepare('DELETE FROM publish_token_uses WHERE expires_at < ?').bind(now),
       db
-        .prepare('INSERT INTO publish_token_uses (nonce, stream_id, session_hash, used_at, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (nonce) DO NOTHING')
+        .prepare(
+          'INSERT INTO publish_token_uses (nonce, stream_id, session_hash, used_at, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (nonce) DO NOTHING',
+        )
         .bind(presented.nonce, presented.streamId, presented.use === 'session' ? sessionHash : null, now, presented.expiresAt * 1000),
     ]);
     if (inserted!.meta.changes === 1) return;
     if (presented.use === 'single') throw refused('publish_token_used', 'this single-use publish token was already used: mint a new one');
   }
   if (presented.use !== 'session') return;
-  const bound = await db.prepare('SELECT session_hash FROM publish_token_uses WHERE nonce = ?').bind(presented.nonce).first<{ session_hash: string | null }>();
+  const bound = await db
+    .prepare('SELECT session_hash FROM publish_token_uses WHERE nonce = ?')
+    .bind(presented.nonce)
+    .first<{ session_hash: string | null }>();
   if (bound && bound.session_hash !== sessionHash) {
     throw refused('publish_token_session', 'this publish token is bound to the session of its first use, not this one');
   }

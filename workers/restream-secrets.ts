@@ -59,7 +59,12 @@ export async function sealDestination(secret: string, restreamId: string, stream
 }
 
 /** The destination, or null when it cannot be read (another INGEST_SECRET sealed it, or it was tampered with). */
-export async function openDestination(secret: string, restreamId: string, streamId: string, sealed: string): Promise<DestinationSecret | null> {
+export async function openDestination(
+  secret: string,
+  restreamId: string,
+  streamId: string,
+  sealed: string,
+): Promise<DestinationSecret | null> {
   const [version, iv, data] = sealed.split('.');
   if (version !== 'v1' || !iv || !data) return null;
   try {

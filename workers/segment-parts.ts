@@ -32,7 +32,11 @@ const MAX_PARTS = 600;
  * The segment's bytes, or the refusal of its stream's object (404 when it does not exist).
  * `partCount` asks the object (held while the segment is open, like any media request, PH-04).
  */
-export async function readSegment(bucket: R2Bucket, ref: SegmentRef, partCount: () => Promise<SegmentPartsResult>): Promise<JoinedSegment | RpcError> {
+export async function readSegment(
+  bucket: R2Bucket,
+  ref: SegmentRef,
+  partCount: () => Promise<SegmentPartsResult>,
+): Promise<JoinedSegment | RpcError> {
   const key = (part: number) => mediaObjectKey(ref.streamId, ref.epoch, ref.rendition, { kind: 'part', msn: ref.msn, part });
   const bodies: Uint8Array[] = [];
   const etags: string[] = [];
@@ -74,7 +78,11 @@ export interface SegmentServeOptions {
 }
 
 /** A segment for a viewer (live, DVR or VOD): from the colo cache, else joined from R2 and cached. */
-export async function segmentResponse(env: Pick<Env, 'MEDIA' | 'STREAM_STATE'>, ref: SegmentRef, o: SegmentServeOptions): Promise<Response> {
+export async function segmentResponse(
+  env: Pick<Env, 'MEDIA' | 'STREAM_STATE'>,
+  ref: SegmentRef,
+  o: SegmentServeOptions,
+): Promise<Response> {
   const cache = typeof caches !== 'undefined' ? caches.default : null;
   // The key an R2 segment object had: live and VOD routes share one cached copy, whatever the token.
   const cacheKey = new Request(`${o.origin}/${mediaObjectKey(ref.streamId, ref.epoch, ref.rendition, { kind: 'segment', msn: ref.msn })}`);
@@ -88,7 +96,13 @@ export async function segmentResponse(env: Pick<Env, 'MEDIA' | 'STREAM_STATE'>, 
       return res;
     }
   }
-  const seg = await readSegment(env.MEDIA, ref, () => env.STREAM_STATE.getByName(ref.streamId).segmentParts(ref.rendition, ref.epoch, ref.msn));
+  const seg = await readSegment(env.MEDIA, ref, () =>
+    env.STREAM_STATE.getByName(ref.streamId).segmentParts(ref.rendition, ref.epoch, ref.msn),
+  );
   if (!('bytes' in seg)) return rpcErrorResponse(seg, { 'access-control-allow-origin': '*', 'cache-control': 'no-cache' });
-  return joinedSegmentResponse(seg, { signed: o.signed, range: o.range, cache: cache ? { cache, key: cacheKey, waitUntil: o.waitUntil } : null });
+  return joinedSegmentResponse(seg, {
+    signed: o.signed,
+    range: o.range,
+    cache: cache ? { cache, key: cacheKey, waitUntil: o.waitUntil } : null,
+  });
 }

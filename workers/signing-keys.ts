@@ -30,7 +30,10 @@ export const playbackVerifier = new PlaybackTokenVerifier();
 
 /** The catalog's answer for a key id, as the verifier asks it (one indexed read per key per TTL). */
 export async function lookupSigningKey(db: D1Database, kid: string): Promise<KeyLookup> {
-  const row = await db.prepare('SELECT public_jwk, revoked_at FROM signing_keys WHERE kid = ?').bind(kid).first<Pick<SigningKeyRow, 'public_jwk' | 'revoked_at'>>();
+  const row = await db
+    .prepare('SELECT public_jwk, revoked_at FROM signing_keys WHERE kid = ?')
+    .bind(kid)
+    .first<Pick<SigningKeyRow, 'public_jwk' | 'revoked_at'>>();
   if (!row) return { status: 'unknown' };
   if (row.revoked_at !== null) return { status: 'revoked' };
   return { status: 'active', publicJwk: JSON.parse(row.public_jwk) as JWK };
@@ -49,7 +52,11 @@ export function signingKeyJson(row: SigningKeyRow) {
 }
 
 /** Creates a key pair; only the managed key keeps its private half in the catalog. */
-export async function createSigningKey(db: D1Database, name: string, managed = false): Promise<{ pair: GeneratedKeyPair; row: SigningKeyRow }> {
+export async function createSigningKey(
+  db: D1Database,
+  name: string,
+  managed = false,
+): Promise<{ pair: GeneratedKeyPair; row: SigningKeyRow }> {
   const pair = await generateSigningKeyPair();
   const row: SigningKeyRow = {
     kid: pair.kid,
@@ -82,7 +89,10 @@ export async function getSigningKey(db: D1Database, kid: string): Promise<Signin
  * key loses its private half, and this isolate forgets it at once; the others within 30 s.
  */
 export async function revokeSigningKey(db: D1Database, kid: string): Promise<SigningKeyRow | null> {
-  await db.prepare('UPDATE signing_keys SET revoked_at = ?, private_jwk = NULL WHERE kid = ? AND revoked_at IS NULL').bind(Date.now(), kid).run();
+  await db
+    .prepare('UPDATE signing_keys SET revoked_at = ?, private_jwk = NULL WHERE kid = ? AND revoked_at IS NULL')
+    .bind(Date.now(), kid)
+    .run();
   playbackVerifier.forgetKey(kid);
   if (managed?.key.kid === kid) managed = null;
   return getSigningKey(db, kid);
@@ -95,7 +105,9 @@ export async function revokeSigningKey(db: D1Database, kid: string): Promise<Sig
 export async function managedSigningKey(db: D1Database, now = Date.now()): Promise<SigningKey> {
   if (managed && now - managed.at < KEY_CACHE_TTL_MS) return managed.key;
   const row = await db
-    .prepare('SELECT kid, private_jwk FROM signing_keys WHERE managed = 1 AND revoked_at IS NULL AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1')
+    .prepare(
+      'SELECT kid, private_jwk FROM signing_keys WHERE managed = 1 AND revoked_at IS NULL AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1',
+    )
     .first<Pick<SigningKeyRow, 'kid' | 'private_jwk'>>();
   // Two isolates racing here may each create one; both keys are valid, the newer wins afterwards.
   const jwk = row?.private_jwk ?? JSON.stringify((await createSigningKey(db, 'managed (token minting)', true)).pair.privateJwk);

@@ -39,7 +39,16 @@ function presentation(streamId: string): PresentationSnapshot {
     streamId,
     ended: false,
     renditions: [
-      { name: 'v', kind: 'video', codecs: 'avc1.64001f', bandwidth: 1_000_000, averageBandwidth: 800_000, width: 640, height: 360, frameRate: 30 },
+      {
+        name: 'v',
+        kind: 'video',
+        codecs: 'avc1.64001f',
+        bandwidth: 1_000_000,
+        averageBandwidth: 800_000,
+        width: 640,
+        height: 360,
+        frameRate: 30,
+      },
       { name: 'a', kind: 'audio', codecs: 'mp4a.40.2', bandwidth: 140_800, averageBandwidth: 128_000, channels: 2 },
     ],
   };
@@ -77,7 +86,12 @@ export default {
       DB: {
         prepare: (sql: string) => ({
           bind: (id: string) => ({
-            first: async () => (sql.includes('FROM streams') ? (settings[id] ? { settings: settings[id] } : null) : { public_jwk: JSON.stringify(pair.publicJwk), revoked_at: null }),
+            first: async () =>
+              sql.includes('FROM streams')
+                ? settings[id]
+                  ? { settings: settings[id] }
+                  : null
+                : { public_jwk: JSON.stringify(pair.publicJwk), revoked_at: null },
           }),
         }),
       },
@@ -88,7 +102,12 @@ export default {
         }),
       },
       MEDIA: {
-        get: async () => ({ body: new Blob([part]).stream(), size: part.byteLength, httpEtag: '"e"', writeHttpMetadata: (h: Headers) => h.set('content-type', 'video/mp4') }),
+        get: async () => ({
+          body: new Blob([part]).stream(),
+          size: part.byteLength,
+          httpEtag: '"e"',
+          writeHttpMetadata: (h: Headers) => h.set('content-type', 'video/mp4'),
+        }),
       },
     } as unknown as Env;
     const app = new Hono<{ Bindings: Env }>();
@@ -97,7 +116,11 @@ export default {
 
     const exp = Math.floor(Date.now() / 1000) + 3600;
     const viewerToken = await signPlaybackToken({ streamId: closed, expiresAt: exp }, key);
-    const fresh = await Promise.all(Array.from({ length: Math.ceil(n / 4) * ROUTES.length * ROUNDS + 100 }, (_, i) => signPlaybackToken({ streamId: closed, expiresAt: exp + i }, key)));
+    const fresh = await Promise.all(
+      Array.from({ length: Math.ceil(n / 4) * ROUTES.length * ROUNDS + 100 }, (_, i) =>
+        signPlaybackToken({ streamId: closed, expiresAt: exp + i }, key),
+      ),
+    );
     let next = 0;
 
     const perRequest = async (url: () => string, count: number): Promise<number> => {
@@ -140,7 +163,14 @@ export default {
         }
       }
       const size = async (url: string) => (await (await app.fetch(new Request(url), env, ctx)).arrayBuffer()).byteLength;
-      rows.push({ route: v.route, publicUs: median(t.pub), signedUs: median(t.sig), freshUs: 0, publicBytes: await size(v.pub()), signedBytes: await size(v.sig()) });
+      rows.push({
+        route: v.route,
+        publicUs: median(t.pub),
+        signedUs: median(t.sig),
+        freshUs: 0,
+        publicBytes: await size(v.pub()),
+        signedBytes: await size(v.sig()),
+      });
     }
     // New-token-every-request last of all, so the garbage of its signature checks lands on no other figure.
     for (const [i, v] of variants.entries()) {

@@ -55,7 +55,9 @@ async function benchVerification(): Promise<void> {
   const key = await importSigningKey(JSON.stringify(pair.privateJwk));
   const N = 5000;
   const exp = Math.floor(Date.now() / 1000) + 3600;
-  const tokens = await Promise.all(Array.from({ length: N + 200 }, (_, i) => signPlaybackToken({ streamId: `s${i}`, expiresAt: exp }, key)));
+  const tokens = await Promise.all(
+    Array.from({ length: N + 200 }, (_, i) => signPlaybackToken({ streamId: `s${i}`, expiresAt: exp }, key)),
+  );
   const lookup = async (): Promise<KeyLookup> => ({ status: 'active', publicJwk: pair.publicJwk });
   const publicKey = await importJWK(pair.publicJwk, 'ES256');
 
@@ -87,12 +89,20 @@ async function benchRoutesInWorkerd(): Promise<void> {
     await harness.listen();
     const res = await harness.fetch(`/run?n=${ROUTE_REQUESTS}`);
     if (res.status !== 200) throw new Error(`bench worker answered ${res.status}: ${await res.text()}`);
-    const { rows } = (await res.json()) as { rows: Array<{ route: string; publicUs: number; signedUs: number; freshUs: number; publicBytes: number; signedBytes: number }> };
-    console.log(`\n## The playback routes inside workerd (the real routes and middleware called in a loop, no network; DO, D1 and R2 in memory, workerd's Cache API; ${ROUTE_REQUESTS} requests per round, median of 15 rounds, public and signed alternating)\n`);
-    console.log('| route | public µs/req | signed µs/req | signed ÷ public throughput | body bytes public → signed | signed, new token every request µs/req | ÷ public |');
+    const { rows } = (await res.json()) as {
+      rows: Array<{ route: string; publicUs: number; signedUs: number; freshUs: number; publicBytes: number; signedBytes: number }>;
+    };
+    console.log(
+      `\n## The playback routes inside workerd (the real routes and middleware called in a loop, no network; DO, D1 and R2 in memory, workerd's Cache API; ${ROUTE_REQUESTS} requests per round, median of 15 rounds, public and signed alternating)\n`,
+    );
+    console.log(
+      '| route | public µs/req | signed µs/req | signed ÷ public throughput | body bytes public → signed | signed, new token every request µs/req | ÷ public |',
+    );
     console.log('|---|---:|---:|---:|---:|---:|---:|');
     for (const r of rows) {
-      console.log(`| ${r.route} | ${fmt(r.publicUs)} | ${fmt(r.signedUs)} | ${fmt(r.publicUs / r.signedUs, 2)}× | ${r.publicBytes} → ${r.signedBytes} | ${fmt(r.freshUs)} | ${fmt(r.publicUs / r.freshUs, 2)}× |`);
+      console.log(
+        `| ${r.route} | ${fmt(r.publicUs)} | ${fmt(r.signedUs)} | ${fmt(r.publicUs / r.signedUs, 2)}× | ${r.publicBytes} → ${r.signedBytes} | ${fmt(r.freshUs)} | ${fmt(r.publicUs / r.freshUs, 2)}× |`,
+      );
     }
   } finally {
     await harness.close();
@@ -110,7 +120,9 @@ async function startStack(): Promise<Stack> {
   process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
   const harness = createTestHarness({
     root: ROOT,
-    workers: [{ configPath: './wrangler.toml', secrets: { ADMIN_TOKEN: ADMIN, INGEST_SECRET: INGEST, ROOM_TOKEN_SECRET: 'bench-room-secret' } }],
+    workers: [
+      { configPath: './wrangler.toml', secrets: { ADMIN_TOKEN: ADMIN, INGEST_SECRET: INGEST, ROOM_TOKEN_SECRET: 'bench-room-secret' } },
+    ],
   });
   const { url } = await harness.listen();
   await harness.getWorker().applyD1Migrations('DB');
@@ -127,7 +139,15 @@ async function admin(stack: Stack, method: string, path: string, body?: unknown)
   return { status: res.status, json: text ? JSON.parse(text) : null };
 }
 
-async function push(stack: Stack, streamId: string, epoch: number, rendition: string, file: string, meta: unknown, size = 20_000): Promise<void> {
+async function push(
+  stack: Stack,
+  streamId: string,
+  epoch: number,
+  rendition: string,
+  file: string,
+  meta: unknown,
+  size = 20_000,
+): Promise<void> {
   const path = pushPath(streamId, epoch, rendition, file);
   const body = new Uint8Array(size) as Uint8Array<ArrayBuffer>;
   const headers = await signIngestRequest(INGEST, 'PUT', path, body, { headers: { [HEADER_META]: JSON.stringify(meta) } });
@@ -147,7 +167,11 @@ async function liveStream(stack: Stack, playback: Record<string, unknown> | unde
   if (created.status !== 201) throw new Error(`create: ${created.status} ${JSON.stringify(created.json)}`);
   const { id, streamKey } = created.json as { id: string; streamKey: string };
   const authBody = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId: 'bench' })) as Uint8Array<ArrayBuffer>;
-  const authRes = await fetch(`${stack.origin}${INGEST_PREFIX}/authorize`, { method: 'POST', body: authBody, headers: { 'content-type': 'application/json', ...(await signIngestRequest(INGEST, 'POST', `${INGEST_PREFIX}/authorize`, authBody)) } });
+  const authRes = await fetch(`${stack.origin}${INGEST_PREFIX}/authorize`, {
+    method: 'POST',
+    body: authBody,
+    headers: { 'content-type': 'application/json', ...(await signIngestRequest(INGEST, 'POST', `${INGEST_PREFIX}/authorize`, authBody)) },
+  });
   const lease = (await authRes.json()) as { epoch: number; startMsn: number };
   const inits = {
     v: { kind: 'video', codecs: 'avc1.64001f', bandwidth: 1_000_000, averageBandwidth: 800_000, width: 640, height: 360, frameRate: 30 },
@@ -159,7 +183,8 @@ async function liveStream(stack: Stack, playback: Record<string, unknown> | unde
   for (let s = 0; s <= segments; s++, msn++) {
     const parts = s === segments ? 2 : 5;
     for (const r of ['v', 'a']) {
-      for (let p = 0; p < parts; p++) await push(stack, id, lease.epoch, r, `${msn}.${p}.m4s`, { duration: 0.2, independent: p === 0, programDateTime: pdt + p * 200 });
+      for (let p = 0; p < parts; p++)
+        await push(stack, id, lease.epoch, r, `${msn}.${p}.m4s`, { duration: 0.2, independent: p === 0, programDateTime: pdt + p * 200 });
       if (s < segments) await push(stack, id, lease.epoch, r, `${msn}.m4s`, { duration: 1, partCount: 5, programDateTime: pdt }, 100_000);
     }
     pdt += 1000;
@@ -198,7 +223,10 @@ async function benchThroughput(): Promise<void> {
     const signed = hasKeys ? await liveStream(stack, { policy: 'signed' }) : null;
     const routes: Array<{ name: string; path: (s: { id: string; epoch: number; lastMsn: number }) => string }> = [
       { name: 'media playlist (live edge, asks the DO)', path: (s) => `/live/${s.id}/v/index.m3u8` },
-      { name: 'blocking playlist, part already out (colo cache hit)', path: (s) => `/live/${s.id}/v/index.m3u8?_HLS_msn=${s.lastMsn}&_HLS_part=1` },
+      {
+        name: 'blocking playlist, part already out (colo cache hit)',
+        path: (s) => `/live/${s.id}/v/index.m3u8?_HLS_msn=${s.lastMsn}&_HLS_part=1`,
+      },
       { name: 'part (Cache API / R2)', path: (s) => `/live/${s.id}/v/${s.epoch}/${s.lastMsn - 1}.2.m4s` },
     ];
     let viewerTokens: string[] = [];
@@ -207,11 +235,17 @@ async function benchThroughput(): Promise<void> {
       const created = await admin(stack, 'POST', '/signing-keys', { name: 'bench' });
       const key: SigningKey = await importSigningKey(JSON.stringify(created.json.privateJwk));
       const exp = Math.floor(Date.now() / 1000) + 3600;
-      viewerTokens = await Promise.all(Array.from({ length: CONCURRENCY }, () => signPlaybackToken({ streamId: signed.id, expiresAt: exp }, key)));
+      viewerTokens = await Promise.all(
+        Array.from({ length: CONCURRENCY }, () => signPlaybackToken({ streamId: signed.id, expiresAt: exp }, key)),
+      );
       // Enough single-use tokens for the "every request a new token" variant.
-      freshTokens = await Promise.all(Array.from({ length: 40_000 }, (_, i) => signPlaybackToken({ streamId: signed.id, expiresAt: exp + i }, key)));
+      freshTokens = await Promise.all(
+        Array.from({ length: 40_000 }, (_, i) => signPlaybackToken({ streamId: signed.id, expiresAt: exp + i }, key)),
+      );
     }
-    console.log(`\n## Throughput on the Worker (workerd via wrangler's test harness, loopback HTTP, ${CONCURRENCY} concurrent viewers, median of ${ROUNDS} interleaved rounds of ${SECONDS} s)\n`);
+    console.log(
+      `\n## Throughput on the Worker (workerd via wrangler's test harness, loopback HTTP, ${CONCURRENCY} concurrent viewers, median of ${ROUNDS} interleaved rounds of ${SECONDS} s)\n`,
+    );
     console.log(`Worker: ${ROOT}${signed ? '' : ' (no signing keys: public playback only)'}\n`);
     console.log('| route | public req/s | signed req/s | signed ÷ public | signed, new token every request | ÷ public |');
     console.log('|---|---:|---:|---:|---:|---:|');

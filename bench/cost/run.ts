@@ -99,7 +99,11 @@ function streamHour(w: Window) {
   const segmentPushes = segments.size;
   const pushes = kinds.init + kinds.part + segmentPushes + kinds.thumbnail;
   const r2Writes = kinds.init + kinds.part + kinds.segmentObject + kinds.thumbnail;
-  const rows = kinds.init * ROWS_PER_PUSH.init + kinds.firstPart * ROWS_PER_PUSH.firstPart + (kinds.part - kinds.firstPart) * ROWS_PER_PUSH.laterPart + segmentPushes * ROWS_PER_PUSH.segment;
+  const rows =
+    kinds.init * ROWS_PER_PUSH.init +
+    kinds.firstPart * ROWS_PER_PUSH.firstPart +
+    (kinds.part - kinds.firstPart) * ROWS_PER_PUSH.laterPart +
+    segmentPushes * ROWS_PER_PUSH.segment;
   // Scaled by the media the run produced, not by wall-clock time: on a loaded machine the ladder
   // runs below real time, and an hour of a stream is an hour of media (parts are 0.2 s each).
   const mediaSeconds = (kinds.part * PART_SECONDS) / DEFAULT_LADDER.length;
@@ -165,12 +169,25 @@ async function viewerPhase(stack: Stack, streamId: string) {
   const url = `${stack.workerUrl}/live/${streamId}/720p/index.m3u8`;
   const started = Date.now();
   const cpu0 = treeCpuSeconds(wranglerPid);
-  const { samples, hints, violations } = await followPlaylist({ url, updates: Math.round(SECONDS / 0.2), otherRenditions: DEFAULT_LADDER.length - 1, fetchHints: true });
+  const { samples, hints, violations } = await followPlaylist({
+    url,
+    updates: Math.round(SECONDS / 0.2),
+    otherRenditions: DEFAULT_LADDER.length - 1,
+    fetchHints: true,
+  });
   const withViewerCpu = treeCpuSeconds(wranglerPid) - cpu0;
   const seconds = (Date.now() - started) / 1000;
   const requests = samples.length + hints.length;
   const cpuMsPerRequest = (Math.max(0, withViewerCpu - ingestOnlyCpu * (seconds / SECONDS)) * 1000) / requests;
-  return { seconds, playlists: samples.length, parts: hints.length, requests, violations: violations.length, cpuMsPerRequest, ingestOnlyCpuPerSecond: ingestOnlyCpu / SECONDS };
+  return {
+    seconds,
+    playlists: samples.length,
+    parts: hints.length,
+    requests,
+    violations: violations.length,
+    cpuMsPerRequest,
+    ingestOnlyCpuPerSecond: ingestOnlyCpu / SECONDS,
+  };
 }
 
 const money = (x: number) => (x >= 0.01 ? `$${x.toFixed(4)}` : `$${x.toPrecision(3)}`);
@@ -197,7 +214,9 @@ async function main() {
     load.push(loadavg()[0]!);
     const b = streamHour(before);
     const a = streamHour(after);
-    console.log(`\nbench:cost — ${SECONDS} s per phase on the local stack (media encoded: previous ${b.mediaSeconds.toFixed(1)} s, this ${a.mediaSeconds.toFixed(1)} s), SCALED TO ONE HOUR OF MEDIA; default ladder ${DEFAULT_LADDER.map((r) => r.name).join(' + ')}, 0.2 s parts, 1 s segments`);
+    console.log(
+      `\nbench:cost — ${SECONDS} s per phase on the local stack (media encoded: previous ${b.mediaSeconds.toFixed(1)} s, this ${a.mediaSeconds.toFixed(1)} s), SCALED TO ONE HOUR OF MEDIA; default ladder ${DEFAULT_LADDER.map((r) => r.name).join(' + ')}, 0.2 s parts, 1 s segments`,
+    );
     console.log(`prices: ${PRICES_AS_OF}; load average during the run: ${load.map((l) => l.toFixed(1)).join(' → ')}\n`);
     const row = (label: string, f: (x: typeof a) => string) => console.log(`${label.padEnd(34)}${f(b).padStart(16)}${f(a).padStart(16)}`);
     console.log(`${'per stream-hour'.padEnd(34)}${'previous'.padStart(16)}${'this design'.padStart(16)}`);
@@ -215,7 +234,9 @@ async function main() {
     row('$ DO rows written', (x) => money(x.dollars.rowsWritten));
     row('$ Worker requests', (x) => money(x.dollars.workerRequests));
     row('$ total per stream-hour', (x) => money(x.total));
-    console.log(`(counted: previous ${JSON.stringify(b.counted)} in ${b.seconds.toFixed(1)} s; this ${JSON.stringify(a.counted)} in ${a.seconds.toFixed(1)} s)`);
+    console.log(
+      `(counted: previous ${JSON.stringify(b.counted)} in ${b.seconds.toFixed(1)} s; this ${JSON.stringify(a.counted)} in ${a.seconds.toFixed(1)} s)`,
+    );
     const v = viewer as Awaited<ReturnType<typeof viewerPhase>> | null;
     if (v) {
       const scale = HOUR / v.seconds;
@@ -224,11 +245,21 @@ async function main() {
       // Every part a viewer fetches is one R2 read per colo (then the colo cache): one viewer alone is the worst case.
       const r2Reads = v.parts * scale;
       const edgelive = requests * PRICES.workerRequest + cpuMs * PRICES.workerCpuMs;
-      console.log(`\nper viewer-hour (one LL-HLS viewer, ${v.seconds.toFixed(1)} s measured, SCALED TO ONE HOUR; ${v.violations} rule violations)`);
-      console.log(`  Worker requests          ${n(requests)} (${n(v.playlists * scale)} playlists + ${n(v.parts * scale)} parts; ${(v.requests / v.seconds).toFixed(1)}/s)`);
-      console.log(`  Worker CPU               ${v.cpuMsPerRequest.toFixed(2)} ms per request (wrangler dev: workerd + its dev proxy, beyond the ingest-only CPU) → ${n(cpuMs)} ms`);
-      console.log(`  $ Workers                ${money(edgelive)} (requests ${money(requests * PRICES.workerRequest)} + CPU ${money(cpuMs * PRICES.workerCpuMs)})`);
-      console.log(`  R2 Class B, sole viewer  ${n(r2Reads)} → ${money(r2Reads * PRICES.r2ClassB)} (per colo, shared by every viewer there)`);
+      console.log(
+        `\nper viewer-hour (one LL-HLS viewer, ${v.seconds.toFixed(1)} s measured, SCALED TO ONE HOUR; ${v.violations} rule violations)`,
+      );
+      console.log(
+        `  Worker requests          ${n(requests)} (${n(v.playlists * scale)} playlists + ${n(v.parts * scale)} parts; ${(v.requests / v.seconds).toFixed(1)}/s)`,
+      );
+      console.log(
+        `  Worker CPU               ${v.cpuMsPerRequest.toFixed(2)} ms per request (wrangler dev: workerd + its dev proxy, beyond the ingest-only CPU) → ${n(cpuMs)} ms`,
+      );
+      console.log(
+        `  $ Workers                ${money(edgelive)} (requests ${money(requests * PRICES.workerRequest)} + CPU ${money(cpuMs * PRICES.workerCpuMs)})`,
+      );
+      console.log(
+        `  R2 Class B, sole viewer  ${n(r2Reads)} → ${money(r2Reads * PRICES.r2ClassB)} (per colo, shared by every viewer there)`,
+      );
       console.log(`  Cloudflare Stream        ${money(60 * PRICES.cloudflareStreamPerMinute)} ($1 per 1,000 minutes delivered)`);
       console.log(`  Mux (list)               ${money(60 * PRICES.muxPerMinute[0])}–${money(60 * PRICES.muxPerMinute[1])}`);
     }

@@ -78,10 +78,18 @@ class Publisher {
     this.msn++;
   }
   async nextPart(): Promise<void> {
-    await this.push(`${this.msn}.${this.part}.m4s`, { duration: PART, independent: this.part === 0, programDateTime: Math.round(this.pdt + this.part * PART * 1000) });
+    await this.push(`${this.msn}.${this.part}.m4s`, {
+      duration: PART,
+      independent: this.part === 0,
+      programDateTime: Math.round(this.pdt + this.part * PART * 1000),
+    });
     this.part++;
     if (this.part === PARTS_PER_SEGMENT) {
-      await this.push(`${this.msn}.m4s`, { duration: PART * PARTS_PER_SEGMENT, partCount: PARTS_PER_SEGMENT, programDateTime: Math.round(this.pdt) });
+      await this.push(`${this.msn}.m4s`, {
+        duration: PART * PARTS_PER_SEGMENT,
+        partCount: PARTS_PER_SEGMENT,
+        programDateTime: Math.round(this.pdt),
+      });
       this.pdt += PART * PARTS_PER_SEGMENT * 1000;
       this.msn++;
       this.part = 0;
@@ -92,7 +100,11 @@ class Publisher {
 async function authorize(base: string, streamKey: string): Promise<{ epoch: number; startMsn: number }> {
   const body = new TextEncoder().encode(JSON.stringify({ streamKey, nodeId: 'bench' }));
   const path = `${INGEST_PREFIX}/authorize`;
-  const res = await fetch(base + path, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(await signIngestRequest(SECRET, 'POST', path, body)) } });
+  const res = await fetch(base + path, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...(await signIngestRequest(SECRET, 'POST', path, body)) },
+  });
   if (!res.ok) throw new Error(`authorize: ${res.status}`);
   return (await res.json()) as { epoch: number; startMsn: number };
 }
@@ -109,7 +121,15 @@ async function setup(stack: Stack, windowSeconds: number) {
   const segments = Math.ceil(windowSeconds / (PART * PARTS_PER_SEGMENT)) + 30;
   const t0 = Date.now() - segments * PART * PARTS_PER_SEGMENT * 1000;
   const v = new Publisher(stack.workerUrl, stream.id, lease.epoch, 'v', lease.startMsn, t0);
-  await v.init({ kind: 'video', codecs: 'avc1.64001e', bandwidth: 1_000_000, averageBandwidth: 840_000, width: 640, height: 360, frameRate: 30 });
+  await v.init({
+    kind: 'video',
+    codecs: 'avc1.64001e',
+    bandwidth: 1_000_000,
+    averageBandwidth: 840_000,
+    width: 640,
+    height: 360,
+    frameRate: 30,
+  });
   const started = Date.now();
   for (let i = 0; i < segments; i++) await v.wholeSegment();
   log.info('window filled', { windowSeconds, segments, seconds: Math.round((Date.now() - started) / 1000) });

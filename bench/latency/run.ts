@@ -75,7 +75,12 @@ async function measureEdgelive() {
       // A second transcoder that pushes to workerd's own socket; the client reads from it too.
       origin = (await workerdBehindProxy(stack.worker.pid!, stack.workerUrl)).url;
       const direct = await stack.startTranscoder({ nodeId: 'direct', env: { ORIGIN_URL: origin, LOG_LEVEL: 'debug' } });
-      node = { publishUrl: `${direct.rtmpUrl}/${stream.streamKey}`, healthUrl: direct.healthUrl, pid: direct.process.pid!, log: 'transcoder-direct.log' };
+      node = {
+        publishUrl: `${direct.rtmpUrl}/${stream.streamKey}`,
+        healthUrl: direct.healthUrl,
+        pid: direct.process.pid!,
+        log: 'transcoder-direct.log',
+      };
       log.info('bypassing the dev proxy', { origin });
     }
     publisher = startTestPublisher({ rtmpUrl: node.publishUrl, logDir: join(dir, 'logs') });
@@ -114,11 +119,14 @@ async function measureEdgelive() {
       let at = received.get(`${e.msn}.${e.part}`);
       // A request that rolled over (BR-06) waited for part 0 of the next segment.
       if (at === undefined && e.part === 0) {
-        for (const [k, v] of received) if (k.startsWith(`${e.msn - 1}.`) && Number(k.split('.')[1]) > 0 && v >= e.at) at = at === undefined ? v : Math.min(at, v);
+        for (const [k, v] of received)
+          if (k.startsWith(`${e.msn - 1}.`) && Number(k.split('.')[1]) > 0 && v >= e.at) at = at === undefined ? v : Math.min(at, v);
       }
       if (at !== undefined && at >= e.at) publish.push(at - e.at);
     }
-    const metrics = (await (await fetch(node.healthUrl.replace('/health', '/metrics.json'))).json()) as { partPushMs: { p50: number; p99: number } };
+    const metrics = (await (await fetch(node.healthUrl.replace('/health', '/metrics.json'))).json()) as {
+      partPushMs: { p50: number; p99: number };
+    };
     return { publish, g2g, cpu, violations: violations.length, pushMs: metrics.partPushMs };
   } finally {
     await stopChild(publisher);
@@ -165,11 +173,48 @@ async function measureFfmpegHls() {
   const ffmpeg = spawn(
     'ffmpeg',
     [
-      '-hide_banner', '-loglevel', 'error', '-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/live/bench`,
-      '-map', '0:v:0', '-map', '0:a:0', '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-b:v', '2500k',
-      '-g', '30', '-keyint_min', '30', '-sc_threshold', '0', '-c:a', 'aac', '-b:a', '128k',
-      '-f', 'hls', '-hls_time', '1', '-hls_list_size', '10', '-hls_flags', 'program_date_time+independent_segments+delete_segments',
-      '-hls_segment_type', 'fmp4', join(out, 'index.m3u8'),
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-listen',
+      '1',
+      '-f',
+      'flv',
+      '-i',
+      `rtmp://127.0.0.1:${port}/live/bench`,
+      '-map',
+      '0:v:0',
+      '-map',
+      '0:a:0',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-tune',
+      'zerolatency',
+      '-b:v',
+      '2500k',
+      '-g',
+      '30',
+      '-keyint_min',
+      '30',
+      '-sc_threshold',
+      '0',
+      '-c:a',
+      'aac',
+      '-b:a',
+      '128k',
+      '-f',
+      'hls',
+      '-hls_time',
+      '1',
+      '-hls_list_size',
+      '10',
+      '-hls_flags',
+      'program_date_time+independent_segments+delete_segments',
+      '-hls_segment_type',
+      'fmp4',
+      join(out, 'index.m3u8'),
     ],
     { stdio: ['ignore', 'ignore', 'ignore'] },
   );
@@ -206,14 +251,21 @@ async function measureFfmpegHls() {
 
 /** Each preset's ladder, as the node would run it, on a pre-encoded H.264 + AAC source of its size, as fast as it goes. */
 async function measurePresets() {
-  const encoders = await detectVideoEncoders({ want: (process.env.VIDEO_ENCODER ?? 'auto') as 'auto', logger: log.child({ component: 'encoders' }) });
+  const encoders = await detectVideoEncoders({
+    want: (process.env.VIDEO_ENCODER ?? 'auto') as 'auto',
+    logger: log.child({ component: 'encoders' }),
+  });
   const sizes: Record<LadderPresetName, string> = { '720p': '1280x720', '1080p': '1920x1080', '2160p': '3840x2160' };
   const results: Array<{ preset: LadderPresetName; size: string; rtf: number; wall: number; cpu: number }> = [];
   for (const preset of Object.keys(LADDER_PRESETS) as LadderPresetName[]) {
     const source = join(dir, `source-${preset}.mkv`);
     // The publisher's stream: H.264 (as OBS sends it, a keyframe every 2 s) and AAC, made first so its encoding is not measured.
-    execSync(`ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=${sizes[preset]}:rate=30 -f lavfi -i sine=sample_rate=48000 -t ${PRESET_SECONDS} -c:v libx264 -preset ultrafast -g 60 -b:v 20M -c:a aac ${source}`);
-    const args = buildLadderArgs({ input: { url: source }, ladder: LADDER_PRESETS[preset], encoders }).map((a) => (/^pipe:[3-9]$/.test(a) ? '/dev/null' : a));
+    execSync(
+      `ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=${sizes[preset]}:rate=30 -f lavfi -i sine=sample_rate=48000 -t ${PRESET_SECONDS} -c:v libx264 -preset ultrafast -g 60 -b:v 20M -c:a aac ${source}`,
+    );
+    const args = buildLadderArgs({ input: { url: source }, ladder: LADDER_PRESETS[preset], encoders }).map((a) =>
+      /^pipe:[3-9]$/.test(a) ? '/dev/null' : a,
+    );
     const started = performance.now();
     const ffmpeg = spawn('ffmpeg', ['-y', ...args], { stdio: ['ignore', 'ignore', 'ignore'] });
     let cpu = 0;
@@ -230,7 +282,15 @@ function presetLines(p: Awaited<ReturnType<typeof measurePresets>>): string[] {
   return [
     `ladder presets, real-time factor (media s per wall s; ≥ 1 keeps up live), ${p.encoders.family} encoders (${p.encoders.h264}), ${PRESET_SECONDS} s of 30 fps media each`,
     // CPU seconds per media second: the cores the preset needs to keep up live, whatever else the machine runs.
-    ...p.results.map((r) => `  ${r.preset.padEnd(6)} ${r.size.padEnd(10)} ${LADDER_PRESETS[r.preset].map((x) => x.name).join('/').padEnd(30)} ${r.rtf.toFixed(2)}×  (${r.wall.toFixed(1)} s wall; ${((r.cpu * r.wall) / PRESET_SECONDS).toFixed(2)} CPU s per media s)`),
+    ...p.results.map(
+      (r) =>
+        `  ${r.preset.padEnd(6)} ${r.size.padEnd(10)} ${LADDER_PRESETS[r.preset]
+          .map((x) => x.name)
+          .join('/')
+          .padEnd(
+            30,
+          )} ${r.rtf.toFixed(2)}×  (${r.wall.toFixed(1)} s wall; ${((r.cpu * r.wall) / PRESET_SECONDS).toFixed(2)} CPU s per media s)`,
+    ),
   ];
 }
 
@@ -238,7 +298,16 @@ const loadBefore = loadavg();
 if (ONLY_PRESETS) {
   try {
     const presets = await measurePresets();
-    process.stdout.write(['', ...presetLines(presets), `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}`, ''].join('\n') + '\n');
+    process.stdout.write(
+      [
+        '',
+        ...presetLines(presets),
+        `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg()
+          .map((x) => x.toFixed(2))
+          .join(' ')}`,
+        '',
+      ].join('\n') + '\n',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -261,7 +330,9 @@ try {
     `baseline: ffmpeg -f hls (1 s segments), static files, HOLD-BACK client`,
     `  glass-to-glass                                   p50 ${fmt(quantile(hls.g2g, 0.5) / 1000, 's')}  p99 ${fmt(quantile(hls.g2g, 0.99) / 1000, 's')}  (n=${hls.g2g.length})`,
     ...presetLines(presets),
-    `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg().map((x) => x.toFixed(2)).join(' ')}; local observability ${process.env.X_LOCAL_OBSERVABILITY}`,
+    `load average (1/5/15 min) before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}; local observability ${process.env.X_LOCAL_OBSERVABILITY}`,
     '',
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -55,7 +55,17 @@ const ms = (x: number, digits = 0) => (Number.isFinite(x) ? `${x.toFixed(digits)
 const sec = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(3)} s` : 'n/a');
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
-type Win = { __edgelive: { snapshot(): PageSnapshot; page: { player: { video: unknown; pdtAt(t: number): number | null; pdtNow(): number | null }; party: unknown; controls: { intents(): { seek(t: number): void } | null } } }; __probe: Probe };
+type Win = {
+  __edgelive: {
+    snapshot(): PageSnapshot;
+    page: {
+      player: { video: unknown; pdtAt(t: number): number | null; pdtNow(): number | null };
+      party: unknown;
+      controls: { intents(): { seek(t: number): void } | null };
+    };
+  };
+  __probe: Probe;
+};
 type Probe = {
   g2g(video: unknown, pdtAt: ((t: number) => number | null) | null, layout: typeof BARCODE): void;
   stopG2G(): { frames: Array<{ shown: number; glass: number; pdt: number | null; height: number }>; unreadable: number; stalls: number };
@@ -69,8 +79,19 @@ function barePage(config: Record<string, unknown>): string {
 }
 
 async function firstFrameOf(page: Page, bare: boolean): Promise<number> {
-  if (bare) return (await waitInPage(page, () => (globalThis as unknown as { __first: number | null }).__first, 'first frame (bare page)', 30_000))!;
-  return (await waitInPage(page, () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().firstFrameMs ?? null, 'first frame', 30_000))!;
+  if (bare)
+    return (await waitInPage(
+      page,
+      () => (globalThis as unknown as { __first: number | null }).__first,
+      'first frame (bare page)',
+      30_000,
+    ))!;
+  return (await waitInPage(
+    page,
+    () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().firstFrameMs ?? null,
+    'first frame',
+    30_000,
+  ))!;
 }
 
 /** First-frame times of `urls`, loaded in turn (a, b, a, b, …) so both see the same machine load. */
@@ -88,7 +109,11 @@ async function timeToFirstFrame(b: TestBrowser, urls: Array<{ url: string; bare:
   return out;
 }
 
-async function glassToGlass(page: Page, bare: boolean, seconds = G2G_SECONDS): Promise<{ glass: number[]; shown: number[]; pdt: number[]; unreadable: number; stalls: number; heights: Set<number> }> {
+async function glassToGlass(
+  page: Page,
+  bare: boolean,
+  seconds = G2G_SECONDS,
+): Promise<{ glass: number[]; shown: number[]; pdt: number[]; unreadable: number; stalls: number; heights: Set<number> }> {
   await page.addScriptTag({ content: PROBE });
   await page.evaluate(
     ([layout, isBare]) => {
@@ -100,7 +125,14 @@ async function glassToGlass(page: Page, bare: boolean, seconds = G2G_SECONDS): P
   );
   await sleep(seconds * 1000);
   const r = await page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G());
-  return { glass: r.frames.map((f) => f.glass), shown: r.frames.map((f) => f.shown), pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])), unreadable: r.unreadable, stalls: r.stalls, heights: new Set(r.frames.map((f) => f.height)) };
+  return {
+    glass: r.frames.map((f) => f.glass),
+    shown: r.frames.map((f) => f.shown),
+    pdt: r.frames.flatMap((f) => (f.pdt === null ? [] : [f.pdt])),
+    unreadable: r.unreadable,
+    stalls: r.stalls,
+    heights: new Set(r.frames.map((f) => f.height)),
+  };
 }
 
 /** |PDT on page B − PDT on page A| at B's sampling instants (A interpolated between its samples). */
@@ -121,14 +153,19 @@ function alignment(a: Array<[number, number]>, b: Array<[number, number]>): numb
 async function track(pages: Page[], seconds: number): Promise<Array<Array<[number, number]>>> {
   for (const p of pages) {
     await p.addScriptTag({ content: PROBE });
-    await p.evaluate(() => (globalThis as unknown as Win).__probe.track(() => (globalThis as unknown as Win).__edgelive.page.player.pdtNow()));
+    await p.evaluate(() =>
+      (globalThis as unknown as Win).__probe.track(() => (globalThis as unknown as Win).__edgelive.page.player.pdtNow()),
+    );
   }
   await sleep(seconds * 1000);
   return Promise.all(pages.map((p) => p.evaluate(() => (globalThis as unknown as Win).__probe.stopTrack())));
 }
 
 /** The machine's 1/5/15-minute load averages: figures on a shared 2-core machine mean little without them. */
-const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' / ')}`;
+const load = () =>
+  `load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' / ')}`;
 
 /**
  * How old the newest media in the stream's playlist is (wall clock minus the program-date-time at
@@ -197,7 +234,7 @@ async function measureTtff({ browser, watchUrl }: Ctx): Promise<string[]> {
   return [
     `time to first frame (navigation → first frame presented), ${TTFF_RUNS} page loads each, interleaved (${load()} at the end):`,
     `  watch page          p50 ${ms(quantile(ttff, 0.5))}   min ${ms(Math.min(...ttff))}   max ${ms(Math.max(...ttff))}   first (cold cache) ${ms(ttff[0]!)}   target ≤ 1000 ms`,
-    `  baseline: bare page, hls.js ${Object.keys(BARE_CONFIG).length ? JSON.stringify(BARE_CONFIG) : "defaults"}   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}`,
+    `  baseline: bare page, hls.js ${Object.keys(BARE_CONFIG).length ? JSON.stringify(BARE_CONFIG) : 'defaults'}   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}`,
   ];
 }
 
@@ -211,7 +248,9 @@ async function measureGlassToGlass({ stack, streamId, browser, watchUrl }: Ctx):
   const g2g = await glassToGlass(watch, false);
   const behind = behindEdge(g2g.glass, g2g.shown, await s1.stop());
   const end = await watch.evaluate(() => {
-    const hls = (globalThis as unknown as { __edgelive: { page: { player: { hls: { latency: number; targetLatency: number | null } | null } } } }).__edgelive.page.player.hls;
+    const hls = (
+      globalThis as unknown as { __edgelive: { page: { player: { hls: { latency: number; targetLatency: number | null } | null } } } }
+    ).__edgelive.page.player.hls;
     return { latency: hls?.latency ?? NaN, target: hls?.targetLatency ?? NaN };
   });
   await watch.close();
@@ -238,9 +277,19 @@ async function measureGlassToGlass({ stack, streamId, browser, watchUrl }: Ctx):
  * so every player sees the same machine load.
  */
 async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
-  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter((c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label));
+  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter(
+    (c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label),
+  );
   log.info('stock players', { rounds: STOCK_ROUNDS, seconds: STOCK_SECONDS, cases: cases.map((c) => c.label) });
-  const results = cases.map(() => ({ glass: [] as number[], behind: [] as number[], ttff: [] as number[], ages: [] as number[], stalls: 0, unreadable: 0, failed: 0 }));
+  const results = cases.map(() => ({
+    glass: [] as number[],
+    behind: [] as number[],
+    ttff: [] as number[],
+    ages: [] as number[],
+    stalls: 0,
+    unreadable: 0,
+    failed: 0,
+  }));
   for (let round = 0; round < STOCK_ROUNDS; round++) {
     for (let k = 0; k < cases.length; k++) {
       const c = cases[k]!;
@@ -295,13 +344,15 @@ async function measureParty({ stack, browser, streamId, watchUrl }: Ctx): Promis
   await host.goto(`${stack.workerUrl}/party/${room}?stream=${streamId}&roomToken=${token}`);
   await guest.goto(`${stack.workerUrl}/party/${room}?stream=${streamId}&name=Guest`);
   const inSync = (p: Page) =>
-    waitInPage(p, () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().party?.state === 'in-sync', 'in sync', 60_000).catch(async (err: unknown) => {
-      const why = await p.evaluate(() => {
-        const g = globalThis as unknown as { __edgelive: { snapshot(): unknown; page: { party: { trace: unknown[] } | null } } };
-        return { snapshot: g.__edgelive.snapshot(), trace: g.__edgelive.page.party?.trace.slice(-12) };
-      });
-      throw new Error(`${String(err)}\n${JSON.stringify(why)}`);
-    });
+    waitInPage(p, () => (globalThis as unknown as Partial<Win>).__edgelive?.snapshot().party?.state === 'in-sync', 'in sync', 60_000).catch(
+      async (err: unknown) => {
+        const why = await p.evaluate(() => {
+          const g = globalThis as unknown as { __edgelive: { snapshot(): unknown; page: { party: { trace: unknown[] } | null } } };
+          return { snapshot: g.__edgelive.snapshot(), trace: g.__edgelive.page.party?.trace.slice(-12) };
+        });
+        throw new Error(`${String(err)}\n${JSON.stringify(why)}`);
+      },
+    );
   await Promise.all([inSync(host), inSync(guest)]);
   await sleep(3000);
   const seekAt = Date.now();
@@ -342,7 +393,13 @@ async function main(): Promise<void> {
   let publisher: ChildProcess | undefined;
   let browser: TestBrowser | undefined;
   try {
-    stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'bench-admin', ingestSecret: 'bench-ingest-secret', logger: log });
+    stack = await startStack({
+      persistDir: join(dir, 'state'),
+      logDir: join(dir, 'logs'),
+      adminToken: 'bench-admin',
+      ingestSecret: 'bench-ingest-secret',
+      logger: log,
+    });
     const stream = await stack.createStream({ title: 'Player benchmark', ladder: LADDER });
     publisher = startClockPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
     const deadline = Date.now() + 40_000;
@@ -356,7 +413,11 @@ async function main(): Promise<void> {
     browser = await launchBrowser();
     stock = await serveStockPages(stack.workerUrl, stream.id);
     const ctx: Ctx = { stack, browser, streamId: stream.id, watchUrl: `${stack.workerUrl}/watch/${stream.id}` };
-    const lines = ['', `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio), 1 s segments, 200 ms parts; ${load()} at the start`, ''];
+    const lines = [
+      '',
+      `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio), 1 s segments, 200 ms parts; ${load()} at the start`,
+      '',
+    ];
     if (PARTS.has('ttff')) lines.push(...(await measureTtff(ctx)), '');
     if (PARTS.has('g2g')) lines.push(...(await measureGlassToGlass(ctx)), '');
     if (PARTS.has('stock')) lines.push(...(await measureStock(ctx)), '');

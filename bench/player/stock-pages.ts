@@ -59,7 +59,10 @@ player.play()?.catch?.(() => undefined);
  * Serves `/?player=hls|shaka|videojs&config=<JSON>`: a page with a muted 640-pixel video and that
  * player on `{workerUrl}/live/{streamId}/index.m3u8`.
  */
-export async function serveStockPages(workerUrl: string, streamId: string): Promise<{ origin: string; url(player: StockPlayer, config: Record<string, unknown>): string; close(): void }> {
+export async function serveStockPages(
+  workerUrl: string,
+  streamId: string,
+): Promise<{ origin: string; url(player: StockPlayer, config: Record<string, unknown>): string; close(): void }> {
   const scripts = new Map(Object.entries(SCRIPTS).map(([path, file]) => [path, readFileSync(join(ROOT, 'node_modules', file))]));
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -70,7 +73,9 @@ export async function serveStockPages(workerUrl: string, streamId: string): Prom
     }
     const player = (url.searchParams.get('player') ?? 'hls') as StockPlayer;
     const config = url.searchParams.get('config') ?? '{}';
-    res.writeHead(200, { 'content-type': 'text/html' }).end(`<!doctype html><body style="margin:0;background:#000"><video id="v" muted playsinline style="width:640px"></video>
+    res
+      .writeHead(200, { 'content-type': 'text/html' })
+      .end(`<!doctype html><body style="margin:0;background:#000"><video id="v" muted playsinline style="width:640px"></video>
 <script>
 const v = document.getElementById('v');
 window.__first = null;
@@ -103,7 +108,12 @@ export const RECOMMENDED = {
    */
   hls: { lowLatencyMode: true, liveSyncDuration: 0.6, liveMaxLatencyDuration: 1.5, liveSyncMode: 'buffered', liveSyncOnStallIncrease: 0.1 },
   /** Shaka Player: low-latency mode (its default since v5) and its live sync (rate catch-up) on. */
-  shaka: { streaming: { lowLatencyMode: true, liveSync: { enabled: true, targetLatency: 0, targetLatencyTolerance: 0.2, maxPlaybackRate: 1.1, minPlaybackRate: 1 } } },
+  shaka: {
+    streaming: {
+      lowLatencyMode: true,
+      liveSync: { enabled: true, targetLatency: 0, targetLatencyTolerance: 0.2, maxPlaybackRate: 1.1, minPlaybackRate: 1 },
+    },
+  },
   /** Video.js (VHS): LL-HLS parts on (its default), the stream's own start and hold-back. */
   videojs: { vhs: { llhls: true } },
 } as const;

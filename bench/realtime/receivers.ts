@@ -13,27 +13,53 @@ const n = Number(nArg);
 const ndc = loadCandidate<typeof Ndc>('node-datachannel');
 ndc.initLogger('Error', (level, message) => process.stderr.write(`libdatachannel ${level}: ${message}\n`));
 
-interface Viewer { bytes: number; packets: number; videoPackets: number; lost: number; lastSeq: number | null }
+interface Viewer {
+  bytes: number;
+  packets: number;
+  videoPackets: number;
+  lost: number;
+  lastSeq: number | null;
+}
 const viewers: Viewer[] = [];
 /** Every peer connection, held: node-datachannel closes one whose JavaScript object is collected. */
 const peers: unknown[] = [];
 
 /** wrtc and libdatachannel fail their DTLS handshake with each other: wrtc's viewers are wrtc. */
 async function connectWrtc(i: number): Promise<Viewer> {
-  type Pc = { addTransceiver(k: string, i: object): void; createOffer(): Promise<object>; setLocalDescription(d: object): Promise<void>; setRemoteDescription(d: object): Promise<void>; iceGatheringState: string; onicegatheringstatechange: (() => void) | null; localDescription: { sdp: string }; getStats(): Promise<Map<string, { type: string; kind?: string; bytesReceived?: number; packetsReceived?: number; packetsLost?: number }>> };
+  type Pc = {
+    addTransceiver(k: string, i: object): void;
+    createOffer(): Promise<object>;
+    setLocalDescription(d: object): Promise<void>;
+    setRemoteDescription(d: object): Promise<void>;
+    iceGatheringState: string;
+    onicegatheringstatechange: (() => void) | null;
+    localDescription: { sdp: string };
+    getStats(): Promise<
+      Map<string, { type: string; kind?: string; bytesReceived?: number; packetsReceived?: number; packetsLost?: number }>
+    >;
+  };
   const w = loadCandidate<{ RTCPeerConnection: new () => Pc }>('@roamhq/wrtc');
   const pc = new w.RTCPeerConnection();
   peers.push(pc);
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   await pc.setLocalDescription(await pc.createOffer());
-  await new Promise<void>((r) => (pc.iceGatheringState === 'complete' ? r() : (pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r())));
-  const res = await fetch(`${serverUrl}/whep`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription.sdp });
+  await new Promise<void>((r) =>
+    pc.iceGatheringState === 'complete' ? r() : (pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r()),
+  );
+  const res = await fetch(`${serverUrl}/whep`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/sdp' },
+    body: pc.localDescription.sdp,
+  });
   if (res.status !== 201) throw new Error(`viewer ${i}: ${res.status} ${await res.text()}`);
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
   const stats: Viewer = { bytes: 0, packets: 0, videoPackets: 0, lost: 0, lastSeq: null };
   setInterval(async () => {
-    let bytes = 0, packets = 0, lost = 0, videoPackets = 0;
+    let bytes = 0,
+      packets = 0,
+      lost = 0,
+      videoPackets = 0;
     for (const s of (await pc.getStats()).values()) {
       if (s.type !== 'inbound-rtp') continue;
       bytes += s.bytesReceived ?? 0;

@@ -32,7 +32,9 @@ const STACKS = (process.env.BENCH_RT_STACKS ?? 'node-datachannel,werift,wrtc').s
     loadCandidate(MODULES[stack] ?? stack);
     return true;
   } catch {
-    console.log(`skipping ${stack}: not installed here; install it with npm install --prefix DIR and set BENCH_RTC_MODULES=DIR/node_modules`);
+    console.log(
+      `skipping ${stack}: not installed here; install it with npm install --prefix DIR and set BENCH_RTC_MODULES=DIR/node_modules`,
+    );
     return false;
   }
 });
@@ -41,7 +43,10 @@ const SECONDS = Number(process.env.BENCH_RT_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_RT_ROUNDS ?? 1);
 const PARTS = new Set((process.env.BENCH_RT_PARTS ?? 'ingest,forward,whep').split(','));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
 /** Every child still running, killed if the run is interrupted. */
 const children = new Set<ChildProcess>();
 function track(child: ChildProcess): ChildProcess {
@@ -52,11 +57,18 @@ function track(child: ChildProcess): ChildProcess {
 /** A stack that used this much CPU (of the machine's 2 cores) at some N is not run at a larger N. */
 const SATURATED_PERCENT = 150;
 
-interface Usage { cpuMicros: number; rss: number; viewers: number; at: number }
+interface Usage {
+  cpuMicros: number;
+  rss: number;
+  viewers: number;
+  at: number;
+}
 
 async function startServer(stack: string): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = track(spawn(NODE, [join(HERE, 'stack-server.ts'), stack, String(port)], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env }));
+  const child = track(
+    spawn(NODE, [join(HERE, 'stack-server.ts'), stack, String(port)], { stdio: ['ignore', 'pipe', 'inherit'], env: process.env }),
+  );
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${stack} server exited (${code})`)));
     createInterface({ input: child.stdout! }).once('line', () => resolve());
@@ -71,9 +83,47 @@ const mib = (bytes: number) => bytes / 1024 / 1024;
 /** A 20 s 1280×720 30 fps clip: H.264 constrained baseline at 2.5 Mbit/s, Opus 64 kbit/s, in Matroska. */
 function makeClip(dir: string): string {
   const clip = join(dir, 'source.mkv');
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '20',
-    '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'baseline', '-b:v', '2500k', '-maxrate', '2500k', '-bufsize', '2500k', '-g', '60', '-bf', '0', '-pix_fmt', 'yuv420p',
-    '-c:a', 'libopus', '-b:a', '64k', '-ac', '2', clip]);
+  const r = spawnSync('ffmpeg', [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=1280x720:rate=30',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=48000',
+    '-t',
+    '20',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-profile:v',
+    'baseline',
+    '-b:v',
+    '2500k',
+    '-maxrate',
+    '2500k',
+    '-bufsize',
+    '2500k',
+    '-g',
+    '60',
+    '-bf',
+    '0',
+    '-pix_fmt',
+    'yuv420p',
+    '-c:a',
+    'libopus',
+    '-b:a',
+    '64k',
+    '-ac',
+    '2',
+    clip,
+  ]);
   if (r.status !== 0) throw new Error(`clip: ${r.stderr}`);
   return clip;
 }
@@ -84,14 +134,24 @@ async function measureIngest(stack: string, browser: Awaited<ReturnType<typeof l
   try {
     await page.goto(url);
     const codec = stack === 'wrtc' ? 'VP8' : 'H264';
-    const { connectMs } = await page.evaluate((c) => (globalThis as unknown as { publish(c: string): Promise<{ connectMs: number }> }).publish(c), codec);
+    const { connectMs } = await page.evaluate(
+      (c) => (globalThis as unknown as { publish(c: string): Promise<{ connectMs: number }> }).publish(c),
+      codec,
+    );
     await sleep(3000);
     const sentBefore = await page.evaluate(() => (globalThis as unknown as { sent(): Promise<number> }).sent());
     const u0 = await usage(url);
     const s0 = (await (await fetch(`${url}/ingest-stats`)).json()) as { videoFrames: number; audioFrames: number };
     await sleep(SECONDS * 1000);
     const u1 = await usage(url);
-    const s1 = (await (await fetch(`${url}/ingest-stats`)).json()) as { videoFrames: number; audioFrames: number; keyframes: number; firstFrameMs: number | null; frameKind: string; codec: string };
+    const s1 = (await (await fetch(`${url}/ingest-stats`)).json()) as {
+      videoFrames: number;
+      audioFrames: number;
+      keyframes: number;
+      firstFrameMs: number | null;
+      frameKind: string;
+      codec: string;
+    };
     const sentAfter = await page.evaluate(() => (globalThis as unknown as { sent(): Promise<number> }).sent());
     const secs = (u1.at - u0.at) / 1000;
     return {
@@ -121,14 +181,56 @@ async function measureForward(stack: string, n: number, clip: string): Promise<R
   let receivers: ChildProcess | null = null;
   try {
     const idle = await usage(url);
-    const ports = (await (await fetch(`${url}/source?clip=${encodeURIComponent(clip)}`, { method: 'POST' })).json()) as { raw?: boolean; video?: number; audio?: number };
+    const ports = (await (await fetch(`${url}/source?clip=${encodeURIComponent(clip)}`, { method: 'POST' })).json()) as {
+      raw?: boolean;
+      video?: number;
+      audio?: number;
+    };
     if (!ports.raw) {
-      source = track(spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-stream_loop', '-1', '-i', clip,
-        '-map', '0:v', '-c', 'copy', '-bsf:v', 'dump_extra=freq=keyframe', '-f', 'rtp', '-payload_type', '96', `rtp://127.0.0.1:${ports.video}?pkt_size=1200`,
-        '-map', '0:a', '-c', 'copy', '-f', 'rtp', '-payload_type', '111', `rtp://127.0.0.1:${ports.audio}?pkt_size=1200`], { stdio: 'ignore' }));
+      source = track(
+        spawn(
+          'ffmpeg',
+          [
+            '-hide_banner',
+            '-loglevel',
+            'error',
+            '-nostdin',
+            '-re',
+            '-stream_loop',
+            '-1',
+            '-i',
+            clip,
+            '-map',
+            '0:v',
+            '-c',
+            'copy',
+            '-bsf:v',
+            'dump_extra=freq=keyframe',
+            '-f',
+            'rtp',
+            '-payload_type',
+            '96',
+            `rtp://127.0.0.1:${ports.video}?pkt_size=1200`,
+            '-map',
+            '0:a',
+            '-c',
+            'copy',
+            '-f',
+            'rtp',
+            '-payload_type',
+            '111',
+            `rtp://127.0.0.1:${ports.audio}?pkt_size=1200`,
+          ],
+          { stdio: 'ignore' },
+        ),
+      );
     }
     const codec = stack === 'wrtc' ? 'VP8' : 'H264';
-    receivers = track(spawn(NODE, [join(HERE, 'receivers.ts'), url, String(n), codec, stack === 'node-datachannel' ? 'late' : 'early'], { stdio: ['pipe', 'pipe', 'inherit'] }));
+    receivers = track(
+      spawn(NODE, [join(HERE, 'receivers.ts'), url, String(n), codec, stack === 'node-datachannel' ? 'late' : 'early'], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      }),
+    );
     const lines = createInterface({ input: receivers.stdout! })[Symbol.asyncIterator]();
     const ready = (await Promise.race([lines.next(), sleep(90_000).then(() => ({ value: 'timeout' }))])) as { value: string };
     if (!ready.value?.startsWith('ready')) throw new Error(`viewers not ready: ${ready.value}`);
@@ -176,7 +278,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
-console.log(`bench:realtime — ${new Date().toISOString()}, load average ${load()}, stacks ${STACKS.join(', ')}, ${SECONDS} s windows, ${ROUNDS} round(s)`);
+console.log(
+  `bench:realtime — ${new Date().toISOString()}, load average ${load()}, stacks ${STACKS.join(', ')}, ${SECONDS} s windows, ${ROUNDS} round(s)`,
+);
 const clip = PARTS.has('forward') ? makeClip(dir) : '';
 const results: { ingest: Record<string, unknown>[]; forward: Record<string, unknown>[] } = { ingest: [], forward: [] };
 // Each round rotates the order of the stacks, so none always runs first (or after the heaviest).

@@ -78,7 +78,12 @@ const server = createServer(async (req, res) => {
     }
     if (req.method === 'GET' && url.pathname === '/usage') {
       const cpu = process.cpuUsage();
-      return send(res, 200, { cpuMicros: cpu.user + cpu.system, rss: process.memoryUsage().rss, viewers: stack.viewerCount(), at: performance.now() });
+      return send(res, 200, {
+        cpuMicros: cpu.user + cpu.system,
+        rss: process.memoryUsage().rss,
+        viewers: stack.viewerCount(),
+        at: performance.now(),
+      });
     }
     send(res, 404, { error: { code: 'not_found', message: url.pathname } });
   } catch (err) {

@@ -30,7 +30,9 @@ export interface VoiceLatency {
   samplesMs: number[];
 }
 
-type Hooks = { __edgelive: { voice?: { status: string; levels(): Record<string, { state: string }> }; page: { room: { you: { conn: string } } } } };
+type Hooks = {
+  __edgelive: { voice?: { status: string; levels(): Record<string, { state: string }> }; page: { room: { you: { conn: string } } } };
+};
 
 // The in-page code is plain JavaScript text: the repository's Node typecheck has no DOM types.
 
@@ -107,21 +109,34 @@ export async function measureVoiceLatency(stack: Stack, streamId: string): Promi
     });
     if (minted.status !== 201) throw new Error(`room token: HTTP ${minted.status}`);
     const speakerToken = ((await minted.json()) as { token: string }).token;
-    for (const [p, auth] of [[speaker, `roomToken=${speakerToken}`], [listener, 'name=Listener']] as const) {
+    for (const [p, auth] of [
+      [speaker, `roomToken=${speakerToken}`],
+      [listener, 'name=Listener'],
+    ] as const) {
       await p.goto(`${stack.workerUrl}/party/${room}?stream=${streamId}&${auth}`);
       await p.getByTestId('join-voice').click();
     }
     for (const p of [speaker, listener]) {
-      await waitInPage(p, () => (globalThis as unknown as Hooks).__edgelive.voice?.status === 'connected', 'in voice', 30_000).catch(async (err: unknown) => {
-        const why = await p.evaluate(() => {
-          const v = (globalThis as unknown as { __edgelive: { voice?: { status: string; error: string | null } } }).__edgelive.voice;
-          return v ? { status: v.status, error: v.error } : null;
-        });
-        throw new Error(`${p === speaker ? "speaker" : "listener"}: ${String(err)}: ${JSON.stringify(why)} ${JSON.stringify((p as { errors?: string[] }).errors?.slice(-3))}`);
-      });
+      await waitInPage(p, () => (globalThis as unknown as Hooks).__edgelive.voice?.status === 'connected', 'in voice', 30_000).catch(
+        async (err: unknown) => {
+          const why = await p.evaluate(() => {
+            const v = (globalThis as unknown as { __edgelive: { voice?: { status: string; error: string | null } } }).__edgelive.voice;
+            return v ? { status: v.status, error: v.error } : null;
+          });
+          throw new Error(
+            `${p === speaker ? 'speaker' : 'listener'}: ${String(err)}: ${JSON.stringify(why)} ${JSON.stringify((p as { errors?: string[] }).errors?.slice(-3))}`,
+          );
+        },
+      );
     }
     const speakerConn = await speaker.evaluate(() => (globalThis as unknown as Hooks).__edgelive.page.room.you.conn);
-    await waitInPage(listener, (c: string) => (globalThis as unknown as Hooks).__edgelive.voice!.levels()[c]?.state === 'connected', 'connected to the speaker', 30_000, speakerConn);
+    await waitInPage(
+      listener,
+      (c: string) => (globalThis as unknown as Hooks).__edgelive.voice!.levels()[c]?.state === 'connected',
+      'connected to the speaker',
+      30_000,
+      speakerConn,
+    );
     await listener.evaluate(armDetector(speakerConn));
     // The first clicks after a connection opens meet a jitter buffer still settling: warm up.
     for (let i = 0; i < 5; i++) {
@@ -133,14 +148,24 @@ export async function measureVoiceLatency(stack: Stack, streamId: string): Promi
       await listener.evaluate(() => ((globalThis as unknown as { __heard: number[] }).__heard.length = 0));
       const sent = await speaker.evaluate(() => (globalThis as unknown as { __click(): number }).__click());
       const heard = await listener
-        .waitForFunction(() => (globalThis as unknown as { __heard: number[] }).__heard[0] ?? 0, undefined, { timeout: TIMEOUT_MS, polling: 5 })
+        .waitForFunction(() => (globalThis as unknown as { __heard: number[] }).__heard[0] ?? 0, undefined, {
+          timeout: TIMEOUT_MS,
+          polling: 5,
+        })
         .then((h) => h.jsonValue() as Promise<number>)
         .catch(() => null);
       if (heard !== null) samples.push(heard - sent);
       await speaker.waitForTimeout(GAP_MS);
     }
     const sorted = [...samples].sort((a, b) => a - b);
-    return { clicks: CLICKS, heard: samples.length, p50Ms: percentile(sorted, 50), p90Ms: percentile(sorted, 90), maxMs: sorted.at(-1) ?? NaN, samplesMs: samples.map((x) => Math.round(x * 10) / 10) };
+    return {
+      clicks: CLICKS,
+      heard: samples.length,
+      p50Ms: percentile(sorted, 50),
+      p90Ms: percentile(sorted, 90),
+      maxMs: sorted.at(-1) ?? NaN,
+      samplesMs: samples.map((x) => Math.round(x * 10) / 10),
+    };
   } finally {
     await browser.close();
   }
@@ -149,14 +174,37 @@ export async function measureVoiceLatency(stack: Stack, streamId: string): Promi
 if (import.meta.url === `file://${process.argv[1]}`) {
   const log = createLogger({ service: 'bench-voice' });
   const dir = mkdtempSync(join(tmpdir(), 'edgelive-bench-voice-'));
-  const stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'bench-admin', ingestSecret: 'bench-ingest-secret', logger: log });
+  const stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'bench-admin',
+    ingestSecret: 'bench-ingest-secret',
+    logger: log,
+  });
   let publisher: ReturnType<typeof startTestPublisher> | undefined;
   try {
-    const stream = await stack.createStream({ title: 'Voice latency', ladder: [{ name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 300_000 }, { name: 'audio', kind: 'audio', audioBitrate: 64_000 }] });
+    const stream = await stack.createStream({
+      title: 'Voice latency',
+      ladder: [
+        { name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 300_000 },
+        { name: 'audio', kind: 'audio', audioBitrate: 64_000 },
+      ],
+    });
     publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 426, height: 240, fps: 15, logDir: join(dir, 'logs') });
     const before = loadavg()[0]!;
     const r = await measureVoiceLatency(stack, stream.id);
-    console.log(JSON.stringify({ bench: 'voice mouth-to-ear (loopback, 2 party pages, mesh)', clicks: r.clicks, heard: r.heard, p50Ms: Math.round(r.p50Ms), p90Ms: Math.round(r.p90Ms), maxMs: Math.round(r.maxMs), loadavg1m: [before, loadavg()[0]], samplesMs: r.samplesMs }));
+    console.log(
+      JSON.stringify({
+        bench: 'voice mouth-to-ear (loopback, 2 party pages, mesh)',
+        clicks: r.clicks,
+        heard: r.heard,
+        p50Ms: Math.round(r.p50Ms),
+        p90Ms: Math.round(r.p90Ms),
+        maxMs: Math.round(r.maxMs),
+        loadavg1m: [before, loadavg()[0]],
+        samplesMs: r.samplesMs,
+      }),
+    );
   } finally {
     await stopChild(publisher);
     await stack.stop();

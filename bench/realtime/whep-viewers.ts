@@ -81,7 +81,12 @@ while (viewers.some((v) => v.frames === 0) && Date.now() < deadline) await new P
 process.stdout.write(`ready ${viewers.filter((v) => v.frames > 0).length} ${JSON.stringify(refused.slice(0, 3))}\n`);
 createInterface({ input: process.stdin }).on('line', () => {
   const cpu = process.cpuUsage();
-  process.stdout.write(JSON.stringify({ cpuMicros: cpu.user + cpu.system, viewers: viewers.map(({ frames, videoPackets, audioPackets, bytes, lost }) => ({ frames, videoPackets, audioPackets, bytes, lost })) }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      cpuMicros: cpu.user + cpu.system,
+      viewers: viewers.map(({ frames, videoPackets, audioPackets, bytes, lost }) => ({ frames, videoPackets, audioPackets, bytes, lost })),
+    }) + '\n',
+  );
 });
 process.on('SIGTERM', async () => {
   await Promise.all(viewers.map((v) => (v.resource ? fetch(v.resource, { method: 'DELETE' }).catch(() => undefined) : undefined)));

@@ -39,11 +39,18 @@ const LADDER = [
 const PROBE = readFileSync(join(ROOT, 'bench', 'player', 'page-probe.js'), 'utf8');
 const log = createLogger({ service: 'bench-whep' });
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
-const load = () => `load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
-const quantile = (xs: number[], q: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : NaN);
+const load = () =>
+  `load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`;
+const quantile = (xs: number[], q: number) =>
+  xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]! : NaN;
 const sec = (x: number) => (Number.isFinite(x) ? `${(x / 1000).toFixed(3)} s` : 'n/a');
 
-type Probe = { g2g(video: unknown, pdtAt: null, layout: typeof BARCODE): void; stopG2G(): { frames: Array<{ shown: number; glass: number }>; unreadable: number; stalls: number } };
+type Probe = {
+  g2g(video: unknown, pdtAt: null, layout: typeof BARCODE): void;
+  stopG2G(): { frames: Array<{ shown: number; glass: number }>; unreadable: number; stalls: number };
+};
 type RealtimeStatus = { state: string; message: string | null; connectMs: number | null; resource: string | null };
 type Win = {
   __probe: Probe;
@@ -90,7 +97,13 @@ const percent = (a: { at: number }, b: { at: number }, used: number) => (used / 
 
 // --- 1. glass to glass ---------------------------------------------------------------------
 
-interface G2G { frames: Array<{ shown: number; glass: number }>; unreadable: number; stalls: number; framesDecoded: number | null; connectMs: number | null }
+interface G2G {
+  frames: Array<{ shown: number; glass: number }>;
+  unreadable: number;
+  stalls: number;
+  framesDecoded: number | null;
+  connectMs: number | null;
+}
 type Mode = 'whep' | 'hls';
 
 /** Opens the watch page in `mode` and waits until it plays that way. */
@@ -128,7 +141,9 @@ async function measureTogether(pages: Record<Mode, Page>): Promise<Record<Mode, 
     ),
   );
   await sleep(SECONDS * 1000);
-  const [w, h] = await Promise.all([pages.whep, pages.hls].map((page) => page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())));
+  const [w, h] = await Promise.all(
+    [pages.whep, pages.hls].map((page) => page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())),
+  );
   const after = await decoded(pages.whep);
   // Fell back and came back within the window: a new session, and LL-HLS frames among the measured.
   if (after.resource !== before.resource) throw new Error('the page left real-time mode and came back during the window');
@@ -136,7 +151,13 @@ async function measureTogether(pages: Record<Mode, Page>): Promise<Record<Mode, 
   const status = await pages.whep.evaluate(() => (globalThis as unknown as Win).__edgelive!.realtime!.status());
   if (status.state !== 'on') throw new Error(`real-time mode left during the window: ${JSON.stringify(status)}`);
   return {
-    whep: { frames: w!.frames, unreadable: w!.unreadable, stalls: w!.stalls, framesDecoded: after.framesDecoded - before.framesDecoded, connectMs: status.connectMs },
+    whep: {
+      frames: w!.frames,
+      unreadable: w!.unreadable,
+      stalls: w!.stalls,
+      framesDecoded: after.framesDecoded - before.framesDecoded,
+      connectMs: status.connectMs,
+    },
     hls: { frames: h!.frames, unreadable: h!.unreadable, stalls: h!.stalls, framesDecoded: null, connectMs: null },
   };
 }
@@ -163,13 +184,16 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
       const order: Mode[] = attempts % 2 === 0 ? ['whep', 'hls'] : ['hls', 'whep'];
       const pages = {} as Record<Mode, Page>;
       try {
-        for (const mode of order) pages[mode] = await openPage(browser, `${stack.workerUrl}/watch/${streamId}${mode === 'whep' ? '?realtime=1' : ''}`, mode);
+        for (const mode of order)
+          pages[mode] = await openPage(browser, `${stack.workerUrl}/watch/${streamId}${mode === 'whep' ? '?realtime=1' : ''}`, mode);
         await sleep(SETTLE * 1000);
         const r = await measureTogether(pages);
         runs.push(r);
         const g = (x: G2G) => x.frames.map((f) => f.glass);
         round++;
-        console.log(`  round ${round}: WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded), LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames), LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}  ${load()}`);
+        console.log(
+          `  round ${round}: WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded), LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames), LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}  ${load()}`,
+        );
       } catch (err) {
         console.log(`  attempt ${attempts + 1} not counted: ${(err as Error).message.split('\n')[0]}  ${load()}`);
       } finally {
@@ -179,23 +203,47 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
   } finally {
     await browser.close();
   }
-  const lines = [`glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page in real-time mode and on LL-HLS side by side over the same ${SECONDS} s, ${ROUNDS} rounds:`];
+  const lines = [
+    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page in real-time mode and on LL-HLS side by side over the same ${SECONDS} s, ${ROUNDS} rounds:`,
+  ];
   for (const mode of ['whep', 'hls'] as const) {
     const all = runs.flatMap((r) => r[mode].frames.map((f) => f.glass));
     const label = mode === 'whep' ? 'real time (WHEP)' : 'LL-HLS          ';
-    const rounds = runs.map((r) => sec(quantile(r[mode].frames.map((f) => f.glass), 0.5))).join(', ');
-    const extra = mode === 'whep' ? `  frames decoded ${runs.map((r) => r.whep.framesDecoded).join('/')}  switch to the first WebRTC frame ${runs.map((r) => `${r.whep.connectMs} ms`).join('/')}` : '';
-    lines.push(`  ${label}  p50 ${sec(quantile(all, 0.5))}  p95 ${sec(quantile(all, 0.95))}  frames ${all.length}  unreadable ${runs.reduce((s, r) => s + r[mode].unreadable, 0)}  stalls ${runs.reduce((s, r) => s + r[mode].stalls, 0)}  per-round p50 ${rounds}${extra}`);
+    const rounds = runs
+      .map((r) =>
+        sec(
+          quantile(
+            r[mode].frames.map((f) => f.glass),
+            0.5,
+          ),
+        ),
+      )
+      .join(', ');
+    const extra =
+      mode === 'whep'
+        ? `  frames decoded ${runs.map((r) => r.whep.framesDecoded).join('/')}  switch to the first WebRTC frame ${runs.map((r) => `${r.whep.connectMs} ms`).join('/')}`
+        : '';
+    lines.push(
+      `  ${label}  p50 ${sec(quantile(all, 0.5))}  p95 ${sec(quantile(all, 0.95))}  frames ${all.length}  unreadable ${runs.reduce((s, r) => s + r[mode].unreadable, 0)}  stalls ${runs.reduce((s, r) => s + r[mode].stalls, 0)}  per-round p50 ${rounds}${extra}`,
+    );
   }
   const diff = runs.flatMap((r) => behindWhep(r.hls.frames, r.whep.frames));
-  lines.push(`  LL-HLS behind WHEP at the same instants  p50 ${sec(quantile(diff, 0.5))}  p95 ${sec(quantile(diff, 0.95))}  pairs ${diff.length}`);
+  lines.push(
+    `  LL-HLS behind WHEP at the same instants  p50 ${sec(quantile(diff, 0.5))}  p95 ${sec(quantile(diff, 0.95))}  pairs ${diff.length}`,
+  );
   lines.push('  target: WHEP p50 ≤ 0.300 s');
   return lines;
 }
 
 // --- 2. the node per viewer ------------------------------------------------------------------
 
-interface ViewerCounts { frames: number; videoPackets: number; audioPackets: number; bytes: number; lost: number }
+interface ViewerCounts {
+  frames: number;
+  videoPackets: number;
+  audioPackets: number;
+  bytes: number;
+  lost: number;
+}
 type ViewersReport = { cpuMicros: number; viewers: ViewerCounts[] };
 
 async function feedPackets(stack: Stack, streamId: string): Promise<number> {
@@ -207,16 +255,22 @@ async function feedPackets(stack: Stack, streamId: string): Promise<number> {
 async function capacity(stack: Stack, streamId: string): Promise<string[]> {
   const node = stack.nodes[0]!.process.pid!;
   const whepUrl = `${stack.workerUrl}/live/${streamId}/whep`;
-  const lines = [`the media node per WHEP viewer (libdatachannel viewers in another process, through the edge's 307; ${WINDOW} s per step; a step holds when every viewer gets every video packet the node's feed took in, none missing, and ≥ 95 % of the median viewer's frames):`];
+  const lines = [
+    `the media node per WHEP viewer (libdatachannel viewers in another process, through the edge's 307; ${WINDOW} s per step; a step holds when every viewer gets every video packet the node's feed took in, none missing, and ≥ 95 % of the median viewer's frames):`,
+  ];
   // With no viewer: the node's own work (RTMP in, pushes, the feed's RTP in) and the ladder's.
   const i0 = cpuOf(node);
   await sleep(WINDOW * 1000);
   const i1 = cpuOf(node);
   const idleSelf = percent(i0, i1, i1.self - i0.self);
-  lines.push(`  0 viewers: node process ${idleSelf.toFixed(1)} % of a core, its ffmpeg ladder (with the real-time encode) ${percent(i0, i1, i1.children - i0.children).toFixed(1)} %  ${load()}`);
+  lines.push(
+    `  0 viewers: node process ${idleSelf.toFixed(1)} % of a core, its ffmpeg ladder (with the real-time encode) ${percent(i0, i1, i1.children - i0.children).toFixed(1)} %  ${load()}`,
+  );
   let held = 0;
   for (const n of STEPS) {
-    const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, 'whep-viewers.ts'), whepUrl, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const child: ChildProcess = spawn(process.execPath, [join(import.meta.dirname, 'whep-viewers.ts'), whepUrl, String(n)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
     try {
       const out = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
       const ready = (await Promise.race([out.next(), sleep(120_000).then(() => ({ value: 'timeout' }))])) as { value: string };
@@ -239,7 +293,8 @@ async function capacity(stack: Stack, streamId: string): Promise<string[]> {
       const self = percent(c0, c1, c1.self - c0.self);
       // Relative to the feed, not to the publisher's 30 fps: a starved machine's ladder may itself
       // run slower, which is not the node dropping frames for its viewers.
-      const holds = connected === n && fps.length === n && fps[0]! >= 0.95 * fps[Math.floor(fps.length / 2)]! && got[0]! >= 0.99 && lost === 0;
+      const holds =
+        connected === n && fps.length === n && fps[0]! >= 0.95 * fps[Math.floor(fps.length / 2)]! && got[0]! >= 0.99 && lost === 0;
       const viewersCpu = ((r1.cpuMicros - r0.cpuMicros) / 1e6 / secs) * 100;
       lines.push(
         `  ${String(n).padStart(3)} viewers (${connected} connected): node process ${self.toFixed(1)} % (${((self - idleSelf) / n).toFixed(2)} % per viewer above idle), ladder ${percent(c0, c1, c1.children - c0.children).toFixed(1)} %; ` +
@@ -255,7 +310,9 @@ async function capacity(stack: Stack, streamId: string): Promise<string[]> {
       await sleep(2000);
     }
   }
-  lines.push(`  one node held ${held} WHEP viewers with every frame on this machine${held === STEPS.at(-1) ? ' (the largest step tried)' : ''}`);
+  lines.push(
+    `  one node held ${held} WHEP viewers with every frame on this machine${held === STEPS.at(-1) ? ' (the largest step tried)' : ''}`,
+  );
   return lines;
 }
 
@@ -265,7 +322,14 @@ async function main(): Promise<void> {
   let publisher: ChildProcess | undefined;
   try {
     const maxViewers = Math.max(...STEPS) + 5;
-    stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'bench-admin', ingestSecret: 'bench-ingest-secret', transcoderEnv: { WHEP_MAX_VIEWERS: String(maxViewers), WHEP_MAX_PENDING_PER_ADDRESS: '8' }, logger: log });
+    stack = await startStack({
+      persistDir: join(dir, 'state'),
+      logDir: join(dir, 'logs'),
+      adminToken: 'bench-admin',
+      ingestSecret: 'bench-ingest-secret',
+      transcoderEnv: { WHEP_MAX_VIEWERS: String(maxViewers), WHEP_MAX_PENDING_PER_ADDRESS: '8' },
+      logger: log,
+    });
     await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
     const stream = await stack.createStream({ title: 'WHEP benchmark', ladder: LADDER, realtime: true });
     publisher = startClockPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
@@ -277,7 +341,11 @@ async function main(): Promise<void> {
       if (Date.now() > deadline) throw new Error('the stream did not start');
       await sleep(300);
     }
-    const lines = ['', `WHEP benchmark — local stack, 640x360 ladder (360p, 240p, audio) + the real-time encode of 360p (baseline, 0.5 s GOP) and Opus; barcode publisher at ${SOURCE_FPS} fps; ${load()} at the start`, ''];
+    const lines = [
+      '',
+      `WHEP benchmark — local stack, 640x360 ladder (360p, 240p, audio) + the real-time encode of 360p (baseline, 0.5 s GOP) and Opus; barcode publisher at ${SOURCE_FPS} fps; ${load()} at the start`,
+      '',
+    ];
     console.log(lines[1]);
     if (PARTS.has('g2g')) lines.push(...(await glassToGlass(stack, stream.id)), '');
     if (PARTS.has('capacity')) lines.push(...(await capacity(stack, stream.id)), '');

@@ -85,7 +85,9 @@ export class LoadClient {
     this.m = metrics;
     this.seen = new Uint8Array(metrics.deliveries.length);
     // The client's default window (32 samples), a longer one, and the lowest-delay sample alone.
-    this.clock = clock ? { ...clock, est: new ClockEstimator(32), est48: new ClockEstimator(48), minDelayOnly: new ClockEstimator(32) } : null;
+    this.clock = clock
+      ? { ...clock, est: new ClockEstimator(32), est48: new ClockEstimator(48), minDelayOnly: new ClockEstimator(32) }
+      : null;
     this.ws = new WebSocket(url, { perMessageDeflate: false });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
@@ -184,7 +186,12 @@ export class LoadClient {
     const best = c.minDelayOnly.best();
     if (!e || !e48 || !best) return null;
     const truth = reference - c.offsetMs;
-    return { bounds: Math.abs(e.offset - truth), bounds48: Math.abs(e48.offset - truth), minDelay: Math.abs(best.offset - truth), samples: e.samples };
+    return {
+      bounds: Math.abs(e.offset - truth),
+      bounds48: Math.abs(e48.offset - truth),
+      minDelay: Math.abs(best.offset - truth),
+      samples: e.samples,
+    };
   }
 
   close(): void {

@@ -87,10 +87,14 @@ function ensureFileLimit(needed: number): void {
   }
   const target = hard === Infinity ? needed : Math.min(hard, Math.max(needed, soft));
   log.info('raising the open-file limit and re-running', { soft, hard, target });
-  const r = spawnSync('sh', ['-c', `ulimit -n ${target} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_ROOMS_REEXEC: '1' },
-  });
+  const r = spawnSync(
+    'sh',
+    ['-c', `ulimit -n ${target} && exec "$0" "$@"`, process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_ROOMS_REEXEC: '1' },
+    },
+  );
   process.exit(r.status ?? 1);
 }
 
@@ -147,7 +151,16 @@ interface RunResult {
   loopLagP99: number;
   /** The machine's 1-minute load average at the end of the steady phase (2 cores). */
   load: number;
-  clock?: { clients: number; p50: number; p99: number; p50w48: number; p99w48: number; minDelayP50: number; minDelayP99: number; samplesMedian: number };
+  clock?: {
+    clients: number;
+    p50: number;
+    p99: number;
+    p50w48: number;
+    p99w48: number;
+    minDelayP50: number;
+    minDelayP99: number;
+    samplesMedian: number;
+  };
   /** Where the room's objects spent their time during the steady phase (edgelive only). */
   holders?: string[];
 }
@@ -330,7 +343,7 @@ function describeStats(a: RoomStats, b: RoomStats, seconds: number): string[] {
       .filter(Boolean)
       .join(', ');
     const perSend = bc.items ? ((bc.ms * 1000) / bc.items).toFixed(1) : '-';
-    return `${name}: ${bc.n} broadcasts, ${bc.items} sends, ${bc.ms.toFixed(0)} ms (${((bc.ms / 10 / seconds) | 0)}% of the run), ${perSend} µs/send; ${merged.n} merged frames covering ${merged.items} batches; frames in ${diff(x, y, 'frame in').items}; ${rest}`;
+    return `${name}: ${bc.n} broadcasts, ${bc.items} sends, ${bc.ms.toFixed(0)} ms (${(bc.ms / 10 / seconds) | 0}% of the run), ${perSend} µs/send; ${merged.n} merged frames covering ${merged.items} batches; frames in ${diff(x, y, 'frame in').items}; ${rest}`;
   };
   const out = [line('Room', a.room, b.room)];
   for (const s of b.shards) out.push(line(`shard ${s.index}`, a.shards.find((t) => t.index === s.index)?.counts, s.counts));
@@ -338,7 +351,9 @@ function describeStats(a: RoomStats, b: RoomStats, seconds: number): string[] {
 }
 
 async function startBaseline(): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./baseline-server.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./baseline-server.ts', import.meta.url))], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout!.once('data', (d: Buffer) => resolve((JSON.parse(d.toString()) as { port: number }).port));
     child.once('exit', (code) => reject(new Error(`baseline exited ${code}`)));
@@ -347,7 +362,26 @@ async function startBaseline(): Promise<{ port: number; child: ChildProcess }> {
 }
 
 function table(results: RunResult[]): string {
-  const head = ['system', 'N', 'connect s', 'chat sent', 'delivered/expected', 'undelivered after drain', 'p50 ms', 'p99 ms', 'max ms', 'reactions undelivered', 'gaps', 'frames/client/s', 'fan-out spread p50/p99 ms', 'server µs/frame', 'server CPU', 'bench CPU', 'bench loop lag p99 ms', 'machine load'];
+  const head = [
+    'system',
+    'N',
+    'connect s',
+    'chat sent',
+    'delivered/expected',
+    'undelivered after drain',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'reactions undelivered',
+    'gaps',
+    'frames/client/s',
+    'fan-out spread p50/p99 ms',
+    'server µs/frame',
+    'server CPU',
+    'bench CPU',
+    'bench loop lag p99 ms',
+    'machine load',
+  ];
   const rows = results.map((r) => [
     r.system,
     String(r.n),
@@ -407,7 +441,10 @@ async function main(): Promise<void> {
           }
           log.warn('room did not report every viewer', { n });
         },
-        async () => (await (await fetch(`${stack.directOrigin}/rooms/${room}/stats`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as RoomStats,
+        async () =>
+          (await (
+            await fetch(`${stack.directOrigin}/rooms/${room}/stats`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+          ).json()) as RoomStats,
       );
       results.push(r);
       log.info('result', { ...r });
@@ -415,7 +452,14 @@ async function main(): Promise<void> {
 
       if (opts.baseline) {
         const b = await startBaseline();
-        const br = await measure('bare ws', n, () => `ws://127.0.0.1:${b.port}/`, opts, () => childCpuSeconds(b.child.pid!), async () => {});
+        const br = await measure(
+          'bare ws',
+          n,
+          () => `ws://127.0.0.1:${b.port}/`,
+          opts,
+          () => childCpuSeconds(b.child.pid!),
+          async () => {},
+        );
         results.push(br);
         log.info('result', { ...br });
         b.child.kill('SIGTERM');
@@ -427,9 +471,13 @@ async function main(): Promise<void> {
   }
 
   const out: string[] = [];
-  out.push(`rooms benchmark — ${new Date().toISOString()} — node ${process.version}, ${opts.seconds} s steady, chat ${opts.chatPerSec}/s, reactions ${opts.reactionsPerSec}/s (room totals)`);
+  out.push(
+    `rooms benchmark — ${new Date().toISOString()} — node ${process.version}, ${opts.seconds} s steady, chat ${opts.chatPerSec}/s, reactions ${opts.reactionsPerSec}/s (room totals)`,
+  );
   if (opts.sizes.some((n) => n > cap)) {
-    out.push(`note: N capped at ${cap}: local workerd holds two file descriptors per WebSocket and the hard limit here is ${fileLimits().hard}`);
+    out.push(
+      `note: N capped at ${cap}: local workerd holds two file descriptors per WebSocket and the hard limit here is ${fileLimits().hard}`,
+    );
   }
   out.push('');
   out.push(table(results));
@@ -437,12 +485,16 @@ async function main(): Promise<void> {
   out.push(
     `clock sync (edgelive, after the load phase, clients still connected): artificial offsets up to ±1 h, one-way jitter ${opts.jitter.mean} ± ${opts.jitter.spread} ms each way, ${opts.pings} pings per clock client ${opts.pingGapMs} ms apart`,
   );
-  out.push('| N | clock clients | error p50 ms (32 samples, client default) | error p99 ms (32) | p50 (48 samples) | p99 (48) | lowest-delay sample only p50 | lowest-delay only p99 |');
+  out.push(
+    '| N | clock clients | error p50 ms (32 samples, client default) | error p99 ms (32) | p50 (48 samples) | p99 (48) | lowest-delay sample only p50 | lowest-delay only p99 |',
+  );
   out.push('|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     if (!r.clock) continue;
     const c = r.clock;
-    out.push(`| ${r.n} | ${c.clients} | ${c.p50.toFixed(2)} | ${c.p99.toFixed(2)} | ${c.p50w48.toFixed(2)} | ${c.p99w48.toFixed(2)} | ${c.minDelayP50.toFixed(2)} | ${c.minDelayP99.toFixed(2)} |`);
+    out.push(
+      `| ${r.n} | ${c.clients} | ${c.p50.toFixed(2)} | ${c.p99.toFixed(2)} | ${c.p50w48.toFixed(2)} | ${c.p99w48.toFixed(2)} | ${c.minDelayP50.toFixed(2)} | ${c.minDelayP99.toFixed(2)} |`,
+    );
   }
   for (const r of results) {
     if (!r.holders) continue;

@@ -82,5 +82,11 @@ export function summarise(profile: Profile): ProfileSummary {
   }
   const sorted = <K extends string>(m: Map<string, number>, key: K) =>
     [...m].sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ [key]: k, selfUs: v }) as { [P in K]: string } & { selfUs: number });
-  return { wallUs: profile.endTime - profile.startTime, busyUs: busy, byFile: sorted(files, 'file'), byFunction: sorted(fns, 'fn'), profile };
+  return {
+    wallUs: profile.endTime - profile.startTime,
+    busyUs: busy,
+    byFile: sorted(files, 'file'),
+    byFunction: sorted(fns, 'fn'),
+    profile,
+  };
 }

@@ -122,12 +122,32 @@ interface Row {
   profile: ProfileSummary | null;
 }
 
-async function round(n: number, o: { url: string; streamId: string; statsUrl: string; inspectorUrl: string; probe: Probe; readyTimes: () => Map<string, Map<string, number>>; idle: Row['cpu'] }): Promise<Row> {
+async function round(
+  n: number,
+  o: {
+    url: string;
+    streamId: string;
+    statsUrl: string;
+    inspectorUrl: string;
+    probe: Probe;
+    readyTimes: () => Map<string, Map<string, number>>;
+    idle: Row['cpu'];
+  },
+): Promise<Row> {
   const start = Date.now() + 300;
   const windowStart = start + WARMUP * 1000;
   const windowEnd = windowStart + SECONDS * 1000;
   const stopAt = windowEnd + 3000;
-  const threads = runThreads(n, { origin: o.url, streamId: o.streamId, renditions: RENDITIONS, joinSpreadMs: 1000, windowStart, windowEnd, stopAt, gzip: GZIP });
+  const threads = runThreads(n, {
+    origin: o.url,
+    streamId: o.streamId,
+    renditions: RENDITIONS,
+    joinSpreadMs: 1000,
+    windowStart,
+    windowEnd,
+    stopAt,
+    gzip: GZIP,
+  });
   await sleepUntil(windowStart);
   const [load0, cpu0] = [await origin(o.statsUrl, o.streamId), cpuOf(o.probe)];
   const profiling = n === PROFILE_N ? profileWorker(o.inspectorUrl, Math.min(SECONDS - 1, 10)) : null;
@@ -205,15 +225,29 @@ async function round(n: number, o: { url: string; streamId: string; statsUrl: st
 }
 
 function print(row: Row, idle: Row['cpu']): string {
-  const perReq = (cores: number, idleCores: number) => (row.requests > 0 ? `${(((cores - idleCores) * SECONDS * 1000) / row.requests).toFixed(2)} ms` : 'n/a');
-  const errs = Object.entries(row.errors).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none';
+  const perReq = (cores: number, idleCores: number) =>
+    row.requests > 0 ? `${(((cores - idleCores) * SECONDS * 1000) / row.requests).toFixed(2)} ms` : 'n/a';
+  const errs =
+    Object.entries(row.errors)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ') || 'none';
   return [
     `N = ${row.n} viewers (${RENDITIONS.join(' + ')} each), ${SECONDS} s`,
-    `  parts announced per second           ${Object.entries(row.doCalls).map(([r, x]) => `${r} ${(x.parts / SECONDS).toFixed(1)}`).join(', ')}   (5.0 when the encoder keeps real time)`,
-    `  DO calls per part per rendition      ${Object.entries(row.doCalls).map(([r, x]) => `${r} ${(x.calls / x.parts).toFixed(2)} (${x.calls}/${x.parts})`).join(', ')}   (multivariant calls ${row.presentationCalls})`,
+    `  parts announced per second           ${Object.entries(row.doCalls)
+      .map(([r, x]) => `${r} ${(x.parts / SECONDS).toFixed(1)}`)
+      .join(', ')}   (5.0 when the encoder keeps real time)`,
+    `  DO calls per part per rendition      ${Object.entries(row.doCalls)
+      .map(([r, x]) => `${r} ${(x.calls / x.parts).toFixed(2)} (${x.calls}/${x.parts})`)
+      .join(', ')}   (multivariant calls ${row.presentationCalls})`,
     `  part ready → playlist received       p50 ${ms(row.p50)}  p99 ${ms(row.p99)}  (n=${row.samples})`,
     `  part fetch                           p50 ${ms(row.partFetchP50)}  p99 ${ms(row.partFetchP99)}`,
-    `  parts from isolate / cache / R2      ${row.fromIsolate} / ${row.fromCache} / ${row.fromOrigin}   (R2 reads per part made: ${(row.fromOrigin / Math.max(1, Object.values(row.doCalls).reduce((n, x) => n + x.parts, 0))).toFixed(2)})`,
+    `  parts from isolate / cache / R2      ${row.fromIsolate} / ${row.fromCache} / ${row.fromOrigin}   (R2 reads per part made: ${(
+      row.fromOrigin /
+        Math.max(
+          1,
+          Object.values(row.doCalls).reduce((n, x) => n + x.parts, 0),
+        )
+    ).toFixed(2)})`,
     `  parts lost / not fetched by the end  ${row.lost} / ${row.behind} of ${row.expected} (lost: never listed, or failed; the rest: the viewer's part loader fell behind)`,
     `  errors                               ${errs}`,
     `  viewer requests                      ${row.requests} (${row.reqPerSec.toFixed(0)}/s)`,
@@ -255,9 +289,18 @@ try {
       secret: 'bench-ingest',
       streamId: stream.id,
       streamKey: stream.streamKey,
-      renditions: ladder.map((r) => ({ name: r.name, kind: r.kind as 'video' | 'audio', bitrate: 'videoBitrate' in r ? r.videoBitrate! : r.audioBitrate! })),
+      renditions: ladder.map((r) => ({
+        name: r.name,
+        kind: r.kind as 'video' | 'audio',
+        bitrate: 'videoBitrate' in r ? r.videoBitrate! : r.audioBitrate!,
+      })),
     });
-  } else publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs'), ...(LIGHT ? { width: 640, height: 360 } : {}) });
+  } else
+    publisher = startTestPublisher({
+      rtmpUrl: stream.ingest.rtmp,
+      logDir: join(dir, 'logs'),
+      ...(LIGHT ? { width: 640, height: 360 } : {}),
+    });
   const readyAt = () => (synthetic ? synthetic.readyAt : readyTimes(join(dir, 'logs', 'transcoder.log')));
   for (let i = 0; i < 100; i++) {
     const res = await fetch(`${stack.workerUrl}/live/${stream.id}/${RENDITIONS[0]}/index.m3u8`);
@@ -266,19 +309,39 @@ try {
   }
   const direct = await workerdBehindProxy(stack.worker.pid!, stack.workerUrl);
   const proxy = listenerPid(Number(new URL(stack.workerUrl).port));
-  const probe: Probe = { workerd: direct.pid, proxy: proxy === direct.pid ? null : proxy, wrangler: processTree(stack.worker.pid!).filter((p) => p !== direct.pid && p !== proxy) };
+  const probe: Probe = {
+    workerd: direct.pid,
+    proxy: proxy === direct.pid ? null : proxy,
+    wrangler: processTree(stack.worker.pid!).filter((p) => p !== direct.pid && p !== proxy),
+  };
   log.info('processes', { workerd: direct.pid, proxy, wrangler: probe.wrangler.map((p) => `${p} ${processName(p)}`) });
   const url = DIRECT ? direct.url : stack.workerUrl;
   // The stack's own CPU with no viewers (the publisher's pushes, the DO, R2): subtracted per request.
   const c0 = cpuOf(probe);
   await new Promise((r) => setTimeout(r, SECONDS * 1000));
   const c1 = cpuOf(probe);
-  const idle = { workerd: (c1.workerd - c0.workerd) / SECONDS, proxy: (c1.proxy - c0.proxy) / SECONDS, wrangler: (c1.wrangler - c0.wrangler) / SECONDS, client: 0 };
-  const out: string[] = ['', `edgelive viewers at scale: one live stream (${LIGHT ? '360p/240p/audio' : '720p/480p/360p/audio'}, 200 ms parts, 1 s segments, ${SYNTHETIC ? 'synthetic publisher' : 'ffmpeg publisher'}), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`];
+  const idle = {
+    workerd: (c1.workerd - c0.workerd) / SECONDS,
+    proxy: (c1.proxy - c0.proxy) / SECONDS,
+    wrangler: (c1.wrangler - c0.wrangler) / SECONDS,
+    client: 0,
+  };
+  const out: string[] = [
+    '',
+    `edgelive viewers at scale: one live stream (${LIGHT ? '360p/240p/audio' : '720p/480p/360p/audio'}, 200 ms parts, 1 s segments, ${SYNTHETIC ? 'synthetic publisher' : 'ffmpeg publisher'}), viewers ${DIRECT ? 'on workerd directly (no dev proxy)' : 'through wrangler dev'}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`,
+  ];
   const rows: Row[] = [];
   for (const n of COUNTS) {
     log.info('round', { viewers: n });
-    const row = await round(n, { url, streamId: stream.id, statsUrl: stack.workerUrl, inspectorUrl: stack.inspectorUrl, probe, readyTimes: readyAt, idle });
+    const row = await round(n, {
+      url,
+      streamId: stream.id,
+      statsUrl: stack.workerUrl,
+      inspectorUrl: stack.inspectorUrl,
+      probe,
+      readyTimes: readyAt,
+      idle,
+    });
     rows.push(row);
     out.push(print(row, idle));
     process.stderr.write(out.at(-1) + '\n');

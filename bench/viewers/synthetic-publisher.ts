@@ -23,7 +23,13 @@ const PARTS_PER_SEGMENT = 5;
 /** Pushes in flight per rendition (the transcoder's uploader keeps three). */
 const IN_FLIGHT = 3;
 
-export async function startSyntheticPublisher(o: { origin: string; secret: string; streamId: string; streamKey: string; renditions: SyntheticRendition[] }): Promise<SyntheticPublisher> {
+export async function startSyntheticPublisher(o: {
+  origin: string;
+  secret: string;
+  streamId: string;
+  streamKey: string;
+  renditions: SyntheticRendition[];
+}): Promise<SyntheticPublisher> {
   const client = new OriginClient({ baseUrl: o.origin, secret: o.secret });
   const lease = await client.authorize(o.streamKey, 'bench-synthetic');
   const names = o.renditions.map((r) => r.name);
@@ -31,8 +37,24 @@ export async function startSyntheticPublisher(o: { origin: string; secret: strin
   for (const r of o.renditions) {
     const meta =
       r.kind === 'video'
-        ? { kind: 'video', codecs: 'avc1.64001e', bandwidth: Math.round(r.bitrate * 1.2), averageBandwidth: r.bitrate, width: 640, height: 360, frameRate: 30, renditions: names }
-        : { kind: 'audio', codecs: 'mp4a.40.2', bandwidth: Math.round(r.bitrate * 1.1), averageBandwidth: r.bitrate, channels: 2, renditions: names };
+        ? {
+            kind: 'video',
+            codecs: 'avc1.64001e',
+            bandwidth: Math.round(r.bitrate * 1.2),
+            averageBandwidth: r.bitrate,
+            width: 640,
+            height: 360,
+            frameRate: 30,
+            renditions: names,
+          }
+        : {
+            kind: 'audio',
+            codecs: 'mp4a.40.2',
+            bandwidth: Math.round(r.bitrate * 1.1),
+            averageBandwidth: r.bitrate,
+            channels: 2,
+            renditions: names,
+          };
     await client.push(o.streamId, lease.epoch, r.name, 'init.mp4', new Uint8Array(800), meta);
   }
   let stopped = false;
@@ -64,13 +86,26 @@ export async function startSyntheticPublisher(o: { origin: string; secret: strin
       const programDateTime = due - PART_MS;
       while (inFlight.length >= IN_FLIGHT) await inFlight.shift();
       readyAt.get(r.name)!.set(`${msn}.${part}`, Date.now());
-      inFlight.push(pushOnce(r.name, `${msn}.${part}.m4s`, bytes, { duration: PART_MS / 1000, independent: part === 0 || r.kind === 'audio', programDateTime, ...(final ? { final: true } : {}) }));
+      inFlight.push(
+        pushOnce(r.name, `${msn}.${part}.m4s`, bytes, {
+          duration: PART_MS / 1000,
+          independent: part === 0 || r.kind === 'audio',
+          programDateTime,
+          ...(final ? { final: true } : {}),
+        }),
+      );
       parts.push(bytes);
       if (final) {
         const segment = Buffer.concat(parts);
         parts.length = 0;
         while (inFlight.length >= IN_FLIGHT) await inFlight.shift();
-        inFlight.push(pushOnce(r.name, `${msn}.m4s`, segment, { duration: (PARTS_PER_SEGMENT * PART_MS) / 1000, partCount: PARTS_PER_SEGMENT, programDateTime: programDateTime - (PARTS_PER_SEGMENT - 1) * PART_MS }));
+        inFlight.push(
+          pushOnce(r.name, `${msn}.m4s`, segment, {
+            duration: (PARTS_PER_SEGMENT * PART_MS) / 1000,
+            partCount: PARTS_PER_SEGMENT,
+            programDateTime: programDateTime - (PARTS_PER_SEGMENT - 1) * PART_MS,
+          }),
+        );
       }
     }
     await Promise.all(inFlight);

@@ -37,7 +37,15 @@ export interface ThreadResult {
 const cfg = workerData as ThreadConfig;
 const url = new URL(cfg.origin);
 const PART_HOLD_BACK_PARTS = 3;
-const result: ThreadResult = { seen: {}, requests: { playlist: 0, part: 0, multivariant: 0 }, partsFromIsolate: 0, partsFromCache: 0, partsFromOrigin: 0, errors: {}, partFetchMs: [] };
+const result: ThreadResult = {
+  seen: {},
+  requests: { playlist: 0, part: 0, multivariant: 0 },
+  partsFromIsolate: 0,
+  partsFromCache: 0,
+  partsFromOrigin: 0,
+  errors: {},
+  partFetchMs: [],
+};
 for (const r of cfg.renditions) result.seen[r] = [];
 
 interface Answer {
@@ -58,13 +66,21 @@ function get(agent: Agent, path: string): Promise<Answer> {
         res.on('end', () => {
           let body = Buffer.concat(chunks);
           if (res.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-          resolve({ status: res.statusCode ?? 0, body, cache: (res.headers['x-edgelive-source'] ?? (res.headers['cf-cache-status'] === 'HIT' ? 'cache' : 'r2')) as string });
+          resolve({
+            status: res.statusCode ?? 0,
+            body,
+            cache: (res.headers['x-edgelive-source'] ?? (res.headers['cf-cache-status'] === 'HIT' ? 'cache' : 'r2')) as string,
+          });
         });
-        res.on('error', (e) => resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: (e as NodeJS.ErrnoException).code ?? e.message }));
+        res.on('error', (e) =>
+          resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: (e as NodeJS.ErrnoException).code ?? e.message }),
+        );
       },
     );
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (e) => resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: (e as NodeJS.ErrnoException).code ?? e.message }));
+    req.on('error', (e) =>
+      resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: (e as NodeJS.ErrnoException).code ?? e.message }),
+    );
     req.end();
   });
 }

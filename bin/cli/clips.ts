@@ -72,7 +72,11 @@ async function waitForExport(c: Ctx, asked: Clip): Promise<Clip> {
     }
     if (e.status === 'ready') return clip;
     if (e.status === 'failed') throw new CliError('export_failed', `the export of ${clipId} failed: ${e.error ?? 'no reason given'}`);
-    if (c.io.now() >= deadline) throw new CliError('timeout', `the export of ${clipId} is still ${e.status} (${percent(e.progress)}); see it with: edgelive clips show ${clipId}`);
+    if (c.io.now() >= deadline)
+      throw new CliError(
+        'timeout',
+        `the export of ${clipId} is still ${e.status} (${percent(e.progress)}); see it with: edgelive clips show ${clipId}`,
+      );
     if (clip !== asked) await c.io.sleep(1000);
     clip = null;
   }
@@ -83,7 +87,8 @@ export const clipCommands: Command[] = [
     name: 'clips create',
     group: 'Clips',
     synopsis: '<stream> --start WHEN [--end WHEN] [--title T] [--export] [--renditions LIST] [--retention-days N] [--wait]',
-    summary: 'cut a clip (at most 5 minutes, to the part); WHEN is seconds back from the live edge (30, 2m) or an ISO time; --end defaults to the edge; --export or --renditions also make MP4 files; --wait waits for them',
+    summary:
+      'cut a clip (at most 5 minutes, to the part); WHEN is seconds back from the live edge (30, 2m) or an ISO time; --end defaults to the edge; --export or --renditions also make MP4 files; --wait waits for them',
     args: ['a stream id'],
     flags: ['start', 'end', 'title', 'export', 'renditions', 'retention-days', 'wait', 'timeout'],
     async run(c) {
@@ -112,7 +117,12 @@ export const clipCommands: Command[] = [
     flags: ['limit'],
     async run(c) {
       const r = await c.call<{ clips: Clip[] }>('GET', `/api/streams/${c.arg(0)}/clips${pageQuery(c.v)}`);
-      c.print(r, () => table(['ID', 'STATUS', 'DURATION', 'START', 'EXPORT', 'TITLE'], r.clips.map((x) => [x.id, x.status, `${x.duration} s`, x.start, x.export?.status ?? '-', x.title])));
+      c.print(r, () =>
+        table(
+          ['ID', 'STATUS', 'DURATION', 'START', 'EXPORT', 'TITLE'],
+          r.clips.map((x) => [x.id, x.status, `${x.duration} s`, x.start, x.export?.status ?? '-', x.title]),
+        ),
+      );
     },
   },
   {
@@ -130,7 +140,8 @@ export const clipCommands: Command[] = [
     name: 'clips export',
     group: 'Clips',
     synopsis: '<clip> [--renditions LIST] [--wait [--timeout SECONDS]]',
-    summary: 'make MP4 files of a clip (the tallest video rendition with the audio, or the renditions listed); --wait shows the progress until they are ready',
+    summary:
+      'make MP4 files of a clip (the tallest video rendition with the audio, or the renditions listed); --wait shows the progress until they are ready',
     args: ['a clip id'],
     flags: ['renditions', 'wait', 'timeout'],
     async run(c) {
@@ -144,17 +155,28 @@ export const clipCommands: Command[] = [
     name: 'clips download',
     group: 'Clips',
     synopsis: '<clip> [--rendition R] [--out FILE]',
-    summary: "save an exported clip's MP4 (the default rendition unless --rendition); FILE defaults to the server's file name; a signed stream's clip is fetched with a 5-minute playback token",
+    summary:
+      "save an exported clip's MP4 (the default rendition unless --rendition); FILE defaults to the server's file name; a signed stream's clip is fetched with a 5-minute playback token",
     args: ['a clip id'],
     flags: ['rendition', 'out'],
     async run(c) {
       const path = c.v.rendition ? `/vod/${c.arg(0)}/${encodeURIComponent(c.v.rendition)}/clip.mp4` : `/vod/${c.arg(0)}/clip.mp4`;
       let res = await c.request('GET', path);
-      if (res.status === 401 && ((await res.clone().json().catch(() => null)) as { error?: { code?: string } } | null)?.error?.code === 'token_required') {
+      if (
+        res.status === 401 &&
+        (
+          (await res
+            .clone()
+            .json()
+            .catch(() => null)) as { error?: { code?: string } } | null
+        )?.error?.code === 'token_required'
+      ) {
         // A signed stream's downloads need a playback token, like its playlists: mint a short one.
         await res.body?.cancel();
         const clip = await c.call<Clip>('GET', `/api/clips/${c.arg(0)}`);
-        const { token } = await c.call<{ token: string }>('POST', `/api/streams/${encodeURIComponent(clip.streamId)}/playback-tokens`, { expiresIn: 300 });
+        const { token } = await c.call<{ token: string }>('POST', `/api/streams/${encodeURIComponent(clip.streamId)}/playback-tokens`, {
+          expiresIn: 300,
+        });
         res = await c.request('GET', `${path}?token=${encodeURIComponent(token)}`);
       }
       if (!res.ok) {

@@ -210,7 +210,10 @@ export function integer(value: string, flag: string): number {
 /** `a, b,c` → ['a', 'b', 'c']; '' → undefined. */
 export function list(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return items.length ? items : undefined;
 }
 

@@ -12,7 +12,11 @@ export const keyCommands: Command[] = [
     summary: 'new ES256 key pair; the private key is shown (or written, mode 600) once',
     flags: ['name', 'out'],
     async run(c) {
-      const r = await c.call<{ kid: string; privateJwk: unknown; privateKeyPem: string; [k: string]: unknown }>('POST', '/api/signing-keys', c.v.name !== undefined ? { name: c.v.name } : {});
+      const r = await c.call<{ kid: string; privateJwk: unknown; privateKeyPem: string; [k: string]: unknown }>(
+        'POST',
+        '/api/signing-keys',
+        c.v.name !== undefined ? { name: c.v.name } : {},
+      );
       const out = c.v.out;
       if (out) {
         try {
@@ -20,10 +24,17 @@ export const keyCommands: Command[] = [
         } catch (err) {
           // The key exists on the server now and this is the only time its private half is seen.
           c.io.stdout(JSON.stringify(r.privateJwk, null, 2) + '\n');
-          throw new CliError('file_error', `key ${r.kid} was created but ${out} could not be written (${(err as Error).message}); its private key is printed above`);
+          throw new CliError(
+            'file_error',
+            `key ${r.kid} was created but ${out} could not be written (${(err as Error).message}); its private key is printed above`,
+          );
         }
         const { privateJwk: _j, privateKeyPem: _p, ...pub } = r;
-        return c.print({ ...pub, keyFile: out }, () => `key ${r.kid}\n  private key written to ${out} (mode 600); it is not kept by the server\n  sign with: edgelive sign --key ${out} --stream <id>\n`);
+        return c.print(
+          { ...pub, keyFile: out },
+          () =>
+            `key ${r.kid}\n  private key written to ${out} (mode 600); it is not kept by the server\n  sign with: edgelive sign --key ${out} --stream <id>\n`,
+        );
       }
       c.io.stderr('The private key below is shown once; the server keeps only the public half.\n');
       c.print(r, () => `key ${r.kid}\n${JSON.stringify(r.privateJwk, null, 2)}\n${r.privateKeyPem}`);
@@ -35,8 +46,16 @@ export const keyCommands: Command[] = [
     synopsis: '',
     summary: 'signing keys, with revocation times',
     async run(c) {
-      const r = await c.call<{ keys: Array<{ kid: string; name: string; managed: boolean; createdAt: string; revokedAt: string | null }> }>('GET', '/api/signing-keys');
-      c.print(r, () => table(['KID', 'NAME', 'MANAGED', 'CREATED', 'REVOKED'], r.keys.map((k) => [k.kid, k.name, k.managed ? 'yes' : 'no', k.createdAt, k.revokedAt ?? '-'])));
+      const r = await c.call<{ keys: Array<{ kid: string; name: string; managed: boolean; createdAt: string; revokedAt: string | null }> }>(
+        'GET',
+        '/api/signing-keys',
+      );
+      c.print(r, () =>
+        table(
+          ['KID', 'NAME', 'MANAGED', 'CREATED', 'REVOKED'],
+          r.keys.map((k) => [k.kid, k.name, k.managed ? 'yes' : 'no', k.createdAt, k.revokedAt ?? '-']),
+        ),
+      );
     },
   },
   {
@@ -53,7 +72,8 @@ export const keyCommands: Command[] = [
   {
     name: 'sign',
     group: 'Offline',
-    synopsis: '--key key.json --stream <id> [--ttl SECONDS] [--nbf UNIX] [--kid KID (for a PEM key)] [--allow-countries LIST] [--block-countries LIST]',
+    synopsis:
+      '--key key.json --stream <id> [--ttl SECONDS] [--nbf UNIX] [--kid KID (for a PEM key)] [--allow-countries LIST] [--block-countries LIST]',
     summary: 'sign a playback token locally from a key file; prints the token (no network)',
     flags: ['key', 'stream', 'ttl', 'nbf', 'kid', 'allow-countries', 'block-countries'],
     async run(c) {

@@ -24,7 +24,12 @@ export const recordingCommands: Command[] = [
     flags: ['limit'],
     async run(c) {
       const r = await c.call<{ recordings: Recording[] }>('GET', `/api/streams/${c.arg(0)}/recordings${pageQuery(c.v)}`);
-      c.print(r, () => table(['ID', 'STATUS', 'STARTED', 'DURATION', 'PLAY'], r.recordings.map((x) => [x.id, x.status, x.startedAt, x.duration === null ? '-' : `${x.duration} s`, x.playback?.hls ?? '-'])));
+      c.print(r, () =>
+        table(
+          ['ID', 'STATUS', 'STARTED', 'DURATION', 'PLAY'],
+          r.recordings.map((x) => [x.id, x.status, x.startedAt, x.duration === null ? '-' : `${x.duration} s`, x.playback?.hls ?? '-']),
+        ),
+      );
     },
   },
   {
@@ -35,17 +40,19 @@ export const recordingCommands: Command[] = [
     args: ['a recording id'],
     async run(c) {
       const r = await c.call<Recording>('GET', `/api/recordings/${c.arg(0)}`);
-      c.print(r, () =>
-        `recording ${r.id}\n${fields([
-          ['stream', r.streamId],
-          ['status', r.status],
-          ['started', r.startedAt],
-          ['ended', r.endedAt],
-          ['duration', r.duration === null ? null : `${r.duration} s`],
-          ['reconnects', r.discontinuities],
-          ['expires', r.expiresAt],
-          ['play', r.playback?.hls],
-        ])}`,
+      c.print(
+        r,
+        () =>
+          `recording ${r.id}\n${fields([
+            ['stream', r.streamId],
+            ['status', r.status],
+            ['started', r.startedAt],
+            ['ended', r.endedAt],
+            ['duration', r.duration === null ? null : `${r.duration} s`],
+            ['reconnects', r.discontinuities],
+            ['expires', r.expiresAt],
+            ['play', r.playback?.hls],
+          ])}`,
       );
     },
   },

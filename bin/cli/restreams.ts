@@ -25,8 +25,10 @@ function statusText(r: Restream): string {
   const s = r.status;
   if (!r.enabled && s.state === 'stopped') return 'disabled';
   let text = s.state;
-  if (s.state === 'retrying') text += ` (${s.failures} failure${s.failures === 1 ? '' : 's'}${s.nextAttemptAt ? `, next ${s.nextAttemptAt}` : ''})`;
-  if (s.state === 'failed' && s.failures > 0) text += ` (after ${s.failures} failure${s.failures === 1 ? '' : 's'} in a row; enable it to try again)`;
+  if (s.state === 'retrying')
+    text += ` (${s.failures} failure${s.failures === 1 ? '' : 's'}${s.nextAttemptAt ? `, next ${s.nextAttemptAt}` : ''})`;
+  if (s.state === 'failed' && s.failures > 0)
+    text += ` (after ${s.failures} failure${s.failures === 1 ? '' : 's'} in a row; enable it to try again)`;
   if (s.error) text += `: ${s.error}`;
   return text;
 }
@@ -65,7 +67,8 @@ export const restreamCommands: Command[] = [
     name: 'restreams add',
     group: 'Restreams',
     synopsis: '<stream> <rtmp(s)-url> (--key KEY | --key-file FILE) [--name N] [--disabled]',
-    summary: "forward the stream's source to an RTMP(S) destination (YouTube, Twitch, another edgelive) while it is live; the key is stored encrypted and never shown again",
+    summary:
+      "forward the stream's source to an RTMP(S) destination (YouTube, Twitch, another edgelive) while it is live; the key is stored encrypted and never shown again",
     args: ['a stream id', 'the destination server URL'],
     flags: ['key', 'key-file', 'name', 'disabled'],
     async run(c) {
@@ -88,7 +91,12 @@ export const restreamCommands: Command[] = [
     args: ['a stream id'],
     async run(c) {
       const r = await c.call<{ restreams: Restream[] }>('GET', path(c));
-      c.print(r, () => table(['ID', 'NAME', 'URL', 'KEY', 'STATUS'], r.restreams.map((x) => [x.id, x.name, x.url, x.streamKey, statusText(x)])));
+      c.print(r, () =>
+        table(
+          ['ID', 'NAME', 'URL', 'KEY', 'STATUS'],
+          r.restreams.map((x) => [x.id, x.name, x.url, x.streamKey, statusText(x)]),
+        ),
+      );
     },
   },
   {

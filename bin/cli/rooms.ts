@@ -20,7 +20,11 @@ interface RoomSocket {
 /** Joins the room as a host for one `act`, then leaves. */
 async function asHost<T>(c: Ctx, room: string, act: (s: RoomSocket) => Promise<T>): Promise<T> {
   const name = c.v.as ?? DEFAULT_MODERATOR_NAME;
-  const { token } = await c.call<{ token: string }>('POST', `/rooms/${encodeURIComponent(room)}/tokens`, { name, role: 'host', ttlSec: 60 });
+  const { token } = await c.call<{ token: string }>('POST', `/rooms/${encodeURIComponent(room)}/tokens`, {
+    name,
+    role: 'host',
+    ttlSec: 60,
+  });
   const url = new URL(`/rooms/${encodeURIComponent(room)}/ws`, c.baseUrl.replace(/^http/, 'ws'));
   url.searchParams.set('token', token);
   url.searchParams.set('v', String(ROOM_PROTOCOL_VERSION));
@@ -32,7 +36,10 @@ async function asHost<T>(c: Ctx, room: string, act: (s: RoomSocket) => Promise<T
   try {
     const welcome = await new Promise<Member[] | undefined>((resolve, reject) => {
       failed = reject;
-      const timer = setTimeout(() => reject(new CliError('timeout', `room ${room} did not answer within ${ROOM_ANSWER_TIMEOUT_MS / 1000} s`)), ROOM_ANSWER_TIMEOUT_MS);
+      const timer = setTimeout(
+        () => reject(new CliError('timeout', `room ${room} did not answer within ${ROOM_ANSWER_TIMEOUT_MS / 1000} s`)),
+        ROOM_ANSWER_TIMEOUT_MS,
+      );
       ws.addEventListener('message', (ev) => {
         const parsed = ServerMessage.safeParse(JSON.parse(String(ev.data)));
         if (!parsed.success) return;
@@ -51,7 +58,8 @@ async function asHost<T>(c: Ctx, room: string, act: (s: RoomSocket) => Promise<T
       });
       ws.addEventListener('close', (ev) => {
         clearTimeout(timer);
-        const err = lastError ?? new CliError('room_closed', `room ${room} closed the connection (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`);
+        const err =
+          lastError ?? new CliError('room_closed', `room ${room} closed the connection (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`);
         failed?.(err);
         for (const w of waiting.values()) w.reject(err);
       });
@@ -65,7 +73,10 @@ async function asHost<T>(c: Ctx, room: string, act: (s: RoomSocket) => Promise<T
       request: (message) =>
         new Promise<void>((resolve, reject) => {
           const id = `cli${++rid}`;
-          const timer = setTimeout(() => reject(new CliError('timeout', `room ${room} did not answer ${message.type}`)), ROOM_ANSWER_TIMEOUT_MS);
+          const timer = setTimeout(
+            () => reject(new CliError('timeout', `room ${room} did not answer ${message.type}`)),
+            ROOM_ANSWER_TIMEOUT_MS,
+          );
           waiting.set(id, {
             resolve: () => (clearTimeout(timer), resolve()),
             reject: (e) => (clearTimeout(timer), reject(e)),
@@ -81,11 +92,22 @@ async function asHost<T>(c: Ctx, room: string, act: (s: RoomSocket) => Promise<T
 /** A uid (`t:name`, `a:…`), or a display name looked up among the room's members. */
 function resolveUid(s: RoomSocket, who: string, room: string): string {
   if (Uid.safeParse(who).success) return who;
-  if (!s.members) throw new CliError('too_many_members', `room ${room} is too big to list its members; name the viewer by uid (t:<name> for token holders)`);
+  if (!s.members)
+    throw new CliError(
+      'too_many_members',
+      `room ${room} is too big to list its members; name the viewer by uid (t:<name> for token holders)`,
+    );
   const found = s.members.filter((m) => m.name === who);
   if (found.length === 1) return found[0]!.uid;
-  if (found.length === 0) throw new CliError('not_found', `no one named ${JSON.stringify(who)} is in room ${room}; a token holder's uid is t:<name> (see: edgelive rooms members ${room})`);
-  throw new CliError('ambiguous', `${found.length} members of room ${room} are named ${JSON.stringify(who)}: ${found.map((m) => m.uid).join(', ')}; name one by uid`);
+  if (found.length === 0)
+    throw new CliError(
+      'not_found',
+      `no one named ${JSON.stringify(who)} is in room ${room}; a token holder's uid is t:<name> (see: edgelive rooms members ${room})`,
+    );
+  throw new CliError(
+    'ambiguous',
+    `${found.length} members of room ${room} are named ${JSON.stringify(who)}: ${found.map((m) => m.uid).join(', ')}; name one by uid`,
+  );
 }
 
 const DONE = { 'mod.mute': 'muted', 'mod.unmute': 'unmuted', 'mod.ban': 'banned', 'mod.unban': 'unbanned' } as const;
@@ -125,8 +147,20 @@ export const roomCommands: Command[] = [
       if (!c.v.name) throw new UsageError('rooms token needs --name');
       const role = c.v.role ?? 'viewer';
       if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role is one of ${ROLES.join(', ')}`);
-      const r = await c.call<{ token: string; exp: number }>('POST', `/rooms/${c.arg(0)}/tokens`, { name: c.v.name, role, ...(c.v.ttl ? { ttlSec: integer(c.v.ttl, '--ttl') } : {}) });
-      c.print(r, () => `${r.token}\n${fields([['uid', `t:${c.v.name}`], ['role', role], ['expires', new Date(r.exp * 1000).toISOString()]])}`);
+      const r = await c.call<{ token: string; exp: number }>('POST', `/rooms/${c.arg(0)}/tokens`, {
+        name: c.v.name,
+        role,
+        ...(c.v.ttl ? { ttlSec: integer(c.v.ttl, '--ttl') } : {}),
+      });
+      c.print(
+        r,
+        () =>
+          `${r.token}\n${fields([
+            ['uid', `t:${c.v.name}`],
+            ['role', role],
+            ['expires', new Date(r.exp * 1000).toISOString()],
+          ])}`,
+      );
     },
   },
   {
@@ -136,8 +170,24 @@ export const roomCommands: Command[] = [
     summary: 'viewers, connections, shards and whether anonymous viewers may join',
     args: ['a room id'],
     async run(c) {
-      const r = await c.call<{ viewers: number; connections: number; direct: number; shards: Array<{ index: number; connections: number }>; anonymous: boolean }>('GET', `/rooms/${c.arg(0)}`);
-      c.print(r, () => `room ${c.args[0]}\n${fields([['viewers', r.viewers], ['connections', r.connections], ['direct', r.direct], ['shards', r.shards.map((s) => `#${s.index}: ${s.connections}`).join(', ')], ['anonymous', r.anonymous ? 'allowed' : 'not allowed']])}`);
+      const r = await c.call<{
+        viewers: number;
+        connections: number;
+        direct: number;
+        shards: Array<{ index: number; connections: number }>;
+        anonymous: boolean;
+      }>('GET', `/rooms/${c.arg(0)}`);
+      c.print(
+        r,
+        () =>
+          `room ${c.args[0]}\n${fields([
+            ['viewers', r.viewers],
+            ['connections', r.connections],
+            ['direct', r.direct],
+            ['shards', r.shards.map((s) => `#${s.index}: ${s.connections}`).join(', ')],
+            ['anonymous', r.anonymous ? 'allowed' : 'not allowed'],
+          ])}`,
+      );
     },
   },
   {
@@ -180,7 +230,12 @@ export const roomCommands: Command[] = [
       if (!members) throw new CliError('too_many_members', `room ${c.args[0]} has more viewers than it lists by name`);
       // The CLI itself was in the room while it asked.
       const others = members.filter((m) => m.uid !== `t:${c.v.as ?? DEFAULT_MODERATOR_NAME}`);
-      c.print({ members: others }, () => table(['UID', 'ROLE', 'NAME'], others.map((m) => [m.uid, m.role, m.name])));
+      c.print({ members: others }, () =>
+        table(
+          ['UID', 'ROLE', 'NAME'],
+          others.map((m) => [m.uid, m.role, m.name]),
+        ),
+      );
     },
   },
   sanction('rooms mute', 'mod.mute', 'keep a viewer from chatting for --seconds (default 600)'),
@@ -198,7 +253,10 @@ export const roomCommands: Command[] = [
       if (c.v.seconds === undefined) throw new UsageError('rooms slow needs --seconds');
       const seconds = integer(c.v.seconds, '--seconds');
       await asHost(c, c.args[0]!, (s) => s.request({ type: 'mod.slow', seconds }));
-      c.print({ room: c.args[0], slowModeSeconds: seconds }, () => `slow mode in ${c.args[0]}: ${seconds === 0 ? 'off' : `one message per ${seconds} s`}\n`);
+      c.print(
+        { room: c.args[0], slowModeSeconds: seconds },
+        () => `slow mode in ${c.args[0]}: ${seconds === 0 ? 'off' : `one message per ${seconds} s`}\n`,
+      );
     },
   },
 ];

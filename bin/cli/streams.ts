@@ -34,17 +34,28 @@ export const streamCommands: Command[] = [
   {
     name: 'streams create',
     group: 'Streams',
-    synopsis: '[--title T] [--ladder PRESET] [--policy public|signed] [--allow-countries DE,AT] [--block-countries FR] [--takeover refuse-while-live|allow] [--settings FILE]',
-    summary: 'create a stream; prints its stream key once, and the publish URLs (a backup node\'s too)',
+    synopsis:
+      '[--title T] [--ladder PRESET] [--policy public|signed] [--allow-countries DE,AT] [--block-countries FR] [--takeover refuse-while-live|allow] [--settings FILE]',
+    summary: "create a stream; prints its stream key once, and the publish URLs (a backup node's too)",
     flags: ['title', 'ladder', 'policy', 'allow-countries', 'block-countries', 'takeover', 'settings'],
     async run(c) {
       const base = c.v.settings ? (JSON.parse(await c.io.readFile(c.v.settings)) as Record<string, unknown>) : {};
       const playback = playbackFlags(c.v, (base.playback as Record<string, unknown> | undefined) ?? undefined);
       // --ladder names a preset (the settings file may give a ladder of its own instead).
       const preset = c.v.ladder !== undefined ? { ladderPreset: c.v.ladder } : {};
-      const body = { ...base, ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...preset, ...(playback ? { playback } : {}), ...takeoverFlag(c.v) };
+      const body = {
+        ...base,
+        ...(c.v.title !== undefined ? { title: c.v.title } : {}),
+        ...preset,
+        ...(playback ? { playback } : {}),
+        ...takeoverFlag(c.v),
+      };
       const s = await c.call<CreatedStream>('POST', '/api/streams', body);
-      c.print(s, () => `stream ${s.id}\n${fields([['stream key', s.streamKey + SHOWN_ONCE], ...ingestRows(s.ingest), ['play', s.playback.hls], ['watch', s.playback.watch]])}`);
+      c.print(
+        s,
+        () =>
+          `stream ${s.id}\n${fields([['stream key', s.streamKey + SHOWN_ONCE], ...ingestRows(s.ingest), ['play', s.playback.hls], ['watch', s.playback.watch]])}`,
+      );
     },
   },
   {
@@ -54,8 +65,15 @@ export const streamCommands: Command[] = [
     summary: 'list streams, newest first',
     flags: ['limit'],
     async run(c) {
-      const r = await c.call<{ streams: Array<{ id: string; title: string; status: string; settings: { playback?: { policy?: string } }; createdAt: string }> }>('GET', `/api/streams${pageQuery(c.v)}`);
-      c.print(r, () => table(['ID', 'STATUS', 'PLAYBACK', 'CREATED', 'TITLE'], r.streams.map((s) => [s.id, s.status, s.settings.playback?.policy ?? 'public', s.createdAt, s.title])));
+      const r = await c.call<{
+        streams: Array<{ id: string; title: string; status: string; settings: { playback?: { policy?: string } }; createdAt: string }>;
+      }>('GET', `/api/streams${pageQuery(c.v)}`);
+      c.print(r, () =>
+        table(
+          ['ID', 'STATUS', 'PLAYBACK', 'CREATED', 'TITLE'],
+          r.streams.map((s) => [s.id, s.status, s.settings.playback?.policy ?? 'public', s.createdAt, s.title]),
+        ),
+      );
     },
   },
   {
@@ -69,7 +87,8 @@ export const streamCommands: Command[] = [
   {
     name: 'streams update',
     group: 'Streams',
-    synopsis: '<stream> [--title T] [--policy public|signed] [--allow-countries LIST] [--block-countries LIST] [--takeover refuse-while-live|allow]',
+    synopsis:
+      '<stream> [--title T] [--policy public|signed] [--allow-countries LIST] [--block-countries LIST] [--takeover refuse-while-live|allow]',
     summary: "change the title, playback rules ('' clears a list) or takeover policy; other rules are kept",
     args: ['a stream id'],
     flags: ['title', 'policy', 'allow-countries', 'block-countries', 'takeover'],
@@ -83,9 +102,22 @@ export const streamCommands: Command[] = [
         playback = playbackFlags(c.v, current.settings.playback);
       }
       const body = { ...(c.v.title !== undefined ? { title: c.v.title } : {}), ...(playback ? { playback } : {}), ...takeover };
-      if (Object.keys(body).length === 0) throw new UsageError('streams update needs --title, --policy, --allow-countries, --block-countries or --takeover');
-      const r = await c.call<{ id: string; title: string; settings: { playback: unknown; takeover?: string } }>('PATCH', `/api/streams/${id}`, body);
-      c.print(r, () => `updated ${r.id}\n${fields([['title', r.title], ['playback', JSON.stringify(r.settings.playback)], ['takeover', r.settings.takeover]])}  (every edge applies it within 30 s)\n`);
+      if (Object.keys(body).length === 0)
+        throw new UsageError('streams update needs --title, --policy, --allow-countries, --block-countries or --takeover');
+      const r = await c.call<{ id: string; title: string; settings: { playback: unknown; takeover?: string } }>(
+        'PATCH',
+        `/api/streams/${id}`,
+        body,
+      );
+      c.print(
+        r,
+        () =>
+          `updated ${r.id}\n${fields([
+            ['title', r.title],
+            ['playback', JSON.stringify(r.settings.playback)],
+            ['takeover', r.settings.takeover],
+          ])}  (every edge applies it within 30 s)\n`,
+      );
     },
   },
   {
@@ -95,9 +127,15 @@ export const streamCommands: Command[] = [
     summary: 'new stream key; the old one is refused from now on and the session it authorized ends',
     args: ['a stream id'],
     async run(c) {
-      const r = await c.call<{ id: string; streamKey: string; ingest: IngestUrls; endedSession: { epoch: number } | null }>('POST', `/api/streams/${c.arg(0)}/rotate-key`);
+      const r = await c.call<{ id: string; streamKey: string; ingest: IngestUrls; endedSession: { epoch: number } | null }>(
+        'POST',
+        `/api/streams/${c.arg(0)}/rotate-key`,
+      );
       const ended = r.endedSession ? `epoch ${r.endedSession.epoch} (its publisher is disconnected)` : 'none on air';
-      c.print(r, () => `stream ${r.id}\n${fields([['stream key', r.streamKey + SHOWN_ONCE], ['ended session', ended], ...ingestRows(r.ingest)])}`);
+      c.print(
+        r,
+        () => `stream ${r.id}\n${fields([['stream key', r.streamKey + SHOWN_ONCE], ['ended session', ended], ...ingestRows(r.ingest)])}`,
+      );
     },
   },
   {
@@ -120,8 +158,19 @@ export const streamCommands: Command[] = [
     flags: ['ttl', 'nbf', 'allow-countries', 'block-countries'],
     async run(c) {
       const body = { ...grantFlags(c.v), ...(c.v.ttl ? { expiresIn: integer(c.v.ttl, '--ttl') } : {}) };
-      const r = await c.call<{ token: string; expiresAt: string; playback: { hls: string } }>('POST', `/api/streams/${c.arg(0)}/playback-tokens`, body);
-      c.print(r, () => `${r.token}\n${fields([['expires', r.expiresAt], ['play', r.playback.hls]])}`);
+      const r = await c.call<{ token: string; expiresAt: string; playback: { hls: string } }>(
+        'POST',
+        `/api/streams/${c.arg(0)}/playback-tokens`,
+        body,
+      );
+      c.print(
+        r,
+        () =>
+          `${r.token}\n${fields([
+            ['expires', r.expiresAt],
+            ['play', r.playback.hls],
+          ])}`,
+      );
     },
   },
   {
@@ -133,10 +182,24 @@ export const streamCommands: Command[] = [
     flags: ['ttl', 'use'],
     async run(c) {
       const use = c.v.use;
-      if (use !== undefined && use !== 'reusable' && use !== 'single' && use !== 'session') throw new UsageError('--use is reusable, single or session');
+      if (use !== undefined && use !== 'reusable' && use !== 'single' && use !== 'session')
+        throw new UsageError('--use is reusable, single or session');
       const body = { ...(c.v.ttl ? { expiresIn: integer(c.v.ttl, '--ttl') } : {}), ...(use ? { use } : {}) };
-      const r = await c.call<{ token: string; use: string; expiresAt: string; golive: string; whip: string }>('POST', `/api/streams/${c.arg(0)}/publish-tokens`, body);
-      c.print(r, () => `${r.token}\n${fields([['expires', r.expiresAt], ['use', r.use], ['go live', r.golive], ['whip', `${r.whip}  (Bearer: the token)`]])}`);
+      const r = await c.call<{ token: string; use: string; expiresAt: string; golive: string; whip: string }>(
+        'POST',
+        `/api/streams/${c.arg(0)}/publish-tokens`,
+        body,
+      );
+      c.print(
+        r,
+        () =>
+          `${r.token}\n${fields([
+            ['expires', r.expiresAt],
+            ['use', r.use],
+            ['go live', r.golive],
+            ['whip', `${r.whip}  (Bearer: the token)`],
+          ])}`,
+      );
     },
   },
   {
@@ -152,16 +215,21 @@ export const streamCommands: Command[] = [
       const ms = (v: number | null) => (v === null ? '-' : `${Math.round(v)} ms`);
       const sec = (v: number | null) => (v === null ? '-' : `${v.toFixed(1)} s`);
       const { qoe } = r;
-      c.print(r, () =>
-        `stream ${c.args[0]} (last ${r.windowMinutes} min)\n${fields([
-          ['status', r.status],
-          ['players', r.viewers.players],
-          ['in chat', r.viewers.room],
-          ['first frame', `p50 ${ms(qoe.timeToFirstFrameMs.p50)}, p95 ${ms(qoe.timeToFirstFrameMs.p95)}`],
-          ['latency', `p50 ${sec(qoe.latencySec.p50)}, p95 ${sec(qoe.latencySec.p95)}`],
-          ['rebuffering', qoe.rebuffering.ratio === null ? '-' : `${(qoe.rebuffering.ratio * 100).toFixed(2)}% (${qoe.rebuffering.count} stalls)`],
-          ['errors', `${qoe.errors.count} (${qoe.errors.fatal} fatal)`],
-        ])}`,
+      c.print(
+        r,
+        () =>
+          `stream ${c.args[0]} (last ${r.windowMinutes} min)\n${fields([
+            ['status', r.status],
+            ['players', r.viewers.players],
+            ['in chat', r.viewers.room],
+            ['first frame', `p50 ${ms(qoe.timeToFirstFrameMs.p50)}, p95 ${ms(qoe.timeToFirstFrameMs.p95)}`],
+            ['latency', `p50 ${sec(qoe.latencySec.p50)}, p95 ${sec(qoe.latencySec.p95)}`],
+            [
+              'rebuffering',
+              qoe.rebuffering.ratio === null ? '-' : `${(qoe.rebuffering.ratio * 100).toFixed(2)}% (${qoe.rebuffering.count} stalls)`,
+            ],
+            ['errors', `${qoe.errors.count} (${qoe.errors.fatal} fatal)`],
+          ])}`,
       );
     },
   },
@@ -209,7 +277,10 @@ function playbackFlags(v: Values, current: Record<string, unknown> | undefined):
   if (v.policy !== undefined && v.policy !== 'public' && v.policy !== 'signed') throw new UsageError('--policy is public or signed');
   const next: Record<string, unknown> = { ...current };
   if (v.policy !== undefined) next.policy = v.policy;
-  for (const [flag, field] of [['allow-countries', 'allowCountries'], ['block-countries', 'blockCountries']] as const) {
+  for (const [flag, field] of [
+    ['allow-countries', 'allowCountries'],
+    ['block-countries', 'blockCountries'],
+  ] as const) {
     const value = v[flag];
     if (value === undefined) continue;
     const codes = countries(value);
@@ -222,6 +293,9 @@ function playbackFlags(v: Values, current: Record<string, unknown> | undefined):
 /** `DE,at, FR` → ['DE', 'AT', 'FR']; '' → undefined (clears). The server validates the codes. */
 function countries(value: string | undefined): string[] | undefined {
   if (value === undefined) return undefined;
-  const codes = value.split(',').map((s) => s.trim().toUpperCase()).filter(Boolean);
+  const codes = value
+    .split(',')
+    .map((s) => s.trim().toUpperCase())
+    .filter(Boolean);
   return codes.length ? codes : undefined;
 }

@@ -55,8 +55,20 @@ export const webhookCommands: Command[] = [
     flags: ['events', 'description'],
     async run(c) {
       const events = list(c.v.events);
-      const w = await c.call<Webhook>('POST', '/api/webhooks', { url: c.args[0], ...(events ? { events } : {}), ...(c.v.description !== undefined ? { description: c.v.description } : {}) });
-      c.print(w, () => `webhook ${w.id}\n${fields([['url', w.url], ['events', w.events.join(', ')], ['secret', `${w.secret}   (shown once: receivers check signatures with it)`]])}`);
+      const w = await c.call<Webhook>('POST', '/api/webhooks', {
+        url: c.args[0],
+        ...(events ? { events } : {}),
+        ...(c.v.description !== undefined ? { description: c.v.description } : {}),
+      });
+      c.print(
+        w,
+        () =>
+          `webhook ${w.id}\n${fields([
+            ['url', w.url],
+            ['events', w.events.join(', ')],
+            ['secret', `${w.secret}   (shown once: receivers check signatures with it)`],
+          ])}`,
+      );
     },
   },
   {
@@ -67,7 +79,12 @@ export const webhookCommands: Command[] = [
     flags: ['limit'],
     async run(c) {
       const r = await c.call<{ webhooks: Webhook[] }>('GET', `/api/webhooks${pageQuery(c.v)}`);
-      c.print(r, () => table(['ID', 'CREATED', 'EVENTS', 'URL'], r.webhooks.map((w) => [w.id, w.createdAt, w.events.length === WEBHOOK_EVENT_TYPES.length ? 'all' : w.events.join(','), w.url])));
+      c.print(r, () =>
+        table(
+          ['ID', 'CREATED', 'EVENTS', 'URL'],
+          r.webhooks.map((w) => [w.id, w.createdAt, w.events.length === WEBHOOK_EVENT_TYPES.length ? 'all' : w.events.join(','), w.url]),
+        ),
+      );
     },
   },
   {
@@ -78,7 +95,16 @@ export const webhookCommands: Command[] = [
     args: ['a webhook id'],
     async run(c) {
       const w = await c.call<Webhook>('GET', `/api/webhooks/${c.arg(0)}`);
-      c.print(w, () => `webhook ${w.id}\n${fields([['url', w.url], ['events', w.events.join(', ')], ['description', w.description], ['created', w.createdAt]])}`);
+      c.print(
+        w,
+        () =>
+          `webhook ${w.id}\n${fields([
+            ['url', w.url],
+            ['events', w.events.join(', ')],
+            ['description', w.description],
+            ['created', w.createdAt],
+          ])}`,
+      );
     },
   },
   {
@@ -101,11 +127,19 @@ export const webhookCommands: Command[] = [
     flags: ['wait', 'timeout'],
     async run(c) {
       const sent = await c.call<{ deliveryId: string; event: { id: string } }>('POST', `/api/webhooks/${c.arg(0)}/test`);
-      if (!c.v.wait) return c.print(sent, () => `test delivery ${sent.deliveryId} queued (event ${sent.event.id}); see it with: edgelive webhooks deliveries ${c.args[0]}\n`);
+      if (!c.v.wait)
+        return c.print(
+          sent,
+          () =>
+            `test delivery ${sent.deliveryId} queued (event ${sent.event.id}); see it with: edgelive webhooks deliveries ${c.args[0]}\n`,
+        );
       const d = await firstAttempt(c, c.args[0]!, sent.deliveryId);
       const first = d.attempts[0]!;
       if (first.error !== null) {
-        throw new CliError('delivery_failed', `test delivery ${d.id}: ${attemptText(first)}${d.nextAttemptAt ? `; retried at ${d.nextAttemptAt}` : ''}`);
+        throw new CliError(
+          'delivery_failed',
+          `test delivery ${d.id}: ${attemptText(first)}${d.nextAttemptAt ? `; retried at ${d.nextAttemptAt}` : ''}`,
+        );
       }
       c.print(d, () => `test delivery ${d.id} delivered: ${attemptText(first)}\n`);
     },

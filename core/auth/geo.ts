@@ -39,5 +39,8 @@ export function checkCountry(rules: CountryRules | undefined, country: string | 
   const c = country ? country.toUpperCase() : 'XX';
   const refused = (rules.allowCountries && !rules.allowCountries.includes(c)) || rules.blockCountries?.includes(c);
   if (!refused) return OK;
-  return { ok: false, message: c === 'XX' ? 'playback is limited by country and the viewer’s country is unknown' : `playback is not available in ${c}` };
+  return {
+    ok: false,
+    message: c === 'XX' ? 'playback is limited by country and the viewer’s country is unknown' : `playback is not available in ${c}`,
+  };
 }

@@ -54,7 +54,13 @@ export function readIceConfig(vars: IceVars): IceConfig {
   const ttlSec = Number.isInteger(ttlRaw) && ttlRaw >= 60 ? Math.min(ttlRaw, MAX_TURN_TTL_SEC) : DEFAULT_TURN_TTL_SEC;
   let turn: TurnConfig | null = null;
   if (vars.CLOUDFLARE_TURN_KEY_ID && vars.CLOUDFLARE_TURN_KEY_API_TOKEN) {
-    turn = { kind: 'cloudflare', keyId: vars.CLOUDFLARE_TURN_KEY_ID, apiToken: vars.CLOUDFLARE_TURN_KEY_API_TOKEN, ttlSec, apiBase: CLOUDFLARE_TURN_API };
+    turn = {
+      kind: 'cloudflare',
+      keyId: vars.CLOUDFLARE_TURN_KEY_ID,
+      apiToken: vars.CLOUDFLARE_TURN_KEY_API_TOKEN,
+      ttlSec,
+      apiBase: CLOUDFLARE_TURN_API,
+    };
   } else if (vars.TURN_SECRET) {
     const urls = urlList(vars.TURN_URLS, /^turns?:/);
     if (urls.length > 0) turn = { kind: 'coturn', urls, secret: vars.TURN_SECRET, ttlSec };
@@ -66,7 +72,11 @@ export function readIceConfig(vars: IceVars): IceConfig {
  * TURN REST API credentials (coturn `use-auth-secret` + `static-auth-secret`): the username
  * carries its own expiry, so the TURN server needs no call to us to check it.
  */
-export async function coturnCredentials(secret: string, user: string, expiresAtSec: number): Promise<{ username: string; credential: string }> {
+export async function coturnCredentials(
+  secret: string,
+  user: string,
+  expiresAtSec: number,
+): Promise<{ username: string; credential: string }> {
   const username = `${expiresAtSec}:${user}`;
   const key = await crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-1' }, false, ['sign']);
   const mac = new Uint8Array(await crypto.subtle.sign('HMAC', key, new TextEncoder().encode(username)));
@@ -109,7 +119,11 @@ export function parseCloudflareIceServers(body: unknown): IceServer[] | null {
   for (const s of r.data.iceServers) {
     const urls = (Array.isArray(s.urls) ? s.urls : [s.urls]).filter((u) => ICE_URL.test(u) && !/:53(?:\?|$)/.test(u));
     if (urls.length === 0) continue;
-    out.push({ urls, ...(s.username !== undefined ? { username: s.username } : {}), ...(s.credential !== undefined ? { credential: s.credential } : {}) });
+    out.push({
+      urls,
+      ...(s.username !== undefined ? { username: s.username } : {}),
+      ...(s.credential !== undefined ? { credential: s.credential } : {}),
+    });
   }
   return out;
 }

@@ -65,7 +65,16 @@ export interface SigningKey {
 /** A refusal, with the HTTP status and error code the edge answers. */
 export interface TokenRejection {
   status: 401 | 403 | 503;
-  code: 'token_required' | 'invalid_token' | 'token_expired' | 'token_not_yet_valid' | 'unknown_key' | 'key_revoked' | 'key_lookup_failed' | 'token_wrong_stream' | 'geo_blocked';
+  code:
+    | 'token_required'
+    | 'invalid_token'
+    | 'token_expired'
+    | 'token_not_yet_valid'
+    | 'unknown_key'
+    | 'key_revoked'
+    | 'key_lookup_failed'
+    | 'token_wrong_stream'
+    | 'geo_blocked';
   message: string;
 }
 
@@ -122,9 +131,12 @@ export async function importSigningKey(text: string, kidForPem?: string): Promis
   } catch {
     throw new TypeError('a key file is a private JWK (JSON) or a PKCS#8 PEM');
   }
-  const jwk = (parsed && typeof parsed === 'object' && 'privateJwk' in parsed ? (parsed as { privateJwk: unknown }).privateJwk : parsed) as JWK;
+  const jwk = (
+    parsed && typeof parsed === 'object' && 'privateJwk' in parsed ? (parsed as { privateJwk: unknown }).privateJwk : parsed
+  ) as JWK;
   const kid = kidForPem ?? jwk?.kid;
-  if (jwk?.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string') throw new TypeError('the key is not a private P-256 (ES256) JWK');
+  if (jwk?.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string')
+    throw new TypeError('the key is not a private P-256 (ES256) JWK');
   if (!kid || !KID_RE.test(kid)) throw new TypeError('the key has no key id (key_…)');
   const key = await importJWK({ ...jwk, alg: PLAYBACK_TOKEN_ALG }, PLAYBACK_TOKEN_ALG);
   if (key instanceof Uint8Array) throw new TypeError('the key is not an ES256 private key');
@@ -296,7 +308,8 @@ function keyRejection(key: { status: 'revoked' | 'unknown' | 'error' }, kid: str
 /** The `exp`/`nbf` check for a remembered token, with the same tolerance jose applies. */
 function timeWindow(claims: PlaybackClaims, now: number): VerifyResult | null {
   const t = Math.floor(now / 1000);
-  if (claims.nbf !== undefined && claims.nbf > t + CLOCK_SKEW_SECONDS) return reject(401, 'token_not_yet_valid', 'token is not valid yet (nbf)');
+  if (claims.nbf !== undefined && claims.nbf > t + CLOCK_SKEW_SECONDS)
+    return reject(401, 'token_not_yet_valid', 'token is not valid yet (nbf)');
   if (claims.exp <= t - CLOCK_SKEW_SECONDS) return reject(401, 'token_expired', 'token has expired');
   return null;
 }

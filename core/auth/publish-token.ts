@@ -125,13 +125,23 @@ export async function signPublishToken(grant: PublishGrant, key: CryptoKey): Pro
  * Checks a presented token's MAC with its stream's key, its expiry and, for a session-bound token,
  * that a session is presented. Single use and the session's match need the catalog (the caller's).
  */
-export async function verifyPublishToken(presented: PresentedPublishToken, key: CryptoKey, nowSec: number): Promise<{ ok: true } | ({ ok: false } & PublishTokenRefusal)> {
+export async function verifyPublishToken(
+  presented: PresentedPublishToken,
+  key: CryptoKey,
+  nowSec: number,
+): Promise<{ ok: true } | ({ ok: false } & PublishTokenRefusal)> {
   // crypto.subtle.verify compares in constant time.
   const valid = await crypto.subtle.verify('HMAC', key, presented.mac as Uint8Array<ArrayBuffer>, enc.encode(presented.signed));
-  if (!valid) return { ok: false, code: 'invalid_publish_token', message: 'not a valid publish token (tampered, or its stream key was rotated)' };
-  if (presented.expiresAt <= nowSec) return { ok: false, code: 'publish_token_expired', message: 'the publish token has expired: mint a new one' };
+  if (!valid)
+    return { ok: false, code: 'invalid_publish_token', message: 'not a valid publish token (tampered, or its stream key was rotated)' };
+  if (presented.expiresAt <= nowSec)
+    return { ok: false, code: 'publish_token_expired', message: 'the publish token has expired: mint a new one' };
   if (presented.use === 'session' && presented.session === null) {
-    return { ok: false, code: 'publish_token_session', message: 'this publish token is bound to a session: present it as {token}.{session}' };
+    return {
+      ok: false,
+      code: 'publish_token_session',
+      message: 'this publish token is bound to a session: present it as {token}.{session}',
+    };
   }
   return { ok: true };
 }

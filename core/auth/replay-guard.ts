@@ -59,7 +59,12 @@ export interface StoredNonce {
  * The stored variant, for the rare calls where a replay after a restart of the object would do
  * harm (authorize takes the lease): the list after admitting the request, or 'replayed'.
  */
-export function admitStored(list: readonly StoredNonce[], req: SignedRequest, now: number, windowMs = SIGNATURE_WINDOW_MS): StoredNonce[] | 'replayed' {
+export function admitStored(
+  list: readonly StoredNonce[],
+  req: SignedRequest,
+  now: number,
+  windowMs = SIGNATURE_WINDOW_MS,
+): StoredNonce[] | 'replayed' {
   const live = list.filter((n) => n.until >= now);
   if (live.some((n) => n.nonce === req.nonce)) return 'replayed';
   return [...live, { nonce: req.nonce, until: req.timestamp + windowMs + CLOCK_SLACK_MS }];

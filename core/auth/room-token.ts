@@ -28,9 +28,7 @@ const Claims = z.object({
   iat: z.number().int().positive().optional(),
 });
 
-export type TokenCheck =
-  | { ok: true; claims: RoomTokenClaims }
-  | { ok: false; code: 'token_invalid' | 'token_expired'; reason: string };
+export type TokenCheck = { ok: true; claims: RoomTokenClaims } | { ok: false; code: 'token_invalid' | 'token_expired'; reason: string };
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -61,7 +59,10 @@ export async function signJwsHs256(payload: object, secret: string): Promise<str
  * refused before a key is touched: jose's `algorithms` allow-list) and signature; returns the
  * payload, not yet validated (the callers check their claims and expiry at an injectable time).
  */
-export async function verifyJwsHs256(token: string, secret: string): Promise<{ ok: true; payload: unknown } | { ok: false; reason: string }> {
+export async function verifyJwsHs256(
+  token: string,
+  secret: string,
+): Promise<{ ok: true; payload: unknown } | { ok: false; reason: string }> {
   if (token.length > 2048) return { ok: false, reason: 'token too long' };
   let bytes: Uint8Array;
   try {

@@ -32,7 +32,11 @@ export function signVoiceSfuToken(claims: Omit<VoiceSfuClaims, 'aud'>, secret: s
   return signJwsHs256({ aud: VOICE_SFU_AUDIENCE, ...claims }, secret);
 }
 
-export async function verifyVoiceSfuToken(token: string, secret: string, nowSec: number): Promise<{ ok: true; claims: VoiceSfuClaims } | { ok: false; reason: string }> {
+export async function verifyVoiceSfuToken(
+  token: string,
+  secret: string,
+  nowSec: number,
+): Promise<{ ok: true; claims: VoiceSfuClaims } | { ok: false; reason: string }> {
   const jws = await verifyJwsHs256(token, secret);
   if (!jws.ok) return jws;
   const c = Claims.safeParse(jws.payload);

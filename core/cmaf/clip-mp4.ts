@@ -6,7 +6,21 @@
 // regular file both honour them. Written in one pass: the media go out fragment by fragment,
 // interleaved by time, and the moov, which only needs the tables, comes last. Pure: the export job
 // (workers/exports/clip-export.ts) feeds it R2 objects and stores what it returns.
-import { BoxError, ascii, childBoxes, concatBytes, findChild, findPath, i32, iterateBoxes, u32, viewBox, writeBox, writeFullBox, type BoxView } from './boxes.ts';
+import {
+  BoxError,
+  ascii,
+  childBoxes,
+  concatBytes,
+  findChild,
+  findPath,
+  i32,
+  iterateBoxes,
+  u32,
+  viewBox,
+  writeBox,
+  writeFullBox,
+  type BoxView,
+} from './boxes.ts';
 import { isSyncSample, parseFragmentSamples, parseInit, type InitInfo, type TrackInfo } from './fmp4.ts';
 
 /** A track of the file, in the order given to the muxer (ids 1, 2, …). */
@@ -89,9 +103,15 @@ export class ClipMp4Muxer {
       const info = parseInit(init);
       if (info.tracks.length !== 1) throw new BoxError(`a rendition's init must hold one track, not ${info.tracks.length}`);
       const track = info.tracks[0]!;
-      const moov = required([...iterateBoxes(init)].find((b) => b.type === 'moov'), 'moov');
+      const moov = required(
+        [...iterateBoxes(init)].find((b) => b.type === 'moov'),
+        'moov',
+      );
       mvhd ??= required(findChild(moov, 'mvhd'), 'mvhd');
-      const trak = required(childBoxes(moov).find((b) => b.type === 'trak'), 'trak');
+      const trak = required(
+        childBoxes(moov).find((b) => b.type === 'trak'),
+        'trak',
+      );
       const minf = required(findPath(trak, ['mdia', 'minf']), 'minf');
       return {
         meta: { kind: track.kind, codec: track.codec, sourceTrackId: track.trackId, trackId: i + 1, timescale: track.timescale },
@@ -151,7 +171,8 @@ export class ClipMp4Muxer {
         const trafs = parseFragmentSamples(moof.bytes, s.init);
         if (trafs.length !== 1) throw new BoxError(`a rendition's moof must hold one traf, not ${trafs.length}`);
         const traf = trafs[0]!;
-        if (traf.sampleDescriptionIndex !== null && traf.sampleDescriptionIndex !== 1) throw new BoxError('a fragment names another sample description');
+        if (traf.sampleDescriptionIndex !== null && traf.sampleDescriptionIndex !== 1)
+          throw new BoxError('a fragment names another sample description');
         const moofAt = moof.bytes.byteOffset - bytes.byteOffset;
         const dataStart = box.payload.byteOffset - bytes.byteOffset;
         const dataEnd = dataStart + box.payload.byteLength;
@@ -159,7 +180,13 @@ export class ClipMp4Muxer {
           const from = moofAt + r.dataOffset;
           const length = r.sizes.reduce((n, x) => n + x, 0);
           if (from < dataStart || from + length > dataEnd) throw new BoxError('trun data lies outside its mdat');
-          return { bytes: bytes.subarray(from, from + length), durations: r.durations, sizes: r.sizes, flags: r.flags, compositionOffsets: r.compositionOffsets };
+          return {
+            bytes: bytes.subarray(from, from + length),
+            durations: r.durations,
+            sizes: r.sizes,
+            flags: r.flags,
+            compositionOffsets: r.compositionOffsets,
+          };
         });
         out.push({ track: index, time: Number(traf.baseMediaDecodeTime) / s.meta.timescale, decodeTime: traf.baseMediaDecodeTime, runs });
         moof = null;
@@ -251,7 +278,15 @@ export class ClipMp4Muxer {
     // ctts only with reordering; version 1 (signed) when an offset is negative.
     if (s.compositionOffsets.some((c) => c !== 0)) {
       const ctts = runs(s.compositionOffsets);
-      boxes.push(writeFullBox('ctts', s.compositionOffsets.some((c) => c < 0) ? 1 : 0, 0, u32(ctts.length), ...ctts.flatMap(([count, value]) => [u32(count), i32(value)])));
+      boxes.push(
+        writeFullBox(
+          'ctts',
+          s.compositionOffsets.some((c) => c < 0) ? 1 : 0,
+          0,
+          u32(ctts.length),
+          ...ctts.flatMap(([count, value]) => [u32(count), i32(value)]),
+        ),
+      );
     }
     // stss only when some sample is not a sync sample (absent: every sample is, as in audio).
     if (s.syncSamples.length < s.sizes.length) boxes.push(writeFullBox('stss', 0, 0, u32(s.syncSamples.length), ...s.syncSamples.map(u32)));
@@ -260,7 +295,9 @@ export class ClipMp4Muxer {
     s.chunks.forEach((c, i) => {
       if (stsc.at(-1)?.[1] !== c.samples) stsc.push([i + 1, c.samples]);
     });
-    boxes.push(writeFullBox('stsc', 0, 0, u32(stsc.length), ...stsc.flatMap(([firstChunk, samples]) => [u32(firstChunk), u32(samples), u32(1)])));
+    boxes.push(
+      writeFullBox('stsc', 0, 0, u32(stsc.length), ...stsc.flatMap(([firstChunk, samples]) => [u32(firstChunk), u32(samples), u32(1)])),
+    );
     const constant = s.sizes.every((x) => x === s.sizes[0]);
     boxes.push(writeFullBox('stsz', 0, 0, u32(constant ? s.sizes[0]! : 0), u32(s.sizes.length), ...(constant ? [] : s.sizes.map(u32))));
     const base = this.head.byteLength;

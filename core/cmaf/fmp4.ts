@@ -323,9 +323,7 @@ export function parseFragment(moofBytes: Uint8Array, init: InitInfo): FragmentIn
 
   const byId = new Map(init.tracks.map((t) => [t.trackId, t]));
   const primary =
-    trafs.find((t) => byId.get(t.trackId)?.kind === 'video') ??
-    trafs.find((t) => byId.get(t.trackId)?.kind === 'audio') ??
-    trafs[0]!;
+    trafs.find((t) => byId.get(t.trackId)?.kind === 'video') ?? trafs.find((t) => byId.get(t.trackId)?.kind === 'audio') ?? trafs[0]!;
   const hasVideo = byId.get(primary.trackId)?.kind === 'video';
   return {
     sequenceNumber,
@@ -392,8 +390,7 @@ function parseTraf(traf: BoxView, init: InitInfo): TrafInfo {
       firstFlags = dataView(trun.payload, p + 4, 'trun').getUint32(p);
       p += 4;
     }
-    const perSample =
-      4 * (+!!(flags & TRUN_DURATION) + +!!(flags & TRUN_SIZE) + +!!(flags & TRUN_FLAGS) + +!!(flags & TRUN_CTS));
+    const perSample = 4 * (+!!(flags & TRUN_DURATION) + +!!(flags & TRUN_SIZE) + +!!(flags & TRUN_FLAGS) + +!!(flags & TRUN_CTS));
     // Checked before looping so a corrupt sample_count cannot make us spin.
     if (p + count * perSample > trun.payload.byteLength) {
       throw new BoxError(`trun declares ${count} samples but holds ${trun.payload.byteLength - p} bytes of entries`);

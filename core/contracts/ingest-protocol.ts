@@ -152,10 +152,7 @@ const keyCache = new Map<string, Promise<CryptoKey>>();
 function hmacKey(secret: string): Promise<CryptoKey> {
   let key = keyCache.get(secret);
   if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
-      'sign',
-      'verify',
-    ]);
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
     keyCache.set(secret, key);
   }
   return key;
@@ -212,9 +209,17 @@ export async function signIngestRequest(
   body: Uint8Array | null,
   opts: { headers?: Record<string, string>; now?: number; nonce?: string } = {},
 ): Promise<Record<string, string>> {
-  const out: Record<string, string> = { ...opts.headers, [HEADER_TIMESTAMP]: String(opts.now ?? Date.now()), [HEADER_NONCE]: opts.nonce ?? newNonce() };
+  const out: Record<string, string> = {
+    ...opts.headers,
+    [HEADER_TIMESTAMP]: String(opts.now ?? Date.now()),
+    [HEADER_NONCE]: opts.nonce ?? newNonce(),
+  };
   const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
-  const mac = await crypto.subtle.sign('HMAC', await hmacKey(secret), encoder.encode(canonicalRequest(method, path, Object.entries(out), bodyHash)));
+  const mac = await crypto.subtle.sign(
+    'HMAC',
+    await hmacKey(secret),
+    encoder.encode(canonicalRequest(method, path, Object.entries(out), bodyHash)),
+  );
   out[HEADER_SIGNATURE] = toHex(mac);
   return out;
 }
@@ -253,7 +258,12 @@ export async function verifyIngestRequest(
   const mac = fromHex(signature);
   if (mac?.length !== 32) return { ok: false, reason: 'malformed signature' };
   const bodyHash = toHex(await crypto.subtle.digest('SHA-256', body ?? new Uint8Array(0)));
-  const valid = await crypto.subtle.verify('HMAC', await hmacKey(secret), mac, encoder.encode(canonicalRequest(method, path, headers, bodyHash)));
+  const valid = await crypto.subtle.verify(
+    'HMAC',
+    await hmacKey(secret),
+    mac,
+    encoder.encode(canonicalRequest(method, path, headers, bodyHash)),
+  );
   return valid ? { ok: true, nonce, timestamp: Number(timestamp) } : { ok: false, reason: 'signature mismatch' };
 }
 
@@ -275,15 +285,34 @@ export const RegisterNodeRequestSchema = z.object({
   latitude: z.number().min(-90).max(90),
   longitude: z.number().min(-180).max(180),
   /** Public RTMP base URL: publishers append `/{streamKey}`. */
-  rtmpUrl: z.string().regex(/^rtmps?:\/\/[^\s]+$/, 'an rtmp:// or rtmps:// URL').max(500),
+  rtmpUrl: z
+    .string()
+    .regex(/^rtmps?:\/\/[^\s]+$/, 'an rtmp:// or rtmps:// URL')
+    .max(500),
   /** Public RTMPS base URL when the node terminates TLS (`RTMPS_PORT`): publishers append `/{streamKey}`. */
-  rtmpsUrl: z.string().regex(/^rtmps:\/\/[^\s]+$/, 'an rtmps:// URL').max(500).optional(),
+  rtmpsUrl: z
+    .string()
+    .regex(/^rtmps:\/\/[^\s]+$/, 'an rtmps:// URL')
+    .max(500)
+    .optional(),
   /** Public SRT URL (`srt://host:port`): publishers add `?streamid={streamKey}`. */
-  srtUrl: z.string().regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query').max(500).optional(),
+  srtUrl: z
+    .string()
+    .regex(/^srt:\/\/[^\s?]+$/, 'an srt://host:port URL without a query')
+    .max(500)
+    .optional(),
   /** Public WHIP endpoint (`https://host/whip`): publishers POST an SDP offer with the stream key as bearer token. */
-  whipUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
+  whipUrl: z
+    .string()
+    .regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query')
+    .max(500)
+    .optional(),
   /** Public WHEP base URL (`https://host/whep`): the origin sends viewers to `{whepUrl}/{streamId}?ticket=…`. */
-  whepUrl: z.string().regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query').max(500).optional(),
+  whepUrl: z
+    .string()
+    .regex(/^https?:\/\/[^\s?#]+$/, 'an http(s):// URL without a query')
+    .max(500)
+    .optional(),
   /** Publishers the node takes at once. */
   capacity: z.number().int().min(1).max(10_000),
   /** Publishers it has now. */

@@ -1,10 +1,7 @@
 // The R2 object-key layout and the playback URL layout, defined once for every side.
 // Objects are immutable: a key names exactly one set of bytes for its whole life.
 
-export type MediaObject =
-  | { kind: 'init' }
-  | { kind: 'segment'; msn: number }
-  | { kind: 'part'; msn: number; part: number };
+export type MediaObject = { kind: 'init' } | { kind: 'segment'; msn: number } | { kind: 'part'; msn: number; part: number };
 
 /** File name of a media object inside its rendition folder: `init.mp4`, `{msn}.m4s`, `{msn}.{part}.m4s`. */
 export function mediaFileName(obj: MediaObject): string {

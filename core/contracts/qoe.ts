@@ -8,8 +8,16 @@ import { NAME_RE } from './object-keys.ts';
 export { QOE_DEFAULT_WINDOW_MINUTES, QOE_KEEP_MINUTES, QOE_MAX_BODY, QOE_MAX_EVENTS, QOE_VIEWER_TTL_MS } from './qoe-limits.ts';
 import { QOE_MAX_EVENTS } from './qoe-limits.ts';
 
-const shortText = (max: number) => z.string().max(max).regex(/^[\x20-\x7E]*$/, 'printable ASCII');
-const ms = z.number().finite().min(0).max(24 * 3600 * 1000);
+const shortText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .regex(/^[\x20-\x7E]*$/, 'printable ASCII');
+const ms = z
+  .number()
+  .finite()
+  .min(0)
+  .max(24 * 3600 * 1000);
 
 export const QoeEvent = z.discriminatedUnion('type', [
   /** Time to first frame: from the page asking for the stream to the first frame shown. */
@@ -139,7 +147,18 @@ export interface QoeAggregate {
 const ERROR_KEYS = 20;
 
 export function emptyAggregate(): QoeAggregate {
-  return { batches: 0, ttffMs: {}, latencyMs: {}, rebufferCount: 0, rebufferMs: 0, playingMs: 0, switches: 0, errors: 0, fatalErrors: 0, errorsByDetail: {} };
+  return {
+    batches: 0,
+    ttffMs: {},
+    latencyMs: {},
+    rebufferCount: 0,
+    rebufferMs: 0,
+    playingMs: 0,
+    switches: 0,
+    errors: 0,
+    fatalErrors: 0,
+    errorsByDetail: {},
+  };
 }
 
 function countError(into: Record<string, number>, key: string, n: number): void {
@@ -206,7 +225,11 @@ export function summarizeAggregate(a: QoeAggregate) {
     beacons: a.batches,
     timeToFirstFrameMs: { count: histogramCount(a.ttffMs), p50: quantile(a.ttffMs, 0.5, 1, 0), p95: quantile(a.ttffMs, 0.95, 1, 0) },
     latencySec: { count: histogramCount(a.latencyMs), p50: quantile(a.latencyMs, 0.5, 1000, 3), p95: quantile(a.latencyMs, 0.95, 1000, 3) },
-    rebuffering: { count: a.rebufferCount, seconds: round(a.rebufferMs / 1000, 1), ratio: watched > 0 ? round(a.rebufferMs / watched, 4) : null },
+    rebuffering: {
+      count: a.rebufferCount,
+      seconds: round(a.rebufferMs / 1000, 1),
+      ratio: watched > 0 ? round(a.rebufferMs / watched, 4) : null,
+    },
     playingSeconds: round(a.playingMs / 1000, 1),
     renditionSwitches: a.switches,
     errors: { count: a.errors, fatal: a.fatalErrors, byDetail: a.errorsByDetail },

@@ -141,7 +141,12 @@ const StreamSettingsObject = z.object({
   /** Segment (and keyframe interval) target, seconds (about 1 s to 2 s). */
   segmentTarget: z.number().min(1).max(6).default(1),
   /** DVR window in seconds kept in the live playlist (0 = live edge only). */
-  dvrWindowSeconds: z.number().int().min(0).max(24 * 3600).default(7200),
+  dvrWindowSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(24 * 3600)
+    .default(7200),
   /** Days a recording (and its clips' media) is kept after the broadcast ends; 0 keeps none. */
   retentionDays: z.number().int().min(0).max(3650).default(7),
   /** Output frame rate of every video rendition. */

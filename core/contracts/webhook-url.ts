@@ -66,7 +66,7 @@ function ip4(a: number, b: number, c: number, d: number): number {
 export function ipv4Problem(addr: number): string | null {
   for (const [base, bits, what] of IPV4_REFUSED) {
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    if (((addr & mask) >>> 0) === base) return what;
+    if ((addr & mask) >>> 0 === base) return what;
   }
   return null;
 }
@@ -96,7 +96,7 @@ export function parseIpv6(text: string): number[] | null {
 
 /** What kind of non-public IPv6 address this is (eight groups), or null for a public one. */
 export function ipv6Problem(g: readonly number[]): string | null {
-  const v4At = (i: number) => (((g[i]! << 16) | g[i + 1]!) >>> 0);
+  const v4At = (i: number) => ((g[i]! << 16) | g[i + 1]!) >>> 0;
   const zeroUpTo = (n: number) => g.slice(0, n).every((x) => x === 0);
   if (zeroUpTo(7) && g[7] === 0) return 'an unspecified';
   if (zeroUpTo(7) && g[7] === 1) return 'a loopback';

@@ -3,7 +3,15 @@
 // only, so receivers in Node can import it too) and the retry schedule.
 import { z } from 'zod';
 
-export const WEBHOOK_EVENT_TYPES = ['stream.live', 'stream.idle', 'stream.ended', 'recording.ready', 'clip.ready', 'clip.export.ready', 'clip.export.failed'] as const;
+export const WEBHOOK_EVENT_TYPES = [
+  'stream.live',
+  'stream.idle',
+  'stream.ended',
+  'recording.ready',
+  'clip.ready',
+  'clip.export.ready',
+  'clip.export.failed',
+] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 export const WebhookEventTypeSchema = z.enum(WEBHOOK_EVENT_TYPES);
 /**

@@ -21,7 +21,9 @@ export interface WhepTicketClaims {
   exp: number;
 }
 
-export type WhepTicketVerdict = { ok: true; claims: WhepTicketClaims } | { ok: false; code: 'invalid_ticket' | 'ticket_expired' | 'ticket_wrong_stream'; message: string };
+export type WhepTicketVerdict =
+  | { ok: true; claims: WhepTicketClaims }
+  | { ok: false; code: 'invalid_ticket' | 'ticket_expired' | 'ticket_wrong_stream'; message: string };
 
 const encoder = new TextEncoder();
 /** Domain separation: a ticket's MAC can never be mistaken for an ingest request signature. */
@@ -77,7 +79,8 @@ export async function verifyWhepTicket(secret: string, ticket: string, streamId:
     return bad('malformed ticket payload');
   }
   const c = claims as Partial<WhepTicketClaims> | null;
-  if (!c || typeof c.sub !== 'string' || !NAME_RE.test(c.sub) || typeof c.exp !== 'number' || !Number.isFinite(c.exp)) return bad('malformed ticket claims');
+  if (!c || typeof c.sub !== 'string' || !NAME_RE.test(c.sub) || typeof c.exp !== 'number' || !Number.isFinite(c.exp))
+    return bad('malformed ticket claims');
   if (nowMs / 1000 > c.exp) return { ok: false, code: 'ticket_expired', message: 'the ticket has expired: ask the origin again' };
   if (c.sub !== streamId) return { ok: false, code: 'ticket_wrong_stream', message: 'the ticket is for another stream' };
   return { ok: true, claims: { sub: c.sub, exp: c.exp } };

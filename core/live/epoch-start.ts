@@ -39,7 +39,12 @@ export function startEpoch(model: LiveModel, ctx: EpochStartContext): EpochStart
   } else {
     startMsn = nextMsn(model);
     const order = referenceOrder(model, ctx.ladder);
-    changes = fillGaps(model, startMsn, { order, inLadder: (n) => ladderHas(ctx.ladder, n), windowSeconds: ctx.windowSeconds, storedSegment: ctx.storedSegment });
+    changes = fillGaps(model, startMsn, {
+      order,
+      inLadder: (n) => ladderHas(ctx.ladder, n),
+      windowSeconds: ctx.windowSeconds,
+      storedSegment: ctx.storedSegment,
+    });
   }
   const reference = referenceOrder(model, ctx.ladder)[0];
   const previousMedia = ctx.newBroadcast || reference === undefined ? 0 : ctx.previousMediaSeconds(reference);

@@ -45,7 +45,9 @@ export function fillGaps(model: LiveModel, nextMsn: number, ctx: GapContext): Mo
         const s = name === rs.name ? undefined : model.renditions.get(name)?.window.byMsn(msn);
         if (s && s.duration !== null && (!ref || (ref.gap && !s.gap))) ref = s;
       }
-      const source: StoredSegment | null = ref ? { duration: ref.duration!, programDateTime: ref.programDateTime, discontinuity: ref.discontinuity } : ctx.storedSegment(msn, rs.name);
+      const source: StoredSegment | null = ref
+        ? { duration: ref.duration!, programDateTime: ref.programDateTime, discontinuity: ref.discontinuity }
+        : ctx.storedSegment(msn, rs.name);
       if (!source) break;
       const seg: SegmentRecord = {
         msn,

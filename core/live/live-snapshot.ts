@@ -28,7 +28,13 @@ export interface SnapshotContext {
  * for a 2-hour window as for a 1-minute one; only a full playlist is as long as its window.
  * The window must not be empty.
  */
-export function mediaSnapshot(model: LiveModel, rs: RenditionState, ctx: SnapshotContext, d: HlsDirectives, start?: StartAt): MediaPlaylistSnapshot {
+export function mediaSnapshot(
+  model: LiveModel,
+  rs: RenditionState,
+  ctx: SnapshotContext,
+  d: HlsDirectives,
+  start?: StartAt,
+): MediaPlaylistSnapshot {
   const { timing } = ctx;
   const win = rs.window;
   const from = start === undefined || start === 'beginning' ? 0 : win.indexAtTime(start);
@@ -49,7 +55,12 @@ export function mediaSnapshot(model: LiveModel, rs: RenditionState, ctx: Snapsho
   const reports: RenditionReport[] = [];
   for (const other of model.renditions.values()) {
     // RR-03: every other playlist of the multivariant playlist, and only those.
-    if (other.name !== rs.name && other.window.length > 0 && ladderHas(ctx.ladder, other.name) && inEpochSet(model, ctx.leaseEpoch, other.name)) {
+    if (
+      other.name !== rs.name &&
+      other.window.length > 0 &&
+      ladderHas(ctx.ladder, other.name) &&
+      inEpochSet(model, ctx.leaseEpoch, other.name)
+    ) {
       reports.push(report(other));
     }
   }
@@ -67,7 +78,8 @@ export function mediaSnapshot(model: LiveModel, rs: RenditionState, ctx: Snapsho
   };
   // The next part comes from a reconnected publisher: under its epoch, not the last segment's.
   const last = listed.at(-1);
-  if (ctx.leaseEpoch !== null && !ctx.ended && last && last.duration !== null && last.epoch < ctx.leaseEpoch) snap.nextEpoch = ctx.leaseEpoch;
+  if (ctx.leaseEpoch !== null && !ctx.ended && last && last.duration !== null && last.epoch < ctx.leaseEpoch)
+    snap.nextEpoch = ctx.leaseEpoch;
   // A rung this epoch's input cannot feed gets no media until a later epoch: hint nothing.
   if (!inEpochSet(model, ctx.leaseEpoch, rs.name)) snap.noMedia = true;
   if (start !== undefined) snap.startTimeOffset = 0;
@@ -104,7 +116,13 @@ export function blockingState(rs: RenditionState, ended: boolean, timing: Playli
 }
 
 /** What the admin API and the watch page show: the phase, the ingest session, each rung's progress. */
-export function streamStatus(model: LiveModel, ladder: readonly LadderRung[], phase: StreamPhase, lease: Lease | null, lastPushAt: number | null): StreamStatus {
+export function streamStatus(
+  model: LiveModel,
+  ladder: readonly LadderRung[],
+  phase: StreamPhase,
+  lease: Lease | null,
+  lastPushAt: number | null,
+): StreamStatus {
   const onAir = lease !== null && !hasEnded(phase);
   return {
     state: publicState(phase),
@@ -113,7 +131,13 @@ export function streamStatus(model: LiveModel, ladder: readonly LadderRung[], ph
     renditions: ladder.map((rung) => {
       const rs = model.renditions.get(rung.name);
       const r = rs ? report(rs) : null;
-      return { rendition: rung.name, kind: rs?.info?.kind ?? null, codecs: rs?.info?.codecs ?? null, lastMsn: r?.lastMsn ?? 0, lastPart: r?.lastPart ?? 0 };
+      return {
+        rendition: rung.name,
+        kind: rs?.info?.kind ?? null,
+        codecs: rs?.info?.codecs ?? null,
+        lastMsn: r?.lastMsn ?? 0,
+        lastPart: r?.lastPart ?? 0,
+      };
     }),
   };
 }

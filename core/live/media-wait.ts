@@ -13,7 +13,13 @@ export interface MediaWaitContext {
   partTarget: number;
 }
 
-export function mediaWait(model: LiveModel, ctx: MediaWaitContext, rs: RenditionState, epoch: number, object: MediaObject): 'respond' | 'wait' | 'never' {
+export function mediaWait(
+  model: LiveModel,
+  ctx: MediaWaitContext,
+  rs: RenditionState,
+  epoch: number,
+  object: MediaObject,
+): 'respond' | 'wait' | 'never' {
   if (published(rs, epoch, object)) return 'respond';
   if (ctx.ended || ctx.leaseEpoch === null || ctx.leaseEpoch !== epoch || !inEpochSet(model, ctx.leaseEpoch, rs.name)) return 'never';
   // The new epoch's init, hinted as a MAP (PH-02/PH-04): its transcoder pushes it first.

@@ -37,7 +37,8 @@ export function decidePush(model: LiveModel, ctx: PushContext, push: IngestPush)
   if (!ctx.inLadder) return { status: 404, code: 'rendition_not_found', message: `no rendition ${push.rendition} in the ladder` };
   if (push.kind === 'init') return 'store';
   const rs = model.renditions.get(push.rendition);
-  if (!rs || rs.initEpoch !== push.epoch) return { status: 409, code: 'init_missing', message: 'push the init segment of this epoch first' };
+  if (!rs || rs.initEpoch !== push.epoch)
+    return { status: 409, code: 'init_missing', message: 'push the init segment of this epoch first' };
   const last = rs.window.last;
   const sameEpoch = last !== undefined && last.epoch === push.epoch;
   if (push.kind === 'part') {

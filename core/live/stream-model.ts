@@ -113,7 +113,10 @@ export function referenceOrder(model: LiveModel, ladder: readonly LadderRung[]):
   const names = ladder.map((r) => r.name);
   // A broadcast without video (an audio-only publisher) takes its times from its audio.
   const hasMedia = (name: string) => (model.renditions.get(name)?.window.length ?? 0) > 0;
-  const ref = ladder.find((r) => r.kind === 'video' && hasMedia(r.name)) ?? ladder.find((r) => hasMedia(r.name)) ?? ladder.find((r) => r.kind === 'video');
+  const ref =
+    ladder.find((r) => r.kind === 'video' && hasMedia(r.name)) ??
+    ladder.find((r) => hasMedia(r.name)) ??
+    ladder.find((r) => r.kind === 'video');
   return ref ? [ref.name, ...names.filter((n) => n !== ref.name)] : names;
 }
 

@@ -77,7 +77,8 @@ export function exists(phase: StreamPhase): boolean {
 /** Why pushes of the lease's epoch are refused in this phase, or null when they may be announced. */
 export function pushRefusal(phase: StreamPhase): RpcError | null {
   if (phase === 'live' || phase === 'stopping') return null;
-  if (phase === 'revoked') return { status: 409, code: 'lease_revoked', message: 'the stream key this session was authorized with was rotated' };
+  if (phase === 'revoked')
+    return { status: 409, code: 'lease_revoked', message: 'the stream key this session was authorized with was rotated' };
   return { status: 409, code: 'stream_ended', message: 'the stream has ended; take a new lease' };
 }
 
@@ -90,14 +91,24 @@ export function acceptsPushes(phase: StreamPhase): boolean {
 export const TAKEOVER_QUIET_MS = 5_000;
 
 /** The answer to a publisher that `takeoverAllowed` refuses. */
-export const STREAM_BUSY: RpcError = { status: 409, code: 'stream_busy', message: 'another publisher is live on this stream (its takeover policy is refuse-while-live)' };
+export const STREAM_BUSY: RpcError = {
+  status: 409,
+  code: 'stream_busy',
+  message: 'another publisher is live on this stream (its takeover policy is refuse-while-live)',
+};
 
 /**
  * Whether a new publisher may take the lease: always under `allow`; under `refuse-while-live`
  * unless a publisher is live (it has not said it stopped, its key was not rotated) and pushed
  * within `quietMs` (it has not gone quiet: a crashed node or a dropped encoder does not block).
  */
-export function takeoverAllowed(policy: TakeoverPolicy, phase: StreamPhase, lastPushAt: number | null, now: number, quietMs = TAKEOVER_QUIET_MS): boolean {
+export function takeoverAllowed(
+  policy: TakeoverPolicy,
+  phase: StreamPhase,
+  lastPushAt: number | null,
+  now: number,
+  quietMs = TAKEOVER_QUIET_MS,
+): boolean {
   if (policy === 'allow' || phase !== 'live') return true;
   return lastPushAt === null || now - lastPushAt >= quietMs;
 }
@@ -155,7 +166,15 @@ export function phaseFromFlags(f: { leased: boolean; ended: boolean; idle: boole
  * it, the alarm re-checks), the next retention sweep, the next retry of a webhook event the
  * queue refused, and an earlier wake-up asked for.
  */
-export function alarmTime(a: { phase: StreamPhase; lastPushAt: number | null; graceMs: number; sweepAt: number | null; retryAt?: number | null; soon?: number; now: number }): number | null {
+export function alarmTime(a: {
+  phase: StreamPhase;
+  lastPushAt: number | null;
+  graceMs: number;
+  sweepAt: number | null;
+  retryAt?: number | null;
+  soon?: number;
+  now: number;
+}): number | null {
   const times: number[] = [];
   if (isOnAir(a.phase)) times.push((a.lastPushAt ?? a.now) + a.graceMs);
   if (a.sweepAt !== null) times.push(a.sweepAt);

@@ -78,10 +78,13 @@ export class HeldPushes {
         wakers.delete(wake);
         resolve(true);
       };
-      const timer = setTimeout(() => {
-        wakers.delete(wake);
-        resolve(false);
-      }, Math.max(0, deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          wakers.delete(wake);
+          resolve(false);
+        },
+        Math.max(0, deadline - Date.now()),
+      );
       wakers.add(wake);
     });
   }

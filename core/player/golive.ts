@@ -66,7 +66,10 @@ export function preferH264<T extends CodecCapability>(codecs: readonly T[]): T[]
   const fmtp = (c: T) => c.sdpFmtpLine ?? '';
   const h264 = codecs.filter((c) => c.mimeType.toLowerCase() === 'video/h264' && /packetization-mode=1/.test(fmtp(c)));
   const rank = (c: T) => (/profile-level-id=42e0/i.test(fmtp(c)) ? 0 : /profile-level-id=42/i.test(fmtp(c)) ? 1 : 2);
-  const ordered = h264.map((c, i) => ({ c, i })).sort((a, b) => rank(a.c) - rank(b.c) || a.i - b.i).map((x) => x.c);
+  const ordered = h264
+    .map((c, i) => ({ c, i }))
+    .sort((a, b) => rank(a.c) - rank(b.c) || a.i - b.i)
+    .map((x) => x.c);
   return [...ordered, ...codecs.filter((c) => !ordered.includes(c))];
 }
 
@@ -110,11 +113,17 @@ export function goLiveRefusal(code: GoLiveProblem | string): { title: string; de
     case 'no-stream':
       return { title: 'No stream here', detail: 'This address names no stream. Use the Go-live link you were given.' };
     case 'no-token':
-      return { title: 'This page needs a Go-live link', detail: 'Ask the stream’s owner for a publish link (edgelive streams publish-token).' };
+      return {
+        title: 'This page needs a Go-live link',
+        detail: 'Ask the stream’s owner for a publish link (edgelive streams publish-token).',
+      };
     case 'malformed-token':
     case 'invalid_publish_token':
     case 'unknown_stream_key':
-      return { title: 'This Go-live link is not valid', detail: 'It may be incomplete, or the stream key was rotated since. Ask for a new link.' };
+      return {
+        title: 'This Go-live link is not valid',
+        detail: 'It may be incomplete, or the stream key was rotated since. Ask for a new link.',
+      };
     case 'wrong-stream':
     case 'token_wrong_stream':
       return { title: 'This link is for another stream', detail: 'The publish token in it names a different stream than this page.' };

@@ -38,7 +38,7 @@ export function parsePageUrl(href: string): PageParams {
     streamId,
     token: nonEmpty(q.get('token')),
     // The watch page's chat room is the stream's own (same id); a party names its room.
-    roomId: mode === 'party' ? pathId : id(q.get('room')) ?? streamId,
+    roomId: mode === 'party' ? pathId : (id(q.get('room')) ?? streamId),
     roomToken: nonEmpty(q.get('roomToken')),
     name: nonEmpty(q.get('name')),
     inStep: q.get('sync') !== '0' && q.get('chatSync') !== '0',
@@ -47,7 +47,13 @@ export function parsePageUrl(href: string): PageParams {
 }
 
 /** The playback URL of a stream's resource with the page's token carried along. */
-export function playbackUrl(origin: string, streamId: string, file: string, token: string | null, extra: Record<string, string> = {}): string {
+export function playbackUrl(
+  origin: string,
+  streamId: string,
+  file: string,
+  token: string | null,
+  extra: Record<string, string> = {},
+): string {
   const u = new URL(`/live/${encodeURIComponent(streamId)}/${file}`, origin);
   for (const [k, v] of Object.entries(extra)) u.searchParams.set(k, v);
   if (token) u.searchParams.set('token', token);

@@ -92,7 +92,12 @@ export type SyncDecision =
   | { kind: 'rendezvous'; pdtMs: number; startAtRoomMs: number; errorMs: number | null };
 
 /** What one player should do now. `leadMs` is the rendezvous lead this player has learned. */
-export function decideSync(state: PlaybackState, roomNowMs: number, local: LocalPlayer, leadMs: number = SYNC_THRESHOLDS.defaultLeadMs): SyncDecision {
+export function decideSync(
+  state: PlaybackState,
+  roomNowMs: number,
+  local: LocalPlayer,
+  leadMs: number = SYNC_THRESHOLDS.defaultLeadMs,
+): SyncDecision {
   const t = SYNC_THRESHOLDS;
   const target = partyPdtAt(state, roomNowMs);
   const errorMs = local.pdtMs === null ? null : local.pdtMs - target;
@@ -103,7 +108,8 @@ export function decideSync(state: PlaybackState, roomNowMs: number, local: Local
     // A scheduled start: everyone waits at the start position and starts at `at`. A player that
     // already started (early by its own start-up latency, on purpose) is left alone until then.
     const lineErrorMs = local.pdtMs === null ? null : local.pdtMs - (target + (roomNowMs - state.at) * state.rate);
-    if (!local.paused && lineErrorMs !== null && Math.abs(lineErrorMs) < t.seekMs) return { kind: 'rate', rate: local.playbackRate, errorMs: lineErrorMs, apply: false };
+    if (!local.paused && lineErrorMs !== null && Math.abs(lineErrorMs) < t.seekMs)
+      return { kind: 'rate', rate: local.playbackRate, errorMs: lineErrorMs, apply: false };
     return { kind: 'rendezvous', pdtMs: target, startAtRoomMs: state.at, errorMs };
   }
   if (errorMs === null) return { kind: 'unknown' };

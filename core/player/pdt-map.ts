@@ -13,7 +13,9 @@ export interface TimedFragment {
 }
 
 function dated(frags: readonly TimedFragment[]): Array<TimedFragment & { programDateTime: number }> {
-  return frags.filter((f): f is TimedFragment & { programDateTime: number } => typeof f.programDateTime === 'number' && Number.isFinite(f.start));
+  return frags.filter(
+    (f): f is TimedFragment & { programDateTime: number } => typeof f.programDateTime === 'number' && Number.isFinite(f.start),
+  );
 }
 
 /**

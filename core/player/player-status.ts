@@ -28,27 +28,54 @@ const FORBIDDEN: Record<string, [string, string]> = {
 /** The notice for an HTTP refusal of the stream's info or playlist, or null if it is no refusal. */
 export function noticeForResponse(status: number, code: string | undefined): PlayerNotice | null {
   if (status === 401 || status === 403) {
-    const [title, detail] = FORBIDDEN[code ?? ''] ?? ['You do not have access to this stream', status === 403 ? 'Access from here is not allowed.' : 'A valid access link is required.'];
+    const [title, detail] = FORBIDDEN[code ?? ''] ?? [
+      'You do not have access to this stream',
+      status === 403 ? 'Access from here is not allowed.' : 'A valid access link is required.',
+    ];
     return { kind: 'forbidden', title, detail, retryAfterMs: null, retry: false };
   }
   if (status === 404 && code === 'stream_not_live') return notLive();
   if (status === 404) {
-    return { kind: 'not-found', title: 'No such stream', detail: 'Check the address: this stream does not exist or was deleted.', retryAfterMs: null, retry: false };
+    return {
+      kind: 'not-found',
+      title: 'No such stream',
+      detail: 'Check the address: this stream does not exist or was deleted.',
+      retryAfterMs: null,
+      retry: false,
+    };
   }
   if (status >= 500 || status === 0 || status === 429) return network();
   return null;
 }
 
 export function notLive(): PlayerNotice {
-  return { kind: 'not-live', title: 'Not live yet', detail: 'The stream has not started. It will play here as soon as it does.', retryAfterMs: 3000, retry: false };
+  return {
+    kind: 'not-live',
+    title: 'Not live yet',
+    detail: 'The stream has not started. It will play here as soon as it does.',
+    retryAfterMs: 3000,
+    retry: false,
+  };
 }
 
 export function ended(replayable: boolean): PlayerNotice {
-  return { kind: 'ended', title: 'The stream has ended', detail: replayable ? 'Thanks for watching. You can watch it again from the start.' : 'Thanks for watching.', retryAfterMs: null, retry: replayable };
+  return {
+    kind: 'ended',
+    title: 'The stream has ended',
+    detail: replayable ? 'Thanks for watching. You can watch it again from the start.' : 'Thanks for watching.',
+    retryAfterMs: null,
+    retry: replayable,
+  };
 }
 
 export function network(): PlayerNotice {
-  return { kind: 'network', title: 'Connection problem', detail: 'We could not reach the stream. Retrying…', retryAfterMs: 4000, retry: true };
+  return {
+    kind: 'network',
+    title: 'Connection problem',
+    detail: 'We could not reach the stream. Retrying…',
+    retryAfterMs: 4000,
+    retry: true,
+  };
 }
 
 /** A viewer-facing duration behind live: "12 s", "3:05", "1:02:09". */

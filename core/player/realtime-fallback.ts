@@ -26,9 +26,11 @@ export const REALTIME_STALL_MS = 3000;
 export function realtimeFallback(p: RealtimeProblem): RealtimeFallback {
   switch (p.kind) {
     case 'refused':
-      if (p.status === 503) return { message: 'Real time is full right now — playing low-latency HLS', retryAfterMs: p.retryAfterMs ?? 10_000 };
+      if (p.status === 503)
+        return { message: 'Real time is full right now — playing low-latency HLS', retryAfterMs: p.retryAfterMs ?? 10_000 };
       if (p.code === 'realtime_not_enabled') return { message: 'This stream has no real-time playback', retryAfterMs: null };
-      if (p.status === 404 || p.status === 429) return { message: 'Real time is not available yet — playing low-latency HLS', retryAfterMs: p.retryAfterMs ?? 5000 };
+      if (p.status === 404 || p.status === 429)
+        return { message: 'Real time is not available yet — playing low-latency HLS', retryAfterMs: p.retryAfterMs ?? 5000 };
       if (p.status === 401 || p.status === 403) return { message: 'Real-time playback was refused', retryAfterMs: null };
       return { message: 'Real time failed — playing low-latency HLS', retryAfterMs: 15_000 };
     case 'unreachable':

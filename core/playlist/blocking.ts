@@ -143,8 +143,7 @@ export interface LiveEdge {
 export function liveEdge(state: BlockingState): LiveEdge {
   const partMsn = state.lastPartMsn;
   const partIndex = state.lastPartIndex ?? -1;
-  const L =
-    state.lastCompleteMsn ?? (partMsn !== null ? partMsn - 1 : (state.firstMsn ?? 1) - 1);
+  const L = state.lastCompleteMsn ?? (partMsn !== null ? partMsn - 1 : (state.firstMsn ?? 1) - 1);
   const openParts = partMsn === L + 1 ? Math.max(0, partIndex + 1) : 0;
   let lastCompleteParts = state.lastCompleteMsn === null ? undefined : (state.partCountOf(L) ?? undefined);
   if (lastCompleteParts === undefined && partMsn === L && state.lastCompleteMsn !== null) lastCompleteParts = partIndex + 1;

@@ -144,8 +144,7 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
     if (s.duration !== null) {
       // Media this rendition does not have (SEG-04): the segment keeps its MSN and duration.
       if (s.gap) out += '#EXT-X-GAP\n';
-      out +=
-        '#EXTINF:' + formatDecimal(s.duration) + ',\n' + dir + mediaFileName({ kind: 'segment', msn: s.msn }) + q + '\n';
+      out += '#EXTINF:' + formatDecimal(s.duration) + ',\n' + dir + mediaFileName({ kind: 'segment', msn: s.msn }) + q + '\n';
     }
   }
 
@@ -173,12 +172,7 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
       }
     }
     out +=
-      '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="' +
-      hintEpoch +
-      '/' +
-      mediaFileName({ kind: 'part', msn: hintMsn, part: hintPart }) +
-      q +
-      '"\n';
+      '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="' + hintEpoch + '/' + mediaFileName({ kind: 'part', msn: hintMsn, part: hintPart }) + q + '"\n';
   }
 
   // One report per other rendition, relative to this playlist (RR-01..03). Kept after ENDLIST too:
@@ -186,15 +180,7 @@ export function renderMediaPlaylist(snap: MediaPlaylistSnapshot, opts?: RenderOp
   for (const r of snap.reports) {
     if (r.rendition === snap.rendition) continue;
     out +=
-      '#EXT-X-RENDITION-REPORT:URI="../' +
-      r.rendition +
-      '/index.m3u8' +
-      q +
-      '",LAST-MSN=' +
-      r.lastMsn +
-      ',LAST-PART=' +
-      r.lastPart +
-      '\n';
+      '#EXT-X-RENDITION-REPORT:URI="../' + r.rendition + '/index.m3u8' + q + '",LAST-MSN=' + r.lastMsn + ',LAST-PART=' + r.lastPart + '\n';
   }
   // ENDLIST as the final line, like every ended playlist in the spec's examples.
   if (snap.ended) out += '#EXT-X-ENDLIST\n';

@@ -7,10 +7,28 @@ import type { PlaybackState, RoomBoundMessage } from './room-protocol.ts';
 import { CLOSE } from './room-protocol.ts';
 import { isStaff, mayDo, sanctionBinds } from './room-rules.ts';
 import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken } from './room-token-bucket.ts';
-import { ack, checkSanctionChange, isMuted, refuse, type RoomDecision, type RoomEffect, type RoomView, type Sender } from './room-effects.ts';
+import {
+  ack,
+  checkSanctionChange,
+  isMuted,
+  refuse,
+  type RoomDecision,
+  type RoomEffect,
+  type RoomView,
+  type Sender,
+} from './room-effects.ts';
 import { decideVoiceMessage, isVoiceMessage } from './voice-decisions.ts';
 
-export { replyFrame, type RoomDecision, type RoomEffect, type RoomReply, type RoomView, type SanctionKind, type SanctionState, type Sender } from './room-effects.ts';
+export {
+  replyFrame,
+  type RoomDecision,
+  type RoomEffect,
+  type RoomReply,
+  type RoomView,
+  type SanctionKind,
+  type SanctionState,
+  type Sender,
+} from './room-effects.ts';
 
 /** A host's `at` further than this from the room's clock is ignored. */
 export const PLAYBACK_SKEW_MS = 5_000;
@@ -48,18 +66,33 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
       }
       effects.push({
         kind: 'chat.insert',
-        message: { uid: from.uid, name: from.name, role: from.role, text: msg.text, ts: now, ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}) },
+        message: {
+          uid: from.uid,
+          name: from.name,
+          role: from.role,
+          text: msg.text,
+          ts: now,
+          ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}),
+        },
       });
       return ack(rid, effects, 'inserted');
     }
     case 'poll.open': {
       const closesAt = msg.durationSec ? now + msg.durationSec * 1000 : null;
-      const poll = { question: msg.question, options: msg.options, openedBy: from.name, openedAt: now, closesAt, ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}) };
+      const poll = {
+        question: msg.question,
+        options: msg.options,
+        openedBy: from.name,
+        openedAt: now,
+        closesAt,
+        ...(msg.pdt !== undefined ? { pdt: msg.pdt } : {}),
+      };
       return ack(rid, [{ kind: 'poll.insert', poll }], 'inserted');
     }
     case 'poll.vote': {
       const poll = view.openPoll(msg.pollId);
-      if (!poll) return view.pollExists(msg.pollId) ? refuse('poll_closed', 'this poll is closed', rid) : refuse('not_found', 'no such poll', rid);
+      if (!poll)
+        return view.pollExists(msg.pollId) ? refuse('poll_closed', 'this poll is closed', rid) : refuse('not_found', 'no such poll', rid);
       if (msg.option >= poll.options.length) return refuse('invalid_message', 'option: no such option', rid);
       const prev = view.voteOf(poll.id, from.uid);
       if (prev === msg.option) return ack(rid, [], poll.id);
@@ -70,7 +103,9 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
     }
     case 'poll.close': {
       if (!view.openPoll(msg.pollId)) {
-        return view.pollExists(msg.pollId) ? refuse('poll_closed', 'this poll is already closed', rid) : refuse('not_found', 'no such poll', rid);
+        return view.pollExists(msg.pollId)
+          ? refuse('poll_closed', 'this poll is already closed', rid)
+          : refuse('not_found', 'no such poll', rid);
       }
       return ack(rid, [{ kind: 'poll.close', pollId: msg.pollId }], msg.pollId);
     }
@@ -102,12 +137,20 @@ export function decideRoomMessage(view: RoomView, from: Sender, msg: RoomBoundMe
     case 'react':
       // The audience's reactions are counted where they arrive (Room or shard) and never get here;
       // a host's reaction at a moment of the stream is relayed on its own with that moment.
-      if (msg.pdt === undefined || from.role !== 'host') return refuse('forbidden', 'only a host reaction at a moment of the stream is relayed', rid);
+      if (msg.pdt === undefined || from.role !== 'host')
+        return refuse('forbidden', 'only a host reaction at a moment of the stream is relayed', rid);
       return ack(rid, [{ kind: 'host.reaction', reaction: msg.reaction, pdt: msg.pdt, name: from.name }]);
     case 'playback.set': {
       const at = msg.at !== undefined && Math.abs(msg.at - now) <= PLAYBACK_SKEW_MS ? msg.at : now;
       const prev = view.playback();
-      const playback: PlaybackState = { playing: msg.playing, position: msg.position, rate: msg.rate, at, by: from.name, version: (prev?.version ?? 0) + 1 };
+      const playback: PlaybackState = {
+        playing: msg.playing,
+        position: msg.position,
+        rate: msg.rate,
+        at,
+        by: from.name,
+        version: (prev?.version ?? 0) + 1,
+      };
       return ack(rid, [{ kind: 'playback.set', playback }], playback.version);
     }
   }

@@ -62,7 +62,10 @@ export type RoomEffect =
   | { kind: 'chat.pace'; uid: string; lastAt: number; bucket: BucketState }
   | { kind: 'chat.insert'; message: Omit<ChatMessage, 'id'> }
   | { kind: 'chat.delete'; id: number }
-  | { kind: 'poll.insert'; poll: { question: string; options: string[]; openedBy: string; openedAt: number; closesAt: number | null; pdt?: number } }
+  | {
+      kind: 'poll.insert';
+      poll: { question: string; options: string[]; openedBy: string; openedAt: number; closesAt: number | null; pdt?: number };
+    }
   /** A host's reaction at a moment of the stream, relayed on its own (pages show it when their video gets there). */
   | { kind: 'host.reaction'; reaction: Reaction; pdt: number; name: string }
   | { kind: 'poll.vote'; pollId: number; uid: string; option: number; counts: number[] }
@@ -122,7 +125,14 @@ function sanctionSetter(s: SanctionState | undefined, kind: SanctionKind, now: n
  * rank (their identity's, online or not), and be at least the rank of whoever set the sanction
  * in force — a moderator cannot shorten or lift a host's ban.
  */
-export function checkSanctionChange(view: RoomView, actor: Sender, uid: string, kind: SanctionKind, now: number, rid: string | undefined): RoomDecision | null {
+export function checkSanctionChange(
+  view: RoomView,
+  actor: Sender,
+  uid: string,
+  kind: SanctionKind,
+  now: number,
+  rid: string | undefined,
+): RoomDecision | null {
   const target = view.rankOf(uid);
   if (!outranks(actor.role, target)) return refuse('forbidden', `a ${actor.role} may not sanction a ${target}`, rid);
   const setBy = sanctionSetter(view.sanction(uid), kind, now);
@@ -135,7 +145,11 @@ export function checkSanctionChange(view: RoomView, actor: Sender, uid: string, 
 /** The reply as the frame the sender receives (`inserted` resolved to the new row's id). */
 export function replyFrame(reply: RoomReply, insertedId?: number): string {
   if (reply.type === 'error') {
-    return JSON.stringify(reply.rid === undefined ? { type: 'error', code: reply.code, reason: reply.reason } : { type: 'error', rid: reply.rid, code: reply.code, reason: reply.reason });
+    return JSON.stringify(
+      reply.rid === undefined
+        ? { type: 'error', code: reply.code, reason: reply.reason }
+        : { type: 'error', rid: reply.rid, code: reply.code, reason: reply.reason },
+    );
   }
   const id = reply.id === 'inserted' ? insertedId : reply.id;
   return JSON.stringify(id === undefined ? { type: 'ack', rid: reply.rid } : { type: 'ack', rid: reply.rid, id });

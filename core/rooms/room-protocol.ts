@@ -93,10 +93,7 @@ export const PollOpen = z.strictObject({
   type: z.literal('poll.open'),
   rid,
   question: text(ROOM_LIMITS.pollQuestionMaxChars, false),
-  options: z
-    .array(text(ROOM_LIMITS.pollOptionMaxChars, false))
-    .min(ROOM_LIMITS.pollOptionsMin)
-    .max(ROOM_LIMITS.pollOptionsMax),
+  options: z.array(text(ROOM_LIMITS.pollOptionMaxChars, false)).min(ROOM_LIMITS.pollOptionsMin).max(ROOM_LIMITS.pollOptionsMax),
   durationSec: z.number().int().min(1).max(ROOM_LIMITS.pollDurationMaxSec).optional(),
   /** The program-date-time (ms) of the frame the opener was watching: viewers see the poll when their video reaches it. */
   pdt: epochMs.optional(),
@@ -105,7 +102,11 @@ export const PollVote = z.strictObject({
   type: z.literal('poll.vote'),
   rid,
   pollId: z.number().int().positive(),
-  option: z.number().int().min(0).max(ROOM_LIMITS.pollOptionsMax - 1),
+  option: z
+    .number()
+    .int()
+    .min(0)
+    .max(ROOM_LIMITS.pollOptionsMax - 1),
 });
 export const PollClose = z.strictObject({ type: z.literal('poll.close'), rid, pollId: z.number().int().positive() });
 export const ModDelete = z.strictObject({ type: z.literal('mod.delete'), rid, messageId: z.number().int().positive() });
@@ -310,7 +311,10 @@ export function parseClientFrame(frame: string | ArrayBuffer): Parsed {
   if (typeof frame !== 'string') return { ok: false, code: 'bad_frame', reason: 'binary frames are not accepted' };
   // Session descriptions are longer than any other message: a signalling frame (its type first)
   // may be longer; every other frame is refused by length before anything is parsed.
-  if (frame.length > ROOM_LIMITS.maxFrameChars && (frame.length > VOICE_LIMITS.signalFrameMaxChars || !frame.startsWith(SIGNAL_FRAME_PREFIX))) {
+  if (
+    frame.length > ROOM_LIMITS.maxFrameChars &&
+    (frame.length > VOICE_LIMITS.signalFrameMaxChars || !frame.startsWith(SIGNAL_FRAME_PREFIX))
+  ) {
     return { ok: false, code: 'frame_too_large', reason: `frames are limited to ${ROOM_LIMITS.maxFrameChars} characters` };
   }
   let raw: unknown;

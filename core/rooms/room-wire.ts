@@ -105,7 +105,14 @@ export function readServerFrame(text: string): ServerMessage | null {
   const ok = (() => {
     switch (f.type) {
       case 'welcome':
-        return str('epoch') && int('seq') && typeof f.resumed === 'boolean' && obj('you') && typeof f.serverTime === 'number' && (f.state === undefined || obj('state'));
+        return (
+          str('epoch') &&
+          int('seq') &&
+          typeof f.resumed === 'boolean' &&
+          obj('you') &&
+          typeof f.serverTime === 'number' &&
+          (f.state === undefined || obj('state'))
+        );
       case 'state':
         return str('epoch') && int('seq') && obj('state');
       case 'batch':

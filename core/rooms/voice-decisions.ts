@@ -5,7 +5,16 @@ import type { ClientMessage, Role } from './room-protocol.ts';
 import { outranks, sanctionBinds } from './room-rules.ts';
 import { ROOM_RATE_LIMITS, fullBucket, msUntil, takeToken, type BucketSpec, type BucketState } from './room-token-bucket.ts';
 import { VOICE_LIMITS, voiceSignalFrame, type VoiceMember, type VoiceMode } from './voice-protocol.ts';
-import { ack, checkSanctionChange, refuse, type RoomDecision, type RoomEffect, type RoomView, type SanctionState, type Sender } from './room-effects.ts';
+import {
+  ack,
+  checkSanctionChange,
+  refuse,
+  type RoomDecision,
+  type RoomEffect,
+  type RoomView,
+  type SanctionState,
+  type Sender,
+} from './room-effects.ts';
 
 export type VoiceMessage = Extract<ClientMessage, { type: `voice.${string}` }>;
 
@@ -40,13 +49,18 @@ export function leaveVoice(view: RoomView, conn: string): RoomEffect[] {
 }
 
 /** Takes a token from a copy of the bucket; the copy when it had one, else null. */
-function spend(spec: BucketSpec, bucket: BucketState | undefined, now: number): { ok: true; bucket: BucketState } | { ok: false; waitMs: number } {
+function spend(
+  spec: BucketSpec,
+  bucket: BucketState | undefined,
+  now: number,
+): { ok: true; bucket: BucketState } | { ok: false; waitMs: number } {
   const b = bucket ? { ...bucket } : fullBucket(spec, now);
   return takeToken(spec, b, now) ? { ok: true, bucket: b } : { ok: false, waitMs: msUntil(spec, b, now) };
 }
 
 /** Acks when the sender asked for an answer (`rid`); signals and speaking flips usually do not. */
-const quiet = (rid: string | undefined, effects: RoomEffect[]): RoomDecision => (rid === undefined ? { reply: null, effects } : ack(rid, effects));
+const quiet = (rid: string | undefined, effects: RoomEffect[]): RoomDecision =>
+  rid === undefined ? { reply: null, effects } : ack(rid, effects);
 
 /** Decides one voice message. Pure: reads `view`, changes nothing. Role and ban are checked by the caller. */
 export function decideVoiceMessage(view: RoomView, from: Sender, msg: VoiceMessage, now: number): RoomDecision {
@@ -69,7 +83,16 @@ export function decideVoiceMessage(view: RoomView, from: Sender, msg: VoiceMessa
       }
       const effects: RoomEffect[] = [];
       if (elsewhere) effects.push({ kind: 'voice.unseat', conn: elsewhere.conn });
-      const member: VoiceMember = { conn: from.conn, uid: from.uid, name: from.name, role: from.role, muted: msg.muted || forced, forced, speaking: false, camera: msg.camera };
+      const member: VoiceMember = {
+        conn: from.conn,
+        uid: from.uid,
+        name: from.name,
+        role: from.role,
+        muted: msg.muted || forced,
+        forced,
+        speaking: false,
+        camera: msg.camera,
+      };
       effects.push({ kind: 'voice.seat', member, persist: true });
       const mode = nextVoiceMode(count, view.voiceMode(), cfg);
       if (mode !== view.voiceMode()) effects.push({ kind: 'voice.mode', mode });
@@ -84,7 +107,12 @@ export function decideVoiceMessage(view: RoomView, from: Sender, msg: VoiceMessa
       const paced = spend(ROOM_RATE_LIMITS.voiceUpdates, view.voicePace(from.conn).updates, now);
       if (!paced.ok) return refuse('rate_limited', `too many voice updates; wait ${paced.waitMs} ms`, rid);
       const muted = msg.muted ?? seat.muted;
-      const member: VoiceMember = { ...seat, muted, speaking: muted ? false : (msg.speaking ?? seat.speaking), camera: msg.camera ?? seat.camera };
+      const member: VoiceMember = {
+        ...seat,
+        muted,
+        speaking: muted ? false : (msg.speaking ?? seat.speaking),
+        camera: msg.camera ?? seat.camera,
+      };
       const persist = member.muted !== seat.muted || member.camera !== seat.camera;
       return quiet(rid, [
         { kind: 'voice.pace', conn: from.conn, updates: paced.bucket },

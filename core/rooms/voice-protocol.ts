@@ -62,10 +62,21 @@ export const VoiceSignalBody = z.discriminatedUnion('type', [
 ]);
 export type VoiceSignalBody = z.infer<typeof VoiceSignalBody>;
 
-export const VoiceJoin = z.strictObject({ type: z.literal('voice.join'), rid, muted: z.boolean().default(false), camera: z.boolean().default(false) });
+export const VoiceJoin = z.strictObject({
+  type: z.literal('voice.join'),
+  rid,
+  muted: z.boolean().default(false),
+  camera: z.boolean().default(false),
+});
 export const VoiceLeave = z.strictObject({ type: z.literal('voice.leave'), rid });
 export const VoiceUpdate = z
-  .strictObject({ type: z.literal('voice.update'), rid, muted: z.boolean().optional(), speaking: z.boolean().optional(), camera: z.boolean().optional() })
+  .strictObject({
+    type: z.literal('voice.update'),
+    rid,
+    muted: z.boolean().optional(),
+    speaking: z.boolean().optional(),
+    camera: z.boolean().optional(),
+  })
   .refine((m) => m.muted !== undefined || m.speaking !== undefined || m.camera !== undefined, 'nothing to update');
 /** Addressed to one member's connection (`to`): relayed only between two seats in the mesh. */
 export const VoiceSignal = z.strictObject({ type: z.literal('voice.signal'), rid, to: ConnId, signal: VoiceSignalBody });
@@ -75,7 +86,16 @@ export const VoiceRemove = z.strictObject({ type: z.literal('voice.remove'), rid
 /** While voice is in `sfu` mode: asks for the SFU's endpoint and a short-lived token for it. */
 export const VoiceSfu = z.strictObject({ type: z.literal('voice.sfu'), rid });
 
-export const VoiceClientMessages = [VoiceJoin, VoiceLeave, VoiceUpdate, VoiceSignal, VoiceMute, VoiceUnmute, VoiceRemove, VoiceSfu] as const;
+export const VoiceClientMessages = [
+  VoiceJoin,
+  VoiceLeave,
+  VoiceUpdate,
+  VoiceSignal,
+  VoiceMute,
+  VoiceUnmute,
+  VoiceRemove,
+  VoiceSfu,
+] as const;
 
 // ---------------------------------------------------------------------------------------------
 // Room → member.

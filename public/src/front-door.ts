@@ -56,8 +56,13 @@ function thumb(src: string | null, alt: string): HTMLElement {
 async function startParty(stream: string, button: HTMLButtonElement): Promise<void> {
   button.disabled = true;
   try {
-    const res = await fetch('/parties', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ stream }) });
-    if (!res.ok) throw new Error(((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? `HTTP ${res.status}`);
+    const res = await fetch('/parties', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ stream }),
+    });
+    if (!res.ok)
+      throw new Error(((await res.json().catch(() => ({}))) as { error?: { message?: string } }).error?.message ?? `HTTP ${res.status}`);
     location.assign(((await res.json()) as { url: string }).url);
   } catch (err) {
     button.disabled = false;
@@ -68,7 +73,17 @@ async function startParty(stream: string, button: HTMLButtonElement): Promise<vo
 
 function liveCard(s: DirectoryLive): HTMLElement {
   const title = s.title || 'Untitled stream';
-  const party = h('button', { class: 'btn btn-small', type: 'button', 'data-testid': 'start-party', title: 'A room where your play, pause and seek move everyone you invite' }, icon('users', 15), h('span', { class: 'fd-party-label' }, 'Start a party'));
+  const party = h(
+    'button',
+    {
+      class: 'btn btn-small',
+      type: 'button',
+      'data-testid': 'start-party',
+      title: 'A room where your play, pause and seek move everyone you invite',
+    },
+    icon('users', 15),
+    h('span', { class: 'fd-party-label' }, 'Start a party'),
+  );
   party.addEventListener('click', () => void startParty(s.id, party));
   return h(
     'article',
@@ -97,7 +112,12 @@ function recordingCard(r: DirectoryRecording): HTMLElement {
   return h(
     'a',
     { class: 'fd-card card fd-past', href: r.watch, 'data-recording': r.id, 'data-testid': 'recording-card' },
-    h('div', { class: 'fd-cover' }, thumb(r.thumbnail, ''), r.duration !== null ? h('span', { class: 'fd-badge fd-duration' }, duration(r.duration)) : null),
+    h(
+      'div',
+      { class: 'fd-cover' },
+      thumb(r.thumbnail, ''),
+      r.duration !== null ? h('span', { class: 'fd-badge fd-duration' }, duration(r.duration)) : null,
+    ),
     h('div', { class: 'fd-body' }, h('span', { class: 'fd-title' }, title), h('div', { class: 'fd-meta' }, when)),
   );
 }
@@ -110,22 +130,61 @@ function render(root: HTMLElement, d: Directory | null): void {
     'div',
     { class: 'fd-empty card' },
     h('h3', {}, d ? 'Nobody is live right now' : 'The listing could not be loaded'),
-    h('p', {}, 'Streams appear here as soon as they go live. To go live yourself, create a stream and point OBS or ffmpeg at its ingest URL: ', h('a', { href: '/docs/api.md' }, 'POST /api/streams'), '.'),
+    h(
+      'p',
+      {},
+      'Streams appear here as soon as they go live. To go live yourself, create a stream and point OBS or ffmpeg at its ingest URL: ',
+      h('a', { href: '/docs/api.md' }, 'POST /api/streams'),
+      '.',
+    ),
   );
   root.replaceChildren(
-    h('header', { class: 'topbar' }, h('a', { class: 'brand', href: '/' }, h('span', { class: 'brand-mark' }, h('span', {})), h('span', { class: 'brand-name' }, 'edgelive')), h('div', { class: 'topbar-title' }, 'Live now and recent broadcasts'), h('nav', { class: 'topbar-right' }, h('a', { class: 'fd-nav', href: '#docs' }, 'Docs'))),
+    h(
+      'header',
+      { class: 'topbar' },
+      h(
+        'a',
+        { class: 'brand', href: '/' },
+        h('span', { class: 'brand-mark' }, h('span', {})),
+        h('span', { class: 'brand-name' }, 'edgelive'),
+      ),
+      h('div', { class: 'topbar-title' }, 'Live now and recent broadcasts'),
+      h('nav', { class: 'topbar-right' }, h('a', { class: 'fd-nav', href: '#docs' }, 'Docs')),
+    ),
     h(
       'main',
       { class: 'fd' },
-      h('section', { class: 'fd-section', 'aria-labelledby': 'fd-live-h' }, h('h2', { id: 'fd-live-h' }, h('span', { class: 'live-dot' }), 'Live now', live.length ? h('span', { class: 'fd-count' }, String(live.length)) : null), live.length ? liveGrid : empty),
+      h(
+        'section',
+        { class: 'fd-section', 'aria-labelledby': 'fd-live-h' },
+        h(
+          'h2',
+          { id: 'fd-live-h' },
+          h('span', { class: 'live-dot' }),
+          'Live now',
+          live.length ? h('span', { class: 'fd-count' }, String(live.length)) : null,
+        ),
+        live.length ? liveGrid : empty,
+      ),
       recordings.length
-        ? h('section', { class: 'fd-section', 'aria-labelledby': 'fd-past-h' }, h('h2', { id: 'fd-past-h' }, 'Past broadcasts'), h('div', { class: 'fd-grid fd-grid-past', 'data-testid': 'recording-list' }, ...recordings.map(recordingCard)))
+        ? h(
+            'section',
+            { class: 'fd-section', 'aria-labelledby': 'fd-past-h' },
+            h('h2', { id: 'fd-past-h' }, 'Past broadcasts'),
+            h('div', { class: 'fd-grid fd-grid-past', 'data-testid': 'recording-list' }, ...recordings.map(recordingCard)),
+          )
         : null,
       h(
         'section',
         { class: 'fd-section', id: 'docs', 'aria-labelledby': 'fd-docs-h' },
         h('h2', { id: 'fd-docs-h' }, 'Docs'),
-        h('div', { class: 'fd-docs' }, ...DOCS.map(([file, label, what]) => h('a', { class: 'fd-doc card', href: `/docs/${file}` }, h('strong', {}, label), h('span', {}, what)))),
+        h(
+          'div',
+          { class: 'fd-docs' },
+          ...DOCS.map(([file, label, what]) =>
+            h('a', { class: 'fd-doc card', href: `/docs/${file}` }, h('strong', {}, label), h('span', {}, what)),
+          ),
+        ),
       ),
     ),
   );

@@ -38,7 +38,13 @@ if (params.problem || !params.streamId || !params.token) {
 
   // A read-only window for the browser tests (`window.__golive`); the page does not depend on it.
   (window as unknown as { __golive: unknown }).__golive = {
-    snapshot: () => ({ ...client.snapshot, source: media.source, hasVideo: !!media.video, hasAudio: !!media.audio, videoSettings: media.video?.getSettings() ?? null }),
+    snapshot: () => ({
+      ...client.snapshot,
+      source: media.source,
+      hasVideo: !!media.video,
+      hasAudio: !!media.audio,
+      videoSettings: media.video?.getSettings() ?? null,
+    }),
     /** What the peer connection sends: the negotiated video codec and frames encoded. */
     async outbound() {
       const pc = client.peer;
@@ -47,7 +53,7 @@ if (params.problem || !params.streamId || !params.token) {
       let out: { codec: string | null; framesEncoded: number; encodings: number } = { codec: null, framesEncoded: 0, encodings: 0 };
       stats.forEach((s: { type: string; kind?: string; codecId?: string; framesEncoded?: number }) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
-          const codec = s.codecId ? (stats.get(s.codecId) as { mimeType?: string } | undefined)?.mimeType ?? null : null;
+          const codec = s.codecId ? ((stats.get(s.codecId) as { mimeType?: string } | undefined)?.mimeType ?? null) : null;
           out = { codec, framesEncoded: out.framesEncoded + (s.framesEncoded ?? 0), encodings: out.encodings + 1 };
         }
       });

@@ -16,18 +16,57 @@ const video = h('video', { class: 'video', controls: true, playsinline: true, pr
 video.muted = true;
 const title = h('h1', { class: 'stream-title', 'data-testid': 'title' });
 const meta = h('div', { class: 'title-meta' });
-const share = h('input', { class: 'field', readonly: true, style: 'width: 340px', value: location.origin + url.pathname + url.search, 'aria-label': 'Link to this page', 'data-testid': 'share-url' });
+const share = h('input', {
+  class: 'field',
+  readonly: true,
+  style: 'width: 340px',
+  value: location.origin + url.pathname + url.search,
+  'aria-label': 'Link to this page',
+  'data-testid': 'share-url',
+});
 const copy = h('button', { class: 'btn btn-small', type: 'button' }, icon('link', 14), 'Copy link');
 copy.addEventListener('click', () => {
   share.select();
-  void navigator.clipboard?.writeText(share.value).then(() => setText(copy, 'Copied'), () => undefined);
+  void navigator.clipboard?.writeText(share.value).then(
+    () => setText(copy, 'Copied'),
+    () => undefined,
+  );
 });
 const notice = h('div', { class: 'notice', hidden: true, 'data-testid': 'notice' });
 const stage = h('div', { class: 'stage' }, video, h('div', { class: 'overlay' }, notice));
-document.getElementById('app')!.replaceChildren(
-  h('header', { class: 'topbar' }, h('a', { class: 'brand', href: '/' }, h('span', { class: 'brand-mark' }, h('span', {})), h('span', { class: 'brand-name' }, 'edgelive'))),
-  h('main', { class: 'layout' }, h('section', { class: 'main-col' }, stage, h('div', { class: 'below' }, h('div', { class: 'below-head' }, h('div', { class: 'title-block' }, title, meta), h('div', { class: 'below-head-extra share-row' }, share, copy))))),
-);
+document
+  .getElementById('app')!
+  .replaceChildren(
+    h(
+      'header',
+      { class: 'topbar' },
+      h(
+        'a',
+        { class: 'brand', href: '/' },
+        h('span', { class: 'brand-mark' }, h('span', {})),
+        h('span', { class: 'brand-name' }, 'edgelive'),
+      ),
+    ),
+    h(
+      'main',
+      { class: 'layout' },
+      h(
+        'section',
+        { class: 'main-col' },
+        stage,
+        h(
+          'div',
+          { class: 'below' },
+          h(
+            'div',
+            { class: 'below-head' },
+            h('div', { class: 'title-block' }, title, meta),
+            h('div', { class: 'below-head-extra share-row' }, share, copy),
+          ),
+        ),
+      ),
+    ),
+  );
 
 function fail(text: string): void {
   notice.hidden = false;
@@ -38,7 +77,15 @@ async function showInfo(): Promise<void> {
   const res = await fetch(vod('info.json')).catch(() => null);
   if (!res?.ok) {
     const code = res ? ((await res.json().catch(() => ({}))) as { error?: { code?: string } }).error?.code : undefined;
-    fail(code === 'expired' ? 'This recording has expired' : code === 'token_required' ? 'This recording needs an access link' : res?.status === 404 ? 'No such recording or clip' : 'This recording cannot be played');
+    fail(
+      code === 'expired'
+        ? 'This recording has expired'
+        : code === 'token_required'
+          ? 'This recording needs an access link'
+          : res?.status === 404
+            ? 'No such recording or clip'
+            : 'This recording cannot be played',
+    );
     return;
   }
   const info = (await res.json()) as VodInfo;

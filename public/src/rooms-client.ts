@@ -23,15 +23,23 @@ import type {
 } from '../../core/rooms/room-protocol.ts';
 import { applyEvents } from '../../core/rooms/room-state.ts';
 import type { VoiceMember, VoiceSignalBody, VoiceState } from '../../core/rooms/voice-protocol.ts';
-import {
-  ClockEstimator,
-  clockSample,
-  playbackCorrection,
-  playbackPositionAt,
-  type ClockEstimate,
-} from '../../core/rooms/room-clock.ts';
+import { ClockEstimator, clockSample, playbackCorrection, playbackPositionAt, type ClockEstimate } from '../../core/rooms/room-clock.ts';
 
-export type { ChatMessage, Member, PlaybackState, Poll, Presence, Reaction, ReactionCounts, RoomSnapshot, You, ClockEstimate, VoiceMember, VoiceSignalBody, VoiceState };
+export type {
+  ChatMessage,
+  Member,
+  PlaybackState,
+  Poll,
+  Presence,
+  Reaction,
+  ReactionCounts,
+  RoomSnapshot,
+  You,
+  ClockEstimate,
+  VoiceMember,
+  VoiceSignalBody,
+  VoiceState,
+};
 
 /** The subset of the WebSocket API the client uses (browser, Node 22 and `ws` all provide it). */
 export interface WebSocketLike {
@@ -149,8 +157,7 @@ export class RoomClient {
     const WS = opts.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketFactory }).WebSocket;
     if (!WS) throw new Error('no WebSocket implementation: pass options.WebSocket');
     this.WS = WS;
-    this.nowFn =
-      opts.now ?? (typeof performance !== 'undefined' ? () => performance.timeOrigin + performance.now() : () => Date.now());
+    this.nowFn = opts.now ?? (typeof performance !== 'undefined' ? () => performance.timeOrigin + performance.now() : () => Date.now());
     this.clockEst = new ClockEstimator(opts.clock?.window ?? 32);
   }
 
@@ -419,7 +426,10 @@ export class RoomClient {
         reject(new RoomError('unavailable', 'not connected'));
         return;
       }
-      const timer = setTimeout(() => this.settle(rid, new RoomError('unavailable', 'no answer from the room')), this.opts.requestTimeoutMs ?? 10_000);
+      const timer = setTimeout(
+        () => this.settle(rid, new RoomError('unavailable', 'no answer from the room')),
+        this.opts.requestTimeoutMs ?? 10_000,
+      );
       this.pending.set(rid, { resolve, reject, timer });
     });
   }
@@ -450,7 +460,13 @@ export class RoomClient {
 
   /** `pdt`: the moment of the stream the poll belongs to (viewers see it when their video reaches it). */
   async openPoll(question: string, options: string[], durationSec?: number, pdt?: number): Promise<number> {
-    return (await this.request({ type: 'poll.open', question, options, ...(durationSec ? { durationSec } : {}), ...(pdt !== undefined ? { pdt } : {}) }))!;
+    return (await this.request({
+      type: 'poll.open',
+      question,
+      options,
+      ...(durationSec ? { durationSec } : {}),
+      ...(pdt !== undefined ? { pdt } : {}),
+    }))!;
   }
 
   async vote(pollId: number, option: number): Promise<void> {

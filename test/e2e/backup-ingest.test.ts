@@ -60,10 +60,41 @@ class FailoverEncoder {
     if (this.stopped) return;
     const url = this.urls[i % this.urls.length]!;
     this.used.push(url);
-    const child = spawn('ffmpeg', [
-      '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=1000:sample_rate=48000',
-      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-g', '30', '-b:v', '500k', '-c:a', 'aac', '-b:a', '64k', '-f', 'flv', url,
-    ], { stdio: 'ignore' });
+    const child = spawn(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-re',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=320x180:rate=30',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=1000:sample_rate=48000',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'veryfast',
+        '-tune',
+        'zerolatency',
+        '-g',
+        '30',
+        '-b:v',
+        '500k',
+        '-c:a',
+        'aac',
+        '-b:a',
+        '64k',
+        '-f',
+        'flv',
+        url,
+      ],
+      { stdio: 'ignore' },
+    );
     this.child = child;
     // Encoders wait a moment before they reconnect; one second here.
     child.once('exit', () => setTimeout(() => this.start(i + 1), 1000));
@@ -145,9 +176,13 @@ describe('backup ingest', () => {
   });
 
   it('the CLI prints both', async () => {
-    const { stdout } = await exec(join(ROOT, 'node_modules', '.bin', 'node'), [join(ROOT, 'bin', 'edgelive.mjs'), 'streams', 'create', '--title', 'from the cli'], {
-      env: { ...process.env, EDGELIVE_URL: stack.workerUrl, EDGELIVE_ADMIN_TOKEN: stack.adminToken },
-    });
+    const { stdout } = await exec(
+      join(ROOT, 'node_modules', '.bin', 'node'),
+      [join(ROOT, 'bin', 'edgelive.mjs'), 'streams', 'create', '--title', 'from the cli'],
+      {
+        env: { ...process.env, EDGELIVE_URL: stack.workerUrl, EDGELIVE_ADMIN_TOKEN: stack.adminToken },
+      },
+    );
     const primary = /^ {2}publish\s+(\S+)\/live\/sk_\w+$/m.exec(stdout)?.[1];
     const backup = /^ {2}backup rtmps\s+(\S+)\/live\/sk_\w+$/m.exec(stdout)?.[1];
     const bases = stack.nodes.map((n) => [n.rtmpUrl.replace(/\/live$/, ''), n.rtmpsUrl!.replace(/\/live$/, '')]);
@@ -196,7 +231,11 @@ describe('backup ingest', () => {
 
     // The dead node leaves the registry: new streams get no backup until a second node is healthy.
     await stack.waitForRegistry(['us-1'], 15_000);
-    const lone = await fetch(`${stack.workerUrl}/api/streams`, { method: 'POST', headers: { ...admin(), 'content-type': 'application/json' }, body: '{}' });
+    const lone = await fetch(`${stack.workerUrl}/api/streams`, {
+      method: 'POST',
+      headers: { ...admin(), 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(((await lone.json()) as Created).ingest).toMatchObject({ nodeId: 'us-1', backup: null });
   });
 });

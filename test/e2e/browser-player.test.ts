@@ -31,7 +31,8 @@ let browser: TestBrowser;
 const pages: Page[] = [];
 
 type Snap = PageSnapshot;
-const snapshot = (p: Page): Promise<Snap> => p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
+const snapshot = (p: Page): Promise<Snap> =>
+  p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
 
 async function open(path: string, size?: { width: number; height: number }): Promise<Page & { errors: string[] }> {
   const page = await browser.newPage(size);
@@ -47,7 +48,14 @@ async function close(page: Page): Promise<void> {
 
 /** Waits until the page shows frames and its clock advances. */
 async function playing(page: Page, timeoutMs = 30_000): Promise<Snap> {
-  await waitInPage(page, () => (globalThis as unknown as { __edgelive?: { snapshot(): { firstFrameMs: number | null } } }).__edgelive?.snapshot().firstFrameMs != null, 'the first frame', timeoutMs);
+  await waitInPage(
+    page,
+    () =>
+      (globalThis as unknown as { __edgelive?: { snapshot(): { firstFrameMs: number | null } } }).__edgelive?.snapshot().firstFrameMs !=
+      null,
+    'the first frame',
+    timeoutMs,
+  );
   const a = await snapshot(page);
   await page.waitForTimeout(1500);
   const b = await snapshot(page);
@@ -71,7 +79,13 @@ const chatText = (p: Page) => p.locator('[data-testid="chat-list"]').innerText()
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-browser-'));
   mkdirSync(SHOTS, { recursive: true });
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: 'e2e-ingest-secret', logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    logger: log,
+  });
   stream = await stack.createStream({ title: 'Friday Night Build — live from the lab', ladder: LADDER });
   signed = await stack.createStream({ title: 'Members only', ladder: LADDER, playback: { policy: 'signed' } });
   publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 640, height: 360, logDir: join(dir, 'logs') });
@@ -109,10 +123,16 @@ describe('the watch page', () => {
 
     await viewer.getByTestId('quality').click();
     await viewer.locator('[data-testid="quality-menu"] [data-level]').filter({ hasText: '240p' }).click();
-    await waitInPage(viewer, () => {
-      const s = (globalThis as unknown as { __edgelive: { snapshot(): { rendition: string | null; videoHeight: number; autoLevel: boolean } } }).__edgelive.snapshot();
-      return s.rendition === '240p' && s.videoHeight === 240 && !s.autoLevel;
-    }, 'the 240p rendition on screen');
+    await waitInPage(
+      viewer,
+      () => {
+        const s = (
+          globalThis as unknown as { __edgelive: { snapshot(): { rendition: string | null; videoHeight: number; autoLevel: boolean } } }
+        ).__edgelive.snapshot();
+        return s.rendition === '240p' && s.videoHeight === 240 && !s.autoLevel;
+      },
+      'the 240p rendition on screen',
+    );
     const after = await playing(viewer);
     expect(after.rendition).toBe('240p');
     expect(await viewer.getByTestId('quality').textContent()).toContain('240p');
@@ -131,7 +151,8 @@ describe('the watch page', () => {
   it('carries chat both ways between two pages, and a moderator’s deletion vanishes everywhere', async () => {
     friend = await open(`/watch/${stream.id}?name=Bob`);
     moderator = await open(`/watch/${stream.id}?roomToken=${await roomToken(stream.id, 'Mo', 'moderator')}`, { width: 1280, height: 800 });
-    for (const p of [viewer, friend, moderator]) await expect.poll(() => p.getByTestId('chat-input').isEnabled(), { timeout: 15_000 }).toBe(true);
+    for (const p of [viewer, friend, moderator])
+      await expect.poll(() => p.getByTestId('chat-input').isEnabled(), { timeout: 15_000 }).toBe(true);
 
     await viewer.getByTestId('chat-input').fill('¡hola! hello from Ada');
     await viewer.getByTestId('chat-input').press('Enter');
@@ -160,7 +181,8 @@ describe('the watch page', () => {
     await form.locator('input').nth(1).fill('Watch party');
     await form.locator('input').nth(2).fill('Spoiler-free chat');
     await form.getByRole('button', { name: 'Start poll' }).click();
-    for (const p of [viewer, friend]) await expect.poll(() => p.locator('.poll .poll-q').textContent(), { timeout: 10_000 }).toBe('Which demo next?');
+    for (const p of [viewer, friend])
+      await expect.poll(() => p.locator('.poll .poll-q').textContent(), { timeout: 10_000 }).toBe('Which demo next?');
 
     await viewer.locator('.poll [data-option="0"]').click();
     await friend.locator('.poll [data-option="0"]').click();
@@ -171,7 +193,9 @@ describe('the watch page', () => {
     // A vote can change until the poll closes.
     await friend.locator('.poll [data-option="1"]').click();
     for (const p of [viewer, friend]) {
-      await expect.poll(() => p.locator('.poll [data-option="0"] [data-testid="poll-count"]').textContent(), { timeout: 10_000 }).toBe('50% · 1');
+      await expect
+        .poll(() => p.locator('.poll [data-option="0"] [data-testid="poll-count"]').textContent(), { timeout: 10_000 })
+        .toBe('50% · 1');
       expect(await p.locator('.poll [data-option="1"] [data-testid="poll-count"]').textContent()).toBe('50% · 1');
     }
   });
@@ -179,18 +203,26 @@ describe('the watch page', () => {
   it('floats reactions on the other pages, sized by the room’s aggregated counts', async () => {
     for (let i = 0; i < 3; i++) await viewer.locator('[data-reaction="love"]').first().click();
     await friend.locator('[data-reaction="clap"]').first().click();
-    await friend.locator('[data-testid="reaction-layer"] .floater[data-reaction="love"]').first().waitFor({ state: 'attached', timeout: 10_000 });
+    await friend
+      .locator('[data-testid="reaction-layer"] .floater[data-reaction="love"]')
+      .first()
+      .waitFor({ state: 'attached', timeout: 10_000 });
     await expect.poll(async () => (await snapshot(friend)).reactionsSeen, { timeout: 10_000 }).toMatchObject({ love: 3, clap: 1 });
     await expect.poll(async () => (await snapshot(viewer)).reactionsSeen, { timeout: 10_000 }).toMatchObject({ love: 3, clap: 1 });
     expect((await snapshot(viewer)).viewers).toBe(3);
 
     // The pages' QoE beacons reach the stream's stats: three players watching, their first frames.
     await expect
-      .poll(async () => {
-        const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/stats`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
-        const body = (await res.json()) as { viewers: { players: number; room: number }; qoe: { timeToFirstFrameMs: { count: number } } };
-        return { players: body.viewers.players, room: body.viewers.room, firstFrames: body.qoe.timeToFirstFrameMs.count };
-      }, { timeout: 15_000 })
+      .poll(
+        async () => {
+          const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/stats`, {
+            headers: { authorization: `Bearer ${stack.adminToken}` },
+          });
+          const body = (await res.json()) as { viewers: { players: number; room: number }; qoe: { timeToFirstFrameMs: { count: number } } };
+          return { players: body.viewers.players, room: body.viewers.room, firstFrames: body.qoe.timeToFirstFrameMs.count };
+        },
+        { timeout: 15_000 },
+      )
       .toMatchObject({ players: 3, room: 3, firstFrames: 3 });
 
     await viewer.waitForTimeout(300);
@@ -216,7 +248,14 @@ describe('the watch page', () => {
 
 describe('the first frame comes first', () => {
   type Entry = { name: string; startTime: number; transferSize: number };
-  const resources = (p: Page) => p.evaluate(() => (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).map((e) => ({ name: e.name, startTime: e.startTime, transferSize: e.transferSize })));
+  const resources = (p: Page) =>
+    p.evaluate(() =>
+      (performance.getEntriesByType('resource') as PerformanceResourceTiming[]).map((e) => ({
+        name: e.name,
+        startTime: e.startTime,
+        transferSize: e.transferSize,
+      })),
+    );
   const one = (entries: Entry[], re: RegExp, what: string): Entry => {
     const hits = entries.filter((e) => re.test(new URL(e.name).pathname));
     expect(hits, what).toHaveLength(1);
@@ -239,8 +278,13 @@ describe('the first frame comes first', () => {
     else expect(loadedBy).toBe('first-frame');
     const start = loadedBy === 'timeout' ? 5000 : first;
     expect(together.startTime, 'chat loads after the first frame').toBeGreaterThan(start);
-    const ownBefore = entries.filter((e) => e.startTime < start && new URL(e.name).pathname.startsWith('/dist/')).map((e) => new URL(e.name).pathname);
-    expect(ownBefore).toEqual([expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/), expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/)]);
+    const ownBefore = entries
+      .filter((e) => e.startTime < start && new URL(e.name).pathname.startsWith('/dist/'))
+      .map((e) => new URL(e.name).pathname);
+    expect(ownBefore).toEqual([
+      expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/),
+      expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/),
+    ]);
     // The stream's info and poster wait for the playlist (they would compete with it at the edge).
     const info = one(entries, new RegExp(`^/live/${stream.id}/info\\.json$`), 'the stream info');
     expect(info.startTime).toBeGreaterThan(playlist.startTime);
@@ -256,7 +300,8 @@ describe('the first frame comes first', () => {
     const again = await open(`/watch/${stream.id}?name=Cy`, { width: 1280, height: 720 });
     await playing(again);
     const cached = await resources(again);
-    for (const re of [/^\/dist\/watch-[A-Z0-9]{8}\.js$/, /^\/dist\/app-[A-Z0-9]{8}\.css$/]) expect(one(cached, re, String(re)).transferSize, String(re)).toBe(0);
+    for (const re of [/^\/dist\/watch-[A-Z0-9]{8}\.js$/, /^\/dist\/app-[A-Z0-9]{8}\.css$/])
+      expect(one(cached, re, String(re)).transferSize, String(re)).toBe(0);
     await close(again);
     await close(page);
   });
@@ -267,7 +312,15 @@ describe('the watch party', () => {
     const room = `party-${Date.now()}`;
     const host = await open(`/party/${room}?stream=${stream.id}&roomToken=${await roomToken(room, 'Hana', 'host')}`);
     const guest = await open(`/party/${room}?stream=${stream.id}&name=Ada`, { width: 1280, height: 800 });
-    const inSync = (p: Page) => waitInPage(p, () => (globalThis as unknown as { __edgelive?: { snapshot(): { party: { state: string } | null } } }).__edgelive?.snapshot().party?.state === 'in-sync', 'in sync', 30_000);
+    const inSync = (p: Page) =>
+      waitInPage(
+        p,
+        () =>
+          (globalThis as unknown as { __edgelive?: { snapshot(): { party: { state: string } | null } } }).__edgelive?.snapshot().party
+            ?.state === 'in-sync',
+        'in sync',
+        30_000,
+      );
     // The party starts by holding the host's frame for a moment (the slack every member needs to
     // seek to it), then everyone plays.
     await Promise.all([inSync(host), inSync(guest)]);
@@ -285,10 +338,20 @@ describe('the watch party', () => {
     // The party started where the host's video was: near the live edge, not the start of the window.
     expect(before.behindLiveSec, JSON.stringify(before)).toBeLessThan(6);
     await host.evaluate(() => {
-      const page = (globalThis as unknown as { __edgelive: { page: { controls: { intents(): { seek(t: number): void } }; player: { video: { currentTime: number } } } } }).__edgelive.page;
+      const page = (
+        globalThis as unknown as {
+          __edgelive: { page: { controls: { intents(): { seek(t: number): void } }; player: { video: { currentTime: number } } } };
+        }
+      ).__edgelive.page;
       page.controls.intents().seek(page.player.video.currentTime - 8);
     });
-    await waitInPage(host, () => ((globalThis as unknown as { __edgelive: { snapshot(): { party: { version: number | null } | null } } }).__edgelive.snapshot().party?.version ?? 0) >= 2, 'the seek command');
+    await waitInPage(
+      host,
+      () =>
+        ((globalThis as unknown as { __edgelive: { snapshot(): { party: { version: number | null } | null } } }).__edgelive.snapshot().party
+          ?.version ?? 0) >= 2,
+      'the seek command',
+    );
     await Promise.all([inSync(host), inSync(guest)]);
     const seeked = await snapshot(host);
     // The party is now about 8 s further from live than before the seek.
@@ -303,7 +366,18 @@ describe('the watch party', () => {
 
     // The host pauses: both stop on the same frame.
     await host.getByTestId('play').click();
-    await Promise.all([host, guest].map((p) => waitInPage(p, () => (globalThis as unknown as { __edgelive: { snapshot(): { paused: boolean; party: { state: string } | null } } }).__edgelive.snapshot().party?.state === 'paused', 'paused')));
+    await Promise.all(
+      [host, guest].map((p) =>
+        waitInPage(
+          p,
+          () =>
+            (
+              globalThis as unknown as { __edgelive: { snapshot(): { paused: boolean; party: { state: string } | null } } }
+            ).__edgelive.snapshot().party?.state === 'paused',
+          'paused',
+        ),
+      ),
+    );
     await host.waitForTimeout(500);
     const [hp, gp] = await Promise.all([snapshot(host), snapshot(guest)]);
     expect(hp.paused && gp.paused).toBe(true);

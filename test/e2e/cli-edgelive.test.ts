@@ -78,7 +78,11 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
-      received.push({ event: JSON.parse(body) as WebhookEvent, signature: (req.headers['x-edgelive-signature'] as string | undefined) ?? null, body });
+      received.push({
+        event: JSON.parse(body) as WebhookEvent,
+        signature: (req.headers['x-edgelive-signature'] as string | undefined) ?? null,
+        body,
+      });
       res.writeHead(receiverStatus).end();
     });
   });
@@ -115,7 +119,16 @@ describe('edgelive against a real Worker', () => {
   });
 
   it('streams: create, list, show, update, token, stats, rotate-key and delete', async () => {
-    const created = await cliJson<{ id: string; streamKey: string; ingest: { rtmp: string } }>(['streams', 'create', '--title', 'cli launch', '--policy', 'signed', '--block-countries', 'fr']);
+    const created = await cliJson<{ id: string; streamKey: string; ingest: { rtmp: string } }>([
+      'streams',
+      'create',
+      '--title',
+      'cli launch',
+      '--policy',
+      'signed',
+      '--block-countries',
+      'fr',
+    ]);
     expect(created.ingest.rtmp).toMatch(new RegExp(`^rtmp://127\\.0\\.0\\.1:\\d+/live/${created.streamKey}$`));
     const human = await cli(['streams', 'list']);
     expect(human.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+PLAYBACK\s+CREATED\s+TITLE$/);
@@ -125,12 +138,22 @@ describe('edgelive against a real Worker', () => {
     // One flag changes one rule: the others stay.
     const updated = await cli(['streams', 'update', created.id, '--allow-countries', 'de']);
     expect(updated.stdout).toContain('"allowCountries":["DE"]');
-    expect((await cliJson<{ settings: { playback: unknown } }>(['streams', 'show', created.id])).settings.playback).toEqual({ policy: 'signed', blockCountries: ['FR'], allowCountries: ['DE'] });
+    expect((await cliJson<{ settings: { playback: unknown } }>(['streams', 'show', created.id])).settings.playback).toEqual({
+      policy: 'signed',
+      blockCountries: ['FR'],
+      allowCountries: ['DE'],
+    });
     const token = await cli(['streams', 'token', created.id, '--ttl', '600']);
     const jwt = token.stdout.split('\n')[0]!;
     expect(jwt).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
     expect(token.stdout).toContain(`/live/${created.id}/index.m3u8?token=${jwt}`);
-    const stats = await cliJson<{ streamId: string; status: string; viewers: { players: number } }>(['streams', 'stats', created.id, '--minutes', '5']);
+    const stats = await cliJson<{ streamId: string; status: string; viewers: { players: number } }>([
+      'streams',
+      'stats',
+      created.id,
+      '--minutes',
+      '5',
+    ]);
     expect(stats).toMatchObject({ streamId: created.id, status: 'idle', viewers: { players: 0 } });
     expect(shown).toMatchObject({ settings: { takeover: 'refuse-while-live' } });
     const allowed = await cliJson<{ settings: { takeover: string } }>(['streams', 'update', created.id, '--takeover', 'allow']);
@@ -164,7 +187,10 @@ describe('edgelive against a real Worker', () => {
     expect(JSON.parse(badToken.stderr).error).toMatchObject({ code: 'unauthorized', status: 401 });
     const down = await cli(['streams', 'list', '--json', '--url', 'http://127.0.0.1:9']);
     expect(down.code).toBe(1);
-    expect(JSON.parse(down.stderr).error).toMatchObject({ code: 'unreachable', message: expect.stringContaining('cannot reach http://127.0.0.1:9') });
+    expect(JSON.parse(down.stderr).error).toMatchObject({
+      code: 'unreachable',
+      message: expect.stringContaining('cannot reach http://127.0.0.1:9'),
+    });
     const usage = await cli(['clips', 'create', 'st1', '--colour', 'red', '--json']);
     expect(usage.code).toBe(2);
     expect(JSON.parse(usage.stderr)).toEqual({ error: { code: 'usage', message: expect.stringContaining('--colour') } });
@@ -179,16 +205,27 @@ describe('clips, exports and recordings of a live stream', () => {
   beforeAll(async () => {
     const settings = join(dir, 'clip-stream.json');
     writeFileSync(settings, JSON.stringify({ ladder: LADDER }));
-    const s = await cliJson<{ id: string; ingest: { rtmp: string } }>(['streams', 'create', '--title', 'cli clips', '--settings', settings]);
+    const s = await cliJson<{ id: string; ingest: { rtmp: string } }>([
+      'streams',
+      'create',
+      '--title',
+      'cli clips',
+      '--settings',
+      settings,
+    ]);
     streamId = s.id;
     publisher = startTestPublisher({ rtmpUrl: s.ingest.rtmp, width: 426, height: 240, fps: 30, logDir: join(dir, 'logs') });
-    await until('six segments', async () => {
-      const res = await fetch(`${stack.workerUrl}/live/${streamId}/240p/index.m3u8`);
-      return res.ok && (await res.text()).split('#EXTINF').length > 6;
-    }, 60_000);
+    await until(
+      'six segments',
+      async () => {
+        const res = await fetch(`${stack.workerUrl}/live/${streamId}/240p/index.m3u8`);
+        return res.ok && (await res.text()).split('#EXTINF').length > 6;
+      },
+      60_000,
+    );
   });
 
-  it('clips create --export --wait shows the export job\'s progress and ends with the download URL', async () => {
+  it("clips create --export --wait shows the export job's progress and ends with the download URL", async () => {
     const r = await cli(['clips', 'create', streamId, '--start', '4s', '--end', '1', '--title', 'cli goal', '--export', '--wait']);
     expect(r.code, r.stderr).toBe(0);
     const clipId = /^clip (cl\w+)$/m.exec(r.stdout)![1]!;
@@ -206,7 +243,15 @@ describe('clips, exports and recordings of a live stream', () => {
     // The file downloads, named after the clip, and ffprobe reads both tracks for the clip's length.
     const saved = await cli(['clips', 'download', clipId]);
     expect(saved.stdout).toMatch(/^saved cli goal-240p\.mp4 \(\d+ bytes\)\n$/);
-    const probe = await exec('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type:format=duration', '-of', 'json', join(dir, 'cli goal-240p.mp4')]);
+    const probe = await exec('ffprobe', [
+      '-v',
+      'error',
+      '-show_entries',
+      'stream=codec_type:format=duration',
+      '-of',
+      'json',
+      join(dir, 'cli goal-240p.mp4'),
+    ]);
     const info = JSON.parse(probe.stdout) as { streams: Array<{ codec_type: string }>; format: { duration: string } };
     expect(info.streams.map((s) => s.codec_type).sort()).toEqual(['audio', 'video']);
     const shown = await cliJson<{ duration: number }>(['clips', 'show', clipId]);
@@ -220,7 +265,10 @@ describe('clips, exports and recordings of a live stream', () => {
     expect(listed.stdout).toMatch(new RegExp(`${plain.id}\\s+ready\\s+[\\d.]+ s\\s+\\S+\\s+-`));
     const r = await cli(['clips', 'export', plain.id, '--renditions', '240p,audio', '--wait', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const notes = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { progress: { clip: string; status: string; progress: number } });
+    const notes = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { progress: { clip: string; status: string; progress: number } });
     expect(notes.at(-1)).toEqual({ progress: { clip: plain.id, status: 'ready', progress: 1 } });
     const clip = JSON.parse(r.stdout) as { export: { status: string; renditions: Array<{ rendition: string; url: string }> } };
     expect(clip.export.status).toBe('ready');
@@ -246,7 +294,9 @@ describe('clips, exports and recordings of a live stream', () => {
       return r.recordings[0]?.status === 'ready' ? r.recordings : null;
     });
     const table = await cli(['recordings', 'list', streamId]);
-    expect(table.stdout).toMatch(new RegExp(`^${recordings[0]!.id}\\s+ready\\s+\\S+\\s+[\\d.]+ s\\s+${stack.workerUrl}/vod/${recordings[0]!.id}/index.m3u8$`, 'm'));
+    expect(table.stdout).toMatch(
+      new RegExp(`^${recordings[0]!.id}\\s+ready\\s+\\S+\\s+[\\d.]+ s\\s+${stack.workerUrl}/vod/${recordings[0]!.id}/index.m3u8$`, 'm'),
+    );
     const shown = await cli(['recordings', 'show', recordings[0]!.id]);
     expect(shown.stdout).toContain(`play        ${stack.workerUrl}/vod/${recordings[0]!.id}/index.m3u8`);
     expect((await cli(['recordings', 'show', 'rc0000000000000000'])).stderr).toContain('404 recording_not_found');
@@ -255,7 +305,15 @@ describe('clips, exports and recordings of a live stream', () => {
 
 describe('webhooks', () => {
   it('create, list, show, test (signed, to this endpoint alone), deliveries, delete', async () => {
-    const hook = await cliJson<{ id: string; secret: string; events: string[] }>(['webhooks', 'create', receiverUrl, '--events', 'clip.ready,stream.live', '--description', 'cli']);
+    const hook = await cliJson<{ id: string; secret: string; events: string[] }>([
+      'webhooks',
+      'create',
+      receiverUrl,
+      '--events',
+      'clip.ready,stream.live',
+      '--description',
+      'cli',
+    ]);
     expect(hook.events).toEqual(['clip.ready', 'stream.live']);
     expect((await cli(['webhooks', 'list'])).stdout).toMatch(new RegExp(`${hook.id}\\s+\\S+\\s+clip.ready,stream.live\\s+${receiverUrl}`));
     expect((await cli(['webhooks', 'show', hook.id])).stdout).toContain('description  cli');
@@ -274,7 +332,10 @@ describe('webhooks', () => {
     const failing = await cli(['webhooks', 'test', hook.id, '--wait', '--json']);
     receiverStatus = 200;
     expect(failing.code).toBe(1);
-    expect(JSON.parse(failing.stderr).error).toMatchObject({ code: 'delivery_failed', message: expect.stringContaining('receiver answered 500') });
+    expect(JSON.parse(failing.stderr).error).toMatchObject({
+      code: 'delivery_failed',
+      message: expect.stringContaining('receiver answered 500'),
+    });
 
     const deliveries = await cli(['webhooks', 'deliveries', hook.id]);
     expect(deliveries.stdout.split('\n')[0]).toMatch(/^ID\s+EVENT\s+STATUS\s+ATTEMPTS\s+CREATED\s+LAST ATTEMPT$/);
@@ -319,8 +380,13 @@ describe('rooms', () => {
 
     // A ban closes the viewer's socket for good and keeps their token out.
     expect((await cli(['rooms', 'ban', room, 'alice'])).stdout).toBe(`banned t:alice in ${room}\n`);
-    await until('the banned viewer\'s socket to close', async () => alice.closes.includes(CLOSE.forbidden));
-    const again = new RoomClient({ origin: stack.workerUrl, room, token: minted.stdout.split('\n')[0]!, reconnect: { minMs: 50, maxMs: 200 } });
+    await until("the banned viewer's socket to close", async () => alice.closes.includes(CLOSE.forbidden));
+    const again = new RoomClient({
+      origin: stack.workerUrl,
+      room,
+      token: minted.stdout.split('\n')[0]!,
+      reconnect: { minMs: 50, maxMs: 200 },
+    });
     rooms.push(again);
     await expect(again.connect()).rejects.toThrow(`room closed the connection: ${CLOSE.forbidden} banned`);
     expect((await cli(['rooms', 'unban', room, 't:alice'])).stdout).toBe(`unbanned t:alice in ${room}\n`);
@@ -332,7 +398,15 @@ describe('rooms', () => {
     expect(nobody.code).toBe(1);
     expect(JSON.parse(nobody.stderr).error).toMatchObject({ code: 'not_found', message: expect.stringContaining('t:<name>') });
 
-    const settings = await cliJson<{ settings: { anonymous: boolean; maxShards: number } }>(['rooms', 'settings', room, '--anonymous', 'off', '--max-shards', '4']);
+    const settings = await cliJson<{ settings: { anonymous: boolean; maxShards: number } }>([
+      'rooms',
+      'settings',
+      room,
+      '--anonymous',
+      'off',
+      '--max-shards',
+      '4',
+    ]);
     expect(settings.settings).toMatchObject({ anonymous: false, maxShards: 4 });
     expect((await cli(['rooms', 'settings', room])).stdout).toMatch(/anonymous\s+false/);
     const shown = await cli(['rooms', 'show', room]);

@@ -131,13 +131,25 @@ describe('ingest cluster', () => {
       nodeId: 'eu-1',
       region: 'eu-central',
       // The other node, for an encoder's backup server (test/e2e/backup-ingest.test.ts).
-      backup: { rtmp: `${node('us-1').rtmpUrl}/${stream.streamKey}`, rtmps: null, srt: `${node('us-1').srtUrl}?streamid=${stream.streamKey}`, whip: node('us-1').whipUrl, nodeId: 'us-1', region: 'us-east' },
+      backup: {
+        rtmp: `${node('us-1').rtmpUrl}/${stream.streamKey}`,
+        rtmps: null,
+        srt: `${node('us-1').srtUrl}?streamid=${stream.streamKey}`,
+        whip: node('us-1').whipUrl,
+        nodeId: 'us-1',
+        region: 'us-east',
+      },
     });
     const nearest = await fetch(`${stack.workerUrl}/api/ingest/nearest`, { headers: { 'x-edgelive-dev-location': NEW_YORK } });
     expect(nearest.status).toBe(200);
     const body = (await nearest.json()) as { nodes: Array<{ nodeId: string; ingest: { rtmp: string; srt: string; whip: string } }> };
     expect(body.nodes.map((n) => n.nodeId)).toEqual(['us-1', 'eu-1']);
-    expect(body.nodes[0]!.ingest).toEqual({ rtmp: node('us-1').rtmpUrl, rtmps: null, srt: node('us-1').srtUrl, whip: node('us-1').whipUrl });
+    expect(body.nodes[0]!.ingest).toEqual({
+      rtmp: node('us-1').rtmpUrl,
+      rtmps: null,
+      srt: node('us-1').srtUrl,
+      whip: node('us-1').whipUrl,
+    });
   });
 
   it('a publisher that moves to the other node takes the stream over: new epoch, the old node stops its ffmpeg, DISCONTINUITY, MSNs grow', async () => {
@@ -165,7 +177,9 @@ describe('ingest cluster', () => {
     // eu-1's next push got 409 stale_epoch: it stopped its ffmpeg and dropped its publisher.
     await until('eu-1 to let go', async () => (await nodeSessions('eu-1')).length === 0, 15_000);
     await until('eu-1’s ffmpeg to exit', async () => !alive(euFfmpeg), 10_000);
-    const euPublisherExit = await new Promise<number | null>((resolve) => (onEu.exitCode !== null ? resolve(onEu.exitCode) : onEu.once('exit', (code) => resolve(code))));
+    const euPublisherExit = await new Promise<number | null>((resolve) =>
+      onEu.exitCode !== null ? resolve(onEu.exitCode) : onEu.once('exit', (code) => resolve(code)),
+    );
     expect(euPublisherExit).not.toBe(0);
     expect(readFileSync(join(dir, 'logs', 'transcoder-eu-1.log'), 'utf8')).toContain('another ingest took the stream over');
 
@@ -202,7 +216,9 @@ describe('ingest cluster', () => {
     await new Promise((r) => us.process.once('exit', r));
     // Its publisher loses the connection and comes back to the other node, this time over SRT.
     const usPublisher = publishers.at(-1)!;
-    await until('the us-1 publisher to notice', async () => usPublisher.exitCode !== null || usPublisher.signalCode !== null, 20_000).catch(() => stopChild(usPublisher));
+    await until('the us-1 publisher to notice', async () => usPublisher.exitCode !== null || usPublisher.signalCode !== null, 20_000).catch(
+      () => stopChild(usPublisher),
+    );
     const back = startTestPublisher({ rtmpUrl: stream.ingest.srt!, width: 320, height: 180 });
     publishers.push(back);
     await until('the lease on eu-1 over SRT', async () => (await ingestSession())?.nodeId === 'eu-1');
@@ -213,7 +229,12 @@ describe('ingest cluster', () => {
       ledger.record(pl);
       const discs = pl.segments.map((s, i) => (s.discontinuity ? i : -1)).filter((i) => i >= 0);
       const last = discs.at(-1);
-      return last !== undefined && msnOf(pl, last) > openMsn - 1 && pl.segments.length - last >= 2 && pl.segments[last]!.uri.startsWith('3/') ? pl : null;
+      return last !== undefined &&
+        msnOf(pl, last) > openMsn - 1 &&
+        pl.segments.length - last >= 2 &&
+        pl.segments[last]!.uri.startsWith('3/')
+        ? pl
+        : null;
     });
     // Every acknowledged segment keeps its MSN, URI and bytes.
     const listed = new Map(after.segments.map((s, i) => [msnOf(after, i), s]));
@@ -234,7 +255,10 @@ describe('ingest cluster', () => {
       for (const [j, p] of open.entries()) expect((await bytes(p.uri)).equals(openParts[j]!)).toBe(true);
     }
     // MSNs only grow: epoch 3 starts after everything before it.
-    const lastDisc = after.segments.map((s, i) => (s.discontinuity ? i : -1)).filter((i) => i >= 0).at(-1)!;
+    const lastDisc = after.segments
+      .map((s, i) => (s.discontinuity ? i : -1))
+      .filter((i) => i >= 0)
+      .at(-1)!;
     expect(msnOf(after, lastDisc)).toBeGreaterThan(Math.max(...acked.keys(), open.length > 0 ? openMsn : 0));
 
     // Playback goes on: a player following with blocking reloads sees valid LL-HLS.

@@ -64,10 +64,26 @@ async function frameHashes(args: string[], frames?: number): Promise<string[]> {
   const { stdout } = await run(
     'ffmpeg',
     // passthrough: every decoded frame once, none duplicated or dropped to keep a constant rate.
-    ['-hide_banner', '-loglevel', 'error', ...args, '-map', '0:v:0', '-fps_mode', 'passthrough', ...(frames ? ['-frames:v', String(frames)] : []), '-f', 'framemd5', '-'],
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      ...args,
+      '-map',
+      '0:v:0',
+      '-fps_mode',
+      'passthrough',
+      ...(frames ? ['-frames:v', String(frames)] : []),
+      '-f',
+      'framemd5',
+      '-',
+    ],
     { maxBuffer: 64 * 1024 * 1024, timeout: 90_000 },
   );
-  return stdout.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(',').at(-1)!.trim());
+  return stdout
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(',').at(-1)!.trim());
 }
 
 /** The decoded frames of one live segment (its init plus the segment), the reference picture. */
@@ -164,7 +180,10 @@ describe('DVR and live-to-VOD end to end', () => {
   });
 
   it('a clip of the live stream: its first frame is the requested one (to the part) and its duration the requested one', async () => {
-    const created = await api<{ id: string; duration: number; start: string; end: string }>('POST', `/streams/${stream.id}/clips`, { start: 3, end: 1 });
+    const created = await api<{ id: string; duration: number; start: string; end: string }>('POST', `/streams/${stream.id}/clips`, {
+      start: 3,
+      end: 1,
+    });
     expect(created.status).toBe(201);
     const clip = created.body;
     expect(Math.abs(clip.duration - 2)).toBeLessThanOrEqual(0.2 + 1e-6);
@@ -186,7 +205,7 @@ describe('DVR and live-to-VOD end to end', () => {
     expect(got.body).toMatchObject({ id: clip.id, status: 'ready' });
   });
 
-  it('a clip exported as MP4: one file with both streams, the clip\'s duration, its first frame the requested one', async () => {
+  it("a clip exported as MP4: one file with both streams, the clip's duration, its first frame the requested one", async () => {
     const created = await api<{ id: string; duration: number; export: { status: string } }>('POST', `/streams/${stream.id}/clips`, {
       start: 4,
       end: 1,
@@ -210,8 +229,19 @@ describe('DVR and live-to-VOD end to end', () => {
     const file = join(dir, 'clip-export.mp4');
     writeFileSync(file, new Uint8Array(await res.arrayBuffer()));
 
-    const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration,start_time:stream=codec_type,codec_name,width,height', '-of', 'json', file]);
-    const probe = JSON.parse(stdout) as { format: { duration: string; start_time: string }; streams: Array<{ codec_type: string; codec_name: string; width?: number }> };
+    const { stdout } = await run('ffprobe', [
+      '-v',
+      'error',
+      '-show_entries',
+      'format=duration,start_time:stream=codec_type,codec_name,width,height',
+      '-of',
+      'json',
+      file,
+    ]);
+    const probe = JSON.parse(stdout) as {
+      format: { duration: string; start_time: string };
+      streams: Array<{ codec_type: string; codec_name: string; width?: number }>;
+    };
     expect(probe.streams.map((s) => [s.codec_type, s.codec_name])).toEqual([
       ['video', 'h264'],
       ['audio', 'aac'],
@@ -225,12 +255,22 @@ describe('DVR and live-to-VOD end to end', () => {
     const t = await text(`${stack.workerUrl}/vod/${clip.id}/240p/index.m3u8`);
     const offset = Number(/#EXT-X-START:TIME-OFFSET=([\d.]+),PRECISE=YES/.exec(t)?.[1] ?? 0);
     const pl = parsePlaylist(t);
-    const source = await segmentFrames(`${stack.workerUrl}/live/${stream.id}/240p/`, { uri: pl.segments[0]!.uri, map: pl.segments[0]!.map });
+    const source = await segmentFrames(`${stack.workerUrl}/live/${stream.id}/240p/`, {
+      uri: pl.segments[0]!.uri,
+      map: pl.segments[0]!.map,
+    });
     const frames = await frameHashes(['-i', file]);
     expect(frames[0]).toBe(source[Math.round(offset * FPS)]);
     expect(Math.abs(frames.length * FRAME - clip.duration)).toBeLessThanOrEqual(FRAME + 1e-6);
-    const { stdout: audio } = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', file, '-map', '0:a:0', '-f', 'framemd5', '-'], { maxBuffer: 16 * 1024 * 1024 });
-    const samples = audio.split('\n').filter((l) => l && !l.startsWith('#')).reduce((n, l) => n + Number(l.split(',')[3]), 0);
+    const { stdout: audio } = await run(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-i', file, '-map', '0:a:0', '-f', 'framemd5', '-'],
+      { maxBuffer: 16 * 1024 * 1024 },
+    );
+    const samples = audio
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .reduce((n, l) => n + Number(l.split(',')[3]), 0);
     expect(Math.abs(samples / 48_000 - clip.duration)).toBeLessThanOrEqual(1024 / 48_000 + 1e-6);
     log.info('clip exported', { bytes: res.headers.get('content-length'), duration: clip.duration, frames: frames.length, offset });
   });
@@ -250,11 +290,16 @@ describe('DVR and live-to-VOD end to end', () => {
     expect(before.endList).toBeFalsy();
     await stopChild(second);
     const [rec] = await until('the recording', async () => {
-      const r = await api<{ recordings: Array<{ id: string; status: string; duration: number; discontinuities: number }> }>('GET', `/streams/${stream.id}/recordings`);
+      const r = await api<{ recordings: Array<{ id: string; status: string; duration: number; discontinuities: number }> }>(
+        'GET',
+        `/streams/${stream.id}/recordings`,
+      );
       return r.body.recordings[0]?.status === 'ready' ? r.body.recordings : null;
     });
     expect(rec!.discontinuities).toBeGreaterThanOrEqual(1);
-    const media = parsePlaylist(await text(`${stack.workerUrl}/vod/${rec!.id}/240p/index.m3u8`)) as ParsedPlaylist & { playlistType?: string };
+    const media = parsePlaylist(await text(`${stack.workerUrl}/vod/${rec!.id}/240p/index.m3u8`)) as ParsedPlaylist & {
+      playlistType?: string;
+    };
     expect(media.endList).toBe(true);
     expect(media.playlistType).toBe('VOD');
     const declared = media.segments.reduce((n, s) => n + s.duration, 0);
@@ -273,8 +318,14 @@ describe('DVR and live-to-VOD end to end', () => {
     const failed = received.find((r) => r.status === 500)!;
     expect(received.filter((r) => r.delivery === failed.delivery).map((r) => r.status)).toEqual([500, 200]);
     const ended = received.find((r) => r.event.type === 'recording.ready')!;
-    expect(ended.event.data).toMatchObject({ streamId: stream.id, playbackPath: expect.stringMatching(/^\/vod\/rc[a-z0-9]{16}\/index\.m3u8$/) });
-    const list = await api<{ deliveries: Array<{ id: string; status: string; attempts: Array<{ statusCode: number }> }> }>('GET', `/webhooks/${webhook.id}/deliveries`);
+    expect(ended.event.data).toMatchObject({
+      streamId: stream.id,
+      playbackPath: expect.stringMatching(/^\/vod\/rc[a-z0-9]{16}\/index\.m3u8$/),
+    });
+    const list = await api<{ deliveries: Array<{ id: string; status: string; attempts: Array<{ statusCode: number }> }> }>(
+      'GET',
+      `/webhooks/${webhook.id}/deliveries`,
+    );
     const retried = list.body.deliveries.find((d) => d.id === failed.delivery)!;
     expect(retried.status).toBe('delivered');
     expect(retried.attempts.map((a) => a.statusCode)).toEqual([500, 200]);

@@ -12,7 +12,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startStack, startTestPublisher, stopChild, type CreatedStream, type Stack, type TranscoderNode } from '../../scripts/local-stack.ts';
+import {
+  ROOT,
+  startStack,
+  startTestPublisher,
+  stopChild,
+  type CreatedStream,
+  type Stack,
+  type TranscoderNode,
+} from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { parsePublishToken, publishTokenKey, signPublishToken } from '../../core/auth/publish-token.ts';
 import { hashStreamKey } from '../../workers/catalog.ts';
@@ -58,12 +66,18 @@ interface Health {
   whip: Array<{ id: string; streamId: string; epoch: number; state: string }>;
   webrtc: { peersCreated: number; peersOpen: number };
 }
-type Hooks = { __golive: { snapshot(): Snapshot; outbound(): Promise<{ codec: string | null; framesEncoded: number; encodings: number } | null> } };
+type Hooks = {
+  __golive: { snapshot(): Snapshot; outbound(): Promise<{ codec: string | null; framesEncoded: number; encodings: number } | null> };
+};
 
 const health = async (node: TranscoderNode = stack.nodes[0]!) => (await (await fetch(node.healthUrl)).json()) as Health;
 /** The node's WHIP counters (/metrics.json): `unauthorized` counts 401s. */
 const whipCounters = async (node: TranscoderNode = stack.nodes[0]!) =>
-  ((await (await fetch(node.healthUrl.replace(/\/health$/, '/metrics.json'))).json()) as { whip: { offers: number; refused: number; unauthorized: number } }).whip;
+  (
+    (await (await fetch(node.healthUrl.replace(/\/health$/, '/metrics.json'))).json()) as {
+      whip: { offers: number; refused: number; unauthorized: number };
+    }
+  ).whip;
 /**
  * The ffmpeg processes under a media node's process (its ladders and thumbnails), read from /proc:
  * the media path a refused publisher must not open.
@@ -89,7 +103,11 @@ function ffmpegUnder(node: TranscoderNode = stack.nodes[0]!): number[] {
 }
 const snapshot = (page: Page) => page.evaluate(() => (globalThis as unknown as Hooks).__golive.snapshot());
 const api = async <T>(method: string, path: string, body?: unknown) => {
-  const res = await fetch(`${stack.workerUrl}/api${path}`, { method, headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(`${stack.workerUrl}/api${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   return { status: res.status, body: (await res.json()) as T };
 };
 
@@ -105,7 +123,12 @@ async function waitForSnapshot(page: Page, test: (s: Snapshot) => boolean, what:
   }
 }
 
-async function waitForPlaylist(url: string, test: (pl: ParsedPlaylist) => boolean, what: string, timeoutMs = 60_000): Promise<ParsedPlaylist> {
+async function waitForPlaylist(
+  url: string,
+  test: (pl: ParsedPlaylist) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<ParsedPlaylist> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await fetch(url);
@@ -122,11 +145,15 @@ async function waitForPlaylist(url: string, test: (pl: ParsedPlaylist) => boolea
 async function openGoLive(url: string): Promise<Page & { errors: string[] }> {
   const page = await browser.newPage();
   await page.goto(url);
-  await page.waitForFunction(() => {
-    const g = (globalThis as unknown as Partial<Hooks>).__golive;
-    const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } }).document;
-    return !!doc.querySelector('[data-testid="golive-problem"]') || (g?.snapshot().hasVideo && g.snapshot().hasAudio);
-  }, undefined, { timeout: 30_000 });
+  await page.waitForFunction(
+    () => {
+      const g = (globalThis as unknown as Partial<Hooks>).__golive;
+      const doc = (globalThis as unknown as { document: { querySelector(s: string): unknown } }).document;
+      return !!doc.querySelector('[data-testid="golive-problem"]') || (g?.snapshot().hasVideo && g.snapshot().hasAudio);
+    },
+    undefined,
+    { timeout: 30_000 },
+  );
   return page;
 }
 
@@ -198,14 +225,39 @@ describe('the Worker routes WHIP', () => {
     const minted = await api<{ token: string; whip: string }>('POST', `/streams/${streamA.id}/publish-tokens`, { expiresIn: 600 });
     expect(minted.status).toBe(201);
     expect(minted.body.whip).toBe(`${stack.workerUrl}/whip/${streamA.id}`);
-    const res = await fetch(minted.body.whip, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${minted.body.token}` }, body: 'v=0\r\n' });
+    const res = await fetch(minted.body.whip, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${minted.body.token}` },
+      body: 'v=0\r\n',
+    });
     expect(res.status).toBe(307);
     expect(res.headers.get('location')).toBe(`${stack.nodes[0]!.whipUrl}/${streamA.id}`);
     const before = await health();
     // An offer the node cannot answer: refused (400) after the bearer check and before the key
     // check, so this proves the bearer arrived and takes no lease. Without it the node says 401.
     const curl = (...flags: string[]) =>
-      spawnSync('curl', ['-s', ...flags, '-X', 'POST', '-H', 'content-type: application/sdp', '-H', `authorization: Bearer ${minted.body.token}`, '--data-binary', 'v=0', '-w', '\n%{http_code}', minted.body.whip], { encoding: 'utf8' }).stdout.trim().split('\n');
+      spawnSync(
+        'curl',
+        [
+          '-s',
+          ...flags,
+          '-X',
+          'POST',
+          '-H',
+          'content-type: application/sdp',
+          '-H',
+          `authorization: Bearer ${minted.body.token}`,
+          '--data-binary',
+          'v=0',
+          '-w',
+          '\n%{http_code}',
+          minted.body.whip,
+        ],
+        { encoding: 'utf8' },
+      )
+        .stdout.trim()
+        .split('\n');
     const trusted = curl('--location-trusted');
     expect(trusted.at(-1)).toBe('400');
     expect(JSON.parse(trusted[0]!).error.code).not.toBe('unauthorized');
@@ -213,14 +265,21 @@ describe('the Worker routes WHIP', () => {
     // cross-origin hop, so the node refuses it. (Hence the Go-live page asks for the node first.)
     const page = await browser.newPage();
     await page.goto(`${stack.workerUrl}/health`);
-    const inBrowser = await page.evaluate(async ([url, token]) => {
-      try {
-        const r = await fetch(url!, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` }, body: 'v=0\r\n' });
-        return { status: r.status, redirected: r.redirected, body: await r.text() };
-      } catch (err) {
-        return { error: String(err) };
-      }
-    }, [minted.body.whip, minted.body.token]);
+    const inBrowser = await page.evaluate(
+      async ([url, token]) => {
+        try {
+          const r = await fetch(url!, {
+            method: 'POST',
+            headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+            body: 'v=0\r\n',
+          });
+          return { status: r.status, redirected: r.redirected, body: await r.text() };
+        } catch (err) {
+          return { error: String(err) };
+        }
+      },
+      [minted.body.whip, minted.body.token],
+    );
     await page.close();
     expect(inBrowser, JSON.stringify(inBrowser)).toMatchObject({ status: 401, redirected: true });
     const after = await health();
@@ -232,12 +291,18 @@ describe('the Worker routes WHIP', () => {
 describe('refused publish tokens open no media path', () => {
   it('an expired and a tampered token: the page says why, the node creates no peer connection, the stream stays idle', async () => {
     const key = await publishTokenKey(ADMIN, await hashStreamKey(streamA.streamKey));
-    const expired = await signPublishToken({ streamId: streamA.id, expiresAt: Math.floor(Date.now() / 1000) - 5, nonce: 'expiredexpiredex', use: 'reusable' }, key);
+    const expired = await signPublishToken(
+      { streamId: streamA.id, expiresAt: Math.floor(Date.now() / 1000) - 5, nonce: 'expiredexpiredex', use: 'reusable' },
+      key,
+    );
     const good = (await api<{ token: string }>('POST', `/streams/${streamA.id}/publish-tokens`, {})).body.token;
     const tampered = good.slice(0, -1) + (good.endsWith('A') ? 'B' : 'A');
     const before = await health();
     const countedBefore = await whipCounters();
-    for (const [token, code] of [[expired, 'publish_token_expired'], [tampered, 'invalid_publish_token']] as const) {
+    for (const [token, code] of [
+      [expired, 'publish_token_expired'],
+      [tampered, 'invalid_publish_token'],
+    ] as const) {
       const page = await openGoLive(`${stack.workerUrl}/golive/${streamA.id}#token=${token}`);
       await page.getByTestId('golive-button').click();
       const s = await waitForSnapshot(page, (x) => x.state === 'refused', `the page to be refused (${code})`);
@@ -256,14 +321,22 @@ describe('refused publish tokens open no media path', () => {
     expect((await api<{ status: string }>('GET', `/streams/${streamA.id}`)).body.status).toBe('idle');
   });
 
-  it('a bad stream key (or none) is refused with 401 by the node, directly and through the Worker\'s 307, before any peer connection, lease or ffmpeg', async () => {
+  it("a bad stream key (or none) is refused with 401 by the node, directly and through the Worker's 307, before any peer connection, lease or ffmpeg", async () => {
     const offer = await chromiumOffer();
     const before = await health();
     const countedBefore = await whipCounters();
     const post = (url: string, bearer: string | null) =>
-      fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }) }, body: offer });
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', ...(bearer === null ? {} : { authorization: `Bearer ${bearer}` }) },
+        body: offer,
+      });
     const wrongKey = streamA.streamKey.slice(0, -2) + (streamA.streamKey.endsWith('xx') ? 'yy' : 'xx');
-    for (const [bearer, code] of [[wrongKey, 'unauthorized'], ['sk_not-a-key-at-all', 'unauthorized'], [null, 'unauthorized']] as const) {
+    for (const [bearer, code] of [
+      [wrongKey, 'unauthorized'],
+      ['sk_not-a-key-at-all', 'unauthorized'],
+      [null, 'unauthorized'],
+    ] as const) {
       const res = await post(`${stack.nodes[0]!.whipUrl}/${streamA.id}`, bearer);
       expect(res.status, String(bearer)).toBe(401);
       expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
@@ -272,7 +345,27 @@ describe('refused publish tokens open no media path', () => {
       expect(ffmpegUnder(), 'ffmpeg under the node right after the refusal').toEqual([]);
     }
     // An OBS-style client through the Worker's entry (curl keeps its bearer across the 307).
-    const through = spawnSync('curl', ['-s', '--location-trusted', '-o', '/dev/null', '-w', '%{http_code} %{num_redirects}', '-X', 'POST', '-H', 'content-type: application/sdp', '-H', `authorization: Bearer ${wrongKey}`, '--data-binary', offer, `${stack.workerUrl}/whip/${streamA.id}`], { encoding: 'utf8' });
+    const through = spawnSync(
+      'curl',
+      [
+        '-s',
+        '--location-trusted',
+        '-o',
+        '/dev/null',
+        '-w',
+        '%{http_code} %{num_redirects}',
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/sdp',
+        '-H',
+        `authorization: Bearer ${wrongKey}`,
+        '--data-binary',
+        offer,
+        `${stack.workerUrl}/whip/${streamA.id}`,
+      ],
+      { encoding: 'utf8' },
+    );
     expect(through.stdout).toBe('401 1');
     // Three direct refusals and the one through the Worker.
     expect((await whipCounters()).unauthorized - countedBefore.unauthorized).toBe(4);
@@ -292,7 +385,11 @@ describe('refused publish tokens open no media path', () => {
     await page.close();
     const offer = await chromiumOffer();
     const before = await health();
-    const res = await fetch(`${stack.nodes[0]!.whipUrl}/${streamB.id}`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${tokenA}` }, body: offer });
+    const res = await fetch(`${stack.nodes[0]!.whipUrl}/${streamB.id}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: `Bearer ${tokenA}` },
+      body: offer,
+    });
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('token_wrong_stream');
     expect((await health()).webrtc.peersCreated).toBe(before.webrtc.peersCreated);
@@ -327,30 +424,68 @@ describe('going live from the browser', () => {
     expect(live).toMatchObject({ nodeId: stack.nodes[0]!.nodeId, reconnects: 0, epoch: 1 });
     expect(await studio.getByTestId('golive-button').textContent()).toBe('Stop');
     // H.264 negotiated, one encoding (no simulcast).
-    const sent = await waitInPage(studio, async () => {
-      const o = await (globalThis as unknown as Hooks).__golive.outbound();
-      return o && o.framesEncoded > 30 ? o : null;
-    }, 'frames sent', 20_000);
+    const sent = await waitInPage(
+      studio,
+      async () => {
+        const o = await (globalThis as unknown as Hooks).__golive.outbound();
+        return o && o.framesEncoded > 30 ? o : null;
+      },
+      'frames sent',
+      20_000,
+    );
     expect(sent).toMatchObject({ codec: 'video/H264', encodings: 1 });
 
     const pl = await waitForPlaylist(playlistUrl(streamA), (p) => p.segments.length >= 3, '3 video segments');
     expect(pl.partInf?.partTarget).toBe(0.2);
     await waitForPlaylist(playlistUrl(streamA, 'audio'), (p) => p.segments.length >= 3, '3 audio segments');
     step('3 segments of each rendition');
-    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', streamA.playback.hls], { encoding: 'utf8', timeout: 60_000 });
+    const probe = spawnSync(
+      'ffprobe',
+      ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', streamA.playback.hls],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     const streams = (JSON.parse(probe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
-    expect(streams).toEqual(expect.arrayContaining([{ codec_type: 'video', codec_name: 'h264' }, { codec_type: 'audio', codec_name: 'aac' }]));
+    expect(streams).toEqual(
+      expect.arrayContaining([
+        { codec_type: 'video', codec_name: 'h264' },
+        { codec_type: 'audio', codec_name: 'aac' },
+      ]),
+    );
     // ffmpeg decodes 4 s of both from the first listed segment (at the live edge its HLS demuxer
     // starts each playlist 3 segments from its own end, which can put audio a segment after video).
     // framecrc writes one line per decoded frame: `stream, dts, pts, duration, size, crc`.
-    const play = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-live_start_index', '0', '-i', streamA.playback.hls, '-t', '4', '-map', '0:v:0', '-map', '0:a:0', '-f', 'framecrc', '-'], { encoding: 'utf8', timeout: 60_000 });
+    const play = spawnSync(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-live_start_index',
+        '0',
+        '-i',
+        streamA.playback.hls,
+        '-t',
+        '4',
+        '-map',
+        '0:v:0',
+        '-map',
+        '0:a:0',
+        '-f',
+        'framecrc',
+        '-',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(play.stderr.trim()).toBe('');
     expect(play.status).toBe(0);
     const decoded = (stream: number) => {
       const tb = /^#tb (\d+): (\d+)\/(\d+)$/gm;
       let seconds = 0;
       for (const m of play.stdout.matchAll(tb)) if (Number(m[1]) === stream) seconds = Number(m[2]) / Number(m[3]);
-      const frames = play.stdout.split('\n').filter((l) => l.startsWith(`${stream},`)).map((l) => l.split(',').map((x) => Number(x.trim())));
+      const frames = play.stdout
+        .split('\n')
+        .filter((l) => l.startsWith(`${stream},`))
+        .map((l) => l.split(',').map((x) => Number(x.trim())));
       const span = frames.length === 0 ? 0 : (frames.at(-1)![2]! + frames.at(-1)![3]! - frames[0]![2]!) * seconds;
       return { frames: frames.length, seconds: Math.round(span * 1000) / 1000 };
     };
@@ -367,7 +502,12 @@ describe('going live from the browser', () => {
     await viewer.goto(streamA.playback.watch);
     type Snap = { firstFrameMs: number | null; currentTime: number };
     const snap = () => viewer.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
-    await waitInPage(viewer, () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null, 'the watch page to show a frame', 30_000);
+    await waitInPage(
+      viewer,
+      () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null,
+      'the watch page to show a frame',
+      30_000,
+    );
     const t0 = (await snap()).currentTime;
     const deadline = Date.now() + 15_000;
     let t = t0;
@@ -415,21 +555,39 @@ describe('going live from the browser', () => {
     await studio.getByTestId('golive-button').click();
     const back = await waitForSnapshot(studio, (s) => s.state === 'live' && s.epoch !== null && s.epoch > 2, 'the page live again', 30_000);
     expect(back.reconnects).toBe(0);
-    await waitForPlaylist(playlistUrl(streamA), (p) => p.segments.length >= 2 && p.segments.slice(-2).every((seg) => epochOf(seg.uri) === back.epoch), 'segments of the new epoch');
+    await waitForPlaylist(
+      playlistUrl(streamA),
+      (p) => p.segments.length >= 2 && p.segments.slice(-2).every((seg) => epochOf(seg.uri) === back.epoch),
+      'segments of the new epoch',
+    );
   });
 
   it('failover: the node the page publishes to is killed; the page publishes again to another node under a new epoch, and nothing acknowledged is lost', async () => {
     const second = await stack.startTranscoder({ nodeId: 'golive-b' });
     await stack.waitForRegistry([stack.nodes[0]!.nodeId, 'golive-b']);
     const before = await snapshot(studio);
-    const listed = await waitForPlaylist(playlistUrl(streamA), (p) => p.segments.filter((s) => epochOf(s.uri) === before.epoch).length >= 2, 'two segments of the current epoch');
+    const listed = await waitForPlaylist(
+      playlistUrl(streamA),
+      (p) => p.segments.filter((s) => epochOf(s.uri) === before.epoch).length >= 2,
+      'two segments of the current epoch',
+    );
     const killedAt = Date.now();
     stack.nodes[0]!.process.kill('SIGKILL');
-    const after = await waitForSnapshot(studio, (s) => s.state === 'live' && s.nodeId === 'golive-b' && s.epoch !== null && s.epoch > before.epoch!, 'the page live on the other node', 90_000);
+    const after = await waitForSnapshot(
+      studio,
+      (s) => s.state === 'live' && s.nodeId === 'golive-b' && s.epoch !== null && s.epoch > before.epoch!,
+      'the page live on the other node',
+      90_000,
+    );
     log.info('failover: the page is live on the other node', { afterKillMs: Date.now() - killedAt, epoch: after.epoch });
     expect(after.reconnects).toBeGreaterThanOrEqual(1);
     expect(after.startedAt).toBe(before.startedAt);
-    const pl = await waitForPlaylist(playlistUrl(streamA), (p) => p.segments.filter((s) => epochOf(s.uri) === after.epoch).length >= 2, 'two segments from the other node', 60_000);
+    const pl = await waitForPlaylist(
+      playlistUrl(streamA),
+      (p) => p.segments.filter((s) => epochOf(s.uri) === after.epoch).length >= 2,
+      'two segments from the other node',
+      60_000,
+    );
     // Every segment listed before the kill is still listed, under the same URI and MSN; the new
     // epoch follows after a discontinuity with higher MSNs.
     const uris = pl.segments.map((s) => s.uri);
@@ -437,7 +595,9 @@ describe('going live from the browser', () => {
     const firstNew = pl.segments.findIndex((s) => epochOf(s.uri) === after.epoch);
     expect(pl.segments[firstNew]!.discontinuity).toBe(true);
     expect(msnOf(pl.segments[firstNew]!.uri)).toBeGreaterThan(Math.max(...listed.segments.map((s) => msnOf(s.uri))));
-    expect((await health(second)).sessions).toEqual([expect.objectContaining({ streamId: streamA.id, protocol: 'whip', epoch: after.epoch })]);
+    expect((await health(second)).sessions).toEqual([
+      expect.objectContaining({ streamId: streamA.id, protocol: 'whip', epoch: after.epoch }),
+    ]);
   });
 
   it('Stop ends the stream (DELETE on the WHIP resource): ENDLIST, then a recording that plays and can be clipped', async () => {
@@ -456,7 +616,9 @@ describe('going live from the browser', () => {
     const recording = await (async () => {
       const deadline = Date.now() + 30_000;
       for (;;) {
-        const r = await api<{ recordings: Array<{ id: string; status: string; duration: number; discontinuities: number; playback: { hls: string } | null }> }>('GET', `/streams/${streamA.id}/recordings`);
+        const r = await api<{
+          recordings: Array<{ id: string; status: string; duration: number; discontinuities: number; playback: { hls: string } | null }>;
+        }>('GET', `/streams/${streamA.id}/recordings`);
         const ready = r.body.recordings.find((x) => x.status === 'ready');
         if (ready) return ready;
         if (Date.now() > deadline) throw new Error(`no ready recording: ${JSON.stringify(r.body)}`);
@@ -464,16 +626,32 @@ describe('going live from the browser', () => {
       }
     })();
     expect(recording.duration).toBeGreaterThan(5);
-    const vod = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', recording.playback!.hls, '-t', '2', '-f', 'null', '-'], { encoding: 'utf8', timeout: 60_000 });
+    const vod = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', recording.playback!.hls, '-t', '2', '-f', 'null', '-'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(vod.status, vod.stderr).toBe(0);
 
-    const clip = await api<{ id: string; status: string; duration: number; playback: { hls: string } }>('POST', `/streams/${streamA.id}/clips`, { start: 4, end: 1, title: 'from the browser' });
+    const clip = await api<{ id: string; status: string; duration: number; playback: { hls: string } }>(
+      'POST',
+      `/streams/${streamA.id}/clips`,
+      { start: 4, end: 1, title: 'from the browser' },
+    );
     expect(clip.status).toBe(201);
     expect(clip.body.status).toBe('ready');
     expect(clip.body.duration).toBeGreaterThan(2);
-    const clipProbe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', clip.body.playback.hls], { encoding: 'utf8', timeout: 60_000 });
+    const clipProbe = spawnSync(
+      'ffprobe',
+      ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', clip.body.playback.hls],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     const clipStreams = (JSON.parse(clipProbe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
-    expect(clipStreams).toEqual(expect.arrayContaining([{ codec_type: 'video', codec_name: 'h264' }, { codec_type: 'audio', codec_name: 'aac' }]));
+    expect(clipStreams).toEqual(
+      expect.arrayContaining([
+        { codec_type: 'video', codec_name: 'h264' },
+        { codec_type: 'audio', codec_name: 'aac' },
+      ]),
+    );
     // The token still names the stream it was minted for; nothing of it ever held the key.
     expect(parsePublishToken(decodeURIComponent(golive.split('#token=')[1]!))?.streamId).toBe(streamA.id);
   });

@@ -45,16 +45,21 @@ async function waitForSegments(url: string, n: number, timeoutMs = 40_000): Prom
 
 /** ffmpeg as an independent player: decodes `seconds` of the multivariant URL, stderr must stay empty. */
 function ffmpegPlays(url: string, map: string[], seconds = 4): void {
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', url, '-t', String(seconds), ...map.flatMap((m) => ['-map', m]), '-f', 'null', '-'], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = spawnSync(
+    'ffmpeg',
+    ['-hide_banner', '-loglevel', 'error', '-i', url, '-t', String(seconds), ...map.flatMap((m) => ['-map', m]), '-f', 'null', '-'],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   expect(r.stderr.trim()).toBe('');
   expect(r.status).toBe(0);
 }
 
 type Snap = { currentTime: number; readyState: number; errors: Array<{ fatal: boolean }>; renditions: string[] };
-const snapshot = (p: Page): Promise<Snap> => p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
+const snapshot = (p: Page): Promise<Snap> =>
+  p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
 
 /** hls.js on the watch page: playback time advances, no fatal player error, nothing thrown. */
 async function watchPagePlays(streamId: string): Promise<Snap> {
@@ -62,7 +67,13 @@ async function watchPagePlays(streamId: string): Promise<Snap> {
   const page = await browser.newPage();
   try {
     await page.goto(`${stack.workerUrl}/watch/${streamId}`);
-    await waitInPage(page, () => ((globalThis as unknown as { __edgelive?: { snapshot(): { currentTime: number } } }).__edgelive?.snapshot().currentTime ?? 0) > 0.5, 'playback to start', 30_000);
+    await waitInPage(
+      page,
+      () =>
+        ((globalThis as unknown as { __edgelive?: { snapshot(): { currentTime: number } } }).__edgelive?.snapshot().currentTime ?? 0) > 0.5,
+      'playback to start',
+      30_000,
+    );
     const a = await snapshot(page);
     await page.waitForTimeout(1500);
     const b = await snapshot(page);
@@ -119,7 +130,12 @@ describe('a publisher without audio (ffmpeg -an over RTMP) on a ladder with an a
   });
 
   it('its media playlists are valid LL-HLS, reporting only the other video rendition, every hinted part served', async () => {
-    const { violations, hints } = await followPlaylist({ url: `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, updates: 12, otherRenditions: 1, fetchHints: true });
+    const { violations, hints } = await followPlaylist({
+      url: `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      updates: 12,
+      otherRenditions: 1,
+      fetchHints: true,
+    });
     expect(violations).toEqual([]);
     expect(hints.filter((h) => h.status !== 200)).toEqual([]);
   });
@@ -151,7 +167,12 @@ describe('an audio-only publisher (SRT, MPEG-TS) on the same ladder', () => {
     const video = await fetch(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`);
     expect(video.status).toBe(404);
     await video.body?.cancel();
-    const { violations } = await followPlaylist({ url: `${stack.workerUrl}/live/${stream.id}/audio/index.m3u8`, updates: 8, otherRenditions: 0, fetchHints: true });
+    const { violations } = await followPlaylist({
+      url: `${stack.workerUrl}/live/${stream.id}/audio/index.m3u8`,
+      updates: 8,
+      otherRenditions: 0,
+      fetchHints: true,
+    });
     expect(violations).toEqual([]);
   });
 

@@ -35,7 +35,11 @@ async function variants(streamId: string): Promise<Array<{ uri: string; codecs: 
   const out: Array<{ uri: string; codecs: string; resolution: string }> = [];
   lines.forEach((line, i) => {
     if (!line.startsWith('#EXT-X-STREAM-INF:')) return;
-    out.push({ uri: lines[i + 1]!, codecs: /CODECS="([^"]+)"/.exec(line)?.[1] ?? '', resolution: /RESOLUTION=(\d+x\d+)/.exec(line)?.[1] ?? '' });
+    out.push({
+      uri: lines[i + 1]!,
+      codecs: /CODECS="([^"]+)"/.exec(line)?.[1] ?? '',
+      resolution: /RESOLUTION=(\d+x\d+)/.exec(line)?.[1] ?? '',
+    });
   });
   return out;
 }
@@ -44,7 +48,14 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-presets-'));
   // A long grace: the HEVC ladder's first init segment (libx265 starting) can take 10 s on the
   // shared machine, and a lease without a push for the grace period ends the stream.
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: 'e2e-ingest-secret', endGraceSeconds: 20, logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    endGraceSeconds: 20,
+    logger: log,
+  });
 }, 300_000);
 
 afterAll(async () => {
@@ -80,15 +91,23 @@ describe('an H.265 rung with an H.264 fallback', () => {
     const base = `${stack.workerUrl}/live/${stream.id}/hevc360/`;
     // The lines that are not tags are whole segments (parts are listed in EXT-X-PART tags).
     const segmentsOf = (text: string) => text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
-    const playlist = await until('three segments', async () => {
-      const text = await (await fetch(`${base}index.m3u8`)).text();
-      return segmentsOf(text).length >= 3 ? text : null;
-    }, 60_000);
+    const playlist = await until(
+      'three segments',
+      async () => {
+        const text = await (await fetch(`${base}index.m3u8`)).text();
+        return segmentsOf(text).length >= 3 ? text : null;
+      },
+      60_000,
+    );
     const map = /#EXT-X-MAP:URI="([^"]+)"/.exec(playlist)![1]!;
     const segments = segmentsOf(playlist).slice(-3);
-    const bytes = Buffer.concat(await Promise.all([map, ...segments].map(async (u) => Buffer.from(await (await fetch(new URL(u, base))).arrayBuffer()))));
+    const bytes = Buffer.concat(
+      await Promise.all([map, ...segments].map(async (u) => Buffer.from(await (await fetch(new URL(u, base))).arrayBuffer()))),
+    );
     // framecrc decodes every frame (a checksum of each picture).
-    const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', 'pipe:0', '-map', '0:v:0', '-f', 'framecrc', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', 'pipe:0', '-map', '0:v:0', '-f', 'framecrc', '-'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (b: Buffer) => (out += b));
@@ -100,21 +119,41 @@ describe('an H.265 rung with an H.264 fallback', () => {
     expect(out).toMatch(/#dimensions 0: 640x360/);
     // Three 1 s segments at 30 fps, every frame decoded.
     expect(out.split('\n').filter((l) => /^0,/.test(l)).length).toBeGreaterThanOrEqual(85);
-    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,codec_tag_string', '-of', 'csv=p=0', '-'], { input: bytes, encoding: 'utf8' });
+    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name,codec_tag_string', '-of', 'csv=p=0', '-'], {
+      input: bytes,
+      encoding: 'utf8',
+    });
     expect(probe.stdout.trim()).toBe('hevc,hvc1');
   }, 120_000);
 
   it('a player that cannot decode HEVC (Chromium here) plays H.264 and never offers the HEVC rung', async () => {
     browser = await launchBrowser();
     const page = await browser.newPage();
-    expect(await page.evaluate((t) => (globalThis as unknown as { MediaSource: { isTypeSupported(t: string): boolean } }).MediaSource.isTypeSupported(t), 'video/mp4; codecs="hvc1.1.6.L93.90"')).toBe(false);
+    expect(
+      await page.evaluate(
+        (t) => (globalThis as unknown as { MediaSource: { isTypeSupported(t: string): boolean } }).MediaSource.isTypeSupported(t),
+        'video/mp4; codecs="hvc1.1.6.L93.90"',
+      ),
+    ).toBe(false);
     await page.goto(`${stack.workerUrl}/watch/${stream.id}`);
     type Snap = { firstFrameMs: number | null; rendition: string | null; renditions: string[]; videoHeight: number; currentTime: number };
     const snap = () => page.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
-    await waitInPage(page, () => (globalThis as unknown as { __edgelive?: { snapshot(): { firstFrameMs: number | null } } }).__edgelive?.snapshot().firstFrameMs != null, 'the first frame', 90_000);
+    await waitInPage(
+      page,
+      () =>
+        (globalThis as unknown as { __edgelive?: { snapshot(): { firstFrameMs: number | null } } }).__edgelive?.snapshot().firstFrameMs !=
+        null,
+      'the first frame',
+      90_000,
+    );
     const a = await snap();
     // Playing: its clock moves on (polled: on the shared machine a second of media can take longer).
-    await page.waitForFunction((t0) => (globalThis as unknown as { __edgelive: { snapshot(): { currentTime: number } } }).__edgelive.snapshot().currentTime > t0 + 0.5, a.currentTime, { timeout: 60_000, polling: 250 });
+    await page.waitForFunction(
+      (t0) =>
+        (globalThis as unknown as { __edgelive: { snapshot(): { currentTime: number } } }).__edgelive.snapshot().currentTime > t0 + 0.5,
+      a.currentTime,
+      { timeout: 60_000, polling: 250 },
+    );
     const b = await snap();
     expect(b.renditions).toEqual(['360p']);
     expect([b.rendition, b.videoHeight]).toEqual(['360p', 360]);
@@ -127,13 +166,19 @@ describe('the automatic ladder', () => {
     // 10 fps keeps a 1080p ladder within this shared machine's means.
     const stream = await stack.createStream({ title: 'auto', fps: 10 });
     publishers.push(startTestPublisher({ rtmpUrl: stream.ingest.srt!, width: 1920, height: 1080, fps: 10, logDir: join(dir, 'logs') }));
-    const listed = await until('the 1080p preset listed', async () => {
-      const v = await variants(stream.id);
-      return v.length >= 4 ? v : null;
-    }, 120_000);
+    const listed = await until(
+      'the 1080p preset listed',
+      async () => {
+        const v = await variants(stream.id);
+        return v.length >= 4 ? v : null;
+      },
+      120_000,
+    );
     expect(listed.map((x) => x.uri.split('/')[0]).sort()).toEqual(['1080p', '360p', '480p', '720p']);
     expect(listed.find((x) => x.uri.startsWith('1080p/'))?.resolution).toBe('1920x1080');
-    const status = (await (await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as {
+    const status = (await (
+      await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+    ).json()) as {
       settings: { ladderPreset: string };
       renditions: Array<{ rendition: string }>;
     };

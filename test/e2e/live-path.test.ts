@@ -109,7 +109,10 @@ describe('live path end to end', () => {
     expect(hints.filter((h) => /\/\d+\.0\.m4s$/.test(h.uri)).length).toBeGreaterThanOrEqual(3);
     // After the first (non-blocking) request, each answer arrives when the next part is out:
     // a part every ~200 ms, so the median wait is well under the part target plus slack.
-    const waits = samples.slice(1).map((s) => s.waitMs).sort((a, b) => a - b);
+    const waits = samples
+      .slice(1)
+      .map((s) => s.waitMs)
+      .sort((a, b) => a - b);
     expect(waits[Math.floor(waits.length / 2)]).toBeLessThan(400);
     const last = samples.at(-1)!.playlist;
     expect(last.partInf?.partTarget).toBe(0.2);
@@ -187,16 +190,38 @@ describe('live path end to end', () => {
   });
 
   it('ffmpeg, as an independent player, decodes 5 s of the multivariant URL without errors', () => {
-    const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '5', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'], {
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const r = spawnSync(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '5', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     expect(r.stderr.trim()).toBe('');
     expect(r.status).toBe(0);
   });
 
   it('refuses a wrong stream key before any media is accepted, and the transcoder keeps running', async () => {
-    const bad = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=15', '-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'flv', `${stack.rtmpUrl}/sk_wrong_key`]);
+    const bad = spawn('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=160x120:rate=15',
+      '-t',
+      '3',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-f',
+      'flv',
+      `${stack.rtmpUrl}/sk_wrong_key`,
+    ]);
     const code = await new Promise<number | null>((resolve) => bad.on('exit', resolve));
     expect(code).not.toBe(0);
     const health = (await (await fetch(stack.transcoderHealthUrl)).json()) as { ok: boolean; sessions: unknown[] };
@@ -228,7 +253,9 @@ describe('live path end to end', () => {
     expect(ended?.endList).toBe(true);
     const first = parsePlaylist(await text(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`));
     expect(first.endList).toBeFalsy();
-    const status = (await (await fetch(`${stack.workerUrl}/api/streams/${other.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { status: string };
+    const status = (await (
+      await fetch(`${stack.workerUrl}/api/streams/${other.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+    ).json()) as { status: string };
     expect(status.status).toBe('ended');
   });
 
@@ -272,8 +299,13 @@ describe('live path end to end', () => {
   // Issue 11, item 12: a leaked key cannot cut into a live show (the default takeover policy), and
   // rotating the key ends the session that used the old one, on the media node too.
   const ingestSession = async () =>
-    ((await (await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { ingestSession: { epoch: number } | null }).ingestSession;
-  const exited = (child: ChildProcess) => new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
+    (
+      (await (
+        await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+      ).json()) as { ingestSession: { epoch: number } | null }
+    ).ingestSession;
+  const exited = (child: ChildProcess) =>
+    new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
 
   it('a second publisher with the same key is refused while the first is live; the first goes on', async () => {
     const epoch = (await ingestSession())!.epoch;
@@ -296,11 +328,17 @@ describe('live path end to end', () => {
 
   it('rotate-key disconnects the publisher of the old key; the new key publishes at once', async () => {
     const epoch = (await ingestSession())!.epoch;
-    const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/rotate-key`, { method: 'POST', headers: { authorization: `Bearer ${stack.adminToken}` } });
+    const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/rotate-key`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${stack.adminToken}` },
+    });
     const rotated = (await res.json()) as { streamKey: string; endedSession: { epoch: number } | null };
     expect(rotated.endedSession).toEqual({ epoch });
     // The node hears 409 lease_revoked on its next push and drops the publisher.
-    const code = await Promise.race([exited(publisher), new Promise<'still publishing'>((r) => setTimeout(() => r('still publishing'), 20_000))]);
+    const code = await Promise.race([
+      exited(publisher),
+      new Promise<'still publishing'>((r) => setTimeout(() => r('still publishing'), 20_000)),
+    ]);
     expect(code).not.toBe('still publishing');
     publisher = startTestPublisher({ rtmpUrl: `${stack.rtmpUrl}/${rotated.streamKey}`, width: 640, height: 360 });
     const deadline = Date.now() + 30_000;

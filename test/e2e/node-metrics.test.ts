@@ -63,7 +63,12 @@ describe('media node /metrics', () => {
       const s = await scrape(healthUrl());
       return value(s, 'edgelive_registry_calls_total', { call: 'heartbeat', outcome: 'ok' }) >= 1 ? s : null;
     });
-    for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
+    for (const name of [
+      'process_cpu_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+      'nodejs_heap_size_used_bytes',
+    ]) {
       expect(m.get(name)?.samples.length, name).toBeGreaterThan(0);
     }
     expect(m.get('edgelive_push_duration_seconds')?.type).toBe('histogram');
@@ -79,14 +84,20 @@ describe('media node /metrics', () => {
   });
 
   it('moves with an RTMP and an SRT publish: sessions, bytes, encoder, pushes, SRT packets', async () => {
-    publishers.push(startTestPublisher({ rtmpUrl: rtmpStream.ingest.rtmp, width: 320, height: 180, clock: false, logDir: join(dir, 'logs') }));
+    publishers.push(
+      startTestPublisher({ rtmpUrl: rtmpStream.ingest.rtmp, width: 320, height: 180, clock: false, logDir: join(dir, 'logs') }),
+    );
     publishers.push(startTestPublisher({ rtmpUrl: srtStream.ingest.srt!, width: 320, height: 180, clock: false }));
     await until('both sessions', async () => (await health(healthUrl())).sessions.length === 2);
-    const first = await until('encoder readings and acknowledged parts of both streams', async () => {
-      const m = await scrape(healthUrl());
-      const ready = [rtmpStream, srtStream].every((s) => sampleValue(m, 'edgelive_encoder_speed', { stream: s.id }) !== undefined);
-      return ready && value(m, 'edgelive_push_duration_seconds_count', { kind: 'part' }) > 0 ? m : null;
-    }, 60_000);
+    const first = await until(
+      'encoder readings and acknowledged parts of both streams',
+      async () => {
+        const m = await scrape(healthUrl());
+        const ready = [rtmpStream, srtStream].every((s) => sampleValue(m, 'edgelive_encoder_speed', { stream: s.id }) !== undefined);
+        return ready && value(m, 'edgelive_push_duration_seconds_count', { kind: 'part' }) > 0 ? m : null;
+      },
+      60_000,
+    );
     expect(value(first, 'edgelive_sessions', { protocol: 'rtmp' })).toBe(1);
     expect(value(first, 'edgelive_sessions', { protocol: 'srt' })).toBe(1);
     expect(value(first, 'edgelive_sessions_started_total', { protocol: 'rtmp' })).toBe(1);
@@ -115,7 +126,11 @@ describe('media node /metrics', () => {
       expect(value(later, name, labels), name).toBeGreaterThan(value(first, name, labels));
     }
     // The SRT loss counters are there (a loopback link loses nothing, so they may be 0).
-    for (const name of ['edgelive_srt_packets_lost_total', 'edgelive_srt_packets_retransmitted_total', 'edgelive_srt_packets_dropped_total']) {
+    for (const name of [
+      'edgelive_srt_packets_lost_total',
+      'edgelive_srt_packets_retransmitted_total',
+      'edgelive_srt_packets_dropped_total',
+    ]) {
       expect(sampleValue(later, name), name).toBeGreaterThanOrEqual(0);
     }
     // Every part is in the histogram's buckets (the reader checked they are cumulative up to +Inf = count).
@@ -123,7 +138,10 @@ describe('media node /metrics', () => {
     expect(value(later, 'edgelive_push_duration_seconds_bucket', { kind: 'part', le: '+Inf' })).toBe(parts);
     expect(value(later, 'edgelive_push_duration_seconds_sum', { kind: 'part' })).toBeGreaterThan(0);
     // The JSON summary is still served for scripts.
-    const json = (await (await fetch(healthUrl().replace('/health', '/metrics.json'))).json()) as { sessions: number; partPushMs: { samples: number } };
+    const json = (await (await fetch(healthUrl().replace('/health', '/metrics.json'))).json()) as {
+      sessions: number;
+      partPushMs: { samples: number };
+    };
     expect(json.sessions).toBe(2);
     expect(json.partPushMs.samples).toBeGreaterThan(0);
   });
@@ -136,7 +154,11 @@ describe('media node /metrics', () => {
     const m = await scrape(healthUrl());
     const families = [...m.keys()];
     for (const name of used) {
-      const family = families.find((f) => name === f || (m.get(f)!.type === 'histogram' && /_(bucket|sum|count)$/.test(name) && name.replace(/_(bucket|sum|count)$/, '') === f));
+      const family = families.find(
+        (f) =>
+          name === f ||
+          (m.get(f)!.type === 'histogram' && /_(bucket|sum|count)$/.test(name) && name.replace(/_(bucket|sum|count)$/, '') === f),
+      );
       expect(family, `${name} (used by an alert) is not exported`).toBeDefined();
     }
   });
@@ -153,13 +175,18 @@ describe('media node /metrics', () => {
       caller.close();
     }
     // Nothing reached the origin for them: the third stream never went live.
-    const status = (await (await fetch(`${stack.workerUrl}/api/streams/${third.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { status: string };
+    const status = (await (
+      await fetch(`${stack.workerUrl}/api/streams/${third.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+    ).json()) as { status: string };
     expect(status.status).not.toBe('live');
 
     // The RTMP encoder of the first stream reconnects while the node is full: it takes its stream over.
     const before = (await health(healthUrl())).sessions.find((s) => s.streamId === rtmpStream.id)!.epoch;
     const reconnect = publishOnce(rtmpStream.ingest.rtmp, 4);
-    await until('the reconnected session', async () => ((await health(healthUrl())).sessions.find((s) => s.streamId === rtmpStream.id)?.epoch ?? 0) > before);
+    await until(
+      'the reconnected session',
+      async () => ((await health(healthUrl())).sessions.find((s) => s.streamId === rtmpStream.id)?.epoch ?? 0) > before,
+    );
     expect((await reconnect).code).toBe(0);
 
     const m = await scrape(healthUrl());

@@ -60,54 +60,64 @@ describe('a ladder below real time', () => {
     const stream = await stack.createStream({ title: 'too big', ladder: [HUGE, SMALL, AUDIO] });
     const publisher = publish(stream);
     try {
+      const shed = await until(
+        'the ladder to be shed',
+        () => linesOf(stream.id, 'ladder shed: restarting without its top rung')[0],
+        120_000,
+      );
+      expect(shed).toMatchObject({ level: 'warn', rendition: '2160p', renditions: ['240p', 'audio'] });
+      const behind = linesOf(stream.id, 'encoder below real time')[0] as LogLine & { speed: number; lagSeconds: number };
+      expect(behind.level).toBe('warn');
+      expect(behind.renditions).toEqual(['2160p', '240p', 'audio']);
+      expect(behind.speed).toBeLessThan(0.95);
+      expect(behind.lagSeconds).toBeGreaterThan(2);
 
-    const shed = await until('the ladder to be shed', () => linesOf(stream.id, 'ladder shed: restarting without its top rung')[0], 120_000);
-    expect(shed).toMatchObject({ level: 'warn', rendition: '2160p', renditions: ['240p', 'audio'] });
-    const behind = linesOf(stream.id, 'encoder below real time')[0] as LogLine & { speed: number; lagSeconds: number };
-    expect(behind.level).toBe('warn');
-    expect(behind.renditions).toEqual(['2160p', '240p', 'audio']);
-    expect(behind.speed).toBeLessThan(0.95);
-    expect(behind.lagSeconds).toBeGreaterThan(2);
+      const restarted = await until('the restarted ladder', () => linesOf(stream.id, 'ladder restarted')[0], 30_000);
+      expect(restarted.renditions).toEqual(['240p', 'audio']);
+      let metrics = await scrape(stack.transcoderHealthUrl);
+      expect(sampleValue(metrics, 'edgelive_ladder_sheds_total', { rendition: '2160p' })).toBe(1);
+      expect(sampleValue(metrics, 'edgelive_encoder_speed', { stream: stream.id })).toBeLessThan(0.95);
 
-    const restarted = await until('the restarted ladder', () => linesOf(stream.id, 'ladder restarted')[0], 30_000);
-    expect(restarted.renditions).toEqual(['240p', 'audio']);
-    let metrics = await scrape(stack.transcoderHealthUrl);
-    expect(sampleValue(metrics, 'edgelive_ladder_sheds_total', { rendition: '2160p' })).toBe(1);
-    expect(sampleValue(metrics, 'edgelive_encoder_speed', { stream: stream.id })).toBeLessThan(0.95);
+      // The new epoch declares 240p and audio only; the 240p playlist goes on after a discontinuity.
+      const epoch = await until('the second epoch', async () => {
+        const now = (await health(stack.transcoderHealthUrl)).sessions.find((s) => s.streamId === stream.id)?.epoch;
+        return now !== undefined && now > 1 ? now : null;
+      });
+      expect(epoch).toBe(2);
+      const mv = await until('the multivariant playlist of the new epoch', async () => {
+        const text = await (await fetch(stream.playback.hls)).text();
+        return text.includes('240p/index.m3u8') && !text.includes('2160p/index.m3u8') ? text : null;
+      });
+      expect(mv).toMatch(/RESOLUTION=426x240/);
+      const playlistUrl = `${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`;
+      const afterShed = await until(
+        '240p segments of the new epoch',
+        async () => {
+          const pl = parsePlaylist(await (await fetch(playlistUrl)).text());
+          const cut = pl.segments.findIndex((s) => s.discontinuity);
+          return cut >= 0 && pl.segments.length - cut >= 4 ? pl : null;
+        },
+        60_000,
+      );
+      expect(afterShed.segments.at(-1)!.map?.uri).toMatch(/(^|\/)2\/init\.mp4$/);
 
-    // The new epoch declares 240p and audio only; the 240p playlist goes on after a discontinuity.
-    const epoch = await until('the second epoch', async () => {
-      const now = (await health(stack.transcoderHealthUrl)).sessions.find((s) => s.streamId === stream.id)?.epoch;
-      return now !== undefined && now > 1 ? now : null;
-    });
-    expect(epoch).toBe(2);
-    const mv = await until('the multivariant playlist of the new epoch', async () => {
-      const text = await (await fetch(stream.playback.hls)).text();
-      return text.includes('240p/index.m3u8') && !text.includes('2160p/index.m3u8') ? text : null;
-    });
-    expect(mv).toMatch(/RESOLUTION=426x240/);
-    const playlistUrl = `${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`;
-    const afterShed = await until('240p segments of the new epoch', async () => {
-      const pl = parsePlaylist(await (await fetch(playlistUrl)).text());
-      const cut = pl.segments.findIndex((s) => s.discontinuity);
-      return cut >= 0 && pl.segments.length - cut >= 4 ? pl : null;
-    }, 60_000);
-    expect(afterShed.segments.at(-1)!.map?.uri).toMatch(/(^|\/)2\/init\.mp4$/);
-
-    // The restarted ladder keeps up: a full measuring window later it is not behind, and it was
-    // not shed again (there would be nothing left to shed but 240p).
-    metrics = await until('a reading of the restarted ladder', async () => {
-      const m = await scrape(stack.transcoderHealthUrl);
-      const speed = sampleValue(m, 'edgelive_encoder_speed', { stream: stream.id });
-      return speed !== undefined && speed >= 0.95 ? m : null;
-    }, 60_000);
-    expect(sampleValue(metrics, 'edgelive_encoder_behind_realtime', { stream: stream.id })).toBe(0);
-    expect(sampleValue(metrics, 'edgelive_ladder_sheds_total', { rendition: '240p' })).toBeUndefined();
-    expect(sampleValue(metrics, 'edgelive_overloaded')).toBe(0);
-    // The publisher never noticed: still one RTMP session, never dropped.
-    expect(publisher.exitCode).toBeNull();
-    expect((await health(stack.transcoderHealthUrl)).sessions.map((s) => s.protocol)).toEqual(['rtmp']);
-
+      // The restarted ladder keeps up: a full measuring window later it is not behind, and it was
+      // not shed again (there would be nothing left to shed but 240p).
+      metrics = await until(
+        'a reading of the restarted ladder',
+        async () => {
+          const m = await scrape(stack.transcoderHealthUrl);
+          const speed = sampleValue(m, 'edgelive_encoder_speed', { stream: stream.id });
+          return speed !== undefined && speed >= 0.95 ? m : null;
+        },
+        60_000,
+      );
+      expect(sampleValue(metrics, 'edgelive_encoder_behind_realtime', { stream: stream.id })).toBe(0);
+      expect(sampleValue(metrics, 'edgelive_ladder_sheds_total', { rendition: '240p' })).toBeUndefined();
+      expect(sampleValue(metrics, 'edgelive_overloaded')).toBe(0);
+      // The publisher never noticed: still one RTMP session, never dropped.
+      expect(publisher.exitCode).toBeNull();
+      expect((await health(stack.transcoderHealthUrl)).sessions.map((s) => s.protocol)).toEqual(['rtmp']);
     } finally {
       await stopChild(publisher);
     }
@@ -121,37 +131,46 @@ describe('a ladder below real time', () => {
     const waiting = await stack.createStream({ title: 'waiting' });
     const publisher = publish(stuck);
     try {
-    const line = await until('the node to say it is overloaded', () => linesOf(stuck.id, 'encoder below real time with no rung left to shed: refusing new publishers until it keeps up')[0], 120_000);
-    expect(line.level).toBe('error');
-    const state = await health(stack.transcoderHealthUrl);
-    expect(state.overloaded).toContain(stuck.id);
-    expect(sampleValue(await scrape(stack.transcoderHealthUrl), 'edgelive_overloaded')).toBe(1);
+      const line = await until(
+        'the node to say it is overloaded',
+        () => linesOf(stuck.id, 'encoder below real time with no rung left to shed: refusing new publishers until it keeps up')[0],
+        120_000,
+      );
+      expect(line.level).toBe('error');
+      const state = await health(stack.transcoderHealthUrl);
+      expect(state.overloaded).toContain(stuck.id);
+      expect(sampleValue(await scrape(stack.transcoderHealthUrl), 'edgelive_overloaded')).toBe(1);
 
-    // RTMP: the encoder is told why (ffmpeg prints the onStatus description).
-    const refusedRtmp = await publishOnce(waiting.ingest.rtmp);
-    expect(refusedRtmp.code).not.toBe(0);
-    expect(refusedRtmp.stderr).toMatch(/this node is overloaded .* publish to another ingest node/);
-    // SRT: SRT_REJX_OVERLOAD in the handshake answer.
-    const caller = await RawSrtCaller.open({ port: Number(new URL(waiting.ingest.srt!).port), streamId: waiting.streamKey });
-    try {
-      expect((await caller.connect()).type).toBe(rejectionType(Reject.X_OVERLOAD));
-    } finally {
-      caller.close();
-    }
-    const metrics = await scrape(stack.transcoderHealthUrl);
-    expect(sampleValue(metrics, 'edgelive_publishers_refused_total', { protocol: 'rtmp', reason: 'node_overloaded' })).toBe(1);
-    expect(sampleValue(metrics, 'edgelive_publishers_refused_total', { protocol: 'srt', reason: 'node_overloaded' })).toBe(1);
-    const refusals = nodeLog().filter((l) => l.msg === 'publisher refused');
-    expect(refusals.map((l) => [l.protocol, l.code])).toEqual([['rtmp', 'node_overloaded'], ['srt', 'node_overloaded']]);
-    // The stuck stream itself was not cut off.
-    expect(publisher.exitCode).toBeNull();
+      // RTMP: the encoder is told why (ffmpeg prints the onStatus description).
+      const refusedRtmp = await publishOnce(waiting.ingest.rtmp);
+      expect(refusedRtmp.code).not.toBe(0);
+      expect(refusedRtmp.stderr).toMatch(/this node is overloaded .* publish to another ingest node/);
+      // SRT: SRT_REJX_OVERLOAD in the handshake answer.
+      const caller = await RawSrtCaller.open({ port: Number(new URL(waiting.ingest.srt!).port), streamId: waiting.streamKey });
+      try {
+        expect((await caller.connect()).type).toBe(rejectionType(Reject.X_OVERLOAD));
+      } finally {
+        caller.close();
+      }
+      const metrics = await scrape(stack.transcoderHealthUrl);
+      expect(sampleValue(metrics, 'edgelive_publishers_refused_total', { protocol: 'rtmp', reason: 'node_overloaded' })).toBe(1);
+      expect(sampleValue(metrics, 'edgelive_publishers_refused_total', { protocol: 'srt', reason: 'node_overloaded' })).toBe(1);
+      const refusals = nodeLog().filter((l) => l.msg === 'publisher refused');
+      expect(refusals.map((l) => [l.protocol, l.code])).toEqual([
+        ['rtmp', 'node_overloaded'],
+        ['srt', 'node_overloaded'],
+      ]);
+      // The stuck stream itself was not cut off.
+      expect(publisher.exitCode).toBeNull();
     } finally {
       await stopChild(publisher);
     }
     // The node reads the publisher's end only after what it had sent: the stuck ladder then stops at once.
     await until('the node to take publishers again', async () => (await health(stack.transcoderHealthUrl)).overloaded === null, 120_000);
     const accepted = publishOnce(waiting.ingest.rtmp, 6);
-    await until('the waiting stream to publish', async () => (await health(stack.transcoderHealthUrl)).sessions.some((s) => s.streamId === waiting.id));
+    await until('the waiting stream to publish', async () =>
+      (await health(stack.transcoderHealthUrl)).sessions.some((s) => s.streamId === waiting.id),
+    );
     expect((await accepted).code).toBe(0);
   });
 });

@@ -46,12 +46,20 @@ let publisher: ChildProcess;
 const browsers: TestBrowser[] = [];
 const pages: VoicePage[] = [];
 
-const snapshot = (p: Page): Promise<PageSnapshot> => p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): PageSnapshot } }).__edgelive.snapshot());
-const levels = (p: Page): Promise<Levels> => p.evaluate(() => (globalThis as unknown as { __edgelive: { voice?: { levels(): Levels } } }).__edgelive.voice?.levels() ?? {});
-const you = (p: Page): Promise<{ conn: string; uid: string }> => p.evaluate(() => (globalThis as unknown as { __edgelive: { page: { room: { you: { conn: string; uid: string } } } } }).__edgelive.page.room.you);
+const snapshot = (p: Page): Promise<PageSnapshot> =>
+  p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): PageSnapshot } }).__edgelive.snapshot());
+const levels = (p: Page): Promise<Levels> =>
+  p.evaluate(() => (globalThis as unknown as { __edgelive: { voice?: { levels(): Levels } } }).__edgelive.voice?.levels() ?? {});
+const you = (p: Page): Promise<{ conn: string; uid: string }> =>
+  p.evaluate(
+    () => (globalThis as unknown as { __edgelive: { page: { room: { you: { conn: string; uid: string } } } } }).__edgelive.page.room.you,
+  );
 
 type Energy = Record<string, { energy: number; seconds: number }>;
-const energy = (p: Page): Promise<Energy> => p.evaluate(() => (globalThis as unknown as { __edgelive: { voice: { receivedEnergy(): Promise<Energy> } } }).__edgelive.voice.receivedEnergy());
+const energy = (p: Page): Promise<Energy> =>
+  p.evaluate(() =>
+    (globalThis as unknown as { __edgelive: { voice: { receivedEnergy(): Promise<Energy> } } }).__edgelive.voice.receivedEnergy(),
+  );
 
 /**
  * Each received track's level over a window, from the energy its connection's statistics count
@@ -86,11 +94,33 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   for (const m of MEMBERS) {
     const wav = join(dir, `${m.name}.wav`);
-    const made = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', `aevalsrc=exprs='0.5*sin(2*PI*${m.hz}*t)*gt(sin(2*PI*2.5*t),0)':s=48000:d=30`, '-ac', '1', '-c:a', 'pcm_s16le', wav]);
+    const made = spawnSync('ffmpeg', [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-y',
+      '-f',
+      'lavfi',
+      '-i',
+      `aevalsrc=exprs='0.5*sin(2*PI*${m.hz}*t)*gt(sin(2*PI*2.5*t),0)':s=48000:d=30`,
+      '-ac',
+      '1',
+      '-c:a',
+      'pcm_s16le',
+      wav,
+    ]);
     if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
-    browsers.push(await launchBrowser({ width: 1280, height: 800, args: [...WEBRTC_PUBLISHER_FLAGS, `--use-file-for-fake-audio-capture=${wav}`] }));
+    browsers.push(
+      await launchBrowser({ width: 1280, height: 800, args: [...WEBRTC_PUBLISHER_FLAGS, `--use-file-for-fake-audio-capture=${wav}`] }),
+    );
   }
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: 'e2e-ingest-secret', logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    logger: log,
+  });
   stream = await stack.createStream({ title: 'Voice night', ladder: LADDER });
   publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 426, height: 240, fps: 15, logDir: join(dir, 'logs') });
   const deadline = Date.now() + 40_000;
@@ -111,8 +141,14 @@ afterAll(async () => {
 });
 
 type Id = { conn: string; uid: string };
-const partyVersion = (p: Page) => p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): { party: { version: number | null } | null } } }).__edgelive.snapshot().party?.version ?? 0);
-const modButton = (p: Page, conn: string, which: 'mute' | 'remove') => p.locator(`[data-testid="voice-members"] [data-conn="${conn}"] [data-testid="voice-mod-${which}"]`);
+const partyVersion = (p: Page) =>
+  p.evaluate(
+    () =>
+      (globalThis as unknown as { __edgelive: { snapshot(): { party: { version: number | null } | null } } }).__edgelive.snapshot().party
+        ?.version ?? 0,
+  );
+const modButton = (p: Page, conn: string, which: 'mute' | 'remove') =>
+  p.locator(`[data-testid="voice-members"] [data-conn="${conn}"] [data-testid="voice-mod-${which}"]`);
 
 describe('voice in a watch party', () => {
   let host: VoicePage;
@@ -175,7 +211,11 @@ describe('voice in a watch party', () => {
         60_000,
         others,
       ).catch(async (err: unknown) => {
-        log.info('voice connections when the wait gave up', { member: MEMBERS[i]!.name, levels: await levels(p), errors: (p as VoicePage).errors.slice(-5) });
+        log.info('voice connections when the wait gave up', {
+          member: MEMBERS[i]!.name,
+          levels: await levels(p),
+          errors: (p as VoicePage).errors.slice(-5),
+        });
         throw err;
       });
       const heard = await receivedLevel(p);
@@ -184,14 +224,21 @@ describe('voice in a watch party', () => {
     }
     // The speaking indicator goes round the room: the host's page shows both guests speaking.
     for (const id of [adaId, bobId]) {
-      await expect.poll(() => host.locator(`[data-testid="voice-members"] [data-conn="${id.conn}"]`).getAttribute('data-speaking'), { timeout: 10_000 }).toBe('true');
+      await expect
+        .poll(() => host.locator(`[data-testid="voice-members"] [data-conn="${id.conn}"]`).getAttribute('data-speaking'), {
+          timeout: 10_000,
+        })
+        .toBe('true');
     }
 
     // The host mutes Bob: Ada and the host stop receiving Bob's audio, and still hear each other.
     await modButton(host, bobId.conn, 'mute').click();
     await expect.poll(() => bob.getByTestId('voice-mute').textContent(), { timeout: 10_000 }).toBe('Muted by a moderator');
     expect(await bob.getByTestId('voice-mute').isDisabled()).toBe(true);
-    for (const [p, hears] of [[ada, hostId], [host, adaId]] as const) {
+    for (const [p, hears] of [
+      [ada, hostId],
+      [host, adaId],
+    ] as const) {
       await expect.poll(async () => (await receivedLevel(p, 1000))[bobId.conn] ?? 1, { timeout: 15_000, interval: 0 }).toBeLessThan(SILENT);
       const after = await receivedLevel(p);
       log.info('received levels with Bob muted', { after });
@@ -204,27 +251,52 @@ describe('voice in a watch party', () => {
     await modButton(host, bobId.conn, 'mute').click();
     await expect.poll(() => bob.getByTestId('voice-mute').textContent(), { timeout: 10_000 }).toBe('Unmute');
     await bob.getByTestId('voice-mute').click();
-    await expect.poll(async () => (await receivedLevel(ada, 1000))[bobId.conn] ?? 0, { timeout: 15_000, interval: 0 }).toBeGreaterThan(HEARD);
+    await expect
+      .poll(async () => (await receivedLevel(ada, 1000))[bobId.conn] ?? 0, { timeout: 15_000, interval: 0 })
+      .toBeGreaterThan(HEARD);
 
     // Push-to-talk: with it on, Ada is heard only while she holds the talk button.
     await ada.getByTestId('voice-ptt').check();
-    await expect.poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 1, { timeout: 15_000, interval: 0 }).toBeLessThan(SILENT);
+    await expect
+      .poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 1, { timeout: 15_000, interval: 0 })
+      .toBeLessThan(SILENT);
     await ada.getByTestId('voice-talk').dispatchEvent('pointerdown');
-    await expect.poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 0, { timeout: 15_000, interval: 0 }).toBeGreaterThan(HEARD);
+    await expect
+      .poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 0, { timeout: 15_000, interval: 0 })
+      .toBeGreaterThan(HEARD);
     await ada.getByTestId('voice-talk').dispatchEvent('pointerup');
-    await expect.poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 1, { timeout: 15_000, interval: 0 }).toBeLessThan(SILENT);
+    await expect
+      .poll(async () => (await receivedLevel(host, 1000))[adaId.conn] ?? 1, { timeout: 15_000, interval: 0 })
+      .toBeLessThan(SILENT);
     await ada.getByTestId('voice-ptt').uncheck();
 
     // A camera joins the same connections: Ada's tile appears on the host's page.
     await ada.getByTestId('voice-camera').click();
     const tile = host.locator(`[data-testid="voice-tiles"] [data-conn="${adaId.conn}"] video`);
     await expect
-      .poll(() => tile.evaluate((v) => (v as unknown as { videoWidth: number; currentTime: number }).videoWidth > 0 && (v as unknown as { currentTime: number }).currentTime > 0).catch(() => false), { timeout: 20_000 })
+      .poll(
+        () =>
+          tile
+            .evaluate(
+              (v) =>
+                (v as unknown as { videoWidth: number; currentTime: number }).videoWidth > 0 &&
+                (v as unknown as { currentTime: number }).currentTime > 0,
+            )
+            .catch(() => false),
+        { timeout: 20_000 },
+      )
       .toBe(true);
 
     // The host removes Bob from voice: his connections close on both other pages.
     await modButton(host, bobId.conn, 'remove').click();
-    for (const p of [host, ada]) await waitInPage(p, (c: string) => !(c in (globalThis as unknown as { __edgelive: { voice: { levels(): Levels } } }).__edgelive.voice.levels()), 'Bob gone', 10_000, bobId.conn);
+    for (const p of [host, ada])
+      await waitInPage(
+        p,
+        (c: string) => !(c in (globalThis as unknown as { __edgelive: { voice: { levels(): Levels } } }).__edgelive.voice.levels()),
+        'Bob gone',
+        10_000,
+        bobId.conn,
+      );
 
     // Signalling reaches seats only: Bob, out of voice now, cannot address the host, and the host
     // cannot address Bob's connection (the room refuses both; nothing is relayed).
@@ -257,18 +329,39 @@ describe('voice in a watch party', () => {
 
   it('keeps the party aligned while its members talk', async () => {
     expect(host, 'the pages of the first test').toBeDefined();
-    const inSync = (p: Page) => waitInPage(p, () => (globalThis as unknown as { __edgelive?: { snapshot(): { party: { state: string } | null } } }).__edgelive?.snapshot().party?.state === 'in-sync', 'in sync', 60_000);
+    const inSync = (p: Page) =>
+      waitInPage(
+        p,
+        () =>
+          (globalThis as unknown as { __edgelive?: { snapshot(): { party: { state: string } | null } } }).__edgelive?.snapshot().party
+            ?.state === 'in-sync',
+        'in sync',
+        60_000,
+      );
     const waitAllInSync = () =>
       Promise.all(pages.map(inSync)).catch(async (err: unknown) => {
         for (const p of pages) {
-          const trace = await p.evaluate(() => (globalThis as unknown as { __edgelive: { page: { party: { trace: unknown[] } | null } } }).__edgelive.page.party?.trace.slice(-6)).catch(() => null);
+          const trace = await p
+            .evaluate(() =>
+              (
+                globalThis as unknown as { __edgelive: { page: { party: { trace: unknown[] } | null } } }
+              ).__edgelive.page.party?.trace.slice(-6),
+            )
+            .catch(() => null);
           // How far the newest listed media is behind the wall clock: growing means the ladder
           // encodes below real time, and a party playing at rate 1 runs into the live edge.
           const edgeLagMs = await p.evaluate(() => {
-            const w = (globalThis as unknown as { __edgelive: { page: { player: { pdtWindow(): { last: number } | null } } } }).__edgelive.page.player.pdtWindow();
+            const w = (
+              globalThis as unknown as { __edgelive: { page: { player: { pdtWindow(): { last: number } | null } } } }
+            ).__edgelive.page.player.pdtWindow();
             return w ? Date.now() - w.last : null;
           });
-          log.info('party page when the wait gave up', { party: (await snapshot(p).catch(() => null))?.party, edgeLagMs, trace, errors: p.errors.slice(-5) });
+          log.info('party page when the wait gave up', {
+            party: (await snapshot(p).catch(() => null))?.party,
+            edgeLagMs,
+            trace,
+            errors: p.errors.slice(-5),
+          });
         }
         throw err;
       });
@@ -283,7 +376,11 @@ describe('voice in a watch party', () => {
     await waitInPage(
       host,
       () => {
-        const v = (globalThis as unknown as { __edgelive: { page: { player: { video: { currentTime: number; seekable: { length: number; start(i: number): number } } } } } }).__edgelive.page.player.video;
+        const v = (
+          globalThis as unknown as {
+            __edgelive: { page: { player: { video: { currentTime: number; seekable: { length: number; start(i: number): number } } } } };
+          }
+        ).__edgelive.page.player.video;
         return v.seekable.length > 0 && v.currentTime - v.seekable.start(0) > 9;
       },
       '9 s of stream behind the host',
@@ -291,7 +388,11 @@ describe('voice in a watch party', () => {
     );
     const version = await partyVersion(host);
     await host.evaluate(() => {
-      const page = (globalThis as unknown as { __edgelive: { page: { controls: { intents(): { seek(t: number): void } }; player: { video: { currentTime: number } } } } }).__edgelive.page;
+      const page = (
+        globalThis as unknown as {
+          __edgelive: { page: { controls: { intents(): { seek(t: number): void } }; player: { video: { currentTime: number } } } };
+        }
+      ).__edgelive.page;
       page.controls.intents().seek(page.player.video.currentTime - 8);
     });
     for (const p of pages) await expect.poll(() => partyVersion(p), { timeout: 20_000 }).toBeGreaterThan(version);

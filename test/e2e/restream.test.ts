@@ -56,19 +56,47 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 async function restream(id: string): Promise<Restream> {
-  const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/restreams/${id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
+  const res = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/restreams/${id}`, {
+    headers: { authorization: `Bearer ${stack.adminToken}` },
+  });
   return (await res.json()) as Restream;
 }
 
 function listen(file: string, port = destPort): ChildProcess {
-  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/live/${DEST_KEY}`, '-c', 'copy', '-f', 'flv', '-y', file], { stdio: 'ignore' });
+  const child = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-listen',
+      '1',
+      '-f',
+      'flv',
+      '-i',
+      `rtmp://127.0.0.1:${port}/live/${DEST_KEY}`,
+      '-c',
+      'copy',
+      '-f',
+      'flv',
+      '-y',
+      file,
+    ],
+    { stdio: 'ignore' },
+  );
   listeners.push(child);
   return child;
 }
 
 function probe(file: string): { frames: Record<string, number>; width: number } {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,width,nb_read_frames', '-of', 'json', file], { encoding: 'utf8' });
-  const streams = (JSON.parse(r.stdout || '{"streams":[]}') as { streams: Array<{ codec_type: string; width?: number; nb_read_frames?: string }> }).streams;
+  const r = spawnSync(
+    'ffprobe',
+    ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,width,nb_read_frames', '-of', 'json', file],
+    { encoding: 'utf8' },
+  );
+  const streams = (
+    JSON.parse(r.stdout || '{"streams":[]}') as { streams: Array<{ codec_type: string; width?: number; nb_read_frames?: string }> }
+  ).streams;
   const frames: Record<string, number> = {};
   for (const s of streams) frames[s.codec_type] = Number(s.nb_read_frames ?? 0);
   return { frames, width: streams.find((s) => s.codec_type === 'video')?.width ?? 0 };
@@ -84,7 +112,12 @@ beforeAll(async () => {
     endGraceSeconds: 3,
     // Quick syncs and short back-off so the test sees each step within seconds; given up after 6
     // failures in a row (about 8 s of refusals: longer than the first destination is away).
-    transcoderEnv: { RESTREAM_SYNC_MS: '1000', RESTREAM_BACKOFF_BASE_MS: '500', RESTREAM_BACKOFF_MAX_MS: '2000', RESTREAM_MAX_FAILURES: '6' },
+    transcoderEnv: {
+      RESTREAM_SYNC_MS: '1000',
+      RESTREAM_BACKOFF_BASE_MS: '500',
+      RESTREAM_BACKOFF_MAX_MS: '2000',
+      RESTREAM_MAX_FAILURES: '6',
+    },
     logger: log,
   });
   stream = await stack.createStream({ title: 'simulcast', ladder: LADDER });
@@ -103,10 +136,25 @@ describe('restream to a second RTMP server', () => {
   let id: string;
 
   it('edgelive restreams add: the key is stored, shown masked, never echoed', async () => {
-    const r = await cli(['restreams', 'add', stream.id, `rtmp://127.0.0.1:${destPort}/live`, '--key', DEST_KEY, '--name', 'local mirror', '--json']);
+    const r = await cli([
+      'restreams',
+      'add',
+      stream.id,
+      `rtmp://127.0.0.1:${destPort}/live`,
+      '--key',
+      DEST_KEY,
+      '--name',
+      'local mirror',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const created = JSON.parse(r.stdout) as Restream;
-    expect(created).toMatchObject({ url: `rtmp://127.0.0.1:${destPort}/live`, streamKey: '••••0001', enabled: true, status: { state: 'stopped' } });
+    expect(created).toMatchObject({
+      url: `rtmp://127.0.0.1:${destPort}/live`,
+      streamKey: '••••0001',
+      enabled: true,
+      status: { state: 'stopped' },
+    });
     expect(r.stdout).not.toContain(DEST_KEY);
     id = created.id;
     const human = await cli(['restreams', 'list', stream.id]);
@@ -119,10 +167,14 @@ describe('restream to a second RTMP server', () => {
     const firstListener = listen(first);
     publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 640, height: 360, logDir: join(dir, 'logs') });
     const media = `${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`;
-    await until('the main stream', async () => {
-      const res = await fetch(media);
-      return res.ok && parsePlaylist(await res.text()).segments.length >= 3;
-    }, 60_000);
+    await until(
+      'the main stream',
+      async () => {
+        const res = await fetch(media);
+        return res.ok && parsePlaylist(await res.text()).segments.length >= 3;
+      },
+      60_000,
+    );
     const live = await until('restream live', async () => ((await restream(id)).status.state === 'live' ? restream(id) : null), 30_000);
     expect(live.status.nodeId).toBe(stack.nodes[0]!.nodeId);
     const before = (await health(stack.transcoderHealthUrl)).sessions[0]!;
@@ -132,10 +184,14 @@ describe('restream to a second RTMP server', () => {
     const steps = (async () => {
       await new Promise((r) => setTimeout(r, 1500));
       firstListener.kill('SIGKILL');
-      const down = await until('retrying', async () => {
-        const r = await restream(id);
-        return r.status.state === 'retrying' ? r : null;
-      }, 20_000);
+      const down = await until(
+        'retrying',
+        async () => {
+          const r = await restream(id);
+          return r.status.state === 'retrying' ? r : null;
+        },
+        20_000,
+      );
       const shown = await cli(['restreams', 'show', stream.id, id]);
       await new Promise((r) => setTimeout(r, 2000));
       listen(second);
@@ -168,11 +224,19 @@ describe('restream to a second RTMP server', () => {
     // Disabled: the node stops it and reports it stopped; the listener sees its publisher leave.
     const disabled = await cli(['restreams', 'disable', stream.id, id, '--json']);
     expect(disabled.code, disabled.stderr).toBe(0);
-    await until('stopped', async () => {
-      const r = await restream(id);
-      return r.status.state === 'stopped' && r.status.error === 'removed or disabled';
-    }, 20_000);
-    await until('both files written', async () => existsSync(first) && existsSync(second) && listeners.every((l) => l.exitCode !== null || l.signalCode !== null), 20_000);
+    await until(
+      'stopped',
+      async () => {
+        const r = await restream(id);
+        return r.status.state === 'stopped' && r.status.error === 'removed or disabled';
+      },
+      20_000,
+    );
+    await until(
+      'both files written',
+      async () => existsSync(first) && existsSync(second) && listeners.every((l) => l.exitCode !== null || l.signalCode !== null),
+      20_000,
+    );
 
     for (const file of [first, second]) {
       const got = probe(file);
@@ -185,13 +249,27 @@ describe('restream to a second RTMP server', () => {
 
   it('a destination that refuses is given up (failed, last error); once back, enabling it again forwards to it', async () => {
     const port = await freePort();
-    const added = await cli(['restreams', 'add', stream.id, `rtmp://127.0.0.1:${port}/live`, '--key', DEST_KEY, '--name', 'refuses', '--json']);
+    const added = await cli([
+      'restreams',
+      'add',
+      stream.id,
+      `rtmp://127.0.0.1:${port}/live`,
+      '--key',
+      DEST_KEY,
+      '--name',
+      'refuses',
+      '--json',
+    ]);
     expect(added.code, added.stderr).toBe(0);
     const rid = (JSON.parse(added.stdout) as Restream).id;
-    const failed = await until('failed', async () => {
-      const r = await restream(rid);
-      return r.status.state === 'failed' ? r : null;
-    }, 60_000);
+    const failed = await until(
+      'failed',
+      async () => {
+        const r = await restream(rid);
+        return r.status.state === 'failed' ? r : null;
+      },
+      60_000,
+    );
     expect(failed.status.failures).toBe(6);
     expect(failed.status.error).toMatch(/Connection refused/);
     expect(failed.status.error).not.toContain(DEST_KEY);
@@ -217,7 +295,18 @@ describe('restream to a second RTMP server', () => {
   it('edgelive restreams update, enable and remove', async () => {
     const keyFile = join(dir, 'new.key');
     writeFileSync(keyFile, 'second-key-from-file-9876\n');
-    const updated = await cli(['restreams', 'update', stream.id, id, '--key-file', keyFile, '--name', 'renamed', '--server', 'rtmps://backup.example/app']);
+    const updated = await cli([
+      'restreams',
+      'update',
+      stream.id,
+      id,
+      '--key-file',
+      keyFile,
+      '--name',
+      'renamed',
+      '--server',
+      'rtmps://backup.example/app',
+    ]);
     expect(updated.code, updated.stderr).toBe(0);
     expect(updated.stdout).toMatch(/name\s+renamed/);
     expect(updated.stdout).toMatch(/url\s+rtmps:\/\/backup\.example\/app/);

@@ -145,7 +145,10 @@ describe('a sharded room over real WebSockets', () => {
     const reactions = cs.map(() => 0);
     cs.forEach((c, i) => c.on('reactions', (r) => (reactions[i]! += r.like ?? 0)));
     for (const c of cs) await c.connect();
-    const info = (await (await fetch(`${stack.origin}/rooms/${room}`)).json()) as { direct: number; shards: Array<{ connections: number }> };
+    const info = (await (await fetch(`${stack.origin}/rooms/${room}`)).json()) as {
+      direct: number;
+      shards: Array<{ connections: number }>;
+    };
     expect(info.direct).toBe(2);
     expect(info.shards.map((s) => s.connections)).toEqual([3, 3, 3]);
     await until(() => cs.every((c) => c.state?.presence.count === 11), 5000, 'presence 11');

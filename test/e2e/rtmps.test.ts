@@ -28,7 +28,14 @@ let publisher: ChildProcess | undefined;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-rtmps-'));
   cert = ensureSelfSignedCertificate(join(dir, 'tls'));
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: 'e2e-ingest-secret', rtmps: cert, logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    rtmps: cert,
+    logger: log,
+  });
   await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
   stream = await stack.createStream({ title: 'rtmps', ladder: LADDER });
 });
@@ -40,10 +47,14 @@ afterAll(async () => {
 });
 
 describe('RTMPS ingest end to end', () => {
-  it('a new stream is handed the node\'s rtmps:// URL beside its rtmp:// one', () => {
+  it("a new stream is handed the node's rtmps:// URL beside its rtmp:// one", () => {
     const node = stack.nodes[0]!;
     expect(node.rtmpsUrl).toMatch(/^rtmps:\/\/127\.0\.0\.1:\d+\/live$/);
-    expect(stream.ingest).toMatchObject({ rtmp: `${node.rtmpUrl}/${stream.streamKey}`, rtmps: `${node.rtmpsUrl}/${stream.streamKey}`, nodeId: node.nodeId });
+    expect(stream.ingest).toMatchObject({
+      rtmp: `${node.rtmpUrl}/${stream.streamKey}`,
+      rtmps: `${node.rtmpsUrl}/${stream.streamKey}`,
+      nodeId: node.nodeId,
+    });
   });
 
   it('ffmpeg publishes over rtmps:// (certificate verified) and the stream plays as LL-HLS', async () => {
@@ -57,7 +68,12 @@ describe('RTMPS ingest end to end', () => {
     });
     const url = `${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`;
     const deadline = Date.now() + 60_000;
-    while (!(await fetch(url).then((r) => r.ok, () => false))) {
+    while (
+      !(await fetch(url).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline) throw new Error('no playlist within 60 s of publishing over RTMPS');
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -66,7 +82,11 @@ describe('RTMPS ingest end to end', () => {
     expect(samples).toHaveLength(15);
     expect(samples.at(-1)!.playlist.segments.length).toBeGreaterThanOrEqual(2);
     // An independent player decodes it.
-    const played = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '3', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'], { encoding: 'utf8', timeout: 60_000 });
+    const played = spawnSync(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '3', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(played.stderr.trim()).toBe('');
     expect(played.status).toBe(0);
     expect(publisher.exitCode).toBeNull();
@@ -93,9 +113,13 @@ describe('RTMPS ingest end to end', () => {
       if (Date.now() > deadline) throw new Error('the renewed certificate was not served');
       await new Promise((r) => setTimeout(r, 100));
     }
-    const before = (await (await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { ingestSession: { epoch: number } };
+    const before = (await (
+      await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+    ).json()) as { ingestSession: { epoch: number } };
     await new Promise((r) => setTimeout(r, 1500));
-    const after = (await (await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { status: string; ingestSession: { epoch: number; lastPushAt: string } };
+    const after = (await (
+      await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+    ).json()) as { status: string; ingestSession: { epoch: number; lastPushAt: string } };
     expect(after.status).toBe('live');
     expect(after.ingestSession.epoch).toBe(before.ingestSession.epoch);
     expect(Date.now() - Date.parse(after.ingestSession.lastPushAt)).toBeLessThan(1500);

@@ -30,7 +30,13 @@ let initLength: number;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-join-'));
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: SECRET, logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: SECRET,
+    logger: log,
+  });
   stream = await stack.createStream({ title: 'join', ladder: [RUNG] });
   const origin = new OriginClient({ baseUrl: stack.workerUrl, secret: SECRET });
   const lease = await origin.authorize(stream.streamKey, 'e2e-pusher');
@@ -50,7 +56,12 @@ beforeAll(async () => {
   await new Promise((resolve) => ladder.outputs[0]!.on('end', resolve));
   expect(await ladder.exited).toEqual({ code: 0, signal: null });
   ffmpegWrote = new Uint8Array(Buffer.concat(chunks));
-  const chunker = new CmafChunker({ startMsn: lease.startMsn, segmentTarget: lease.segmentTarget, partTarget: lease.partTarget, logger: log });
+  const chunker = new CmafChunker({
+    startMsn: lease.startMsn,
+    segmentTarget: lease.segmentTarget,
+    partTarget: lease.partTarget,
+    logger: log,
+  });
   const events: CmafChunkerEvent[] = [];
   for (const c of chunks) events.push(...chunker.push(c));
   events.push(...chunker.end());
@@ -61,16 +72,28 @@ beforeAll(async () => {
   // Pushed as a media node pushes them (ingest-session.ts): the segment push carries no bytes.
   const t0 = Date.now();
   await origin.push(lease.streamId, epoch, RUNG.name, 'init.mp4', init.bytes, {
-    kind: 'video', codecs: init.info.codecs, bandwidth: 700_000, averageBandwidth: 600_000, width: 640, height: 360, frameRate: FPS, renditions: [RUNG.name],
+    kind: 'video',
+    codecs: init.info.codecs,
+    bandwidth: 700_000,
+    averageBandwidth: 600_000,
+    width: 640,
+    height: 360,
+    frameRate: FPS,
+    renditions: [RUNG.name],
   });
   for (const e of events) {
     if (e.type === 'part') {
       await origin.push(lease.streamId, epoch, RUNG.name, `${e.msn}.${e.part}.m4s`, e.bytes, {
-        duration: Math.round(e.duration * 1e6) / 1e6, independent: e.independent, programDateTime: Math.round(t0 + e.startTime * 1000), ...(e.final ? { final: true } : {}),
+        duration: Math.round(e.duration * 1e6) / 1e6,
+        independent: e.independent,
+        programDateTime: Math.round(t0 + e.startTime * 1000),
+        ...(e.final ? { final: true } : {}),
       });
     } else if (e.type === 'segment') {
       await origin.push(lease.streamId, epoch, RUNG.name, `${e.msn}.m4s`, new Uint8Array(0), {
-        duration: Math.round(e.duration * 1e6) / 1e6, partCount: e.partCount, programDateTime: Math.round(t0 + e.startTime * 1000),
+        duration: Math.round(e.duration * 1e6) / 1e6,
+        partCount: e.partCount,
+        programDateTime: Math.round(t0 + e.startTime * 1000),
       });
     }
   }
@@ -115,10 +138,11 @@ describe('segments served from their parts', () => {
   it('Range requests on a segment answer the bytes ffmpeg wrote at that range', async () => {
     const seg = segments[1]!;
     const expected = writtenByFfmpeg(seg);
-    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/${RUNG.name}/${epoch}/${seg.msn}.m4s`, { headers: { range: 'bytes=100-1099' } });
+    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/${RUNG.name}/${epoch}/${seg.msn}.m4s`, {
+      headers: { range: 'bytes=100-1099' },
+    });
     expect(res.status).toBe(206);
     expect(res.headers.get('content-range')).toBe(`bytes 100-1099/${expected.byteLength}`);
     expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(expected.subarray(100, 1100)))).toBe(true);
   });
-
 });

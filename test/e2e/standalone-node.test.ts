@@ -36,7 +36,13 @@ beforeAll(async () => {
     mkdirSync(dirname(join(app, file)), { recursive: true });
     cpSync(join(ROOT, file), join(app, file));
   }
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: 'e2e-ingest-secret', logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    logger: log,
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -49,11 +55,17 @@ afterAll(async () => {
 it('installs with npm ci --omit=dev, without any development tool, then starts on Node 22, registers and takes a publish', async () => {
   // npm itself runs on Node 22 too (the engines field says which Node the project needs).
   const env = { ...process.env, PATH: `${dirname(NODE_22)}:${process.env.PATH}`, npm_config_update_notifier: 'false' };
-  const install = spawnSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: app, env, encoding: 'utf8', timeout: 240_000 });
+  const install = spawnSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], {
+    cwd: app,
+    env,
+    encoding: 'utf8',
+    timeout: 240_000,
+  });
   expect(install.status, install.stderr).toBe(0);
   const installed = readdirSync(join(app, 'node_modules')).filter((n) => !n.startsWith('.'));
   for (const runtime of ['hono', 'zod', 'jose', 'prom-client']) expect(installed).toContain(runtime);
-  for (const tool of ['wrangler', 'vitest', 'typescript', 'node', 'esbuild', 'playwright-core', '@cloudflare']) expect(installed).not.toContain(tool);
+  for (const tool of ['wrangler', 'vitest', 'typescript', 'node', 'esbuild', 'playwright-core', '@cloudflare'])
+    expect(installed).not.toContain(tool);
   const size = spawnSync('du', ['-sm', join(app, 'node_modules')], { encoding: 'utf8' }).stdout.split('\t')[0];
   log.info('installed the runtime dependencies', { packages: installed.length, megabytes: Number(size) });
 
@@ -79,16 +91,27 @@ it('installs with npm ci --omit=dev, without any development tool, then starts o
   await stack.waitForRegistry([stack.nodes[0]!.nodeId, 'standalone-1']);
 
   const stream = await stack.createStream({ title: 'standalone', ladder: LADDER });
-  publisher = startTestPublisher({ rtmpUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream.streamKey}`, width: 320, height: 180, clock: false });
+  publisher = startTestPublisher({
+    rtmpUrl: `rtmp://127.0.0.1:${rtmpPort}/live/${stream.streamKey}`,
+    width: 320,
+    height: 180,
+    clock: false,
+  });
   const url = `${stack.workerUrl}/live/${stream.id}/180p/index.m3u8`;
-  const playlist = await until('three segments from the standalone node', async () => {
-    const res = await fetch(url);
-    const pl = res.ok ? parsePlaylist(await res.text()) : null;
-    return pl && pl.segments.length >= 3 ? pl : null;
-  }, 60_000);
+  const playlist = await until(
+    'three segments from the standalone node',
+    async () => {
+      const res = await fetch(url);
+      const pl = res.ok ? parsePlaylist(await res.text()) : null;
+      return pl && pl.segments.length >= 3 ? pl : null;
+    },
+    60_000,
+  );
   expect(playlist.segments[0]!.map?.uri).toMatch(/init\.mp4$/);
   expect((await health(healthUrl)).sessions.map((s) => s.streamId)).toEqual([stream.id]);
   // It is the standalone node, not the stack's, that holds the stream's ingest session.
-  const info = (await (await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })).json()) as { ingestSession: { nodeId: string } | null };
+  const info = (await (
+    await fetch(`${stack.workerUrl}/api/streams/${stream.id}`, { headers: { authorization: `Bearer ${stack.adminToken}` } })
+  ).json()) as { ingestSession: { nodeId: string } | null };
   expect(info.ingestSession?.nodeId).toBe('standalone-1');
 });

@@ -32,7 +32,10 @@ let browser: TestBrowser;
 type TestPage = Page & { errors: string[] };
 /** The little of the DOM the page functions below use (this file is type-checked without the DOM's types). */
 interface PageDom {
-  document: { querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }>; querySelector(selector: string): PageVideo | null };
+  document: {
+    querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }>;
+    querySelector(selector: string): PageVideo | null;
+  };
 }
 interface PageVideo {
   currentTime: number;
@@ -40,7 +43,8 @@ interface PageVideo {
   readyState: number;
   seekable: { start(i: number): number };
 }
-const snapshot = (p: Page): Promise<PageSnapshot> => p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): PageSnapshot } }).__edgelive.snapshot());
+const snapshot = (p: Page): Promise<PageSnapshot> =>
+  p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): PageSnapshot } }).__edgelive.snapshot());
 
 async function open(path: string): Promise<TestPage> {
   const page = await browser.newPage({ width: 1280, height: 760 });
@@ -50,10 +54,23 @@ async function open(path: string): Promise<TestPage> {
 
 /** Waits until the page shows frames and its clock advances. */
 async function playing(page: Page, timeoutMs = 40_000): Promise<PageSnapshot> {
-  await waitInPage(page, () => (globalThis as unknown as { __edgelive?: { snapshot(): { firstFrameMs: number | null } } }).__edgelive?.snapshot().firstFrameMs != null, 'the first frame', timeoutMs);
+  await waitInPage(
+    page,
+    () =>
+      (globalThis as unknown as { __edgelive?: { snapshot(): { firstFrameMs: number | null } } }).__edgelive?.snapshot().firstFrameMs !=
+      null,
+    'the first frame',
+    timeoutMs,
+  );
   // Half a second of media played (within 20 s: a machine shared with other runs can starve a page).
   const a = await snapshot(page);
-  await expect.poll(async () => (await snapshot(page)).currentTime - a.currentTime, { timeout: 20_000, interval: 250, message: 'currentTime advances' }).toBeGreaterThan(0.5);
+  await expect
+    .poll(async () => (await snapshot(page)).currentTime - a.currentTime, {
+      timeout: 20_000,
+      interval: 250,
+      message: 'currentTime advances',
+    })
+    .toBeGreaterThan(0.5);
   return snapshot(page);
 }
 
@@ -72,7 +89,13 @@ const pageErrors = (p: TestPage) => p.errors.filter((e) => !/Failed to load reso
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-journey-'));
   mkdirSync(SHOTS, { recursive: true });
-  stack = await startStack({ persistDir: join(dir, 'state'), logDir: join(dir, 'logs'), adminToken: 'e2e-admin', ingestSecret: 'e2e-ingest-secret', logger: log });
+  stack = await startStack({
+    persistDir: join(dir, 'state'),
+    logDir: join(dir, 'logs'),
+    adminToken: 'e2e-admin',
+    ingestSecret: 'e2e-ingest-secret',
+    logger: log,
+  });
   stream = await stack.createStream({ title: 'Open Lab — live', ladder: LADDER });
   publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 640, height: 360, logDir: join(dir, 'logs') });
   browser = await launchBrowser();
@@ -100,10 +123,13 @@ describe('the front door', () => {
     expect(await home.title()).toBe('edgelive');
     // The listing is rebuilt at most every 5 s: a copy from before the stream went live may be shown first.
     await expect
-      .poll(async () => {
-        await home.reload();
-        return home.locator(`[data-testid="live-card"][data-stream="${stream.id}"]`).count();
-      }, { timeout: 20_000, interval: 1000 })
+      .poll(
+        async () => {
+          await home.reload();
+          return home.locator(`[data-testid="live-card"][data-stream="${stream.id}"]`).count();
+        },
+        { timeout: 20_000, interval: 1000 },
+      )
       .toBe(1);
     const card = home.locator(`[data-testid="live-card"][data-stream="${stream.id}"]`);
     expect(await card.getByTestId('watch-link').textContent()).toBe('Open Lab — live');
@@ -142,7 +168,9 @@ describe('interactions in step with the stream', () => {
   const pictureWhenShown = async (p: Page, selector: string, text: string, timeoutMs: number): Promise<{ pdt: number; at: number }> => {
     const handle = await p.waitForFunction(
       ([sel, t]) => {
-        const shown = Array.from((globalThis as unknown as PageDom).document.querySelectorAll(sel!)).some((el) => el.textContent?.includes(t!));
+        const shown = Array.from((globalThis as unknown as PageDom).document.querySelectorAll(sel!)).some((el) =>
+          el.textContent?.includes(t!),
+        );
         return shown ? (globalThis as unknown as { __edgelive: { snapshot(): { pdt: number } } }).__edgelive.snapshot().pdt : null;
       },
       [selector, text],
@@ -150,7 +178,12 @@ describe('interactions in step with the stream', () => {
     );
     return { pdt: (await handle.jsonValue()) as number, at: Date.now() };
   };
-  const isShown = (p: Page, selector: string, text: string) => p.evaluate(([sel, t]) => Array.from((globalThis as unknown as PageDom).document.querySelectorAll(sel!)).some((el) => el.textContent?.includes(t!)), [selector, text]);
+  const isShown = (p: Page, selector: string, text: string) =>
+    p.evaluate(
+      ([sel, t]) =>
+        Array.from((globalThis as unknown as PageDom).document.querySelectorAll(sel!)).some((el) => el.textContent?.includes(t!)),
+      [selector, text],
+    );
 
   /** The picture's program-date-time of a page now (ms). */
   const pictureOf = async (p: Page) => (await snapshot(p)).pdt!;
@@ -158,7 +191,9 @@ describe('interactions in step with the stream', () => {
   const holdBehind = async (p: Page) => {
     if ((await snapshot(p)).behindLiveSec > BEHIND_SEC - 2) return;
     await p.evaluate((sec) => {
-      const page = (globalThis as unknown as { __edgelive: { page: { player: { seek(t: number): void; video: { currentTime: number } } } } }).__edgelive.page;
+      const page = (
+        globalThis as unknown as { __edgelive: { page: { player: { seek(t: number): void; video: { currentTime: number } } } } }
+      ).__edgelive.page;
       page.player.seek(page.player.video.currentTime - sec);
     }, BEHIND_SEC);
     await playing(p);
@@ -172,12 +207,18 @@ describe('interactions in step with the stream', () => {
     behindOptedOut = await open(`/watch/${stream.id}?name=Cy&sync=0`);
     for (const p of [host, behind, behindOptedOut]) await playing(p);
     for (const p of [behind, behindOptedOut]) await holdBehind(p);
-    for (const p of [host, behind, behindOptedOut]) await expect.poll(() => p.getByTestId('chat-input').isEnabled(), { timeout: 20_000 }).toBe(true);
+    for (const p of [host, behind, behindOptedOut])
+      await expect.poll(() => p.getByTestId('chat-input').isEnabled(), { timeout: 20_000 }).toBe(true);
     await expect.poll(async () => (await snapshot(host)).role, { timeout: 10_000 }).toBe('host');
     for (const p of [behind, behindOptedOut]) {
       await holdBehind(p);
       const s = await snapshot(p);
-      log.info('held back', { url: p.url(), behindLiveSec: s.behindLiveSec, playbackRate: s.playbackRate, behindHostMs: (await pictureOf(host)) - s.pdt! });
+      log.info('held back', {
+        url: p.url(),
+        behindLiveSec: s.behindLiveSec,
+        playbackRate: s.playbackRate,
+        behindHostMs: (await pictureOf(host)) - s.pdt!,
+      });
       // It stays where the viewer put it: no catching up once they left the live edge.
       expect(s.playbackRate).toBe(1);
       expect(s.behindLiveSec).toBeGreaterThan(BEHIND_SEC - 2);
@@ -195,21 +236,36 @@ describe('interactions in step with the stream', () => {
     await form.locator('input').nth(1).fill('The flaky one');
     await form.locator('input').nth(2).fill('The slow one');
     await form.getByRole('button', { name: 'Start poll' }).click();
-    const pollPdt = (await waitInPage(host, () => (globalThis as unknown as { __edgelive: { page: { room: { state: { polls: Array<{ pdt?: number }> } } } } }).__edgelive.page.room.state.polls.at(-1)?.pdt, 'the poll in the host’s room state')) as number;
+    const pollPdt = (await waitInPage(
+      host,
+      () =>
+        (
+          globalThis as unknown as { __edgelive: { page: { room: { state: { polls: Array<{ pdt?: number }> } } } } }
+        ).__edgelive.page.room.state.polls.at(-1)?.pdt,
+      'the poll in the host’s room state',
+    )) as number;
     const selector = '.poll .poll-q';
     const q = 'Which bug do we fix live?';
     const optedOut = await pictureWhenShown(behindOptedOut, selector, q, 20_000);
     // The poll has reached every page by now; the viewer behind has not reached its moment: no poll.
     // (Picture and poll read in one evaluation: the rule is about both at the same instant.)
-    const then = await behind.evaluate(([sel, t]) => ({
-      shown: Array.from((globalThis as unknown as PageDom).document.querySelectorAll(sel!)).some((el) => el.textContent?.includes(t!)),
-      pdt: (globalThis as unknown as { __edgelive: { snapshot(): { pdt: number } } }).__edgelive.snapshot().pdt,
-    }), [selector, q]);
+    const then = await behind.evaluate(
+      ([sel, t]) => ({
+        shown: Array.from((globalThis as unknown as PageDom).document.querySelectorAll(sel!)).some((el) => el.textContent?.includes(t!)),
+        pdt: (globalThis as unknown as { __edgelive: { snapshot(): { pdt: number } } }).__edgelive.snapshot().pdt,
+      }),
+      [selector, q],
+    );
     const behindThen = then.pdt;
     expect(behindThen).toBeLessThan(pollPdt - 1000);
     expect(then.shown).toBe(false);
     const late = await pictureWhenShown(behind, selector, q, (BEHIND_SEC + 20) * 1000);
-    log.info('poll shown', { pollPdt, optedOut: optedOut.pdt - pollPdt, behindWhenOthers: behindThen - pollPdt, behind: late.pdt - pollPdt });
+    log.info('poll shown', {
+      pollPdt,
+      optedOut: optedOut.pdt - pollPdt,
+      behindWhenOthers: behindThen - pollPdt,
+      behind: late.pdt - pollPdt,
+    });
     // It appeared when the held-back page's picture reached the poll's moment (give or take one
     // check of the page and one evaluation across the DevTools protocol)…
     expect(late.pdt).toBeGreaterThanOrEqual(pollPdt);
@@ -233,7 +289,9 @@ describe('interactions in step with the stream', () => {
     if (behindThen < sentAt - 500) expect(await fire(behind)).toBe(before);
     const shownAt = await behind.waitForFunction(
       (n) => {
-        const s = (globalThis as unknown as { __edgelive: { snapshot(): { reactionsSeen: { fire?: number }; pdt: number } } }).__edgelive.snapshot();
+        const s = (
+          globalThis as unknown as { __edgelive: { snapshot(): { reactionsSeen: { fire?: number }; pdt: number } } }
+        ).__edgelive.snapshot();
         return (s.reactionsSeen.fire ?? 0) > n ? s.pdt : null;
       },
       before,
@@ -268,10 +326,16 @@ describe('interactions in step with the stream', () => {
       const viewer = await open(`/watch/${stream.id}?name=Dee`);
       await playing(viewer);
       await viewer.getByTestId('start-over').click();
-      await waitInPage(viewer, () => {
-        const s = (globalThis as unknown as { __edgelive: { snapshot(): { behindLiveSec: number; paused: boolean } } }).__edgelive.snapshot();
-        return s.behindLiveSec > 20 && !s.paused;
-      }, 'the start of the window');
+      await waitInPage(
+        viewer,
+        () => {
+          const s = (
+            globalThis as unknown as { __edgelive: { snapshot(): { behindLiveSec: number; paused: boolean } } }
+          ).__edgelive.snapshot();
+          return s.behindLiveSec > 20 && !s.paused;
+        },
+        'the start of the window',
+      );
       const start = await playing(viewer);
       const range = await viewer.evaluate(() => {
         const v = (globalThis as unknown as PageDom).document.querySelector('video')!;
@@ -302,10 +366,15 @@ describe('interactions in step with the stream', () => {
 
       const friend = await open(new URL(url).pathname);
       await expect.poll(() => friend.getByTestId('title').textContent(), { timeout: 15_000 }).toBe('The fix, live');
-      await waitInPage(friend, () => {
-        const v = (globalThis as unknown as PageDom).document.querySelector('video');
-        return !!v && v.currentTime > 1 && v.readyState >= 2;
-      }, 'the clip playing', 30_000);
+      await waitInPage(
+        friend,
+        () => {
+          const v = (globalThis as unknown as PageDom).document.querySelector('video');
+          return !!v && v.currentTime > 1 && v.readyState >= 2;
+        },
+        'the clip playing',
+        30_000,
+      );
       const duration = await friend.evaluate(() => (globalThis as unknown as PageDom).document.querySelector('video')!.duration);
       expect(duration).toBeGreaterThan(13);
       expect(duration).toBeLessThan(17);

@@ -32,7 +32,11 @@ let browser: TestBrowser;
 let whepBase: string;
 
 interface Health {
-  whep: { viewers: Array<{ id: string; state: string; videoPackets: number; audioPackets: number; firstKeyframeMs: number | null }>; maxViewers: number; counters: { offers: number; unauthorized: number; full: number; accepted: number } };
+  whep: {
+    viewers: Array<{ id: string; state: string; videoPackets: number; audioPackets: number; firstKeyframeMs: number | null }>;
+    maxViewers: number;
+    counters: { offers: number; unauthorized: number; full: number; accepted: number };
+  };
   webrtc: { peersCreated: number; peersOpen: number };
 }
 const health = async () => (await (await fetch(stack.transcoderHealthUrl)).json()) as Health;
@@ -41,7 +45,9 @@ type Status = { state: string; message: string | null; connectMs: number | null;
 type Hooks = { __edgelive?: { realtime?: { status(): Status }; snapshot(): { firstFrameMs: number | null; currentTime: number } } };
 
 /** In the page: what the WebRTC session received (getStats) and the received audio's level (Web Audio). */
-async function received(p: Page): Promise<{ framesDecoded: number; framesPresented: number; audioSamples: number; audioRms: number; currentTime: number; width: number }> {
+async function received(
+  p: Page,
+): Promise<{ framesDecoded: number; framesPresented: number; audioSamples: number; audioRms: number; currentTime: number; width: number }> {
   return p.evaluate(async () => {
     // The browser's types, as far as this probe uses them (the repository's tsconfig has no DOM).
     type Video = { currentTime: number; videoWidth: number; requestVideoFrameCallback(cb: () => void): number };
@@ -88,7 +94,14 @@ async function received(p: Page): Promise<{ framesDecoded: number; framesPresent
       audioRms = Math.max(audioRms, Math.sqrt(sum / buf.length));
     }
     await ctx.close();
-    return { framesDecoded, framesPresented: w.__presented!, audioSamples, audioRms, currentTime: video.currentTime, width: video.videoWidth };
+    return {
+      framesDecoded,
+      framesPresented: w.__presented!,
+      audioSamples,
+      audioRms,
+      currentTime: video.currentTime,
+      width: video.videoWidth,
+    };
   });
 }
 
@@ -124,7 +137,11 @@ beforeAll(async () => {
   await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
   whepBase = stack.nodes[0]!.whipUrl.replace(/\/whip$/, '/whep');
   stream = await stack.createStream({ title: 'Real time', ladder: LADDER, realtime: true, playback: { policy: 'signed' } });
-  const minted = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/playback-tokens`, { method: 'POST', headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' }, body: '{}' });
+  const minted = await fetch(`${stack.workerUrl}/api/streams/${stream.id}/playback-tokens`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
+    body: '{}',
+  });
   expect(minted.status).toBe(201);
   token = ((await minted.json()) as { token: string }).token;
   publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 640, height: 360, logDir: join(dir, 'logs') });
@@ -153,13 +170,27 @@ describe('WHEP playback end to end', () => {
   it('refuses a missing or bad playback token at the edge, and a forged ticket at the node, before any media path exists', async () => {
     const before = await health();
     const offer = 'v=0\r\n';
-    const none = await fetch(`${stack.workerUrl}/live/${stream.id}/whep`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer, redirect: 'manual' });
+    const none = await fetch(`${stack.workerUrl}/live/${stream.id}/whep`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: offer,
+      redirect: 'manual',
+    });
     expect([none.status, ((await none.json()) as { error: { code: string } }).error.code]).toEqual([401, 'token_required']);
-    const bad = await fetch(`${stack.workerUrl}/live/${stream.id}/whep?token=${token.slice(0, -6)}AAAAAA`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer, redirect: 'manual' });
+    const bad = await fetch(`${stack.workerUrl}/live/${stream.id}/whep?token=${token.slice(0, -6)}AAAAAA`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: offer,
+      redirect: 'manual',
+    });
     expect([bad.status, ((await bad.json()) as { error: { code: string } }).error.code]).toEqual([401, 'invalid_token']);
     // Straight to the node: a ticket not signed with the cluster secret, and none at all.
     const forged = await mintWhepTicket('not-the-cluster-secret', { sub: stream.id, exp: Math.floor(Date.now() / 1000) + 60 });
-    const atNode = await fetch(`${whepBase}/${stream.id}?ticket=${forged}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
+    const atNode = await fetch(`${whepBase}/${stream.id}?ticket=${forged}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: offer,
+    });
     expect([atNode.status, ((await atNode.json()) as { error: { code: string } }).error.code]).toEqual([401, 'invalid_ticket']);
     const bare = await fetch(`${whepBase}/${stream.id}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: offer });
     expect(bare.status).toBe(401);
@@ -172,11 +203,16 @@ describe('WHEP playback end to end', () => {
 
   it('a watch page in real-time mode plays the stream over WebRTC: frames decoded and presented, its clock advancing, the tone heard', async () => {
     first = await watchPage(`token=${token}&realtime=1`);
-    const on = (await waitInPage(first, () => {
-      const s = (globalThis as unknown as Hooks).__edgelive?.realtime?.status();
-      // 'unavailable' is also the state before the stream's info arrives: wait for a verdict.
-      return s && (s.state === 'on' || s.state === 'fallback' || s.message) ? s : null;
-    }, 'real-time mode to switch on', 60_000)) as Status;
+    const on = (await waitInPage(
+      first,
+      () => {
+        const s = (globalThis as unknown as Hooks).__edgelive?.realtime?.status();
+        // 'unavailable' is also the state before the stream's info arrives: wait for a verdict.
+        return s && (s.state === 'on' || s.state === 'fallback' || s.message) ? s : null;
+      },
+      'real-time mode to switch on',
+      60_000,
+    )) as Status;
     expect(on, JSON.stringify(on)).toMatchObject({ state: 'on', message: null });
     // Sent there by the edge: the session resource is on the node.
     expect(on.resource).toMatch(new RegExp(`^${whepBase}/sessions/[A-Za-z0-9_-]{22}$`));
@@ -190,7 +226,11 @@ describe('WHEP playback end to end', () => {
     expect(b.audioRms, 'the 1 kHz tone has energy').toBeGreaterThan(0.01);
     expect(b.width).toBe(640);
     // hls.js let go of the element; the page plays the WebRTC stream.
-    expect(await first.evaluate(() => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown } } } }).__edgelive.page.player.hls === null)).toBe(true);
+    expect(
+      await first.evaluate(
+        () => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown } } } }).__edgelive.page.player.hls === null,
+      ),
+    ).toBe(true);
     const h = await health();
     expect(h.whep.viewers).toEqual([expect.objectContaining({ state: 'connected' })]);
     expect(h.whep.viewers[0]!.videoPackets).toBeGreaterThan(50);
@@ -200,21 +240,45 @@ describe('WHEP playback end to end', () => {
   });
 
   it('past WHEP_MAX_VIEWERS the node answers 503 with Retry-After, and a second page plays LL-HLS by itself', async () => {
-    const edge = await fetch(`${stack.workerUrl}/live/${stream.id}/whep?token=${token}`, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: 'v=0\r\n' });
+    const edge = await fetch(`${stack.workerUrl}/live/${stream.id}/whep?token=${token}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: 'v=0\r\n',
+    });
     // fetch followed the 307 to the node (the offer resent), which is full.
     expect(edge.url.startsWith(`${whepBase}/${stream.id}?ticket=`)).toBe(true);
-    expect([edge.status, edge.headers.get('retry-after'), ((await edge.json()) as { error: { code: string } }).error.code]).toEqual([503, '10', 'at_capacity']);
+    expect([edge.status, edge.headers.get('retry-after'), ((await edge.json()) as { error: { code: string } }).error.code]).toEqual([
+      503,
+      '10',
+      'at_capacity',
+    ]);
     const second = await watchPage(`token=${token}&realtime=1`);
-    const fell = (await waitInPage(second, () => {
-      const s = (globalThis as unknown as Hooks).__edgelive?.realtime?.status();
-      return s && (s.state === 'on' || s.state === 'fallback' || s.message) ? s : null;
-    }, 'the second page to give up real time', 60_000)) as Status;
+    const fell = (await waitInPage(
+      second,
+      () => {
+        const s = (globalThis as unknown as Hooks).__edgelive?.realtime?.status();
+        return s && (s.state === 'on' || s.state === 'fallback' || s.message) ? s : null;
+      },
+      'the second page to give up real time',
+      60_000,
+    )) as Status;
     expect(fell.state).toBe('fallback');
     expect(fell.message).toMatch(/full/);
     expect(await second.locator('[data-testid="realtime"]').getAttribute('aria-pressed')).toBe('false');
-    await waitInPage(second, () => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot().firstFrameMs !== null, 'LL-HLS to show a frame', 30_000);
+    await waitInPage(
+      second,
+      () => (globalThis as unknown as Required<Hooks>).__edgelive.snapshot().firstFrameMs !== null,
+      'LL-HLS to show a frame',
+      30_000,
+    );
     await playsOn(second, 1, 'LL-HLS plays on the second page');
-    expect(await second.evaluate(() => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown; video: { srcObject: unknown } } } } }).__edgelive.page.player.video.srcObject)).toBeNull();
+    expect(
+      await second.evaluate(
+        () =>
+          (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown; video: { srcObject: unknown } } } } }).__edgelive.page
+            .player.video.srcObject,
+      ),
+    ).toBeNull();
     expect((await health()).whep.counters.full).toBeGreaterThanOrEqual(2);
     await second.close();
   });
@@ -222,7 +286,11 @@ describe('WHEP playback end to end', () => {
   it('switching real time off hands the element back to LL-HLS and frees the viewer on the node', async () => {
     await first.locator('[data-testid="realtime"]').click();
     await waitInPage(first, () => (globalThis as unknown as Hooks).__edgelive?.realtime?.status().state === 'off', 'real time off');
-    await waitInPage(first, () => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown } } } }).__edgelive.page.player.hls !== null, 'hls.js back');
+    await waitInPage(
+      first,
+      () => (globalThis as unknown as { __edgelive: { page: { player: { hls: unknown } } } }).__edgelive.page.player.hls !== null,
+      'hls.js back',
+    );
     await playsOn(first, 1, 'LL-HLS plays again');
     const deadline = Date.now() + 10_000;
     let h = await health();

@@ -67,7 +67,12 @@ async function newPublisherPage() {
   return page;
 }
 
-async function waitForPlaylist(url: string, test: (pl: ParsedPlaylist) => boolean, what: string, timeoutMs = 45_000): Promise<ParsedPlaylist> {
+async function waitForPlaylist(
+  url: string,
+  test: (pl: ParsedPlaylist) => boolean,
+  what: string,
+  timeoutMs = 45_000,
+): Promise<ParsedPlaylist> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const res = await fetch(url);
@@ -114,7 +119,11 @@ describe('WHIP ingest end to end', () => {
   it('answers the CORS preflight of a page of the Worker origin', async () => {
     const res = await fetch(`${whipUrl}/${stream.id}`, {
       method: 'OPTIONS',
-      headers: { origin: stack.workerUrl, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      headers: {
+        origin: stack.workerUrl,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe(stack.workerUrl);
@@ -127,7 +136,11 @@ describe('WHIP ingest end to end', () => {
     const page = await newPublisherPage();
     const offer = (await page.evaluate('whipOffer()')) as string;
     const before = await health();
-    const res = await fetch(`${whipUrl}/${stream.id}`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: 'Bearer sk_not_a_key' }, body: offer });
+    const res = await fetch(`${whipUrl}/${stream.id}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp', authorization: 'Bearer sk_not_a_key' },
+      body: offer,
+    });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
@@ -157,7 +170,9 @@ describe('WHIP ingest end to end', () => {
 
   it('a browser publishes over WHIP; ffmpeg and the watch page (hls.js) play the LL-HLS stream with H.264 video and AAC audio', async () => {
     const page = await newPublisherPage();
-    const result = (await page.evaluate(`whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`)) as {
+    const result = (await page.evaluate(
+      `whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`,
+    )) as {
       status: number;
       headers: Record<string, string | null>;
       answer?: string;
@@ -172,18 +187,40 @@ describe('WHIP ingest end to end', () => {
     expect(result.answer).toMatch(/a=rtpmap:\d+ H264\/90000/);
     expect(result.answer).toMatch(/a=rtpmap:\d+ opus\/48000/);
     expect(result.answer).not.toMatch(/VP8|VP9|AV1/);
-    await waitInPage(page, () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected', 'the WHIP peer connection', 20_000);
+    await waitInPage(
+      page,
+      () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected',
+      'the WHIP peer connection',
+      20_000,
+    );
 
-    const pl = await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => p.segments.length >= 3, '3 video segments');
+    const pl = await waitForPlaylist(
+      `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      (p) => p.segments.length >= 3,
+      '3 video segments',
+    );
     expect(pl.partInf?.partTarget).toBe(0.2);
     await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/audio/index.m3u8`, (p) => p.segments.length >= 3, '3 audio segments');
     const mv = await (await fetch(stream.playback.hls)).text();
     expect(mv).toMatch(/CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"/);
 
-    const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', stream.playback.hls], { encoding: 'utf8', timeout: 60_000 });
+    const probe = spawnSync(
+      'ffprobe',
+      ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', stream.playback.hls],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     const streams = (JSON.parse(probe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
-    expect(streams).toEqual(expect.arrayContaining([{ codec_type: 'video', codec_name: 'h264' }, { codec_type: 'audio', codec_name: 'aac' }]));
-    const play = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '3', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'], { encoding: 'utf8', timeout: 60_000 });
+    expect(streams).toEqual(
+      expect.arrayContaining([
+        { codec_type: 'video', codec_name: 'h264' },
+        { codec_type: 'audio', codec_name: 'aac' },
+      ]),
+    );
+    const play = spawnSync(
+      'ffmpeg',
+      ['-hide_banner', '-loglevel', 'error', '-i', stream.playback.hls, '-t', '3', '-map', '0:v:0', '-map', '0:a:0', '-f', 'null', '-'],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(play.stderr.trim()).toBe('');
     expect(play.status).toBe(0);
 
@@ -192,7 +229,12 @@ describe('WHIP ingest end to end', () => {
     await viewer.goto(stream.playback.watch);
     type Snap = { firstFrameMs: number | null; currentTime: number };
     const snap = () => viewer.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
-    await waitInPage(viewer, () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null, 'the watch page to show a frame', 30_000);
+    await waitInPage(
+      viewer,
+      () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null,
+      'the watch page to show a frame',
+      30_000,
+    );
     const t0 = (await snap()).currentTime;
     // Advancing by a second of media (within 15 s: this Chromium also encodes the publisher's camera).
     const deadline = Date.now() + 15_000;
@@ -218,10 +260,15 @@ describe('WHIP ingest end to end', () => {
     const id = whip[0]!.id;
     const url = `${whipUrl}/sessions/${id}`;
     const auth = { authorization: `Bearer ${stream.streamKey}`, 'content-type': 'application/trickle-ice-sdpfrag' };
-    const frag = 'a=ice-options:trickle\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 61999 typ host\r\na=end-of-candidates\r\n';
+    const frag =
+      'a=ice-options:trickle\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 61999 typ host\r\na=end-of-candidates\r\n';
     const trickle = await fetch(url, { method: 'PATCH', headers: auth, body: frag });
     expect(trickle.status).toBe(204);
-    const restart = await fetch(url, { method: 'PATCH', headers: { ...auth, 'if-match': '*' }, body: 'a=ice-ufrag:new1\r\na=ice-pwd:newpasswordnewpassword12\r\n' });
+    const restart = await fetch(url, {
+      method: 'PATCH',
+      headers: { ...auth, 'if-match': '*' },
+      body: 'a=ice-ufrag:new1\r\na=ice-pwd:newpasswordnewpassword12\r\n',
+    });
     expect(restart.status).toBe(422);
     expect(((await restart.json()) as { error: { code: string } }).error.code).toBe('ice_restart_unsupported');
     const stale = await fetch(url, { method: 'PATCH', headers: { ...auth, 'if-match': '"0000"' }, body: frag });
@@ -240,9 +287,16 @@ describe('WHIP ingest end to end', () => {
     const before = await health();
     const oldEpoch = before.whip[0]!.epoch;
     const page = await newPublisherPage();
-    const result = (await page.evaluate(`whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`)) as { status: number };
+    const result = (await page.evaluate(
+      `whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`,
+    )) as { status: number };
     expect(result.status).toBe(201);
-    await waitInPage(page, () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected', 'the second WHIP peer connection', 20_000);
+    await waitInPage(
+      page,
+      () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected',
+      'the second WHIP peer connection',
+      20_000,
+    );
     const deadline = Date.now() + 20_000;
     let h = await health();
     while ((h.whip.length !== 1 || h.sessions.length !== 1) && Date.now() < deadline) {
@@ -253,21 +307,36 @@ describe('WHIP ingest end to end', () => {
     expect(h.sessions).toEqual([expect.objectContaining({ streamId: stream.id, epoch: oldEpoch + 1, protocol: 'whip' })]);
     expect(h.webrtc.peersOpen).toBe(1);
     // The new epoch plays on after a discontinuity.
-    await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => {
-      const d = p.segments.findIndex((s) => s.discontinuity);
-      return d >= 0 && p.segments.length - d >= 2;
-    }, 'two segments of the new epoch');
+    await waitForPlaylist(
+      `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      (p) => {
+        const d = p.segments.findIndex((s) => s.discontinuity);
+        return d >= 0 && p.segments.length - d >= 2;
+      },
+      'two segments of the new epoch',
+    );
   });
 
   it('DELETE ends the session: the peer connection closes and the stream ends (ENDLIST)', async () => {
     const { whip } = await health();
-    const res = await fetch(`${whipUrl}/sessions/${whip[0]!.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${stream.streamKey}` } });
+    const res = await fetch(`${whipUrl}/sessions/${whip[0]!.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${stream.streamKey}` },
+    });
     expect(res.status).toBe(200);
     await res.body?.cancel();
-    const gone = await fetch(`${whipUrl}/sessions/${whip[0]!.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${stream.streamKey}` } });
+    const gone = await fetch(`${whipUrl}/sessions/${whip[0]!.id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${stream.streamKey}` },
+    });
     expect(gone.status).toBe(404);
     await gone.body?.cancel();
-    const ended = await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => p.endList === true, 'ENDLIST', 30_000);
+    const ended = await waitForPlaylist(
+      `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      (p) => p.endList === true,
+      'ENDLIST',
+      30_000,
+    );
     expect(ended.endList).toBe(true);
     const h = await health();
     expect(h.whip).toEqual([]);
@@ -277,22 +346,44 @@ describe('WHIP ingest end to end', () => {
 
   it('SIGTERM: the node closes the publisher peer connection, finishes the stream and exits 0', async () => {
     const page = await newPublisherPage();
-    const result = (await page.evaluate(`whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`)) as { status: number };
+    const result = (await page.evaluate(
+      `whipPublish(${JSON.stringify(`${whipUrl}/${stream.id}`)}, ${JSON.stringify(stream.streamKey)})`,
+    )) as { status: number };
     expect(result.status).toBe(201);
-    await waitInPage(page, () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected', 'the WHIP peer connection', 20_000);
+    await waitInPage(
+      page,
+      () => (globalThis as unknown as { whipState(): string }).whipState() === 'connected',
+      'the WHIP peer connection',
+      20_000,
+    );
     // Generous: on a loaded 2-core machine the new epoch's first segment can take a while.
-    await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => !p.endList && p.segments.length > 0, 'the stream live again', 90_000);
+    await waitForPlaylist(
+      `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      (p) => !p.endList && p.segments.length > 0,
+      'the stream live again',
+      90_000,
+    );
     const node = stack.transcoder;
     const exit = new Promise<number | null>((resolve) => node.once('exit', (code) => resolve(code)));
     node.kill('SIGTERM');
     expect(await exit).toBe(0);
     // The browser learns it from the DTLS close, not from a timeout.
-    const state = await waitInPage(page, () => {
-      const s = (globalThis as unknown as { whipState(): string }).whipState();
-      return s !== 'connected' ? s : null;
-    }, 'the browser to see the connection closed', 10_000);
+    const state = await waitInPage(
+      page,
+      () => {
+        const s = (globalThis as unknown as { whipState(): string }).whipState();
+        return s !== 'connected' ? s : null;
+      },
+      'the browser to see the connection closed',
+      10_000,
+    );
     expect(['closed', 'disconnected', 'failed']).toContain(state);
-    const ended = await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`, (p) => p.endList === true, 'ENDLIST', 30_000);
+    const ended = await waitForPlaylist(
+      `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
+      (p) => p.endList === true,
+      'ENDLIST',
+      30_000,
+    );
     expect(ended.endList).toBe(true);
     await page.close();
   });

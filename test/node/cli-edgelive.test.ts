@@ -49,7 +49,10 @@ describe('sign (offline)', () => {
   }
 
   async function check(token: string, pair: GeneratedKeyPair) {
-    return new PlaybackTokenVerifier().verify(token, { loadKey: async () => ({ status: 'active', publicJwk: pair.publicJwk }), now: Date.UTC(2026, 10, 21, 12, 0, 0) });
+    return new PlaybackTokenVerifier().verify(token, {
+      loadKey: async () => ({ status: 'active', publicJwk: pair.publicJwk }),
+      now: Date.UTC(2026, 10, 21, 12, 0, 0),
+    });
   }
 
   it('signs a token from a JWK key file without any network call', async () => {
@@ -58,14 +61,24 @@ describe('sign (offline)', () => {
     expect(r.code).toBe(0);
     expect(r.calls).toEqual([]);
     const v = await check(r.out.trim(), pair);
-    expect(v).toMatchObject({ ok: true, kid: pair.kid, claims: { sub: 'st1', exp: Date.UTC(2026, 10, 21, 12, 10, 0) / 1000, allowCountries: ['DE'] } });
+    expect(v).toMatchObject({
+      ok: true,
+      kid: pair.kid,
+      claims: { sub: 'st1', exp: Date.UTC(2026, 10, 21, 12, 10, 0) / 1000, allowCountries: ['DE'] },
+    });
   });
 
   it('signs from a PEM key with --kid, and from the saved answer of keys create', async () => {
     const pair = await generateSigningKeyPair();
-    const pem = await run(['sign', '--key', await keyFile(pair, pair.privateKeyPem), '--kid', pair.kid, '--stream', 'st1', '--nbf', '1795262500'], {});
+    const pem = await run(
+      ['sign', '--key', await keyFile(pair, pair.privateKeyPem), '--kid', pair.kid, '--stream', 'st1', '--nbf', '1795262500'],
+      {},
+    );
     expect(await check(pem.out.trim(), pair)).toMatchObject({ ok: false, rejection: { code: 'token_not_yet_valid' } });
-    const saved = await run(['sign', '--key', await keyFile(pair, JSON.stringify({ kid: pair.kid, privateJwk: pair.privateJwk })), '--stream', 'st1', '--json'], {});
+    const saved = await run(
+      ['sign', '--key', await keyFile(pair, JSON.stringify({ kid: pair.kid, privateJwk: pair.privateJwk })), '--stream', 'st1', '--json'],
+      {},
+    );
     const out = JSON.parse(saved.out) as { token: string; kid: string; expiresAt: string };
     expect(out).toMatchObject({ kid: pair.kid, streamId: 'st1', expiresAt: '2026-11-21T13:00:00.000Z' });
     expect((await check(out.token, pair)).ok).toBe(true);
@@ -124,7 +137,9 @@ describe('usage errors, exit 2, before any request', () => {
     const r = await run(['clips', 'show', 'cl1', '--json', '--url', 'http://127.0.0.1:9/']);
     expect(r.code).toBe(1);
     expect(r.calls).toEqual(['http://127.0.0.1:9/api/clips/cl1']);
-    expect(JSON.parse(r.err)).toEqual({ error: { code: 'unreachable', message: 'cannot reach http://127.0.0.1:9: no network in this test' } });
+    expect(JSON.parse(r.err)).toEqual({
+      error: { code: 'unreachable', message: 'cannot reach http://127.0.0.1:9: no network in this test' },
+    });
   });
 });
 
@@ -138,11 +153,27 @@ describe('help and version', () => {
       expect(flat).toContain(` ${[c.name, c.synopsis].filter(Boolean).join(' ')} ${c.summary} `);
     }
     for (const line of r.out.split('\n')) expect(line.length, line).toBeLessThanOrEqual(100);
-    for (const group of ['Streams', 'Clips', 'Recordings', 'Webhooks', 'Rooms', 'Signing keys', 'Transcoders', 'Offline']) expect(r.out).toContain(`\n${group}\n`);
+    for (const group of ['Streams', 'Clips', 'Recordings', 'Webhooks', 'Rooms', 'Signing keys', 'Transcoders', 'Offline'])
+      expect(r.out).toContain(`\n${group}\n`);
     expect((await run([])).code).toBe(2);
     // The issue's list: clips and exports, recordings, webhooks, rooms.
     const names = COMMANDS.map((c) => c.name);
-    for (const n of ['clips create', 'clips export', 'clips download', 'recordings list', 'recordings show', 'webhooks create', 'webhooks list', 'webhooks test', 'webhooks deliveries', 'rooms token', 'rooms mute', 'rooms ban', 'rooms settings', 'rooms stats']) {
+    for (const n of [
+      'clips create',
+      'clips export',
+      'clips download',
+      'recordings list',
+      'recordings show',
+      'webhooks create',
+      'webhooks list',
+      'webhooks test',
+      'webhooks deliveries',
+      'rooms token',
+      'rooms mute',
+      'rooms ban',
+      'rooms settings',
+      'rooms stats',
+    ]) {
       expect(names).toContain(n);
     }
   });

@@ -15,7 +15,14 @@ import { LadderProcess } from '../../transcoder-node/ladder.ts';
 import type { LadderRung } from '../../transcoder-node/ladder.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { BoxError, concatBytes, iterateBoxes } from '../../core/cmaf/boxes.ts';
-import { ClipEncodingChanged, FragmentInterleaver, MOVIE_TIMESCALE, muxClip, type ClipSegmentSource, type ClipTiming } from '../../core/cmaf/clip-mp4.ts';
+import {
+  ClipEncodingChanged,
+  FragmentInterleaver,
+  MOVIE_TIMESCALE,
+  muxClip,
+  type ClipSegmentSource,
+  type ClipTiming,
+} from '../../core/cmaf/clip-mp4.ts';
 import { cutClip, type ClipSegment } from '../../core/live/clip-cut.ts';
 import { defaultExportRendition, exportContentDisposition, exportRenditions, exportTracks } from '../../core/contracts/clip-export.ts';
 import type { LadderRung as StreamRung } from '../../core/contracts/stream-config.ts';
@@ -51,7 +58,8 @@ async function mux(tracks: TrackSource[], timing: ClipTiming): Promise<Uint8Arra
 
 const VIDEO_TS = 15360;
 const AUDIO_TS = 48000;
-const frames = (n: number, syncFirst: boolean, size = 100): SampleSpec[] => Array.from({ length: n }, (_, i) => ({ duration: 512, size: size + i, sync: syncFirst && i === 0 }));
+const frames = (n: number, syncFirst: boolean, size = 100): SampleSpec[] =>
+  Array.from({ length: n }, (_, i) => ({ duration: 512, size: size + i, sync: syncFirst && i === 0 }));
 /** Where the hand-built audio starts: 9.96 s, 40 ms before the video's 10 s. */
 const AUDIO_START = 478_080;
 const audioFrames = (n: number): SampleSpec[] => Array.from({ length: n }, () => ({ duration: 1024, size: 40, sync: true }));
@@ -59,21 +67,29 @@ const audioFrames = (n: number): SampleSpec[] => Array.from({ length: n }, () =>
 /** A 1 s video segment at `second` on the timeline: five 6-frame parts, the first with a keyframe. */
 function videoSegment(second: number, seq: number, parts = 5): Uint8Array {
   const out: Uint8Array[] = [];
-  for (let p = 0; p < parts; p++) out.push(fragment({ sequence: seq + p, decodeTime: second * VIDEO_TS + p * 6 * 512, samples: frames(6, p === 0), tag: 0x76 }));
+  for (let p = 0; p < parts; p++)
+    out.push(fragment({ sequence: seq + p, decodeTime: second * VIDEO_TS + p * 6 * 512, samples: frames(6, p === 0), tag: 0x76 }));
   return concatBytes(...out);
 }
 
 /** Audio parts of 9 frames (0.192 s) starting at `startTick`. */
 function audioSegment(startTick: number, seq: number, parts = 5): Uint8Array {
   const out: Uint8Array[] = [];
-  for (let p = 0; p < parts; p++) out.push(fragment({ sequence: seq + p, decodeTime: startTick + p * 9 * 1024, samples: audioFrames(9), tag: 0x61 }));
+  for (let p = 0; p < parts; p++)
+    out.push(fragment({ sequence: seq + p, decodeTime: startTick + p * 9 * 1024, samples: audioFrames(9), tag: 0x61 }));
   return concatBytes(...out);
 }
 
 describe('muxClip on hand-built fragments', () => {
-  const video = () => ({ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [videoSegment(10, 1), videoSegment(11, 6), videoSegment(12, 11)] });
+  const video = () => ({
+    init: initSegment({ kind: 'video', timescale: VIDEO_TS }),
+    segments: [videoSegment(10, 1), videoSegment(11, 6), videoSegment(12, 11)],
+  });
   // Audio segments start 40 ms before the video's (they close on the 192 ms audio-part grid).
-  const audio = () => ({ init: initSegment({ kind: 'audio', timescale: AUDIO_TS }), segments: [0, 1, 2].map((k) => audioSegment(AUDIO_START + k * 45 * 1024, 1 + 5 * k)) });
+  const audio = () => ({
+    init: initSegment({ kind: 'audio', timescale: AUDIO_TS }),
+    segments: [0, 1, 2].map((k) => audioSegment(AUDIO_START + k * 45 * 1024, 1 + 5 * k)),
+  });
 
   it('a regular MP4: ftyp, mdat, moov with a trak per track (ids 1, 2), tables and no mvex, edit lists at the start part', async () => {
     const file = await mux([video(), audio()], { startOffset: 0.4, duration: 2.2 });
@@ -106,7 +122,9 @@ describe('muxClip on hand-built fragments', () => {
     mp4.tracks.forEach((track, t) => {
       for (const s of track.samples) {
         // Each sample's bytes are its tag and its source decode time: the one the tables give it.
-        expect(file.subarray(s.offset, s.offset + s.size)).toEqual(samplePayload(t === 0 ? 0x76 : 0x61, BigInt(origin[t]! + s.dts), s.size));
+        expect(file.subarray(s.offset, s.offset + s.size)).toEqual(
+          samplePayload(t === 0 ? 0x76 : 0x61, BigInt(origin[t]! + s.dts), s.size),
+        );
       }
     });
     expect(mp4.tracks.map((t) => t.samples.at(-1)!.dts)).toEqual([89 * 512, 134 * 1024]);
@@ -150,8 +168,14 @@ describe('muxClip on hand-built fragments', () => {
       { duration: 512, size: 12, sync: false, cto: 0 },
       { duration: 512, size: 13, sync: false, cto: 0 },
     ];
-    const seg = concatBytes(fragment({ sequence: 1, decodeTime: 0, samples, runs: 2 }), fragment({ sequence: 2, decodeTime: 2048, samples: frames(3, false), runs: 1 }));
-    const file = await mux([{ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [seg] }], { startOffset: 0, duration: 7 * 512 / VIDEO_TS });
+    const seg = concatBytes(
+      fragment({ sequence: 1, decodeTime: 0, samples, runs: 2 }),
+      fragment({ sequence: 2, decodeTime: 2048, samples: frames(3, false), runs: 1 }),
+    );
+    const file = await mux([{ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [seg] }], {
+      startOffset: 0,
+      duration: (7 * 512) / VIDEO_TS,
+    });
     const mp4 = readMp4(file);
     const t = mp4.tracks[0]!;
     expect(t.boxes).toEqual(['stsd', 'stts', 'ctts', 'stss', 'stsc', 'stsz', 'stco']);
@@ -167,8 +191,14 @@ describe('muxClip on hand-built fragments', () => {
   });
 
   it('boxes before a fragment (styp, from CMAF chunks) are dropped; a segment cut after a part is whole fragments', async () => {
-    const seg = concatBytes(fragment({ sequence: 1, decodeTime: 0, samples: frames(6, true), styp: true }), fragment({ sequence: 2, decodeTime: 3072, samples: frames(6, false), styp: true }));
-    const file = await mux([{ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [seg] }], { startOffset: 0, duration: 0.4 });
+    const seg = concatBytes(
+      fragment({ sequence: 1, decodeTime: 0, samples: frames(6, true), styp: true }),
+      fragment({ sequence: 2, decodeTime: 3072, samples: frames(6, false), styp: true }),
+    );
+    const file = await mux([{ init: initSegment({ kind: 'video', timescale: VIDEO_TS }), segments: [seg] }], {
+      startOffset: 0,
+      duration: 0.4,
+    });
     expect(readMp4(file).tracks[0]!.samples).toHaveLength(12);
     expect(new TextDecoder().decode(file)).not.toContain('styp');
   });
@@ -201,7 +231,8 @@ describe('muxClip on hand-built fragments', () => {
 
 function indexOfBox(bytes: Uint8Array, type: string): number {
   const t = Array.from(type, (c) => c.charCodeAt(0));
-  for (let i = 4; i + 4 <= bytes.byteLength; i++) if (bytes[i] === t[0] && bytes[i + 1] === t[1] && bytes[i + 2] === t[2] && bytes[i + 3] === t[3]) return i - 4;
+  for (let i = 4; i + 4 <= bytes.byteLength; i++)
+    if (bytes[i] === t[0] && bytes[i + 1] === t[1] && bytes[i + 2] === t[2] && bytes[i + 3] === t[3]) return i - 4;
   return -1;
 }
 
@@ -252,7 +283,9 @@ describe('the export contract', () => {
     expect(exportContentDisposition('Tor! "Müller" 1:0', 'cl1', '720p', false)).toBe(
       `attachment; filename="Tor_ _Muller_ 1_0-720p.mp4"; filename*=UTF-8''Tor!%20%22M%C3%BCller%22%201%3A0-720p.mp4`,
     );
-    expect(exportContentDisposition('⚽⚽', 'cl1', '720p', false)).toBe(`attachment; filename="cl1-720p.mp4"; filename*=UTF-8''%E2%9A%BD%E2%9A%BD-720p.mp4`);
+    expect(exportContentDisposition('⚽⚽', 'cl1', '720p', false)).toBe(
+      `attachment; filename="cl1-720p.mp4"; filename*=UTF-8''%E2%9A%BD%E2%9A%BD-720p.mp4`,
+    );
   });
 });
 
@@ -335,7 +368,11 @@ function cutTrack(name: string, startMs: number, endMs: number) {
 }
 
 async function framemd5(file: string, stream: 'v' | 'a'): Promise<Array<{ duration: number; hash: string }>> {
-  const { stdout } = await run('ffmpeg', ['-hide_banner', '-v', 'error', '-i', file, '-map', `0:${stream}:0`, '-fps_mode', 'passthrough', '-f', 'framemd5', '-'], { maxBuffer: 32 * 1024 * 1024 });
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-hide_banner', '-v', 'error', '-i', file, '-map', `0:${stream}:0`, '-fps_mode', 'passthrough', '-f', 'framemd5', '-'],
+    { maxBuffer: 32 * 1024 * 1024 },
+  );
   return stdout
     .split('\n')
     .filter((l) => l && !l.startsWith('#'))
@@ -346,8 +383,19 @@ async function framemd5(file: string, stream: 'v' | 'a'): Promise<Array<{ durati
 }
 
 async function ffprobe(file: string) {
-  const { stdout } = await run('ffprobe', ['-v', 'error', '-show_entries', 'format=duration,start_time:stream=codec_type,codec_name,start_time,duration', '-of', 'json', file]);
-  return JSON.parse(stdout) as { format: { duration: string; start_time: string }; streams: Array<{ codec_type: string; codec_name: string; start_time: string; duration: string }> };
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-show_entries',
+    'format=duration,start_time:stream=codec_type,codec_name,start_time,duration',
+    '-of',
+    'json',
+    file,
+  ]);
+  return JSON.parse(stdout) as {
+    format: { duration: string; start_time: string };
+    streams: Array<{ codec_type: string; codec_name: string; start_time: string; duration: string }>;
+  };
 }
 
 describe('a clip of the real ladder (ffmpeg 5.1 output), remuxed and checked by ffprobe and ffmpeg', () => {
@@ -355,7 +403,7 @@ describe('a clip of the real ladder (ffmpeg 5.1 output), remuxed and checked by 
   const START_MS = 1450;
   const END_MS = 4500;
 
-  it('video + audio: both streams, the clip\'s duration, and exactly its frames from the start part\'s first one', async () => {
+  it("video + audio: both streams, the clip's duration, and exactly its frames from the start part's first one", async () => {
     const v = cutTrack('240p', START_MS, END_MS);
     const a = cutTrack('audio', START_MS, END_MS);
     expect([v.cut.startOffset, v.cut.duration]).toEqual([0.4, 3.2]);
@@ -391,7 +439,7 @@ describe('a clip of the real ladder (ffmpeg 5.1 output), remuxed and checked by 
     expect(Math.abs(seconds - 3.2)).toBeLessThanOrEqual(1024 / 48000 + 1e-9);
   });
 
-  it('audio only: one AAC stream of the clip\'s duration (an .m4a)', async () => {
+  it("audio only: one AAC stream of the clip's duration (an .m4a)", async () => {
     const a = cutTrack('audio', START_MS, END_MS);
     const file = join(dir, 'clip.m4a');
     await writeFile(file, await mux([a.source], { startOffset: a.cut.startOffset, duration: a.cut.duration }));

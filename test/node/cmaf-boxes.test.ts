@@ -48,7 +48,10 @@ describe('BoxReader', () => {
       ['free', 8, 8],
     ]);
     expect(Buffer.concat(whole.map((b) => b.bytes)).equals(Buffer.from(stream))).toBe(true);
-    const bytewise = readAll(new BoxReader(), Array.from(stream, (_, i) => stream.subarray(i, i + 1)));
+    const bytewise = readAll(
+      new BoxReader(),
+      Array.from(stream, (_, i) => stream.subarray(i, i + 1)),
+    );
     expect(bytewise).toEqual(whole);
     for (const cut of [1, 7, 8, 9, 15, 16, 17, 28, 335, 336, 337, 351]) {
       expect(readAll(new BoxReader(), [stream.subarray(0, cut), stream.subarray(cut)])).toEqual(whole);
@@ -115,7 +118,10 @@ describe('BoxReader', () => {
 });
 
 describe('walking child boxes', () => {
-  const tree = box('moov', concat(box('mvhd', payload(100)), box('trak', concat(box('tkhd', payload(84)), box('mdia', box('mdhd', payload(24)))))));
+  const tree = box(
+    'moov',
+    concat(box('mvhd', payload(100)), box('trak', concat(box('tkhd', payload(84)), box('mdia', box('mdhd', payload(24)))))),
+  );
 
   it('finds children and paths', () => {
     const moov = viewBox(tree);

@@ -13,8 +13,6 @@ import { recordingLogger } from '../support/recording-logger.ts';
 
 const run = promisify(execFile);
 
-
-
 /** A one-rung ladder (160x90 video, 30 fps, 200 ms parts) to stdout; extra args go before the output. */
 async function encode(seconds: number, segmentTarget: number, movflagsExtra = ''): Promise<Uint8Array> {
   const args = buildLadderArgs({
@@ -99,8 +97,28 @@ describe('segments close together with their final part (keyframesOnGrid, PH-01/
       [8, 1, 5],
       [9, 0.5, 3],
     ]);
-    const order = events.map((e) => (e.type === 'part' ? `${e.msn}.${e.part}${e.final ? '!' : ''}` : e.type === 'segment' ? `S${e.msn}` : e.type));
-    expect(order).toEqual(['init', '7.0', '7.1', '7.2', '7.3', '7.4!', 'S7', '8.0', '8.1', '8.2', '8.3', '8.4!', 'S8', '9.0', '9.1', '9.2', 'S9']);
+    const order = events.map((e) =>
+      e.type === 'part' ? `${e.msn}.${e.part}${e.final ? '!' : ''}` : e.type === 'segment' ? `S${e.msn}` : e.type,
+    );
+    expect(order).toEqual([
+      'init',
+      '7.0',
+      '7.1',
+      '7.2',
+      '7.3',
+      '7.4!',
+      'S7',
+      '8.0',
+      '8.1',
+      '8.2',
+      '8.3',
+      '8.4!',
+      'S8',
+      '9.0',
+      '9.1',
+      '9.2',
+      'S9',
+    ]);
     // The part after each final one is part 0 of the next MSN, and independent: what the hint names.
     for (const [i, p] of parts.entries()) if (p.final) expect(parts[i + 1]).toMatchObject({ msn: p.msn + 1, part: 0, independent: true });
     expect(chunker.stats.gridMisses).toBe(0);
@@ -244,7 +262,9 @@ describe('delivery', () => {
       throw new Error('listener bug');
     });
     const returned = [...chunker.push(stream), ...chunker.end()];
-    expect(seen).toEqual(returned.map((e) => (e.type === 'part' ? `part ${e.msn}.${e.part}` : e.type === 'segment' ? `segment ${e.msn}` : e.type)));
+    expect(seen).toEqual(
+      returned.map((e) => (e.type === 'part' ? `part ${e.msn}.${e.part}` : e.type === 'segment' ? `segment ${e.msn}` : e.type)),
+    );
     expect(logger.lines.filter((l) => l.msg === 'cmaf chunker listener threw')).toHaveLength(3);
 
     const errors: Error[] = [];
@@ -257,7 +277,11 @@ describe('delivery', () => {
   it('cmafEvents reads a stream through a chunker; a failing source becomes an error event', async () => {
     const collect = async (source: AsyncIterable<Uint8Array>) => {
       const out: CmafChunkerEvent[] = [];
-      for await (const e of cmafEvents(source, new CmafChunker({ startMsn: 7, segmentTarget: 1, partTarget: 0.2, logger: recordingLogger() }))) out.push(e);
+      for await (const e of cmafEvents(
+        source,
+        new CmafChunker({ startMsn: 7, segmentTarget: 1, partTarget: 0.2, logger: recordingLogger() }),
+      ))
+        out.push(e);
       return out;
     };
     const pieces = Array.from({ length: Math.ceil(stream.byteLength / 1000) }, (_, i) => stream.subarray(i * 1000, (i + 1) * 1000));

@@ -14,7 +14,18 @@ const run = promisify(execFile);
 async function ffmpegFmp4(args: string[]): Promise<Uint8Array> {
   const { stdout } = await run(
     'ffmpeg',
-    ['-hide_banner', '-v', 'error', '-nostdin', ...args, '-f', 'mp4', '-movflags', '+frag_keyframe+empty_moov+default_base_moof+skip_trailer', 'pipe:1'],
+    [
+      '-hide_banner',
+      '-v',
+      'error',
+      '-nostdin',
+      ...args,
+      '-f',
+      'mp4',
+      '-movflags',
+      '+frag_keyframe+empty_moov+default_base_moof+skip_trailer',
+      'pipe:1',
+    ],
     { encoding: 'buffer', maxBuffer: 16 * 1024 * 1024 },
   );
   return new Uint8Array(stdout);
@@ -41,8 +52,20 @@ async function ffprobe(bytes: Uint8Array): Promise<Record<string, string>> {
 describe('parseInit on real ffmpeg output', () => {
   it('HEVC (libx265, hvc1): hvc1.<profile>.<compat>.L<level>.<constraints> from hvcC', async () => {
     const bytes = await ffmpegFmp4([
-      '-f', 'lavfi', '-i', 'testsrc2=size=128x72:rate=10', '-t', '0.3',
-      '-c:v', 'libx265', '-preset', 'ultrafast', '-x265-params', 'log-level=error', '-tag:v', 'hvc1',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=128x72:rate=10',
+      '-t',
+      '0.3',
+      '-c:v',
+      'libx265',
+      '-preset',
+      'ultrafast',
+      '-x265-params',
+      'log-level=error',
+      '-tag:v',
+      'hvc1',
     ]);
     const probe = await ffprobe(bytes);
     const [track] = parseInit(bytes).tracks;
@@ -53,7 +76,9 @@ describe('parseInit on real ffmpeg output', () => {
   });
 
   it('Opus is `opus`; mono 44.1 kHz AAC is mp4a.40.2 with 1 channel at 44100 Hz', async () => {
-    const opus = parseInit(await ffmpegFmp4(['-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '0.2', '-c:a', 'libopus', '-b:a', '32k']));
+    const opus = parseInit(
+      await ffmpegFmp4(['-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', '0.2', '-c:a', 'libopus', '-b:a', '32k']),
+    );
     expect(opus.tracks[0]).toMatchObject({ kind: 'audio', handler: 'soun', sampleEntry: 'Opus', codec: 'opus', channels: 1 });
     const aac = parseInit(await ffmpegFmp4(['-f', 'lavfi', '-i', 'sine=sample_rate=44100', '-t', '0.2', '-c:a', 'aac', '-ac', '1']));
     expect(aac.tracks[0]).toMatchObject({ kind: 'audio', codec: 'mp4a.40.2', channels: 1, sampleRate: 44100, timescale: 44100 });
@@ -153,33 +178,62 @@ const six = (flags?: number) => Array.from({ length: 6 }, () => (flags === undef
 
 describe('parseFragment: INDEPENDENT from the first sample flags (LLHLS.md §3.3 step 5)', () => {
   it('trun first_sample_flags come first, even over per-sample flags and the tfhd default', () => {
-    const f = parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: NON_SYNC, firstSampleFlags: SYNC, samples: six(NON_SYNC) }), videoInit());
+    const f = parseFragment(
+      moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: NON_SYNC, firstSampleFlags: SYNC, samples: six(NON_SYNC) }),
+      videoInit(),
+    );
     expect(f).toMatchObject({ sequenceNumber: 42, independent: true });
     expect(f.trafs[0]!.firstSampleFlags).toBe(SYNC);
   });
 
   it('then the first per-sample flags', () => {
     const sync = [{ flags: SYNC }, ...six(NON_SYNC).slice(1)];
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: NON_SYNC, samples: sync }), videoInit()).independent).toBe(true);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: NON_SYNC, samples: sync }), videoInit()).independent,
+    ).toBe(true);
     const nonSync = [{ flags: NON_SYNC }, { flags: SYNC }];
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: SYNC, samples: nonSync }), videoInit()).independent).toBe(false);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: SYNC, samples: nonSync }), videoInit()).independent,
+    ).toBe(false);
   });
 
   it('then the tfhd default_sample_flags, then the trex default', () => {
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: SYNC, samples: six() }), videoInit({ sampleFlags: NON_SYNC })).independent).toBe(true);
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: NON_SYNC, samples: six() }), videoInit({ sampleFlags: SYNC })).independent).toBe(false);
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, samples: six() }), videoInit({ sampleFlags: NON_SYNC })).independent).toBe(false);
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, samples: six() }), videoInit({ sampleFlags: SYNC })).independent).toBe(true);
+    expect(
+      parseFragment(
+        moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: SYNC, samples: six() }),
+        videoInit({ sampleFlags: NON_SYNC }),
+      ).independent,
+    ).toBe(true);
+    expect(
+      parseFragment(
+        moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, defaultFlags: NON_SYNC, samples: six() }),
+        videoInit({ sampleFlags: SYNC }),
+      ).independent,
+    ).toBe(false);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, samples: six() }), videoInit({ sampleFlags: NON_SYNC }))
+        .independent,
+    ).toBe(false);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, samples: six() }), videoInit({ sampleFlags: SYNC })).independent,
+    ).toBe(true);
   });
 
   it('sync means is_non_sync_sample = 0, whatever the other bits say', () => {
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 1, firstSampleFlags: 0, samples: six() }), videoInit()).independent).toBe(true);
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 1, firstSampleFlags: 0x00010000, samples: six() }), videoInit()).independent).toBe(false);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 1, firstSampleFlags: 0, samples: six() }), videoInit()).independent,
+    ).toBe(true);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 1, firstSampleFlags: 0x00010000, samples: six() }), videoInit())
+        .independent,
+    ).toBe(false);
   });
 
   it('audio-only fragments are always independent; with video present, video decides', () => {
     const audioInit: InitInfo = { majorBrand: 'iso5', compatibleBrands: [], tracks: [track(1, 'audio', 48000)] };
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 1024, defaultFlags: NON_SYNC, samples: six() }), audioInit).independent).toBe(true);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 1024, defaultFlags: NON_SYNC, samples: six() }), audioInit).independent,
+    ).toBe(true);
 
     const muxed: InitInfo = { majorBrand: 'iso5', compatibleBrands: [], tracks: [track(1, 'audio', 48000), track(2, 'video', 15360)] };
     const f = parseFragment(
@@ -198,13 +252,17 @@ describe('parseFragment: start time and duration', () => {
   it('per-sample durations, else the tfhd default, else the trex default', () => {
     const perSample = [1000, 2000, 3000].map((duration) => ({ duration }));
     expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 9, samples: perSample }), videoInit()).durationTicks).toBe(6000);
-    expect(parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, samples: six() }), videoInit({ sampleDuration: 7 })).durationTicks).toBe(18000);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 0n, defaultDuration: 3000, samples: six() }), videoInit({ sampleDuration: 7 })).durationTicks,
+    ).toBe(18000);
     const f = parseFragment(moof({ trackId: 1, tfdt: 0n, samples: six() }), videoInit({ sampleDuration: 1500 }));
     expect([f.durationTicks, f.duration]).toEqual([9000, 0.1]);
   });
 
   it('tfdt version 0 (32-bit) and version 1 (64-bit) give baseMediaDecodeTime and startTime in seconds', () => {
-    expect(parseFragment(moof({ trackId: 1, tfdt: 450000n, tfdtVersion: 0, defaultDuration: 3000, samples: six() }), videoInit()).startTime).toBe(5);
+    expect(
+      parseFragment(moof({ trackId: 1, tfdt: 450000n, tfdtVersion: 0, defaultDuration: 3000, samples: six() }), videoInit()).startTime,
+    ).toBe(5);
     const big = 90000n * 100000n; // ≈ 27.8 hours: past 2^32 ticks
     const f = parseFragment(moof({ trackId: 1, tfdt: big, defaultDuration: 3000, samples: six() }), videoInit());
     expect([f.baseMediaDecodeTime, f.startTime]).toEqual([Number(big), 100000]);
@@ -214,7 +272,11 @@ describe('parseFragment: start time and duration', () => {
     expect(() => parseFragment(moof({ trackId: 9, tfdt: 0n, samples: six() }), videoInit())).toThrow(/does not declare/);
     const noTfdt = box('moof', box('mfhd', u32(0, 1)), box('traf', box('tfhd', u32(0x020000, 1)), box('trun', u32(0, 0))));
     expect(() => parseFragment(noTfdt, videoInit())).toThrow(/no tfdt/);
-    const lying = box('moof', box('mfhd', u32(0, 1)), box('traf', box('tfhd', u32(0x020000, 1)), box('tfdt', u32(0, 0)), box('trun', u32(0x100, 0x7fffffff))));
+    const lying = box(
+      'moof',
+      box('mfhd', u32(0, 1)),
+      box('traf', box('tfhd', u32(0x020000, 1)), box('tfdt', u32(0, 0)), box('trun', u32(0x100, 0x7fffffff))),
+    );
     expect(() => parseFragment(lying, videoInit())).toThrow(/declares 2147483647 samples/);
     expect(() => parseFragment(box('mdat'), videoInit())).toThrow(/expected moof/);
   });

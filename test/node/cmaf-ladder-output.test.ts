@@ -195,7 +195,10 @@ describe('init info', () => {
       expect(r.init.info.codecs).toMatch(new RegExp(`^avc1\\.64[0-9a-f]{2}${level}$`));
       expect(mux!.timescale).toBe(r.init.info.timescale);
     }
-    expect(video().map((r) => [r.init.info.width, r.init.info.height])).toEqual([[640, 360], [426, 240]]);
+    expect(video().map((r) => [r.init.info.width, r.init.info.height])).toEqual([
+      [640, 360],
+      [426, 240],
+    ]);
 
     const a = audio();
     const probe = await ffprobeStream(a.file);
@@ -259,12 +262,23 @@ describe('segments', () => {
 
   it('with keyframesOnGrid (as the session runs it) each segment closes with its final part, same segments', () => {
     for (const r of all()) {
-      const c = new CmafChunker({ startMsn: START_MSN, segmentTarget: SEGMENT_TARGET, partTarget: PART_TARGET, keyframesOnGrid: true, logger: quiet });
+      const c = new CmafChunker({
+        startMsn: START_MSN,
+        segmentTarget: SEGMENT_TARGET,
+        partTarget: PART_TARGET,
+        keyframesOnGrid: true,
+        logger: quiet,
+      });
       const events = [...r.chunks.flatMap((b) => c.push(b)), ...c.end()];
-      expect(events.filter((e): e is CmafSegmentEvent => e.type === 'segment'), r.rung.name).toEqual(r.segments);
+      expect(
+        events.filter((e): e is CmafSegmentEvent => e.type === 'segment'),
+        r.rung.name,
+      ).toEqual(r.segments);
       expect(c.stats.gridMisses, r.rung.name).toBe(0);
       // The segment event comes right after its final part, so the origin can hint part 0 of the next MSN.
-      const finals = events.flatMap((e, i) => (e.type === 'part' && e.final ? [[e.msn, events[i + 1]!.type === 'segment' && (events[i + 1] as CmafSegmentEvent).msn]] : []));
+      const finals = events.flatMap((e, i) =>
+        e.type === 'part' && e.final ? [[e.msn, events[i + 1]!.type === 'segment' && (events[i + 1] as CmafSegmentEvent).msn]] : [],
+      );
       // (The last one too when the media ends on the grid, as this 4 s input does for video.)
       const closed = r.segments.map((s) => [s.msn, s.msn]);
       expect(finals, r.rung.name).toEqual(r.rung.kind === 'video' ? closed : closed.slice(0, finals.length));
@@ -272,7 +286,7 @@ describe('segments', () => {
     }
   });
 
-  it('EXTINF is the sum of the segment\'s part durations', () => {
+  it("EXTINF is the sum of the segment's part durations", () => {
     for (const r of all()) {
       for (const s of r.segments) {
         const sum = r.parts.filter((p) => p.msn === s.msn).reduce((n, p) => n + p.duration, 0);
@@ -335,7 +349,18 @@ describe('PART-07 and timestamps', () => {
     const r = video()[0]!;
     const file = join(dir, 'rejoined.mp4');
     await writeFile(file, Buffer.concat([r.init.bytes, ...r.segments.map((s) => s.bytes)]));
-    const { stdout, stderr } = await run('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0', file]);
+    const { stdout, stderr } = await run('ffprobe', [
+      '-v',
+      'error',
+      '-count_frames',
+      '-select_streams',
+      'v:0',
+      '-show_entries',
+      'stream=nb_read_frames',
+      '-of',
+      'csv=p=0',
+      file,
+    ]);
     expect(stderr).toBe('');
     expect(stdout.trim()).toBe(String(SECONDS * FPS));
   });
@@ -350,7 +375,7 @@ describe('split independence', () => {
     });
   }
 
-  it('the chunker gives identical output for ffmpeg\'s own chunks, one whole buffer, 1-byte and random-sized pieces', () => {
+  it("the chunker gives identical output for ffmpeg's own chunks, one whole buffer, 1-byte and random-sized pieces", () => {
     for (const r of all()) {
       const reference = summary(r.events);
       expect(summary(chunk(r.whole))).toEqual(reference);

@@ -11,7 +11,27 @@ import { ROOT } from '../../scripts/local-stack.ts';
 /** Packages the core may import: pure, and running unchanged in workerd, Node and browsers. */
 const CORE_PACKAGES = new Set(['zod', 'zod/mini', 'jose']);
 /** Globals that exist on one platform only (workerd, Node, the DOM); Web-standard ones (crypto.subtle, TextEncoder) are fine. */
-const PLATFORM_GLOBALS = new Set(['caches', 'DurableObject', 'DurableObjectState', 'DurableObjectNamespace', 'R2Bucket', 'D1Database', 'KVNamespace', 'WebSocketPair', 'HTMLRewriter', 'ExecutionContext', 'Buffer', 'process', '__dirname', '__filename', 'require', 'window', 'document', 'navigator', 'localStorage']);
+const PLATFORM_GLOBALS = new Set([
+  'caches',
+  'DurableObject',
+  'DurableObjectState',
+  'DurableObjectNamespace',
+  'R2Bucket',
+  'D1Database',
+  'KVNamespace',
+  'WebSocketPair',
+  'HTMLRewriter',
+  'ExecutionContext',
+  'Buffer',
+  'process',
+  '__dirname',
+  '__filename',
+  'require',
+  'window',
+  'document',
+  'navigator',
+  'localStorage',
+]);
 
 interface Violation {
   file: string;
@@ -28,7 +48,11 @@ function sourceFiles(dir: string): string[] {
 /** Every module specifier a file imports or re-exports, static or dynamic. */
 export function importSpecifiers(source: string): string[] {
   const specs: string[] = [];
-  const patterns = [/(?:^|[;\s])(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g, /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g, /(?:^|[;\s])import\s*['"]([^'"]+)['"]/g];
+  const patterns = [
+    /(?:^|[;\s])(?:import|export)\b[^'";]*?\bfrom\s*['"]([^'"]+)['"]/g,
+    /\bimport\s*\(\s*['"]([^'"]+)['"]\s*\)/g,
+    /(?:^|[;\s])import\s*['"]([^'"]+)['"]/g,
+  ];
   for (const re of patterns) for (const m of source.matchAll(re)) specs.push(m[1]!);
   return specs;
 }
@@ -44,10 +68,25 @@ function platformGlobalsUsed(file: string, source: string): string[] {
   const used: ts.Identifier[] = [];
   const visit = (node: ts.Node): void => {
     const name = (node as { name?: ts.Node }).name;
-    if (name && ts.isIdentifier(name) && (ts.isDeclarationStatement(node) || ts.isVariableDeclaration(node) || ts.isParameter(node) || ts.isBindingElement(node) || ts.isImportSpecifier(node) || ts.isImportClause(node) || ts.isNamespaceImport(node))) declared.add(name.text);
+    if (
+      name &&
+      ts.isIdentifier(name) &&
+      (ts.isDeclarationStatement(node) ||
+        ts.isVariableDeclaration(node) ||
+        ts.isParameter(node) ||
+        ts.isBindingElement(node) ||
+        ts.isImportSpecifier(node) ||
+        ts.isImportClause(node) ||
+        ts.isNamespaceImport(node))
+    )
+      declared.add(name.text);
     if (ts.isIdentifier(node) && PLATFORM_GLOBALS.has(node.text)) {
       const p = node.parent;
-      const isPropertyName = (ts.isPropertyAccessExpression(p) && p.name === node) || (ts.isQualifiedName(p) && p.right === node) || ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p)) && p.name === node);
+      const isPropertyName =
+        (ts.isPropertyAccessExpression(p) && p.name === node) ||
+        (ts.isQualifiedName(p) && p.right === node) ||
+        ((ts.isPropertyAssignment(p) || ts.isPropertyDeclaration(p) || ts.isPropertySignature(p) || ts.isMethodDeclaration(p)) &&
+          p.name === node);
       if (!isPropertyName) used.push(node);
     }
     ts.forEachChild(node, visit);
@@ -93,7 +132,8 @@ export function workerViolations(file: string, source: string): Violation[] {
   for (const spec of importSpecifiers(source)) {
     if (!spec.startsWith('.')) continue;
     const target = relative(ROOT, resolve(ROOT, dirname(file), spec));
-    if (target.startsWith('durable-objects/')) out.push({ file, rule: 'the Worker reaches an object only through core/contracts', detail: spec });
+    if (target.startsWith('durable-objects/'))
+      out.push({ file, rule: 'the Worker reaches an object only through core/contracts', detail: spec });
   }
   return out;
 }
@@ -110,7 +150,8 @@ export function objectViolations(file: string, source: string, read: (file: stri
     const target = relative(ROOT, resolve(ROOT, dirname(file), spec));
     if (!target.startsWith('workers/')) continue;
     if (target === 'workers/env.ts' && m[2]) continue;
-    if (/\bD1Database\b|\.DB\b|\.prepare\(/.test(read(target))) out.push({ file, rule: 'an object imports no Worker module that touches D1', detail: spec });
+    if (/\bD1Database\b|\.DB\b|\.prepare\(/.test(read(target)))
+      out.push({ file, rule: 'an object imports no Worker module that touches D1', detail: spec });
   }
   return out;
 }
@@ -151,13 +192,35 @@ describe('the core boundary', () => {
       'core uses no platform globals: Buffer',
       'core uses no platform globals: DurableObject',
     ]);
-    expect(coreViolations('core/contracts/example.ts', "// Buffer in a comment is fine\nimport { z } from 'zod';\nconst s = 'process';\nclass W { readonly window: number; constructor(window = 32) { this.window = window; } }")).toEqual([]);
-    expect(layerViolations('transcoder-node/x.ts', "import { a } from '../workers/routes/ingest.ts';\nimport { b } from '../core/contracts/object-keys.ts';").map((v) => v.detail)).toEqual(['../workers/routes/ingest.ts']);
-    expect(workerViolations('workers/routes/x.ts', "import type { IngestPush } from '../../durable-objects/stream-state.ts';\nimport { a } from '../../core/contracts/stream-rpc.ts';").map((v) => v.detail)).toEqual(['../../durable-objects/stream-state.ts']);
-    const files: Record<string, string> = { 'workers/vod-catalog.ts': 'export async function f(db: D1Database) {}', 'workers/websocket-answers.ts': 'export function g() {}' };
+    expect(
+      coreViolations(
+        'core/contracts/example.ts',
+        "// Buffer in a comment is fine\nimport { z } from 'zod';\nconst s = 'process';\nclass W { readonly window: number; constructor(window = 32) { this.window = window; } }",
+      ),
+    ).toEqual([]);
+    expect(
+      layerViolations(
+        'transcoder-node/x.ts',
+        "import { a } from '../workers/routes/ingest.ts';\nimport { b } from '../core/contracts/object-keys.ts';",
+      ).map((v) => v.detail),
+    ).toEqual(['../workers/routes/ingest.ts']);
+    expect(
+      workerViolations(
+        'workers/routes/x.ts',
+        "import type { IngestPush } from '../../durable-objects/stream-state.ts';\nimport { a } from '../../core/contracts/stream-rpc.ts';",
+      ).map((v) => v.detail),
+    ).toEqual(['../../durable-objects/stream-state.ts']);
+    const files: Record<string, string> = {
+      'workers/vod-catalog.ts': 'export async function f(db: D1Database) {}',
+      'workers/websocket-answers.ts': 'export function g() {}',
+    };
     const read = (f: string) => files[f] ?? '';
-    const objectSource = "import type { Env } from '../workers/env.ts';\nimport { newRecordingId } from '../workers/vod-catalog.ts';\nimport { g } from '../workers/websocket-answers.ts';\nimport { Env as E } from '../workers/env.ts';";
+    const objectSource =
+      "import type { Env } from '../workers/env.ts';\nimport { newRecordingId } from '../workers/vod-catalog.ts';\nimport { g } from '../workers/websocket-answers.ts';\nimport { Env as E } from '../workers/env.ts';";
     files['workers/env.ts'] = 'export interface Env { DB: D1Database }';
-    expect(objectViolations('durable-objects/x.ts', objectSource, read).map((v) => v.detail)).toEqual(['../workers/vod-catalog.ts', '../workers/env.ts']);
+    expect(objectViolations('durable-objects/x.ts', objectSource, read).map((v) => v.detail)).toEqual([
+      '../workers/vod-catalog.ts',
+      '../workers/env.ts',
+    ]);
   });
 });

@@ -25,7 +25,9 @@ describe('gap segments', () => {
     const changes = fillGaps(model, 4, ctx(model));
     expect(changes.map((c) => c.kind)).toEqual(['segment', 'window', 'segment', 'window']);
     const a = renditionOf(model, 'a');
-    expect(a.window.slice().map((s) => [s.msn, s.gap, s.duration, s.discontinuity, s.dsn, s.epoch, s.programDateTime - seg(1).programDateTime])).toEqual([
+    expect(
+      a.window.slice().map((s) => [s.msn, s.gap, s.duration, s.discontinuity, s.dsn, s.epoch, s.programDateTime - seg(1).programDateTime]),
+    ).toEqual([
       [1, false, 1, false, 0, 1, 0],
       [2, true, 1, false, 0, 1, 1000],
       [3, true, 0.8, true, 1, 1, 2000],
@@ -38,13 +40,21 @@ describe('gap segments', () => {
   it('takes MSNs older than every other window from the stored DVR index, and stops where nothing has them', () => {
     const model = modelWith({ v: [seg(4)], a: [seg(1)] });
     const asked: number[] = [];
-    fillGaps(model, 5, ctx(model, (msn, except) => {
-      asked.push(msn);
-      expect(except).toBe('a');
-      return msn === 2 ? { duration: 0.6, programDateTime: 7, discontinuity: false } : null;
-    }));
+    fillGaps(
+      model,
+      5,
+      ctx(model, (msn, except) => {
+        asked.push(msn);
+        expect(except).toBe('a');
+        return msn === 2 ? { duration: 0.6, programDateTime: 7, discontinuity: false } : null;
+      }),
+    );
     expect(asked).toEqual([2, 3]);
-    expect(renditionOf(model, 'a').window.slice().map((s) => [s.msn, s.gap, s.duration])).toEqual([
+    expect(
+      renditionOf(model, 'a')
+        .window.slice()
+        .map((s) => [s.msn, s.gap, s.duration]),
+    ).toEqual([
       [1, false, 1],
       [2, true, 0.6],
     ]);
@@ -98,7 +108,13 @@ describe('closing an epoch abruptly', () => {
     // Closed meanwhile (by its own push): not reported, nor changed.
     renditionOf(model, 'a').window.closeLast(0.4);
     expect(found.next().done).toBe(true);
-    expect(closeAssembled(first.rs, first.segment, 2, 0.2 + 0.2000001)).toEqual({ kind: 'close', rendition: 'v', msn: 2, duration: 0.4, partCount: 2 });
+    expect(closeAssembled(first.rs, first.segment, 2, 0.2 + 0.2000001)).toEqual({
+      kind: 'close',
+      rendition: 'v',
+      msn: 2,
+      duration: 0.4,
+      partCount: 2,
+    });
     expect(first.segment).toMatchObject({ duration: 0.4, partCount: 2 });
     expect(first.segment.parts).toHaveLength(2);
     expect(closeAssembled(first.rs, first.segment, 1, 0.2)).toBeNull();

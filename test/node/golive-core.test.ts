@@ -2,13 +2,29 @@
 // offer, the reconnection back-off, takeover against reconnection, and the elapsed time.
 import { describe, expect, it } from 'vitest';
 import { publishTokenKey, signPublishToken, withPublishSession } from '../../core/auth/publish-token.ts';
-import { afterConnectionLost, formatElapsed, goLiveRefusal, parseGoLiveUrl, preferH264, reconnectDelayMs } from '../../core/player/golive.ts';
+import {
+  afterConnectionLost,
+  formatElapsed,
+  goLiveRefusal,
+  parseGoLiveUrl,
+  preferH264,
+  reconnectDelayMs,
+} from '../../core/player/golive.ts';
 
-const token = await signPublishToken({ streamId: 'stA', expiresAt: 4_000_000_000, nonce: 'nnnnnnnnnnnnnnnn', use: 'session' }, await publishTokenKey('root', 'hash'));
+const token = await signPublishToken(
+  { streamId: 'stA', expiresAt: 4_000_000_000, nonce: 'nnnnnnnnnnnnnnnn', use: 'session' },
+  await publishTokenKey('root', 'hash'),
+);
 
 describe('parseGoLiveUrl', () => {
   it('reads the stream from the path and the token from the fragment', () => {
-    expect(parseGoLiveUrl(`https://live.test/golive/stA#token=${token}`)).toEqual({ streamId: 'stA', token, sessionBound: true, problem: null, replaceUrl: null });
+    expect(parseGoLiveUrl(`https://live.test/golive/stA#token=${token}`)).toEqual({
+      streamId: 'stA',
+      token,
+      sessionBound: true,
+      problem: null,
+      replaceUrl: null,
+    });
   });
 
   it('takes a token in the query too, and moves it into the fragment', () => {
@@ -22,7 +38,9 @@ describe('parseGoLiveUrl', () => {
     expect(parseGoLiveUrl('https://live.test/golive/stA').problem).toBe('no-token');
     expect(parseGoLiveUrl('https://live.test/golive/stA#token=sk_the_stream_key').problem).toBe('malformed-token');
     // A session is the page's own to add, never part of a link.
-    expect(parseGoLiveUrl(`https://live.test/golive/stA#token=${withPublishSession(token, 'sssssssssssssssssss')}`).problem).toBe('malformed-token');
+    expect(parseGoLiveUrl(`https://live.test/golive/stA#token=${withPublishSession(token, 'sssssssssssssssssss')}`).problem).toBe(
+      'malformed-token',
+    );
     const wrong = parseGoLiveUrl(`https://live.test/golive/stB#token=${token}`);
     expect(wrong).toMatchObject({ problem: 'wrong-stream', token: null });
     expect(goLiveRefusal(wrong.problem!).title).toBe('This link is for another stream');
@@ -39,7 +57,9 @@ describe('preferH264', () => {
       { mimeType: 'video/H264', clockRate: 90000, sdpFmtpLine: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f' },
       { mimeType: 'video/AV1', clockRate: 90000 },
     ];
-    const order = preferH264(codecs).map((c) => `${c.mimeType} ${/profile-level-id=(\w+)/.exec(c.sdpFmtpLine ?? '')?.[1] ?? ''} ${/packetization-mode=(\d)/.exec(c.sdpFmtpLine ?? '')?.[1] ?? ''}`.trim());
+    const order = preferH264(codecs).map((c) =>
+      `${c.mimeType} ${/profile-level-id=(\w+)/.exec(c.sdpFmtpLine ?? '')?.[1] ?? ''} ${/packetization-mode=(\d)/.exec(c.sdpFmtpLine ?? '')?.[1] ?? ''}`.trim(),
+    );
     expect(order).toEqual(['video/H264 42e01f 1', 'video/H264 640c1f 1', 'video/VP8', 'video/rtx', 'video/H264 42e01f 0', 'video/AV1']);
   });
 });

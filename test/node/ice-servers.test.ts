@@ -17,18 +17,39 @@ import { iceServersFor } from '../../workers/ice-servers.ts';
 describe('ICE configuration', () => {
   it('always has STUN, and TURN only when a service is configured', () => {
     expect(readIceConfig({})).toEqual({ stunUrls: DEFAULT_STUN_URLS, turn: null });
-    expect(readIceConfig({ STUN_URLS: 'stun:a.example:3478, stun:b.example:19302' }).stunUrls).toEqual(['stun:a.example:3478', 'stun:b.example:19302']);
+    expect(readIceConfig({ STUN_URLS: 'stun:a.example:3478, stun:b.example:19302' }).stunUrls).toEqual([
+      'stun:a.example:3478',
+      'stun:b.example:19302',
+    ]);
     // Not STUN URLs, or not URLs at all: ignored, and the default stays.
     expect(readIceConfig({ STUN_URLS: 'turn:x.example, http://nope, ' }).stunUrls).toEqual(DEFAULT_STUN_URLS);
     expect(readIceConfig({ TURN_URLS: 'turn:t.example:3478' }).turn).toBeNull(); // no secret
-    expect(readIceConfig({ TURN_URLS: 'turn:t.example:3478?transport=udp,turns:t.example:5349,stun:s', TURN_SECRET: 's3cret', TURN_TTL_SECONDS: '600' }).turn).toEqual({
+    expect(
+      readIceConfig({
+        TURN_URLS: 'turn:t.example:3478?transport=udp,turns:t.example:5349,stun:s',
+        TURN_SECRET: 's3cret',
+        TURN_TTL_SECONDS: '600',
+      }).turn,
+    ).toEqual({
       kind: 'coturn',
       urls: ['turn:t.example:3478?transport=udp', 'turns:t.example:5349'],
       secret: 's3cret',
       ttlSec: 600,
     });
-    const cf = readIceConfig({ TURN_URLS: 'turn:t.example', TURN_SECRET: 's', CLOUDFLARE_TURN_KEY_ID: 'kid', CLOUDFLARE_TURN_KEY_API_TOKEN: 'tok', TURN_TTL_SECONDS: '999999' });
-    expect(cf.turn).toEqual({ kind: 'cloudflare', keyId: 'kid', apiToken: 'tok', ttlSec: 172_800, apiBase: 'https://rtc.live.cloudflare.com/v1' });
+    const cf = readIceConfig({
+      TURN_URLS: 'turn:t.example',
+      TURN_SECRET: 's',
+      CLOUDFLARE_TURN_KEY_ID: 'kid',
+      CLOUDFLARE_TURN_KEY_API_TOKEN: 'tok',
+      TURN_TTL_SECONDS: '999999',
+    });
+    expect(cf.turn).toEqual({
+      kind: 'cloudflare',
+      keyId: 'kid',
+      apiToken: 'tok',
+      ttlSec: 172_800,
+      apiBase: 'https://rtc.live.cloudflare.com/v1',
+    });
     expect(readIceConfig({ TURN_URLS: 'turn:t', TURN_SECRET: 's', TURN_TTL_SECONDS: 'soon' }).turn?.ttlSec).toBe(DEFAULT_TURN_TTL_SEC);
   });
 });
@@ -42,11 +63,19 @@ describe('coturn credentials (TURN REST API, use-auth-secret)', () => {
   });
 
   it('are minted for the member and expire after the configured lifetime', async () => {
-    const a = await iceServersFor({ TURN_URLS: 'turn:t.example:3478', TURN_SECRET: 'k', TURN_TTL_SECONDS: '3600' }, 'member-a', 1_700_000_000);
+    const a = await iceServersFor(
+      { TURN_URLS: 'turn:t.example:3478', TURN_SECRET: 'k', TURN_TTL_SECONDS: '3600' },
+      'member-a',
+      1_700_000_000,
+    );
     expect(a).toEqual({
       iceServers: [
         { urls: DEFAULT_STUN_URLS },
-        { urls: ['turn:t.example:3478'], username: '1700003600:member-a', credential: createHmac('sha1', 'k').update('1700003600:member-a').digest('base64') },
+        {
+          urls: ['turn:t.example:3478'],
+          username: '1700003600:member-a',
+          credential: createHmac('sha1', 'k').update('1700003600:member-a').digest('base64'),
+        },
       ],
       ttlSec: 3600,
     });
@@ -55,7 +84,13 @@ describe('coturn credentials (TURN REST API, use-auth-secret)', () => {
 });
 
 describe('Cloudflare TURN', () => {
-  const key = { kind: 'cloudflare' as const, keyId: 'abc123', apiToken: 'tok', ttlSec: 86_400, apiBase: 'https://rtc.live.cloudflare.com/v1' };
+  const key = {
+    kind: 'cloudflare' as const,
+    keyId: 'abc123',
+    apiToken: 'tok',
+    ttlSec: 86_400,
+    apiBase: 'https://rtc.live.cloudflare.com/v1',
+  };
   // The answer as Cloudflare documents it (developers.cloudflare.com/realtime/turn/generate-credentials).
   const documented = {
     iceServers: [
@@ -78,7 +113,11 @@ describe('Cloudflare TURN', () => {
   it('asks for credentials with the TURN key as bearer and the lifetime in the body', () => {
     const { url, init } = cloudflareTurnRequest(key);
     expect(url).toBe('https://rtc.live.cloudflare.com/v1/turn/keys/abc123/credentials/generate-ice-servers');
-    expect(init).toEqual({ method: 'POST', headers: { authorization: 'Bearer tok', 'content-type': 'application/json' }, body: '{"ttl":86400}' });
+    expect(init).toEqual({
+      method: 'POST',
+      headers: { authorization: 'Bearer tok', 'content-type': 'application/json' },
+      body: '{"ttl":86400}',
+    });
   });
 
   it('reads the documented answer and drops port 53, which browsers refuse', () => {

@@ -2,18 +2,55 @@
 // core/auth/replay-guard.ts): the codecs grammar, the signature over every x-edgelive header,
 // and the nonce memory with its bounds.
 import { describe, expect, it } from 'vitest';
-import { CodecsSchema, HEADER_META, HEADER_NONCE, SIGNATURE_WINDOW_MS, signIngestRequest, verifyIngestRequest } from '../../core/contracts/ingest-protocol.ts';
+import {
+  CodecsSchema,
+  HEADER_META,
+  HEADER_NONCE,
+  SIGNATURE_WINDOW_MS,
+  signIngestRequest,
+  verifyIngestRequest,
+} from '../../core/contracts/ingest-protocol.ts';
 import { ReplayGuard, admitStored } from '../../core/auth/replay-guard.ts';
 
 describe('codecs (RFC 6381)', () => {
   it('takes the codec strings encoders write, alone or in a list', () => {
-    for (const c of ['avc1.64001f', 'avc1.4D401E', 'avc3.640028', 'hvc1.1.6.L93.B0', 'hev1.2.4.L120.90', 'av01.0.04M.08', 'vp09.00.10.08', 'mp4a.40.2', 'mp4a.40.5', 'ac-3', 'ec-3', 'Opus', 'fLaC', 'avc1.64001f,mp4a.40.2']) {
+    for (const c of [
+      'avc1.64001f',
+      'avc1.4D401E',
+      'avc3.640028',
+      'hvc1.1.6.L93.B0',
+      'hev1.2.4.L120.90',
+      'av01.0.04M.08',
+      'vp09.00.10.08',
+      'mp4a.40.2',
+      'mp4a.40.5',
+      'ac-3',
+      'ec-3',
+      'Opus',
+      'fLaC',
+      'avc1.64001f,mp4a.40.2',
+    ]) {
       expect(CodecsSchema.safeParse(c).success, c).toBe(true);
     }
   });
 
   it('refuses quotes, line breaks, spaces, empty elements, long lists and anything else', () => {
-    for (const c of ['', 'avc', 'avc1.', 'avc1..2', 'avc1.64001f"', 'avc1.64001f\n#EXT-X-STREAM-INF:BANDWIDTH=1', 'avc1.64001f, mp4a.40.2', 'avc1 64001f', 'a,b,c,d,e', '-vc1.1', 'avc1.64001f,', 'avc1.64001f;x', 'mp4a.40.2,mp4a.40.2,mp4a.40.2,mp4a.40.2,mp4a.40.2', 'x'.repeat(101)]) {
+    for (const c of [
+      '',
+      'avc',
+      'avc1.',
+      'avc1..2',
+      'avc1.64001f"',
+      'avc1.64001f\n#EXT-X-STREAM-INF:BANDWIDTH=1',
+      'avc1.64001f, mp4a.40.2',
+      'avc1 64001f',
+      'a,b,c,d,e',
+      '-vc1.1',
+      'avc1.64001f,',
+      'avc1.64001f;x',
+      'mp4a.40.2,mp4a.40.2,mp4a.40.2,mp4a.40.2,mp4a.40.2',
+      'x'.repeat(101),
+    ]) {
       expect(CodecsSchema.safeParse(c).success, JSON.stringify(c)).toBe(false);
     }
   });
@@ -32,8 +69,14 @@ describe('the signature covers every x-edgelive header', () => {
     const without = new Headers(signed);
     without.delete(HEADER_META);
     expect((await verify(without)).ok).toBe(false);
-    expect(await verifyIngestRequest('s', 'PUT', '/p', new Headers({ ...signed, [HEADER_NONCE]: 'short' }), body, now)).toEqual({ ok: false, reason: 'malformed nonce' });
-    expect(await verifyIngestRequest('s', 'PUT', '/p', new Headers(signed), body, now + SIGNATURE_WINDOW_MS + 1)).toEqual({ ok: false, reason: 'timestamp outside the replay window' });
+    expect(await verifyIngestRequest('s', 'PUT', '/p', new Headers({ ...signed, [HEADER_NONCE]: 'short' }), body, now)).toEqual({
+      ok: false,
+      reason: 'malformed nonce',
+    });
+    expect(await verifyIngestRequest('s', 'PUT', '/p', new Headers(signed), body, now + SIGNATURE_WINDOW_MS + 1)).toEqual({
+      ok: false,
+      reason: 'timestamp outside the replay window',
+    });
   });
 });
 

@@ -34,7 +34,13 @@ describe('part plans', () => {
     expect(videoPartPlan(0.25, 30)).toMatchObject({ frames: 7, fragDurationUs: 216667 });
     expect(videoPartPlan(0.5, 60)).toMatchObject({ frames: 30, fragDurationUs: 491667 });
     // The fragment is flushed when dts − first dts ≥ frag_duration: N−1 frames are below it, N frames reach it.
-    for (const [pt, fps] of [[0.2, 30], [0.2, 25], [0.3, 24], [0.5, 60], [1, 30]] as const) {
+    for (const [pt, fps] of [
+      [0.2, 30],
+      [0.2, 25],
+      [0.3, 24],
+      [0.5, 60],
+      [1, 30],
+    ] as const) {
       const p = videoPartPlan(pt, fps);
       expect((p.frames - 1) / fps).toBeLessThan(p.fragDurationUs / 1e6);
       expect(p.frames / fps).toBeGreaterThanOrEqual(p.fragDurationUs / 1e6);
@@ -66,7 +72,16 @@ describe('the default ladder from an FLV pipe', () => {
 
   it('reads one FLV input from stdin and decodes it once: one fps filter split into every video size', () => {
     expect(args.filter((a) => a === '-i')).toHaveLength(1);
-    expect(args.slice(args.indexOf('-f'), args.indexOf('-i') + 2)).toEqual(['-f', 'flv', '-analyzeduration', '1000000', '-probesize', '1000000', '-i', 'pipe:0']);
+    expect(args.slice(args.indexOf('-f'), args.indexOf('-i') + 2)).toEqual([
+      '-f',
+      'flv',
+      '-analyzeduration',
+      '1000000',
+      '-probesize',
+      '1000000',
+      '-i',
+      'pipe:0',
+    ]);
     expect(args).not.toContain('-nostdin');
     const graph = flagValue(args, '-filter_complex')!.split(';');
     expect(graph[0]).toBe('[0:v:0]fps=30:start_time=0,split=3[vs0][vs1][vs2]');
@@ -91,17 +106,37 @@ describe('the default ladder from an FLV pipe', () => {
       if (rung.kind !== 'video') continue;
       const o = outs[i]!;
       expect(flagValue(o, '-map')).toBe(`[v${i}]`);
-      expect([flagValue(o, '-c:v'), flagValue(o, '-preset'), flagValue(o, '-tune'), flagValue(o, '-profile:v')]).toEqual(['libx264', 'veryfast', 'zerolatency', 'high']);
-      expect([flagValue(o, '-g'), flagValue(o, '-keyint_min'), flagValue(o, '-sc_threshold'), flagValue(o, '-bf')]).toEqual(['30', '30', '0', '0']);
+      expect([flagValue(o, '-c:v'), flagValue(o, '-preset'), flagValue(o, '-tune'), flagValue(o, '-profile:v')]).toEqual([
+        'libx264',
+        'veryfast',
+        'zerolatency',
+        'high',
+      ]);
+      expect([flagValue(o, '-g'), flagValue(o, '-keyint_min'), flagValue(o, '-sc_threshold'), flagValue(o, '-bf')]).toEqual([
+        '30',
+        '30',
+        '0',
+        '0',
+      ]);
       expect(flagValue(o, '-force_key_frames')).toBe('expr:gte(t,n_forced*1)');
       const maxrate = String(Math.round(rung.videoBitrate * 1.2));
-      expect([flagValue(o, '-b:v'), flagValue(o, '-maxrate'), flagValue(o, '-bufsize')]).toEqual([String(rung.videoBitrate), maxrate, maxrate]);
+      expect([flagValue(o, '-b:v'), flagValue(o, '-maxrate'), flagValue(o, '-bufsize')]).toEqual([
+        String(rung.videoBitrate),
+        maxrate,
+        maxrate,
+      ]);
     }
   });
 
   it('the audio rung: AAC at 48 kHz, its bitrate and channels', () => {
     const o = outs[3]!;
-    expect([flagValue(o, '-map'), flagValue(o, '-c:a'), flagValue(o, '-b:a'), flagValue(o, '-ar'), flagValue(o, '-ac')]).toEqual(['[a0]', 'aac', '128000', '48000', '2']);
+    expect([flagValue(o, '-map'), flagValue(o, '-c:a'), flagValue(o, '-b:a'), flagValue(o, '-ar'), flagValue(o, '-ac')]).toEqual([
+      '[a0]',
+      'aac',
+      '128000',
+      '48000',
+      '2',
+    ]);
   });
 
   it('lavfi inputs and other stream sources; -nostdin when nothing reads stdin; progress on request', () => {
@@ -114,7 +149,18 @@ describe('the default ladder from an FLV pipe', () => {
       ladder: [{ name: 'mono', kind: 'audio', audioBitrate: 64_000, channels: 1 }],
       progress: true,
     });
-    expect(a.slice(0, 10)).toEqual(['-hide_banner', '-loglevel', 'warning', '-nostats', '-nostdin', '-progress', 'pipe:2', '-stats_period', '1', '-f']);
+    expect(a.slice(0, 10)).toEqual([
+      '-hide_banner',
+      '-loglevel',
+      'warning',
+      '-nostats',
+      '-nostdin',
+      '-progress',
+      'pipe:2',
+      '-stats_period',
+      '1',
+      '-f',
+    ]);
     expect(a.filter((x) => x === '-i')).toHaveLength(2);
     expect(flagValue(a, '-filter_complex')).toMatch(/^\[1:a:0\]aresample=.*channel_layouts=mono\[a0\]$/);
     expect(outputs(a).map((o) => o.at(-1))).toEqual(['pipe:3']);
@@ -128,7 +174,10 @@ describe('the default ladder from an FLV pipe', () => {
 });
 
 describe('ffmpeg 5.1 on this machine', () => {
-  const hevcLadder: LadderRung[] = [...DEFAULT_LADDER, { name: 'hevc', kind: 'video', width: 320, height: 180, videoBitrate: 300_000, codec: 'h265' }];
+  const hevcLadder: LadderRung[] = [
+    ...DEFAULT_LADDER,
+    { name: 'hevc', kind: 'video', width: 320, height: 180, videoBitrate: 300_000, codec: 'h265' },
+  ];
 
   it('knows every option and movflag we pass', async () => {
     const { stdout: help } = await run('ffmpeg', ['-hide_banner', '-h', 'full'], { maxBuffer: 64 * 1024 * 1024 });

@@ -9,9 +9,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LADDER_PRESETS, presetForSource, presetRungs, AUTO_LADDER, type LadderRung, type VideoRung } from '../../core/contracts/stream-config.ts';
+import {
+  LADDER_PRESETS,
+  presetForSource,
+  presetRungs,
+  AUTO_LADDER,
+  type LadderRung,
+  type VideoRung,
+} from '../../core/contracts/stream-config.ts';
 import { buildLadderArgs } from '../../transcoder-node/ladder.ts';
-import { SOFTWARE_ENCODERS, detectVideoEncoders, familyEncoders, parseEncoderList, testEncodeArgs, type VideoEncoders } from '../../transcoder-node/video-encoders.ts';
+import {
+  SOFTWARE_ENCODERS,
+  detectVideoEncoders,
+  familyEncoders,
+  parseEncoderList,
+  testEncodeArgs,
+  type VideoEncoders,
+} from '../../transcoder-node/video-encoders.ts';
 import { recordingLogger } from '../support/recording-logger.ts';
 
 const run = promisify(execFile);
@@ -21,8 +35,24 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const SOURCE = { '720p': '1280x720', '1080p': '1920x1080', '2160p': '3840x2160' } as const;
 
 function probe(file: string): { codec: string; width: number; height: number; frames: number } {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-select_streams', '0', '-show_entries', 'stream=codec_name,width,height,nb_read_frames', '-of', 'json', file], { encoding: 'utf8' });
-  const s = (JSON.parse(r.stdout) as { streams: Array<{ codec_name: string; width?: number; height?: number; nb_read_frames?: string }> }).streams[0]!;
+  const r = spawnSync(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-count_frames',
+      '-select_streams',
+      '0',
+      '-show_entries',
+      'stream=codec_name,width,height,nb_read_frames',
+      '-of',
+      'json',
+      file,
+    ],
+    { encoding: 'utf8' },
+  );
+  const s = (JSON.parse(r.stdout) as { streams: Array<{ codec_name: string; width?: number; height?: number; nb_read_frames?: string }> })
+    .streams[0]!;
   return { codec: s.codec_name, width: s.width ?? 0, height: s.height ?? 0, frames: Number(s.nb_read_frames ?? 0) };
 }
 
@@ -55,9 +85,14 @@ describe('presets on real ffmpeg', () => {
   }
 
   it('the preset of a source: by its shorter side', () => {
-    expect([presetForSource(3840, 2160), presetForSource(2560, 1440), presetForSource(1920, 1080), presetForSource(1080, 1920), presetForSource(1280, 720), presetForSource(640, 360)]).toEqual([
-      '2160p', '1080p', '1080p', '1080p', '720p', '720p',
-    ]);
+    expect([
+      presetForSource(3840, 2160),
+      presetForSource(2560, 1440),
+      presetForSource(1920, 1080),
+      presetForSource(1080, 1920),
+      presetForSource(1280, 720),
+      presetForSource(640, 360),
+    ]).toEqual(['2160p', '1080p', '1080p', '1080p', '720p', '720p']);
     expect(presetRungs(AUTO_LADDER, '1080p').map((r) => r.name)).toEqual(['1080p', '720p', '480p', '360p', 'audio']);
   });
 });
@@ -66,7 +101,8 @@ describe('hardware encoders', () => {
   it('this ffmpeg lists NVENC, QSV and VAAPI encoders; with no GPU each test encode fails and the ladder falls back to libx264 with a log line', async () => {
     const { stdout } = await run('ffmpeg', ['-hide_banner', '-encoders']);
     const listed = parseEncoderList(stdout);
-    for (const name of ['libx264', 'libx265', 'h264_nvenc', 'hevc_nvenc', 'h264_qsv', 'h264_vaapi']) expect(listed.has(name), name).toBe(true);
+    for (const name of ['libx264', 'libx265', 'h264_nvenc', 'hevc_nvenc', 'h264_qsv', 'h264_vaapi'])
+      expect(listed.has(name), name).toBe(true);
     const log = recordingLogger();
     const chosen = await detectVideoEncoders({ logger: log });
     expect(chosen).toEqual(SOFTWARE_ENCODERS);

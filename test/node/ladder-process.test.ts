@@ -11,8 +11,6 @@ import { recordingLogger } from '../support/recording-logger.ts';
 
 const run = promisify(execFile);
 
-
-
 const LADDER: LadderRung[] = [
   { name: '180p', kind: 'video', width: 320, height: 180, videoBitrate: 250_000, codec: 'h264' },
   { name: 'audio', kind: 'audio', audioBitrate: 64_000, channels: 2 },
@@ -24,9 +22,35 @@ beforeAll(async () => {
   const { stdout } = await run(
     'ffmpeg',
     [
-      '-hide_banner', '-v', 'error', '-nostdin',
-      '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=44100',
-      '-t', '3', '-c:v', 'libx264', '-preset', 'ultrafast', '-bf', '2', '-g', '60', '-c:a', 'aac', '-ac', '1', '-f', 'flv', 'pipe:1',
+      '-hide_banner',
+      '-v',
+      'error',
+      '-nostdin',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x180:rate=30',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=44100',
+      '-t',
+      '3',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-bf',
+      '2',
+      '-g',
+      '60',
+      '-c:a',
+      'aac',
+      '-ac',
+      '1',
+      '-f',
+      'flv',
+      'pipe:1',
     ],
     { encoding: 'buffer', maxBuffer: 16 * 1024 * 1024 },
   );
@@ -58,7 +82,12 @@ describe('LadderProcess', () => {
     const segs = (events: CmafChunkerEvent[]) => events.filter((e): e is CmafSegmentEvent => e.type === 'segment');
     // The FLV's video runs to 3.03 s and its audio to 3.06 s: the renditions share MSNs 1–3; the
     // video's last frame makes a one-frame segment 4 at the very end of the stream, nothing more.
-    expect(segs(videoEvents).map((s) => [s.msn, s.duration])).toEqual([[1, 1], [2, 1], [3, 1], [4, 1 / 30]]);
+    expect(segs(videoEvents).map((s) => [s.msn, s.duration])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1 / 30],
+    ]);
     expect(segs(audioEvents).map((s) => s.msn)).toEqual([1, 2, 3]);
     expect(segs(audioEvents).map((s) => s.startTime)).toEqual([0, 0.96, 1.92]);
 

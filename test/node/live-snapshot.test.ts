@@ -3,7 +3,14 @@
 // missing media object is coming (PH-04, PH-05), and where a clip's ends are.
 import { describe, expect, it } from 'vitest';
 import { clipTimes, renditionsToClose, segmentClosed } from '../../core/live/clip-cut.ts';
-import { blockingState, mediaSnapshot, presentationRenditions, streamStatus, thumbnailFloor, type SnapshotContext } from '../../core/live/live-snapshot.ts';
+import {
+  blockingState,
+  mediaSnapshot,
+  presentationRenditions,
+  streamStatus,
+  thumbnailFloor,
+  type SnapshotContext,
+} from '../../core/live/live-snapshot.ts';
 import { mediaWait } from '../../core/live/media-wait.ts';
 import { renditionOf } from '../../core/live/stream-model.ts';
 import { AUDIO_INFO, LADDER, T0, TIMING, VIDEO_INFO, modelWith, seg } from '../support/live-model.ts';
@@ -14,7 +21,14 @@ describe('media playlist snapshots', () => {
   it('lists the window with parts near the edge, reports the other renditions, and starts where asked', () => {
     const model = modelWith({ v: [seg(1), seg(2), seg(3), seg(4), seg(5, { open: 2 })], a: [seg(1), seg(2), seg(3), seg(4, { open: 1 })] });
     const snap = mediaSnapshot(model, renditionOf(model, 'v'), CTX, {});
-    expect(snap).toMatchObject({ streamId: 'st1', rendition: 'v', mediaSequence: 1, discontinuitySequence: 0, skippedSegments: 0, ended: false });
+    expect(snap).toMatchObject({
+      streamId: 'st1',
+      rendition: 'v',
+      mediaSequence: 1,
+      discontinuitySequence: 0,
+      skippedSegments: 0,
+      ended: false,
+    });
     expect(snap.segments.map((s) => [s.msn, s.duration, s.parts?.length ?? null])).toEqual([
       [1, 1, null],
       [2, 1, 5],
@@ -54,7 +68,14 @@ describe('media playlist snapshots', () => {
   it('gives the blocking decision table the last complete segment and part', () => {
     const model = modelWith({ v: [seg(1), seg(2), seg(3, { open: 2 })] });
     const b = blockingState(renditionOf(model, 'v'), false, TIMING);
-    expect([b.lastCompleteMsn, b.lastPartMsn, b.lastPartIndex, b.partCountOf(2), b.partCountOf(3), b.partCountOf(9)]).toEqual([2, 3, 1, 5, null, null]);
+    expect([b.lastCompleteMsn, b.lastPartMsn, b.lastPartIndex, b.partCountOf(2), b.partCountOf(3), b.partCountOf(9)]).toEqual([
+      2,
+      3,
+      1,
+      5,
+      null,
+      null,
+    ]);
   });
 
   it('reports the status of each rung, and the ingest session only while on air', () => {

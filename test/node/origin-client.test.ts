@@ -28,13 +28,23 @@ async function fakeOrigin(answer: (seen: Seen, res: ServerResponse) => void) {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const s = { method: req.method!, url: req.url!, headers: req.headers, body: new Uint8Array(Buffer.concat(chunks)), socket: req.socket };
+      const s = {
+        method: req.method!,
+        url: req.url!,
+        headers: req.headers,
+        body: new Uint8Array(Buffer.concat(chunks)),
+        socket: req.socket,
+      };
       seen.push(s);
       answer(s, res);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const client = new OriginClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, secret: SECRET, timeoutMs: 300 });
+  const client = new OriginClient({
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    secret: SECRET,
+    timeoutMs: 300,
+  });
   closers.push(async () => {
     client.close();
     server.closeAllConnections();
@@ -55,10 +65,16 @@ describe('OriginClient', () => {
     const path = '/ingest/v1/st1/3/720p/12.4.m4s';
     const nonce = '0123456789abcdef0123456789abcdef';
     const metaHeader = { [HEADER_META]: '{"duration":0.2}' };
-    expect(signRequestSync(SECRET, 'PUT', path, body, metaHeader, now, nonce)).toEqual(await signIngestRequest(SECRET, 'PUT', path, body, { headers: metaHeader, now, nonce }));
-    expect(signRequestSync(SECRET, 'POST', '/ingest/v1/st1/3/end', null, {}, now, nonce)).toEqual(await signIngestRequest(SECRET, 'POST', '/ingest/v1/st1/3/end', null, { now, nonce }));
+    expect(signRequestSync(SECRET, 'PUT', path, body, metaHeader, now, nonce)).toEqual(
+      await signIngestRequest(SECRET, 'PUT', path, body, { headers: metaHeader, now, nonce }),
+    );
+    expect(signRequestSync(SECRET, 'POST', '/ingest/v1/st1/3/end', null, {}, now, nonce)).toEqual(
+      await signIngestRequest(SECRET, 'POST', '/ingest/v1/st1/3/end', null, { now, nonce }),
+    );
     // A fresh nonce per request: a retry is never a replay.
-    expect(signRequestSync(SECRET, 'PUT', path, body, {}, now)[HEADER_NONCE]).not.toBe(signRequestSync(SECRET, 'PUT', path, body, {}, now)[HEADER_NONCE]);
+    expect(signRequestSync(SECRET, 'PUT', path, body, {}, now)[HEADER_NONCE]).not.toBe(
+      signRequestSync(SECRET, 'PUT', path, body, {}, now)[HEADER_NONCE],
+    );
 
     const { seen, client } = await fakeOrigin((_s, res) => json(res, 201, { ok: true, duplicate: false }));
     const meta = { duration: 0.2, independent: true, programDateTime: now };
@@ -70,7 +86,11 @@ describe('OriginClient', () => {
     expect(s.headers['content-length']).toBe(String(body.byteLength));
     expect(JSON.parse(s.headers[HEADER_META] as string)).toEqual(meta);
     const headers = new Headers(Object.entries(s.headers).map(([k, v]) => [k, String(v)]));
-    expect(await verifyIngestRequest(SECRET, 'PUT', s.url, headers, s.body)).toEqual({ ok: true, nonce: headers.get(HEADER_NONCE), timestamp: Number(headers.get('x-edgelive-timestamp')) });
+    expect(await verifyIngestRequest(SECRET, 'PUT', s.url, headers, s.body)).toEqual({
+      ok: true,
+      nonce: headers.get(HEADER_NONCE),
+      timestamp: Number(headers.get('x-edgelive-timestamp')),
+    });
     // The metadata is signed: the same request with other metadata is not.
     headers.set(HEADER_META, JSON.stringify({ ...meta, duration: 9 }));
     expect(await verifyIngestRequest(SECRET, 'PUT', s.url, headers, s.body)).toEqual({ ok: false, reason: 'signature mismatch' });

@@ -12,12 +12,23 @@ import { shedTopRung } from '../../transcoder-node/overload.ts';
 
 /** A progress block as ffmpeg writes it, `media` seconds encoded. */
 function block(media: number, extra: Record<string, string> = {}): Record<string, string> {
-  return { frame: String(Math.round(media * 30)), fps: '30.0', out_time_us: String(Math.round(media * 1e6)), drop_frames: '0', dup_frames: '0', speed: '1x', progress: 'continue', ...extra };
+  return {
+    frame: String(Math.round(media * 30)),
+    fps: '30.0',
+    out_time_us: String(Math.round(media * 1e6)),
+    drop_frames: '0',
+    dup_frames: '0',
+    speed: '1x',
+    progress: 'continue',
+    ...extra,
+  };
 }
 
 describe('EncoderWatch', () => {
   it('reads ffmpeg -progress blocks, N/A included', () => {
-    expect(parseProgress({ frame: '31', fps: '30.92', out_time_us: '400000', drop_frames: '2', dup_frames: '5', speed: '0.399x' }, 7)).toEqual({ atMs: 7, outTime: 0.4, frame: 31, fps: 30.92, droppedFrames: 2, duplicatedFrames: 5 });
+    expect(
+      parseProgress({ frame: '31', fps: '30.92', out_time_us: '400000', drop_frames: '2', dup_frames: '5', speed: '0.399x' }, 7),
+    ).toEqual({ atMs: 7, outTime: 0.4, frame: 31, fps: 30.92, droppedFrames: 2, duplicatedFrames: 5 });
     expect(parseProgress({ frame: '0', fps: '0.00', out_time_us: 'N/A', speed: 'N/A' }, 0).outTime).toBeNull();
     // ffmpeg's first block, before a frame has left the encoders, says 0.
     expect(parseProgress({ frame: '1', fps: '0.00', out_time_us: '0', speed: 'N/A' }, 0).outTime).toBeNull();
@@ -88,7 +99,14 @@ describe('EncoderWatch', () => {
 });
 
 describe('shedTopRung', () => {
-  const v = (name: string, height: number, videoBitrate = 1_000_000): LadderRung => ({ name, kind: 'video', width: Math.round((height * 16) / 9), height, videoBitrate, codec: 'h264' });
+  const v = (name: string, height: number, videoBitrate = 1_000_000): LadderRung => ({
+    name,
+    kind: 'video',
+    width: Math.round((height * 16) / 9),
+    height,
+    videoBitrate,
+    codec: 'h264',
+  });
   const audio: LadderRung = { name: 'audio', kind: 'audio', audioBitrate: 128_000, channels: 2 };
 
   it('drops the tallest video rung (then the highest bitrate) and keeps the order of the rest', () => {
@@ -146,7 +164,36 @@ describe('AdmissionControl', () => {
 describe('InputRelay', () => {
   it('a second input cut from a live FLV stream starts with its header, metadata and codec configurations and a keyframe: ffmpeg decodes it without an error', async () => {
     // 4 s of FLV with a keyframe every 0.5 s, as an RTMP publisher's session would hand it on.
-    const flv = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '4', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '15', '-c:a', 'aac', '-f', 'flv', 'pipe:1'], { maxBuffer: 64 << 20 });
+    const flv = spawnSync(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=320x240:rate=30',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=440:sample_rate=48000',
+        '-t',
+        '4',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-g',
+        '15',
+        '-c:a',
+        'aac',
+        '-f',
+        'flv',
+        'pipe:1',
+      ],
+      { maxBuffer: 64 << 20 },
+    );
     expect(flv.status).toBe(0);
     const bytes = flv.stdout;
     const source = new PassThrough();
@@ -169,14 +216,26 @@ describe('InputRelay', () => {
     expect(sourceEnded).toBe(1);
 
     for (const part of [firstBytes, secondBytes]) {
-      const probe = spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_type', '-of', 'csv=p=0', '-f', 'flv', '-i', 'pipe:0'], { input: part });
+      const probe = spawnSync(
+        'ffprobe',
+        ['-v', 'error', '-show_entries', 'stream=codec_type', '-of', 'csv=p=0', '-f', 'flv', '-i', 'pipe:0'],
+        { input: part },
+      );
       expect(probe.stdout.toString().trim().split('\n').sort()).toEqual(['audio', 'video']);
     }
     // The second input decodes with no error at all: no frame before the first keyframe, no missing configuration.
     const decode = await run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'flv', '-i', 'pipe:0', '-f', 'null', '-'], secondBytes);
     expect(decode.code).toBe(0);
     expect(decode.stderr).toBe('');
-    const keyFlags = (part: Buffer) => spawnSync('ffprobe', ['-v', 'error', '-select_streams', 'v', '-show_entries', 'frame=key_frame', '-of', 'csv=p=0', '-f', 'flv', '-i', 'pipe:0'], { input: part, maxBuffer: 16 << 20 }).stdout.toString().trim().split('\n');
+    const keyFlags = (part: Buffer) =>
+      spawnSync(
+        'ffprobe',
+        ['-v', 'error', '-select_streams', 'v', '-show_entries', 'frame=key_frame', '-of', 'csv=p=0', '-f', 'flv', '-i', 'pipe:0'],
+        { input: part, maxBuffer: 16 << 20 },
+      )
+        .stdout.toString()
+        .trim()
+        .split('\n');
     const [before, after] = [keyFlags(firstBytes), keyFlags(secondBytes)];
     expect(after[0]).toBe('1');
     // Of the 120 frames, nothing was lost but those between the cut and the next keyframe (a GOP is 15).

@@ -17,7 +17,16 @@ interface Bundle {
   inputs: string[];
 }
 let out: string;
-let built: { watch: Bundle; together: Bundle; realtime: Bundle; voice: Bundle; css: Bundle; html: string; golive: { golive: Bundle; css: Bundle; html: string }; site: { front: Bundle; replay: Bundle; html: { index: string; replay: string } } };
+let built: {
+  watch: Bundle;
+  together: Bundle;
+  realtime: Bundle;
+  voice: Bundle;
+  css: Bundle;
+  html: string;
+  golive: { golive: Bundle; css: Bundle; html: string };
+  site: { front: Bundle; replay: Bundle; html: { index: string; replay: string } };
+};
 let golive: { golive: Bundle; css: Bundle; html: string };
 
 beforeAll(async () => {
@@ -33,7 +42,12 @@ describe('the watch page build', () => {
   it('puts the player and hls.js on the critical path, and nothing social', () => {
     expect(from(built.watch, /node_modules\/hls\.js\//).length).toBeGreaterThan(0);
     expect(from(built.watch, /public\/src\/watch\/player\.ts$/)).toHaveLength(1);
-    expect(from(built.watch, /rooms-client|watch\/(chat|polls|reactions|together|qoe|in-step|dvr-tools)\.ts|core\/player\/in-step\.ts|public\/src\/party\/|core\/rooms\//)).toEqual([]);
+    expect(
+      from(
+        built.watch,
+        /rooms-client|watch\/(chat|polls|reactions|together|qoe|in-step|dvr-tools)\.ts|core\/player\/in-step\.ts|public\/src\/party\/|core\/rooms\//,
+      ),
+    ).toEqual([]);
     expect(from(built.watch, /watch\/(realtime|whep-client)\.ts|realtime-fallback/)).toEqual([]);
   });
 
@@ -56,7 +70,8 @@ describe('the watch page build', () => {
 
   it('keeps party voice in its own bundle, which the party card loads by its hashed name', () => {
     expect(from(built.voice, /public\/src\/voice\/voice-mesh\.ts$/)).toHaveLength(1);
-    for (const b of [built.watch, built.together]) expect(from(b, /public\/src\/voice\/|core\/rooms\/voice-(mesh-plan|activity)/), b.url).toEqual([]);
+    for (const b of [built.watch, built.together])
+      expect(from(b, /public\/src\/voice\/|core\/rooms\/voice-(mesh-plan|activity)/), b.url).toEqual([]);
     expect(built.voice.url).toMatch(/^\/dist\/voice-[A-Z0-9]{8}\.js$/);
     expect(readFileSync(built.together.file, 'utf8')).toContain(JSON.stringify(built.voice.url));
   });
@@ -101,7 +116,7 @@ describe('the Go-live page build', () => {
     for (const b of [built.watch, built.together]) expect(from(b, /public\/src\/golive/), b.url).toEqual([]);
   });
 
-  it('names its files by their content beside the watch page\'s (the same app.css), in the HTML the Worker serves', () => {
+  it("names its files by their content beside the watch page's (the same app.css), in the HTML the Worker serves", () => {
     expect(golive.golive.url).toMatch(/^\/dist\/golive-[A-Z0-9]{8}\.js$/);
     expect(golive.css.url).toMatch(/^\/dist\/golive-[A-Z0-9]{8}\.css$/);
     const html = readFileSync(golive.html, 'utf8');
@@ -126,7 +141,18 @@ describe('readServerFrame: the browser’s hand check of room frames', () => {
   });
 
   it('drops garbled or foreign frames instead of applying them', () => {
-    for (const text of ['not json', '[]', 'null', '{"type":"hello"}', '{"type":"batch","epoch":"e1","seq":"4","events":[]}', '{"type":"batch","epoch":"e1","seq":4}', '{"type":"state","epoch":"e1","seq":1}', '{"type":"pong","t0":1}', '{"type":"voice.signal","from":"c1","uid":"a:x"}', '{"type":"voice.sfu","endpoint":"x"}']) {
+    for (const text of [
+      'not json',
+      '[]',
+      'null',
+      '{"type":"hello"}',
+      '{"type":"batch","epoch":"e1","seq":"4","events":[]}',
+      '{"type":"batch","epoch":"e1","seq":4}',
+      '{"type":"state","epoch":"e1","seq":1}',
+      '{"type":"pong","t0":1}',
+      '{"type":"voice.signal","from":"c1","uid":"a:x"}',
+      '{"type":"voice.sfu","endpoint":"x"}',
+    ]) {
       expect(readServerFrame(text), text).toBeNull();
     }
   });

@@ -6,7 +6,16 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../../scripts/local-stack.ts';
-import { PDT_WRAP_SEC, SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyPdtAt, unwrapPdt, wrapPdt } from '../../core/player/party-sync.ts';
+import {
+  PDT_WRAP_SEC,
+  SYNC_THRESHOLDS,
+  decideSync,
+  followRate,
+  nextLead,
+  partyPdtAt,
+  unwrapPdt,
+  wrapPdt,
+} from '../../core/player/party-sync.ts';
 import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange } from '../../core/player/pdt-map.ts';
 import { formatBehind, noticeForResponse } from '../../core/player/player-status.ts';
 import { parsePageUrl, partyInviteUrl, playbackUrl } from '../../core/player/page-params.ts';
@@ -16,7 +25,15 @@ import { QoeBatch } from '../../core/contracts/qoe.ts';
 import type { PlaybackState } from '../../core/rooms/room-protocol.ts';
 
 const NOW = Date.UTC(2026, 10, 21, 19, 0, 0);
-const state = (s: Partial<PlaybackState>): PlaybackState => ({ playing: true, position: wrapPdt(NOW - 5000), rate: 1, at: NOW - 1000, by: 't:host', version: 1, ...s });
+const state = (s: Partial<PlaybackState>): PlaybackState => ({
+  playing: true,
+  position: wrapPdt(NOW - 5000),
+  rate: 1,
+  at: NOW - 1000,
+  by: 't:host',
+  version: 1,
+  ...s,
+});
 
 describe('party coordinates', () => {
   it('wraps a program-date-time into a protocol position (< 10⁷ s) and unwraps it near the room clock', () => {
@@ -84,14 +101,24 @@ describe('decideSync thresholds', () => {
 
   it('waits at the start position for a scheduled start, and leaves a player that started early alone', () => {
     const s = state({ position: wrapPdt(NOW), at: NOW + 300 });
-    expect(decideSync(s, NOW, { pdtMs: NOW, paused: true, playbackRate: 1 })).toMatchObject({ kind: 'rendezvous', startAtRoomMs: NOW + 300 });
-    expect(decideSync(s, NOW + 280, { pdtMs: NOW + 25, paused: false, playbackRate: 1.0002 })).toMatchObject({ kind: 'rate', apply: false });
+    expect(decideSync(s, NOW, { pdtMs: NOW, paused: true, playbackRate: 1 })).toMatchObject({
+      kind: 'rendezvous',
+      startAtRoomMs: NOW + 300,
+    });
+    expect(decideSync(s, NOW + 280, { pdtMs: NOW + 25, paused: false, playbackRate: 1.0002 })).toMatchObject({
+      kind: 'rate',
+      apply: false,
+    });
   });
 
   it('pauses with the party, seeking only beyond half a frame', () => {
     const s = state({ playing: false, position: wrapPdt(NOW) });
     expect(decideSync(s, NOW + 5000, { pdtMs: NOW + 10, paused: true, playbackRate: 1 })).toMatchObject({ kind: 'paused', seek: false });
-    expect(decideSync(s, NOW + 5000, { pdtMs: NOW + 80, paused: false, playbackRate: 1 })).toMatchObject({ kind: 'paused', seek: true, pdtMs: NOW });
+    expect(decideSync(s, NOW + 5000, { pdtMs: NOW + 80, paused: false, playbackRate: 1 })).toMatchObject({
+      kind: 'paused',
+      seek: true,
+      pdtMs: NOW,
+    });
   });
 
   it('learns a longer lead after a late start, up to 8 s', () => {
@@ -120,7 +147,11 @@ describe('program-date-time map', () => {
 
 describe('what the viewer is told', () => {
   it('names each refusal of docs/api.md in words, with retry only where it helps', () => {
-    expect(noticeForResponse(401, 'token_required')).toMatchObject({ kind: 'forbidden', title: 'This stream needs an access link', retry: false });
+    expect(noticeForResponse(401, 'token_required')).toMatchObject({
+      kind: 'forbidden',
+      title: 'This stream needs an access link',
+      retry: false,
+    });
     expect(noticeForResponse(401, 'token_expired')).toMatchObject({ kind: 'forbidden', title: 'This access link has expired' });
     expect(noticeForResponse(403, 'geo_blocked')).toMatchObject({ kind: 'forbidden', title: 'Not available in your region' });
     expect(noticeForResponse(403, 'something_new')).toMatchObject({ kind: 'forbidden' });
@@ -136,8 +167,21 @@ describe('what the viewer is told', () => {
 
 describe('page URLs', () => {
   it('reads the watch and party addresses and carries the playback token on', () => {
-    expect(parsePageUrl('https://e.test/watch/st1?token=T')).toMatchObject({ mode: 'watch', streamId: 'st1', token: 'T', roomId: 'st1', inStep: true });
-    expect(parsePageUrl('https://e.test/party/fri-night?stream=st1&roomToken=R&name=Ada')).toMatchObject({ mode: 'party', streamId: 'st1', roomId: 'fri-night', roomToken: 'R', name: 'Ada', token: null });
+    expect(parsePageUrl('https://e.test/watch/st1?token=T')).toMatchObject({
+      mode: 'watch',
+      streamId: 'st1',
+      token: 'T',
+      roomId: 'st1',
+      inStep: true,
+    });
+    expect(parsePageUrl('https://e.test/party/fri-night?stream=st1&roomToken=R&name=Ada')).toMatchObject({
+      mode: 'party',
+      streamId: 'st1',
+      roomId: 'fri-night',
+      roomToken: 'R',
+      name: 'Ada',
+      token: null,
+    });
     expect(parsePageUrl('https://e.test/watch/bad%20id').streamId).toBeNull();
     expect(playbackUrl('https://e.test', 'st1', 'index.m3u8', 'a.b.c')).toBe('https://e.test/live/st1/index.m3u8?token=a.b.c');
     expect(partyInviteUrl('https://e.test/party/p?stream=st1&roomToken=R&name=Hana')).toBe('https://e.test/party/p?stream=st1');
@@ -182,7 +226,10 @@ describe('QoE recorder', () => {
     const r = new QoeRecorder({ streamId: 'st1', session: 'session-1234', page: 'watch', now: 0 });
     r.firstFrame(640, 100);
     // The first frame is sent at once (it registers the viewer), with a heartbeat.
-    expect(r.tick(100)[0]!.events).toEqual([{ type: 'ttff', ms: 640 }, { type: 'heartbeat', playingMs: 0, stalledMs: 0 }]);
+    expect(r.tick(100)[0]!.events).toEqual([
+      { type: 'ttff', ms: 640 },
+      { type: 'heartbeat', playingMs: 0, stalledMs: 0 },
+    ]);
     r.renditionSwitch(null, '360p', 700_000, true);
     r.latency(1.234, 200);
     r.latency(9, 300); // sampled at most every 5 s: dropped
@@ -198,7 +245,7 @@ describe('QoE recorder', () => {
       { type: 'latency', sec: 1.234 },
       { type: 'rebuffer', ms: 500 },
       { type: 'error', kind: 'networkError', detail: 'fragLoadError', fatal: false },
-      { type: 'heartbeat', playingMs: (1000 - 100) + (QOE_PERIOD_MS + 200 - 1500), stalledMs: 500 },
+      { type: 'heartbeat', playingMs: 1000 - 100 + (QOE_PERIOD_MS + 200 - 1500), stalledMs: 500 },
     ]);
   });
 
@@ -212,7 +259,9 @@ describe('QoE recorder', () => {
 
 describe('the browser code', () => {
   it('type-checks against the DOM (public/tsconfig.json)', () => {
-    const tsc = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(ROOT, 'public', 'tsconfig.json'), '--noEmit'], { encoding: 'utf8' });
+    const tsc = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(ROOT, 'public', 'tsconfig.json'), '--noEmit'], {
+      encoding: 'utf8',
+    });
     expect(tsc.stdout + tsc.stderr).toBe('');
     expect(tsc.status).toBe(0);
   });

@@ -250,7 +250,15 @@ describe('blocking reload decision table (§1.8)', () => {
 
   it('BR-07 already satisfied and too-old requests are answered at once with the whole playlist', () => {
     const window = { ...IN_PROGRESS, firstMsn: 100 }; // segments 100..109 complete, 110 open
-    for (const d of [{ msn: 1 }, { msn: 1, part: 0 }, { msn: 99, part: 50 }, { msn: 100 }, { msn: 105, part: 2 }, { msn: 109, part: 4 }, { msn: 0 }]) {
+    for (const d of [
+      { msn: 1 },
+      { msn: 1, part: 0 },
+      { msn: 99, part: 50 },
+      { msn: 100 },
+      { msn: 105, part: 2 },
+      { msn: 109, part: 4 },
+      { msn: 0 },
+    ]) {
       expect(decide(window, d), JSON.stringify(d)).toEqual({ action: 'respond', reason: 'satisfied' });
     }
   });
@@ -299,7 +307,14 @@ describe('blocking reload decision table (§1.8)', () => {
   });
 
   it('nothing published at all: the first MSN is waited for, beyond L + 2 is refused', () => {
-    const none: BlockingState = { ended: false, lastCompleteMsn: null, lastPartMsn: null, lastPartIndex: null, partCountOf: () => null, partTarget: 0.2 };
+    const none: BlockingState = {
+      ended: false,
+      lastCompleteMsn: null,
+      lastPartMsn: null,
+      lastPartIndex: null,
+      partCountOf: () => null,
+      partTarget: 0.2,
+    };
     expect(decideBlockingReload(none, { msn: 1, part: 0 })).toEqual({ action: 'wait', until: { msn: 1, part: 0 } });
     expect(decideBlockingReload(none, { msn: 2 })).toMatchObject({ action: 'wait' });
     expect(decideBlockingReload(none, { msn: 3 })).toMatchObject({ action: 'reject' });
@@ -307,7 +322,14 @@ describe('blocking reload decision table (§1.8)', () => {
   });
 
   it('an open record with no part yet (lastPartIndex −1) counts as no part', () => {
-    const s: BlockingState = { ended: false, lastCompleteMsn: 10, lastPartMsn: 11, lastPartIndex: -1, partCountOf: (m) => (m === 10 ? 5 : null), partTarget: 0.2 };
+    const s: BlockingState = {
+      ended: false,
+      lastCompleteMsn: 10,
+      lastPartMsn: 11,
+      lastPartIndex: -1,
+      partCountOf: (m) => (m === 10 ? 5 : null),
+      partTarget: 0.2,
+    };
     expect(liveEdge(s)).toEqual({ lastCompleteMsn: 10, lastCompleteParts: 5, openParts: 0 });
     expect(decideBlockingReload(s, { msn: 10, part: 5 })).toEqual({ action: 'wait', until: { msn: 11, part: 0 } });
   });
@@ -352,7 +374,7 @@ describe('blocking reload decision table (§1.8)', () => {
 
   it('a held request only ever moves from wait to respond as the stream advances, never to reject', () => {
     let seed = 3;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     for (let trial = 0; trial < 200; trial++) {
       const m: Model = { firstMsn: 1, complete: [5, 5], open: Math.floor(rand() * 4), partTarget: [0.2, 0.5, 1][trial % 3] };
       const L = m.firstMsn + m.complete.length - 1;

@@ -14,12 +14,7 @@ import type {
 } from '../../core/contracts/live-model.ts';
 import { playlistTiming } from '../../core/contracts/stream-config.ts';
 import { snapshotProblems, timingProblems } from '../../core/playlist/check.ts';
-import {
-  formatDecimal,
-  formatProgramDateTime,
-  renderMediaPlaylist,
-  renderMultivariantPlaylist,
-} from '../../core/playlist/render.ts';
+import { formatDecimal, formatProgramDateTime, renderMediaPlaylist, renderMultivariantPlaylist } from '../../core/playlist/render.ts';
 import { computeSkip, deltaSnapshot, partsRetained } from '../../core/playlist/window.ts';
 
 // ---- a live rendition, the way the DO will hold it -------------------------------------------
@@ -353,7 +348,9 @@ describe('media playlist header (§1.2)', () => {
       const text = render(snap);
       expect(count(text, '#EXT-X-DISCONTINUITY-SEQUENCE')).toBe(1);
       const ls = lines(text);
-      expect(ls.findIndex((l) => l.startsWith('#EXT-X-DISCONTINUITY-SEQUENCE:'))).toBeLessThan(ls.findIndex((l) => l.startsWith('#EXT-X-MAP')));
+      expect(ls.findIndex((l) => l.startsWith('#EXT-X-DISCONTINUITY-SEQUENCE:'))).toBeLessThan(
+        ls.findIndex((l) => l.startsWith('#EXT-X-MAP')),
+      );
       const hls = parseHls(text);
       for (const f of hls.fragments) {
         const seen = dsnByMsn.get(f.sn);
@@ -578,11 +575,23 @@ describe('gap segments (SEG-04)', () => {
     const snap = audio.snapshot();
     // MSN 3: the other renditions have it, this one lagged (a reconnect fenced its pushes off).
     snap.segments[2] = { ...snap.segments[2]!, gap: true, parts: [] };
-    snap.segments.push({ msn: 4, epoch: 2, duration: null, programDateTime: T0 + 3000, discontinuity: true, parts: [{ duration: 0.2, independent: true }] });
+    snap.segments.push({
+      msn: 4,
+      epoch: 2,
+      duration: null,
+      programDateTime: T0 + 3000,
+      discontinuity: true,
+      parts: [{ duration: 0.2, independent: true }],
+    });
     const text = render(snap);
     const l = lines(text);
     const gapAt = l.indexOf('#EXT-X-GAP');
-    expect(l.slice(gapAt - 1, gapAt + 3)).toEqual(['#EXT-X-PROGRAM-DATE-TIME:2026-01-01T12:00:02.000Z', '#EXT-X-GAP', '#EXTINF:1,', '1/3.m4s']);
+    expect(l.slice(gapAt - 1, gapAt + 3)).toEqual([
+      '#EXT-X-PROGRAM-DATE-TIME:2026-01-01T12:00:02.000Z',
+      '#EXT-X-GAP',
+      '#EXTINF:1,',
+      '1/3.m4s',
+    ]);
     expect(count(text, '#EXT-X-GAP')).toBe(1);
     const m = parseM3u8(text);
     expect(m.segments.map((s: Any) => s.uri)).toEqual(['1/1.m4s', '1/2.m4s', '1/3.m4s']);
@@ -720,10 +729,7 @@ describe('preload hints (§1.5)', () => {
     const snap: MediaPlaylistSnapshot = {
       ...new LiveRendition('720p', TIMING).segment().segment().snapshot(),
     };
-    snap.segments = [
-      ...snap.segments,
-      { msn: 3, epoch: 2, duration: null, programDateTime: T0 + 5000, discontinuity: true, parts: [] },
-    ];
+    snap.segments = [...snap.segments, { msn: 3, epoch: 2, duration: null, programDateTime: T0 + 5000, discontinuity: true, parts: [] }];
     const text = renderMediaPlaylist(snap);
     expect(lines(text).slice(-2)).toEqual([
       '#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="2/init.mp4"',
@@ -753,12 +759,15 @@ describe('preload hints (§1.5)', () => {
     expect(render(video.snapshot())).toContain('#EXT-X-PART:DURATION=0.2,URI="1/3.0.m4s",INDEPENDENT=YES');
   });
 
-  it('PH-02 after a publisher reconnected, the hint names the new epoch\'s first part and its MAP', () => {
+  it("PH-02 after a publisher reconnected, the hint names the new epoch's first part and its MAP", () => {
     const video = new LiveRendition('720p', TIMING);
     video.segment().segment();
     const snap = { ...video.snapshot(), nextEpoch: 2 };
     const text = render(snap);
-    expect(lines(text).slice(-2)).toEqual(['#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="2/init.mp4"', '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="2/3.0.m4s"']);
+    expect(lines(text).slice(-2)).toEqual([
+      '#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="2/init.mp4"',
+      '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="2/3.0.m4s"',
+    ]);
     parseM3u8(text);
     parseHls(text);
     // The URIs are those the new epoch's first parent then lists (PH-01).
@@ -990,10 +999,37 @@ const PRESENTATION: PresentationSnapshot = {
   streamId: 'demo',
   ended: false,
   renditions: [
-    { name: '480p', kind: 'video', codecs: 'avc1.64001f', bandwidth: 1_512_000, averageBandwidth: 1_260_000, width: 854, height: 480, frameRate: 30 },
+    {
+      name: '480p',
+      kind: 'video',
+      codecs: 'avc1.64001f',
+      bandwidth: 1_512_000,
+      averageBandwidth: 1_260_000,
+      width: 854,
+      height: 480,
+      frameRate: 30,
+    },
     { name: 'audio', kind: 'audio', codecs: 'mp4a.40.2', bandwidth: 140_800, averageBandwidth: 128_000, channels: 2 },
-    { name: '720p', kind: 'video', codecs: 'avc1.64001f', bandwidth: 3_150_000, averageBandwidth: 2_625_000, width: 1280, height: 720, frameRate: 30 },
-    { name: '360p', kind: 'video', codecs: 'avc1.64001e', bandwidth: 882_000, averageBandwidth: 735_000, width: 640, height: 360, frameRate: 29.97 },
+    {
+      name: '720p',
+      kind: 'video',
+      codecs: 'avc1.64001f',
+      bandwidth: 3_150_000,
+      averageBandwidth: 2_625_000,
+      width: 1280,
+      height: 720,
+      frameRate: 30,
+    },
+    {
+      name: '360p',
+      kind: 'video',
+      codecs: 'avc1.64001e',
+      bandwidth: 882_000,
+      averageBandwidth: 735_000,
+      width: 640,
+      height: 360,
+      frameRate: 29.97,
+    },
   ],
 };
 
@@ -1051,7 +1087,10 @@ describe('multivariant playlist (§1.10)', () => {
     // A second audio rendition: still one DEFAULT, and the variants declare the larger one.
     const two = renderMultivariantPlaylist({
       ...PRESENTATION,
-      renditions: [...PRESENTATION.renditions, { name: 'audio-hi', kind: 'audio', codecs: 'mp4a.40.2', bandwidth: 281_600, averageBandwidth: 256_000 }],
+      renditions: [
+        ...PRESENTATION.renditions,
+        { name: 'audio-hi', kind: 'audio', codecs: 'mp4a.40.2', bandwidth: 281_600, averageBandwidth: 256_000 },
+      ],
     });
     expect(two.match(/DEFAULT=YES/g)).toHaveLength(1);
     expect(parseMultivariant(two).hls.levels[0].bitrate).toBe(3_150_000 + 281_600);
@@ -1061,14 +1100,24 @@ describe('multivariant playlist (§1.10)', () => {
     const text = renderMultivariantPlaylist(PRESENTATION);
     expect(lines(text).slice(0, 3)).toEqual(['#EXTM3U', '#EXT-X-VERSION:6', '#EXT-X-INDEPENDENT-SEGMENTS']);
     expect(parseMultivariant(text).m3u8.independentSegments).toBe(true);
-    for (const t of ['#EXT-X-TARGETDURATION', '#EXT-X-MEDIA-SEQUENCE', '#EXTINF', '#EXT-X-PART', '#EXT-X-ENDLIST', '#EXT-X-SERVER-CONTROL']) {
+    for (const t of [
+      '#EXT-X-TARGETDURATION',
+      '#EXT-X-MEDIA-SEQUENCE',
+      '#EXTINF',
+      '#EXT-X-PART',
+      '#EXT-X-ENDLIST',
+      '#EXT-X-SERVER-CONTROL',
+    ]) {
       expect(count(text, t)).toBe(0);
     }
     expect(count(renderMultivariantPlaylist({ ...PRESENTATION, ended: true }), '#EXT-X-ENDLIST')).toBe(0);
   });
 
   it('MV-01 an audio-only presentation lists the audio rendition as its variant', () => {
-    const text = renderMultivariantPlaylist({ streamId: 'radio', ended: false, renditions: [PRESENTATION.renditions[1]!] }, { uriQuery: 'token=r' });
+    const text = renderMultivariantPlaylist(
+      { streamId: 'radio', ended: false, renditions: [PRESENTATION.renditions[1]!] },
+      { uriQuery: 'token=r' },
+    );
     expect(text).toBe(
       '#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n' +
         '#EXT-X-STREAM-INF:BANDWIDTH=140800,AVERAGE-BANDWIDTH=128000,CODECS="mp4a.40.2"\naudio/index.m3u8?token=r\n',
@@ -1081,7 +1130,11 @@ describe('multivariant playlist (§1.10)', () => {
   it('appends uriQuery to every variant and media URI', () => {
     const text = renderMultivariantPlaylist(PRESENTATION, { uriQuery: 'token=abc' });
     const { m3u8 } = parseMultivariant(text);
-    expect(m3u8.playlists.map((p: Any) => p.uri)).toEqual(['720p/index.m3u8?token=abc', '480p/index.m3u8?token=abc', '360p/index.m3u8?token=abc']);
+    expect(m3u8.playlists.map((p: Any) => p.uri)).toEqual([
+      '720p/index.m3u8?token=abc',
+      '480p/index.m3u8?token=abc',
+      '360p/index.m3u8?token=abc',
+    ]);
     expect(m3u8.mediaGroups.AUDIO.audio.audio.uri).toBe('audio/index.m3u8?token=abc');
   });
 });
@@ -1089,7 +1142,14 @@ describe('multivariant playlist (§1.10)', () => {
 // ---- golden playlists --------------------------------------------------------------------------
 
 describe('golden playlists (byte-exact)', () => {
-  const timing: PlaylistTiming = { targetDuration: 2, partTarget: 0.5, partHoldBack: 1.5, holdBack: 6, liveStartOffset: 1, canSkipUntil: 12 };
+  const timing: PlaylistTiming = {
+    targetDuration: 2,
+    partTarget: 0.5,
+    partHoldBack: 1.5,
+    holdBack: 6,
+    liveStartOffset: 1,
+    canSkipUntil: 12,
+  };
   const parts = (...d: number[]): PartInfo[] => d.map((duration, i) => ({ duration, independent: i === 0 }));
 
   it('live: pruned parts, parts near the edge, open parent, hint, report, token', () => {
@@ -1102,8 +1162,22 @@ describe('golden playlists (byte-exact)', () => {
       skippedSegments: 0,
       segments: [
         { msn: 7, epoch: 3, duration: 2, programDateTime: Date.UTC(2026, 0, 1, 0, 0, 0), discontinuity: false },
-        { msn: 8, epoch: 3, duration: 1.96667, programDateTime: Date.UTC(2026, 0, 1, 0, 0, 2), discontinuity: false, parts: parts(0.5, 0.5, 0.5, 0.46667) },
-        { msn: 9, epoch: 3, duration: null, programDateTime: Date.UTC(2026, 0, 1, 0, 0, 3, 967), discontinuity: false, parts: parts(0.5, 0.5) },
+        {
+          msn: 8,
+          epoch: 3,
+          duration: 1.96667,
+          programDateTime: Date.UTC(2026, 0, 1, 0, 0, 2),
+          discontinuity: false,
+          parts: parts(0.5, 0.5, 0.5, 0.46667),
+        },
+        {
+          msn: 9,
+          epoch: 3,
+          duration: null,
+          programDateTime: Date.UTC(2026, 0, 1, 0, 0, 3, 967),
+          discontinuity: false,
+          parts: parts(0.5, 0.5),
+        },
       ],
       ended: false,
       reports: [{ rendition: 'audio', lastMsn: 9, lastPart: 1 }],
@@ -1152,7 +1226,17 @@ describe('golden playlists (byte-exact)', () => {
       skippedSegments: 0,
       segments: [
         { msn: 20, epoch: 4, duration: 1.5, programDateTime: Date.UTC(2026, 5, 30, 23, 59, 58, 500), discontinuity: false },
-        { msn: 21, epoch: 5, duration: 1, programDateTime: Date.UTC(2026, 6, 1, 0, 0, 3), discontinuity: true, parts: [{ duration: 0.5, independent: true }, { duration: 0.5, independent: true }] },
+        {
+          msn: 21,
+          epoch: 5,
+          duration: 1,
+          programDateTime: Date.UTC(2026, 6, 1, 0, 0, 3),
+          discontinuity: true,
+          parts: [
+            { duration: 0.5, independent: true },
+            { duration: 0.5, independent: true },
+          ],
+        },
       ],
       ended: true,
       reports: [{ rendition: '720p', lastMsn: 21, lastPart: 1 }],
@@ -1202,7 +1286,10 @@ describe('golden playlists (byte-exact)', () => {
         '#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n' +
         segs
           .slice(3)
-          .map((s, i) => `${i === 0 ? '#EXT-X-MAP:URI="1/init.mp4"\n' : ''}#EXT-X-PROGRAM-DATE-TIME:${formatProgramDateTime(s.programDateTime)}\n#EXTINF:2,\n1/${s.msn}.m4s\n`)
+          .map(
+            (s, i) =>
+              `${i === 0 ? '#EXT-X-MAP:URI="1/init.mp4"\n' : ''}#EXT-X-PROGRAM-DATE-TIME:${formatProgramDateTime(s.programDateTime)}\n#EXTINF:2,\n1/${s.msn}.m4s\n`,
+          )
           .join('') +
         '#EXT-X-PRELOAD-HINT:TYPE=PART,URI="1/10.0.m4s"\n',
     );
@@ -1240,12 +1327,20 @@ describe('snapshot self-checks', () => {
       ended: true,
       reports: [{ rendition: '720p', lastMsn: 1, lastPart: 0 }],
       segments: good.segments.map((s, i) =>
-        i === 1 ? { ...s, epoch: s.epoch + 5 } : i === good.segments.length - 1 ? { ...s, parts: [{ duration: 0.25, independent: true }, ...s.parts!] } : s,
+        i === 1
+          ? { ...s, epoch: s.epoch + 5 }
+          : i === good.segments.length - 1
+            ? { ...s, parts: [{ duration: 0.25, independent: true }, ...s.parts!] }
+            : s,
       ),
     };
     const problems = snapshotProblems(bad).map((p) => p.split(':')[0]);
     expect(problems).toEqual(expect.arrayContaining(['MP-03', 'SEG-03', 'MP-10', 'PART-08', 'RR-03']));
-    expect(timingProblems({ targetDuration: 1, partTarget: 0.2, partHoldBack: 0.4, holdBack: 3, liveStartOffset: 0.4, canSkipUntil: 5 }).map((p) => p.split(':')[0])).toEqual(['MP-05', 'DU-01']);
+    expect(
+      timingProblems({ targetDuration: 1, partTarget: 0.2, partHoldBack: 0.4, holdBack: 3, liveStartOffset: 0.4, canSkipUntil: 5 }).map(
+        (p) => p.split(':')[0],
+      ),
+    ).toEqual(['MP-05', 'DU-01']);
     expect(timingProblems({ ...TIMING, holdBack: 2 }).map((p) => p.split(':')[0])).toEqual(['MP-05']);
     // The live start: not closer than the least hold-back the spec allows, not behind PART-HOLD-BACK.
     expect(timingProblems({ ...TIMING, liveStartOffset: 0.3 }).map((p) => p.split(':')[0])).toEqual(['MP-11']);

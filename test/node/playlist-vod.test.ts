@@ -28,7 +28,10 @@ function hls(text: string): Any {
 /** Three segments of epoch 1, a reconnection 2 s later, two of epoch 2. */
 function recording(): VodPlaylistSnapshot {
   const segs = [1, 2, 3].map((msn) => ({ msn, epoch: 1, duration: 1, programDateTime: T0 + (msn - 1) * 1000, discontinuity: msn === 1 }));
-  segs.push({ msn: 4, epoch: 2, duration: 1, programDateTime: T0 + 5000, discontinuity: true }, { msn: 5, epoch: 2, duration: 0.6, programDateTime: T0 + 6000, discontinuity: false });
+  segs.push(
+    { msn: 4, epoch: 2, duration: 1, programDateTime: T0 + 5000, discontinuity: true },
+    { msn: 5, epoch: 2, duration: 0.6, programDateTime: T0 + 6000, discontinuity: false },
+  );
   return { rendition: 'v', targetDuration: 1, segments: segs };
 }
 
@@ -36,9 +39,16 @@ describe('VOD playlists', () => {
   it('MP-09/MP-10: PLAYLIST-TYPE:VOD, every segment, ENDLIST last; nothing live', () => {
     const text = renderVodPlaylist(recording());
     const lines = text.split('\n').filter(Boolean);
-    expect(lines.slice(0, 5)).toEqual(['#EXTM3U', '#EXT-X-VERSION:6', '#EXT-X-TARGETDURATION:1', '#EXT-X-PLAYLIST-TYPE:VOD', '#EXT-X-MEDIA-SEQUENCE:0']);
+    expect(lines.slice(0, 5)).toEqual([
+      '#EXTM3U',
+      '#EXT-X-VERSION:6',
+      '#EXT-X-TARGETDURATION:1',
+      '#EXT-X-PLAYLIST-TYPE:VOD',
+      '#EXT-X-MEDIA-SEQUENCE:0',
+    ]);
     expect(lines.at(-1)).toBe('#EXT-X-ENDLIST');
-    for (const t of ['PART', 'PRELOAD-HINT', 'SKIP', 'SERVER-CONTROL', 'PART-INF', 'RENDITION-REPORT']) expect(text).not.toContain(`#EXT-X-${t}`);
+    for (const t of ['PART', 'PRELOAD-HINT', 'SKIP', 'SERVER-CONTROL', 'PART-INF', 'RENDITION-REPORT'])
+      expect(text).not.toContain(`#EXT-X-${t}`);
     const m = m3u8(text);
     expect(m).toMatchObject({ playlistType: 'VOD', endList: true, targetDuration: 1 });
     expect(m.segments.map((s: Any) => s.uri)).toEqual(['1/1.m4s', '1/2.m4s', '1/3.m4s', '2/4.m4s', '2/5.m4s']);
@@ -108,7 +118,9 @@ describe('start-over (MP-11)', () => {
     };
     const text = renderMediaPlaylist(snap);
     const lines = text.split('\n');
-    expect(lines.indexOf('#EXT-X-START:TIME-OFFSET=0,PRECISE=YES')).toBeLessThan(lines.findIndex((l) => l.startsWith('#EXT-X-MEDIA-SEQUENCE')));
+    expect(lines.indexOf('#EXT-X-START:TIME-OFFSET=0,PRECISE=YES')).toBeLessThan(
+      lines.findIndex((l) => l.startsWith('#EXT-X-MEDIA-SEQUENCE')),
+    );
     expect(m3u8(text).start).toEqual({ timeOffset: 0, precise: true });
     expect(hls(text).startTimeOffset).toBe(0);
     expect(text).not.toContain('PLAYLIST-TYPE');

@@ -30,7 +30,10 @@ describe('publish tokens', () => {
     expect(publishTokenStream(presented)).toBe('st0123456789abcd');
     expect(publishTokenStream('sk_not_a_token')).toBeNull();
     // The longest stream id with the longest session still fits authorize's 200 characters.
-    const longest = withPublishSession(await signPublishToken({ ...grant, streamId: 'x'.repeat(64), expiresAt: 999_999_999_999 }, key), 'y'.repeat(43));
+    const longest = withPublishSession(
+      await signPublishToken({ ...grant, streamId: 'x'.repeat(64), expiresAt: 999_999_999_999 }, key),
+      'y'.repeat(43),
+    );
     expect(longest.length).toBeLessThanOrEqual(200);
     expect(parsePublishToken(longest)?.streamId).toBe('x'.repeat(64));
   });
@@ -45,11 +48,21 @@ describe('publish tokens', () => {
     const otherRoot = await publishTokenKey('another root', 'a'.repeat(64));
     expect(await verifyPublishToken(presented, otherRoot, 1_700_000_000)).toMatchObject({ ok: false, code: 'invalid_publish_token' });
     expect(await verifyPublishToken(presented, key, 1_800_000_000)).toMatchObject({ ok: false, code: 'publish_token_expired' });
-    expect(await verifyPublishToken(parsePublishToken(token)!, key, 1_700_000_000)).toMatchObject({ ok: false, code: 'publish_token_session' });
+    expect(await verifyPublishToken(parsePublishToken(token)!, key, 1_700_000_000)).toMatchObject({
+      ok: false,
+      code: 'publish_token_session',
+    });
   });
 
   it('refuses what is not a token, and sessions that are too short', () => {
-    for (const bad of ['', 'pt1.', 'pt1.st.1.abcdefghijklmnop.r.short', 'pt2.st.1.abcdefghijklmnop.r.' + 'A'.repeat(43), 'pt1.st.1.abcdefghijklmnop.x.' + 'A'.repeat(43), 'pt1.st.1.abcdefghijklmnop.r.' + 'A'.repeat(43) + '.short']) {
+    for (const bad of [
+      '',
+      'pt1.',
+      'pt1.st.1.abcdefghijklmnop.r.short',
+      'pt2.st.1.abcdefghijklmnop.r.' + 'A'.repeat(43),
+      'pt1.st.1.abcdefghijklmnop.x.' + 'A'.repeat(43),
+      'pt1.st.1.abcdefghijklmnop.r.' + 'A'.repeat(43) + '.short',
+    ]) {
       expect(parsePublishToken(bad), bad).toBeNull();
     }
     expect(() => withPublishSession('pt1.x', 'short')).toThrow(RangeError);

@@ -39,7 +39,10 @@ describe('decidePush: the verdict on a push', () => {
     expect(decidePush(model, { ...CTX, leaseEpoch: 2 }, part(2, 2))).toMatchObject({ status: 409, code: 'stale_epoch' });
     expect(decidePush(model, { ...CTX, leaseEpoch: null }, part(2, 2))).toMatchObject({ status: 409, code: 'stale_epoch' });
     expect(decidePush(model, { ...CTX, refusal: pushRefusal('ending') }, part(2, 2))).toMatchObject({ status: 409, code: 'stream_ended' });
-    expect(decidePush(model, { ...CTX, refusal: pushRefusal('revoked') }, part(2, 2))).toMatchObject({ status: 409, code: 'lease_revoked' });
+    expect(decidePush(model, { ...CTX, refusal: pushRefusal('revoked') }, part(2, 2))).toMatchObject({
+      status: 409,
+      code: 'lease_revoked',
+    });
     expect(decidePush(model, { ...CTX, inLadder: false }, part(2, 2))).toMatchObject({ status: 404, code: 'rendition_not_found' });
   });
 
@@ -95,7 +98,15 @@ describe('announcePush: what an announcement changes and writes', () => {
     const model = modelWith({ v: [seg(1)] });
     const first = announcePush(model, part(2, 0), 1234, 60);
     expect(first.map((c) => c.kind)).toEqual(['segment', 'window', 'part']);
-    expect(first[2]).toEqual({ kind: 'part', rendition: 'v', msn: 2, index: 0, part: { duration: 0.2, independent: true }, size: 1234, partCount: 1 });
+    expect(first[2]).toEqual({
+      kind: 'part',
+      rendition: 'v',
+      msn: 2,
+      index: 0,
+      part: { duration: 0.2, independent: true },
+      size: 1234,
+      partCount: 1,
+    });
     expect(announcePush(model, part(2, 1, 1, true), 10, 60)).toEqual([
       { kind: 'part', rendition: 'v', msn: 2, index: 1, part: { duration: 0.2, independent: false }, size: 10, partCount: 2 },
     ]);
@@ -128,7 +139,11 @@ describe('the DVR window', () => {
     // Each call drops the parts of the segment 12 before the last (earlier calls dropped older ones).
     const long = modelWith({ v: Array.from({ length: 14 }, (_, i) => seg(i + 1)) });
     trimWindow(renditionOf(long, 'v'), 3600);
-    expect(renditionOf(long, 'v').window.slice().map((s) => s.parts !== null)).toEqual([true, false, ...Array(12).fill(true)]);
+    expect(
+      renditionOf(long, 'v')
+        .window.slice()
+        .map((s) => s.parts !== null),
+    ).toEqual([true, false, ...Array(12).fill(true)]);
   });
 
   it('is never under 3 × TD, stores its first MSN and discontinuity sequence, and starts after the newest when cleared', () => {

@@ -6,7 +6,10 @@ import { realtimeFallback } from '../../core/player/realtime-fallback.ts';
 
 describe('leaving real time for LL-HLS', () => {
   it('a full node (503) is tried again after its Retry-After (10 s without one)', () => {
-    expect(realtimeFallback({ kind: 'refused', status: 503, code: 'at_capacity', retryAfterMs: 20_000 })).toEqual({ message: expect.stringMatching(/full/), retryAfterMs: 20_000 });
+    expect(realtimeFallback({ kind: 'refused', status: 503, code: 'at_capacity', retryAfterMs: 20_000 })).toEqual({
+      message: expect.stringMatching(/full/),
+      retryAfterMs: 20_000,
+    });
     expect(realtimeFallback({ kind: 'refused', status: 503, code: 'realtime_unavailable', retryAfterMs: null }).retryAfterMs).toBe(10_000);
   });
 

@@ -32,29 +32,118 @@ afterAll(() => {
 
 /** FLV as an RTMP publisher's session hands it on: H.264 (keyframe every 0.5 s) and AAC. */
 function flvFile(seconds: number): Buffer {
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', String(seconds), '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '15', '-c:a', 'aac', '-f', 'flv', 'pipe:1'], { maxBuffer: 64 << 20 });
+  const r = spawnSync(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x180:rate=30',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=48000',
+      '-t',
+      String(seconds),
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-g',
+      '15',
+      '-c:a',
+      'aac',
+      '-f',
+      'flv',
+      'pipe:1',
+    ],
+    { maxBuffer: 64 << 20 },
+  );
   expect(r.status).toBe(0);
   return r.stdout;
 }
 
 /** The same, produced in real time (-re) on a stream, as a live publisher sends it. */
 function livePublisher(seconds: number): Readable {
-  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30', '-f', 'lavfi', '-i', 'sine=sample_rate=48000', '-t', String(seconds), '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '15', '-c:a', 'aac', '-f', 'flv', 'pipe:1'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x180:rate=30',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=sample_rate=48000',
+      '-t',
+      String(seconds),
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-g',
+      '15',
+      '-c:a',
+      'aac',
+      '-f',
+      'flv',
+      'pipe:1',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   children.push(child);
   return child.stdout;
 }
 
 /** A tiny RTMP server: ffmpeg listening for one publisher and writing what it gets to a file. */
 function rtmpListener(port: number, file: string): ChildProcess {
-  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-listen', '1', '-f', 'flv', '-i', `rtmp://127.0.0.1:${port}/live/dest-secret-key`, '-c', 'copy', '-f', 'flv', '-y', file], { stdio: 'ignore' });
+  const child = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-listen',
+      '1',
+      '-f',
+      'flv',
+      '-i',
+      `rtmp://127.0.0.1:${port}/live/dest-secret-key`,
+      '-c',
+      'copy',
+      '-f',
+      'flv',
+      '-y',
+      file,
+    ],
+    { stdio: 'ignore' },
+  );
   children.push(child);
   return child;
 }
 
 /** Frames ffmpeg decodes from a file, by media type, and whether it decoded without an error. */
 function decoded(file: string): { video: number; audio: number; clean: boolean } {
-  const r = spawnSync('ffprobe', ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames', '-of', 'csv=p=0', file], { encoding: 'utf8' });
-  const count = (type: string) => Number(r.stdout.split('\n').find((l) => l.startsWith(type))?.split(',')[1] ?? 0);
+  const r = spawnSync(
+    'ffprobe',
+    ['-v', 'error', '-count_frames', '-show_entries', 'stream=codec_type,nb_read_frames', '-of', 'csv=p=0', file],
+    { encoding: 'utf8' },
+  );
+  const count = (type: string) =>
+    Number(
+      r.stdout
+        .split('\n')
+        .find((l) => l.startsWith(type))
+        ?.split(',')[1] ?? 0,
+    );
   return { video: count('video'), audio: count('audio'), clean: r.status === 0 };
 }
 
@@ -80,12 +169,36 @@ function drain(input: Readable): { bytes: () => Buffer; done: Promise<void> } {
 
 describe('restream argv', () => {
   it('copies H.264 and AAC/MP3, transcodes HEVC, Opus and anything not known', () => {
-    expect(planRestream({ tracks: { video: true, audio: true }, source: 'metadata', codecs: { video: 'h264', audio: 'aac' } })).toEqual({ video: 'copy', audio: 'copy' });
-    expect(planRestream({ tracks: { video: true, audio: true }, source: 'pmt', codecs: { video: 'h265', audio: 'mp3' } })).toEqual({ video: 'transcode', audio: 'copy' });
-    expect(planRestream({ tracks: { video: true, audio: true }, source: 'mkv-tracks', codecs: { video: 'h264', audio: 'opus' } })).toEqual({ video: 'copy', audio: 'transcode' });
+    expect(planRestream({ tracks: { video: true, audio: true }, source: 'metadata', codecs: { video: 'h264', audio: 'aac' } })).toEqual({
+      video: 'copy',
+      audio: 'copy',
+    });
+    expect(planRestream({ tracks: { video: true, audio: true }, source: 'pmt', codecs: { video: 'h265', audio: 'mp3' } })).toEqual({
+      video: 'transcode',
+      audio: 'copy',
+    });
+    expect(planRestream({ tracks: { video: true, audio: true }, source: 'mkv-tracks', codecs: { video: 'h264', audio: 'opus' } })).toEqual({
+      video: 'copy',
+      audio: 'transcode',
+    });
     expect(planRestream({ tracks: { video: true, audio: false }, source: 'fallback' })).toEqual({ video: 'transcode', audio: null });
-    const args = buildRestreamArgs({ container: 'mpegts', source: { tracks: { video: true, audio: true }, source: 'pmt', codecs: { video: 'h265', audio: 'aac' } }, url: 'rtmp://h/app/k', videoBitrate: 4_500_000, writeTimeoutSeconds: 5 });
-    expect(args.slice(args.indexOf('-f'), args.indexOf('-i') + 2)).toEqual(['-f', 'mpegts', '-analyzeduration', '1000000', '-probesize', '1000000', '-i', 'pipe:0']);
+    const args = buildRestreamArgs({
+      container: 'mpegts',
+      source: { tracks: { video: true, audio: true }, source: 'pmt', codecs: { video: 'h265', audio: 'aac' } },
+      url: 'rtmp://h/app/k',
+      videoBitrate: 4_500_000,
+      writeTimeoutSeconds: 5,
+    });
+    expect(args.slice(args.indexOf('-f'), args.indexOf('-i') + 2)).toEqual([
+      '-f',
+      'mpegts',
+      '-analyzeduration',
+      '1000000',
+      '-probesize',
+      '1000000',
+      '-i',
+      'pipe:0',
+    ]);
     expect(args).toEqual(expect.arrayContaining(['-c:v', 'libx264', '-b:v', '4500000', '-c:a', 'copy', '-rw_timeout', '5000000']));
     expect(args.slice(-7)).toEqual(['-f', 'flv', '-flvflags', 'no_duration_filesize', '-rw_timeout', '5000000', 'rtmp://h/app/k']);
   });
@@ -145,7 +258,9 @@ describe('InputRelay taps', () => {
     expect(tap.droppedBytes).toBeGreaterThan(bytes.byteLength / 4);
     // What the tap delivered decodes cleanly: header and configurations, then keyframes first.
     const out = Buffer.concat(delivered);
-    const probe = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'flv', '-i', 'pipe:0', '-f', 'null', '-'], { input: out });
+    const probe = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'flv', '-i', 'pipe:0', '-f', 'null', '-'], {
+      input: out,
+    });
     expect(probe.status).toBe(0);
     expect(probe.stderr.toString()).toBe('');
   });
@@ -156,7 +271,8 @@ describe('InputRelay taps', () => {
     const ladder = drain(relay.attach());
     // The WHIP publisher hands each element the writer makes to its stream as one chunk.
     const writer = new MatroskaWriter({ tracks: ['video', 'audio'], write: (b) => source.write(b) });
-    const frame = (kind: 'video' | 'audio', timeMs: number, keyframe = false) => writer.push({ kind, timeMs, keyframe, data: Buffer.from([0, 0, 0, 1, keyframe ? 0x65 : 0x41, 1, 2, 3]) });
+    const frame = (kind: 'video' | 'audio', timeMs: number, keyframe = false) =>
+      writer.push({ kind, timeMs, keyframe, data: Buffer.from([0, 0, 0, 1, keyframe ? 0x65 : 0x41, 1, 2, 3]) });
     frame('video', 0, true);
     frame('audio', 5);
     frame('video', 33);
@@ -280,7 +396,9 @@ describe('RestreamDestination (real ffmpeg both ends)', () => {
 
   it('a destination that accepts and never answers: the attempt times out, the tap drops within its bound, the ladder input loses nothing', async () => {
     const blackhole: Server = createServer((socket) => socket.pause());
-    const port = await new Promise<number>((resolve) => blackhole.listen(0, '127.0.0.1', () => resolve((blackhole.address() as { port: number }).port)));
+    const port = await new Promise<number>((resolve) =>
+      blackhole.listen(0, '127.0.0.1', () => resolve((blackhole.address() as { port: number }).port)),
+    );
     const bytes = flvFile(8);
     const source = new PassThrough();
     const relay = new InputRelay(source, 'flv');

@@ -95,7 +95,14 @@ describe('rooms client', () => {
     const seen: string[] = [];
     client.on('chat', (m) => seen.push(m.text));
     ws().push({ type: 'batch', epoch: 'E1', seq: 6, t: 1, events: [chat(1)] });
-    ws().push(JSON.parse(mergeBatches([{ epoch: 'E1', seq: 7, t: 2, events: [chat(2) as never] }, { epoch: 'E1', seq: 8, t: 3, events: [chat(3) as never] }])));
+    ws().push(
+      JSON.parse(
+        mergeBatches([
+          { epoch: 'E1', seq: 7, t: 2, events: [chat(2) as never] },
+          { epoch: 'E1', seq: 8, t: 3, events: [chat(3) as never] },
+        ]),
+      ),
+    );
     ws().push({ type: 'batch', epoch: 'E1', seq: 8, t: 3, events: [chat(3)] });
     expect(seen).toEqual(['m1', 'm2', 'm3']);
     expect(client.state!.history.map((m) => m.id)).toEqual([1, 2, 3]);
@@ -137,7 +144,14 @@ describe('rooms client', () => {
   it('turns pongs into a clock estimate and roomNow()', async () => {
     let local = 1_000_000;
     FakeSocket.all = [];
-    const client = new RoomClient({ origin: 'http://x', room: 'r', name: 'Me', WebSocket: FakeSocket, now: () => local, clock: { burst: 0, intervalMs: 0 } });
+    const client = new RoomClient({
+      origin: 'http://x',
+      room: 'r',
+      name: 'Me',
+      WebSocket: FakeSocket,
+      now: () => local,
+      clock: { burst: 0, intervalMs: 0 },
+    });
     made.push(client);
     const p = client.connect();
     FakeSocket.all[0]!.open();

@@ -12,7 +12,16 @@ import {
   parseResume,
   type RoomEvent,
 } from '../../core/rooms/room-protocol.ts';
-import { addressKey, signAnonymousIdentity, signRoomToken, signSession, verifyAnonymousIdentity, verifyRoomToken, verifySession, base64url } from '../../core/auth/room-token.ts';
+import {
+  addressKey,
+  signAnonymousIdentity,
+  signRoomToken,
+  signSession,
+  verifyAnonymousIdentity,
+  verifyRoomToken,
+  verifySession,
+  base64url,
+} from '../../core/auth/room-token.ts';
 import { fullBucket, msUntil, takeToken } from '../../core/rooms/room-token-bucket.ts';
 import { ClockEstimator, clockSample, playbackCorrection, playbackPositionAt } from '../../core/rooms/room-clock.ts';
 import { applyEvents, emptySnapshot } from '../../core/rooms/room-state.ts';
@@ -45,7 +54,12 @@ describe('protocol: inbound frames', () => {
   });
 
   it('rejects unknown fields, types and reactions', () => {
-    for (const m of [{ type: 'react', reaction: 'lol' }, { type: 'ping' }, { type: 'chat', text: 'x', admin: true }, { type: 'poll.vote', pollId: 0, option: 0 }]) {
+    for (const m of [
+      { type: 'react', reaction: 'lol' },
+      { type: 'ping' },
+      { type: 'chat', text: 'x', admin: true },
+      { type: 'poll.vote', pollId: 0, option: 0 },
+    ]) {
       expect(ClientMessage.safeParse(m).success).toBe(false);
     }
   });
@@ -68,7 +82,10 @@ describe('room tokens (HS256)', () => {
 
   it('verifies a token it signed, for its room, before expiry', async () => {
     const t = await signRoomToken({ room: 'r1', name: 'Mo', role: 'moderator', exp: now + 60 }, secret);
-    expect(await verifyRoomToken(t, secret, 'r1', now)).toEqual({ ok: true, claims: { room: 'r1', name: 'Mo', role: 'moderator', exp: now + 60 } });
+    expect(await verifyRoomToken(t, secret, 'r1', now)).toEqual({
+      ok: true,
+      claims: { room: 'r1', name: 'Mo', role: 'moderator', exp: now + 60 },
+    });
     expect(await verifyRoomToken(t, secret, 'r2', now)).toMatchObject({ ok: false, code: 'token_invalid' });
     expect(await verifyRoomToken(t, secret, 'r1', now + 60)).toMatchObject({ ok: false, code: 'token_expired' });
     expect(await verifyRoomToken(t, 'other', 'r1', now)).toMatchObject({ ok: false, code: 'token_invalid' });
@@ -79,7 +96,10 @@ describe('room tokens (HS256)', () => {
     const [, p, s] = t.split('.');
     const enc = (o: unknown) => base64url(new TextEncoder().encode(JSON.stringify(o)));
     expect(await verifyRoomToken(`${enc({ alg: 'none' })}.${p}.`, secret, 'r1', now)).toMatchObject({ ok: false });
-    expect(await verifyRoomToken(`${enc({ alg: 'HS512' })}.${p}.${s}`, secret, 'r1', now)).toMatchObject({ ok: false, reason: 'alg must be HS256' });
+    expect(await verifyRoomToken(`${enc({ alg: 'HS512' })}.${p}.${s}`, secret, 'r1', now)).toMatchObject({
+      ok: false,
+      reason: 'alg must be HS256',
+    });
   });
 
   it('refuses a tampered payload and bad claims', async () => {
@@ -109,7 +129,13 @@ describe('room tokens (HS256)', () => {
     const s = await signSession('r1', 'abcdefghijklmnop', secret);
     expect(await verifySession(s, 'r1', secret)).toBe('abcdefghijklmnop');
     expect(await verifySession(s, 'r2', secret)).toBeNull();
-    expect(await verifySession(s.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), 'r1', secret)).toBeNull();
+    expect(
+      await verifySession(
+        s.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')),
+        'r1',
+        secret,
+      ),
+    ).toBeNull();
   });
 });
 
@@ -136,7 +162,7 @@ describe('clock offset', () => {
   it('narrows to the true offset as samples accumulate, within the bound it reports', () => {
     const est = new ClockEstimator(32);
     let seed = 7;
-    const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const rnd = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
     const theta = -12_345.6;
     let t = 0;
     for (let i = 0; i < 32; i++) {
@@ -199,7 +225,17 @@ describe('state reducer', () => {
   });
 
   it('keeps open polls and the most recent closed ones', () => {
-    const poll = (id: number, open: boolean) => ({ id, question: 'q', options: ['a', 'b'], counts: [0, 0], open, openedBy: 'h', openedAt: 0, closesAt: null, closedAt: open ? null : 1 });
+    const poll = (id: number, open: boolean) => ({
+      id,
+      question: 'q',
+      options: ['a', 'b'],
+      counts: [0, 0],
+      open,
+      openedBy: 'h',
+      openedAt: 0,
+      closesAt: null,
+      closedAt: open ? null : 1,
+    });
     const events: RoomEvent[] = [{ kind: 'poll', poll: poll(1, true) }];
     for (let i = 2; i <= 9; i++) events.push({ kind: 'poll', poll: poll(i, false) });
     const s = applyEvents(emptySnapshot(), events);
@@ -208,7 +244,10 @@ describe('state reducer', () => {
 
   it('does not modify the state it is given', () => {
     const s0 = emptySnapshot();
-    applyEvents(s0, [{ kind: 'slow', seconds: 5 }, { kind: 'chat', message: msg(1) }]);
+    applyEvents(s0, [
+      { kind: 'slow', seconds: 5 },
+      { kind: 'chat', message: msg(1) },
+    ]);
     expect(s0).toEqual(emptySnapshot());
   });
 });

@@ -28,7 +28,14 @@ describe('AddressLimiter', () => {
     expect(attempt(500)).toEqual({ ok: true }); // 2 per second: one token after 500 ms
     expect(attempt(500)).toEqual(TOO_OFTEN);
     // A long silence refills the burst, never more.
-    expect(Array.from({ length: 6 }, () => attempt(3_600_000))).toEqual([{ ok: true }, { ok: true }, { ok: true }, { ok: true }, { ok: true }, TOO_OFTEN]);
+    expect(Array.from({ length: 6 }, () => attempt(3_600_000))).toEqual([
+      { ok: true },
+      { ok: true },
+      { ok: true },
+      { ok: true },
+      { ok: true },
+      TOO_OFTEN,
+    ]);
 
     // Attempts refused for holding too many connections spend tokens too.
     const held = new AddressLimiter(limits);
@@ -82,7 +89,9 @@ describe('AddressLimiter', () => {
   });
 
   it('refuses limits that are not positive numbers', () => {
-    expect(() => new AddressLimiter({ ...limits, acceptRatePerAddress: Number('x') })).toThrow('acceptRatePerAddress must be a positive number, not NaN');
+    expect(() => new AddressLimiter({ ...limits, acceptRatePerAddress: Number('x') })).toThrow(
+      'acceptRatePerAddress must be a positive number, not NaN',
+    );
     expect(() => new AddressLimiter({ ...limits, maxConnectionsPerAddress: 0 })).toThrow(RangeError);
   });
 });

@@ -15,7 +15,14 @@ afterEach(async () => {
 async function start<C>(authorize: (r: PublishRequest) => Promise<AuthorizeResult<C>>, extra: Partial<RtmpIngestOptions<C>> = {}) {
   const log = recordingLogger();
   const sessions: RtmpPublishSession<C>[] = [];
-  const server = new RtmpIngestServer<C>({ host: '127.0.0.1', port: 0, logger: log, authorize, onPublish: (s) => sessions.push(s), ...extra });
+  const server = new RtmpIngestServer<C>({
+    host: '127.0.0.1',
+    port: 0,
+    logger: log,
+    authorize,
+    onPublish: (s) => sessions.push(s),
+    ...extra,
+  });
   await server.listen();
   servers.push(server as RtmpIngestServer<unknown>);
   return { server, log, sessions, port: server.address().port };
@@ -55,8 +62,12 @@ it('a refused key: ffmpeg exits non-zero, onPublish is never called, the log say
   expect(code).not.toBe(0);
   expect(stderr).toContain('Publish refused');
   expect(sessions).toEqual([]);
-  expect(log.lines).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'publish refused', reason: 'unknown stream key', key: 'deny…', app: 'live' }));
-  expect(log.lines).toContainEqual(expect.objectContaining({ msg: 'rtmp connection closed', code: 'refused', reason: 'unknown stream key' }));
+  expect(log.lines).toContainEqual(
+    expect.objectContaining({ level: 'warn', msg: 'publish refused', reason: 'unknown stream key', key: 'deny…', app: 'live' }),
+  );
+  expect(log.lines).toContainEqual(
+    expect.objectContaining({ msg: 'rtmp connection closed', code: 'refused', reason: 'unknown stream key' }),
+  );
   expect(JSON.stringify(log.lines)).not.toContain(key);
 });
 
@@ -153,6 +164,10 @@ it('does not let a media message in before publish', async () => {
   client.media(9, 0, randomBytes(10));
   await client.closed;
   expect(log.lines).toContainEqual(
-    expect.objectContaining({ msg: 'rtmp connection closed', code: 'protocol-error', reason: 'media message (type 9) before publish was accepted' }),
+    expect.objectContaining({
+      msg: 'rtmp connection closed',
+      code: 'protocol-error',
+      reason: 'media message (type 9) before publish was accepted',
+    }),
   );
 });

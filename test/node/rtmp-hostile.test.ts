@@ -5,7 +5,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { encodeChunks } from '../../transcoder-node/rtmp/chunk-stream.ts';
 import { RtmpIngestServer } from '../../transcoder-node/rtmp/index.ts';
 import type { RtmpIngestOptions, RtmpPublishSession } from '../../transcoder-node/rtmp/index.ts';
-import { MessageType, UserControlEvent, setChunkSizeMessage, userControlMessage, windowAckSizeMessage } from '../../transcoder-node/rtmp/messages.ts';
+import {
+  MessageType,
+  UserControlEvent,
+  setChunkSizeMessage,
+  userControlMessage,
+  windowAckSizeMessage,
+} from '../../transcoder-node/rtmp/messages.ts';
 import { RtmpTestClient, recordingLogger, waitUntil } from '../support/rtmp-testing.ts';
 import type { LogLine } from '../support/rtmp-testing.ts';
 import { MiB, retainedBytes } from '../support/memory.ts';
@@ -36,7 +42,10 @@ const ping = (value: number, chunkSize: number) => encodeChunks(userControlMessa
 
 function answeredPing(client: RtmpTestClient, value: number): boolean {
   return client.received.some(
-    (m) => m.type === MessageType.UserControl && m.payload.readUInt16BE(0) === UserControlEvent.PingResponse && m.payload.readUInt32BE(2) === value,
+    (m) =>
+      m.type === MessageType.UserControl &&
+      m.payload.readUInt16BE(0) === UserControlEvent.PingResponse &&
+      m.payload.readUInt32BE(2) === value,
   );
 }
 
@@ -79,7 +88,11 @@ describe('memory before authentication', () => {
   it('a chunk size below 128 ends the connection: three clients sending two 8 MiB messages one byte per chunk leave nothing held', async () => {
     const { port, log } = await start();
     // The attack of the issue: 33 MB sent this way grew the heap to 1.9 GB. Here 3 × 2 MB.
-    const attack = Buffer.concat([encodeChunks(setChunkSizeMessage(1), 128), twoPartialMessages(EIGHT_MIB_LESS_1K, 512 * 1024, 1), ping(7, 1)]);
+    const attack = Buffer.concat([
+      encodeChunks(setChunkSizeMessage(1), 128),
+      twoPartialMessages(EIGHT_MIB_LESS_1K, 512 * 1024, 1),
+      ping(7, 1),
+    ]);
     const clients = await Promise.all([1, 2, 3].map((i) => RtmpTestClient.handshaken(port, { from: `127.0.1.${i}` })));
     const before = retainedBytes();
     for (const c of clients) c.write(attack);
@@ -187,7 +200,9 @@ describe('connection slots', () => {
       }
     }
     expect(admitted).toBe(5);
-    expect(log.lines).toContainEqual(expect.objectContaining({ msg: 'rtmp connection dropped', reason: 'connecting too often from this address' }));
+    expect(log.lines).toContainEqual(
+      expect.objectContaining({ msg: 'rtmp connection dropped', reason: 'connecting too often from this address' }),
+    );
     const other = await RtmpTestClient.handshaken(port, { from: '127.0.6.2' });
     expect(await other.publish('other-address-01')).toMatchObject({ code: 'NetStream.Publish.Start' });
     other.destroy();

@@ -63,8 +63,13 @@ it('a 2.5 s ffmpeg publish comes out as FLV that ffmpeg decodes without errors: 
     const file = join(dir, 'capture.flv');
     await writeFile(file, flv);
     const probe = runFfmpeg('ffprobe', [
-      '-v', 'error', '-count_frames', '-of', 'json',
-      '-show_entries', 'stream=codec_type,codec_name,width,height,nb_read_frames',
+      '-v',
+      'error',
+      '-count_frames',
+      '-of',
+      'json',
+      '-show_entries',
+      'stream=codec_type,codec_name,width,height,nb_read_frames',
       file,
     ]);
     const info = JSON.parse(await probe.stdout) as {

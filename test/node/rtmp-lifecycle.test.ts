@@ -97,7 +97,9 @@ it('a connection that never publishes is dropped after the idle timeout', async 
   const client = await RtmpTestClient.handshaken(port);
   await client.connectAndCreateStream();
   await client.closed;
-  expect(log.lines).toContainEqual(expect.objectContaining({ msg: 'rtmp connection closed', code: 'idle-timeout', reason: 'no publish within 300 ms' }));
+  expect(log.lines).toContainEqual(
+    expect.objectContaining({ msg: 'rtmp connection closed', code: 'idle-timeout', reason: 'no publish within 300 ms' }),
+  );
 });
 
 it.each([
@@ -155,6 +157,12 @@ it('connections beyond maxConnections are dropped on accept', async () => {
 
 it('listen() rejects when the port is taken, instead of exiting the process', async () => {
   const { port } = await start();
-  const second = new RtmpIngestServer({ host: '127.0.0.1', port, logger: recordingLogger(), authorize: async () => ({ ok: true }), onPublish: () => {} });
+  const second = new RtmpIngestServer({
+    host: '127.0.0.1',
+    port,
+    logger: recordingLogger(),
+    authorize: async () => ({ ok: true }),
+    onPublish: () => {},
+  });
   await expect(second.listen()).rejects.toMatchObject({ code: 'EADDRINUSE' });
 });

@@ -7,7 +7,13 @@ import { ChunkStreamReader, basicHeader, encodeChunks } from '../../transcoder-n
 import type { RtmpMessage } from '../../transcoder-node/rtmp/chunk-stream.ts';
 import { RtmpProtocolError } from '../../transcoder-node/rtmp/errors.ts';
 import { encodeFlvHeader, encodeFlvTag, flvTagsFromMessage, parseFlv } from '../../transcoder-node/rtmp/flv.ts';
-import { HANDSHAKE_SIZE, HandshakeReader, createHandshakeReply, handshakeDigest, handshakeDigestOffset } from '../../transcoder-node/rtmp/handshake.ts';
+import {
+  HANDSHAKE_SIZE,
+  HandshakeReader,
+  createHandshakeReply,
+  handshakeDigest,
+  handshakeDigestOffset,
+} from '../../transcoder-node/rtmp/handshake.ts';
 import { decodeCommand, scriptDataBody } from '../../transcoder-node/rtmp/messages.ts';
 import { MiB, retainedMemory } from '../support/memory.ts';
 
@@ -25,7 +31,13 @@ function u24(n: number): number[] {
 
 describe('AMF0', () => {
   it('round-trips the values of a connect command', () => {
-    const values = ['connect', 1, { app: 'live', tcUrl: 'rtmp://h/live', fpad: false, capabilities: 239, nested: { a: null, b: [1, 'x'] } }, null, undefined];
+    const values = [
+      'connect',
+      1,
+      { app: 'live', tcUrl: 'rtmp://h/live', fpad: false, capabilities: 239, nested: { a: null, b: [1, 'x'] } },
+      null,
+      undefined,
+    ];
     expect(decodeAmf0All(encodeAmf0(...values))).toEqual(values);
   });
 
@@ -84,11 +96,18 @@ describe('handshake', () => {
     const s1 = reply.subarray(1, 1 + HANDSHAKE_SIZE);
     const s2 = reply.subarray(1 + HANDSHAKE_SIZE);
     const serverKeyText = Buffer.from('Genuine Adobe Flash Media Server 001');
-    const serverKeyFull = Buffer.concat([serverKeyText, Buffer.from('f0eec24a8068bee82e00d0d1029e7e576eec5d2d29806fab93b8e636cfeb31ae', 'hex')]);
+    const serverKeyFull = Buffer.concat([
+      serverKeyText,
+      Buffer.from('f0eec24a8068bee82e00d0d1029e7e576eec5d2d29806fab93b8e636cfeb31ae', 'hex'),
+    ]);
     const serverPos = handshakeDigestOffset(s1, 0);
     expect(handshakeDigest(s1, serverPos, serverKeyText).equals(s1.subarray(serverPos, serverPos + 32))).toBe(true);
-    const key = createHmac('sha256', serverKeyFull).update(c1.subarray(clientPos, clientPos + 32)).digest();
-    const signature = createHmac('sha256', key).update(s2.subarray(0, HANDSHAKE_SIZE - 32)).digest();
+    const key = createHmac('sha256', serverKeyFull)
+      .update(c1.subarray(clientPos, clientPos + 32))
+      .digest();
+    const signature = createHmac('sha256', key)
+      .update(s2.subarray(0, HANDSHAKE_SIZE - 32))
+      .digest();
     expect(signature.equals(s2.subarray(HANDSHAKE_SIZE - 32))).toBe(true);
   });
 
@@ -218,7 +237,12 @@ describe('chunk stream', () => {
   });
 
   it('caps audio, video, data and aggregate messages apart from the others, with limits a server can raise', () => {
-    const reader = new ChunkStreamReader({ maxMessageBytes: 1000, maxMediaMessageBytes: 1000, maxChunkStreams: 8, maxBufferedBytes: 1 << 20 });
+    const reader = new ChunkStreamReader({
+      maxMessageBytes: 1000,
+      maxMediaMessageBytes: 1000,
+      maxChunkStreams: 8,
+      maxBufferedBytes: 1 << 20,
+    });
     expect(() => {
       reader.push(Buffer.from([0x06, 0, 0, 0, ...u24(5000), 9, 1, 0, 0, 0]));
       reader.read();
@@ -276,7 +300,8 @@ describe('chunk stream', () => {
       'partial messages holding too many bytes',
       (r: ChunkStreamReader) => {
         // Three 900 kB messages each started with one full 128-byte chunk: 2.7 MB declared > 2 MB.
-        for (const csid of [3, 4, 5]) r.push(Buffer.concat([Buffer.from([csid, 0, 0, 0, ...u24(900_000), 9, 1, 0, 0, 0]), randomBytes(128)]));
+        for (const csid of [3, 4, 5])
+          r.push(Buffer.concat([Buffer.from([csid, 0, 0, 0, ...u24(900_000), 9, 1, 0, 0, 0]), randomBytes(128)]));
         readAll(r);
       },
       'too many bytes held',
@@ -314,7 +339,9 @@ describe('commands', () => {
 
   it('refuses a command without a name or transaction id', () => {
     expect(() => decodeCommand({ csid: 3, type: 20, streamId: 0, timestamp: 0, payload: encodeAmf0(1, 2) })).toThrow(RtmpProtocolError);
-    expect(() => decodeCommand({ csid: 3, type: 20, streamId: 0, timestamp: 0, payload: encodeAmf0('connect') })).toThrow(RtmpProtocolError);
+    expect(() => decodeCommand({ csid: 3, type: 20, streamId: 0, timestamp: 0, payload: encodeAmf0('connect') })).toThrow(
+      RtmpProtocolError,
+    );
   });
 });
 
@@ -366,6 +393,8 @@ describe('FLV', () => {
       [8, 210, 'af01'],
       [9, 233, '2701'],
     ]);
-    expect(() => flvTagsFromMessage({ csid: 6, type: 22, streamId: 1, timestamp: 0, payload: payload.subarray(0, 20) })).toThrow(RtmpProtocolError);
+    expect(() => flvTagsFromMessage({ csid: 6, type: 22, streamId: 1, timestamp: 0, payload: payload.subarray(0, 20) })).toThrow(
+      RtmpProtocolError,
+    );
   });
 });

@@ -54,14 +54,48 @@ describe('RTMPS ingest', () => {
       const url = `rtmps://127.0.0.1:${server.address().port}/live/good-key-0001`;
       // tls_verify with the self-signed certificate as the CA: ffmpeg checks the chain and the host.
       const publisher = runFfmpeg('ffmpeg', [
-        '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100',
-        '-t', '2', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-g', '30', '-c:a', 'aac', '-b:a', '64k',
-        '-tls_verify', '1', '-ca_file', cert.certFile, '-f', 'flv', url,
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-re',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=320x240:rate=30',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=440:sample_rate=44100',
+        '-t',
+        '2',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-tune',
+        'zerolatency',
+        '-g',
+        '30',
+        '-c:a',
+        'aac',
+        '-b:a',
+        '64k',
+        '-tls_verify',
+        '1',
+        '-ca_file',
+        cert.certFile,
+        '-f',
+        'flv',
+        url,
       ]);
       await waitUntil(() => sessions.length === 1, 15_000, 'the session');
       const toDecoder = new PassThrough();
       sessions[0]!.flv.pipe(toDecoder);
-      const decoder = runFfmpeg('ffprobe', ['-v', 'error', '-count_frames', '-of', 'json', '-show_entries', 'stream=codec_name,nb_read_frames', '-f', 'flv', '-i', 'pipe:0'], toDecoder);
+      const decoder = runFfmpeg(
+        'ffprobe',
+        ['-v', 'error', '-count_frames', '-of', 'json', '-show_entries', 'stream=codec_name,nb_read_frames', '-f', 'flv', '-i', 'pipe:0'],
+        toDecoder,
+      );
       expect((await publisher.exited).code).toBe(0);
       const probed = JSON.parse(await decoder.stdout) as { streams: Array<{ codec_name: string; nb_read_frames: string }> };
       expect(probed.streams.map((s) => s.codec_name).sort()).toEqual(['aac', 'h264']);
@@ -82,8 +116,26 @@ describe('RTMPS ingest', () => {
       expect(refused.code).not.toBe(0);
       const other = ensureSelfSignedCertificate(join(dir, 'other'));
       const untrusted = await runFfmpeg('ffmpeg', [
-        '-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=160x120:rate=30', '-t', '1', '-c:v', 'libx264', '-preset', 'ultrafast',
-        '-tls_verify', '1', '-ca_file', other.certFile, '-f', 'flv', `rtmps://127.0.0.1:${port}/live/good-key-0001`,
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=160x120:rate=30',
+        '-t',
+        '1',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-tls_verify',
+        '1',
+        '-ca_file',
+        other.certFile,
+        '-f',
+        'flv',
+        `rtmps://127.0.0.1:${port}/live/good-key-0001`,
       ]).exited;
       expect(untrusted.code).not.toBe(0);
       expect(sessions).toEqual([]);
@@ -101,7 +153,10 @@ describe('RTMPS ingest', () => {
       expect(plain.code).not.toBe(0);
       await waitUntil(() => logger.lines.some((l) => l.msg === 'rtmp connection closed'), 5000, 'the connection to close');
       // Its RTMP handshake bytes are not a TLS ClientHello: the TLS layer refuses them.
-      expect(logger.lines.find((l) => l.msg === 'rtmp connection closed')).toMatchObject({ code: 'disconnected', reason: expect.stringMatching(/during the handshake \(ERR_SSL_/) });
+      expect(logger.lines.find((l) => l.msg === 'rtmp connection closed')).toMatchObject({
+        code: 'disconnected',
+        reason: expect.stringMatching(/during the handshake \(ERR_SSL_/),
+      });
       expect(sessions).toEqual([]);
     } finally {
       await server.close();

@@ -45,7 +45,10 @@ describe('SegmentWindow', () => {
         expect(win.first).toBe(ref[0]);
         expect(win.last).toBe(ref.at(-1));
         expect(win.at(-2)).toBe(ref.at(-2));
-        expect(win.completeSeconds).toBeCloseTo(ref.reduce((n, s) => n + (s.duration ?? 0), 0), 6);
+        expect(win.completeSeconds).toBeCloseTo(
+          ref.reduce((n, s) => n + (s.duration ?? 0), 0),
+          6,
+        );
         const probe = ref[Math.floor(rand() * ref.length)];
         if (probe) {
           expect(win.indexOfMsn(probe.msn)).toBe(ref.indexOf(probe));

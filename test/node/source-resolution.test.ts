@@ -7,7 +7,29 @@ import { FlvSizeProbe, TsSizeProbe, parseH264SpsSize } from '../../transcoder-no
 import { encodeFlvHeader, encodeFlvTag, parseFlv } from '../../transcoder-node/rtmp/flv.ts';
 
 function encode(size: string, format: 'flv' | 'mpegts', extra: string[] = []): Buffer {
-  const r = spawnSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`, '-frames:v', '3', '-c:v', 'libx264', '-preset', 'ultrafast', ...extra, '-f', format, 'pipe:1'], { maxBuffer: 64 << 20 });
+  const r = spawnSync(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=${size}:rate=30`,
+      '-frames:v',
+      '3',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      ...extra,
+      '-f',
+      format,
+      'pipe:1',
+    ],
+    { maxBuffer: 64 << 20 },
+  );
   expect(r.status, r.stderr.toString()).toBe(0);
   return r.stdout;
 }
@@ -41,8 +63,16 @@ describe('source size', () => {
   });
 
   it('Baseline profile, and an interlaced High profile stream (field macroblocks)', () => {
-    expect(feed(new TsSizeProbe(), encode('1920x1080', 'mpegts', ['-profile:v', 'baseline']))).toEqual({ width: 1920, height: 1080, from: 'sps' });
-    expect(feed(new TsSizeProbe(), encode('1920x1080', 'mpegts', ['-flags', '+ildct+ilme', '-x264-params', 'interlaced=1']))).toEqual({ width: 1920, height: 1080, from: 'sps' });
+    expect(feed(new TsSizeProbe(), encode('1920x1080', 'mpegts', ['-profile:v', 'baseline']))).toEqual({
+      width: 1920,
+      height: 1080,
+      from: 'sps',
+    });
+    expect(feed(new TsSizeProbe(), encode('1920x1080', 'mpegts', ['-flags', '+ildct+ilme', '-x264-params', 'interlaced=1']))).toEqual({
+      width: 1920,
+      height: 1080,
+      from: 'sps',
+    });
   });
 
   it('not an SPS, or a truncated one: no size', () => {

@@ -32,7 +32,8 @@ async function listener(opts: Partial<SrtIngestOptions<string>> = {}) {
     host: '127.0.0.1',
     port: 0,
     logger: log,
-    authorize: async ({ streamKey }) => (streamKey === 'sk_good' ? { ok: true, context: streamKey } : { ok: false, reason: 'unknown_stream_key' }),
+    authorize: async ({ streamKey }) =>
+      streamKey === 'sk_good' ? { ok: true, context: streamKey } : { ok: false, reason: 'unknown_stream_key' },
     onPublish: (session) => {
       const p: Publisher = { session, chunks: [], ended: new Promise((resolve) => session.onEnd((code) => resolve(code))) };
       session.media.on('data', (c: Buffer) => p.chunks.push(c));
@@ -257,8 +258,23 @@ describe('SRT encryption against a crafted caller (issue 11 items 6 and 7)', () 
 
 function publishWithFfmpeg(url: string, seconds: number): Promise<{ code: number | null; stderr: string }> {
   const p = spawn('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=160x90:rate=25',
-    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'ultrafast', '-f', 'mpegts', url,
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-re',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=160x90:rate=25',
+    '-t',
+    String(seconds),
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-f',
+    'mpegts',
+    url,
   ]);
   let stderr = '';
   p.stderr.on('data', (d) => (stderr += d));

@@ -37,7 +37,9 @@ async function server(opts: { passphrase?: string; keys?: string[] } = {}) {
     authorize: async ({ streamKey }) => {
       asked.push(streamKey);
       await new Promise((r) => setTimeout(r, 50)); // the origin takes a moment
-      return (opts.keys ?? ['sk_good']).includes(streamKey) ? { ok: true, context: `stream-of-${streamKey}` } : { ok: false, reason: 'unknown_stream_key' };
+      return (opts.keys ?? ['sk_good']).includes(streamKey)
+        ? { ok: true, context: `stream-of-${streamKey}` }
+        : { ok: false, reason: 'unknown_stream_key' };
     },
     onPublish: (session) => {
       const r: Received = { session, bytes: Buffer.alloc(0), ended: new Promise((resolve) => session.onEnd((code) => resolve(code))) };
@@ -54,9 +56,31 @@ async function server(opts: { passphrase?: string; keys?: string[] } = {}) {
 
 function publish(url: string, seconds = 2): Promise<{ code: number | null; stderr: string }> {
   const p = spawn('ffmpeg', [
-    '-hide_banner', '-loglevel', 'error', '-re',
-    '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440',
-    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-c:a', 'aac', '-f', 'mpegts', url,
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-re',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=320x180:rate=25',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440',
+    '-t',
+    String(seconds),
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-g',
+    '25',
+    '-c:a',
+    'aac',
+    '-f',
+    'mpegts',
+    url,
   ]);
   let stderr = '';
   p.stderr.on('data', (d) => (stderr += d));

@@ -59,9 +59,33 @@ describe('SRT key refresh (issue 11 item 6)', () => {
     // A constant 4 Mbit/s (the muxer pads with null packets): about 380 SRT packets a second, so
     // the key changes every ~5 s, and cheap to encode.
     const ffmpeg = spawn('ffmpeg', [
-      '-hide_banner', '-loglevel', 'error', '-re',
-      '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=25', '-f', 'lavfi', '-i', 'sine=frequency=440',
-      '-t', '15', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '25', '-c:a', 'aac', '-muxrate', '4000000', '-f', 'mpegts', url,
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x180:rate=25',
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=frequency=440',
+      '-t',
+      '15',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-g',
+      '25',
+      '-c:a',
+      'aac',
+      '-muxrate',
+      '4000000',
+      '-f',
+      'mpegts',
+      url,
     ]);
     let stderr = '';
     ffmpeg.stderr.on('data', (d) => (stderr += d));

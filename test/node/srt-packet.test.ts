@@ -21,9 +21,11 @@ import {
 
 // A conclusion handshake captured from `ffmpeg … srt://127.0.0.1:9999?streamid=sk_abcdefg&passphrase=0123456789abcdef&pbkeylen=16`.
 const CONCLUSION = Buffer.from(
-  ('80000000 00000000 000020d8 00000000 00000005 00020007 59d6c92d 000005dc 00002000 ffffffff 35c57e1c 22222222 0100007f 00000000 00000000 00000000 ' +
+  (
+    '80000000 00000000 000020d8 00000000 00000005 00020007 59d6c92d 000005dc 00002000 ffffffff 35c57e1c 22222222 0100007f 00000000 00000000 00000000 ' +
     '00010003 00010501 000000bf 00780000 00050003 615f6b73 65646362 00006766 0003000e 12202901 00000000 02000200 00000404 2d6417cf 531f62cd 54ad1ace ' +
-    'a12cd46a c712f10a 5ab4509b 2fd688e9 987fb7fd d5a3a0f1 09541d1d').replace(/ /g, ''),
+    'a12cd46a c712f10a 5ab4509b 2fd688e9 987fb7fd d5a3a0f1 09541d1d'
+  ).replace(/ /g, ''),
   'hex',
 );
 
@@ -32,7 +34,16 @@ describe('SRT packets', () => {
     const p = parsePacket(CONCLUSION)!;
     expect(p).toMatchObject({ kind: 'control', type: 0, destSocketId: 0 });
     const hs = parseHandshake(p.kind === 'control' ? p.cif : Buffer.alloc(0))!;
-    expect(hs).toMatchObject({ version: 5, encryption: 2, extensionField: 7, isn: 0x59d6c92d, mtu: 1500, flowWindow: 8192, type: HsType.CONCLUSION, socketId: 0x35c57e1c });
+    expect(hs).toMatchObject({
+      version: 5,
+      encryption: 2,
+      extensionField: 7,
+      isn: 0x59d6c92d,
+      mtu: 1500,
+      flowWindow: 8192,
+      type: HsType.CONCLUSION,
+      socketId: 0x35c57e1c,
+    });
     expect(hs.extensions.map((e) => e.type)).toEqual([Ext.HSREQ, Ext.SID, Ext.KMREQ]);
     expect(parseHsReq(hs.extensions[0]!.data)).toEqual({ srtVersion: 0x010501, flags: 0xbf, recvDelay: 120, sendDelay: 0 });
     expect(decodeExtString(hs.extensions[1]!.data)).toBe('sk_abcdefg');
@@ -47,7 +58,15 @@ describe('SRT packets', () => {
     b.writeUInt32BE(((0b11 << 30) | (1 << 29) | (0b01 << 27) | (1 << 26) | 42) >>> 0, 4);
     b.writeUInt32BE(1000, 8);
     b.writeUInt32BE(7, 12);
-    expect(parsePacket(b)).toMatchObject({ kind: 'data', seq: 0x12345678, keyFlags: 1, retransmitted: true, messageNumber: 42, timestamp: 1000, destSocketId: 7 });
+    expect(parsePacket(b)).toMatchObject({
+      kind: 'data',
+      seq: 0x12345678,
+      keyFlags: 1,
+      retransmitted: true,
+      messageNumber: 42,
+      timestamp: 1000,
+      destSocketId: 7,
+    });
     expect(parsePacket(Buffer.alloc(15))).toBeNull();
   });
 
@@ -60,9 +79,15 @@ describe('SRT packets', () => {
   });
 
   it('encodes NAK loss lists with ranges and single numbers', () => {
-    const list = encodeLossList([[5, 5], [10, 12]]);
+    const list = encodeLossList([
+      [5, 5],
+      [10, 12],
+    ]);
     expect(list.toString('hex')).toBe('00000005' + '8000000a' + '0000000c');
-    expect(decodeLossList(list)).toEqual([[5, 5], [10, 12]]);
+    expect(decodeLossList(list)).toEqual([
+      [5, 5],
+      [10, 12],
+    ]);
   });
 
   it('rejections are 1000 + the reason; a refused key is 2403 (SRT_REJX_FORBIDDEN)', () => {

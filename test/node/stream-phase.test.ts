@@ -61,7 +61,15 @@ describe('stream phases', () => {
   });
 
   it('answers the questions the object asks', () => {
-    const table = PHASES.map((p) => [p, exists(p), acceptsPushes(p), pushRefusal(p)?.code ?? null, isOnAir(p), hasEnded(p), publicState(p)]);
+    const table = PHASES.map((p) => [
+      p,
+      exists(p),
+      acceptsPushes(p),
+      pushRefusal(p)?.code ?? null,
+      isOnAir(p),
+      hasEnded(p),
+      publicState(p),
+    ]);
     expect(table).toEqual([
       ['idle', true, false, 'stream_ended', false, false, 'idle'],
       ['live', true, true, null, true, false, 'live'],
@@ -79,9 +87,17 @@ describe('stream phases', () => {
     expect(takeoverAllowed('refuse-while-live', 'live', now - 1000, now)).toBe(false);
     expect(takeoverAllowed('refuse-while-live', 'live', now - TAKEOVER_QUIET_MS, now)).toBe(true);
     expect(takeoverAllowed('refuse-while-live', 'live', now - 1000, now, 500)).toBe(true);
-    for (const phase of ['idle', 'stopping', 'revoked', 'ending', 'ended'] as const) expect(takeoverAllowed('refuse-while-live', phase, now, now), phase).toBe(true);
+    for (const phase of ['idle', 'stopping', 'revoked', 'ending', 'ended'] as const)
+      expect(takeoverAllowed('refuse-while-live', phase, now, now), phase).toBe(true);
     expect(takeoverAllowed('allow', 'live', now, now)).toBe(true);
-    const a = { policy: 'refuse-while-live' as const, phase: 'live' as const, lastPushAt: now - 1000, holder: { epoch: 3, nodeId: 'n1' }, nodeId: 'n1', now };
+    const a = {
+      policy: 'refuse-while-live' as const,
+      phase: 'live' as const,
+      lastPushAt: now - 1000,
+      holder: { epoch: 3, nodeId: 'n1' },
+      nodeId: 'n1',
+      now,
+    };
     expect(leaseRefusal(a)).toMatchObject({ status: 409, code: 'stream_busy' });
     expect(leaseRefusal({ ...a, continues: 3 })).toBeNull();
     expect(leaseRefusal({ ...a, continues: 3, nodeId: 'n2' })).toMatchObject({ code: 'stream_busy' });
@@ -95,7 +111,9 @@ describe('stream phases', () => {
     expect(alarmTime({ phase: 'live', lastPushAt: now - 20_000, graceMs: 10_000, sweepAt: null, now })).toBe(now);
     expect(alarmTime({ phase: 'ended', lastPushAt: now, graceMs: 10_000, sweepAt: null, now })).toBeNull();
     expect(alarmTime({ phase: 'ended', lastPushAt: now, graceMs: 10_000, sweepAt: now + 500, now })).toBe(now + 500);
-    expect(alarmTime({ phase: 'stopping', lastPushAt: now, graceMs: 10_000, sweepAt: now + 60_000, soon: now + 1000, now })).toBe(now + 1000);
+    expect(alarmTime({ phase: 'stopping', lastPushAt: now, graceMs: 10_000, sweepAt: now + 60_000, soon: now + 1000, now })).toBe(
+      now + 1000,
+    );
     expect(alarmTime({ phase: 'live', lastPushAt: null, graceMs: 10_000, sweepAt: null, now })).toBe(now + 10_000);
   });
 

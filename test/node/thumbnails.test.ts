@@ -14,7 +14,11 @@ const LADDER: LadderRung[] = [
 ];
 
 function part(jpeg: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(`--ffmpeg\r\nContent-type: image/jpeg\r\nContent-length: ${jpeg.length}\r\n\r\n`), jpeg, Buffer.from('\r\n')]);
+  return Buffer.concat([
+    Buffer.from(`--ffmpeg\r\nContent-type: image/jpeg\r\nContent-length: ${jpeg.length}\r\n\r\n`),
+    jpeg,
+    Buffer.from('\r\n'),
+  ]);
 }
 
 describe('MpjpegSplitter', () => {

@@ -60,7 +60,11 @@ describe('signing and checking', () => {
     const header = JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString()) as Record<string, unknown>;
     expect(header).toEqual({ alg: 'ES256', kid: pair.kid, typ: 'JWT' });
     const r = await verifier.verify(t, { loadKey: catalog.loadKey, now: T0 });
-    expect(r).toEqual({ ok: true, kid: pair.kid, claims: { sub: 'stream1', exp: sec(T0) + 60, nbf: sec(T0) - 5, iat: sec(T0), allowCountries: ['DE'] } });
+    expect(r).toEqual({
+      ok: true,
+      kid: pair.kid,
+      claims: { sub: 'stream1', exp: sec(T0) + 60, nbf: sec(T0) - 5, iat: sec(T0), allowCountries: ['DE'] },
+    });
   });
 
   it('tolerates five seconds of clock skew on exp and nbf, and no more', async () => {
@@ -158,7 +162,10 @@ describe('the key cache', () => {
     // A key it never knew cannot be checked at all while the catalog is down.
     const other = await generateSigningKeyPair();
     catalog.add(other);
-    const r = await new PlaybackTokenVerifier().verify(await token(await importSigningKey(JSON.stringify(other.privateJwk))), { loadKey: catalog.loadKey, now: T0 });
+    const r = await new PlaybackTokenVerifier().verify(await token(await importSigningKey(JSON.stringify(other.privateJwk))), {
+      loadKey: catalog.loadKey,
+      now: T0,
+    });
     expect(r.ok ? 'ok' : r.rejection.code).toBe('key_lookup_failed');
   });
 });

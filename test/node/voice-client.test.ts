@@ -6,7 +6,16 @@ import { planMesh, isOfferer } from '../../core/rooms/voice-mesh-plan.ts';
 import { SPEAKING, SpeakingDetector, dbfs, rms } from '../../core/rooms/voice-activity.ts';
 import type { VoiceMember, VoiceState } from '../../core/rooms/voice-protocol.ts';
 
-const seat = (conn: string): VoiceMember => ({ conn, uid: `a:${conn}`, name: conn, role: 'viewer', muted: false, forced: false, speaking: false, camera: false });
+const seat = (conn: string): VoiceMember => ({
+  conn,
+  uid: `a:${conn}`,
+  name: conn,
+  role: 'viewer',
+  muted: false,
+  forced: false,
+  speaking: false,
+  camera: false,
+});
 const mesh = (...conns: string[]): VoiceState => ({ mode: 'mesh', members: conns.map(seat) });
 
 describe('the mesh plan', () => {

@@ -41,10 +41,18 @@ describe('voice seats', () => {
   });
 
   it('seats someone a moderator muted in voice as muted and forced', () => {
-    const d = decide({ sanctions: { 'a:ada': { voiceMuted: true, voiceBy: 'moderator' } } }, ada, { type: 'voice.join', muted: false, camera: false });
+    const d = decide({ sanctions: { 'a:ada': { voiceMuted: true, voiceBy: 'moderator' } } }, ada, {
+      type: 'voice.join',
+      muted: false,
+      camera: false,
+    });
     expect(d.effects).toEqual([{ kind: 'voice.seat', member: seat(ada, { muted: true, forced: true }), persist: true }]);
     // The same mute does not hold a host (a moderator does not outrank one).
-    const h = decide({ sanctions: { 't:Hana': { voiceMuted: true, voiceBy: 'moderator' } } }, hana, { type: 'voice.join', muted: false, camera: false });
+    const h = decide({ sanctions: { 't:Hana': { voiceMuted: true, voiceBy: 'moderator' } } }, hana, {
+      type: 'voice.join',
+      muted: false,
+      camera: false,
+    });
     expect(h.effects[0]).toMatchObject({ member: { muted: false, forced: false } });
   });
 
@@ -57,9 +65,15 @@ describe('voice seats', () => {
       { kind: 'voice.seat', member: seat(ada), persist: true },
       { kind: 'voice.mode', mode: 'sfu' },
     ]);
-    expect(decide({ voice: seats(VOICE_LIMITS.maxMembers), sfu: true, mode: 'sfu' }, ada, { type: 'voice.join', muted: false, camera: false }).reply).toMatchObject({ code: 'voice_full' });
+    expect(
+      decide({ voice: seats(VOICE_LIMITS.maxMembers), sfu: true, mode: 'sfu' }, ada, { type: 'voice.join', muted: false, camera: false })
+        .reply,
+    ).toMatchObject({ code: 'voice_full' });
     // A room's own, smaller mesh (an operator setting).
-    expect(decide({ voice: seats(3), meshMax: 3 }, ada, { type: 'voice.join', muted: false, camera: false }).reply).toMatchObject({ code: 'voice_full', reason: 'voice is full (3 members)' });
+    expect(decide({ voice: seats(3), meshMax: 3 }, ada, { type: 'voice.join', muted: false, camera: false }).reply).toMatchObject({
+      code: 'voice_full',
+      reason: 'voice is full (3 members)',
+    });
   });
 
   it('goes back to the mesh only well below the limit (hysteresis)', () => {
@@ -70,7 +84,10 @@ describe('voice seats', () => {
     const seven = [...seats(6), seat(ada)];
     expect(decide({ voice: seven, sfu: true, mode: 'sfu' }, ada, { type: 'voice.leave', rid: 'l' })).toEqual({
       reply: { type: 'ack', rid: 'l' },
-      effects: [{ kind: 'voice.unseat', conn: 'c-ada' }, { kind: 'voice.mode', mode: 'mesh' }],
+      effects: [
+        { kind: 'voice.unseat', conn: 'c-ada' },
+        { kind: 'voice.mode', mode: 'mesh' },
+      ],
     });
     expect(decide({}, ada, { type: 'voice.leave' }).effects).toEqual([]);
   });
@@ -83,8 +100,15 @@ describe('voice seats', () => {
       { kind: 'voice.pace', conn: 'c-ada', updates: { tokens: ROOM_RATE_LIMITS.voiceUpdates.capacity - 1, at: NOW } },
       { kind: 'voice.seat', member: seat(ada, { speaking: true }), persist: false },
     ]);
-    expect(decide(f, ada, { type: 'voice.update', rid: 'm', muted: true, speaking: true }).effects[1]).toEqual({ kind: 'voice.seat', member: seat(ada, { muted: true }), persist: true });
-    expect(decide(f, bob, { type: 'voice.update', rid: 'u', muted: false })).toEqual({ reply: { type: 'error', rid: 'u', code: 'muted', reason: 'a moderator muted you in voice' }, effects: [] });
+    expect(decide(f, ada, { type: 'voice.update', rid: 'm', muted: true, speaking: true }).effects[1]).toEqual({
+      kind: 'voice.seat',
+      member: seat(ada, { muted: true }),
+      persist: true,
+    });
+    expect(decide(f, bob, { type: 'voice.update', rid: 'u', muted: false })).toEqual({
+      reply: { type: 'error', rid: 'u', code: 'muted', reason: 'a moderator muted you in voice' },
+      effects: [],
+    });
     expect(decide(f, mo, { type: 'voice.update', rid: 'x', speaking: true }).reply).toMatchObject({ code: 'not_in_voice' });
     const spent: Facts = { ...f, voicePace: { 'c-ada': { updates: { tokens: 0, at: NOW } } } };
     expect(decide(spent, ada, { type: 'voice.update', speaking: false }).reply).toMatchObject({ code: 'rate_limited' });
@@ -101,13 +125,21 @@ describe('voice signalling', () => {
       { kind: 'voice.pace', conn: 'c-ada', signals: { tokens: ROOM_RATE_LIMITS.voiceSignals.capacity - 1, at: NOW } },
       { kind: 'voice.relay', to: 'c-bob', frame: voiceSignalFrame('c-ada', 'a:ada', { type: 'offer', sdp: 'v=0\r\n' }) },
     ]);
-    expect(JSON.parse(voiceSignalFrame('c-ada', 'a:ada', { type: 'offer', sdp: 'x' }))).toEqual({ type: 'voice.signal', from: 'c-ada', uid: 'a:ada', signal: { type: 'offer', sdp: 'x' } });
+    expect(JSON.parse(voiceSignalFrame('c-ada', 'a:ada', { type: 'offer', sdp: 'x' }))).toEqual({
+      type: 'voice.signal',
+      from: 'c-ada',
+      uid: 'a:ada',
+      signal: { type: 'offer', sdp: 'x' },
+    });
     expect(decide(mesh, ada, { ...offer('c-bob'), rid: 's' }).reply).toEqual({ type: 'ack', rid: 's' });
   });
 
   it('reaches nobody from outside voice, nobody outside voice, not oneself, and nobody once the group uses the SFU', () => {
     expect(decide(mesh, mo, { ...offer('c-bob'), rid: '1' }).reply).toMatchObject({ code: 'not_in_voice', reason: 'join voice first' });
-    expect(decide(mesh, ada, { ...offer('c-mo'), rid: '2' }).reply).toMatchObject({ code: 'not_in_voice', reason: 'no such member in voice' });
+    expect(decide(mesh, ada, { ...offer('c-mo'), rid: '2' }).reply).toMatchObject({
+      code: 'not_in_voice',
+      reason: 'no such member in voice',
+    });
     expect(decide(mesh, ada, { ...offer('c-ada'), rid: '3' }).reply).toMatchObject({ code: 'invalid_message' });
     expect(decide({ ...mesh, mode: 'sfu' }, ada, { ...offer('c-bob'), rid: '4' }).reply).toMatchObject({ code: 'forbidden' });
     for (const r of ['1', '2', '3', '4']) expect(decide(mesh, mo, { ...offer('c-bob'), rid: r }).effects).toEqual([]);
@@ -132,11 +164,26 @@ describe('voice signalling', () => {
     expect(parseClientFrame(frame('x'.repeat(VOICE_LIMITS.sdpMaxChars + 1)))).toMatchObject({ ok: false, code: 'invalid_message' });
     expect(parseClientFrame(frame('x'.repeat(VOICE_LIMITS.signalFrameMaxChars)))).toMatchObject({ ok: false, code: 'frame_too_large' });
     // Only signalling may be long: a long chat is refused by length before it is parsed.
-    expect(parseClientFrame(JSON.stringify({ type: 'chat', text: 'x'.repeat(5000) }))).toMatchObject({ ok: false, code: 'frame_too_large' });
-    expect(parseClientFrame(JSON.stringify({ to: 'c-bob', type: 'voice.signal', signal: { type: 'offer', sdp: long } }))).toMatchObject({ ok: false, code: 'frame_too_large' });
-    const many = Array.from({ length: VOICE_LIMITS.candidatesPerMessage + 1 }, () => ({ candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0', sdpMLineIndex: 0 }));
-    expect(parseClientFrame(JSON.stringify({ type: 'voice.signal', to: 'c-bob', signal: { type: 'candidates', candidates: many } }))).toMatchObject({ ok: false, code: 'invalid_message' });
-    expect(parseClientFrame(JSON.stringify({ type: 'voice.signal', to: 'bob!', signal: { type: 'answer', sdp: 'x' } }))).toMatchObject({ ok: false, code: 'invalid_message' });
+    expect(parseClientFrame(JSON.stringify({ type: 'chat', text: 'x'.repeat(5000) }))).toMatchObject({
+      ok: false,
+      code: 'frame_too_large',
+    });
+    expect(parseClientFrame(JSON.stringify({ to: 'c-bob', type: 'voice.signal', signal: { type: 'offer', sdp: long } }))).toMatchObject({
+      ok: false,
+      code: 'frame_too_large',
+    });
+    const many = Array.from({ length: VOICE_LIMITS.candidatesPerMessage + 1 }, () => ({
+      candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host',
+      sdpMid: '0',
+      sdpMLineIndex: 0,
+    }));
+    expect(
+      parseClientFrame(JSON.stringify({ type: 'voice.signal', to: 'c-bob', signal: { type: 'candidates', candidates: many } })),
+    ).toMatchObject({ ok: false, code: 'invalid_message' });
+    expect(parseClientFrame(JSON.stringify({ type: 'voice.signal', to: 'bob!', signal: { type: 'answer', sdp: 'x' } }))).toMatchObject({
+      ok: false,
+      code: 'invalid_message',
+    });
   });
 });
 
@@ -152,11 +199,17 @@ describe('moderation in voice', () => {
       ],
     });
     // Someone not in voice can be muted ahead of joining.
-    expect(decide(f, mo, { type: 'voice.mute', uid: 'a:bob' }).effects).toEqual([{ kind: 'sanction.set', uid: 'a:bob', sanction: 'voice', until: null, by: mo }]);
+    expect(decide(f, mo, { type: 'voice.mute', uid: 'a:bob' }).effects).toEqual([
+      { kind: 'sanction.set', uid: 'a:bob', sanction: 'voice', until: null, by: mo },
+    ]);
   });
 
   it('lifting the mute leaves the member muted until they unmute themselves', () => {
-    const muted: Facts = { ...f, voice: [seat(ada, { muted: true, forced: true })], sanctions: { 'a:ada': { voiceMuted: true, voiceBy: 'moderator' } } };
+    const muted: Facts = {
+      ...f,
+      voice: [seat(ada, { muted: true, forced: true })],
+      sanctions: { 'a:ada': { voiceMuted: true, voiceBy: 'moderator' } },
+    };
     expect(decide(muted, mo, { type: 'voice.unmute', uid: 'a:ada' }).effects).toEqual([
       { kind: 'sanction.lift', uid: 'a:ada', sanction: 'voice' },
       { kind: 'voice.seat', member: seat(ada, { muted: true, forced: false }), persist: true },
@@ -166,20 +219,34 @@ describe('moderation in voice', () => {
   });
 
   it('removes a member from voice, only one the actor outranks, and viewers moderate nothing', () => {
-    expect(decide(f, mo, { type: 'voice.remove', rid: 'r', uid: 'a:ada' })).toEqual({ reply: { type: 'ack', rid: 'r' }, effects: [{ kind: 'voice.unseat', conn: 'c-ada' }] });
-    expect(decide(f, mo, { type: 'voice.remove', uid: 't:Hana' }).reply).toMatchObject({ code: 'forbidden', reason: 'a moderator may not remove a host from voice' });
+    expect(decide(f, mo, { type: 'voice.remove', rid: 'r', uid: 'a:ada' })).toEqual({
+      reply: { type: 'ack', rid: 'r' },
+      effects: [{ kind: 'voice.unseat', conn: 'c-ada' }],
+    });
+    expect(decide(f, mo, { type: 'voice.remove', uid: 't:Hana' }).reply).toMatchObject({
+      code: 'forbidden',
+      reason: 'a moderator may not remove a host from voice',
+    });
     expect(decide(f, mo, { type: 'voice.mute', uid: 't:Hana' }).reply).toMatchObject({ code: 'forbidden' });
     expect(decide(f, mo, { type: 'voice.remove', uid: 'a:bob' }).reply).toMatchObject({ code: 'not_in_voice' });
-    expect(decide(f, bob, { type: 'voice.mute', uid: 'a:ada' }).reply).toMatchObject({ code: 'forbidden', reason: 'viewer may not voice.mute' });
+    expect(decide(f, bob, { type: 'voice.mute', uid: 'a:ada' }).reply).toMatchObject({
+      code: 'forbidden',
+      reason: 'viewer may not voice.mute',
+    });
   });
 
   it('hands out SFU tokens only to seats, only while the group uses the SFU', () => {
-    expect(decide({ voice: [seat(ada)], mode: 'sfu' }, ada, { type: 'voice.sfu', rid: 's' })).toEqual({ reply: null, effects: [{ kind: 'voice.sfu', conn: 'c-ada', rid: 's' }] });
+    expect(decide({ voice: [seat(ada)], mode: 'sfu' }, ada, { type: 'voice.sfu', rid: 's' })).toEqual({
+      reply: null,
+      effects: [{ kind: 'voice.sfu', conn: 'c-ada', rid: 's' }],
+    });
     expect(decide({ voice: [seat(ada)] }, ada, { type: 'voice.sfu' }).reply).toMatchObject({ code: 'forbidden' });
     expect(decide({ mode: 'sfu' }, ada, { type: 'voice.sfu' }).reply).toMatchObject({ code: 'not_in_voice' });
   });
 
   it('a banned member does nothing in voice', () => {
-    expect(decide({ ...f, sanctions: { 'a:ada': { banned: true, banBy: 'moderator' } } }, ada, offer('c-hana')).reply).toMatchObject({ code: 'banned' });
+    expect(decide({ ...f, sanctions: { 'a:ada': { banned: true, banBy: 'moderator' } } }, ada, offer('c-hana')).reply).toMatchObject({
+      code: 'banned',
+    });
   });
 });

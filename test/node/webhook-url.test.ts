@@ -5,7 +5,14 @@ import { ipv6Problem, parseIpv6, webhookUrlProblem } from '../../core/contracts/
 
 describe('webhookUrlProblem', () => {
   it('accepts https URLs of public hosts and addresses', () => {
-    for (const url of ['https://hooks.example.com/edgelive', 'https://hooks.example.com:8443/a?b=c', 'https://8.8.8.8/x', 'https://[2606:4700:4700::1111]/x', 'https://[64:ff9b::808:808]/', 'https://1.1.1.1./']) {
+    for (const url of [
+      'https://hooks.example.com/edgelive',
+      'https://hooks.example.com:8443/a?b=c',
+      'https://8.8.8.8/x',
+      'https://[2606:4700:4700::1111]/x',
+      'https://[64:ff9b::808:808]/',
+      'https://1.1.1.1./',
+    ]) {
       expect(webhookUrlProblem(url), url).toBeNull();
     }
   });
@@ -20,10 +27,26 @@ describe('webhookUrlProblem', () => {
 
   it('refuses loopback, private, link-local and other special IPv4 addresses in every numeric form', () => {
     const refused = [
-      'https://127.0.0.1/', 'https://127.1/', 'https://0x7f.1/', 'https://0x7f000001/', 'https://2130706433/', 'https://017700000001/', 'https://0177.0.0.1/',
-      'https://10.0.0.5/', 'https://172.16.3.4/', 'https://172.31.255.255/', 'https://192.168.1.1/', 'https://0xc0.0xa8.1.1/',
-      'https://169.254.169.254/latest/meta-data', 'https://0.0.0.0/', 'https://0/', 'https://100.64.0.1/', 'https://224.0.0.1/', 'https://255.255.255.255/',
-      'https://192.0.2.1/', 'https://198.18.0.1/',
+      'https://127.0.0.1/',
+      'https://127.1/',
+      'https://0x7f.1/',
+      'https://0x7f000001/',
+      'https://2130706433/',
+      'https://017700000001/',
+      'https://0177.0.0.1/',
+      'https://10.0.0.5/',
+      'https://172.16.3.4/',
+      'https://172.31.255.255/',
+      'https://192.168.1.1/',
+      'https://0xc0.0xa8.1.1/',
+      'https://169.254.169.254/latest/meta-data',
+      'https://0.0.0.0/',
+      'https://0/',
+      'https://100.64.0.1/',
+      'https://224.0.0.1/',
+      'https://255.255.255.255/',
+      'https://192.0.2.1/',
+      'https://198.18.0.1/',
     ];
     for (const url of refused) expect(webhookUrlProblem(url), url).toMatch(/^points at /);
     expect(webhookUrlProblem('https://0x7f.1/')).toBe('points at a loopback address 127.0.0.1');
@@ -32,9 +55,25 @@ describe('webhookUrlProblem', () => {
 
   it('refuses loopback, private, link-local IPv6 addresses, and IPv4 inside IPv6', () => {
     const refused = [
-      'https://[::1]/', 'https://[0:0:0:0:0:0:0:1]/', 'https://[::]/', 'https://[::ffff:127.0.0.1]/', 'https://[::ffff:7f00:1]/', 'https://[::ffff:10.1.2.3]/',
-      'https://[::ffff:169.254.169.254]/', 'https://[::127.0.0.1]/', 'https://[64:ff9b::127.0.0.1]/', 'https://[2002:7f00:1::]/', 'https://[2002:c0a8:101::1]/',
-      'https://[fd00::1]/', 'https://[fc00::1]/', 'https://[fe80::1]/', 'https://[febf::1]/', 'https://[fec0::1]/', 'https://[ff02::1]/', 'https://[2001:db8::1]/', 'https://[2001::1]/',
+      'https://[::1]/',
+      'https://[0:0:0:0:0:0:0:1]/',
+      'https://[::]/',
+      'https://[::ffff:127.0.0.1]/',
+      'https://[::ffff:7f00:1]/',
+      'https://[::ffff:10.1.2.3]/',
+      'https://[::ffff:169.254.169.254]/',
+      'https://[::127.0.0.1]/',
+      'https://[64:ff9b::127.0.0.1]/',
+      'https://[2002:7f00:1::]/',
+      'https://[2002:c0a8:101::1]/',
+      'https://[fd00::1]/',
+      'https://[fc00::1]/',
+      'https://[fe80::1]/',
+      'https://[febf::1]/',
+      'https://[fec0::1]/',
+      'https://[ff02::1]/',
+      'https://[2001:db8::1]/',
+      'https://[2001::1]/',
     ];
     for (const url of refused) expect(webhookUrlProblem(url), url).toMatch(/^points at /);
     expect(webhookUrlProblem('https://[::ffff:127.0.0.1]/')).toBe('points at an IPv4-mapped loopback address [::ffff:7f00:1]');
@@ -42,8 +81,10 @@ describe('webhookUrlProblem', () => {
   });
 
   it('refuses localhost names and single-label hosts; the local development switch lets them (and http) through', () => {
-    for (const url of ['https://localhost/', 'https://LOCALHOST:8443/', 'https://api.localhost/', 'https://intranet/']) expect(webhookUrlProblem(url), url).not.toBeNull();
-    for (const url of ['http://127.0.0.1:8788/hook', 'https://localhost/', 'http://[::1]:9/']) expect(webhookUrlProblem(url, { allowPrivate: true }), url).toBeNull();
+    for (const url of ['https://localhost/', 'https://LOCALHOST:8443/', 'https://api.localhost/', 'https://intranet/'])
+      expect(webhookUrlProblem(url), url).not.toBeNull();
+    for (const url of ['http://127.0.0.1:8788/hook', 'https://localhost/', 'http://[::1]:9/'])
+      expect(webhookUrlProblem(url, { allowPrivate: true }), url).toBeNull();
     expect(webhookUrlProblem('ftp://127.0.0.1/', { allowPrivate: true })).toBe('must be an https URL');
   });
 

@@ -28,9 +28,59 @@ beforeAll(async () => {
   );
   // 30 fps H.264 (constrained baseline, SPS/PPS before every IDR as browsers send them), keyframe
   // every second, and 20 ms Opus frames, in real time.
-  const ffmpeg = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-t', String(SECONDS), '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-re', '-t', String(SECONDS), '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-    '-map', '0:v', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-g', '30', '-bsf:v', 'dump_extra=freq=keyframe', '-f', 'rtp', '-payload_type', '96', `rtp://127.0.0.1:${sockets[0]!.port}?pkt_size=1200`,
-    '-map', '1:a', '-c:a', 'libopus', '-b:a', '64k', '-f', 'rtp', '-payload_type', '111', `rtp://127.0.0.1:${sockets[1]!.port}?pkt_size=1200`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ffmpeg = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-re',
+      '-t',
+      String(SECONDS),
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=320x240:rate=30',
+      '-re',
+      '-t',
+      String(SECONDS),
+      '-f',
+      'lavfi',
+      '-i',
+      'sine=frequency=440:sample_rate=48000',
+      '-map',
+      '0:v',
+      '-c:v',
+      'libx264',
+      '-preset',
+      'ultrafast',
+      '-tune',
+      'zerolatency',
+      '-profile:v',
+      'baseline',
+      '-g',
+      '30',
+      '-bsf:v',
+      'dump_extra=freq=keyframe',
+      '-f',
+      'rtp',
+      '-payload_type',
+      '96',
+      `rtp://127.0.0.1:${sockets[0]!.port}?pkt_size=1200`,
+      '-map',
+      '1:a',
+      '-c:a',
+      'libopus',
+      '-b:a',
+      '64k',
+      '-f',
+      'rtp',
+      '-payload_type',
+      '111',
+      `rtp://127.0.0.1:${sockets[1]!.port}?pkt_size=1200`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   await new Promise((r) => ffmpeg.once('exit', r));
   await new Promise((r) => setTimeout(r, 200));
   for (const { sock } of sockets) sock.close();
@@ -48,8 +98,22 @@ function runPath(name: string, transform: (ps: typeof packets) => typeof packets
   let losses = 0;
   const frames: TimedFrame[] = [];
   const framers = {
-    video: new RtpFramer({ kind: 'video', payloadType: 96, clockRate: 90_000, clock, onFrame: (f) => (frames.push(f), writer.push(f)), onLoss: () => losses++ }),
-    audio: new RtpFramer({ kind: 'audio', payloadType: 111, clockRate: 48_000, clock, onFrame: (f) => (frames.push(f), writer.push(f)), onLoss: () => losses++ }),
+    video: new RtpFramer({
+      kind: 'video',
+      payloadType: 96,
+      clockRate: 90_000,
+      clock,
+      onFrame: (f) => (frames.push(f), writer.push(f)),
+      onLoss: () => losses++,
+    }),
+    audio: new RtpFramer({
+      kind: 'audio',
+      payloadType: 111,
+      clockRate: 48_000,
+      clock,
+      onFrame: (f) => (frames.push(f), writer.push(f)),
+      onLoss: () => losses++,
+    }),
   };
   // The framers read the clock when a track's first packet arrives: replay with the real arrival times.
   const realNow = performance.now;
@@ -67,9 +131,28 @@ function runPath(name: string, transform: (ps: typeof packets) => typeof packets
 }
 
 function probe(file: string) {
-  const r = spawnSync('ffprobe', ['-v', 'fatal', '-count_frames', '-show_entries', 'stream=codec_name,codec_type,nb_read_frames,width,height,start_time', '-of', 'json', '-f', 'matroska', file], { encoding: 'utf8' });
+  const r = spawnSync(
+    'ffprobe',
+    [
+      '-v',
+      'fatal',
+      '-count_frames',
+      '-show_entries',
+      'stream=codec_name,codec_type,nb_read_frames,width,height,start_time',
+      '-of',
+      'json',
+      '-f',
+      'matroska',
+      file,
+    ],
+    { encoding: 'utf8' },
+  );
   expect(r.status).toBe(0);
-  return (JSON.parse(r.stdout) as { streams: Array<{ codec_type: string; codec_name: string; nb_read_frames: string; width?: number; start_time: string }> }).streams;
+  return (
+    JSON.parse(r.stdout) as {
+      streams: Array<{ codec_type: string; codec_name: string; nb_read_frames: string; width?: number; start_time: string }>;
+    }
+  ).streams;
 }
 
 describe('RTP → frames → Matroska', () => {
@@ -77,7 +160,10 @@ describe('RTP → frames → Matroska', () => {
     const { file, losses, framers, writer } = runPath('clean');
     expect(losses).toBe(0);
     // One video frame per RTP timestamp, one Opus frame per packet (ffmpeg adds one of priming).
-    const sent = { video: new Set(packets.filter((p) => p.kind === 'video').map((p) => p.bytes.readUInt32BE(4))).size, audio: packets.filter((p) => p.kind === 'audio').length };
+    const sent = {
+      video: new Set(packets.filter((p) => p.kind === 'video').map((p) => p.bytes.readUInt32BE(4))).size,
+      audio: packets.filter((p) => p.kind === 'audio').length,
+    };
     expect(sent.video).toBe(SECONDS * 30);
     expect(framers.video.frames).toBe(sent.video);
     expect(framers.audio.frames).toBe(sent.audio);

@@ -4,7 +4,15 @@
 // headers, and the environment's WebRTC settings are checked.
 import { describe, expect, it } from 'vitest';
 import { webrtcConfigFromEnv } from '../../transcoder-node/webrtc/config.ts';
-import { announceAddress, chooseH264, chooseOpus, parseSdp, parseTrickleFragment, SdpError, shapeOffer } from '../../transcoder-node/webrtc/sdp.ts';
+import {
+  announceAddress,
+  chooseH264,
+  chooseOpus,
+  parseSdp,
+  parseTrickleFragment,
+  SdpError,
+  shapeOffer,
+} from '../../transcoder-node/webrtc/sdp.ts';
 import { iceServerLinks } from '../../transcoder-node/webrtc/whip-endpoint.ts';
 
 /** What Chromium 156 offers for a sendonly camera and microphone (trimmed of extmaps it repeats). */
@@ -107,8 +115,12 @@ describe('shapeOffer (WHIP: the publisher sends H.264 and Opus)', () => {
       ['audio', '1', 'opus', 111],
     ]);
     expect(parsed.media.map((m) => m.formats)).toEqual([['102'], ['111']]);
-    expect(parsed.media[0]!.codecs).toEqual([{ payloadType: 102, name: 'H264', clockRate: 90000, fmtp: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f' }]);
-    expect(parsed.media[1]!.codecs).toEqual([{ payloadType: 111, name: 'opus', clockRate: 48000, channels: 2, fmtp: 'minptime=10;useinbandfec=1' }]);
+    expect(parsed.media[0]!.codecs).toEqual([
+      { payloadType: 102, name: 'H264', clockRate: 90000, fmtp: 'level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f' },
+    ]);
+    expect(parsed.media[1]!.codecs).toEqual([
+      { payloadType: 111, name: 'opus', clockRate: 48000, channels: 2, fmtp: 'minptime=10;useinbandfec=1' },
+    ]);
   });
 
   it('drops transport-wide congestion feedback (the node answers with REMB), RTX, RED and the RTX SSRC', () => {
@@ -149,8 +161,18 @@ describe('shapeOffer (WHIP: the publisher sends H.264 and Opus)', () => {
 describe('trickle fragments (RFC 8840 as RFC 9725 §4.3.1 sends them)', () => {
   it('reads credentials, candidates with their mid, and the end of candidates', () => {
     const frag = parseTrickleFragment(
-      ['a=ice-options:trickle ice2', 'a=group:BUNDLE 0 1', 'm=audio 9 RTP/AVP 0', 'a=mid:0', 'a=ice-ufrag:EsAw', 'a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1',
-        'a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw network-id 1', 'a=candidate:3471623853 1 udp 2122194687 198.51.100.2 61765 typ host', 'a=end-of-candidates', ''].join('\r\n'),
+      [
+        'a=ice-options:trickle ice2',
+        'a=group:BUNDLE 0 1',
+        'm=audio 9 RTP/AVP 0',
+        'a=mid:0',
+        'a=ice-ufrag:EsAw',
+        'a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1',
+        'a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw network-id 1',
+        'a=candidate:3471623853 1 udp 2122194687 198.51.100.2 61765 typ host',
+        'a=end-of-candidates',
+        '',
+      ].join('\r\n'),
     );
     expect(frag).toEqual({
       ufrag: 'EsAw',
@@ -169,11 +191,19 @@ describe('trickle fragments (RFC 8840 as RFC 9725 §4.3.1 sends them)', () => {
 
 describe('announced address and ICE server links', () => {
   it('rewrites host candidates only', () => {
-    const sdp = 'a=candidate:1 1 UDP 2122317823 10.0.0.5 50000 typ host\r\na=candidate:2 1 UDP 1686109951 198.51.100.9 50000 typ srflx raddr 10.0.0.5 rport 50000\r\n';
-    expect(announceAddress(sdp, '203.0.113.7')).toBe('a=candidate:1 1 UDP 2122317823 203.0.113.7 50000 typ host\r\na=candidate:2 1 UDP 1686109951 198.51.100.9 50000 typ srflx raddr 10.0.0.5 rport 50000\r\n');
+    const sdp =
+      'a=candidate:1 1 UDP 2122317823 10.0.0.5 50000 typ host\r\na=candidate:2 1 UDP 1686109951 198.51.100.9 50000 typ srflx raddr 10.0.0.5 rport 50000\r\n';
+    expect(announceAddress(sdp, '203.0.113.7')).toBe(
+      'a=candidate:1 1 UDP 2122317823 203.0.113.7 50000 typ host\r\na=candidate:2 1 UDP 1686109951 198.51.100.9 50000 typ srflx raddr 10.0.0.5 rport 50000\r\n',
+    );
   });
   it('writes one Link per server, TURN credentials as parameters (RFC 9725 §4.6)', () => {
-    expect(iceServerLinks([{ urls: 'stun:stun.example.net:3478' }, { urls: 'turn:turn.example.net:3478?transport=udp', username: 'u"1', credential: 'p' }])).toEqual([
+    expect(
+      iceServerLinks([
+        { urls: 'stun:stun.example.net:3478' },
+        { urls: 'turn:turn.example.net:3478?transport=udp', username: 'u"1', credential: 'p' },
+      ]),
+    ).toEqual([
       '<stun:stun.example.net:3478>; rel="ice-server"',
       '<turn:turn.example.net:3478?transport=udp>; rel="ice-server"; username="u\\"1"; credential="p"; credential-type="password"',
     ]);
@@ -188,11 +218,20 @@ describe('WebRTC settings from the environment', () => {
     expect(c.stack).toEqual({ udpMux: false, iceServers: [] });
   });
   it('a port range, one muxed port, ICE servers with credentials, signalling off', () => {
-    const c = webrtcConfigFromEnv({ WEBRTC_PORT_MIN: '50000', WEBRTC_PORT_MAX: '50100', WEBRTC_UDP_MUX: '1', WEBRTC_HTTP_PORT: 'off', WEBRTC_ICE_SERVERS: 'stun:stun.l.example:19302, turn:us%40r:p%3Ass@turn.example:3478?transport=udp' });
+    const c = webrtcConfigFromEnv({
+      WEBRTC_PORT_MIN: '50000',
+      WEBRTC_PORT_MAX: '50100',
+      WEBRTC_UDP_MUX: '1',
+      WEBRTC_HTTP_PORT: 'off',
+      WEBRTC_ICE_SERVERS: 'stun:stun.l.example:19302, turn:us%40r:p%3Ass@turn.example:3478?transport=udp',
+    });
     expect(c.stack.portRange).toEqual([50000, 50100]);
     expect(c.stack.udpMux).toBe(true);
     expect(c.http).toBeNull();
-    expect(c.stack.iceServers).toEqual([{ urls: 'stun:stun.l.example:19302' }, { urls: 'turn:turn.example:3478?transport=udp', username: 'us@r', credential: 'p:ss' }]);
+    expect(c.stack.iceServers).toEqual([
+      { urls: 'stun:stun.l.example:19302' },
+      { urls: 'turn:turn.example:3478?transport=udp', username: 'us@r', credential: 'p:ss' },
+    ]);
   });
   it('refuses settings that cannot work', () => {
     expect(() => webrtcConfigFromEnv({ WEBRTC_UDP_MUX: '1' })).toThrow(/WEBRTC_PORT_MIN/);

@@ -29,7 +29,19 @@ describe('WHEP tickets', () => {
     const [payload, mac] = ticket.split('.') as [string, string];
     // Claims for another stream under the first one's MAC.
     const forged = btoa(JSON.stringify({ sub: 'st_b', exp: Math.floor(now / 1000) + 60 })).replace(/=+$/, '');
-    for (const bad of [`${forged}.${mac}`, payload, `${payload}.`, `${payload}.${mac}.x`, `${payload}.${mac.slice(0, -2)}`, `${payload}.${'A'.repeat(43)}`, `${payload}.${mac}`.padEnd(600, 'x'), '', '.', 'not a ticket', `${payload}.%%%`]) {
+    for (const bad of [
+      `${forged}.${mac}`,
+      payload,
+      `${payload}.`,
+      `${payload}.${mac}.x`,
+      `${payload}.${mac.slice(0, -2)}`,
+      `${payload}.${'A'.repeat(43)}`,
+      `${payload}.${mac}`.padEnd(600, 'x'),
+      '',
+      '.',
+      'not a ticket',
+      `${payload}.%%%`,
+    ]) {
       const v = await verifyWhepTicket(SECRET, bad, 'st_a', now);
       expect(v, bad.slice(0, 40)).toMatchObject({ ok: false, code: 'invalid_ticket' });
     }
@@ -51,7 +63,13 @@ function rtp(o: { pt?: number; marker?: boolean; seq: number; ts: number; ssrc: 
   Buffer.from(o.payload ?? [0x41]).copy(b, 12);
   return b;
 }
-const header = (b: Buffer) => ({ pt: b[1]! & 0x7f, marker: (b[1]! & 0x80) !== 0, seq: b.readUInt16BE(2), ts: b.readUInt32BE(4), ssrc: b.readUInt32BE(8) });
+const header = (b: Buffer) => ({
+  pt: b[1]! & 0x7f,
+  marker: (b[1]! & 0x80) !== 0,
+  seq: b.readUInt16BE(2),
+  ts: b.readUInt32BE(4),
+  ssrc: b.readUInt32BE(8),
+});
 
 describe('forwarding RTP', () => {
   it('the first flow goes out unchanged; a new source (a new ladder) continues sequence numbers and timestamps, the pause kept at clock rate', () => {
@@ -64,7 +82,7 @@ describe('forwarding RTP', () => {
     // The ladder restarted 2 s later: new SSRC, random sequence and timestamp.
     const first = out(rtp({ seq: 100, ts: 5_000_000, ssrc: 2 }), 3033);
     expect(first.seq).toBe(0); // 65535 + 1, wrapped
-    expect(first.ts).toBe(((0xfffffff0 + 3000 + 2000 * 90) >>> 0));
+    expect(first.ts).toBe((0xfffffff0 + 3000 + 2000 * 90) >>> 0);
     expect(out(rtp({ seq: 101, ts: 5_003_000, ssrc: 2 }), 3066)).toMatchObject({ seq: 1, ts: (first.ts + 3000) >>> 0 });
     expect(c.sources).toBe(2);
     // RTCP and non-RTP are not rewritten.
@@ -112,28 +130,60 @@ describe('forwarding RTP', () => {
 
 /** Chromium 156's receive-only offer (video section trimmed to the H.264 entries it lists). */
 const CHROME_RECV_OFFER = [
-  'v=0', 'o=- 1 2 IN IP4 127.0.0.1', 's=-', 't=0 0', 'a=group:BUNDLE 0 1',
-  'm=video 9 UDP/TLS/RTP/SAVPF 96 102 104 108 114 116 41', 'c=IN IP4 0.0.0.0',
-  'a=ice-ufrag:abcd', 'a=ice-pwd:abcdefghijklmnopqrstuvwx', 'a=fingerprint:sha-256 AA:BB', 'a=setup:actpass', 'a=mid:0',
-  'a=extmap:4 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01', 'a=recvonly', 'a=rtcp-mux',
+  'v=0',
+  'o=- 1 2 IN IP4 127.0.0.1',
+  's=-',
+  't=0 0',
+  'a=group:BUNDLE 0 1',
+  'm=video 9 UDP/TLS/RTP/SAVPF 96 102 104 108 114 116 41',
+  'c=IN IP4 0.0.0.0',
+  'a=ice-ufrag:abcd',
+  'a=ice-pwd:abcdefghijklmnopqrstuvwx',
+  'a=fingerprint:sha-256 AA:BB',
+  'a=setup:actpass',
+  'a=mid:0',
+  'a=extmap:4 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01',
+  'a=recvonly',
+  'a=rtcp-mux',
   'a=rtpmap:96 VP8/90000',
-  'a=rtpmap:102 H264/90000', 'a=rtcp-fb:102 transport-cc', 'a=rtcp-fb:102 nack', 'a=rtcp-fb:102 nack pli', 'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f',
-  'a=rtpmap:104 H264/90000', 'a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f',
-  'a=rtpmap:108 H264/90000', 'a=rtcp-fb:108 nack', 'a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
-  'a=rtpmap:114 H264/90000', 'a=fmtp:114 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f',
-  'a=rtpmap:116 H264/90000', 'a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f',
-  'a=rtpmap:41 H264/90000', 'a=fmtp:41 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=f4001f',
-  'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 0', 'c=IN IP4 0.0.0.0', 'a=mid:1', 'a=recvonly', 'a=rtcp-mux',
-  'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 minptime=10;useinbandfec=1', 'a=rtpmap:63 red/48000/2', 'a=rtpmap:0 PCMU/8000',
+  'a=rtpmap:102 H264/90000',
+  'a=rtcp-fb:102 transport-cc',
+  'a=rtcp-fb:102 nack',
+  'a=rtcp-fb:102 nack pli',
+  'a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f',
+  'a=rtpmap:104 H264/90000',
+  'a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f',
+  'a=rtpmap:108 H264/90000',
+  'a=rtcp-fb:108 nack',
+  'a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f',
+  'a=rtpmap:114 H264/90000',
+  'a=fmtp:114 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f',
+  'a=rtpmap:116 H264/90000',
+  'a=fmtp:116 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f',
+  'a=rtpmap:41 H264/90000',
+  'a=fmtp:41 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=f4001f',
+  'm=audio 9 UDP/TLS/RTP/SAVPF 111 63 0',
+  'c=IN IP4 0.0.0.0',
+  'a=mid:1',
+  'a=recvonly',
+  'a=rtcp-mux',
+  'a=rtpmap:111 opus/48000/2',
+  'a=fmtp:111 minptime=10;useinbandfec=1',
+  'a=rtpmap:63 red/48000/2',
+  'a=rtpmap:0 PCMU/8000',
   '',
 ].join('\r\n');
 
 describe('a viewer offer', () => {
-  const shape = (sdp: string) => shapeOffer(sdp, { offererSends: false, offererReceives: true, video: chooseH264ForViewer, audio: chooseOpus });
+  const shape = (sdp: string) =>
+    shapeOffer(sdp, { offererSends: false, offererReceives: true, video: chooseH264ForViewer, audio: chooseOpus });
 
   it('is answered with its constrained-baseline H.264 (mode 1) and Opus, nothing else', () => {
     const shaped = shape(CHROME_RECV_OFFER);
-    expect(shaped.tracks.map((t) => [t.kind, t.mid, t.codec.payloadType])).toEqual([['video', '0', 108], ['audio', '1', 111]]);
+    expect(shaped.tracks.map((t) => [t.kind, t.mid, t.codec.payloadType])).toEqual([
+      ['video', '0', 108],
+      ['audio', '1', 111],
+    ]);
     const video = parseSdp(shaped.sdp).media[0]!;
     expect(video.formats).toEqual(['108']);
     expect(video.lines.join('\n')).not.toMatch(/transport-cc|VP8|:102 /);
@@ -172,7 +222,9 @@ describe('the ladder with real-time outputs', () => {
     // The HLS outputs are what they are without it.
     const plain = buildLadderArgs({ ladder: DEFAULT_LADDER, fps: 30 });
     expect(args.slice(0, plain.indexOf('-filter_complex'))).toEqual(plain.slice(0, plain.indexOf('-filter_complex')));
-    expect(args.slice(args.indexOf('-filter_complex') + 2, args.lastIndexOf('[vrt]') - 1)).toEqual(plain.slice(plain.indexOf('-filter_complex') + 2));
+    expect(args.slice(args.indexOf('-filter_complex') + 2, args.lastIndexOf('[vrt]') - 1)).toEqual(
+      plain.slice(plain.indexOf('-filter_complex') + 2),
+    );
   });
 
   it('with thumbnails the top rung is split three ways; a ladder without audio gets no Opus output', () => {
@@ -184,8 +236,16 @@ describe('the ladder with real-time outputs', () => {
   });
 
   it('WHEP settings come from the environment with their defaults', () => {
-    expect(webrtcConfigFromEnv({}).whep).toEqual({ maxOfferBytes: 32768, maxPendingPerAddress: 4, maxViewers: 200, keyframeIntervalMs: 500 });
-    expect(webrtcConfigFromEnv({ WHEP_MAX_VIEWERS: '2', WHEP_KEYFRAME_INTERVAL_MS: '1000' }).whep).toMatchObject({ maxViewers: 2, keyframeIntervalMs: 1000 });
+    expect(webrtcConfigFromEnv({}).whep).toEqual({
+      maxOfferBytes: 32768,
+      maxPendingPerAddress: 4,
+      maxViewers: 200,
+      keyframeIntervalMs: 500,
+    });
+    expect(webrtcConfigFromEnv({ WHEP_MAX_VIEWERS: '2', WHEP_KEYFRAME_INTERVAL_MS: '1000' }).whep).toMatchObject({
+      maxViewers: 2,
+      keyframeIntervalMs: 1000,
+    });
     expect(() => webrtcConfigFromEnv({ WHEP_MAX_VIEWERS: '-1' })).toThrow(RangeError);
     expect(() => webrtcConfigFromEnv({ WHEP_KEYFRAME_INTERVAL_MS: '10' })).toThrow(RangeError);
   });

@@ -67,13 +67,30 @@ async function start(opts: { maxViewers?: number; maxPendingPerAddress?: number 
 /** The real-time encode as the ladder runs it (realtime-output.ts), from ffmpeg's test sources. */
 function encode(feed: RealtimeFeed, seconds: number): ChildProcess {
   const o = { videoPort: feed.ports.video, audioPort: feed.ports.audio, keyframeIntervalSeconds: 0.5 };
-  const child = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin',
-    '-re', '-f', 'lavfi', '-i', `testsrc2=size=320x180:rate=30:duration=${seconds}`,
-    '-re', '-f', 'lavfi', '-i', `sine=frequency=1000:sample_rate=48000:duration=${seconds}`,
-    '-filter_complex', '[0:v]format=yuv420p[vrt];[1:a]aformat=channel_layouts=stereo[art]',
-    ...realtimeVideoArgs('[vrt]', { name: 'top', kind: 'video', width: 320, height: 180, videoBitrate: 400_000, codec: 'h264' }, 30, o),
-    ...realtimeAudioArgs('[art]', { name: 'audio', kind: 'audio', audioBitrate: 64_000, channels: 2 }, o),
-  ], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(
+    'ffmpeg',
+    [
+      '-hide_banner',
+      '-loglevel',
+      'error',
+      '-nostdin',
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      `testsrc2=size=320x180:rate=30:duration=${seconds}`,
+      '-re',
+      '-f',
+      'lavfi',
+      '-i',
+      `sine=frequency=1000:sample_rate=48000:duration=${seconds}`,
+      '-filter_complex',
+      '[0:v]format=yuv420p[vrt];[1:a]aformat=channel_layouts=stereo[art]',
+      ...realtimeVideoArgs('[vrt]', { name: 'top', kind: 'video', width: 320, height: 180, videoBitrate: 400_000, codec: 'h264' }, 30, o),
+      ...realtimeAudioArgs('[art]', { name: 'audio', kind: 'audio', audioBitrate: 64_000, channels: 2 }, o),
+    ],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   cleanups.push(() => child.kill('SIGKILL'));
   return child;
 }
@@ -97,7 +114,10 @@ function viewerPeer(pts = { video: 102, audio: 109 }) {
   a.addOpusCodec(pts.audio);
   const received = { video: newReceived(), audio: newReceived() };
   const tracks = [pc.addTrack(v), pc.addTrack(a)];
-  for (const [kind, track] of [['video', tracks[0]!], ['audio', tracks[1]!]] as const) {
+  for (const [kind, track] of [
+    ['video', tracks[0]!],
+    ['audio', tracks[1]!],
+  ] as const) {
     track.onMessage((msg) => {
       if (isRtcp(msg)) return;
       const r = received[kind];
@@ -122,8 +142,10 @@ function newReceived(): Received {
   return { pts: new Set(), ssrcs: new Set(), packets: 0, firstVideo: null, frames: 0, gaps: 0, lastSeq: null };
 }
 
-const ticketFor = (stream: string, expInSeconds = 60) => mintWhepTicket(SECRET, { sub: stream, exp: Math.floor(Date.now() / 1000) + expInSeconds });
-const post = (url: string, body: string, headers: Record<string, string> = {}) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...headers }, body });
+const ticketFor = (stream: string, expInSeconds = 60) =>
+  mintWhepTicket(SECRET, { sub: stream, exp: Math.floor(Date.now() / 1000) + expInSeconds });
+const post = (url: string, body: string, headers: Record<string, string> = {}) =>
+  fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp', ...headers }, body });
 const errorCode = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
 async function until(what: string, fn: () => boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -175,7 +197,17 @@ describe('refusals allocate nothing', () => {
     const url = `${h.base}/${STREAM}?ticket=${await ticketFor(STREAM)}`;
     // An offer whose body never ends holds its address's one pending slot.
     let stall!: ReadableStreamDefaultController<Uint8Array>;
-    const stalled = fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: new ReadableStream({ start: (c) => { stall = c; c.enqueue(new TextEncoder().encode('v=0\r\n')); } }), duplex: 'half' } as RequestInit).catch(() => null);
+    const stalled = fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: new ReadableStream({
+        start: (c) => {
+          stall = c;
+          c.enqueue(new TextEncoder().encode('v=0\r\n'));
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit).catch(() => null);
     await until('the stalled offer to be pending', () => h.endpoint.counters.offers === 1);
     await sleep(100);
     const second = await post(url, viewerPeer().offer);
@@ -194,8 +226,15 @@ describe('refusals allocate nothing', () => {
 
   it('any page may call it (CORS for every origin: the ticket is the authority); unknown paths and sessions are 404', async () => {
     const h = await start();
-    const pre = await fetch(`${h.base}/${STREAM}`, { method: 'OPTIONS', headers: { origin: 'http://player.example', 'access-control-request-method': 'POST' } });
-    expect([pre.status, pre.headers.get('access-control-allow-origin'), pre.headers.get('accept-post')]).toEqual([204, 'http://player.example', 'application/sdp']);
+    const pre = await fetch(`${h.base}/${STREAM}`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://player.example', 'access-control-request-method': 'POST' },
+    });
+    expect([pre.status, pre.headers.get('access-control-allow-origin'), pre.headers.get('accept-post')]).toEqual([
+      204,
+      'http://player.example',
+      'application/sdp',
+    ]);
     expect(pre.headers.get('access-control-expose-headers')).toContain('Location');
     for (const path of ['', '/', '/a/b', '/bad.name', '/sessions/nope']) {
       const res = await fetch(`${h.base}${path}`, { method: path.startsWith('/sessions') ? 'DELETE' : 'POST' });
@@ -264,9 +303,17 @@ describe('accepted viewers', () => {
     // PATCH: a trickled candidate 204, an ICE restart 422, a stale entity-tag 412.
     const location = new URL(first!.res.headers.get('location')!, h.base).href;
     const frag = { 'content-type': 'application/trickle-ice-sdpfrag' };
-    const trickle = await fetch(location, { method: 'PATCH', headers: { ...frag, 'if-match': first!.res.headers.get('etag')! }, body: 'a=mid:v\r\na=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n' });
+    const trickle = await fetch(location, {
+      method: 'PATCH',
+      headers: { ...frag, 'if-match': first!.res.headers.get('etag')! },
+      body: 'a=mid:v\r\na=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n',
+    });
     expect(trickle.status).toBe(204);
-    const restart = await fetch(location, { method: 'PATCH', headers: { ...frag, 'if-match': '*' }, body: 'a=ice-ufrag:zz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzz\r\n' });
+    const restart = await fetch(location, {
+      method: 'PATCH',
+      headers: { ...frag, 'if-match': '*' },
+      body: 'a=ice-ufrag:zz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzz\r\n',
+    });
     expect([restart.status, await errorCode(restart)]).toEqual([422, 'ice_restart_unsupported']);
     const stale = await fetch(location, { method: 'PATCH', headers: { ...frag, 'if-match': '"0"' }, body: '' });
     expect(stale.status).toBe(412);

@@ -32,7 +32,15 @@ interface Harness {
 }
 const harnesses: Harness[] = [];
 
-async function start(opts: { maxSessions?: number; maxPendingPerAddress?: number; mediaTimeoutMs?: number; authorize?: (key: string) => Promise<WhipAuthorizeResult>; stack?: ConstructorParameters<typeof WebRtcStack>[0] } = {}): Promise<Harness> {
+async function start(
+  opts: {
+    maxSessions?: number;
+    maxPendingPerAddress?: number;
+    mediaTimeoutMs?: number;
+    authorize?: (key: string) => Promise<WhipAuthorizeResult>;
+    stack?: ConstructorParameters<typeof WebRtcStack>[0];
+  } = {},
+): Promise<Harness> {
   const stack = new WebRtcStack(opts.stack ?? { bindAddress: '127.0.0.1' }, log);
   const publishers: Publisher[] = [];
   const authorized: string[] = [];
@@ -120,7 +128,11 @@ describe('refusals allocate nothing', () => {
     const token = await signPublishToken({ streamId: 'stA', expiresAt: 4_000_000_000, nonce: 'nnnnnnnnnnnnnnnn', use: 'reusable' }, key);
     const { offer, pc } = clientPeer();
     const wrong = await post(`${h.url}/stB`, offer, { authorization: `Bearer ${token}` });
-    expect([wrong.status, wrong.headers.get('www-authenticate'), await errorCode(wrong)]).toEqual([401, 'Bearer error="invalid_token"', 'token_wrong_stream']);
+    expect([wrong.status, wrong.headers.get('www-authenticate'), await errorCode(wrong)]).toEqual([
+      401,
+      'Bearer error="invalid_token"',
+      'token_wrong_stream',
+    ]);
     expect(tokens).toEqual([]);
     expect(h.stack.counters.created).toBe(0);
     // Its own stream's endpoint (or the bare /whip) asks the origin, which decides.
@@ -140,7 +152,12 @@ describe('refusals allocate nothing', () => {
     const streamed = await fetch(h.url, {
       method: 'POST',
       headers: { 'content-type': 'application/sdp', authorization: `Bearer ${KEY}` },
-      body: new ReadableStream({ start: (c) => { for (let i = 0; i < 100; i++) c.enqueue(new TextEncoder().encode('a'.repeat(1000))); c.close(); } }),
+      body: new ReadableStream({
+        start: (c) => {
+          for (let i = 0; i < 100; i++) c.enqueue(new TextEncoder().encode('a'.repeat(1000)));
+          c.close();
+        },
+      }),
       duplex: 'half',
     } as RequestInit);
     expect(streamed.status).toBe(413);
@@ -188,10 +205,20 @@ describe('refusals allocate nothing', () => {
 
   it('OPTIONS answers the CORS preflight of the Worker origin only; unknown sessions are 404', async () => {
     const h = await start();
-    const ok = await fetch(h.url, { method: 'OPTIONS', headers: { origin: 'http://worker.test', 'access-control-request-method': 'POST' } });
-    expect([ok.status, ok.headers.get('access-control-allow-origin'), ok.headers.get('accept-post')]).toEqual([204, 'http://worker.test', 'application/sdp']);
+    const ok = await fetch(h.url, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://worker.test', 'access-control-request-method': 'POST' },
+    });
+    expect([ok.status, ok.headers.get('access-control-allow-origin'), ok.headers.get('accept-post')]).toEqual([
+      204,
+      'http://worker.test',
+      'application/sdp',
+    ]);
     expect(ok.headers.get('access-control-expose-headers')).toContain('Location');
-    const other = await fetch(h.url, { method: 'OPTIONS', headers: { origin: 'http://evil.test', 'access-control-request-method': 'POST' } });
+    const other = await fetch(h.url, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://evil.test', 'access-control-request-method': 'POST' },
+    });
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
     const missing = await fetch(`${h.url}/sessions/nope`, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
     expect([missing.status, await errorCode(missing)]).toEqual([404, 'not_found']);
@@ -221,7 +248,12 @@ describe('an accepted publisher', () => {
     client.pc.setRemoteDescription(answer, 'answer');
     expect(h.publishers).toHaveLength(1);
     const publisher = h.publishers[0]!;
-    expect([publisher.protocol, publisher.container, publisher.tracks, publisher.lease.epoch]).toEqual(['whip', 'matroska', { audio: true, video: true }, 3]);
+    expect([publisher.protocol, publisher.container, publisher.tracks, publisher.lease.epoch]).toEqual([
+      'whip',
+      'matroska',
+      { audio: true, video: true },
+      3,
+    ]);
 
     // Collect what the ladder would read while the client sends 3 s of ffmpeg's RTP over the tracks.
     const chunks: Buffer[] = [];
@@ -244,9 +276,57 @@ describe('an accepted publisher', () => {
         return { sock, port: sock.address().port };
       }),
     );
-    source = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-t', '3', '-f', 'lavfi', '-i', 'testsrc2=size=320x240:rate=30', '-re', '-t', '3', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-      '-map', '0:v', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-profile:v', 'baseline', '-g', '30', '-bsf:v', 'dump_extra=freq=keyframe', '-f', 'rtp', '-payload_type', '96', `rtp://127.0.0.1:${sockets[0]!.port}?pkt_size=1100`,
-      '-map', '1:a', '-c:a', 'libopus', '-f', 'rtp', '-payload_type', '111', `rtp://127.0.0.1:${sockets[1]!.port}?pkt_size=1100`], { stdio: 'ignore' });
+    source = spawn(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-loglevel',
+        'error',
+        '-re',
+        '-t',
+        '3',
+        '-f',
+        'lavfi',
+        '-i',
+        'testsrc2=size=320x240:rate=30',
+        '-re',
+        '-t',
+        '3',
+        '-f',
+        'lavfi',
+        '-i',
+        'sine=frequency=440:sample_rate=48000',
+        '-map',
+        '0:v',
+        '-c:v',
+        'libx264',
+        '-preset',
+        'ultrafast',
+        '-tune',
+        'zerolatency',
+        '-profile:v',
+        'baseline',
+        '-g',
+        '30',
+        '-bsf:v',
+        'dump_extra=freq=keyframe',
+        '-f',
+        'rtp',
+        '-payload_type',
+        '96',
+        `rtp://127.0.0.1:${sockets[0]!.port}?pkt_size=1100`,
+        '-map',
+        '1:a',
+        '-c:a',
+        'libopus',
+        '-f',
+        'rtp',
+        '-payload_type',
+        '111',
+        `rtp://127.0.0.1:${sockets[1]!.port}?pkt_size=1100`,
+      ],
+      { stdio: 'ignore' },
+    );
     await new Promise((r) => source!.once('exit', r));
     await new Promise((r) => setTimeout(r, 300));
     for (const s of sockets) s.sock.close();
@@ -257,17 +337,29 @@ describe('an accepted publisher', () => {
     expect(stats.audioFrames).toBeGreaterThanOrEqual(140);
     const file = join(dir, 'whip.mkv');
     writeFileSync(file, Buffer.concat(chunks));
-    const probe = spawnSync('ffprobe', ['-v', 'fatal', '-count_frames', '-show_entries', 'stream=codec_name,nb_read_frames', '-of', 'json', '-f', 'matroska', file], { encoding: 'utf8' });
+    const probe = spawnSync(
+      'ffprobe',
+      ['-v', 'fatal', '-count_frames', '-show_entries', 'stream=codec_name,nb_read_frames', '-of', 'json', '-f', 'matroska', file],
+      { encoding: 'utf8' },
+    );
     const streams = (JSON.parse(probe.stdout) as { streams: Array<{ codec_name: string; nb_read_frames: string }> }).streams;
     expect(streams.map((s) => s.codec_name)).toEqual(['h264', 'opus']);
     expect(Number(streams[0]!.nb_read_frames)).toBe(stats.videoFrames);
 
     // PATCH: an ICE restart is refused with 422, a trickled candidate taken with 204.
     const location = new URL(res.headers.get('location')!, h.url).href;
-    const restart = await fetch(location, { method: 'PATCH', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': '*' }, body: 'a=ice-ufrag:zz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzz\r\n' });
+    const restart = await fetch(location, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': '*' },
+      body: 'a=ice-ufrag:zz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzz\r\n',
+    });
     expect(restart.status).toBe(422);
     await restart.body?.cancel();
-    const trickle = await fetch(location, { method: 'PATCH', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': res.headers.get('etag')! }, body: 'a=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n' });
+    const trickle = await fetch(location, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/trickle-ice-sdpfrag', 'if-match': res.headers.get('etag')! },
+      body: 'a=mid:0\r\na=candidate:1 1 udp 2122260223 127.0.0.1 9 typ host\r\n',
+    });
     expect(trickle.status).toBe(204);
 
     const del = await fetch(location, { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
@@ -284,18 +376,21 @@ describe('media ports', () => {
     const port = 40_000 + Math.floor(Math.random() * 20_000);
     const h = await start({ stack: { bindAddress: '127.0.0.1', portRange: [port, port], udpMux: true } });
     const clients = [clientPeer(), clientPeer()];
-    const answers = await Promise.all(clients.map(async (c) => {
-      const res = await post(h.url, c.offer);
-      expect(res.status).toBe(201);
-      return res.text();
-    }));
+    const answers = await Promise.all(
+      clients.map(async (c) => {
+        const res = await post(h.url, c.offer);
+        expect(res.status).toBe(201);
+        return res.text();
+      }),
+    );
     for (const answer of answers) {
       const ports = [...answer.matchAll(/^a=candidate:\S+ \d+ UDP \d+ 127\.0\.0\.1 (\d+) typ host/gim)].map((m) => Number(m[1]));
       expect(ports).toEqual([port]);
     }
     clients.forEach((c, i) => c.pc.setRemoteDescription(answers[i]!, 'answer'));
     const deadline = Date.now() + 10_000;
-    while (h.endpoint.sessions().some((s) => s.state !== 'connected') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (h.endpoint.sessions().some((s) => s.state !== 'connected') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(h.endpoint.sessions().map((s) => s.state)).toEqual(['connected', 'connected']);
     for (const c of clients) c.pc.close();
   }, 20_000);

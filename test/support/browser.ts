@@ -78,7 +78,13 @@ export async function launchBrowser(opts: { width?: number; height?: number; arg
 }
 
 /** Polls `fn` (given `arg`) in the page until it returns a truthy value (returned), or throws with `what`. */
-export async function waitInPage<T, A = undefined>(page: Page, fn: (arg: A) => T | Promise<T>, what: string, timeoutMs = 20_000, arg?: A): Promise<T> {
+export async function waitInPage<T, A = undefined>(
+  page: Page,
+  fn: (arg: A) => T | Promise<T>,
+  what: string,
+  timeoutMs = 20_000,
+  arg?: A,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {

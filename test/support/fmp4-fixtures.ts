@@ -3,7 +3,20 @@
 // fragments (moof + mdat, movie-fragment-relative addressing) whose samples carry a tag of their
 // track and decode time, so a remuxed file can be checked sample by sample. And a reader of
 // regular MP4 files: each track's samples (decode time, file offset, size, sync) from its tables.
-import { ascii, childBoxes, concatBytes, findChild, findPath, i32, iterateBoxes, u32, u64, writeBox, writeFullBox, type BoxView } from '../../core/cmaf/boxes.ts';
+import {
+  ascii,
+  childBoxes,
+  concatBytes,
+  findChild,
+  findPath,
+  i32,
+  iterateBoxes,
+  u32,
+  u64,
+  writeBox,
+  writeFullBox,
+  type BoxView,
+} from '../../core/cmaf/boxes.ts';
 
 const u8 = (...n: number[]) => Uint8Array.from(n);
 const zeros = (n: number) => new Uint8Array(n);
@@ -22,13 +35,51 @@ export interface InitOptions {
 export function initSegment(o: InitOptions): Uint8Array<ArrayBuffer> {
   const trackId = o.trackId ?? 1;
   const ftyp = writeBox('ftyp', ascii('iso5'), u32(0x200), ascii('iso5'), ascii('iso6'), ascii('mp41'));
-  const mvhd = writeFullBox('mvhd', 0, 0, u32(0), u32(0), u32(1000), u32(0), u32(0x00010000), u8(1, 0), zeros(10), matrix(), zeros(24), u32(trackId + 1));
+  const mvhd = writeFullBox(
+    'mvhd',
+    0,
+    0,
+    u32(0),
+    u32(0),
+    u32(1000),
+    u32(0),
+    u32(0x00010000),
+    u8(1, 0),
+    zeros(10),
+    matrix(),
+    zeros(24),
+    u32(trackId + 1),
+  );
   const video = o.kind === 'video';
   const width = o.width ?? 640;
   const height = o.height ?? 360;
-  const tkhd = writeFullBox('tkhd', 0, 3, u32(0), u32(0), u32(trackId), u32(0), u32(0), zeros(8), u8(0, 0, 0, 0), video ? u8(0, 0) : u8(1, 0), u8(0, 0), matrix(), u32(video ? width << 16 : 0), u32(video ? height << 16 : 0));
+  const tkhd = writeFullBox(
+    'tkhd',
+    0,
+    3,
+    u32(0),
+    u32(0),
+    u32(trackId),
+    u32(0),
+    u32(0),
+    zeros(8),
+    u8(0, 0, 0, 0),
+    video ? u8(0, 0) : u8(1, 0),
+    u8(0, 0),
+    matrix(),
+    u32(video ? width << 16 : 0),
+    u32(video ? height << 16 : 0),
+  );
   const mdhd = writeFullBox('mdhd', 0, 0, u32(0), u32(0), u32(o.timescale), u32(0), u8(0x55, 0xc4, 0, 0));
-  const hdlr = writeFullBox('hdlr', 0, 0, u32(0), ascii(video ? 'vide' : 'soun'), zeros(12), ascii(video ? 'VideoHandler\0' : 'SoundHandler\0'));
+  const hdlr = writeFullBox(
+    'hdlr',
+    0,
+    0,
+    u32(0),
+    ascii(video ? 'vide' : 'soun'),
+    zeros(12),
+    ascii(video ? 'VideoHandler\0' : 'SoundHandler\0'),
+  );
   const mediaHeader = video ? writeFullBox('vmhd', 0, 1, zeros(8)) : writeFullBox('smhd', 0, 0, zeros(4));
   const dinf = writeBox('dinf', writeFullBox('dref', 0, 0, u32(1), writeFullBox('url ', 0, 1)));
   const entry = video
@@ -46,7 +97,16 @@ export function initSegment(o: InitOptions): Uint8Array<ArrayBuffer> {
         u8(0, 0x18, 0xff, 0xff),
         writeBox('avcC', u8(1, 0x64, 0, 0x1e, 0xff, 0xe0, 0), o.codecPrivate ?? new Uint8Array()),
       )
-    : writeBox('mp4a', zeros(6), u8(0, 1), zeros(8), u8(0, 2, 0, 16), zeros(4), u32(o.timescale << 16), ...(o.codecPrivate ? [writeBox('free', o.codecPrivate)] : []));
+    : writeBox(
+        'mp4a',
+        zeros(6),
+        u8(0, 1),
+        zeros(8),
+        u8(0, 2, 0, 16),
+        zeros(4),
+        u32(o.timescale << 16),
+        ...(o.codecPrivate ? [writeBox('free', o.codecPrivate)] : []),
+      );
   const stsd = writeFullBox('stsd', 0, 0, u32(1), entry);
   const empty = (type: string, n: number) => writeFullBox(type, 0, 0, zeros(n));
   const stbl = writeBox('stbl', stsd, empty('stts', 4), empty('stsc', 4), empty('stsz', 8), empty('stco', 4));
@@ -95,9 +155,18 @@ export function fragment(o: FragmentOptions): Uint8Array<ArrayBuffer> {
   const trunFlags = 0x001 | 0x100 | 0x200 | 0x400 | (withCto ? 0x800 : 0);
   const build = (offsets: number[]) => {
     const truns = groups.map((g, r) =>
-      writeFullBox('trun', withCto ? 1 : 0, trunFlags, u32(g.length), i32(offsets[r]!), ...g.flatMap((s) => [u32(s.duration), u32(s.size), u32(s.sync ? 0x02000000 : 0x01010000), ...(withCto ? [i32(s.cto ?? 0)] : [])])),
+      writeFullBox(
+        'trun',
+        withCto ? 1 : 0,
+        trunFlags,
+        u32(g.length),
+        i32(offsets[r]!),
+        ...g.flatMap((s) => [u32(s.duration), u32(s.size), u32(s.sync ? 0x02000000 : 0x01010000), ...(withCto ? [i32(s.cto ?? 0)] : [])]),
+      ),
     );
-    const tfhd = o.baseDataOffset ? writeFullBox('tfhd', 0, 0x000001, u32(trackId), u64(0n)) : writeFullBox('tfhd', 0, 0x020000, u32(trackId));
+    const tfhd = o.baseDataOffset
+      ? writeFullBox('tfhd', 0, 0x000001, u32(trackId), u64(0n))
+      : writeFullBox('tfhd', 0, 0x020000, u32(trackId));
     const traf = writeBox('traf', tfhd, writeFullBox('tfdt', 1, 0, u64(BigInt(o.decodeTime))), ...truns);
     return writeBox('moof', writeFullBox('mfhd', 0, 0, u32(o.sequence)), traf);
   };
@@ -164,7 +233,8 @@ export function readMp4(file: Uint8Array): Mp4File {
   const top = [...iterateBoxes(file)];
   const ftyp = top.find((b) => b.type === 'ftyp')!;
   const brands: string[] = [];
-  for (let at = 0; at + 4 <= ftyp.payload.byteLength; at += 4) if (at !== 4) brands.push(String.fromCharCode(...ftyp.payload.subarray(at, at + 4)));
+  for (let at = 0; at + 4 <= ftyp.payload.byteLength; at += 4)
+    if (at !== 4) brands.push(String.fromCharCode(...ftyp.payload.subarray(at, at + 4)));
   const moov = top.find((b) => b.type === 'moov')!;
   const mvhd = dv(findChild(moov, 'mvhd')!);
   const mvhdPayload = findChild(moov, 'mvhd')!.payload;
@@ -205,7 +275,10 @@ export function readMp4(file: Uint8Array): Mp4File {
       const stco = dv(table('stco')!);
       const chunkOffsets = Array.from({ length: stco.getUint32(4) }, (_, i) => stco.getUint32(8 + i * 4));
       const stsc = dv(table('stsc')!);
-      const stscEntries = Array.from({ length: stsc.getUint32(4) }, (_, i) => ({ first: stsc.getUint32(8 + i * 12), per: stsc.getUint32(12 + i * 12) }));
+      const stscEntries = Array.from({ length: stsc.getUint32(4) }, (_, i) => ({
+        first: stsc.getUint32(8 + i * 12),
+        per: stsc.getUint32(12 + i * 12),
+      }));
       const samples: Mp4Sample[] = [];
       let n = 0;
       chunkOffsets.forEach((offset, c) => {

@@ -6,7 +6,14 @@ import { newLiveModel, renditionOf, type LiveModel, type SegmentRecord } from '.
 
 export const T0 = Date.UTC(2026, 10, 21, 12, 0, 0);
 
-export const TIMING: PlaylistTiming = { targetDuration: 1, partTarget: 0.2, partHoldBack: 0.6, holdBack: 3, canSkipUntil: 6, liveStartOffset: 0.4 };
+export const TIMING: PlaylistTiming = {
+  targetDuration: 1,
+  partTarget: 0.2,
+  partHoldBack: 0.6,
+  holdBack: 3,
+  canSkipUntil: 6,
+  liveStartOffset: 0.4,
+};
 
 export const LADDER: LadderRung[] = [
   { name: 'v', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 } as LadderRung,

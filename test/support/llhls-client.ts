@@ -23,7 +23,13 @@ export interface ParsedPlaylist {
   targetDuration: number;
   endList?: boolean;
   segments: ParsedSegment[];
-  preloadSegment?: { parts?: ParsedPart[]; map?: { uri: string }; discontinuity?: boolean; dateTimeString?: string; preloadHints?: Array<{ type: string; uri: string }> };
+  preloadSegment?: {
+    parts?: ParsedPart[];
+    map?: { uri: string };
+    discontinuity?: boolean;
+    dateTimeString?: string;
+    preloadHints?: Array<{ type: string; uri: string }>;
+  };
   partInf?: { partTarget: number };
   serverControl?: { canBlockReload?: boolean; partHoldBack?: number; canSkipUntil?: number };
   renditionReports?: Array<{ uri: string; lastMsn: number; lastPart: number }>;
@@ -78,7 +84,13 @@ export interface RuleViolation {
  * Checks one response against the previous one (LLHLS.md IDs). Returns every violation found;
  * an empty list means the response is a correct LL-HLS update.
  */
-export function checkUpdate(prev: ParsedPlaylist | null, cur: ParsedPlaylist, text: string, req: { msn: number; part: number } | null, otherRenditions: number): RuleViolation[] {
+export function checkUpdate(
+  prev: ParsedPlaylist | null,
+  cur: ParsedPlaylist,
+  text: string,
+  req: { msn: number; part: number } | null,
+  otherRenditions: number,
+): RuleViolation[] {
   const v: RuleViolation[] = [];
   const add = (rule: string, detail: string) => v.push({ rule, detail });
   if (!text.startsWith('#EXTM3U\n')) add('SYN-01', 'first line is not #EXTM3U');
@@ -117,7 +129,8 @@ export function checkUpdate(prev: ParsedPlaylist | null, cur: ParsedPlaylist, te
   if (!cur.endList) {
     const hints = allHints.filter((h) => h.type === 'PART');
     if (hints.length !== 1) add('PH-02', `${hints.length} PART preload hints`);
-    if ((cur.renditionReports ?? []).length !== otherRenditions) add('RR-03', `${cur.renditionReports?.length ?? 0} rendition reports, expected ${otherRenditions}`);
+    if ((cur.renditionReports ?? []).length !== otherRenditions)
+      add('RR-03', `${cur.renditionReports?.length ?? 0} rendition reports, expected ${otherRenditions}`);
   } else if (allHints.length > 0) add('PH-07', 'preload hint with ENDLIST');
   if (req && !cur.endList) {
     const lp = lastPart(cur);
@@ -153,7 +166,9 @@ export interface HintFetch {
 }
 
 /** Follows a live media playlist; returns every sample and every rule violation seen. */
-export async function followPlaylist(o: FollowOptions): Promise<{ samples: FollowSample[]; violations: RuleViolation[]; hints: HintFetch[] }> {
+export async function followPlaylist(
+  o: FollowOptions,
+): Promise<{ samples: FollowSample[]; violations: RuleViolation[]; hints: HintFetch[] }> {
   const samples: FollowSample[] = [];
   const violations: RuleViolation[] = [];
   const hinted = new Map<string, Promise<HintFetch>>();
@@ -203,6 +218,8 @@ export async function followPlaylist(o: FollowOptions): Promise<{ samples: Follo
     directives = nextDirectives(playlist);
   }
   const hints = await Promise.all(hinted.values());
-  for (const h of hints) if (h.status !== 200) violations.push({ rule: 'PH-04', detail: `hinted part ${h.uri} answered ${h.status} after ${Math.round(h.waitMs)} ms` });
+  for (const h of hints)
+    if (h.status !== 200)
+      violations.push({ rule: 'PH-04', detail: `hinted part ${h.uri} answered ${h.status} after ${Math.round(h.waitMs)} ms` });
   return { samples, violations, hints };
 }

@@ -129,9 +129,11 @@ function checkHistogram(f: Family): void {
   for (const [key, e] of series) {
     if (e.sum === undefined || e.count === undefined) throw new Error(`${f.name}${key}: no _sum or _count`);
     const last = e.buckets.at(-1);
-    if (!last || last[0] !== Infinity || last[1] !== e.count) throw new Error(`${f.name}${key}: the +Inf bucket must be last and equal _count`);
+    if (!last || last[0] !== Infinity || last[1] !== e.count)
+      throw new Error(`${f.name}${key}: the +Inf bucket must be last and equal _count`);
     for (let i = 1; i < e.buckets.length; i++) {
-      if (!(e.buckets[i]![0] > e.buckets[i - 1]![0]) || e.buckets[i]![1] < e.buckets[i - 1]![1]) throw new Error(`${f.name}${key}: buckets not cumulative`);
+      if (!(e.buckets[i]![0] > e.buckets[i - 1]![0]) || e.buckets[i]![1] < e.buckets[i - 1]![1])
+        throw new Error(`${f.name}${key}: buckets not cumulative`);
     }
   }
 }

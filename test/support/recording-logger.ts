@@ -11,7 +11,13 @@ export function recordingLogger(): Logger & { lines: LogLine[] } {
     const write = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
       lines.push({ ...base, ...fields, level, msg });
     };
-    return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error'), child: (f) => make({ ...base, ...f }) };
+    return {
+      debug: write('debug'),
+      info: write('info'),
+      warn: write('warn'),
+      error: write('error'),
+      child: (f) => make({ ...base, ...f }),
+    };
   };
   return Object.assign(make({}), { lines });
 }

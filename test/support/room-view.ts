@@ -39,4 +39,3 @@ export function view(f: Facts = {}): RoomView {
     voicePace: (conn) => f.voicePace?.[conn] ?? {},
   };
 }
-

@@ -160,9 +160,7 @@ export class RtmpTestClient {
 
   /** The commands received so far, decoded. */
   commands(): RtmpCommand[] {
-    return this.received
-      .filter((m) => m.type === MessageType.CommandAmf0)
-      .map((m) => decodeCommand(m));
+    return this.received.filter((m) => m.type === MessageType.CommandAmf0).map((m) => decodeCommand(m));
   }
 
   /** Waits for a command from the server matching `match`. */
@@ -174,7 +172,12 @@ export class RtmpTestClient {
 
   /** connect → createStream, returning the stream id. */
   async connectAndCreateStream(app = 'live'): Promise<number> {
-    this.command('connect', { app, type: 'nonprivate', flashVer: 'FMLE/3.0 (compatible; edgelive-test)', tcUrl: `rtmp://127.0.0.1/${app}` });
+    this.command('connect', {
+      app,
+      type: 'nonprivate',
+      flashVer: 'FMLE/3.0 (compatible; edgelive-test)',
+      tcUrl: `rtmp://127.0.0.1/${app}`,
+    });
     await this.waitForCommand((c) => c.name === '_result' && c.transactionId === 1);
     const txn = this.command('createStream', null);
     const result = await this.waitForCommand((c) => c.name === '_result' && c.transactionId === txn);

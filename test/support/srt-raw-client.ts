@@ -100,7 +100,15 @@ export class RawSrtCaller {
 
   /** The induction handshake (its answer carries the cookie). */
   induction(): Buffer {
-    return this.handshakeBytes({ version: 4, encryption: 0, extensionField: 2, type: HsType.INDUCTION, socketId: this.socketId, cookie: 0, extensions: [] });
+    return this.handshakeBytes({
+      version: 4,
+      encryption: 0,
+      extensionField: 2,
+      type: HsType.INDUCTION,
+      socketId: this.socketId,
+      cookie: 0,
+      extensions: [],
+    });
   }
 
   /** A conclusion handshake with the given cookie and caller socket id. */

@@ -47,21 +47,47 @@ class MediaRendition {
     return this.kind === 'video' ? VIDEO_TS : AUDIO_TS;
   }
   init() {
-    return push(this.streamId, this.epoch, this.name, 'init.mp4', this.kind === 'video' ? VIDEO_INIT : AUDIO_INIT, initSegment({ kind: this.kind, timescale: this.timescale }));
+    return push(
+      this.streamId,
+      this.epoch,
+      this.name,
+      'init.mp4',
+      this.kind === 'video' ? VIDEO_INIT : AUDIO_INIT,
+      initSegment({ kind: this.kind, timescale: this.timescale }),
+    );
   }
   async nextPart() {
     const samples: SampleSpec[] =
       this.kind === 'video'
         ? Array.from({ length: 6 }, (_, i) => ({ duration: 512, size: this.frameSize + i, sync: this.part === 0 && i === 0 }))
         : Array.from({ length: 10 }, () => ({ duration: 960, size: 30, sync: true }));
-    const bytes = fragment({ sequence: this.msn * 10 + this.part, decodeTime: Math.round(this.time * this.timescale), samples, tag: this.kind === 'video' ? V : A });
-    const res = await push(this.streamId, this.epoch, this.name, `${this.msn}.${this.part}.m4s`, { duration: 0.2, independent: this.part === 0, programDateTime: this.pdt + this.part * 200 }, bytes);
+    const bytes = fragment({
+      sequence: this.msn * 10 + this.part,
+      decodeTime: Math.round(this.time * this.timescale),
+      samples,
+      tag: this.kind === 'video' ? V : A,
+    });
+    const res = await push(
+      this.streamId,
+      this.epoch,
+      this.name,
+      `${this.msn}.${this.part}.m4s`,
+      { duration: 0.2, independent: this.part === 0, programDateTime: this.pdt + this.part * 200 },
+      bytes,
+    );
     this.part++;
     this.time = Math.round((this.time + 0.2) * 1e6) / 1e6;
     return res;
   }
   async closeSegment() {
-    const res = await push(this.streamId, this.epoch, this.name, `${this.msn}.m4s`, { duration: Math.round(this.part * 0.2 * 1e6) / 1e6, partCount: this.part, programDateTime: this.pdt }, new Uint8Array(0));
+    const res = await push(
+      this.streamId,
+      this.epoch,
+      this.name,
+      `${this.msn}.m4s`,
+      { duration: Math.round(this.part * 0.2 * 1e6) / 1e6, partCount: this.part, programDateTime: this.pdt },
+      new Uint8Array(0),
+    );
     this.pdt += this.part * 200;
     this.msn++;
     this.part = 0;
@@ -122,7 +148,13 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
     // The live edge is 6.6 s in. From 2.3 s (segment 3, part 1) to 5.5 s (segment 6, part 2).
     const created = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, { start: 4.3, end: 1.1, title: 'goal', export: true });
     expect(created.status).toBe(201);
-    expect(created.body.export).toEqual({ status: 'pending', progress: 0, url: null, error: null, renditions: [{ rendition: 'v', url: null }] });
+    expect(created.body.export).toEqual({
+      status: 'pending',
+      progress: 0,
+      url: null,
+      error: null,
+      renditions: [{ rendition: 'v', url: null }],
+    });
     const clip = await exportDone(created.body.id);
     expect(clip.export).toEqual({
       status: 'ready',
@@ -154,7 +186,8 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
       [video!, V, VIDEO_TS],
       [audio!, A, AUDIO_TS],
     ] as const) {
-      for (const s of track.samples) expect(bytes.subarray(s.offset, s.offset + s.size)).toEqual(samplePayload(tag, BigInt(2 * ts + s.dts), s.size));
+      for (const s of track.samples)
+        expect(bytes.subarray(s.offset, s.offset + s.size)).toEqual(samplePayload(tag, BigInt(2 * ts + s.dts), s.size));
     }
     // Range requests (resumed downloads) keep the attachment header.
     const ranged = await download(`/vod/${clip.id}/v/clip.mp4`, { headers: { range: 'bytes=4-11' } });
@@ -212,7 +245,9 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
     const created = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, { start: 5, end: 0.5 });
     const id = created.body.id as string;
     // Asked for as the API does, but run here (not by the queue) with a progress write per segment.
-    await env.DB.prepare("UPDATE clips SET export_status = 'pending', export_key = ?, export_renditions = ?, export_progress = 0 WHERE id = ?")
+    await env.DB.prepare(
+      "UPDATE clips SET export_status = 'pending', export_key = ?, export_renditions = ?, export_progress = 0 WHERE id = ?",
+    )
       .bind(`exports/${id}/`, JSON.stringify(['v', 'a']), id)
       .run();
     const seen: number[] = [];
@@ -249,7 +284,9 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
     const plain = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, { start: 3, end: 1 });
     expect(plain.body.export).toBeNull();
     await expectError(await worker(`/vod/${plain.body.id}/clip.mp4`), 404, 'export_not_requested');
-    expect((await api<{ error: { code: string } }>(op, 'POST', `/clips/${plain.body.id}/export`, { renditions: ['nope'] })).body.error.code).toBe('invalid_export');
+    expect(
+      (await api<{ error: { code: string } }>(op, 'POST', `/clips/${plain.body.id}/export`, { renditions: ['nope'] })).body.error.code,
+    ).toBe('invalid_export');
     expect((await api<{ error: { code: string } }>(op, 'POST', `/clips/${plain.body.id}/export`, { renditions: 'v' })).status).toBe(400);
     expect((await api(op, 'POST', '/clips/cl0000000000000000/export', {})).status).toBe(404);
     expect((await api(op, 'POST', '/clips/nope/export', {})).status).toBe(404);
@@ -279,7 +316,12 @@ describe('clip MP4 export', { timeout: 60_000 }, () => {
 
   it('retention: the export files go with the clip', async () => {
     const { stream } = await liveMedia();
-    const created = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, { start: 3, end: 1, export: { renditions: ['v', 'a'] }, retentionDays: 1 });
+    const created = await api<Any>(op, 'POST', `/streams/${stream.id}/clips`, {
+      start: 3,
+      end: 1,
+      export: { renditions: ['v', 'a'] },
+      retentionDays: 1,
+    });
     const clip = await exportDone(created.body.id);
     const files = async () => (await env.MEDIA.list({ prefix: `exports/${clip.id}/` })).objects.map((o) => o.key).sort();
     expect(await files()).toEqual([`exports/${clip.id}/a.mp4`, `exports/${clip.id}/v.mp4`]);

@@ -80,7 +80,8 @@ function merge(previousFull: string, delta: string): Seg[] {
 const lines = (t: string) => t.split('\n').filter(Boolean);
 /** Everything after the last segment URI: the open segment's parts, the hint, the reports. */
 const tail = (t: string) => lines(t).slice(lines(t).findLastIndex((l) => !l.startsWith('#')) + 1);
-const header = (t: string) => lines(t).filter((l) => /^#EXT-X-(TARGETDURATION|SERVER-CONTROL|PART-INF|MEDIA-SEQUENCE|DISCONTINUITY-SEQUENCE|START)/.test(l));
+const header = (t: string) =>
+  lines(t).filter((l) => /^#EXT-X-(TARGETDURATION|SERVER-CONTROL|PART-INF|MEDIA-SEQUENCE|DISCONTINUITY-SEQUENCE|START)/.test(l));
 
 describe('DVR window', () => {
   it('streams default to a 2-hour DVR window and 7 days of retention', async () => {
@@ -119,7 +120,10 @@ describe('DVR window', () => {
       if (step === 8) {
         // The publisher reconnects: a new epoch, a discontinuity inside the window.
         const again = (await (await authorize(stream.streamKey, 'node-b')).json()) as { epoch: number; startMsn: number };
-        rs = [new FakeRendition(stream.id, again.epoch, 'v', again.startMsn), new FakeRendition(stream.id, again.epoch, 'a', again.startMsn)];
+        rs = [
+          new FakeRendition(stream.id, again.epoch, 'v', again.startMsn),
+          new FakeRendition(stream.id, again.epoch, 'a', again.startMsn),
+        ];
         expectOk(await rs[0]!.init());
         expectOk(await rs[1]!.init(AUDIO_INIT));
         await segments(rs, 1);

@@ -75,7 +75,11 @@ describe('GET /api/directory', { timeout: 30_000 }, () => {
       thumbnail: `/live/${live.public!.id}/thumbnail.jpg`,
     });
     // A signed stream is listed by name, without a picture its viewers would need a token for.
-    expect(body.live.find((s) => s.id === live.signedListed!.id)).toMatchObject({ title: 'Members night', access: 'signed', thumbnail: null });
+    expect(body.live.find((s) => s.id === live.signedListed!.id)).toMatchObject({
+      title: 'Members night',
+      access: 'signed',
+      thumbnail: null,
+    });
     expect(res.headers.get('content-type')).toContain('application/json');
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
   });
@@ -86,10 +90,21 @@ describe('GET /api/directory', { timeout: 30_000 }, () => {
     const listedStreams = [live.pastPublic!.id, live.public!.id, live.signedListed!.id];
     expect(body.recordings.map((r) => r.streamId).filter((id) => !listedStreams.includes(id))).toEqual([]);
     expect(body.recordings.map((r) => r.id)).toContain(past.pastPublic);
-    expect(body.recordings.map((r) => r.startedAt)).toEqual(body.recordings.map((r) => r.startedAt).sort().reverse());
+    expect(body.recordings.map((r) => r.startedAt)).toEqual(
+      body.recordings
+        .map((r) => r.startedAt)
+        .sort()
+        .reverse(),
+    );
     expect(body.recordings.map((r) => r.id)).not.toContain(past.pastUnlisted);
     const rec = body.recordings.find((r) => r.id === past.pastPublic)!;
-    expect(rec).toMatchObject({ streamId: live.pastPublic!.id, title: YESTERDAY, access: 'public', watch: `/replay/${past.pastPublic}`, duration: 1.4 });
+    expect(rec).toMatchObject({
+      streamId: live.pastPublic!.id,
+      title: YESTERDAY,
+      access: 'public',
+      watch: `/replay/${past.pastPublic}`,
+      duration: 1.4,
+    });
     expect(rec.thumbnail).toMatch(new RegExp(`^/live/${live.pastPublic!.id}/thumbnail\\.jpg\\?t=\\d+$`));
     // Idle and ended streams are not live.
     expect(body.live.map((s) => s.id)).not.toContain(idle.id);
@@ -98,7 +113,19 @@ describe('GET /api/directory', { timeout: 30_000 }, () => {
 
   it('carries no secret: no key, no settings, no ingest address', async () => {
     const text = await (await worker('/api/directory')).text();
-    for (const secret of ['sk_', 'streamKey', 'ladder', 'rtmp', 'srt:', 'policy', 'settings', live.unlisted!.id, live.signed!.id, live.regional!.id, past.pastUnlisted!]) {
+    for (const secret of [
+      'sk_',
+      'streamKey',
+      'ladder',
+      'rtmp',
+      'srt:',
+      'policy',
+      'settings',
+      live.unlisted!.id,
+      live.signed!.id,
+      live.regional!.id,
+      past.pastUnlisted!,
+    ]) {
       expect(text).not.toContain(secret);
     }
   });
@@ -162,7 +189,15 @@ describe('a recording or a clip on its replay page', { timeout: 30_000 }, () => 
     const res = await worker(`/vod/${past.pastPublic}/info.json`);
     expect(res.status).toBe(200);
     const info = (await res.json()) as VodInfo;
-    expect(info).toEqual({ id: past.pastPublic, kind: 'recording', streamId: live.pastPublic!.id, title: YESTERDAY, streamTitle: YESTERDAY, startedAt: expect.any(String), duration: 1.4 });
+    expect(info).toEqual({
+      id: past.pastPublic,
+      kind: 'recording',
+      streamId: live.pastPublic!.id,
+      title: YESTERDAY,
+      streamTitle: YESTERDAY,
+      startedAt: expect.any(String),
+      duration: 1.4,
+    });
     const page = await worker(`/replay/${past.pastPublic}`);
     expect(page.status).toBe(200);
     expect(await page.text()).toMatch(/<script type="module" src="\/dist\/replay-[A-Z0-9]{8}\.js"><\/script>/);
@@ -173,7 +208,11 @@ describe('a recording or a clip on its replay page', { timeout: 30_000 }, () => 
 
 describe('POST /parties', { timeout: 30_000 }, () => {
   const start = (body: unknown, address = '192.0.2.82') =>
-    worker('/parties', { method: 'POST', headers: { 'content-type': 'application/json', 'cf-connecting-ip': address }, body: JSON.stringify(body) });
+    worker('/parties', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'cf-connecting-ip': address },
+      body: JSON.stringify(body),
+    });
 
   it('makes a new room whose host is the caller, and an invite without the host token', async () => {
     const res = await start({ stream: live.signedListed!.id, name: 'Ada' });

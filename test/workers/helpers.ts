@@ -19,18 +19,34 @@ export function worker(input: string | Request, init?: RequestInit): Promise<Res
 export const TAKEOVER_ALLOWED = { takeover: 'allow' } as const;
 
 export async function createStream(settings: Record<string, unknown> = {}) {
-  const res = await worker('/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ ...TAKEOVER_ALLOWED, ...settings }) });
+  const res = await worker('/api/streams', {
+    method: 'POST',
+    headers: { ...ADMIN, 'content-type': 'application/json' },
+    body: JSON.stringify({ ...TAKEOVER_ALLOWED, ...settings }),
+  });
   if (res.status !== 201) throw new Error(`create failed ${res.status} ${await res.text()}`);
   return (await res.json()) as { id: string; streamKey: string; ingest: { rtmp: string }; playback: { hls: string; watch: string } };
 }
 
 /** A request as a transcoder sends it: its `x-edgelive-*` headers signed with a timestamp and a fresh nonce. */
-export async function signedRequest(method: string, path: string, body: Uint8Array<ArrayBuffer> | null, headers: Record<string, string> = {}, secret = SECRET) {
+export async function signedRequest(
+  method: string,
+  path: string,
+  body: Uint8Array<ArrayBuffer> | null,
+  headers: Record<string, string> = {},
+  secret = SECRET,
+) {
   const all = await signIngestRequest(secret, method, path, body, { headers });
   return new Request(ORIGIN + path, { method, body: body ?? undefined, headers: all });
 }
 
-export async function signed(method: string, path: string, body: Uint8Array<ArrayBuffer> | null, headers: Record<string, string> = {}, secret = SECRET) {
+export async function signed(
+  method: string,
+  path: string,
+  body: Uint8Array<ArrayBuffer> | null,
+  headers: Record<string, string> = {},
+  secret = SECRET,
+) {
   return worker(await signedRequest(method, path, body, headers, secret));
 }
 
@@ -53,10 +69,25 @@ export function bytes(label: string, size = 64): Uint8Array<ArrayBuffer> {
   return b;
 }
 
-export const VIDEO_INIT = { kind: 'video', codecs: 'avc1.64001f', bandwidth: 3_150_000, averageBandwidth: 2_625_000, width: 1280, height: 720, frameRate: 30 };
+export const VIDEO_INIT = {
+  kind: 'video',
+  codecs: 'avc1.64001f',
+  bandwidth: 3_150_000,
+  averageBandwidth: 2_625_000,
+  width: 1280,
+  height: 720,
+  frameRate: 30,
+};
 export const AUDIO_INIT = { kind: 'audio', codecs: 'mp4a.40.2', bandwidth: 140_800, averageBandwidth: 128_000, channels: 2 };
 
-export function push(streamId: string, epoch: number, rendition: string, file: string, meta: unknown, body = bytes(`${epoch}/${rendition}/${file}`)) {
+export function push(
+  streamId: string,
+  epoch: number,
+  rendition: string,
+  file: string,
+  meta: unknown,
+  body = bytes(`${epoch}/${rendition}/${file}`),
+) {
   return signed('PUT', pushPath(streamId, epoch, rendition, file), body, { [HEADER_META]: JSON.stringify(meta) });
 }
 
@@ -90,11 +121,18 @@ export class FakeRendition {
   }
   /** Closes the segment: the push carries no bytes (the segment is its parts joined). */
   async closeSegment(): Promise<Response> {
-    const res = await push(this.streamId, this.epoch, this.name, `${this.msn}.m4s`, {
-      duration: Math.round(this.part * this.partDuration * 1e6) / 1e6,
-      partCount: this.part,
-      programDateTime: this.pdt,
-    }, new Uint8Array(0));
+    const res = await push(
+      this.streamId,
+      this.epoch,
+      this.name,
+      `${this.msn}.m4s`,
+      {
+        duration: Math.round(this.part * this.partDuration * 1e6) / 1e6,
+        partCount: this.part,
+        programDateTime: this.pdt,
+      },
+      new Uint8Array(0),
+    );
     this.pdt += this.part * this.partDuration * 1000;
     this.msn++;
     this.part = 0;

@@ -22,7 +22,14 @@ describe('POST /api/streams/{id}/clips with a host room token', { timeout: 30_00
     for (let i = 0; i < 3; i++) for (const r of [v, a]) await r.segment();
     const res = await cut(stream.id, await roomToken(stream.id, 'host'), { start: 3, title: 'That goal' });
     expect(res.status, await res.clone().text()).toBe(201);
-    const clip = (await res.json()) as { id: string; streamId: string; title: string; duration: number; playback: { hls: string }; export: unknown };
+    const clip = (await res.json()) as {
+      id: string;
+      streamId: string;
+      title: string;
+      duration: number;
+      playback: { hls: string };
+      export: unknown;
+    };
     expect(clip).toMatchObject({ streamId: stream.id, title: 'That goal', export: null });
     expect(clip.duration).toBeGreaterThan(2);
     expect(clip.duration).toBeLessThanOrEqual(3.4);
@@ -34,7 +41,13 @@ describe('POST /api/streams/{id}/clips with a host room token', { timeout: 30_00
 
   it('refuses other rooms’ hosts, moderators, viewers and no token as the admin API does (401)', async () => {
     const { stream } = await liveStream(op);
-    for (const bearer of [await roomToken('another-room', 'host'), await roomToken(stream.id, 'moderator'), await roomToken(stream.id, 'viewer'), 'not-a-token', null]) {
+    for (const bearer of [
+      await roomToken('another-room', 'host'),
+      await roomToken(stream.id, 'moderator'),
+      await roomToken(stream.id, 'viewer'),
+      'not-a-token',
+      null,
+    ]) {
       const res = await cut(stream.id, bearer, { start: 1 });
       expect(res.status, String(bearer)).toBe(401);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
@@ -44,7 +57,10 @@ describe('POST /api/streams/{id}/clips with a host room token', { timeout: 30_00
   it('lets a host cut, not export or keep longer: those stay the operator’s', async () => {
     const { stream } = await liveStream(op);
     const host = await roomToken(stream.id, 'host');
-    for (const body of [{ start: 1, export: true }, { start: 1, retentionDays: 30 }]) {
+    for (const body of [
+      { start: 1, export: true },
+      { start: 1, retentionDays: 30 },
+    ]) {
       const res = await cut(stream.id, host, body);
       expect(res.status).toBe(403);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('forbidden');

@@ -22,8 +22,16 @@ async function liveStream() {
   return { stream, lease, v };
 }
 
-const partMeta = (part: number) => ({ duration: 0.2, independent: part === 0, programDateTime: Date.UTC(2026, 10, 21, 12, 0, 0) + part * 200 });
-const segmentMeta = (parts: number) => ({ duration: Math.round(parts * 0.2 * 1e6) / 1e6, partCount: parts, programDateTime: Date.UTC(2026, 10, 21, 12, 0, 0) });
+const partMeta = (part: number) => ({
+  duration: 0.2,
+  independent: part === 0,
+  programDateTime: Date.UTC(2026, 10, 21, 12, 0, 0) + part * 200,
+});
+const segmentMeta = (parts: number) => ({
+  duration: Math.round(parts * 0.2 * 1e6) / 1e6,
+  partCount: parts,
+  programDateTime: Date.UTC(2026, 10, 21, 12, 0, 0),
+});
 
 async function playlist(streamId: string) {
   const p = new Parser();
@@ -190,7 +198,9 @@ describe('pipelined pushes', () => {
   });
 
   // Ten streams at once, each waiting out a second of grace: 6 s on a loaded 2-core machine.
-  it('a part pushed while the stream ends is either refused or in the closed segment: an acknowledged part is never dropped', { timeout: 20_000 }, async () => {
+  it('a part pushed while the stream ends is either refused or in the closed segment: an acknowledged part is never dropped', {
+    timeout: 20_000,
+  }, async () => {
     // The alarm closes the open segment from its parts (R2 reads) while the publisher's next part
     // arrives; ten streams, each with the part a little later, to meet every interleaving.
     const outcomes = await Promise.all(

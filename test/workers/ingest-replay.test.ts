@@ -28,10 +28,15 @@ describe('replays and edited metadata', () => {
   it('a captured init push replayed with edited metadata is refused; the multivariant playlist keeps what was pushed', async () => {
     const stream = await createStream({ ladder: LADDER });
     const lease = (await (await worker(await authorizeRequest(stream.streamKey))).json()) as { epoch: number; startMsn: number };
-    const captured = await signedRequest('PUT', pushPath(stream.id, lease.epoch, 'v', 'init.mp4'), bytes('init'), { [HEADER_META]: JSON.stringify(VIDEO_INIT) });
+    const captured = await signedRequest('PUT', pushPath(stream.id, lease.epoch, 'v', 'init.mp4'), bytes('init'), {
+      [HEADER_META]: JSON.stringify(VIDEO_INIT),
+    });
     expect((await worker(captured.clone())).status).toBe(201);
     // What the attacker writes: a variant stream line pointing anywhere, through `codecs`.
-    const evil = { ...VIDEO_INIT, codecs: 'avc1.64001f"\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS="avc1.64001f"\nhttps://evil.example/x.m3u8\n#X="' };
+    const evil = {
+      ...VIDEO_INIT,
+      codecs: 'avc1.64001f"\n#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS="avc1.64001f"\nhttps://evil.example/x.m3u8\n#X="',
+    };
     const forged = await worker(edited(captured.clone(), HEADER_META, JSON.stringify(evil)));
     expect(forged.status).toBe(401);
     expect(await errorCode(forged)).toBe('bad_signature');
@@ -74,7 +79,9 @@ describe('replays and edited metadata', () => {
     expect(await errorCode(await worker(part.clone()))).toBe('replayed_request');
     const retry = await worker(await signedRequest('PUT', path, bytes('part'), { [HEADER_META]: JSON.stringify(meta) }));
     expect([retry.status, await retry.json()]).toEqual([200, { ok: true, duplicate: true }]);
-    const thumb = await signedRequest('PUT', `${INGEST_PREFIX}/${stream.id}/${lease.epoch}/thumbnails/0.jpg`, bytes('jpeg'), { [HEADER_META]: JSON.stringify({ programDateTime: Date.now() }) });
+    const thumb = await signedRequest('PUT', `${INGEST_PREFIX}/${stream.id}/${lease.epoch}/thumbnails/0.jpg`, bytes('jpeg'), {
+      [HEADER_META]: JSON.stringify({ programDateTime: Date.now() }),
+    });
     expect((await worker(thumb.clone())).status).toBe(201);
     expect(await errorCode(await worker(thumb.clone()))).toBe('replayed_request');
     const end = await signedRequest('POST', `${INGEST_PREFIX}/${stream.id}/${lease.epoch}/end`, null);
@@ -85,7 +92,9 @@ describe('replays and edited metadata', () => {
   it('a header the signature does not cover, or a request without a nonce, is refused', async () => {
     const stream = await createStream({ ladder: LADDER });
     const lease = (await (await worker(await authorizeRequest(stream.streamKey))).json()) as { epoch: number };
-    const init = await signedRequest('PUT', pushPath(stream.id, lease.epoch, 'v', 'init.mp4'), bytes('init'), { [HEADER_META]: JSON.stringify(VIDEO_INIT) });
+    const init = await signedRequest('PUT', pushPath(stream.id, lease.epoch, 'v', 'init.mp4'), bytes('init'), {
+      [HEADER_META]: JSON.stringify(VIDEO_INIT),
+    });
     expect(await errorCode(await worker(edited(init.clone(), 'x-edgelive-extra', '1')))).toBe('bad_signature');
     const headers = new Headers(init.headers);
     headers.delete(HEADER_NONCE);
@@ -98,17 +107,40 @@ describe('replays and edited metadata', () => {
     const stream = await createStream({ ladder: LADDER });
     const lease = (await (await worker(await authorizeRequest(stream.streamKey))).json()) as { epoch: number };
     const path = pushPath(stream.id, lease.epoch, 'v', 'init.mp4');
-    for (const codecs of ['avc1.64001f"\n#EXT-X-STREAM-INF:BANDWIDTH=1', 'avc1.64001f,"x"', 'avc1 64001f', '', 'a', 'avc1.64001f,,mp4a.40.2']) {
-      const res = await worker(await signedRequest('PUT', path, bytes('init'), { [HEADER_META]: JSON.stringify({ ...VIDEO_INIT, codecs }) }));
+    for (const codecs of [
+      'avc1.64001f"\n#EXT-X-STREAM-INF:BANDWIDTH=1',
+      'avc1.64001f,"x"',
+      'avc1 64001f',
+      '',
+      'a',
+      'avc1.64001f,,mp4a.40.2',
+    ]) {
+      const res = await worker(
+        await signedRequest('PUT', path, bytes('init'), { [HEADER_META]: JSON.stringify({ ...VIDEO_INIT, codecs }) }),
+      );
       expect(res.status, codecs).toBe(400);
       expect(await errorCode(res)).toBe('invalid_request');
     }
-    expect((await worker(await signedRequest('PUT', path, bytes('init'), { [HEADER_META]: JSON.stringify({ ...VIDEO_INIT, codecs: 'hvc1.1.6.L93.B0' }) }))).status).toBe(201);
+    expect(
+      (
+        await worker(
+          await signedRequest('PUT', path, bytes('init'), { [HEADER_META]: JSON.stringify({ ...VIDEO_INIT, codecs: 'hvc1.1.6.L93.B0' }) }),
+        )
+      ).status,
+    ).toBe(201);
   });
 
   it('a replayed registry call (a deregister that would drop a live node) is refused', async () => {
     const body = (v: unknown) => new TextEncoder().encode(JSON.stringify(v)) as Uint8Array<ArrayBuffer>;
-    const reg = { nodeId: 'replay-node', region: 'local', latitude: 0, longitude: 0, rtmpUrl: 'rtmp://127.0.0.1:1935/live', capacity: 4, sessions: 0 };
+    const reg = {
+      nodeId: 'replay-node',
+      region: 'local',
+      latitude: 0,
+      longitude: 0,
+      rtmpUrl: 'rtmp://127.0.0.1:1935/live',
+      capacity: 4,
+      sessions: 0,
+    };
     expect((await worker(await signedRequest('POST', `${NODES_PREFIX}/register`, body(reg)))).status).toBe(200);
     const deregister = await signedRequest('POST', `${NODES_PREFIX}/deregister`, body({ nodeId: 'replay-node' }));
     expect((await worker(deregister.clone())).status).toBe(200);

@@ -103,10 +103,14 @@ describe('GET and DELETE /api/signing-keys', () => {
   it('wipes the private half of a revoked managed key', async () => {
     const created = await api<{ id: string }>(op, 'POST', '/streams', {});
     const minted = await api<{ kid: string }>(op, 'POST', `/streams/${created.body.id}/playback-tokens`, {});
-    const before = await env.DB.prepare('SELECT private_jwk FROM signing_keys WHERE kid = ?').bind(minted.body.kid).first<{ private_jwk: string | null }>();
+    const before = await env.DB.prepare('SELECT private_jwk FROM signing_keys WHERE kid = ?')
+      .bind(minted.body.kid)
+      .first<{ private_jwk: string | null }>();
     expect(before?.private_jwk).toEqual(expect.any(String));
     await api(op, 'DELETE', `/signing-keys/${minted.body.kid}`);
-    const after = await env.DB.prepare('SELECT private_jwk FROM signing_keys WHERE kid = ?').bind(minted.body.kid).first<{ private_jwk: string | null }>();
+    const after = await env.DB.prepare('SELECT private_jwk FROM signing_keys WHERE kid = ?')
+      .bind(minted.body.kid)
+      .first<{ private_jwk: string | null }>();
     expect(after?.private_jwk).toBeNull();
   });
 });
@@ -148,7 +152,11 @@ describe('rate limits', { timeout: 60_000 }, () => {
     await startOfAWindow();
     let first429 = 0;
     for (let i = 1; i <= 601 && !first429; i++) {
-      const res = await worker(`/api/streams/${busy.body.id}/playback-tokens`, { method: 'POST', body: '{}', headers: { ...minter, 'cf-connecting-ip': `198.51.100.${10 + (i % 4)}` } });
+      const res = await worker(`/api/streams/${busy.body.id}/playback-tokens`, {
+        method: 'POST',
+        body: '{}',
+        headers: { ...minter, 'cf-connecting-ip': `198.51.100.${10 + (i % 4)}` },
+      });
       if (res.status === 429) first429 = i;
       else expect(res.status).toBe(201);
       await res.arrayBuffer();

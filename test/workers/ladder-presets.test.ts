@@ -11,7 +11,10 @@ const names = (ladder: Array<{ name: string }>) => ladder.map((r) => r.name);
 
 async function settingsOf(id: string) {
   const res = await worker(`/api/streams/${id}`, { headers: ADMIN });
-  return (await res.json()) as { settings: { ladderPreset: string; ladder: Array<{ name: string }> }; renditions: Array<{ rendition: string }> };
+  return (await res.json()) as {
+    settings: { ladderPreset: string; ladder: Array<{ name: string }> };
+    renditions: Array<{ rendition: string }>;
+  };
 }
 
 describe('ladder presets', () => {
@@ -34,18 +37,35 @@ describe('ladder presets', () => {
   it('a named preset is that ladder; with a ladder beside it the request is refused; a ladder alone is custom', async () => {
     const uhd = await createStream({ ladderPreset: '2160p' });
     expect(names((await settingsOf(uhd.id)).settings.ladder)).toEqual(['2160p', '1440p', '1080p', '720p', 'audio']);
-    const both = await worker('/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ ladderPreset: '1080p', ladder: LADDER_PRESETS['720p'] }) });
+    const both = await worker('/api/streams', {
+      method: 'POST',
+      headers: { ...ADMIN, 'content-type': 'application/json' },
+      body: JSON.stringify({ ladderPreset: '1080p', ladder: LADDER_PRESETS['720p'] }),
+    });
     expect(both.status).toBe(400);
     expect(((await both.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
     const own = await createStream({ ladder: [{ name: 'only', kind: 'video', width: 640, height: 360, videoBitrate: 500_000 }] });
     expect((await settingsOf(own.id)).settings).toMatchObject({ ladderPreset: 'custom', ladder: [{ name: 'only' }] });
-    const bad = await worker('/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ ladderPreset: '8k' }) });
+    const bad = await worker('/api/streams', {
+      method: 'POST',
+      headers: { ...ADMIN, 'content-type': 'application/json' },
+      body: JSON.stringify({ ladderPreset: '8k' }),
+    });
     expect(bad.status).toBe(400);
   });
 
   it('settings stored before presets (a ladder, no preset) keep their ladder', async () => {
     const s = await createStream({});
-    const legacy = { title: '', ladder: LADDER_PRESETS['720p'], partTarget: 0.2, segmentTarget: 1, dvrWindowSeconds: 7200, retentionDays: 7, fps: 30, playback: { policy: 'public' } };
+    const legacy = {
+      title: '',
+      ladder: LADDER_PRESETS['720p'],
+      partTarget: 0.2,
+      segmentTarget: 1,
+      dvrWindowSeconds: 7200,
+      retentionDays: 7,
+      fps: 30,
+      playback: { policy: 'public' },
+    };
     await env.DB.prepare('UPDATE streams SET settings = ? WHERE id = ?').bind(JSON.stringify(legacy), s.id).run();
     expect((await settingsOf(s.id)).settings).toMatchObject({ ladderPreset: 'custom', ladder: LADDER_PRESETS['720p'] });
     const lease = (await (await authorize(s.streamKey)).json()) as { ladderPreset: string };
@@ -58,7 +78,16 @@ describe('ladder presets', () => {
     const published = names(LADDER_PRESETS['1080p']);
     const renditions = published.map((name) => new FakeRendition(lease.streamId, lease.epoch, name, lease.startMsn));
     for (const r of renditions) {
-      const video = { kind: 'video', codecs: 'avc1.640028', bandwidth: 5_000_000, averageBandwidth: 4_700_000, width: 1920, height: 1080, frameRate: 30, renditions: published };
+      const video = {
+        kind: 'video',
+        codecs: 'avc1.640028',
+        bandwidth: 5_000_000,
+        averageBandwidth: 4_700_000,
+        width: 1920,
+        height: 1080,
+        frameRate: 30,
+        renditions: published,
+      };
       expectOk(await r.init(r.name === 'audio' ? { ...AUDIO_INIT, renditions: published } : video));
     }
     for (const r of renditions) await r.segment();

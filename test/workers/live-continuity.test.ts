@@ -111,7 +111,7 @@ describe('PH-01/PH-05: the preload hint at a segment boundary', { timeout: 30_00
     }
   });
 
-  it('after a reconnection the hint names the new epoch\'s first part and its init, and that part is held until it exists', async () => {
+  it("after a reconnection the hint names the new epoch's first part and its init, and that part is held until it exists", async () => {
     const stream = await createStream({ ladder: LADDER });
     const l1 = await lease(stream.streamKey);
     const { v } = await publisher(stream.id, l1, ['v']);
@@ -119,7 +119,10 @@ describe('PH-01/PH-05: the preload hint at a segment boundary', { timeout: 30_00
     const l2 = await lease(stream.streamKey, 'node-b');
     expect(l2.startMsn).toBe(2);
     const t = await text(`/live/${stream.id}/v/index.m3u8`);
-    expect(hints(t)).toEqual([`#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="${l2.epoch}/init.mp4"`, `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${l2.epoch}/2.0.m4s"`]);
+    expect(hints(t)).toEqual([
+      `#EXT-X-PRELOAD-HINT:TYPE=MAP,URI="${l2.epoch}/init.mp4"`,
+      `#EXT-X-PRELOAD-HINT:TYPE=PART,URI="${l2.epoch}/2.0.m4s"`,
+    ]);
     const hinted = worker(`/live/${stream.id}/v/${l2.epoch}/2.0.m4s`);
     await settle();
     const { v: v2 } = await publisher(stream.id, l2, ['v']);
@@ -150,7 +153,7 @@ describe('SEG-04: a rendition that lagged at a reconnection keeps every MSN, as 
     return { stream, l1, l2, p2 };
   }
 
-  it('the audio playlist lists MSN 2 as a gap with the video\'s EXTINF, and both renditions number every segment alike', async () => {
+  it("the audio playlist lists MSN 2 as a gap with the video's EXTINF, and both renditions number every segment alike", async () => {
     const { stream, l1, l2 } = await laggingAudio();
     expect(l2.startMsn).toBe(3);
     const vt = await text(`/live/${stream.id}/v/index.m3u8`);
@@ -192,7 +195,8 @@ describe('SEG-04: a rendition that lagged at a reconnection keeps every MSN, as 
     ]);
     expect(await text(`/live/${stream.id}/a/index.m3u8`)).toContain(`#EXT-X-GAP\n#EXTINF:0.2,\n${l1.epoch}/3.m4s\n`);
     // The hint names the new epoch's first part in both renditions.
-    for (const r of ['v', 'a']) expect(hints(await text(`/live/${stream.id}/${r}/index.m3u8`)).at(-1)).toContain(`URI="${l2.epoch}/4.0.m4s"`);
+    for (const r of ['v', 'a'])
+      expect(hints(await text(`/live/${stream.id}/${r}/index.m3u8`)).at(-1)).toContain(`URI="${l2.epoch}/4.0.m4s"`);
   });
 
   it('gaps survive eviction of the Durable Object and are listed by the recording (EXT-X-GAP in the VOD)', async () => {
@@ -203,7 +207,9 @@ describe('SEG-04: a rendition that lagged at a reconnection keeps every MSN, as 
     expectOk(await signed('POST', `${INGEST_PREFIX}/${stream.id}/${l2.epoch}/end`, null));
     await new Promise((r) => setTimeout(r, 1100));
     await runDurableObjectAlarm(env.STREAM_STATE.getByName(stream.id));
-    const listed = (await (await worker(`/api/streams/${stream.id}/recordings`, { headers: { authorization: 'Bearer test-admin-token' } })).json()) as { recordings: Array<{ id: string }> };
+    const listed = (await (
+      await worker(`/api/streams/${stream.id}/recordings`, { headers: { authorization: 'Bearer test-admin-token' } })
+    ).json()) as { recordings: Array<{ id: string }> };
     const rec = listed.recordings[0]!;
     const vod = await text(`/vod/${rec.id}/a/index.m3u8`);
     expect(vod).toContain('#EXT-X-GAP\n#EXTINF:0.4,\n');
@@ -231,7 +237,7 @@ describe('a rung the input cannot feed is left out of the presentation', { timeo
     expect(vm.renditionReports ?? []).toEqual([]);
   });
 
-  it('audio that comes back after a video-only epoch: the MSNs it missed are gaps, discontinuities line up with video\'s', async () => {
+  it("audio that comes back after a video-only epoch: the MSNs it missed are gaps, discontinuities line up with video's", async () => {
     const stream = await createStream({ ladder: LADDER });
     const l1 = await lease(stream.streamKey);
     const p1 = await publisher(stream.id, l1, ['v', 'a'], true);
@@ -249,7 +255,12 @@ describe('a rung the input cannot feed is left out of the presentation', { timeo
     expect(await text(`/live/${stream.id}/index.m3u8`)).toContain('URI="a/index.m3u8"');
     const at = await text(`/live/${stream.id}/a/index.m3u8`);
     const [vm, am] = [parse(await text(`/live/${stream.id}/v/index.m3u8`)), parse(at)];
-    expect(am.segments.map((s: Any) => s.uri)).toEqual([`${l1.epoch}/1.m4s`, `${l1.epoch}/2.m4s`, `${l1.epoch}/3.m4s`, `${l3.epoch}/4.m4s`]);
+    expect(am.segments.map((s: Any) => s.uri)).toEqual([
+      `${l1.epoch}/1.m4s`,
+      `${l1.epoch}/2.m4s`,
+      `${l1.epoch}/3.m4s`,
+      `${l3.epoch}/4.m4s`,
+    ]);
     expect(at.match(/#EXT-X-GAP/g)).toHaveLength(2);
     // The same discontinuities as video (epoch 2 began at MSN 2, epoch 3 at 4), and no MAP for an
     // audio init that epoch 2 never had.
@@ -264,12 +275,14 @@ describe('a rung the input cannot feed is left out of the presentation', { timeo
     const { a } = await publisher(stream.id, l, ['a'], true);
     await a!.segment();
     const mv = await text(`/live/${stream.id}/index.m3u8`);
-    expect(mv).toBe(`#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=140800,AVERAGE-BANDWIDTH=128000,CODECS="mp4a.40.2"\na/index.m3u8\n`);
+    expect(mv).toBe(
+      `#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH=140800,AVERAGE-BANDWIDTH=128000,CODECS="mp4a.40.2"\na/index.m3u8\n`,
+    );
     expect(parse(await text(`/live/${stream.id}/a/index.m3u8`)).segments).toHaveLength(1);
   });
 });
 
-describe('gaps older than the other renditions\' live windows', () => {
+describe("gaps older than the other renditions' live windows", () => {
   it('a rung missing for longer than the window is filled from the DVR index, never skipping an MSN', async () => {
     const s = await createStream({ ladder: LADDER, dvrWindowSeconds: 0 });
     const l1 = await lease(s.streamKey);

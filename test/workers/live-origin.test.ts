@@ -82,7 +82,9 @@ describe('admin API', () => {
     const s = await createStream();
     const list = (await (await worker('/api/streams', { headers: ADMIN })).json()) as { streams: Array<{ id: string }> };
     expect(list.streams.map((x) => x.id)).toContain(s.id);
-    const rotated = (await (await worker(`/api/streams/${s.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as { streamKey: string };
+    const rotated = (await (await worker(`/api/streams/${s.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as {
+      streamKey: string;
+    };
     expect(rotated.streamKey).not.toBe(s.streamKey);
     expect((await authorize(s.streamKey)).status).toBe(403);
     expect((await authorize(rotated.streamKey)).status).toBe(200);
@@ -112,7 +114,10 @@ describe('signed ingest', () => {
     expect(unsigned.status).toBe(401);
     const forged = await signed('PUT', path, bytes('x'), { 'x-edgelive-meta': meta }, 'not-the-secret');
     expect(forged.status).toBe(401);
-    const old = await signIngestRequest('test-ingest-secret', 'PUT', path, bytes('x'), { headers: { 'x-edgelive-meta': meta }, now: Date.now() - 5 * 60_000 });
+    const old = await signIngestRequest('test-ingest-secret', 'PUT', path, bytes('x'), {
+      headers: { 'x-edgelive-meta': meta },
+      now: Date.now() - 5 * 60_000,
+    });
     const replayed = await worker(path, { method: 'PUT', body: bytes('x'), headers: old });
     expect(replayed.status).toBe(401);
     // A signature over other bytes does not cover these.

@@ -14,7 +14,12 @@ export function operator(address: string) {
 
 export type Operator = ReturnType<typeof operator>;
 
-export async function api<T = Record<string, unknown>>(op: Operator, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+export async function api<T = Record<string, unknown>>(
+  op: Operator,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await worker(`/api${path}`, { method, headers: op, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : null) as T };

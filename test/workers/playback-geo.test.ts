@@ -44,7 +44,9 @@ describe('a stream’s country rules', () => {
   });
 
   it('normalises country codes to upper case and refuses what is not a country code', async () => {
-    const created = await api<{ settings: { playback: unknown } }>(op, 'POST', '/streams', { playback: { allowCountries: ['de', 'DE', 'at'] } });
+    const created = await api<{ settings: { playback: unknown } }>(op, 'POST', '/streams', {
+      playback: { allowCountries: ['de', 'DE', 'at'] },
+    });
     expect(created.body.settings.playback).toEqual({ policy: 'public', allowCountries: ['DE', 'AT'] });
     for (const list of [['Germany'], ['D'], ['DEU'], [42], []]) {
       const res = await api<{ error: { code: string; message: string } }>(op, 'POST', '/streams', { playback: { allowCountries: list } });
@@ -81,6 +83,8 @@ describe('the viewer’s country', () => {
     expect(viewerCountry(request('http://127.0.0.1:8787/live/x', { headers: header, cf: { country: 'US' } }), false)).toBe('US');
     expect(viewerCountry(request('https://live.example/live/x', { headers: header, cf: { country: 'US' } }), true)).toBe('US');
     // Not a country code: ignored.
-    expect(viewerCountry(request('http://127.0.0.1:8787/live/x', { headers: { 'x-edgelive-dev-country': 'Brazil' } }), true)).toBeUndefined();
+    expect(
+      viewerCountry(request('http://127.0.0.1:8787/live/x', { headers: { 'x-edgelive-dev-country': 'Brazil' } }), true),
+    ).toBeUndefined();
   });
 });

@@ -69,7 +69,10 @@ describe('secure headers', () => {
   });
 
   it('still serves the player page and its script (static assets have immutable headers)', async () => {
-    for (const [path, type] of [['/watch/st00000000000000', 'text/html'], ['/vendor/hls.min.js', 'text/javascript']] as const) {
+    for (const [path, type] of [
+      ['/watch/st00000000000000', 'text/html'],
+      ['/vendor/hls.min.js', 'text/javascript'],
+    ] as const) {
       const res = await worker(path);
       expect(res.status, path).toBe(200);
       expect(res.headers.get('content-type'), path).toContain(type);
@@ -83,7 +86,10 @@ describe('secure headers', () => {
     expect(page.headers.get('cache-control')).toBe('no-cache');
     const html = await page.text();
     const named = [...html.matchAll(/(?:src|href)="(\/dist\/[^"]+)"/g)].map((m) => m[1]!);
-    expect(named).toEqual([expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/), expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/)]);
+    expect(named).toEqual([
+      expect.stringMatching(/^\/dist\/app-[A-Z0-9]{8}\.css$/),
+      expect.stringMatching(/^\/dist\/watch-[A-Z0-9]{8}\.js$/),
+    ]);
     for (const path of named) {
       const res = await worker(path);
       expect(res.status, path).toBe(200);
@@ -118,24 +124,33 @@ describe('secure headers', () => {
     }
   });
 
-  it('the watch and party pages preload the stream\'s multivariant playlist at the URL the page asks for', async () => {
+  it("the watch and party pages preload the stream's multivariant playlist at the URL the page asks for", async () => {
     const link = async (path: string) => {
       const res = await worker(path);
       expect(res.status, path).toBe(200);
       await res.arrayBuffer();
       // The page's own stylesheet and script follow (the next test); here, the stream's playlist.
-      return (res.headers.get('link') ?? '').split(', ').filter((l) => !l.startsWith('</dist/')).join(', ') || null;
+      return (
+        (res.headers.get('link') ?? '')
+          .split(', ')
+          .filter((l) => !l.startsWith('</dist/'))
+          .join(', ') || null
+      );
     };
     expect(await link('/watch/st00000000000000')).toBe('</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous');
     // The token rides along exactly as the page's playbackUrl() writes it.
-    expect(await link('/watch/st00000000000000?token=eyJh.eyJz-x_y.c2ln&name=Ada')).toBe('</live/st00000000000000/index.m3u8?token=eyJh.eyJz-x_y.c2ln>; rel=preload; as=fetch; crossorigin=anonymous');
-    expect(await link('/party/room-1?stream=st00000000000000')).toBe('</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous');
+    expect(await link('/watch/st00000000000000?token=eyJh.eyJz-x_y.c2ln&name=Ada')).toBe(
+      '</live/st00000000000000/index.m3u8?token=eyJh.eyJz-x_y.c2ln>; rel=preload; as=fetch; crossorigin=anonymous',
+    );
+    expect(await link('/party/room-1?stream=st00000000000000')).toBe(
+      '</live/st00000000000000/index.m3u8>; rel=preload; as=fetch; crossorigin=anonymous',
+    );
     // No stream, or a malformed one: the page alone.
     expect(await link('/party/room-1')).toBeNull();
     expect(await link('/watch/bad%20id')).toBeNull();
   });
 
-  it('the page\'s stylesheet and script are preloads in its header too (Early Hints), the names the HTML uses', async () => {
+  it("the page's stylesheet and script are preloads in its header too (Early Hints), the names the HTML uses", async () => {
     const res = await worker('/party/room-1');
     const html = await res.text();
     const css = /href="(\/dist\/app-[A-Z0-9]{8}\.css)"/.exec(html)![1]!;

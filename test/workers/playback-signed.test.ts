@@ -180,7 +180,9 @@ describe('changing the policy (PATCH /api/streams/:id)', () => {
     const key = await createKey(op);
     expect((await play(`/live/${stream.id}/v/index.m3u8`)).status).toBe(200);
 
-    const toSigned = await api<{ settings: { playback: unknown; ladder: unknown[] } }>(op, 'PATCH', `/streams/${stream.id}`, { playback: { policy: 'signed' } });
+    const toSigned = await api<{ settings: { playback: unknown; ladder: unknown[] } }>(op, 'PATCH', `/streams/${stream.id}`, {
+      playback: { policy: 'signed' },
+    });
     expect(toSigned.status).toBe(200);
     expect(toSigned.body.settings.playback).toEqual({ policy: 'signed' });
     expect(toSigned.body.settings.ladder).toHaveLength(2);
@@ -197,10 +199,18 @@ describe('changing the policy (PATCH /api/streams/:id)', () => {
 
   it('changes the title alone, and refuses unknown fields, bad rules and unknown streams', async () => {
     const { stream } = await liveStream(op, { playback: { policy: 'signed', blockCountries: ['FR'] } });
-    const titled = await api<{ title: string; settings: { playback: unknown } }>(op, 'PATCH', `/streams/${stream.id}`, { title: 'renamed' });
+    const titled = await api<{ title: string; settings: { playback: unknown } }>(op, 'PATCH', `/streams/${stream.id}`, {
+      title: 'renamed',
+    });
     expect(titled.body.title).toBe('renamed');
     expect(titled.body.settings.playback).toEqual({ policy: 'signed', blockCountries: ['FR'] });
-    for (const body of [{ ladder: [] }, { segmentTarget: 2 }, { playback: { policy: 'secret' } }, { playback: { allowCountries: ['France'] } }, { playback: { allowCountries: [] } }]) {
+    for (const body of [
+      { ladder: [] },
+      { segmentTarget: 2 },
+      { playback: { policy: 'secret' } },
+      { playback: { allowCountries: ['France'] } },
+      { playback: { allowCountries: [] } },
+    ]) {
       const res = await api<{ error: { code: string } }>(op, 'PATCH', `/streams/${stream.id}`, body);
       expect({ status: res.status, code: res.body.error.code }, JSON.stringify(body)).toEqual({ status: 400, code: 'invalid_request' });
     }
@@ -221,7 +231,10 @@ describe('minted tokens (POST /api/streams/:id/playback-tokens)', () => {
     const { stream } = await liveStream(op, { playback: { policy: 'signed' } });
     const before = nowSeconds();
     const minted = await api<{ token: string; kid: string; streamId: string; expiresAt: string; playback: { hls: string; watch: string } }>(
-      op, 'POST', `/streams/${stream.id}/playback-tokens`, { expiresIn: 600 },
+      op,
+      'POST',
+      `/streams/${stream.id}/playback-tokens`,
+      { expiresIn: 600 },
     );
     expect(minted.status).toBe(201);
     const { token, kid } = minted.body;
@@ -253,7 +266,13 @@ describe('minted tokens (POST /api/streams/:id/playback-tokens)', () => {
 
   it('refuses bad requests and unknown streams', async () => {
     const { stream } = await liveStream(op, { playback: { policy: 'signed' } });
-    for (const body of [{ expiresIn: 5 }, { expiresIn: 30 * 24 * 3600 }, { expiresIn: 'soon' }, { sub: 'other' }, { allowCountries: ['Germany'] }]) {
+    for (const body of [
+      { expiresIn: 5 },
+      { expiresIn: 30 * 24 * 3600 },
+      { expiresIn: 'soon' },
+      { sub: 'other' },
+      { allowCountries: ['Germany'] },
+    ]) {
       const res = await api<{ error: { code: string } }>(op, 'POST', `/streams/${stream.id}/playback-tokens`, body);
       expect({ status: res.status, code: res.body.error.code }, JSON.stringify(body)).toEqual({ status: 400, code: 'invalid_request' });
     }
@@ -275,7 +294,11 @@ describe('revocation', () => {
     expect(revoked.status).toBe(200);
     expect(revoked.body.revokedAt).toEqual(expect.any(String));
     await expectRefusal(await play(`/live/${stream.id}/v/index.m3u8`, { token: doomedToken }), 401, 'key_revoked');
-    await expectRefusal(await play(`/live/${stream.id}/v/index.m3u8`, { token: await tokenFor(stream.id, doomed.signingKey) }), 401, 'key_revoked');
+    await expectRefusal(
+      await play(`/live/${stream.id}/v/index.m3u8`, { token: await tokenFor(stream.id, doomed.signingKey) }),
+      401,
+      'key_revoked',
+    );
     expect((await play(`/live/${stream.id}/v/index.m3u8`, { token: keptToken })).status).toBe(200);
   });
 

@@ -37,7 +37,9 @@ async function mint(streamId: string, body: Record<string, unknown> = {}): Promi
   return res.body;
 }
 
-async function lease(credential: string): Promise<{ status: number; body: { streamId?: string; epoch?: number; error?: { code: string } } }> {
+async function lease(
+  credential: string,
+): Promise<{ status: number; body: { streamId?: string; epoch?: number; error?: { code: string } } }> {
   const res = await authorize(credential);
   return { status: res.status, body: (await res.json()) as { streamId?: string; epoch?: number; error?: { code: string } } };
 }
@@ -52,7 +54,12 @@ describe('POST /api/streams/:id/publish-tokens', () => {
     const stream = await newStream();
     const before = Math.floor(Date.now() / 1000);
     const m = await mint(stream.id, { expiresIn: 600 });
-    expect(m).toMatchObject({ streamId: stream.id, use: 'reusable', golive: `http://edge.test/golive/${stream.id}#token=${m.token}`, whip: `http://edge.test/whip/${stream.id}` });
+    expect(m).toMatchObject({
+      streamId: stream.id,
+      use: 'reusable',
+      golive: `http://edge.test/golive/${stream.id}#token=${m.token}`,
+      whip: `http://edge.test/whip/${stream.id}`,
+    });
     const parsed = parsePublishToken(m.token)!;
     expect(parsed).toMatchObject({ streamId: stream.id, use: 'reusable', session: null });
     expect(parsed.expiresAt - before).toBeGreaterThanOrEqual(600);
@@ -73,7 +80,10 @@ describe('POST /api/streams/:id/publish-tokens', () => {
     }
     const missing = await api<{ error: { code: string } }>(op, 'POST', '/streams/st0000000000nope/publish-tokens', {});
     expect({ status: missing.status, code: missing.body.error.code }).toEqual({ status: 404, code: 'stream_not_found' });
-    const anonymous = await worker(`/api/streams/${stream.id}/publish-tokens`, { method: 'POST', headers: { 'cf-connecting-ip': '192.0.2.41' } });
+    const anonymous = await worker(`/api/streams/${stream.id}/publish-tokens`, {
+      method: 'POST',
+      headers: { 'cf-connecting-ip': '192.0.2.41' },
+    });
     expect(anonymous.status).toBe(401);
   });
 });
@@ -93,10 +103,16 @@ describe('the origin authorize maps a publish token to its stream', () => {
   it('an expired token is refused (publish_token_expired) and takes no lease', async () => {
     const stream = await newStream();
     const key = await publishTokenKey('test-admin-token', await hashStreamKey(stream.streamKey));
-    const expired = await signPublishToken({ streamId: stream.id, expiresAt: Math.floor(Date.now() / 1000) - 1, nonce: 'AAAAAAAAAAAAAAAA', use: 'reusable' }, key);
+    const expired = await signPublishToken(
+      { streamId: stream.id, expiresAt: Math.floor(Date.now() / 1000) - 1, nonce: 'AAAAAAAAAAAAAAAA', use: 'reusable' },
+      key,
+    );
     await refusedWith(expired, 'publish_token_expired');
     // The same grant unexpired is accepted: the refusal was the expiry, not the signature.
-    const fresh = await signPublishToken({ streamId: stream.id, expiresAt: Math.floor(Date.now() / 1000) + 60, nonce: 'AAAAAAAAAAAAAAAA', use: 'reusable' }, key);
+    const fresh = await signPublishToken(
+      { streamId: stream.id, expiresAt: Math.floor(Date.now() / 1000) + 60, nonce: 'AAAAAAAAAAAAAAAA', use: 'reusable' },
+      key,
+    );
     expect(await lease(fresh)).toMatchObject({ status: 200, body: { streamId: stream.id, epoch: 1 } });
   });
 
@@ -111,7 +127,10 @@ describe('the origin authorize maps a publish token to its stream', () => {
     await refusedWith(token.replace(`.${a.id}.`, `.${b.id}.`), 'invalid_publish_token');
     await refusedWith(token.replace(`.${p.expiresAt}.`, `.${p.expiresAt + 3600}.`), 'invalid_publish_token');
     // The catalog's key hash alone (a leaked D1 backup) does not mint: the root secret is needed too.
-    const fromHashOnly = await signPublishToken({ ...p, expiresAt: p.expiresAt }, await publishTokenKey('not-the-admin-token', await hashStreamKey(a.streamKey)));
+    const fromHashOnly = await signPublishToken(
+      { ...p, expiresAt: p.expiresAt },
+      await publishTokenKey('not-the-admin-token', await hashStreamKey(a.streamKey)),
+    );
     await refusedWith(fromHashOnly, 'invalid_publish_token');
     await refusedWith('pt1.garbage', 'invalid_publish_token');
     await refusedWith(token.replace(`.${a.id}.`, '.st0000000000gone.'), 'invalid_publish_token');
@@ -128,7 +147,7 @@ describe('the origin authorize maps a publish token to its stream', () => {
     expect(await lease((await mint(stream.id)).token)).toMatchObject({ status: 200, body: { streamId: stream.id } });
   });
 
-  it('a deleted stream\'s token is refused', async () => {
+  it("a deleted stream's token is refused", async () => {
     const stream = await newStream();
     const { token } = await mint(stream.id);
     expect((await api(op, 'DELETE', `/streams/${stream.id}`)).status).toBe(204);
@@ -140,7 +159,9 @@ describe('the origin authorize maps a publish token to its stream', () => {
     const { token } = await mint(stream.id, { use: 'single' });
     expect(await lease(token)).toMatchObject({ status: 200, body: { streamId: stream.id, epoch: 1 } });
     await refusedWith(token, 'publish_token_used');
-    const row = await env.DB.prepare('SELECT stream_id, session_hash FROM publish_token_uses WHERE nonce = ?').bind(parsePublishToken(token)!.nonce).first();
+    const row = await env.DB.prepare('SELECT stream_id, session_hash FROM publish_token_uses WHERE nonce = ?')
+      .bind(parsePublishToken(token)!.nonce)
+      .first();
     expect(row).toEqual({ stream_id: stream.id, session_hash: null });
   });
 
@@ -158,7 +179,9 @@ describe('the origin authorize maps a publish token to its stream', () => {
 
   it('expired rows are swept by the next use of any token', async () => {
     const stream = await newStream();
-    await env.DB.prepare('INSERT INTO publish_token_uses (nonce, stream_id, session_hash, used_at, expires_at) VALUES (?, ?, NULL, ?, ?)').bind('old-nonce-xxxxxx', stream.id, 1, 2).run();
+    await env.DB.prepare('INSERT INTO publish_token_uses (nonce, stream_id, session_hash, used_at, expires_at) VALUES (?, ?, NULL, ?, ?)')
+      .bind('old-nonce-xxxxxx', stream.id, 1, 2)
+      .run();
     expect((await lease((await mint(stream.id, { use: 'single' })).token)).status).toBe(200);
     expect(await env.DB.prepare('SELECT nonce FROM publish_token_uses WHERE nonce = ?').bind('old-nonce-xxxxxx').first()).toBeNull();
   });
@@ -189,7 +212,19 @@ describe('the WHIP entry: POST /whip/{id}', () => {
     signed(
       'POST',
       `${NODES_PREFIX}/register`,
-      new TextEncoder().encode(JSON.stringify({ nodeId, region: nodeId, latitude, longitude, rtmpUrl: `rtmp://${nodeId}.test/live`, whipUrl, capacity: 4, sessions: 0, heartbeatIntervalMs: 5000 })) as Uint8Array<ArrayBuffer>,
+      new TextEncoder().encode(
+        JSON.stringify({
+          nodeId,
+          region: nodeId,
+          latitude,
+          longitude,
+          rtmpUrl: `rtmp://${nodeId}.test/live`,
+          whipUrl,
+          capacity: 4,
+          sessions: 0,
+          heartbeatIntervalMs: 5000,
+        }),
+      ) as Uint8Array<ArrayBuffer>,
       { 'content-type': 'application/json' },
     );
 
@@ -199,22 +234,41 @@ describe('the WHIP entry: POST /whip/{id}', () => {
       await state.storage.deleteAlarm();
     });
     // A deregistration also makes this isolate forget its cached list of healthy nodes.
-    await signed('POST', `${NODES_PREFIX}/deregister`, new TextEncoder().encode(JSON.stringify({ nodeId: 'fra' })) as Uint8Array<ArrayBuffer>, { 'content-type': 'application/json' });
+    await signed(
+      'POST',
+      `${NODES_PREFIX}/deregister`,
+      new TextEncoder().encode(JSON.stringify({ nodeId: 'fra' })) as Uint8Array<ArrayBuffer>,
+      { 'content-type': 'application/json' },
+    );
   });
 
-  it('answers 307 to the nearest healthy node\'s WHIP endpoint for the stream, without reading the offer', async () => {
+  it("answers 307 to the nearest healthy node's WHIP endpoint for the stream, without reading the offer", async () => {
     const stream = await newStream();
     expect((await register('fra', 'https://fra.ingest.test/whip')).status).toBe(200);
     expect((await register('syd', 'https://syd.ingest.test/whip', -33.87, 151.21)).status).toBe(200);
     const { token } = await mint(stream.id);
     const offer = 'v=0\r\n';
     const fromSydney = await worker(
-      new Request(`http://edge.test/whip/${stream.id}`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` }, body: offer, redirect: 'manual', cf: { latitude: '-33.9', longitude: '151.2' } }),
+      new Request(`http://edge.test/whip/${stream.id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+        body: offer,
+        redirect: 'manual',
+        cf: { latitude: '-33.9', longitude: '151.2' },
+      }),
     );
     expect(fromSydney.status).toBe(307);
     expect(fromSydney.headers.get('location')).toBe(`https://syd.ingest.test/whip/${stream.id}`);
     expect(fromSydney.headers.get('cache-control')).toBe('no-store');
-    const fromFrankfurt = await worker(new Request(`http://edge.test/whip/${stream.id}`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${stream.streamKey}` }, body: offer, redirect: 'manual', cf: { latitude: '50.1', longitude: '8.7' } }));
+    const fromFrankfurt = await worker(
+      new Request(`http://edge.test/whip/${stream.id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${stream.streamKey}` },
+        body: offer,
+        redirect: 'manual',
+        cf: { latitude: '50.1', longitude: '8.7' },
+      }),
+    );
     expect(fromFrankfurt.headers.get('location')).toBe(`https://fra.ingest.test/whip/${stream.id}`);
     const options = await worker(`/whip/${stream.id}`, { method: 'OPTIONS' });
     expect(options.status).toBe(204);
@@ -225,11 +279,25 @@ describe('the WHIP entry: POST /whip/{id}', () => {
     const a = await newStream();
     const b = await newStream();
     const { token } = await mint(a.id);
-    const wrong = await worker(new Request(`http://edge.test/whip/${b.id}`, { method: 'POST', headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` }, body: 'v=0\r\n', redirect: 'manual' }));
+    const wrong = await worker(
+      new Request(`http://edge.test/whip/${b.id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+        body: 'v=0\r\n',
+        redirect: 'manual',
+      }),
+    );
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('token_wrong_stream');
-    const none = await worker(new Request(`http://edge.test/whip/${a.id}`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: 'v=0\r\n', redirect: 'manual' }));
+    const none = await worker(
+      new Request(`http://edge.test/whip/${a.id}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        body: 'v=0\r\n',
+        redirect: 'manual',
+      }),
+    );
     expect(none.status).toBe(503);
     expect(none.headers.get('retry-after')).toBe('10');
     expect(((await none.json()) as { error: { code: string } }).error.code).toBe('no_ingest_node');
@@ -239,13 +307,25 @@ describe('the WHIP entry: POST /whip/{id}', () => {
 describe('GET /whip/{id}/status', () => {
   async function status(id: string, credential?: string) {
     const res = await worker(`/whip/${id}/status`, { headers: credential ? { authorization: `Bearer ${credential}` } : {} });
-    return { status: res.status, body: (await res.json()) as { streamId?: string; status?: string; epoch?: number | null; ingest?: { nodeId: string } | null; error?: { code: string } } };
+    return {
+      status: res.status,
+      body: (await res.json()) as {
+        streamId?: string;
+        status?: string;
+        epoch?: number | null;
+        ingest?: { nodeId: string } | null;
+        error?: { code: string };
+      },
+    };
   }
 
   it('tells the holder of the stream key or a publish token whether the stream is live and under which epoch', async () => {
     const stream = await newStream();
     const { token } = await mint(stream.id, { use: 'single' });
-    expect(await status(stream.id, token)).toEqual({ status: 200, body: { streamId: stream.id, status: 'idle', epoch: null, ingest: null } });
+    expect(await status(stream.id, token)).toEqual({
+      status: 200,
+      body: { streamId: stream.id, status: 'idle', epoch: null, ingest: null },
+    });
     expect((await lease(token)).status).toBe(200);
     // Reading the status never spends a single-use token, and a spent one still reads it.
     const live = await status(stream.id, token);
@@ -262,6 +342,9 @@ describe('GET /whip/{id}/status', () => {
     const { token } = await mint(a.id, { use: 'session' });
     expect((await lease(withPublishSession(token, 'the-first-session-1'))).status).toBe(200);
     expect((await status(a.id, withPublishSession(token, 'the-first-session-1'))).status).toBe(200);
-    expect(await status(a.id, withPublishSession(token, 'another-session-22'))).toMatchObject({ status: 401, body: { error: { code: 'publish_token_session' } } });
+    expect(await status(a.id, withPublishSession(token, 'another-session-22'))).toMatchObject({
+      status: 401,
+      body: { error: { code: 'publish_token_session' } },
+    });
   });
 });

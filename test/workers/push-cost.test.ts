@@ -58,7 +58,9 @@ async function instrument(streamId: string): Promise<{ take(): Promise<Tally> }>
 }
 
 describe('the cost of a push', () => {
-  it('one R2 write per init and part, none per segment (each media byte written once), and a bounded number of SQLite rows per push', { timeout: 60_000 }, async () => {
+  it('one R2 write per init and part, none per segment (each media byte written once), and a bounded number of SQLite rows per push', {
+    timeout: 60_000,
+  }, async () => {
     const stream = await createStream({ ladder: [{ name: 'v', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 }] });
     const lease = (await (await authorize(stream.streamKey)).json()) as { epoch: number; startMsn: number };
     const v = new FakeRendition(stream.id, lease.epoch, 'v', lease.startMsn);
@@ -84,7 +86,15 @@ describe('the cost of a push', () => {
       await count('segment', await v.closeSegment());
     }
     const perPush = Object.fromEntries(
-      [...totals].map(([kind, t]) => [kind, { r2Puts: t.r2Puts / t.pushes, rowsWritten: t.rowsWritten / t.pushes, rowsRead: t.rowsRead / t.pushes, alarms: t.alarms / t.pushes }]),
+      [...totals].map(([kind, t]) => [
+        kind,
+        {
+          r2Puts: t.r2Puts / t.pushes,
+          rowsWritten: t.rowsWritten / t.pushes,
+          rowsRead: t.rowsRead / t.pushes,
+          alarms: t.alarms / t.pushes,
+        },
+      ]),
     );
     console.log(JSON.stringify({ msg: 'push cost per push', perPush }));
     // Each media byte is written once: init and parts are one write each, and the segment push

@@ -28,7 +28,13 @@ describe('POST /api/qoe', () => {
       ]),
     );
     expect(res.status).toBe(204);
-    await beacon(batch(s.id, 'session-bbbb', [{ type: 'ttff', ms: 900 }, { type: 'error', kind: 'networkError', detail: 'fragLoadError', fatal: false }]), 'application/json');
+    await beacon(
+      batch(s.id, 'session-bbbb', [
+        { type: 'ttff', ms: 900 },
+        { type: 'error', kind: 'networkError', detail: 'fragLoadError', fatal: false },
+      ]),
+      'application/json',
+    );
 
     const stats = await worker(`/api/streams/${s.id}/stats`, { headers: ADMIN });
     expect(stats.status).toBe(200);
@@ -50,7 +56,13 @@ describe('POST /api/qoe', () => {
     const bad = await beacon({ v: 1, streamId: s.id, session: 'session-cccc', events: [{ type: 'ttff', ms: -1 }] });
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('invalid_request');
-    const tooMany = await beacon(batch(s.id, 'session-cccc', Array.from({ length: 21 }, () => ({ type: 'ttff' as const, ms: 1 }))));
+    const tooMany = await beacon(
+      batch(
+        s.id,
+        'session-cccc',
+        Array.from({ length: 21 }, () => ({ type: 'ttff' as const, ms: 1 })),
+      ),
+    );
     expect(tooMany.status).toBe(400);
     const notJson = await worker('/api/qoe', { method: 'POST', body: '{nope' });
     expect(notJson.status).toBe(400);
@@ -112,10 +124,12 @@ describe('QoE beacons reach Analytics Engine', () => {
 
 describe('QoE data points and aggregates (pure)', () => {
   it('maps every event to one Analytics Engine point indexed by stream', () => {
-    const b = QoeBatch.parse(batch('st1', 'session-dddd', [
-      { type: 'switch', from: '240p', to: '360p', bitrate: 700_000, auto: false },
-      { type: 'error', kind: 'forbidden', detail: 'token_expired', fatal: true },
-    ]));
+    const b = QoeBatch.parse(
+      batch('st1', 'session-dddd', [
+        { type: 'switch', from: '240p', to: '360p', bitrate: 700_000, auto: false },
+        { type: 'error', kind: 'forbidden', detail: 'token_expired', fatal: true },
+      ]),
+    );
     expect(qoeDataPoints(b, 'DE')).toEqual([
       { indexes: ['st1'], blobs: ['switch', 'session-dddd', 'watch', 'DE', '240p', '360p'], doubles: [700_000, 0] },
       { indexes: ['st1'], blobs: ['error', 'session-dddd', 'watch', 'DE', 'forbidden', 'token_expired'], doubles: [1, 1] },

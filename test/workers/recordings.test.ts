@@ -57,7 +57,11 @@ async function end(streamId: string, epoch: number) {
 }
 
 async function createStream(settings: Record<string, unknown> = {}) {
-  const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', { ladder: TWO_RUNG_LADDER, ...TAKEOVER_ALLOWED, ...settings });
+  const created = await api<{ id: string; streamKey: string }>(op, 'POST', '/streams', {
+    ladder: TWO_RUNG_LADDER,
+    ...TAKEOVER_ALLOWED,
+    ...settings,
+  });
   expect(created.status).toBe(201);
   return created.body;
 }
@@ -128,7 +132,13 @@ describe('recordings (live-to-VOD)', { timeout: 30_000 }, () => {
     const m = parse(t);
     expect(m.playlistType).toBe('VOD');
     expect(m.endList).toBe(true);
-    expect(m.segments.map((s: Any) => s.uri)).toEqual([`${l1.epoch}/1.m4s`, `${l1.epoch}/2.m4s`, `${l1.epoch}/3.m4s`, `${l2.epoch}/4.m4s`, `${l2.epoch}/5.m4s`]);
+    expect(m.segments.map((s: Any) => s.uri)).toEqual([
+      `${l1.epoch}/1.m4s`,
+      `${l1.epoch}/2.m4s`,
+      `${l1.epoch}/3.m4s`,
+      `${l2.epoch}/4.m4s`,
+      `${l2.epoch}/5.m4s`,
+    ]);
     expect(m.segments.map((s: Any) => Boolean(s.discontinuity))).toEqual([false, false, false, true, false]);
     expect(m.segments[3].map.uri).toBe(`${l2.epoch}/init.mp4`);
     expect(m.segments.reduce((n: number, s: Any) => n + s.duration, 0)).toBeCloseTo(5, 6);

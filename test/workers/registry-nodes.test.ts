@@ -43,7 +43,16 @@ async function nearest(cf?: Record<string, string>) {
   // request.cf is optional: without it the list is ordered by load.
   const res = await worker(new Request('http://edge.test/api/ingest/nearest', cf ? { cf } : {}));
   expect(res.status).toBe(200);
-  return (await res.json()) as { caller: unknown; nodes: Array<{ nodeId: string; region: string; distanceKm: number | null; load: number; ingest: { rtmp: string; rtmps: string | null; srt: string | null; whip: string | null } }> };
+  return (await res.json()) as {
+    caller: unknown;
+    nodes: Array<{
+      nodeId: string;
+      region: string;
+      distanceKm: number | null;
+      load: number;
+      ingest: { rtmp: string; rtmps: string | null; srt: string | null; whip: string | null };
+    }>;
+  };
 }
 
 /** Moves every node's last heartbeat back in time, as if that long had passed without one. */
@@ -142,7 +151,12 @@ describe('GET /api/ingest/nearest (public)', () => {
     expect(fromLondon.nodes.map((n) => n.nodeId)).toEqual(['fra', 'iad', 'syd']);
     expect(fromLondon.nodes[0]!.distanceKm).toBeGreaterThan(600);
     expect(fromLondon.nodes[0]!.distanceKm).toBeLessThan(700);
-    expect(fromLondon.nodes[0]!.ingest).toEqual({ rtmp: 'rtmp://fra.ingest.test:1935/live', rtmps: null, srt: 'srt://fra.ingest.test:9000', whip: 'https://fra.ingest.test/whip' });
+    expect(fromLondon.nodes[0]!.ingest).toEqual({
+      rtmp: 'rtmp://fra.ingest.test:1935/live',
+      rtmps: null,
+      srt: 'srt://fra.ingest.test:9000',
+      whip: 'https://fra.ingest.test/whip',
+    });
     const fromNyc = await nearest(NYC_CF);
     expect(fromNyc.nodes.map((n) => n.nodeId)).toEqual(['iad', 'fra', 'syd']);
   });
@@ -175,7 +189,12 @@ describe('stream creation and the admin node list', () => {
     await (await register({ nodeId: 'fra', ...FRANKFURT, region: 'eu-central' })).body?.cancel();
     await (await register({ nodeId: 'iad', ...ASHBURN, region: 'us-east', rtmpsUrl: 'rtmps://iad.ingest.test:443/live' })).body?.cancel();
     const res = await worker(
-      new Request('http://edge.test/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: '{}', cf: NYC_CF }),
+      new Request('http://edge.test/api/streams', {
+        method: 'POST',
+        headers: { ...ADMIN, 'content-type': 'application/json' },
+        body: '{}',
+        cf: NYC_CF,
+      }),
     );
     expect(res.status).toBe(201);
     const s = (await res.json()) as { streamKey: string; ingest: Record<string, unknown> };
@@ -207,7 +226,12 @@ describe('stream creation and the admin node list', () => {
   it('backup ingest: another node when two are healthy (a full nearest node is the backup, not the primary), none with one node', async () => {
     const create = async () => {
       const res = await worker(
-        new Request('http://edge.test/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: '{}', cf: NYC_CF }),
+        new Request('http://edge.test/api/streams', {
+          method: 'POST',
+          headers: { ...ADMIN, 'content-type': 'application/json' },
+          body: '{}',
+          cf: NYC_CF,
+        }),
       );
       expect(res.status).toBe(201);
       return ((await res.json()) as { ingest: { nodeId: string; backup: { nodeId: string } | null } }).ingest;
@@ -254,7 +278,15 @@ describe('stream creation and the admin node list', () => {
     expect(res.status).toBe(200);
     const { nodes } = (await res.json()) as { nodes: Array<Record<string, unknown>> };
     expect(nodes).toHaveLength(1);
-    expect(nodes[0]).toMatchObject({ nodeId: 'fra', sessions: 3, capacity: 4, load: 0.75, locationHint: 'weur', missedHeartbeats: 0, heartbeatIntervalMs: 1000 });
+    expect(nodes[0]).toMatchObject({
+      nodeId: 'fra',
+      sessions: 3,
+      capacity: 4,
+      load: 0.75,
+      locationHint: 'weur',
+      missedHeartbeats: 0,
+      heartbeatIntervalMs: 1000,
+    });
     expect(typeof nodes[0]!.lastSeenAt).toBe('string');
   });
 });
@@ -264,7 +296,9 @@ describe('the dev-only location claim', () => {
     await clear();
     await (await register({ nodeId: 'fra', ...FRANKFURT })).body?.cancel();
     await (await register({ nodeId: 'iad', ...ASHBURN })).body?.cancel();
-    const res = await worker(new Request('http://127.0.0.1/api/ingest/nearest', { headers: { 'x-edgelive-dev-location': '50.1,8.7' }, cf: NYC_CF }));
+    const res = await worker(
+      new Request('http://127.0.0.1/api/ingest/nearest', { headers: { 'x-edgelive-dev-location': '50.1,8.7' }, cf: NYC_CF }),
+    );
     const body = (await res.json()) as { nodes: Array<{ nodeId: string }> };
     expect(body.nodes.map((n) => n.nodeId)).toEqual(['iad', 'fra']);
   });

@@ -17,7 +17,15 @@ describe('joining a room', () => {
     expect(w.you.uid).toMatch(/^a:/);
     expect(w.session).toMatch(/^[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]{22}$/);
     expect(w.resumed).toBe(false);
-    expect(w.state).toEqual({ history: [], polls: [], playback: null, presence: { count: 0, members: [] }, slowModeSec: 0, anonymous: true, voice: { mode: 'mesh', members: [] } });
+    expect(w.state).toEqual({
+      history: [],
+      polls: [],
+      playback: null,
+      presence: { count: 0, members: [] },
+      slowModeSec: 0,
+      anonymous: true,
+      voice: { mode: 'mesh', members: [] },
+    });
     a.close();
   });
 
@@ -40,7 +48,11 @@ describe('joining a room', () => {
     const b2 = await join(room, { name: 'Bob', session: b.welcome.session! });
     b.close();
     await sleep(150);
-    const last = a.frames.filter((f) => f.type === 'batch').flatMap((f) => (f.type === 'batch' ? f.events : [])).filter((e) => e.kind === 'presence').at(-1);
+    const last = a.frames
+      .filter((f) => f.type === 'batch')
+      .flatMap((f) => (f.type === 'batch' ? f.events : []))
+      .filter((e) => e.kind === 'presence')
+      .at(-1);
     expect(last).toMatchObject({ presence: { count: 2 } });
     b2.close();
     await a.event('presence', (e) => e.presence.count === 1);
@@ -57,7 +69,14 @@ describe('chat', () => {
     a.send({ type: 'chat', rid: 'c1', text: 'hello <b>world</b>\n', pdt: 1_767_225_600_000 });
     expect(await a.next('ack', (m) => m.rid === 'c1')).toEqual({ type: 'ack', rid: 'c1', id: 1 });
     const ev = await b.event('chat');
-    expect(ev.message).toMatchObject({ id: 1, uid: a.welcome.you.uid, name: 'Ada', role: 'viewer', text: 'hello <b>world</b>', pdt: 1_767_225_600_000 });
+    expect(ev.message).toMatchObject({
+      id: 1,
+      uid: a.welcome.you.uid,
+      name: 'Ada',
+      role: 'viewer',
+      text: 'hello <b>world</b>',
+      pdt: 1_767_225_600_000,
+    });
     expect(ev.message.ts).toBeGreaterThanOrEqual(before);
     a.close();
     b.close();
@@ -66,7 +85,10 @@ describe('chat', () => {
   it('sends the last N messages to a joining viewer, oldest first', async () => {
     const room = roomName();
     // Two sockets: each connection's own rate bucket holds a burst of 30 frames.
-    const hosts = [await join(room, { token: await token(room, 'Hana', 'host') }), await join(room, { token: await token(room, 'Hana', 'host') })];
+    const hosts = [
+      await join(room, { token: await token(room, 'Hana', 'host') }),
+      await join(room, { token: await token(room, 'Hana', 'host') }),
+    ];
     for (let i = 1; i <= ROOM_LIMITS.historySize + 5; i++) {
       const host = hosts[i % 2]!;
       host.send({ type: 'chat', rid: `m${i}`, text: `message ${i}` });
@@ -164,9 +186,13 @@ describe('reactions', () => {
     const from = a.frames.length;
     for (let i = 0; i < 12; i++) (i % 2 ? a : b).send({ type: 'react', reaction: i % 3 ? 'like' : 'fire' });
     await sleep(400);
-    const events = a.frames.slice(from).flatMap((f) => (f.type === 'batch' ? f.events : [])).filter((e) => e.kind === 'reactions');
+    const events = a.frames
+      .slice(from)
+      .flatMap((f) => (f.type === 'batch' ? f.events : []))
+      .filter((e) => e.kind === 'reactions');
     const total: Record<string, number> = {};
-    for (const e of events) if (e.kind === 'reactions') for (const [k, n] of Object.entries(e.counts)) total[k] = (total[k] ?? 0) + (n ?? 0);
+    for (const e of events)
+      if (e.kind === 'reactions') for (const [k, n] of Object.entries(e.counts)) total[k] = (total[k] ?? 0) + (n ?? 0);
     expect(total).toEqual({ like: 8, fire: 4 });
     expect(events.length).toBeLessThanOrEqual(2);
     a.send({ type: 'react', reaction: 'lol' });

@@ -37,7 +37,11 @@ describe('room HTTP routes', () => {
   it('changes settings for operators and hosts only; capacities for operators only', async () => {
     const room = roomName();
     const put = (body: unknown, headers: Record<string, string> = {}) =>
-      exports.default.fetch(`http://edge.test/rooms/${room}/settings`, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+      exports.default.fetch(`http://edge.test/rooms/${room}/settings`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
     expect((await put({ anonymous: false })).status).toBe(401);
     expect((await put({ anonymous: false }, { authorization: `Bearer ${await token(room, 'Vi', 'viewer')}` })).status).toBe(403);
     const hostAuth = { authorization: `Bearer ${await token(room, 'Hana', 'host')}` };
@@ -54,7 +58,11 @@ describe('room HTTP routes', () => {
   it('mints room tokens for operators', async () => {
     const room = roomName();
     const mint = (headers: Record<string, string>) =>
-      exports.default.fetch(`http://edge.test/rooms/${room}/tokens`, { method: 'POST', headers, body: JSON.stringify({ name: 'Mo', role: 'moderator', ttlSec: 600 }) });
+      exports.default.fetch(`http://edge.test/rooms/${room}/tokens`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ name: 'Mo', role: 'moderator', ttlSec: 600 }),
+      });
     expect((await mint({})).status).toBe(401);
     const res = await mint(ADMIN);
     expect(res.status).toBe(201);

@@ -93,7 +93,10 @@ describe('moderation ranks come from identities', () => {
     const mod = await join(room, { token: await token(room, 'Mo', 'moderator') });
     expect((await env.ROOM.getByName(room).info()).viewers).toBe(1);
     mod.send({ type: 'mod.ban', rid: 'b', uid: 't:Hana' });
-    expect(await mod.next('error', (m) => m.rid === 'b')).toMatchObject({ code: 'forbidden', reason: 'a moderator may not sanction a host' });
+    expect(await mod.next('error', (m) => m.rid === 'b')).toMatchObject({
+      code: 'forbidden',
+      reason: 'a moderator may not sanction a host',
+    });
     mod.send({ type: 'mod.mute', rid: 'm', uid: 't:Hana', seconds: 60 });
     expect(await mod.next('error', (m) => m.rid === 'm')).toMatchObject({ code: 'forbidden' });
     const back = await join(room, { token: await token(room, 'Hana', 'host') });
@@ -128,7 +131,10 @@ describe('moderation ranks come from identities', () => {
     host.send({ type: 'mod.mute', rid: 'hm', uid: ada, seconds: 3600 });
     await host.next('ack', (m) => m.rid === 'hm');
     mod.send({ type: 'mod.unmute', rid: 'u1', uid: ada });
-    expect(await mod.next('error', (m) => m.rid === 'u1')).toMatchObject({ code: 'forbidden', reason: 'a host imposed this mute; a moderator may not change it' });
+    expect(await mod.next('error', (m) => m.rid === 'u1')).toMatchObject({
+      code: 'forbidden',
+      reason: 'a host imposed this mute; a moderator may not change it',
+    });
     mod.send({ type: 'mod.mute', rid: 'u2', uid: ada, seconds: 1 });
     expect(await mod.next('error', (m) => m.rid === 'u2')).toMatchObject({ code: 'forbidden' });
     a.send({ type: 'chat', rid: 'c', text: 'hello?' });
@@ -137,7 +143,10 @@ describe('moderation ranks come from identities', () => {
     host.send({ type: 'mod.mute', rid: 'hm2', uid: 't:Mo', seconds: 3600 });
     await host.next('ack', (m) => m.rid === 'hm2');
     mod2.send({ type: 'mod.unmute', rid: 'u3', uid: 't:Mo' });
-    expect(await mod2.next('error', (m) => m.rid === 'u3')).toMatchObject({ code: 'forbidden', reason: 'a moderator may not sanction a moderator' });
+    expect(await mod2.next('error', (m) => m.rid === 'u3')).toMatchObject({
+      code: 'forbidden',
+      reason: 'a moderator may not sanction a moderator',
+    });
     mod.send({ type: 'chat', rid: 'mc', text: 'muted staff' });
     expect(await mod.next('error', (m) => m.rid === 'mc')).toMatchObject({ code: 'muted' });
     // A moderator's ban of a viewer: another moderator may lift it.
@@ -187,12 +196,18 @@ describe('operator routes', { timeout: 60_000 }, () => {
       await res.arrayBuffer();
     }
     for (const [method, path, body] of routes) {
-      const res = await exports.default.fetch(`http://edge.test${path}`, { method, headers: { ...wrong, authorization: 'Bearer test-admin-token' }, ...(body ? { body } : {}) });
+      const res = await exports.default.fetch(`http://edge.test${path}`, {
+        method,
+        headers: { ...wrong, authorization: 'Bearer test-admin-token' },
+        ...(body ? { body } : {}),
+      });
       expect(res.status, `${method} ${path}`).toBe(429);
       expect(await res.json()).toEqual({ error: { code: 'rate_limited', message: expect.any(String) } });
     }
     // One budget with the admin API.
-    const api = await exports.default.fetch('http://edge.test/api/streams', { headers: { authorization: 'Bearer test-admin-token', 'cf-connecting-ip': address } });
+    const api = await exports.default.fetch('http://edge.test/api/streams', {
+      headers: { authorization: 'Bearer test-admin-token', 'cf-connecting-ip': address },
+    });
     expect(api.status).toBe(429);
   });
 });

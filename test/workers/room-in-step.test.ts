@@ -53,7 +53,8 @@ describe('interactions stamped with the moment of the stream', () => {
       { kind: 'host.reaction', reaction: 'fire', pdt: PDT + 500, name: 'Hana' },
     ]);
     const counted: Record<string, number> = {};
-    for (const e of events) if (e.kind === 'reactions') for (const [r, n] of Object.entries(e.counts)) counted[r] = (counted[r] ?? 0) + (n ?? 0);
+    for (const e of events)
+      if (e.kind === 'reactions') for (const [r, n] of Object.entries(e.counts)) counted[r] = (counted[r] ?? 0) + (n ?? 0);
     expect(counted).toEqual({ clap: 2, love: 1 });
     for (const v of [host, mod, viewer]) v.close();
   });
@@ -66,7 +67,8 @@ describe('interactions stamped with the moment of the stream', () => {
     viewers.push(await join(room, { name: 'Bob' }), await join(room, { name: 'Cy' }));
     expect((await env.ROOM.getByName(room).info()).shards.length).toBeGreaterThan(0);
     host.send({ type: 'react', reaction: 'wow', pdt: PDT });
-    for (const v of viewers) expect(await v.event('host.reaction')).toEqual({ kind: 'host.reaction', reaction: 'wow', pdt: PDT, name: 'Hana' });
+    for (const v of viewers)
+      expect(await v.event('host.reaction')).toEqual({ kind: 'host.reaction', reaction: 'wow', pdt: PDT, name: 'Hana' });
     for (const v of [host, ...viewers]) v.close();
   });
 });

@@ -69,7 +69,12 @@ describe('polls', () => {
     const host = await join(room, { token: await token(room, 'Hana', 'host') });
     host.send({ type: 'poll.open', rid: '1', question: 'One?', options: ['only'] });
     expect(await host.next('error', (m) => m.rid === '1')).toMatchObject({ code: 'invalid_message' });
-    host.send({ type: 'poll.open', rid: '2', question: 'Many?', options: Array.from({ length: ROOM_LIMITS.pollOptionsMax + 1 }, (_, i) => `o${i}`) });
+    host.send({
+      type: 'poll.open',
+      rid: '2',
+      question: 'Many?',
+      options: Array.from({ length: ROOM_LIMITS.pollOptionsMax + 1 }, (_, i) => `o${i}`),
+    });
     expect(await host.next('error', (m) => m.rid === '2')).toMatchObject({ code: 'invalid_message' });
     host.send({ type: 'poll.open', rid: '3', question: 'x'.repeat(ROOM_LIMITS.pollQuestionMaxChars + 1), options: ['a', 'b'] });
     expect(await host.next('error', (m) => m.rid === '3')).toMatchObject({ code: 'invalid_message' });
@@ -100,7 +105,9 @@ describe('tokens and closed rooms', () => {
       expect(await v.closed()).toBe(CLOSE.unauthorized);
     }
     // A token for every room ('*') is accepted.
-    const ops = await join(room, { token: await signRoomToken({ room: '*', name: 'Ops', role: 'host', exp: Math.floor(Date.now() / 1000) + 60 }, 'test-room-secret') });
+    const ops = await join(room, {
+      token: await signRoomToken({ room: '*', name: 'Ops', role: 'host', exp: Math.floor(Date.now() / 1000) + 60 }, 'test-room-secret'),
+    });
     expect(ops.welcome.you.role).toBe('host');
     ops.close();
   });

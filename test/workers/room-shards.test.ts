@@ -22,7 +22,15 @@ describe('a sharded room', () => {
     const { room, viewers } = await shardedRoom();
     await viewers[0]!.event('presence', (e) => e.presence.count === 5);
     const info = await env.ROOM.getByName(room).info();
-    expect(info).toMatchObject({ viewers: 5, connections: 5, direct: 1, shards: [{ index: 0, connections: 2 }, { index: 1, connections: 2 }] });
+    expect(info).toMatchObject({
+      viewers: 5,
+      connections: 5,
+      direct: 1,
+      shards: [
+        { index: 0, connections: 2 },
+        { index: 1, connections: 2 },
+      ],
+    });
     for (const v of viewers) v.close();
   });
 
@@ -37,7 +45,9 @@ describe('a sharded room', () => {
     expect((await ada.next('ack', (m) => m.rid === 'a')).id).toBe(3);
     for (const v of viewers) {
       await v.event('chat', (e) => e.message.id === 3);
-      const texts = v.frames.flatMap((f) => (f.type === 'batch' ? f.events : [])).flatMap((e) => (e.kind === 'chat' ? [e.message.text] : []));
+      const texts = v.frames
+        .flatMap((f) => (f.type === 'batch' ? f.events : []))
+        .flatMap((e) => (e.kind === 'chat' ? [e.message.text] : []));
       expect(texts).toEqual(['from shard 0', 'from shard 1', 'from the room']);
       // Sequence numbers arrive without gaps on every socket.
       const seqs = v.frames.flatMap((f) => (f.type === 'batch' ? [f.seq] : []));
@@ -53,7 +63,8 @@ describe('a sharded room', () => {
     for (const v of viewers) for (let i = 0; i < 3; i++) v.send({ type: 'react', reaction: 'clap' });
     await sleep(600);
     let clap = 0;
-    for (const f of viewers[4]!.frames.slice(from)) if (f.type === 'batch') for (const e of f.events) if (e.kind === 'reactions') clap += e.counts.clap ?? 0;
+    for (const f of viewers[4]!.frames.slice(from))
+      if (f.type === 'batch') for (const e of f.events) if (e.kind === 'reactions') clap += e.counts.clap ?? 0;
     expect(clap).toBe(15);
     for (const v of viewers) v.close();
   });
@@ -78,7 +89,10 @@ describe('a sharded room', () => {
     await mod.next('ack', (m) => m.rid === 'b');
     expect(await dee.next('error')).toMatchObject({ code: 'banned' });
     expect(await dee.closed()).toBe(CLOSE.forbidden);
-    await viewers[0]!.event('presence', (e) => e.presence.count === 5 && !e.presence.members.some((m: { name: string }) => m.name === 'Dee'));
+    await viewers[0]!.event(
+      'presence',
+      (e) => e.presence.count === 5 && !e.presence.members.some((m: { name: string }) => m.name === 'Dee'),
+    );
     for (const v of [...viewers, mod]) v.close();
   });
 

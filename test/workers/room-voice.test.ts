@@ -11,7 +11,10 @@ const offer = (to: string, sdp: string) => ({ type: 'voice.signal', to, signal: 
 const candidates = (to: string, n: number) => ({
   type: 'voice.signal',
   to,
-  signal: { type: 'candidates', candidates: [{ candidate: `candidate:${n} 1 udp 2122260223 127.0.0.1 ${50000 + n} typ host`, sdpMid: '0', sdpMLineIndex: 0 }] },
+  signal: {
+    type: 'candidates',
+    candidates: [{ candidate: `candidate:${n} 1 udp 2122260223 127.0.0.1 ${50000 + n} typ host`, sdpMid: '0', sdpMLineIndex: 0 }],
+  },
 });
 
 async function joinVoice(v: Viewer, rid = 'vj'): Promise<void> {
@@ -26,18 +29,39 @@ function signals(v: Viewer): Array<ServerMessageOf<'voice.signal'>> {
 describe('voice in a small room', () => {
   it('shows seats in the room state and relays signalling between two seats only', async () => {
     const room = roomName('voice');
-    const [ada, bob, cy] = [await join(room, { name: 'Ada' }), await join(room, { name: 'Bob' }), await join(room, { name: 'Cy' })] as [Viewer, Viewer, Viewer];
+    const [ada, bob, cy] = [await join(room, { name: 'Ada' }), await join(room, { name: 'Bob' }), await join(room, { name: 'Cy' })] as [
+      Viewer,
+      Viewer,
+      Viewer,
+    ];
     await joinVoice(ada);
     await joinVoice(bob);
     const seated = await cy.event('voice', (e) => e.member.name === 'Bob');
-    expect(seated.member).toEqual({ conn: bob.welcome.you.conn, uid: bob.welcome.you.uid, name: 'Bob', role: 'viewer', muted: false, forced: false, speaking: false, camera: false });
+    expect(seated.member).toEqual({
+      conn: bob.welcome.you.conn,
+      uid: bob.welcome.you.uid,
+      name: 'Bob',
+      role: 'viewer',
+      muted: false,
+      forced: false,
+      speaking: false,
+      camera: false,
+    });
     // A late joiner gets the seats in its snapshot.
     const late = await join(room, { name: 'Late' });
-    expect(late.welcome.state!.voice).toEqual({ mode: 'mesh', members: [expect.objectContaining({ name: 'Ada' }), expect.objectContaining({ name: 'Bob' })] });
+    expect(late.welcome.state!.voice).toEqual({
+      mode: 'mesh',
+      members: [expect.objectContaining({ name: 'Ada' }), expect.objectContaining({ name: 'Bob' })],
+    });
 
     ada.send(offer(bob.welcome.you.conn, 'v=0 offer from ada'));
     const got = await bob.next('voice.signal');
-    expect(got).toEqual({ type: 'voice.signal', from: ada.welcome.you.conn, uid: ada.welcome.you.uid, signal: { type: 'offer', sdp: 'v=0 offer from ada' } });
+    expect(got).toEqual({
+      type: 'voice.signal',
+      from: ada.welcome.you.conn,
+      uid: ada.welcome.you.uid,
+      signal: { type: 'offer', sdp: 'v=0 offer from ada' },
+    });
     bob.send({ type: 'voice.signal', rid: 'ans', to: got.from, signal: { type: 'answer', sdp: 'v=0 answer' } });
     await bob.next('ack', (m) => m.rid === 'ans');
     expect((await ada.next('voice.signal')).signal).toEqual({ type: 'answer', sdp: 'v=0 answer' });
@@ -77,7 +101,10 @@ describe('voice in a small room', () => {
     await joinVoice(bob);
     mod.send({ type: 'voice.mute', rid: 'm', uid: ada.welcome.you.uid });
     await mod.next('ack', (m) => m.rid === 'm');
-    expect((await bob.event('voice', (e) => e.member.name === 'Ada' && e.member.forced)).member).toMatchObject({ muted: true, forced: true });
+    expect((await bob.event('voice', (e) => e.member.name === 'Ada' && e.member.forced)).member).toMatchObject({
+      muted: true,
+      forced: true,
+    });
     ada.send({ type: 'voice.update', rid: 'u', muted: false });
     expect(await ada.next('error', (m) => m.rid === 'u')).toMatchObject({ code: 'muted' });
     // The mute outlives the seat: leaving and joining again keeps Ada muted.
@@ -85,7 +112,9 @@ describe('voice in a small room', () => {
     await ada.next('ack', (m) => m.rid === 'l');
     ada.send({ type: 'voice.join', rid: 'j2' });
     await ada.next('ack', (m) => m.rid === 'j2');
-    expect((await bob.event('voice', (e) => e.member.name === 'Ada' && e.member.conn === ada.welcome.you.conn && e.member.forced)).member.muted).toBe(true);
+    expect(
+      (await bob.event('voice', (e) => e.member.name === 'Ada' && e.member.conn === ada.welcome.you.conn && e.member.forced)).member.muted,
+    ).toBe(true);
 
     mod.send({ type: 'voice.remove', rid: 'r', uid: bob.welcome.you.uid });
     await mod.next('ack', (m) => m.rid === 'r');
@@ -122,10 +151,20 @@ describe('voice across shards', () => {
     const vs: Viewer[] = [];
     for (const name of names) vs.push(await join(room, { name }));
     const [ada, bob, cy, dee] = vs as [Viewer, Viewer, Viewer, Viewer];
-    expect(await env.ROOM.getByName(room).info()).toMatchObject({ direct: 1, shards: [{ index: 0, connections: 2 }, { index: 1, connections: 1 }] });
+    expect(await env.ROOM.getByName(room).info()).toMatchObject({
+      direct: 1,
+      shards: [
+        { index: 0, connections: 2 },
+        { index: 1, connections: 1 },
+      ],
+    });
     for (const v of [ada, bob, dee]) await joinVoice(v);
     // Room → shard 1, shard 0 → Room, shard 1 → shard 0: an offer then its candidates, in order.
-    const pairs: Array<[Viewer, Viewer]> = [[ada, dee], [bob, ada], [dee, bob]];
+    const pairs: Array<[Viewer, Viewer]> = [
+      [ada, dee],
+      [bob, ada],
+      [dee, bob],
+    ];
     for (const [from, to] of pairs) {
       from.send(offer(to.welcome.you.conn, `v=0 from ${from.welcome.you.name}`));
       for (let i = 0; i < 5; i++) from.send(candidates(to.welcome.you.conn, i));
@@ -134,14 +173,9 @@ describe('voice across shards', () => {
       const deadline = Date.now() + 3000;
       const mine = () => signals(to).filter((s) => s.from === from.welcome.you.conn);
       while (mine().length < 6 && Date.now() < deadline) await sleep(20);
-      expect(mine().map((s) => (s.signal.type === 'candidates' ? s.signal.candidates[0]!.candidate.split(' ')[0] : s.signal.type))).toEqual([
-        'offer',
-        'candidate:0',
-        'candidate:1',
-        'candidate:2',
-        'candidate:3',
-        'candidate:4',
-      ]);
+      expect(mine().map((s) => (s.signal.type === 'candidates' ? s.signal.candidates[0]!.candidate.split(' ')[0] : s.signal.type))).toEqual(
+        ['offer', 'candidate:0', 'candidate:1', 'candidate:2', 'candidate:3', 'candidate:4'],
+      );
     }
     // Cy (shard 0) holds no seat and got nothing.
     expect(signals(cy)).toEqual([]);
@@ -153,7 +187,9 @@ describe('voice across shards', () => {
 
 describe('ICE servers', () => {
   const ice = (room: string, init: { headers?: Record<string, string>; query?: string } = {}) =>
-    exports.default.fetch(`http://edge.test/rooms/${room}/ice-servers${init.query ?? ''}`, { headers: { 'cf-connecting-ip': '192.0.2.50', ...init.headers } });
+    exports.default.fetch(`http://edge.test/rooms/${room}/ice-servers${init.query ?? ''}`, {
+      headers: { 'cf-connecting-ip': '192.0.2.50', ...init.headers },
+    });
 
   it('gives members STUN (and TURN when configured), and nobody else anything', async () => {
     const room = roomName('ice');

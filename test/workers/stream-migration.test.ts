@@ -29,7 +29,12 @@ async function asSchema3(streamId: string, flags: { ended?: boolean; idle?: bool
 
 async function kv(streamId: string): Promise<Record<string, unknown>> {
   return runInDurableObject(env.STREAM_STATE.getByName(streamId), (_i, state) =>
-    Object.fromEntries(state.storage.sql.exec<{ key: string; value: string }>("SELECT key, value FROM kv WHERE key IN ('phase', 'schema', 'ended', 'idle', 'deleted')").toArray().map((r) => [r.key, JSON.parse(r.value)])),
+    Object.fromEntries(
+      state.storage.sql
+        .exec<{ key: string; value: string }>("SELECT key, value FROM kv WHERE key IN ('phase', 'schema', 'ended', 'idle', 'deleted')")
+        .toArray()
+        .map((r) => [r.key, JSON.parse(r.value)]),
+    ),
   );
 }
 

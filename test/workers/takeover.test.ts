@@ -10,7 +10,11 @@ const LADDER = [{ name: 'v', kind: 'video', width: 640, height: 360, videoBitrat
 
 /** A stream created through the admin API with exactly these settings (no test default). */
 async function stream(settings: Record<string, unknown> = {}) {
-  const res = await worker('/api/streams', { method: 'POST', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ ladder: LADDER, ...settings }) });
+  const res = await worker('/api/streams', {
+    method: 'POST',
+    headers: { ...ADMIN, 'content-type': 'application/json' },
+    body: JSON.stringify({ ladder: LADDER, ...settings }),
+  });
   expect(res.status).toBe(201);
   return (await res.json()) as { id: string; streamKey: string; settings: { takeover: string } };
 }
@@ -36,7 +40,9 @@ describe('takeover policy', () => {
     const first = await publish(s);
     expect(await refusal(await authorize(s.streamKey, 'node-b'))).toEqual([409, 'stream_busy']);
     await first.v.segment();
-    const info = (await (await worker(`/api/streams/${s.id}`, { headers: ADMIN })).json()) as { ingestSession: { nodeId: string; epoch: number } };
+    const info = (await (await worker(`/api/streams/${s.id}`, { headers: ADMIN })).json()) as {
+      ingestSession: { nodeId: string; epoch: number };
+    };
     expect(info.ingestSession).toMatchObject({ nodeId: 'node-a', epoch: first.lease.epoch });
   });
 
@@ -75,12 +81,20 @@ describe('takeover policy', () => {
   it('with `allow` the newest publisher takes the stream, and the first is fenced off (PATCH changes the policy)', async () => {
     const s = await stream();
     const first = await publish(s);
-    const patched = await worker(`/api/streams/${s.id}`, { method: 'PATCH', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ takeover: 'allow' }) });
+    const patched = await worker(`/api/streams/${s.id}`, {
+      method: 'PATCH',
+      headers: { ...ADMIN, 'content-type': 'application/json' },
+      body: JSON.stringify({ takeover: 'allow' }),
+    });
     expect(((await patched.json()) as { settings: { takeover: string } }).settings.takeover).toBe('allow');
     const second = await authorize(s.streamKey, 'node-b');
     expect(second.status).toBe(200);
     expect(await refusal(await first.v.nextPart())).toEqual([409, 'stale_epoch']);
-    const bad = await worker(`/api/streams/${s.id}`, { method: 'PATCH', headers: { ...ADMIN, 'content-type': 'application/json' }, body: JSON.stringify({ takeover: 'sometimes' }) });
+    const bad = await worker(`/api/streams/${s.id}`, {
+      method: 'PATCH',
+      headers: { ...ADMIN, 'content-type': 'application/json' },
+      body: JSON.stringify({ takeover: 'sometimes' }),
+    });
     expect(bad.status).toBe(400);
   });
 });
@@ -95,7 +109,10 @@ describe('key rotation', () => {
     expect(body.endedSession).toEqual({ epoch: first.lease.epoch });
     expect(await refusal(await first.v.nextPart())).toEqual([409, 'lease_revoked']);
     // A second rotation has no session left to end.
-    const again = (await (await worker(`/api/streams/${s.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as { streamKey: string; endedSession: unknown };
+    const again = (await (await worker(`/api/streams/${s.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as {
+      streamKey: string;
+      endedSession: unknown;
+    };
     expect(again.endedSession).toBeNull();
     body.streamKey = again.streamKey;
     expect(await refusal(await authorize(s.streamKey, 'node-a'))).toEqual([403, 'unknown_stream_key']);
@@ -107,7 +124,9 @@ describe('key rotation', () => {
     expectOk(await next.v.nextPart());
     // A stream with no session on air: a rotation ends none.
     const idle = await stream();
-    const none = (await (await worker(`/api/streams/${idle.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as { endedSession: unknown };
+    const none = (await (await worker(`/api/streams/${idle.id}/rotate-key`, { method: 'POST', headers: ADMIN })).json()) as {
+      endedSession: unknown;
+    };
     expect(none.endedSession).toBeNull();
   });
 });

@@ -58,7 +58,9 @@ async function flakyQueue(stub: DurableObjectStub, failures: number) {
 }
 
 async function outbox(stub: DurableObjectStub): Promise<OutboxRow[]> {
-  return runInDurableObject(stub, (_, state) => state.storage.sql.exec<OutboxRow>('SELECT id, event, attempts, next_at FROM outbox').toArray());
+  return runInDurableObject(stub, (_, state) =>
+    state.storage.sql.exec<OutboxRow>('SELECT id, event, attempts, next_at FROM outbox').toArray(),
+  );
 }
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
@@ -72,8 +74,11 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 describe('webhook outbox across a crash', () => {
-  it('an event whose first send never finished (the object crashed meanwhile) is sent by the alarm after the restart', { timeout: 40_000 }, async () => {
-    const hook = (await api<{ id: string }>(op, 'POST', '/webhooks', { url: 'https://hooks.example/evicted', events: ['stream.live'] })).body;
+  it('an event whose first send never finished (the object crashed meanwhile) is sent by the alarm after the restart', {
+    timeout: 40_000,
+  }, async () => {
+    const hook = (await api<{ id: string }>(op, 'POST', '/webhooks', { url: 'https://hooks.example/evicted', events: ['stream.live'] }))
+      .body;
     const s = await createStream();
     const stub = e.STREAM_STATE.getByName(s.id);
     // A queue that never answers: the send is still under way when the object goes away.
@@ -109,7 +114,9 @@ describe('webhook outbox across a crash', () => {
     for (const m of offered) expect(m).toEqual({ kind: 'event', event: JSON.parse(pending!.event) });
     await until('an empty outbox', async () => (await outbox(restarted)).length === 0);
     const deliveries = await until('the fan-out by the real consumer', async () => {
-      const rows = await e.DB.prepare('SELECT event_id FROM webhook_deliveries WHERE webhook_id = ?').bind(hook.id).all<{ event_id: string }>();
+      const rows = await e.DB.prepare('SELECT event_id FROM webhook_deliveries WHERE webhook_id = ?')
+        .bind(hook.id)
+        .all<{ event_id: string }>();
       return rows.results.length > 0 ? rows.results : null;
     });
     expect(deliveries).toEqual([{ event_id: pending!.id }]);

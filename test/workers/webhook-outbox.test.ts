@@ -60,7 +60,9 @@ async function flakyQueue(stub: DurableObjectStub, failures: number) {
 }
 
 async function outbox(stub: DurableObjectStub): Promise<OutboxRow[]> {
-  return runInDurableObject(stub, (_, state) => state.storage.sql.exec<OutboxRow>('SELECT id, event, attempts, next_at FROM outbox').toArray());
+  return runInDurableObject(stub, (_, state) =>
+    state.storage.sql.exec<OutboxRow>('SELECT id, event, attempts, next_at FROM outbox').toArray(),
+  );
 }
 
 async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
@@ -74,8 +76,11 @@ async function until<T>(what: string, fn: () => Promise<T | null | undefined | f
 }
 
 describe('webhook outbox', () => {
-  it('an event the queue refuses is kept, retried with backoff from the alarm, and delivered once the queue takes it', { timeout: 30_000 }, async () => {
-    const hook = (await api<{ id: string }>(op, 'POST', '/webhooks', { url: 'https://hooks.example/outbox', events: ['stream.live'] })).body;
+  it('an event the queue refuses is kept, retried with backoff from the alarm, and delivered once the queue takes it', {
+    timeout: 30_000,
+  }, async () => {
+    const hook = (await api<{ id: string }>(op, 'POST', '/webhooks', { url: 'https://hooks.example/outbox', events: ['stream.live'] }))
+      .body;
     const s = await createStream();
     const stub = e.STREAM_STATE.getByName(s.id);
     const queue = await flakyQueue(stub, 2);
@@ -104,7 +109,9 @@ describe('webhook outbox', () => {
     expect(await outbox(stub)).toEqual([]);
     expect(queue.sent).toEqual([{ kind: 'event', event: JSON.parse(kept.event) }]);
     const deliveries = await until('the fan-out by the real consumer', async () => {
-      const rows = await e.DB.prepare("SELECT event_id FROM webhook_deliveries WHERE webhook_id = ? AND event_type = 'stream.live'").bind(hook.id).all<{ event_id: string }>();
+      const rows = await e.DB.prepare("SELECT event_id FROM webhook_deliveries WHERE webhook_id = ? AND event_type = 'stream.live'")
+        .bind(hook.id)
+        .all<{ event_id: string }>();
       return rows.results.length > 0 ? rows.results : null;
     });
     expect(deliveries).toEqual([{ event_id: kept.id }]);

@@ -49,13 +49,24 @@ function receiver(statuses: Array<number | 'network-error'>) {
 
 describe('webhooks API', () => {
   it('registers endpoints (the secret is shown once), lists, shows and deletes them', async () => {
-    const created = await api<Hook>(op, 'POST', '/webhooks', { url: 'https://hooks.example/a', events: ['stream.live', 'stream.live', 'clip.ready'] });
+    const created = await api<Hook>(op, 'POST', '/webhooks', {
+      url: 'https://hooks.example/a',
+      events: ['stream.live', 'stream.live', 'clip.ready'],
+    });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({ url: 'https://hooks.example/a', events: ['stream.live', 'clip.ready'] });
     expect(created.body.id).toMatch(/^wh[a-z0-9]{16}$/);
     expect(created.body.secret).toMatch(/^whsec_[a-z0-9]{32}$/);
     const all = await api<Hook>(op, 'POST', '/webhooks', { url: 'https://all.example/b' });
-    expect(all.body.events).toEqual(['stream.live', 'stream.idle', 'stream.ended', 'recording.ready', 'clip.ready', 'clip.export.ready', 'clip.export.failed']);
+    expect(all.body.events).toEqual([
+      'stream.live',
+      'stream.idle',
+      'stream.ended',
+      'recording.ready',
+      'clip.ready',
+      'clip.export.ready',
+      'clip.export.failed',
+    ]);
     const list = await api<{ webhooks: Hook[] }>(op, 'GET', '/webhooks');
     expect(list.body.webhooks.map((w) => w.id)).toEqual(expect.arrayContaining([created.body.id, all.body.id]));
     expect(JSON.stringify(list.body)).not.toContain('whsec_');
@@ -66,14 +77,34 @@ describe('webhooks API', () => {
   });
 
   it('refuses bad URLs and unknown events with a 400, and everything without the admin token', async () => {
-    for (const body of [{ url: 'ftp://x/y' }, { url: 'not a url' }, { url: 'https://x.example/', events: ['stream.exploded'] }, { url: 'https://x.example/', events: [] }]) {
+    for (const body of [
+      { url: 'ftp://x/y' },
+      { url: 'not a url' },
+      { url: 'https://x.example/', events: ['stream.exploded'] },
+      { url: 'https://x.example/', events: [] },
+    ]) {
       expect((await api(op, 'POST', '/webhooks', body)).status, JSON.stringify(body)).toBe(400);
     }
     // https only; no address inside a network, however it is written (issue 11, item 14).
-    for (const url of ['http://hooks.example/a', 'https://127.0.0.1/', 'https://0x7f.1/', 'https://2130706433/', 'https://10.1.2.3/', 'https://169.254.169.254/', 'https://[::1]/', 'https://[::ffff:127.0.0.1]/', 'https://[fe80::1]/', 'https://[fd12::1]/', 'https://localhost/']) {
+    for (const url of [
+      'http://hooks.example/a',
+      'https://127.0.0.1/',
+      'https://0x7f.1/',
+      'https://2130706433/',
+      'https://10.1.2.3/',
+      'https://169.254.169.254/',
+      'https://[::1]/',
+      'https://[::ffff:127.0.0.1]/',
+      'https://[fe80::1]/',
+      'https://[fd12::1]/',
+      'https://localhost/',
+    ]) {
       const res = await api<{ error: { code: string; message: string } }>(op, 'POST', '/webhooks', { url });
       expect(res.status, url).toBe(400);
-      expect(res.body.error, url).toEqual({ code: 'invalid_webhook_url', message: expect.stringMatching(/^webhook url (must be an https URL|points at )/) });
+      expect(res.body.error, url).toEqual({
+        code: 'invalid_webhook_url',
+        message: expect.stringMatching(/^webhook url (must be an https URL|points at )/),
+      });
     }
     expect((await api<{ webhooks: unknown[] }>(op, 'GET', '/webhooks')).body.webhooks).toEqual([]);
     expect((await worker('/api/webhooks')).status).toBe(401);
@@ -152,22 +183,30 @@ describe('webhook deliveries', () => {
     const q = withQueue();
     receiver([503]);
     const event = newWebhookEvent('recording.ready', { recordingId: 'rc1' });
-    const first = createMessageBatch<WebhookQueueMessage>('edgelive-webhooks', [{ id: 'm1', timestamp: Date.now(), attempts: 1, body: { kind: 'event', event } }]);
+    const first = createMessageBatch<WebhookQueueMessage>('edgelive-webhooks', [
+      { id: 'm1', timestamp: Date.now(), attempts: 1, body: { kind: 'event', event } },
+    ]);
     const ctx1 = createExecutionContext();
     await handleWebhookBatch(first, q.env);
     expect((await getQueueResult(first, ctx1)).explicitAcks).toEqual(['m1']);
     const deliveryId = (q.sent[0] as { deliveryId: string }).deliveryId;
-    const second = createMessageBatch<WebhookQueueMessage>('edgelive-webhooks', [{ id: 'm2', timestamp: Date.now(), attempts: 1, body: { kind: 'delivery', deliveryId } }]);
+    const second = createMessageBatch<WebhookQueueMessage>('edgelive-webhooks', [
+      { id: 'm2', timestamp: Date.now(), attempts: 1, body: { kind: 'delivery', deliveryId } },
+    ]);
     const ctx2 = createExecutionContext();
     await handleWebhookBatch(second, q.env);
     // The message goes back on the queue (vitest-plugin does not report retry delays; the delivery row shows it).
     expect((await getQueueResult(second, ctx2)).retryMessages).toEqual([{ msgId: 'm2' }]);
-    const row = await env.DB.prepare('SELECT attempts, next_attempt_at, updated_at FROM webhook_deliveries WHERE id = ?').bind(deliveryId).first<Any>();
+    const row = await env.DB.prepare('SELECT attempts, next_attempt_at, updated_at FROM webhook_deliveries WHERE id = ?')
+      .bind(deliveryId)
+      .first<Any>();
     expect(row.attempts).toBe(1);
     expect(row.next_attempt_at - row.updated_at).toBe(30_000);
     await api(op, 'DELETE', `/webhooks/${h.id}`);
     // A delivery whose endpoint was deleted is acknowledged and dropped.
-    const third = createMessageBatch<WebhookQueueMessage>('edgelive-webhooks', [{ id: 'm3', timestamp: Date.now(), attempts: 2, body: { kind: 'delivery', deliveryId } }]);
+    const third = createMessageBatch<WebhookQueueMessage>('edgelive-webhooks', [
+      { id: 'm3', timestamp: Date.now(), attempts: 2, body: { kind: 'delivery', deliveryId } },
+    ]);
     const ctx3 = createExecutionContext();
     await handleWebhookBatch(third, q.env);
     expect((await getQueueResult(third, ctx3)).explicitAcks).toEqual(['m3']);

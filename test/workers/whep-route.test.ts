@@ -23,7 +23,9 @@ function register(nodeId: string, extra: Partial<RegisterNodeRequest> = {}) {
     sessions: 0,
     ...extra,
   };
-  return signed('POST', `${NODES_PREFIX}/register`, new TextEncoder().encode(JSON.stringify(body)) as Uint8Array<ArrayBuffer>, { 'content-type': 'application/json' });
+  return signed('POST', `${NODES_PREFIX}/register`, new TextEncoder().encode(JSON.stringify(body)) as Uint8Array<ArrayBuffer>, {
+    'content-type': 'application/json',
+  });
 }
 
 /** A stream created with `settings`, its lease taken by `nodeId` (the publisher is on that node). */
@@ -38,7 +40,12 @@ async function liveOn(nodeId: string, settings: Record<string, unknown> = {}): P
 
 function offer(id: string, o: { token?: string; country?: string; type?: string } = {}): Promise<Response> {
   // redirect: manual, or the test's fetch would follow the 307 itself.
-  const init: RequestInit = { method: 'POST', headers: { 'content-type': o.type ?? 'application/sdp' }, body: 'v=0\r\n', redirect: 'manual' };
+  const init: RequestInit = {
+    method: 'POST',
+    headers: { 'content-type': o.type ?? 'application/sdp' },
+    body: 'v=0\r\n',
+    redirect: 'manual',
+  };
   if (o.country) (init as { cf?: unknown }).cf = { country: o.country };
   return worker(new Request(`http://edge.test/live/${id}/whep${o.token ? `?token=${encodeURIComponent(o.token)}` : ''}`, init));
 }
@@ -95,7 +102,16 @@ describe('POST /live/{id}/whep', () => {
   });
 
   it('answers any page’s preflight for POST with an SDP body', async () => {
-    const res = await worker(new Request('http://edge.test/live/abc/whep', { method: 'OPTIONS', headers: { origin: 'https://player.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } }));
+    const res = await worker(
+      new Request('http://edge.test/live/abc/whep', {
+        method: 'OPTIONS',
+        headers: {
+          origin: 'https://player.example',
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type',
+        },
+      }),
+    );
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     expect(res.headers.get('access-control-allow-methods')).toContain('POST');
@@ -114,7 +130,9 @@ describe('POST /live/{id}/whep', () => {
     const info = (await (await worker(`/live/${rt.body.id}/info.json`)).json()) as { realtime: boolean };
     expect(info.realtime).toBe(true);
     expect((await offer(rt.body.id)).status).toBe(307);
-    const off = await api<{ settings: { realtime: boolean }; playback: Record<string, string> }>(op, 'PATCH', `/streams/${rt.body.id}`, { realtime: false });
+    const off = await api<{ settings: { realtime: boolean }; playback: Record<string, string> }>(op, 'PATCH', `/streams/${rt.body.id}`, {
+      realtime: false,
+    });
     expect([off.status, off.body.settings.realtime, off.body.playback.whep]).toEqual([200, false, undefined]);
     await expectRefusal(await offer(rt.body.id), 404, 'realtime_not_enabled');
   });

@@ -35,28 +35,58 @@ export function buildRestreamArgs(o: RestreamArgsOptions): string[] {
   const plan = planRestream(o.source);
   const bitrate = o.videoBitrate ?? 6_000_000;
   const args = [
-    '-hide_banner', '-loglevel', 'warning', '-nostats', '-progress', 'pipe:2', '-stats_period', '1',
-    '-f', o.container, '-analyzeduration', '1000000', '-probesize', '1000000', '-i', 'pipe:0',
+    '-hide_banner',
+    '-loglevel',
+    'warning',
+    '-nostats',
+    '-progress',
+    'pipe:2',
+    '-stats_period',
+    '1',
+    '-f',
+    o.container,
+    '-analyzeduration',
+    '1000000',
+    '-probesize',
+    '1000000',
+    '-i',
+    'pipe:0',
   ];
   if (plan.video) args.push('-map', '0:v:0');
   if (plan.audio) args.push('-map', '0:a:0');
   if (plan.video === 'copy') args.push('-c:v', 'copy');
   else if (plan.video === 'transcode') {
     args.push(
-      '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p',
-      '-b:v', String(bitrate), '-maxrate', String(bitrate), '-bufsize', String(2 * bitrate),
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-tune',
+      'zerolatency',
+      '-pix_fmt',
+      'yuv420p',
+      '-b:v',
+      String(bitrate),
+      '-maxrate',
+      String(bitrate),
+      '-bufsize',
+      String(2 * bitrate),
       // A keyframe every 2 s: what YouTube and Twitch ask of an ingest.
-      '-force_key_frames', 'expr:gte(t,n_forced*2)',
+      '-force_key_frames',
+      'expr:gte(t,n_forced*2)',
     );
   }
   if (plan.audio === 'copy') args.push('-c:a', 'copy');
   else if (plan.audio === 'transcode') args.push('-c:a', 'aac', '-b:a', '160000', '-ar', '48000', '-ac', '2');
   args.push(
-    '-f', 'flv',
+    '-f',
+    'flv',
     // A live destination: no seeking back to write the duration and size at the end.
-    '-flvflags', 'no_duration_filesize',
+    '-flvflags',
+    'no_duration_filesize',
     // A destination that stops reading fails the attempt instead of blocking it forever.
-    '-rw_timeout', String(Math.round((o.writeTimeoutSeconds ?? 10) * 1e6)),
+    '-rw_timeout',
+    String(Math.round((o.writeTimeoutSeconds ?? 10) * 1e6)),
     o.url,
   );
   return args;

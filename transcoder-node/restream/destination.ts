@@ -178,7 +178,13 @@ export class RestreamDestination {
 
   private spawn(source: TrackDecision): ChildProcess {
     const limits = this.opts.limits;
-    const args = buildRestreamArgs({ container: this.opts.container, source, url: this.url, videoBitrate: limits.videoBitrate, writeTimeoutSeconds: limits.writeTimeoutMs / 1000 });
+    const args = buildRestreamArgs({
+      container: this.opts.container,
+      source,
+      url: this.url,
+      videoBitrate: limits.videoBitrate,
+      writeTimeoutSeconds: limits.writeTimeoutMs / 1000,
+    });
     const child = spawn(this.opts.ffmpegPath ?? 'ffmpeg', args, { stdio: ['pipe', 'ignore', 'pipe'] });
     this.child = child;
     this.log.info('restream ffmpeg started', { pid: child.pid, plan: planRestream(source), codecs: source.codecs ?? null });
@@ -206,7 +212,9 @@ export class RestreamDestination {
       if (done) return;
       done = true;
       // The last lines of stderr arrive before 'close'; 'exit' can come first.
-      const reason = err ? `ffmpeg could not run: ${err.message}` : (lastError ?? (code === 0 ? 'the destination closed the connection' : `ffmpeg exited (${code ?? signal})`));
+      const reason = err
+        ? `ffmpeg could not run: ${err.message}`
+        : (lastError ?? (code === 0 ? 'the destination closed the connection' : `ffmpeg exited (${code ?? signal})`));
       // No ffmpeg on this node: trying again cannot help.
       this.attemptEnded(reason, err !== undefined);
       this.resolveExited();
@@ -251,7 +259,12 @@ export class RestreamDestination {
       this.log.error('restream failed; given up', { error: reason, failures: this.failures });
       return this.set('failed', reason);
     }
-    const delay = restreamBackoffMs(this.failures, this.opts.limits.backoffBaseMs, this.opts.limits.backoffMaxMs, (this.opts.random ?? Math.random)());
+    const delay = restreamBackoffMs(
+      this.failures,
+      this.opts.limits.backoffBaseMs,
+      this.opts.limits.backoffMaxMs,
+      (this.opts.random ?? Math.random)(),
+    );
     this.log.warn('restream failed; retrying', { error: reason, failures: this.failures, retryInMs: delay });
     this.set('retrying', reason, Date.now() + delay);
     this.retryTimer = setTimeout(() => this.attempt(), delay);

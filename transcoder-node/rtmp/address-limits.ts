@@ -31,7 +31,8 @@ export class AddressLimiter {
 
   constructor(limits: AddressLimits) {
     for (const [name, value] of Object.entries(limits)) {
-      if (!(typeof value === 'number' && value > 0 && Number.isFinite(value))) throw new RangeError(`${name} must be a positive number, not ${value}`);
+      if (!(typeof value === 'number' && value > 0 && Number.isFinite(value)))
+        throw new RangeError(`${name} must be a positive number, not ${value}`);
     }
     this.limits = limits;
   }
@@ -94,7 +95,9 @@ export function addressKey(address: string): string {
   const [head = '', tail = ''] = lower.split('%')[0]!.split('::');
   const headGroups = head === '' ? [] : head.split(':');
   const tailGroups = tail === '' ? [] : tail.split(':');
-  const groups = lower.includes('::') ? [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups] : headGroups;
+  const groups = lower.includes('::')
+    ? [...headGroups, ...Array<string>(Math.max(0, 8 - headGroups.length - tailGroups.length)).fill('0'), ...tailGroups]
+    : headGroups;
   return `${groups
     .slice(0, 4)
     .map((g) => (parseInt(g, 16) || 0).toString(16))

@@ -123,7 +123,9 @@ export class RtmpConnection<C = unknown> {
       this.socketError = err.code ?? err.message;
     });
     socket.on('close', () => this.onSocketClose());
-    this.armBeforePublish(config.handshakeTimeoutMs, () => this.end('handshake-timeout', `handshake not done within ${config.handshakeTimeoutMs} ms`));
+    this.armBeforePublish(config.handshakeTimeoutMs, () =>
+      this.end('handshake-timeout', `handshake not done within ${config.handshakeTimeoutMs} ms`),
+    );
     this.log.debug('rtmp connection opened');
   }
 
@@ -169,12 +171,7 @@ export class RtmpConnection<C = unknown> {
 
   private onSocketClose(): void {
     if (this.phase === 'closed') return;
-    const where =
-      this.phase === 'handshake'
-        ? ' during the handshake'
-        : this.reader.midMessage
-          ? ' in the middle of a message'
-          : '';
+    const where = this.phase === 'handshake' ? ' during the handshake' : this.reader.midMessage ? ' in the middle of a message' : '';
     const why = this.socketError ? ` (${this.socketError})` : '';
     this.end('disconnected', `publisher disconnected${where}${why}`);
   }
@@ -189,7 +186,9 @@ export class RtmpConnection<C = unknown> {
         if (!this.handshake.done) return;
         this.phase = 'connect';
         // From here the publisher has the idle timeout to get to publish (within the deadline).
-        this.armBeforePublish(this.config.idleTimeoutMs, () => this.end('idle-timeout', `no publish within ${this.config.idleTimeoutMs} ms`));
+        this.armBeforePublish(this.config.idleTimeoutMs, () =>
+          this.end('idle-timeout', `no publish within ${this.config.idleTimeoutMs} ms`),
+        );
         if (!rest) return;
         data = rest;
       }
@@ -290,7 +289,8 @@ export class RtmpConnection<C = unknown> {
       case MessageType.UserControl: {
         const { event, value } = readUserControl(msg);
         // A ping before connect is a stranger asking for output: it gets none.
-        if (event === UserControlEvent.PingRequest && this.phase !== 'connect') this.send(userControlMessage(UserControlEvent.PingResponse, value));
+        if (event === UserControlEvent.PingRequest && this.phase !== 'connect')
+          this.send(userControlMessage(UserControlEvent.PingResponse, value));
         return;
       }
       case MessageType.CommandAmf0:

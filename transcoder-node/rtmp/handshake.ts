@@ -11,10 +11,7 @@ const DIGEST_SIZE = 32;
 // The public constants of the Adobe handshake: not secrets, every RTMP implementation ships them.
 const PLAYER_KEY = Buffer.from('Genuine Adobe Flash Player 001', 'latin1');
 const SERVER_KEY_TEXT = Buffer.from('Genuine Adobe Flash Media Server 001', 'latin1');
-const KEY_TAIL = Buffer.from(
-  'f0eec24a8068bee82e00d0d1029e7e576eec5d2d29806fab93b8e636cfeb31ae',
-  'hex',
-);
+const KEY_TAIL = Buffer.from('f0eec24a8068bee82e00d0d1029e7e576eec5d2d29806fab93b8e636cfeb31ae', 'hex');
 const SERVER_KEY_FULL = Buffer.concat([SERVER_KEY_TEXT, KEY_TAIL]);
 // Version bytes in S1; any non-zero value tells a digest-checking client to look for the digest.
 const SERVER_VERSION = Buffer.of(0x04, 0x05, 0x00, 0x01);
@@ -60,7 +57,9 @@ export function createHandshakeReply(c1: Buffer): Buffer {
     handshakeDigest(s1, offset, SERVER_KEY_TEXT).copy(s1, offset);
     s2 = randomBytes(HANDSHAKE_SIZE);
     const key = createHmac('sha256', SERVER_KEY_FULL).update(signed.digest).digest();
-    const signature = createHmac('sha256', key).update(s2.subarray(0, HANDSHAKE_SIZE - DIGEST_SIZE)).digest();
+    const signature = createHmac('sha256', key)
+      .update(s2.subarray(0, HANDSHAKE_SIZE - DIGEST_SIZE))
+      .digest();
     signature.copy(s2, HANDSHAKE_SIZE - DIGEST_SIZE);
   } else {
     s1.writeUInt32BE(0, 4); // zero version: tells the client not to look for a digest

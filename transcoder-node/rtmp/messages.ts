@@ -104,7 +104,13 @@ export function decodeCommand(msg: RtmpMessage): RtmpCommand {
   return { name, transactionId, object: obj, args };
 }
 
-export function commandMessage(streamId: number, name: string, transactionId: number, object: Amf0Object | null, ...args: Amf0Value[]): RtmpMessage {
+export function commandMessage(
+  streamId: number,
+  name: string,
+  transactionId: number,
+  object: Amf0Object | null,
+  ...args: Amf0Value[]
+): RtmpMessage {
   return {
     csid: CSID_COMMAND,
     type: MessageType.CommandAmf0,

@@ -192,7 +192,11 @@ export class RtmpIngestServer<C = unknown> {
     }
     const suppressed = last?.suppressed ?? 0;
     this.dropLog.set(reason, { at: now, suppressed: 0 });
-    this.log.warn('rtmp connection dropped', { remote: socket.remoteAddress, reason, ...(suppressed > 0 ? { droppedSinceLastLine: suppressed } : {}) });
+    this.log.warn('rtmp connection dropped', {
+      remote: socket.remoteAddress,
+      reason,
+      ...(suppressed > 0 ? { droppedSinceLastLine: suppressed } : {}),
+    });
   }
 
   private started(connection: RtmpConnection<C>, session: RtmpPublishSession<C>): void {

@@ -53,7 +53,17 @@ export class SrtConnection {
   readonly peerPort: number;
   /** The publisher's MPEG-TS. Ends cleanly when the connection ends, whatever the reason. */
   readonly media: Readable;
-  readonly stats = { packets: 0, bytes: 0, retransmitted: 0, lost: 0, dropped: 0, undecryptable: 0, cleartextRefused: 0, keyRefreshes: 0, keyRefreshesRefused: 0 };
+  readonly stats = {
+    packets: 0,
+    bytes: 0,
+    retransmitted: 0,
+    lost: 0,
+    dropped: 0,
+    undecryptable: 0,
+    cleartextRefused: 0,
+    keyRefreshes: 0,
+    keyRefreshesRefused: 0,
+  };
   private readonly init: SrtConnectionInit;
   private readonly log: Logger;
   private readonly startedAt = performance.now();
@@ -129,7 +139,10 @@ export class SrtConnection {
     if (distance >= this.window.capacity) {
       // The sender may not run further ahead of our ACK than the flow window: whatever this is,
       // holding it would mean unbounded state. Not a stream we can follow.
-      this.end('protocol-error', `data packet ${p.seq} is ${distance} ahead of ${this.window.next}, beyond the flow window of ${this.window.capacity}`);
+      this.end(
+        'protocol-error',
+        `data packet ${p.seq} is ${distance} ahead of ${this.window.next}, beyond the flow window of ${this.window.capacity}`,
+      );
       return;
     }
     if (!this.window.wants(p.seq)) return; // delivered, given up on, or held already
@@ -218,7 +231,8 @@ export class SrtConnection {
     const keys = km.ok && !refusal ? enc.passphrase.unwrap(km.km) : null;
     if (!keys) {
       // Logged once: the count is in the end-of-connection line (a peer could send these at will).
-      if (this.stats.keyRefreshesRefused++ === 0) this.log.warn('srt key refresh refused', { reason: refusal ?? 'not wrapped with our passphrase' });
+      if (this.stats.keyRefreshesRefused++ === 0)
+        this.log.warn('srt key refresh refused', { reason: refusal ?? 'not wrapped with our passphrase' });
       return this.control(Ctrl.EXT, Ext.KMRSP, word(KmState.BADSECRET));
     }
     enc.keys.install(keys);

@@ -23,7 +23,8 @@ export function parseKeyMaterial(data: Buffer): KmParse {
   if (data.length < 16) return { ok: false, message: 'key material too short' };
   const version = data[0]! >> 4;
   const packetType = data[0]! & 0xf;
-  if (version !== 1 || packetType !== 2 || data.readUInt16BE(1) !== KM_SIGN) return { ok: false, message: 'not an SRT key material message' };
+  if (version !== 1 || packetType !== 2 || data.readUInt16BE(1) !== KM_SIGN)
+    return { ok: false, message: 'not an SRT key material message' };
   const keyFlags = data[3]! & 0x3;
   if (keyFlags === 0) return { ok: false, message: 'key material carries no key' };
   if (data[8] !== CIPHER_AES_CTR) return { ok: false, message: `cipher ${data[8]} is not supported (AES-CTR only)` };

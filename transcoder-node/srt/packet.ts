@@ -27,7 +27,16 @@ export const Ext = { HSREQ: 1, HSRSP: 2, KMREQ: 3, KMRSP: 4, SID: 5, CONGESTION:
 /** Extension flags of a conclusion handshake. */
 export const ExtFlag = { HSREQ: 1, KMREQ: 2, CONFIG: 4 } as const;
 /** SRT option flags of HSREQ/HSRSP. */
-export const SrtFlag = { TSBPDSND: 0x1, TSBPDRCV: 0x2, CRYPT: 0x4, TLPKTDROP: 0x8, NAKREPORT: 0x10, REXMITFLG: 0x20, STREAM: 0x40, FILTERCAP: 0x80 } as const;
+export const SrtFlag = {
+  TSBPDSND: 0x1,
+  TSBPDRCV: 0x2,
+  CRYPT: 0x4,
+  TLPKTDROP: 0x8,
+  NAKREPORT: 0x10,
+  REXMITFLG: 0x20,
+  STREAM: 0x40,
+  FILTERCAP: 0x80,
+} as const;
 
 /** Key material states (SRT_KM_S_*): a KMRSP that is one word long carries one, as a refusal. */
 export const KmState = { UNSECURED: 0, SECURING: 1, SECURED: 2, NOSECRET: 3, BADSECRET: 4 } as const;
@@ -100,7 +109,15 @@ export function parsePacket(buf: Buffer): Packet | null {
       payload: buf.subarray(HEADER_BYTES),
     };
   }
-  return { kind: 'control', type: (w0 >>> 16) & 0x7fff, subtype: w0 & 0xffff, info: w1, timestamp, destSocketId, cif: buf.subarray(HEADER_BYTES) };
+  return {
+    kind: 'control',
+    type: (w0 >>> 16) & 0x7fff,
+    subtype: w0 & 0xffff,
+    info: w1,
+    timestamp,
+    destSocketId,
+    cif: buf.subarray(HEADER_BYTES),
+  };
 }
 
 export function encodeControl(p: Omit<ControlPacket, 'kind'>): Buffer {
@@ -200,7 +217,12 @@ export interface SrtHsReq {
 
 export function parseHsReq(data: Buffer): SrtHsReq | null {
   if (data.length < 12) return null;
-  return { srtVersion: data.readUInt32BE(0), flags: data.readUInt32BE(4), recvDelay: data.readUInt16BE(8), sendDelay: data.readUInt16BE(10) };
+  return {
+    srtVersion: data.readUInt32BE(0),
+    flags: data.readUInt32BE(4),
+    recvDelay: data.readUInt16BE(8),
+    sendDelay: data.readUInt16BE(10),
+  };
 }
 
 export function encodeHsRsp(r: SrtHsReq): Buffer {
@@ -280,9 +302,13 @@ export function parseStreamId(sid: string): { ok: true; streamKey: string } | { 
     const mode = fields.get('m') ?? 'publish';
     if (mode !== 'publish') return { ok: false, reason: Reject.X_BAD_MODE, message: `mode ${mode}: this node only accepts publishers` };
     const key = fields.get('r') ?? '';
-    return key ? { ok: true, streamKey: key } : { ok: false, reason: Reject.X_BAD_REQUEST, message: 'the stream id has no r= (resource: the stream key)' };
+    return key
+      ? { ok: true, streamKey: key }
+      : { ok: false, reason: Reject.X_BAD_REQUEST, message: 'the stream id has no r= (resource: the stream key)' };
   }
-  return sid ? { ok: true, streamKey: sid } : { ok: false, reason: Reject.X_BAD_REQUEST, message: 'no stream id: use srt://host:port?streamid={streamKey}' };
+  return sid
+    ? { ok: true, streamKey: sid }
+    : { ok: false, reason: Reject.X_BAD_REQUEST, message: 'no stream id: use srt://host:port?streamid={streamKey}' };
 }
 
 function pad4(n: number): number {

@@ -60,7 +60,8 @@ export class AddressRateLimiter {
 
   take(address: string, now: number): boolean {
     let bucket = this.buckets.get(address);
-    if (bucket) this.buckets.delete(address); // re-inserted below: the map stays in order of last use
+    if (bucket)
+      this.buckets.delete(address); // re-inserted below: the map stays in order of last use
     else {
       this.evict();
       bucket = new TokenBucket(this.limits, now);

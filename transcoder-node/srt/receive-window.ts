@@ -5,7 +5,7 @@ import { seqAdd, seqDiff } from './packet.ts';
 
 /** What became of an offered packet. */
 export type Offer =
-  | { kind: 'accepted'; /** Sequence numbers this packet revealed as lost (first, last), to NAK at once. */ lost: [number, number] | null }
+  | { kind: 'accepted' /** Sequence numbers this packet revealed as lost (first, last), to NAK at once. */; lost: [number, number] | null }
   | { kind: 'duplicate' }
   /** Further ahead than the sender may be (its flow window): a protocol violation, never stored. */
   | { kind: 'beyond-window'; distance: number };

@@ -123,9 +123,19 @@ export class SrtIngestServer<C = unknown> {
     if (opts.passphrase !== undefined && (opts.passphrase.length < 10 || opts.passphrase.length > 79)) {
       throw new RangeError('an SRT passphrase is 10 to 79 characters');
     }
-    for (const name of ['latencyMs', 'maxConnections', 'receiveWindow', 'handshakesPerSecond', 'handshakeBurst', 'maxPendingHandshakes', 'keyDerivationsPerSecond', 'authorizeTimeoutMs'] as const) {
+    for (const name of [
+      'latencyMs',
+      'maxConnections',
+      'receiveWindow',
+      'handshakesPerSecond',
+      'handshakeBurst',
+      'maxPendingHandshakes',
+      'keyDerivationsPerSecond',
+      'authorizeTimeoutMs',
+    ] as const) {
       const value = opts[name];
-      if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new RangeError(`SRT option ${name} must be a positive number, not ${value}`);
+      if (value !== undefined && !(Number.isFinite(value) && value > 0))
+        throw new RangeError(`SRT option ${name} must be a positive number, not ${value}`);
     }
     if (opts.receiveWindow !== undefined && opts.receiveWindow < 32) throw new RangeError('the SRT receive window is at least 32 packets');
     if (opts.handshakeBurst !== undefined && opts.handshakeBurst < 1) throw new RangeError('the SRT handshake burst is at least 1');
@@ -249,7 +259,15 @@ export class SrtIngestServer<C = unknown> {
     if (!this.limiter.take(rinfo.address, Date.now())) return this.throttle(rinfo, 'handshakes from this address');
     const refuse = (reason: number, message: string) => {
       this.log.warn('srt publisher refused', { remote: rinfo.address, reason, message });
-      const answer = this.handshakeBytes(hs.socketId, { ...hs, version: 5, extensionField: 0, type: rejectionType(reason), socketId: 0, peerIp: ipField(rinfo.address), extensions: [] });
+      const answer = this.handshakeBytes(hs.socketId, {
+        ...hs,
+        version: 5,
+        extensionField: 0,
+        type: rejectionType(reason),
+        socketId: 0,
+        peerIp: ipField(rinfo.address),
+        extensions: [],
+      });
       this.remember(key, { answer, expiresAt: Date.now() + 10_000 });
       this.socket.send(answer, rinfo.port, rinfo.address);
     };
@@ -263,7 +281,8 @@ export class SrtIngestServer<C = unknown> {
     if (congestion && decodeExtString(congestion) !== 'live') return refuse(Reject.CONGESTION, 'only live congestion control');
     if (ext(Ext.FILTER)) return refuse(Reject.FILTER, 'packet filters are not supported');
     if (ext(Ext.GROUP)) return refuse(Reject.GROUP, 'bonding groups are not supported');
-    if (this.connections.size + this.authorizing >= (this.opts.maxConnections ?? 256)) return refuse(Reject.RESOURCE, 'too many publishers');
+    if (this.connections.size + this.authorizing >= (this.opts.maxConnections ?? 256))
+      return refuse(Reject.RESOURCE, 'too many publishers');
 
     // Encryption is checked before the stream key: a wrong passphrase never reaches the origin.
     const kmData = ext(Ext.KMREQ);
@@ -291,7 +310,9 @@ export class SrtIngestServer<C = unknown> {
     const timer = setTimeout(() => controller.abort(), timeoutMs);
     void Promise.race([
       this.opts.authorize({ streamKey: sid.streamKey, streamId, remoteAddress: rinfo.address, signal: controller.signal }),
-      new Promise<SrtAuthorizeResult<C>>((resolve) => controller.signal.addEventListener('abort', () => resolve({ ok: false, reason: `no answer within ${timeoutMs} ms` }))),
+      new Promise<SrtAuthorizeResult<C>>((resolve) =>
+        controller.signal.addEventListener('abort', () => resolve({ ok: false, reason: `no answer within ${timeoutMs} ms` })),
+      ),
     ])
       .catch((err: unknown): SrtAuthorizeResult<C> => ({ ok: false, reason: String(err) }))
       .then((verdict) => {

@@ -23,12 +23,16 @@ function int(env: Record<string, string | undefined>, name: string, fallback: nu
 /** `stun:host:port` or `turn:user:pass@host:port?transport=udp`, comma-separated. */
 export function parseIceServers(raw: string | undefined): IceServerConfig[] {
   if (!raw) return [];
-  return raw.split(',').map((s) => s.trim()).filter(Boolean).map((url) => {
-    const m = /^(turns?):([^:@]+):([^@]+)@(.+)$/.exec(url);
-    if (m) return { urls: `${m[1]}:${m[4]}`, username: decodeURIComponent(m[2]!), credential: decodeURIComponent(m[3]!) };
-    if (!/^(stun|turns?):/.test(url)) throw new RangeError(`WEBRTC_ICE_SERVERS: not a stun: or turn: URL: ${url}`);
-    return { urls: url };
-  });
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((url) => {
+      const m = /^(turns?):([^:@]+):([^@]+)@(.+)$/.exec(url);
+      if (m) return { urls: `${m[1]}:${m[4]}`, username: decodeURIComponent(m[2]!), credential: decodeURIComponent(m[3]!) };
+      if (!/^(stun|turns?):/.test(url)) throw new RangeError(`WEBRTC_ICE_SERVERS: not a stun: or turn: URL: ${url}`);
+      return { urls: url };
+    });
 }
 
 export function webrtcConfigFromEnv(env: Record<string, string | undefined>): WebRtcNodeConfig {

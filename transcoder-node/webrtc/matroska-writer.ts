@@ -38,7 +38,9 @@ export class MatroskaWriter {
       kinds.map((kind, i) => {
         this.#trackNumber[kind] = i + 1;
         // The picture size is read from the SPS by ffmpeg; these are placeholders the format requires.
-        return kind === 'video' ? { kind, codec: 'MPEG4/ISO/AVC' as const, trackNumber: i + 1, width: 1280, height: 720 } : { kind, codec: 'OPUS' as const, trackNumber: i + 1 };
+        return kind === 'video'
+          ? { kind, codec: 'MPEG4/ISO/AVC' as const, trackNumber: i + 1, width: 1280, height: 720 }
+          : { kind, codec: 'OPUS' as const, trackNumber: i + 1 };
       }),
     );
   }

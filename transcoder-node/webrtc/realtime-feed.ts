@@ -170,10 +170,13 @@ export class RealtimeFeeds {
     entry.closeTimer = setTimeout(() => {
       if (this.#entries.get(streamId) !== entry || entry.holders > 0) return;
       this.#entries.delete(streamId);
-      void entry.feed.then((f) => {
-        this.#log.info('realtime feed closed', { streamId, reason, viewers: f.viewers });
-        f.close(reason);
-      }, () => undefined);
+      void entry.feed.then(
+        (f) => {
+          this.#log.info('realtime feed closed', { streamId, reason, viewers: f.viewers });
+          f.close(reason);
+        },
+        () => undefined,
+      );
     }, this.#graceMs);
   }
 

@@ -142,7 +142,12 @@ export class RtpFramer {
       for (const { frame } of this.#depacketizer.processInput({ rtp: packet })) {
         if (!frame || frame.data.length === 0) continue;
         this.frames++;
-        this.#opts.onFrame({ kind: this.#opts.kind, data: frame.data, keyframe: frame.isKeyframe, timeMs: this.#timeMs(packet.header.timestamp) });
+        this.#opts.onFrame({
+          kind: this.#opts.kind,
+          data: frame.data,
+          keyframe: frame.isKeyframe,
+          timeMs: this.#timeMs(packet.header.timestamp),
+        });
       }
     }
   }

@@ -71,7 +71,14 @@ export function parseSdp(sdp: string): ParsedSdp {
     else if (DIRECTIONS.has(name!)) current.direction = name as SdpMediaSection['direction'];
     else if (name === 'rtpmap') {
       const m = /^(\d+) ([^/]+)\/(\d+)(?:\/(\d+))?/.exec(value);
-      if (m) current.codecs.push({ payloadType: Number(m[1]), name: m[2]!, clockRate: Number(m[3]), ...(m[4] ? { channels: Number(m[4]) } : {}), fmtp: '' });
+      if (m)
+        current.codecs.push({
+          payloadType: Number(m[1]),
+          name: m[2]!,
+          clockRate: Number(m[3]),
+          ...(m[4] ? { channels: Number(m[4]) } : {}),
+          fmtp: '',
+        });
     }
   }
   // fmtp lines may come before or after their rtpmap: attach them once all are read.
@@ -152,7 +159,8 @@ export function shapeOffer(offer: string, opts: ShapeOptions): ShapedOffer {
   const sdp = parseSdp(offer);
   const tracks: AcceptedTrack[] = [];
   for (const section of sdp.media) {
-    if (section.kind !== 'audio' && section.kind !== 'video') throw new SdpError('unsupported_media', `the node takes audio and video, not ${section.kind}`);
+    if (section.kind !== 'audio' && section.kind !== 'video')
+      throw new SdpError('unsupported_media', `the node takes audio and video, not ${section.kind}`);
     if (section.port === 0) continue;
     const kind = section.kind as MediaKind;
     if (!section.mid) throw new SdpError('bad_sdp', 'every media section needs a mid (BUNDLE)');
@@ -166,7 +174,10 @@ export function shapeOffer(offer: string, opts: ShapeOptions): ShapedOffer {
     const codec = (kind === 'video' ? opts.video : opts.audio)(section.codecs, section);
     if (!codec) {
       const offered = [...new Set(section.codecs.map((c) => c.name))].join(', ') || 'none';
-      throw new SdpError('unsupported_codec', kind === 'video' ? `video must be H.264 (packetization-mode=1); offered: ${offered}` : `audio must be Opus; offered: ${offered}`);
+      throw new SdpError(
+        'unsupported_codec',
+        kind === 'video' ? `video must be H.264 (packetization-mode=1); offered: ${offered}` : `audio must be Opus; offered: ${offered}`,
+      );
     }
     const pt = String(codec.payloadType);
     // With RTX the section names two SSRCs (ssrc-group:FID primary rtx): only the primary flow stays.

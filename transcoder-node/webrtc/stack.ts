@@ -64,7 +64,9 @@ export class WebRtcStack {
     if (!loggerInstalled) {
       loggerInstalled = true;
       // libdatachannel's own warnings go to our structured log (its threads call back on the loop).
-      nodeDataChannel.initLogger('Warning', (level, message) => logger[level === 'Warning' ? 'warn' : 'error']('libdatachannel', { level, message }));
+      nodeDataChannel.initLogger('Warning', (level, message) =>
+        logger[level === 'Warning' ? 'warn' : 'error']('libdatachannel', { level, message }),
+      );
     }
   }
 

@@ -9,7 +9,10 @@ export const SDPFRAG = 'application/trickle-ice-sdpfrag';
 
 /** The media type of a request, without parameters, lower case. */
 export function contentType(req: SignallingRequest): string {
-  return String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  return String(req.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
 }
 
 export interface TrickleTarget {
@@ -20,14 +23,21 @@ export interface TrickleTarget {
   addRemoteCandidate(candidate: string, mid: string | null): void;
 }
 
-export async function applyTricklePatch(req: SignallingRequest, target: TrickleTarget, maxBytes: number, protocol: 'WHIP' | 'WHEP'): Promise<SignallingResponse> {
-  if (contentType(req) !== SDPFRAG) throw new HttpError(415, 'unsupported_media_type', `a ${protocol} PATCH is ${SDPFRAG}`, { 'accept-patch': SDPFRAG });
+export async function applyTricklePatch(
+  req: SignallingRequest,
+  target: TrickleTarget,
+  maxBytes: number,
+  protocol: 'WHIP' | 'WHEP',
+): Promise<SignallingResponse> {
+  if (contentType(req) !== SDPFRAG)
+    throw new HttpError(415, 'unsupported_media_type', `a ${protocol} PATCH is ${SDPFRAG}`, { 'accept-patch': SDPFRAG });
   const ifMatch = req.headers['if-match'];
   // RFC 9725 §4.3.2: If-Match "*" asks for an ICE restart, which libdatachannel cannot do; the
   // RFC's answer for a session that trickles but does not restart is 422.
   const restart = protocol === 'WHIP' ? 'publish again' : 'start a new session';
   if (ifMatch === '*') throw new HttpError(422, 'ice_restart_unsupported', `this media node does not support ICE restarts: ${restart}`);
-  if (ifMatch !== undefined && ifMatch !== target.etag) throw new HttpError(412, 'precondition_failed', 'the entity-tag does not match this session');
+  if (ifMatch !== undefined && ifMatch !== target.etag)
+    throw new HttpError(412, 'precondition_failed', 'the entity-tag does not match this session');
   const body = await req.readBody(maxBytes);
   let fragment: ReturnType<typeof parseTrickleFragment>;
   try {

@@ -93,7 +93,8 @@ export class WhepEndpoint implements SignallingRoute {
     const session = /^\/sessions\/([A-Za-z0-9_-]{1,64})$/.exec(req.path);
     if (session) return this.#resource(req, session[1]!);
     const stream = /^\/([^/]+)$/.exec(req.path)?.[1];
-    if (!stream || !NAME_RE.test(stream) || stream === 'sessions') throw new HttpError(404, 'not_found', 'a WHEP endpoint is /whep/{streamId}');
+    if (!stream || !NAME_RE.test(stream) || stream === 'sessions')
+      throw new HttpError(404, 'not_found', 'a WHEP endpoint is /whep/{streamId}');
     if (req.method === 'OPTIONS') return { status: 204, headers: { 'accept-post': SDP, allow: 'OPTIONS, POST' } };
     if (req.method !== 'POST') throw new HttpError(405, 'method_not_allowed', 'a WHEP endpoint takes POST', { allow: 'OPTIONS, POST' });
     return this.#play(req, stream);
@@ -110,17 +111,26 @@ export class WhepEndpoint implements SignallingRoute {
     const ticket = req.query.get(WHEP_TICKET_PARAM) ?? /^Bearer +(\S+)$/i.exec(String(req.headers.authorization ?? ''))?.[1];
     if (!ticket) {
       this.counters.unauthorized++;
-      refuse(new HttpError(401, 'ticket_required', 'ask the origin: POST /live/{streamId}/whep sends you here with a ticket', { 'www-authenticate': 'Bearer' }));
+      refuse(
+        new HttpError(401, 'ticket_required', 'ask the origin: POST /live/{streamId}/whep sends you here with a ticket', {
+          'www-authenticate': 'Bearer',
+        }),
+      );
     }
     const verdict = await verifyWhepTicket(this.#opts.secret, ticket!.slice(0, MAX_WHEP_TICKET_LENGTH + 1), streamId);
     if (!verdict.ok) {
       this.counters.unauthorized++;
       this.#log.warn('whep offer refused', { remote: req.remoteAddress, streamId, code: verdict.code });
-      refuse(new HttpError(verdict.code === 'ticket_wrong_stream' ? 403 : 401, verdict.code, verdict.message, { 'www-authenticate': 'Bearer error="invalid_token"' }));
+      refuse(
+        new HttpError(verdict.code === 'ticket_wrong_stream' ? 403 : 401, verdict.code, verdict.message, {
+          'www-authenticate': 'Bearer error="invalid_token"',
+        }),
+      );
     }
     const feed = await this.#opts.feeds.held(streamId);
     // Failed over to another node, ended, or published without real time: the origin knows where it is.
-    if (!feed) refuse(new HttpError(404, 'stream_not_here', 'this media node does not hold the stream in real time (now): ask the origin again'));
+    if (!feed)
+      refuse(new HttpError(404, 'stream_not_here', 'this media node does not hold the stream in real time (now): ask the origin again'));
     const address = req.remoteAddress;
     const pending = this.#pending.get(address) ?? 0;
     if (pending >= this.#opts.limits.maxPendingPerAddress) {
@@ -129,7 +139,11 @@ export class WhepEndpoint implements SignallingRoute {
     // Offers being answered count too: they become viewers in a moment.
     if (this.#sessions.size + this.#pendingTotal >= this.#opts.limits.maxViewers) {
       this.counters.full++;
-      refuse(new HttpError(503, 'at_capacity', 'this media node holds as many WebRTC viewers as it may: play LL-HLS', { 'retry-after': String(this.#opts.retryAfterSeconds ?? 10) }));
+      refuse(
+        new HttpError(503, 'at_capacity', 'this media node holds as many WebRTC viewers as it may: play LL-HLS', {
+          'retry-after': String(this.#opts.retryAfterSeconds ?? 10),
+        }),
+      );
     }
     this.#pending.set(address, pending + 1);
     this.#pendingTotal++;
@@ -151,7 +165,11 @@ export class WhepEndpoint implements SignallingRoute {
     }
   }
 
-  async #accept(req: SignallingRequest, shaped: ReturnType<typeof shapeOffer>, feed: NonNullable<Awaited<ReturnType<RealtimeFeeds['held']>>>): Promise<SignallingResponse> {
+  async #accept(
+    req: SignallingRequest,
+    shaped: ReturnType<typeof shapeOffer>,
+    feed: NonNullable<Awaited<ReturnType<RealtimeFeeds['held']>>>,
+  ): Promise<SignallingResponse> {
     // The session id is the resource's capability: 128 random bits, known only to the viewer.
     const id = randomBytes(16).toString('base64url');
     const o = this.#opts;
@@ -172,7 +190,13 @@ export class WhepEndpoint implements SignallingRoute {
     this.#sessions.set(id, { viewer, etag });
     this.counters.accepted++;
     void viewer.ended.then(() => this.#sessions.delete(id));
-    this.#log.info('whep viewer accepted', { whep: id, streamId: feed.streamId, remote: req.remoteAddress, viewers: this.#sessions.size, tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`) });
+    this.#log.info('whep viewer accepted', {
+      whep: id,
+      streamId: feed.streamId,
+      remote: req.remoteAddress,
+      viewers: this.#sessions.size,
+      tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`),
+    });
     return {
       status: 201,
       headers: {
@@ -195,8 +219,14 @@ export class WhepEndpoint implements SignallingRoute {
       session.viewer.close('the viewer ended the WHEP session');
       return { status: 200 };
     }
-    if (req.method !== 'PATCH') throw new HttpError(405, 'method_not_allowed', 'a WHEP session takes PATCH and DELETE', { allow: 'OPTIONS, PATCH, DELETE' });
+    if (req.method !== 'PATCH')
+      throw new HttpError(405, 'method_not_allowed', 'a WHEP session takes PATCH and DELETE', { allow: 'OPTIONS, PATCH, DELETE' });
     const v = session.viewer;
-    return applyTricklePatch(req, { etag: session.etag, remoteOffer: v.remoteOffer, addRemoteCandidate: (c, mid) => v.addRemoteCandidate(c, mid) }, this.#opts.limits.maxOfferBytes, 'WHEP');
+    return applyTricklePatch(
+      req,
+      { etag: session.etag, remoteOffer: v.remoteOffer, addRemoteCandidate: (c, mid) => v.addRemoteCandidate(c, mid) },
+      this.#opts.limits.maxOfferBytes,
+      'WHEP',
+    );
   }
 }

@@ -77,7 +77,10 @@ const hashToken = (token: string) => createHash('sha256').update(token).digest()
 export function iceServerLinks(servers: IceServerConfig[]): string[] {
   const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
   return servers.map((s) =>
-    [`<${s.urls}>; rel="ice-server"`, ...(s.username ? [`username=${q(s.username)}`, `credential=${q(s.credential ?? '')}`, 'credential-type="password"'] : [])].join('; '),
+    [
+      `<${s.urls}>; rel="ice-server"`,
+      ...(s.username ? [`username=${q(s.username)}`, `credential=${q(s.credential ?? '')}`, 'credential-type="password"'] : []),
+    ].join('; '),
   );
 }
 
@@ -141,7 +144,11 @@ export class WhipEndpoint implements SignallingRoute {
     const named = publishTokenStream(token);
     if (named !== null && req.path !== '/' && req.path.slice(1) !== named) {
       this.counters.unauthorized++;
-      refuse(new HttpError(401, 'token_wrong_stream', `this publish token is for stream ${named}, not ${req.path.slice(1)}`, { 'www-authenticate': 'Bearer error="invalid_token"' }));
+      refuse(
+        new HttpError(401, 'token_wrong_stream', `this publish token is for stream ${named}, not ${req.path.slice(1)}`, {
+          'www-authenticate': 'Bearer error="invalid_token"',
+        }),
+      );
     }
     const address = req.remoteAddress;
     const pending = this.#pending.get(address) ?? 0;
@@ -173,7 +180,9 @@ export class WhipEndpoint implements SignallingRoute {
       if (!auth.ok) {
         this.counters.unauthorized++;
         this.#log.warn('whip publish refused', { remote: address, key: `${token.slice(0, 4)}…`, reason: auth.reason });
-        return refuse(new HttpError(401, 'unauthorized', 'the stream key was not accepted', { 'www-authenticate': 'Bearer error="invalid_token"' }));
+        return refuse(
+          new HttpError(401, 'unauthorized', 'the stream key was not accepted', { 'www-authenticate': 'Bearer error="invalid_token"' }),
+        );
       }
       return await this.#accept(req, token, shaped, auth.context);
     } finally {
@@ -184,7 +193,12 @@ export class WhipEndpoint implements SignallingRoute {
     }
   }
 
-  async #accept(req: SignallingRequest, token: string, shaped: ReturnType<typeof shapeOffer>, lease: AuthorizeResponse): Promise<SignallingResponse> {
+  async #accept(
+    req: SignallingRequest,
+    token: string,
+    shaped: ReturnType<typeof shapeOffer>,
+    lease: AuthorizeResponse,
+  ): Promise<SignallingResponse> {
     const id = randomBytes(12).toString('base64url');
     const o = this.#opts;
     const publisher = new WhipPublisher({
@@ -211,7 +225,13 @@ export class WhipEndpoint implements SignallingRoute {
     const etag = `"${randomBytes(8).toString('hex')}"`;
     this.#sessions.set(id, { publisher, etag, tokenHash: hashToken(token), endpoint: req.path });
     void publisher.ended.then(() => this.#sessions.delete(id));
-    this.#log.info('whip publisher accepted', { whip: id, streamId: lease.streamId, epoch: lease.epoch, remote: req.remoteAddress, tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`) });
+    this.#log.info('whip publisher accepted', {
+      whip: id,
+      streamId: lease.streamId,
+      epoch: lease.epoch,
+      remote: req.remoteAddress,
+      tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`),
+    });
     o.onPublisher(publisher, token);
     return {
       status: 201,
@@ -235,7 +255,8 @@ export class WhipEndpoint implements SignallingRoute {
     }
     // The resource is the publisher's: only the token that created it may change or end it.
     const presented = hashToken(bearer(req));
-    if (!timingSafeEqual(presented, session.tokenHash)) throw new HttpError(401, 'unauthorized', 'not the token this session was created with', { 'www-authenticate': 'Bearer' });
+    if (!timingSafeEqual(presented, session.tokenHash))
+      throw new HttpError(401, 'unauthorized', 'not the token this session was created with', { 'www-authenticate': 'Bearer' });
     if (req.method === 'DELETE') {
       session.publisher.close('the publisher ended the WHIP session');
       return { status: 200 };
@@ -245,6 +266,11 @@ export class WhipEndpoint implements SignallingRoute {
 
   #patch(req: SignallingRequest, session: WhipSession): Promise<SignallingResponse> {
     const p = session.publisher;
-    return applyTricklePatch(req, { etag: session.etag, remoteOffer: p.remoteOffer, addRemoteCandidate: (c, mid) => p.addRemoteCandidate(c, mid) }, this.#opts.limits.maxOfferBytes, 'WHIP');
+    return applyTricklePatch(
+      req,
+      { etag: session.etag, remoteOffer: p.remoteOffer, addRemoteCandidate: (c, mid) => p.addRemoteCandidate(c, mid) },
+      this.#opts.limits.maxOfferBytes,
+      'WHIP',
+    );
   }
 }

@@ -199,7 +199,8 @@ export class WhipPublisher implements Publisher {
     this.#timers.push(
       setInterval(() => {
         const silent = performance.now() - this.#lastPacketAt;
-        if (this.state === 'connected' && silent > this.#opts.mediaTimeoutMs) this.#end('idle-timeout', `no media for ${Math.round(silent)} ms`);
+        if (this.state === 'connected' && silent > this.#opts.mediaTimeoutMs)
+          this.#end('idle-timeout', `no media for ${Math.round(silent)} ms`);
       }, every),
     );
   }

@@ -3,7 +3,14 @@
 // streams may be listed is decided here, once, in SQL over the stored settings (see `listed` in
 // core/contracts/stream-config.ts): a LIMIT must count listed rows only.
 import type { Env } from '../env.ts';
-import { DIRECTORY_LIMITS, replayPath, watchPath, type Directory, type DirectoryLive, type DirectoryRecording } from '../../core/contracts/directory.ts';
+import {
+  DIRECTORY_LIMITS,
+  replayPath,
+  watchPath,
+  type Directory,
+  type DirectoryLive,
+  type DirectoryRecording,
+} from '../../core/contracts/directory.ts';
 
 /**
  * `listed: true` or `false` decides; unset, a stream is listed when anyone anywhere may play it.

@@ -38,7 +38,13 @@ function rebuild(env: Env, origin: string, waitUntil: (p: Promise<unknown>) => v
     const copy = { text: JSON.stringify(await buildDirectory(env, builtAt)), builtAt };
     memo = copy;
     if (typeof caches !== 'undefined') {
-      const res = new Response(copy.text, { headers: { 'content-type': 'application/json', 'cache-control': `max-age=${DIRECTORY_LIMITS.staleSeconds}`, [BUILT_AT_HEADER]: String(builtAt) } });
+      const res = new Response(copy.text, {
+        headers: {
+          'content-type': 'application/json',
+          'cache-control': `max-age=${DIRECTORY_LIMITS.staleSeconds}`,
+          [BUILT_AT_HEADER]: String(builtAt),
+        },
+      });
       waitUntil(caches.default.put(cacheKey(origin), res).catch(() => undefined));
     }
     return copy;
@@ -50,7 +56,12 @@ function rebuild(env: Env, origin: string, waitUntil: (p: Promise<unknown>) => v
  * The newest copy this isolate or colo has, if fresh; a stale one (rebuild started in the
  * background); otherwise a new one.
  */
-export async function currentDirectory(env: Env, origin: string, waitUntil: (p: Promise<unknown>) => void, now = Date.now()): Promise<DirectoryCopy> {
+export async function currentDirectory(
+  env: Env,
+  origin: string,
+  waitUntil: (p: Promise<unknown>) => void,
+  now = Date.now(),
+): Promise<DirectoryCopy> {
   let best = memo;
   if (!best || now - best.builtAt >= FRESH_MS) {
     const colo = await fromColo(origin);
@@ -58,7 +69,11 @@ export async function currentDirectory(env: Env, origin: string, waitUntil: (p: 
   }
   if (best && now - best.builtAt < FRESH_MS) return best;
   if (best && now - best.builtAt < STALE_MS) {
-    waitUntil(rebuild(env, origin, waitUntil).catch((err: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'directory rebuild failed', error: String(err) }))));
+    waitUntil(
+      rebuild(env, origin, waitUntil).catch((err: unknown) =>
+        console.error(JSON.stringify({ level: 'error', msg: 'directory rebuild failed', error: String(err) })),
+      ),
+    );
     return best;
   }
   return rebuild(env, origin, waitUntil);

@@ -9,7 +9,13 @@ import type { Env } from '../env.ts';
 import { getStream } from '../catalog.ts';
 import { BoxError } from '../../core/cmaf/boxes.ts';
 import { ClipEncodingChanged, muxClip, type ClipSegmentSource } from '../../core/cmaf/clip-mp4.ts';
-import { exportContentDisposition, exportRetryDelaySeconds, exportTracks, MAX_EXPORT_ATTEMPTS, type ClipExportMessage } from '../../core/contracts/clip-export.ts';
+import {
+  exportContentDisposition,
+  exportRetryDelaySeconds,
+  exportTracks,
+  MAX_EXPORT_ATTEMPTS,
+  type ClipExportMessage,
+} from '../../core/contracts/clip-export.ts';
 import type { VodPlaylistSnapshot, VodSegment } from '../../core/contracts/live-model.ts';
 import { clipExportKey, mediaObjectKey } from '../../core/contracts/object-keys.ts';
 import type { LadderRung } from '../../core/contracts/stream-config.ts';
@@ -48,9 +54,22 @@ export async function handleExportBatch(batch: MessageBatch<ClipExportMessage>, 
       msg.ack();
     } catch (err) {
       const permanent = err instanceof ExportFailure || err instanceof BoxError;
-      console.error(JSON.stringify({ level: 'error', msg: 'clip export failed', clipId: msg.body.clipId, attempt: msg.attempts, permanent, error: String(err) }));
+      console.error(
+        JSON.stringify({
+          level: 'error',
+          msg: 'clip export failed',
+          clipId: msg.body.clipId,
+          attempt: msg.attempts,
+          permanent,
+          error: String(err),
+        }),
+      );
       if (permanent || msg.attempts >= MAX_EXPORT_ATTEMPTS) {
-        await failExport(env, msg.body.clipId, permanent ? (err as Error).message : 'the export could not be made (storage errors); request it again');
+        await failExport(
+          env,
+          msg.body.clipId,
+          permanent ? (err as Error).message : 'the export could not be made (storage errors); request it again',
+        );
         msg.ack();
       } else {
         msg.retry({ delaySeconds: exportRetryDelaySeconds(msg.attempts) });
@@ -66,19 +85,26 @@ export async function exportClip(env: Env, clipId: string, options: ExportOption
   if (!row || row.export_renditions === null || (row.export_status !== 'pending' && row.export_status !== 'processing')) return;
   if (row.status !== 'ready') throw new ExportFailure('the clip has expired');
   const requested = JSON.parse(row.export_renditions) as string[];
-  await env.DB.prepare("UPDATE clips SET export_status = 'processing', updated_at = ? WHERE id = ? AND export_status = 'pending'").bind(Date.now(), clipId).run();
+  await env.DB.prepare("UPDATE clips SET export_status = 'processing', updated_at = ? WHERE id = ? AND export_status = 'pending'")
+    .bind(Date.now(), clipId)
+    .run();
   const stream = await getStream(env.DB, row.stream_id);
-  if (!stream) throw new ExportFailure('the clip\'s stream was deleted');
+  if (!stream) throw new ExportFailure("the clip's stream was deleted");
   const files: Array<{ rendition: string; size: number }> = [];
   const progress = new ExportProgress(env.DB, clipId, requested.length, options.progressIntervalMs ?? PROGRESS_INTERVAL_MS);
   for (const rendition of requested) {
     const key = clipExportKey(clipId, rendition);
     const done = await env.MEDIA.head(key);
-    files.push({ rendition, size: done?.size ?? (await writeClipFile(env, row, stream.settings.ladder, rendition, key, options, progress)) });
+    files.push({
+      rendition,
+      size: done?.size ?? (await writeClipFile(env, row, stream.settings.ladder, rendition, key, options, progress)),
+    });
     await progress.fileDone();
   }
   // Ready only if the request did not change meanwhile (a new one re-queued the job).
-  const updated = await env.DB.prepare("UPDATE clips SET export_status = 'ready', export_error = NULL, export_progress = 1, updated_at = ? WHERE id = ? AND export_renditions = ? AND export_status IN ('pending', 'processing')")
+  const updated = await env.DB.prepare(
+    "UPDATE clips SET export_status = 'ready', export_error = NULL, export_progress = 1, updated_at = ? WHERE id = ? AND export_renditions = ? AND export_status IN ('pending', 'processing')",
+  )
     .bind(Date.now(), clipId, row.export_renditions)
     .run();
   if (updated.meta.changes > 0) {
@@ -93,7 +119,9 @@ export async function exportClip(env: Env, clipId: string, options: ExportOption
 async function failExport(env: Env, clipId: string, error: string): Promise<void> {
   const row = await env.DB.prepare('SELECT stream_id FROM clips WHERE id = ?').bind(clipId).first<{ stream_id: string }>();
   if (!row) return;
-  const updated = await env.DB.prepare("UPDATE clips SET export_status = 'failed', export_error = ?, updated_at = ? WHERE id = ? AND export_status IN ('pending', 'processing')")
+  const updated = await env.DB.prepare(
+    "UPDATE clips SET export_status = 'failed', export_error = ?, updated_at = ? WHERE id = ? AND export_status IN ('pending', 'processing')",
+  )
     .bind(error.slice(0, 500), Date.now(), clipId)
     .run();
   if (updated.meta.changes > 0) await queueWebhookEvent(env, 'clip.export.failed', { clipId, streamId: row.stream_id, error });
@@ -108,7 +136,15 @@ interface TrackPlan {
 }
 
 /** One file: the rendition (and the audio), segment by segment from R2 into a multipart upload. */
-async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRung[], rendition: string, key: string, options: ExportOptions, progress: ExportProgress): Promise<number> {
+async function writeClipFile(
+  env: Env,
+  clip: ClipRow,
+  ladder: readonly LadderRung[],
+  rendition: string,
+  key: string,
+  options: ExportOptions,
+  progress: ExportProgress,
+): Promise<number> {
   const stub = env.STREAM_STATE.getByName(clip.stream_id);
   const plans: TrackPlan[] = [];
   for (const name of exportTracks(ladder, rendition)) {
@@ -158,7 +194,11 @@ async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRun
     const seg = plan.segments[i]!;
     const previous = plan.segments[i - 1];
     return {
-      bytes: await readJoinedSegment(env, { streamId: clip.stream_id, epoch: seg.epoch, rendition: plan.rendition, msn: seg.msn }, seg.byteLength),
+      bytes: await readJoinedSegment(
+        env,
+        { streamId: clip.stream_id, epoch: seg.epoch, rendition: plan.rendition, msn: seg.msn },
+        seg.byteLength,
+      ),
       // A reconnection inside the clip: its fragments continue the track only if the new
       // encoder describes its samples the same way (same ladder settings: it does).
       init: previous && previous.epoch !== seg.epoch ? await readObject(env, initKey(plan, seg.epoch)) : undefined,
@@ -189,12 +229,25 @@ async function writeClipFile(env: Env, clip: ClipRow, ladder: readonly LadderRun
       timing: { startOffset: primary.startTimeOffset, duration },
     });
     const size = await sink.close((head) => muxer.patchHead(head));
-    console.log(JSON.stringify({ level: 'info', msg: 'clip exported', clipId: clip.id, rendition, tracks: plans.map((p) => p.rendition), size, duration, ms: Date.now() - started }));
+    console.log(
+      JSON.stringify({
+        level: 'info',
+        msg: 'clip exported',
+        clipId: clip.id,
+        rendition,
+        tracks: plans.map((p) => p.rendition),
+        size,
+        duration,
+        ms: Date.now() - started,
+      }),
+    );
     return size;
   } catch (err) {
     await sink.abort();
     if (err instanceof ClipEncodingChanged) {
-      throw new ExportFailure(`the ${plans[err.track]!.rendition} encoding changed at a reconnection inside the clip; export the parts before and after it separately`);
+      throw new ExportFailure(
+        `the ${plans[err.track]!.rendition} encoding changed at a reconnection inside the clip; export the parts before and after it separately`,
+      );
     }
     throw err;
   }
@@ -250,7 +303,9 @@ async function readObject(env: Env, key: string, length?: number): Promise<Uint8
 
 /** A segment's bytes joined from its parts (the first `length` of them when given), or a permanent failure when they are gone. */
 async function readJoinedSegment(env: Env, ref: SegmentRef, length?: number): Promise<Uint8Array> {
-  const seg = await readSegment(env.MEDIA, ref, () => env.STREAM_STATE.getByName(ref.streamId).segmentParts(ref.rendition, ref.epoch, ref.msn));
+  const seg = await readSegment(env.MEDIA, ref, () =>
+    env.STREAM_STATE.getByName(ref.streamId).segmentParts(ref.rendition, ref.epoch, ref.msn),
+  );
   if (!('bytes' in seg)) throw new ExportFailure(`the clip's media are gone (segment ${ref.msn} of ${ref.rendition}: ${seg.message})`);
   return length === undefined ? seg.bytes : seg.bytes.subarray(0, length);
 }
@@ -301,7 +356,8 @@ export class R2FileSink {
       return this.#size;
     }
     patchHead(this.#first);
-    const upload = this.#upload ?? (this.#upload = await this.#bucket.createMultipartUpload(this.#key, { httpMetadata: this.#httpMetadata }));
+    const upload =
+      this.#upload ?? (this.#upload = await this.#bucket.createMultipartUpload(this.#key, { httpMetadata: this.#httpMetadata }));
     if (this.#filled > 0) this.#parts.push(await upload.uploadPart(this.#parts.length + 2, this.#buffer.subarray(0, this.#filled)));
     this.#parts.push(await upload.uploadPart(1, this.#first));
     await upload.complete(this.#parts.sort((a, b) => a.partNumber - b.partNumber));

@@ -61,7 +61,6 @@ export function viewerCountry(req: Request, devOverride: boolean): string | unde
   return req.cf?.country as string | undefined;
 }
 
-
 function logLookupError(kid: string, err: unknown): void {
   console.error(JSON.stringify({ level: 'error', msg: 'signing key lookup failed', kid, error: String(err) }));
 }
@@ -90,7 +89,11 @@ export function playbackAccess(): MiddlewareHandler<PlaybackAccessEnv> {
       const token = presented[0];
       if (!token) refuse(401, 'token_required', 'this stream needs a playback token (?token=)');
       if (presented.length > 1) refuse(401, 'invalid_token', 'more than one token');
-      const r = await playbackVerifier.verify(token, { now, loadKey: (kid) => lookupSigningKey(c.env.DB, kid), onLookupError: logLookupError });
+      const r = await playbackVerifier.verify(token, {
+        now,
+        loadKey: (kid) => lookupSigningKey(c.env.DB, kid),
+        onLookupError: logLookupError,
+      });
       if (!r.ok) refuse(r.rejection.status, r.rejection.code, r.rejection.message);
       // The signature is good but names another stream: a real token in the wrong place.
       if (r.claims.sub !== streamId) refuse(403, 'token_wrong_stream', 'the token is for another stream');

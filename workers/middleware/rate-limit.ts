@@ -17,7 +17,9 @@ export function rateLimit<E extends { Bindings: Env }>(opts: RateLimitOptions<E>
   return async (c, next) => {
     const { success } = await opts.limiter(c.env).limit({ key: opts.key(c) });
     if (!success) {
-      return errorResponse(429, 'rate_limited', `too many requests; retry in ${opts.periodSeconds} s`, { 'retry-after': String(opts.periodSeconds) });
+      return errorResponse(429, 'rate_limited', `too many requests; retry in ${opts.periodSeconds} s`, {
+        'retry-after': String(opts.periodSeconds),
+      });
     }
     await next();
   };

@@ -4,15 +4,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
-import {
-  getStream,
-  hashStreamKey,
-  newStreamId,
-  newStreamKey,
-  toRecord,
-  type StreamRecord,
-  type StreamRow,
-} from '../catalog.ts';
+import { getStream, hashStreamKey, newStreamId, newStreamKey, toRecord, type StreamRecord, type StreamRow } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
 import { CountryListSchema } from '../../core/auth/geo.ts';
@@ -62,23 +54,44 @@ function urlsOf(node: IngestNode, streamKey: string): IngestUrls {
  * `backup`, those of the next-ranked node when a second one is healthy; without a registered node,
  * the RTMP_INGEST_URL / RTMPS_INGEST_URL / SRT_INGEST_URL / WHIP_INGEST_URL variables (and no backup).
  */
-async function ingestFor(env: Env, req: Request, streamKey: string): Promise<{ urls: IngestUrls & { backup: IngestUrls | null }; node: IngestNode | null }> {
+async function ingestFor(
+  env: Env,
+  req: Request,
+  streamKey: string,
+): Promise<{ urls: IngestUrls & { backup: IngestUrls | null }; node: IngestNode | null }> {
   let nodes: { primary: IngestNode | null; backup: IngestNode | null } = { primary: null, backup: null };
   try {
     nodes = await ingestNodesFor(env, req);
   } catch (err) {
-    console.error(JSON.stringify({ level: 'error', msg: 'ingest registry unavailable; using the configured ingest URLs', error: String(err) }));
+    console.error(
+      JSON.stringify({ level: 'error', msg: 'ingest registry unavailable; using the configured ingest URLs', error: String(err) }),
+    );
   }
   const { primary, backup } = nodes;
   if (primary) return { urls: { ...urlsOf(primary, streamKey), backup: backup ? urlsOf(backup, streamKey) : null }, node: primary };
   const base = (env.RTMP_INGEST_URL ?? 'rtmp://127.0.0.1:1935/live').replace(/\/$/, '');
   const rtmps = env.RTMPS_INGEST_URL ? `${env.RTMPS_INGEST_URL.replace(/\/$/, '')}/${streamKey}` : null;
-  return { urls: { rtmp: `${base}/${streamKey}`, rtmps, srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null, whip: env.WHIP_INGEST_URL ?? null, nodeId: null, region: null, backup: null }, node: null };
+  return {
+    urls: {
+      rtmp: `${base}/${streamKey}`,
+      rtmps,
+      srt: env.SRT_INGEST_URL ? srtUrlFor(env.SRT_INGEST_URL, streamKey) : null,
+      whip: env.WHIP_INGEST_URL ?? null,
+      nodeId: null,
+      region: null,
+      backup: null,
+    },
+    node: null,
+  };
 }
 
 function playbackUrls(origin: string, id: string, realtime = false) {
   // WHEP (sub-second, WebRTC) only for streams that have it: POST an SDP offer there.
-  return { hls: `${origin}/live/${id}/index.m3u8`, watch: `${origin}/watch/${id}`, ...(realtime ? { whep: `${origin}/live/${id}/whep` } : {}) };
+  return {
+    hls: `${origin}/live/${id}/index.m3u8`,
+    watch: `${origin}/watch/${id}`,
+    ...(realtime ? { whep: `${origin}/live/${id}/whep` } : {}),
+  };
 }
 
 function streamJson(origin: string, s: StreamRecord) {
@@ -102,8 +115,18 @@ adminRoutes.post('/streams', async (c) => {
   const body = await readJson(c.req.raw);
   // A named preset is its own ladder: a ladder beside it would be silently replaced.
   const named = body as { ladder?: unknown; ladderPreset?: unknown } | null;
-  if (named && typeof named === 'object' && named.ladder !== undefined && named.ladderPreset !== undefined && named.ladderPreset !== 'custom') {
-    throw new HttpError(400, 'invalid_request', 'stream settings: give a ladder with ladderPreset "custom" (or no ladderPreset), not with a preset');
+  if (
+    named &&
+    typeof named === 'object' &&
+    named.ladder !== undefined &&
+    named.ladderPreset !== undefined &&
+    named.ladderPreset !== 'custom'
+  ) {
+    throw new HttpError(
+      400,
+      'invalid_request',
+      'stream settings: give a ladder with ladderPreset "custom" (or no ladderPreset), not with a preset',
+    );
   }
   const settings = parseOr400(StreamSettingsSchema, body, 'stream settings');
   const id = newStreamId();
@@ -116,9 +139,7 @@ adminRoutes.post('/streams', async (c) => {
   const ns = c.env.STREAM_STATE;
   const stub = ingest.node ? ns.get(ns.idFromName(id), { locationHint: ingest.node.locationHint }) : ns.getByName(id);
   await stub.configure({ streamId: id, settings });
-  await c.env.DB.prepare(
-    'INSERT INTO streams (id, title, key_hash, settings, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-  )
+  await c.env.DB.prepare('INSERT INTO streams (id, title, key_hash, settings, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
     .bind(id, settings.title, await hashStreamKey(streamKey), JSON.stringify(settings), 'idle', now, now)
     .run();
   forgetPlaybackAccess(id); // a viewer may have asked for it before it existed
@@ -197,7 +218,12 @@ adminRoutes.patch('/streams/:id', async (c) => {
 
 const MintTokenSchema = z.strictObject({
   /** Seconds the token is valid for. */
-  expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+  expiresIn: z
+    .number()
+    .int()
+    .min(10)
+    .max(7 * 24 * 3600)
+    .default(3600),
   /** Unix seconds before which the token is refused. */
   notBefore: z.number().int().nonnegative().optional(),
   allowCountries: CountryListSchema.optional(),
@@ -216,7 +242,13 @@ adminRoutes.post(
     const now = Date.now();
     const expiresAt = Math.floor(now / 1000) + body.expiresIn;
     const key = await managedSigningKey(c.env.DB, now);
-    const grant = { streamId: id, expiresAt, notBefore: body.notBefore, allowCountries: body.allowCountries, blockCountries: body.blockCountries };
+    const grant = {
+      streamId: id,
+      expiresAt,
+      notBefore: body.notBefore,
+      allowCountries: body.allowCountries,
+      blockCountries: body.blockCountries,
+    };
     const token = await signPlaybackToken(grant, key, now);
     const urls = playbackUrls(new URL(c.req.url).origin, id);
     return c.json(
@@ -257,5 +289,10 @@ adminRoutes.post('/streams/:id/rotate-key', async (c) => {
     .run();
   if (res.meta.changes === 0) throw new HttpError(404, 'stream_not_found', `no stream ${id}`);
   const { revokedEpoch } = await c.env.STREAM_STATE.getByName(id).revokeLease();
-  return c.json({ id, streamKey, ingest: (await ingestFor(c.env, c.req.raw, streamKey)).urls, endedSession: revokedEpoch === null ? null : { epoch: revokedEpoch } });
+  return c.json({
+    id,
+    streamKey,
+    ingest: (await ingestFor(c.env, c.req.raw, streamKey)).urls,
+    endedSession: revokedEpoch === null ? null : { epoch: revokedEpoch },
+  });
 });

@@ -61,7 +61,10 @@ export async function createClip(env: Env, origin: string, streamId: string, bod
   const stream = await getStream(env.DB, streamId);
   if (!stream) throw new HttpError(404, 'stream_not_found', `no stream ${streamId}`);
   // Checked before anything is cut: a bad export request makes no clip.
-  const renditions = body.export === false ? null : requestedRenditions(await publishedLadder(env, stream), body.export === true ? undefined : body.export.renditions);
+  const renditions =
+    body.export === false
+      ? null
+      : requestedRenditions(await publishedLadder(env, stream), body.export === true ? undefined : body.export.renditions);
   const id = newClipId();
   const r = await env.STREAM_STATE.getByName(streamId).createClip(id, point(body.start), point(body.end), body.retentionDays);
   if (r.status !== 200) throw rpcError(r);
@@ -87,7 +90,23 @@ export async function createClip(env: Env, origin: string, streamId: string, bod
   await env.DB.prepare(
     'INSERT INTO clips (id, stream_id, status, title, start_at, end_at, duration, first_msn, last_msn, export_status, export_key, export_renditions, expires_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   )
-    .bind(id, streamId, 'ready', row.title, row.start_at, row.end_at, row.duration, row.first_msn, row.last_msn, row.export_status, row.export_key, row.export_renditions, row.expires_at, now, now)
+    .bind(
+      id,
+      streamId,
+      'ready',
+      row.title,
+      row.start_at,
+      row.end_at,
+      row.duration,
+      row.first_msn,
+      row.last_msn,
+      row.export_status,
+      row.export_key,
+      row.export_renditions,
+      row.expires_at,
+      now,
+      now,
+    )
     .run();
   if (renditions) await queueExport(env, row);
   await queueWebhookEvent(env, 'clip.ready', {
@@ -125,8 +144,18 @@ clipRoutes.post('/clips/:id/export', adminAuth(), async (c) => {
     if (row.export_status !== 'failed' && now - row.updated_at < STALE_EXPORT_MS) return c.json(clipJson(origin, row), 202);
   }
   const renditions = [...had, ...asked.filter((r) => !had.includes(r))];
-  const next: ClipRow = { ...row, export_status: 'pending', export_key: clipExportPrefix(id), export_error: null, export_renditions: JSON.stringify(renditions), export_progress: 0, updated_at: now };
-  await c.env.DB.prepare("UPDATE clips SET export_status = 'pending', export_key = ?, export_error = NULL, export_renditions = ?, export_progress = 0, updated_at = ? WHERE id = ?")
+  const next: ClipRow = {
+    ...row,
+    export_status: 'pending',
+    export_key: clipExportPrefix(id),
+    export_error: null,
+    export_renditions: JSON.stringify(renditions),
+    export_progress: 0,
+    updated_at: now,
+  };
+  await c.env.DB.prepare(
+    "UPDATE clips SET export_status = 'pending', export_key = ?, export_error = NULL, export_renditions = ?, export_progress = 0, updated_at = ? WHERE id = ?",
+  )
     .bind(next.export_key, next.export_renditions, now, id)
     .run();
   await queueExport(c.env, next);
@@ -175,7 +204,10 @@ clipRoutes.get('/streams/:id/clips', adminAuth(), async (c) => {
     .all<ClipRow>();
   const origin = new URL(c.req.url).origin;
   const last = rows.results.at(-1);
-  return c.json({ clips: rows.results.map((r) => clipJson(origin, r)), next: rows.results.length === q.limit && last ? { before: last.created_at } : null });
+  return c.json({
+    clips: rows.results.map((r) => clipJson(origin, r)),
+    next: rows.results.length === q.limit && last ? { before: last.created_at } : null,
+  });
 });
 
 clipRoutes.get('/clips/:id', adminAuth(), async (c) => {

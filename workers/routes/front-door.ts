@@ -18,7 +18,11 @@ const DOC_RE = /^[a-z][a-z0-9-]{0,40}\.md$/;
 
 directoryRoutes.get('/directory', async (c) => {
   const copy = await currentDirectory(c.env, new URL(c.req.url).origin, (p) => c.executionCtx.waitUntil(p));
-  return c.body(copy.text, 200, { 'content-type': 'application/json; charset=utf-8', 'cache-control': directoryCacheControl(copy), 'access-control-allow-origin': '*' });
+  return c.body(copy.text, 200, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': directoryCacheControl(copy),
+    'access-control-allow-origin': '*',
+  });
 });
 
 /**
@@ -26,7 +30,13 @@ directoryRoutes.get('/directory', async (c) => {
  * the content-hashed files of this deployment, which a deploy replaces, and carries the listing
  * of this moment; its stylesheet and script go out as Link preloads (103 Early Hints at Cloudflare).
  */
-async function builtPage(assets: Fetcher, requestUrl: string, file: string, fill?: (html: string) => string, extraLinks: string[] = []): Promise<Response> {
+async function builtPage(
+  assets: Fetcher,
+  requestUrl: string,
+  file: string,
+  fill?: (html: string) => string,
+  extraLinks: string[] = [],
+): Promise<Response> {
   const page = await assets.fetch(new URL(`/dist/${file}`, requestUrl));
   if (!page.ok) return errorResponse(503, 'not_built', `the page ${file} is not built (npm run build:assets)`);
   const raw = await page.text();

@@ -122,7 +122,10 @@ export async function ingestNodesFor(env: Env, req: Request): Promise<{ primary:
 }
 
 /** A node's publish URLs for one stream key (RTMPS, SRT and WHIP when the node has them). */
-export function nodeIngestUrls(node: Pick<IngestNode, 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'whipUrl'>, streamKey: string): { rtmp: string; rtmps: string | null; srt: string | null; whip: string | null } {
+export function nodeIngestUrls(
+  node: Pick<IngestNode, 'rtmpUrl' | 'rtmpsUrl' | 'srtUrl' | 'whipUrl'>,
+  streamKey: string,
+): { rtmp: string; rtmps: string | null; srt: string | null; whip: string | null } {
   return {
     rtmp: `${node.rtmpUrl.replace(/\/$/, '')}/${streamKey}`,
     rtmps: node.rtmpsUrl ? `${node.rtmpsUrl.replace(/\/$/, '')}/${streamKey}` : null,

@@ -120,7 +120,13 @@ ingestRoutes.put('/:stream/:epoch/thumbnails/:file', async (c) => {
   if (body.byteLength === 0) throw new HttpError(400, 'empty_body', 'a push carries the JPEG bytes');
   const meta = parseOr400(ThumbnailMetaSchema, parseMeta(c.req.header(HEADER_META)), 'thumbnail meta');
   const bytes = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body.buffer : body.slice().buffer;
-  const r = await c.env.STREAM_STATE.getByName(stream).ingestThumbnail(epoch, Number(m[1]), meta.programDateTime, bytes as ArrayBuffer, signed);
+  const r = await c.env.STREAM_STATE.getByName(stream).ingestThumbnail(
+    epoch,
+    Number(m[1]),
+    meta.programDateTime,
+    bytes as ArrayBuffer,
+    signed,
+  );
   if ('code' in r) throw rpcError(r);
   return c.json({ ok: true, duplicate: r.duplicate === true }, r.status);
 });

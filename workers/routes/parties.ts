@@ -36,6 +36,17 @@ partyRoutes.post(
     const exp = iat + PARTY_HOST_TTL_SEC;
     const hostToken = await signRoomToken({ room, name: body.name ?? 'Host', role: 'host', exp, iat }, c.env.ROOM_TOKEN_SECRET);
     const invite = `/party/${room}?stream=${body.stream}`;
-    return c.json({ room, stream: body.stream, hostToken, expiresAt: new Date(exp * 1000).toISOString(), url: `${invite}&roomToken=${hostToken}`, invite }, 201, { 'cache-control': 'no-store' });
+    return c.json(
+      {
+        room,
+        stream: body.stream,
+        hostToken,
+        expiresAt: new Date(exp * 1000).toISOString(),
+        url: `${invite}&roomToken=${hostToken}`,
+        invite,
+      },
+      201,
+      { 'cache-control': 'no-store' },
+    );
   },
 );

@@ -90,7 +90,14 @@ playbackRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
     key: `${id}|${rendition}|${directiveCacheKey(d)}${startKey}${token ? '|signed' : ''}`,
     blocking,
     signed: !!token,
-    cache: blocking && cache ? { cache, url: `${url.origin}/live/${id}/${rendition}/index.m3u8?${directiveCacheKey(d)}${startKey}${token ? '&signed' : ''}`, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null,
+    cache:
+      blocking && cache
+        ? {
+            cache,
+            url: `${url.origin}/live/${id}/${rendition}/index.m3u8?${directiveCacheKey(d)}${startKey}${token ? '&signed' : ''}`,
+            waitUntil: (p) => c.executionCtx.waitUntil(p),
+          }
+        : null,
     make: async () => {
       const r = await c.env.STREAM_STATE.getByName(id).playlist(rendition, d, start.start);
       if (r.status !== 200) return r;
@@ -118,7 +125,11 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   const range = c.req.header('range');
   // A segment is its parts joined (each media byte is written to R2 once).
   if (object.kind === 'segment') {
-    return segmentResponse(c.env, { streamId: id, epoch, rendition, msn: object.msn }, { signed, range, origin: new URL(c.req.url).origin, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    return segmentResponse(
+      c.env,
+      { streamId: id, epoch, rendition, msn: object.msn },
+      { signed, range, origin: new URL(c.req.url).origin, waitUntil: (p) => c.executionCtx.waitUntil(p) },
+    );
   }
   const cache = typeof caches !== 'undefined' ? caches.default : null;
   // The cache key is the object's, never the request URL: viewers with different tokens share
@@ -137,7 +148,11 @@ playbackRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
     const obj = await read();
     return obj ? objectResponse(obj, { signed, range, cache: null }) : notFound();
   }
-  const answer = await mediaAnswer({ key, cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null, read });
+  const answer = await mediaAnswer({
+    key,
+    cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null,
+    read,
+  });
   if (!answer) return notFound();
   const headers = new Headers(answer.copy.headers);
   headers.set('cache-control', forViewer(IMMUTABLE, signed));

@@ -13,7 +13,12 @@ export const publishTokenRoutes = new Hono<{ Bindings: Env }>();
 
 const MintPublishTokenSchema = z.strictObject({
   /** Seconds the token may start a publish for (checked when a publisher connects, not during its broadcast). */
-  expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(3600),
+  expiresIn: z
+    .number()
+    .int()
+    .min(10)
+    .max(7 * 24 * 3600)
+    .default(3600),
   /** reusable until it expires; single: one accepted publish; session: every use after the first repeats its session. */
   use: z.enum(['reusable', 'single', 'session']).default('reusable'),
 });

@@ -9,7 +9,14 @@ import { getStream } from '../catalog.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
 import { NAME_RE } from '../../core/contracts/object-keys.ts';
-import { QOE_DEFAULT_WINDOW_MINUTES, QOE_KEEP_MINUTES, QOE_MAX_BODY, QoeBatch, aggregateBatch, qoeDataPoints } from '../../core/contracts/qoe.ts';
+import {
+  QOE_DEFAULT_WINDOW_MINUTES,
+  QOE_KEEP_MINUTES,
+  QOE_MAX_BODY,
+  QoeBatch,
+  aggregateBatch,
+  qoeDataPoints,
+} from '../../core/contracts/qoe.ts';
 import { TtlCache } from '../../core/auth/ttl-cache.ts';
 
 /** Mounted at `/api` BEFORE the admin routes: beacons come from viewers, without the admin token. */
@@ -25,7 +32,10 @@ const known = new TtlCache<boolean>({ ttlMs: 60_000, staleIfErrorMs: 60_000, max
 
 async function streamExists(db: D1Database, id: string): Promise<boolean> {
   const now = Date.now();
-  return known.peek(id, now) ?? known.get(id, now, async () => (await db.prepare('SELECT 1 AS one FROM streams WHERE id = ?').bind(id).first()) !== null);
+  return (
+    known.peek(id, now) ??
+    known.get(id, now, async () => (await db.prepare('SELECT 1 AS one FROM streams WHERE id = ?').bind(id).first()) !== null)
+  );
 }
 
 qoeBeaconRoutes.post('/qoe', async (c) => {

@@ -35,7 +35,9 @@ recordingRoutes.get('/streams/:id/recordings', adminAuth(), async (c) => {
 
 recordingRoutes.get('/recordings/:id', adminAuth(), async (c) => {
   const id = c.req.param('id');
-  const row = RECORDING_ID_RE.test(id) ? await c.env.DB.prepare('SELECT * FROM recordings WHERE id = ?').bind(id).first<RecordingRow>() : null;
+  const row = RECORDING_ID_RE.test(id)
+    ? await c.env.DB.prepare('SELECT * FROM recordings WHERE id = ?').bind(id).first<RecordingRow>()
+    : null;
   if (!row) throw new HttpError(404, 'recording_not_found', `no recording ${id}`);
   return c.json(recordingJson(new URL(c.req.url).origin, row));
 });

@@ -80,7 +80,10 @@ function streamIdParam(id: string | undefined): string {
 }
 
 async function getRestream(db: D1Database, streamId: string, id: string | undefined): Promise<RestreamRow> {
-  const row = id && RESTREAM_ID_RE.test(id) ? await db.prepare('SELECT * FROM restreams WHERE id = ? AND stream_id = ?').bind(id, streamId).first<RestreamRow>() : null;
+  const row =
+    id && RESTREAM_ID_RE.test(id)
+      ? await db.prepare('SELECT * FROM restreams WHERE id = ? AND stream_id = ?').bind(id, streamId).first<RestreamRow>()
+      : null;
   if (!row) throw new HttpError(404, 'restream_not_found', `stream ${streamId} has no restream ${id}`);
   return row;
 }
@@ -93,11 +96,14 @@ restreamRoutes.post('/:id/restreams', async (c) => {
   const body = parseOr400(CreateRestreamSchema, await readJson(c.req.raw), 'restream');
   const db = c.env.DB;
   const counts = await db
-    .prepare('SELECT (SELECT COUNT(*) FROM streams WHERE id = ?1) AS stream, (SELECT COUNT(*) FROM restreams WHERE stream_id = ?1) AS restreams')
+    .prepare(
+      'SELECT (SELECT COUNT(*) FROM streams WHERE id = ?1) AS stream, (SELECT COUNT(*) FROM restreams WHERE stream_id = ?1) AS restreams',
+    )
     .bind(streamId)
     .first<{ stream: number; restreams: number }>();
   if (!counts?.stream) throw new HttpError(404, 'stream_not_found', `no stream ${streamId}`);
-  if (counts.restreams >= MAX_RESTREAMS_PER_STREAM) throw new HttpError(409, 'too_many_restreams', `a stream forwards to at most ${MAX_RESTREAMS_PER_STREAM} destinations`);
+  if (counts.restreams >= MAX_RESTREAMS_PER_STREAM)
+    throw new HttpError(409, 'too_many_restreams', `a stream forwards to at most ${MAX_RESTREAMS_PER_STREAM} destinations`);
   const now = Date.now();
   const row: RestreamRow = {
     id: 'rs' + randomId(16),
@@ -116,7 +122,9 @@ restreamRoutes.post('/:id/restreams', async (c) => {
   };
   row.secret = await sealDestination(c.env.INGEST_SECRET, row.id, streamId, { url: body.url, streamKey: body.streamKey });
   await db
-    .prepare('INSERT INTO restreams (id, stream_id, name, url_display, key_hint, secret, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+    .prepare(
+      'INSERT INTO restreams (id, stream_id, name, url_display, key_hint, secret, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    )
     .bind(row.id, streamId, row.name, row.url_display, row.key_hint, row.secret, row.enabled, now, now)
     .run();
   return c.json(restreamJson(row, now), 201);
@@ -149,17 +157,26 @@ restreamRoutes.patch('/:id/restreams/:rid', async (c) => {
   if (patch.enabled !== undefined) next.enabled = patch.enabled ? 1 : 0;
   if (patch.url !== undefined || patch.streamKey !== undefined) {
     // One of the two changes: the other comes from what is stored.
-    const current = patch.url !== undefined && patch.streamKey !== undefined ? null : await openDestination(c.env.INGEST_SECRET, row.id, streamId, row.secret);
+    const current =
+      patch.url !== undefined && patch.streamKey !== undefined
+        ? null
+        : await openDestination(c.env.INGEST_SECRET, row.id, streamId, row.secret);
     const url = patch.url ?? current?.url;
     const streamKey = patch.streamKey ?? current?.streamKey;
     if (url === undefined || streamKey === undefined) {
-      throw new HttpError(409, 'secret_unreadable', 'the stored URL and key cannot be decrypted (INGEST_SECRET changed?): give both url and streamKey');
+      throw new HttpError(
+        409,
+        'secret_unreadable',
+        'the stored URL and key cannot be decrypted (INGEST_SECRET changed?): give both url and streamKey',
+      );
     }
     next.secret = await sealDestination(c.env.INGEST_SECRET, row.id, streamId, { url, streamKey });
     next.url_display = displayUrl(url);
     next.key_hint = keyHint(streamKey);
   }
-  await c.env.DB.prepare('UPDATE restreams SET name = ?, enabled = ?, secret = ?, url_display = ?, key_hint = ?, updated_at = ? WHERE id = ?')
+  await c.env.DB.prepare(
+    'UPDATE restreams SET name = ?, enabled = ?, secret = ?, url_display = ?, key_hint = ?, updated_at = ? WHERE id = ?',
+  )
     .bind(next.name, next.enabled, next.secret, next.url_display, next.key_hint, next.updated_at, row.id)
     .run();
   return c.json(restreamJson(next));
@@ -190,10 +207,15 @@ ingestRestreamRoutes.post('/:stream/:epoch/restreams', async (c) => {
   // A report from an older lease (a node that lost the publisher) never overwrites a newer one.
   const report = (id: string, status: Omit<RestreamStatus, 'id'>) =>
     db
-      .prepare('UPDATE restreams SET status = ?, status_epoch = ?, status_node = ?, status_at = ? WHERE id = ? AND stream_id = ? AND status_epoch <= ?')
+      .prepare(
+        'UPDATE restreams SET status = ?, status_epoch = ?, status_node = ?, status_at = ? WHERE id = ? AND stream_id = ? AND status_epoch <= ?',
+      )
       .bind(JSON.stringify(status), epoch, req.nodeId, now, id, stream, epoch);
   const updates = req.statuses.map(({ id, ...status }) => report(id, status));
-  const [rows] = await db.batch([db.prepare('SELECT id, secret, updated_at FROM restreams WHERE stream_id = ? AND enabled = 1 ORDER BY created_at').bind(stream), ...updates]);
+  const [rows] = await db.batch([
+    db.prepare('SELECT id, secret, updated_at FROM restreams WHERE stream_id = ? AND enabled = 1 ORDER BY created_at').bind(stream),
+    ...updates,
+  ]);
   const destinations: RestreamSyncResponse['destinations'] = [];
   const unreadable: D1PreparedStatement[] = [];
   for (const r of rows!.results as Array<{ id: string; secret: string; updated_at: number }>) {

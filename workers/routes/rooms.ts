@@ -6,15 +6,7 @@ import { z } from 'zod';
 import type { Env } from '../env.ts';
 import { cookieValue, errorResponse, timingSafeEqualString } from '../http.ts';
 import { clientAddress, rateLimit } from '../middleware/rate-limit.ts';
-import {
-  CLOSE,
-  DisplayName,
-  ROOM_PROTOCOL_VERSION,
-  RoleName,
-  RoomId,
-  parseResume,
-  type Role,
-} from '../../core/rooms/room-protocol.ts';
+import { CLOSE, DisplayName, ROOM_PROTOCOL_VERSION, RoleName, RoomId, parseResume, type Role } from '../../core/rooms/room-protocol.ts';
 import {
   ANONYMOUS_COOKIE,
   addressKey,
@@ -38,7 +30,11 @@ export const roomRoutes = new Hono<{ Bindings: Env }>();
  * address, before any token is checked: they take the admin token too, and must not be a way
  * around the brake on guessing it.
  */
-const adminRateLimit = rateLimit<{ Bindings: Env }>({ limiter: (env) => env.ADMIN_RATE_LIMITER, key: (c) => `admin:${clientAddress(c)}`, periodSeconds: 60 });
+const adminRateLimit = rateLimit<{ Bindings: Env }>({
+  limiter: (env) => env.ADMIN_RATE_LIMITER,
+  key: (c) => `admin:${clientAddress(c)}`,
+  periodSeconds: 60,
+});
 
 /** The anonymous identity cookie lives a year; every anonymous join renews it. */
 const ANONYMOUS_COOKIE_MAX_AGE = 365 * 24 * 3600;
@@ -88,18 +84,31 @@ roomRoutes.get('/:roomId/ws', async (c) => {
     // a viewer with neither is new, and new identities are what the Room limits per address.
     const secret = c.env.ROOM_TOKEN_SECRET;
     const cookie = cookieValue(c.req.header('cookie'), ANONYMOUS_COOKIE);
-    const known = (q.session ? await verifySession(q.session, roomId, secret) : null) ?? (cookie ? await verifyAnonymousIdentity(cookie, secret) : null);
+    const known =
+      (q.session ? await verifySession(q.session, roomId, secret) : null) ??
+      (cookie ? await verifyAnonymousIdentity(cookie, secret) : null);
     const anonId = known ?? newAnonymousId();
     uid = `a:${anonId}`;
     session = await signSession(roomId, anonId, secret);
-    anonymous = { address: await addressKey(clientAddress(c), secret), newIdentity: known === null, cookie: await signAnonymousIdentity(anonId, secret) };
+    anonymous = {
+      address: await addressKey(clientAddress(c), secret),
+      newIdentity: known === null,
+      cookie: await signAnonymousIdentity(anonId, secret),
+    };
   }
 
   const conn = newAnonymousId().slice(0, 12);
   const room = c.env.ROOM.getByName(roomId);
   let placed: Awaited<ReturnType<typeof room.admit>>;
   try {
-    placed = await room.admit({ room: roomId, conn, uid, role, viaToken, ...(anonymous ? { address: anonymous.address, newIdentity: anonymous.newIdentity } : {}) });
+    placed = await room.admit({
+      room: roomId,
+      conn,
+      uid,
+      role,
+      viaToken,
+      ...(anonymous ? { address: anonymous.address, newIdentity: anonymous.newIdentity } : {}),
+    });
   } catch (err) {
     console.error(JSON.stringify({ level: 'error', msg: 'rooms: admit failed', room: roomId, error: String(err) }));
     return refuseUpgrade('unavailable', 'the room is busy; try again', 1013);
@@ -119,7 +128,14 @@ roomRoutes.get('/:roomId/ws', async (c) => {
   };
   // Forward a request we build ourselves: only the upgrade headers and our admission go through.
   const headers = new Headers();
-  for (const h of ['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol']) {
+  for (const h of [
+    'upgrade',
+    'connection',
+    'sec-websocket-key',
+    'sec-websocket-version',
+    'sec-websocket-extensions',
+    'sec-websocket-protocol',
+  ]) {
     const v = c.req.header(h);
     if (v) headers.set(h, v);
   }
@@ -131,7 +147,10 @@ roomRoutes.get('/:roomId/ws', async (c) => {
   // The browser keeps the identity (HttpOnly: no script of the page can read or leak it).
   const answer = new Headers(upgraded.headers);
   const secure = new URL(c.req.url).protocol === 'https:' ? '; Secure' : '';
-  answer.append('set-cookie', `${ANONYMOUS_COOKIE}=${anonymous.cookie}; Path=/rooms; Max-Age=${ANONYMOUS_COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax${secure}`);
+  answer.append(
+    'set-cookie',
+    `${ANONYMOUS_COOKIE}=${anonymous.cookie}; Path=/rooms; Max-Age=${ANONYMOUS_COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax${secure}`,
+  );
   return new Response(null, { status: 101, webSocket: upgraded.webSocket, headers: answer });
 });
 
@@ -223,7 +242,12 @@ roomRoutes.put('/:roomId/settings', adminRateLimit, async (c) => {
 const TokenBody = z.strictObject({
   name: z.string().min(1).max(64),
   role: RoleName,
-  ttlSec: z.number().int().min(10).max(30 * 24 * 3600).default(3600),
+  ttlSec: z
+    .number()
+    .int()
+    .min(10)
+    .max(30 * 24 * 3600)
+    .default(3600),
 });
 
 /** `POST /rooms/{roomId}/tokens` — mints a room token (operators only). */
@@ -236,10 +260,14 @@ roomRoutes.post('/:roomId/tokens', adminRateLimit, async (c) => {
   const body = await readBody(c.req.raw);
   if (body === undefined) return errorResponse(400, 'invalid_json', 'body is not valid JSON');
   const parsed = TokenBody.safeParse(body);
-  if (!parsed.success) return errorResponse(400, 'invalid_request', `invalid token request: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
+  if (!parsed.success)
+    return errorResponse(400, 'invalid_request', `invalid token request: ${parsed.error.issues[0]?.message ?? 'malformed'}`);
   if (!DisplayName.safeParse(parsed.data.name).success) return errorResponse(400, 'invalid_request', 'name is not a usable display name');
   const exp = nowSec() + parsed.data.ttlSec;
-  const token = await signRoomToken({ room: roomId, name: parsed.data.name, role: parsed.data.role, exp, iat: nowSec() }, c.env.ROOM_TOKEN_SECRET);
+  const token = await signRoomToken(
+    { room: roomId, name: parsed.data.name, role: parsed.data.role, exp, iat: nowSec() },
+    c.env.ROOM_TOKEN_SECRET,
+  );
   return c.json({ token, exp }, 201);
 });
 

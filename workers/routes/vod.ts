@@ -99,8 +99,12 @@ vodRoutes.get('/:id/info.json', async (c) => {
   const stream = await c.env.DB.prepare('SELECT title FROM streams WHERE id = ?').bind(asset.streamId).first<{ title: string }>();
   const row =
     asset.kind === 'clip'
-      ? await c.env.DB.prepare('SELECT title, start_at AS startedAt, duration FROM clips WHERE id = ?').bind(asset.id).first<{ title: string; startedAt: number; duration: number }>()
-      : await c.env.DB.prepare("SELECT '' AS title, started_at AS startedAt, duration FROM recordings WHERE id = ?").bind(asset.id).first<{ title: string; startedAt: number; duration: number | null }>();
+      ? await c.env.DB.prepare('SELECT title, start_at AS startedAt, duration FROM clips WHERE id = ?')
+          .bind(asset.id)
+          .first<{ title: string; startedAt: number; duration: number }>()
+      : await c.env.DB.prepare("SELECT '' AS title, started_at AS startedAt, duration FROM recordings WHERE id = ?")
+          .bind(asset.id)
+          .first<{ title: string; startedAt: number; duration: number | null }>();
   if (!row) throw new HttpError(404, 'not_found', `no ${asset.kind} ${asset.id}`);
   const info: VodInfo = {
     id: asset.id,
@@ -137,7 +141,10 @@ vodRoutes.get('/:id/:rendition/index.m3u8', async (c) => {
     const r = await c.env.STREAM_STATE.getByName(asset.streamId).vodPlaylist(asset.id, rendition);
     if (r.status !== 200) return rpcErrorResponse(r, { 'access-control-allow-origin': '*' });
     text = renderVodPlaylist(r.snapshot, token ? { uriQuery: `token=${TOKEN_SLOT}` } : undefined);
-    if (cache) c.executionCtx.waitUntil(cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': VOD_PLAYLIST_CACHE } })));
+    if (cache)
+      c.executionCtx.waitUntil(
+        cache.put(cacheUrl, new Response(text, { headers: { 'content-type': PLAYLIST_TYPE, 'cache-control': VOD_PLAYLIST_CACHE } })),
+      );
   }
   return playlistResponse(c, token ? text.replaceAll(TOKEN_SLOT, token) : text, forViewer(VOD_PLAYLIST_CACHE, !!token));
 });
@@ -161,7 +168,8 @@ async function serveClipExport(c: Context<VodEnv>, rendition: string | null): Pr
     c.env.DB.prepare('SELECT export_status, export_error, export_renditions FROM clips WHERE id = ?')
       .bind(asset.id)
       .first<Pick<ClipRow, 'export_status' | 'export_error' | 'export_renditions'>>();
-  const exportedOf = (r: Pick<ClipRow, 'export_renditions'> | null) => (r?.export_renditions ? (JSON.parse(r.export_renditions) as string[]) : []);
+  const exportedOf = (r: Pick<ClipRow, 'export_renditions'> | null) =>
+    r?.export_renditions ? (JSON.parse(r.export_renditions) as string[]) : [];
   // The default download is the export's first rendition (the catalog knows which).
   let row = rendition === null ? await loadRow() : null;
   const name = rendition ?? exportedOf(row)[0];
@@ -177,8 +185,12 @@ async function serveClipExport(c: Context<VodEnv>, rendition: string | null): Pr
   if (!row || row.export_status === null || name === undefined || !exportedOf(row).includes(name)) {
     throw new HttpError(404, 'export_not_requested', `no MP4 export of ${name ?? 'this clip'} was requested (POST /api/clips/{id}/export)`);
   }
-  if (row.export_status === 'failed') throw new HttpError(404, 'export_failed', `the export failed: ${row.export_error ?? 'unknown error'}`);
-  return errorResponse(404, 'export_not_ready', `the export is ${row.export_status}; try again shortly`, { 'access-control-allow-origin': '*', 'retry-after': '5' });
+  if (row.export_status === 'failed')
+    throw new HttpError(404, 'export_failed', `the export failed: ${row.export_error ?? 'unknown error'}`);
+  return errorResponse(404, 'export_not_ready', `the export is ${row.export_status}; try again shortly`, {
+    'access-control-allow-origin': '*',
+    'retry-after': '5',
+  });
 }
 
 vodRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
@@ -196,7 +208,12 @@ vodRoutes.get('/:id/:rendition/:epoch/:file', async (c) => {
   if (object.kind === 'segment') {
     // A segment is its parts joined (each media byte is written to R2 once).
     const ref = { streamId: asset.streamId, epoch: Number(epochText), rendition, msn: object.msn };
-    return segmentResponse(c.env, ref, { signed: c.get('token') !== undefined, range: c.req.header('range'), origin: new URL(c.req.url).origin, waitUntil: (p) => c.executionCtx.waitUntil(p) });
+    return segmentResponse(c.env, ref, {
+      signed: c.get('token') !== undefined,
+      range: c.req.header('range'),
+      origin: new URL(c.req.url).origin,
+      waitUntil: (p) => c.executionCtx.waitUntil(p),
+    });
   }
   return serveObject(c, mediaObjectKey(asset.streamId, Number(epochText), rendition, object));
 });
@@ -220,5 +237,10 @@ async function serveObject(c: Context<VodEnv>, key: string, contentType?: string
   }
   const obj = await c.env.MEDIA.get(key, range ? { range: c.req.raw.headers } : undefined);
   if (!obj) return errorResponse(404, 'not_found', 'no such media object', { 'access-control-allow-origin': '*' });
-  return objectResponse(obj, { signed, range, contentType, cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null });
+  return objectResponse(obj, {
+    signed,
+    range,
+    contentType,
+    cache: cache ? { cache, key: cacheKey, waitUntil: (p) => c.executionCtx.waitUntil(p) } : null,
+  });
 }

@@ -5,7 +5,15 @@ import { z } from 'zod';
 import { adminAuth } from '../auth.ts';
 import type { Env } from '../env.ts';
 import { HttpError, parseOr400, readJson } from '../http.ts';
-import { WEBHOOK_EVENT_TYPES, WEBHOOK_TEST_EVENT, WebhookEventTypeSchema, randomId, newWebhookEvent, type WebhookEvent, type WebhookQueueMessage } from '../../core/contracts/webhooks.ts';
+import {
+  WEBHOOK_EVENT_TYPES,
+  WEBHOOK_TEST_EVENT,
+  WebhookEventTypeSchema,
+  randomId,
+  newWebhookEvent,
+  type WebhookEvent,
+  type WebhookQueueMessage,
+} from '../../core/contracts/webhooks.ts';
 import { webhookUrlProblem } from '../../core/contracts/webhook-url.ts';
 import type { DeliveryRow, WebhookRow } from '../webhooks/deliver.ts';
 
@@ -28,7 +36,13 @@ const ListQuerySchema = z.object({
 });
 
 function webhookJson(w: WebhookRow) {
-  return { id: w.id, url: w.url, events: JSON.parse(w.events) as string[], description: w.description, createdAt: new Date(w.created_at).toISOString() };
+  return {
+    id: w.id,
+    url: w.url,
+    events: JSON.parse(w.events) as string[],
+    description: w.description,
+    createdAt: new Date(w.created_at).toISOString(),
+  };
 }
 
 function webhookId(id: string): string {
@@ -68,7 +82,10 @@ webhookRoutes.get('/', async (c) => {
     .bind(q.before ?? Number.MAX_SAFE_INTEGER, q.limit)
     .all<WebhookRow>();
   const last = rows.results.at(-1);
-  return c.json({ webhooks: rows.results.map(webhookJson), next: rows.results.length === q.limit && last ? { before: last.created_at } : null });
+  return c.json({
+    webhooks: rows.results.map(webhookJson),
+    next: rows.results.length === q.limit && last ? { before: last.created_at } : null,
+  });
 });
 
 webhookRoutes.get('/:id', async (c) => c.json(webhookJson(await getWebhook(c.env.DB, c.req.param('id')))));
@@ -77,7 +94,9 @@ webhookRoutes.delete('/:id', async (c) => {
   const w = await getWebhook(c.env.DB, c.req.param('id'));
   // Pending deliveries find no endpoint and are dropped; their history goes with it.
   await c.env.DB.batch([
-    c.env.DB.prepare('DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)').bind(w.id),
+    c.env.DB.prepare('DELETE FROM webhook_attempts WHERE delivery_id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = ?)').bind(
+      w.id,
+    ),
     c.env.DB.prepare('DELETE FROM webhook_deliveries WHERE webhook_id = ?').bind(w.id),
     c.env.DB.prepare('DELETE FROM webhooks WHERE id = ?').bind(w.id),
   ]);
@@ -92,12 +111,19 @@ async function deliveriesJson(db: D1Database, rows: DeliveryRow[]) {
   if (rows.length > 0) {
     const ids = rows.map((r) => r.id);
     const placeholders = ids.map(() => '?').join(',');
-    const all = await db.prepare(`SELECT * FROM webhook_attempts WHERE delivery_id IN (${placeholders}) ORDER BY delivery_id, attempt`)
+    const all = await db
+      .prepare(`SELECT * FROM webhook_attempts WHERE delivery_id IN (${placeholders}) ORDER BY delivery_id, attempt`)
       .bind(...ids)
       .all<{ delivery_id: string; attempt: number; at: number; status_code: number | null; error: string | null; duration_ms: number }>();
     for (const a of all.results) {
       const list = attempts.get(a.delivery_id) ?? [];
-      list.push({ attempt: a.attempt, at: new Date(a.at).toISOString(), statusCode: a.status_code, error: a.error, durationMs: a.duration_ms });
+      list.push({
+        attempt: a.attempt,
+        at: new Date(a.at).toISOString(),
+        statusCode: a.status_code,
+        error: a.error,
+        durationMs: a.duration_ms,
+      });
       attempts.set(a.delivery_id, list);
     }
   }
@@ -117,7 +143,9 @@ async function deliveriesJson(db: D1Database, rows: DeliveryRow[]) {
 webhookRoutes.get('/:id/deliveries', async (c) => {
   const w = await getWebhook(c.env.DB, c.req.param('id'));
   const q = parseOr400(ListQuerySchema, c.req.query(), 'query');
-  const rows = await c.env.DB.prepare('SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND created_at < ? ORDER BY created_at DESC, id LIMIT ?')
+  const rows = await c.env.DB.prepare(
+    'SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND created_at < ? ORDER BY created_at DESC, id LIMIT ?',
+  )
     .bind(w.id, q.before ?? Number.MAX_SAFE_INTEGER, q.limit)
     .all<DeliveryRow>();
   const last = rows.results.at(-1);

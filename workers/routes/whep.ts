@@ -19,7 +19,12 @@ import { healthyNodes } from './ingest-nodes.ts';
 export const whepRoutes = new Hono<PlaybackAccessEnv>();
 
 /** Whether a stream plays in real time: a setting, so cached like its access rules (30 s; "no such stream" 5 s). */
-const realtimeSetting = new TtlCache<boolean | null>({ ttlMs: 30_000, staleIfErrorMs: 30_000, maxEntries: 10_000, ttlMsFor: (v) => (v === null ? 5000 : 30_000) });
+const realtimeSetting = new TtlCache<boolean | null>({
+  ttlMs: 30_000,
+  staleIfErrorMs: 30_000,
+  maxEntries: 10_000,
+  ttlMsFor: (v) => (v === null ? 5000 : 30_000),
+});
 
 /** Forgets a stream's cached realtime setting in this isolate (the admin API calls it after a change). */
 export function forgetRealtimeSetting(streamId: string): void {
@@ -55,7 +60,8 @@ whepRoutes.post('/:id/whep', playbackAccess(), async (c) => {
     return unavailable('registry_unavailable', 'the media node registry cannot be read: play LL-HLS', 5);
   }
   // A node that left the registry (or runs without WebRTC) cannot take viewers: LL-HLS still plays.
-  if (!node?.whepUrl) return unavailable('realtime_unavailable', 'the media node holding this stream takes no WebRTC viewers now: play LL-HLS', 10);
+  if (!node?.whepUrl)
+    return unavailable('realtime_unavailable', 'the media node holding this stream takes no WebRTC viewers now: play LL-HLS', 10);
   const ticket = await mintWhepTicket(c.env.INGEST_SECRET, { sub: id, exp: Math.floor(now / 1000) + WHEP_TICKET_TTL_SECONDS });
   return c.body(null, 307, { location: whepNodeUrl(node.whepUrl, id, ticket), 'cache-control': 'no-store' });
 });

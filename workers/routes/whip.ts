@@ -49,7 +49,8 @@ whipRoutes.post('/:id', async (c) => {
   // asked (and so before the origin's lease could fence the stream it does name).
   const credential = bearer(c.req.raw);
   const named = credential ? publishTokenStream(credential) : null;
-  if (named !== null && named !== id) return errorResponse(401, 'token_wrong_stream', `this publish token is for stream ${named}, not ${id}`, CHALLENGE);
+  if (named !== null && named !== id)
+    return errorResponse(401, 'token_wrong_stream', `this publish token is for stream ${named}, not ${id}`, CHALLENGE);
   const endpoint = await whipEndpointFor(c.env, c.req.raw);
   if (!endpoint) return errorResponse(503, 'no_ingest_node', 'no healthy media node takes WHIP publishers now', { 'retry-after': '10' });
   // The offer is not read: the node checks it (and the bearer) when the publisher re-sends both.
@@ -59,7 +60,10 @@ whipRoutes.post('/:id', async (c) => {
 whipRoutes.get('/:id/status', async (c) => {
   const id = streamIdParam(c.req.param('id'));
   const credential = bearer(c.req.raw);
-  if (!credential) return errorResponse(401, 'unauthorized', 'the stream key or a publish token is required as "Authorization: Bearer …"', { 'www-authenticate': 'Bearer' });
+  if (!credential)
+    return errorResponse(401, 'unauthorized', 'the stream key or a publish token is required as "Authorization: Bearer …"', {
+      'www-authenticate': 'Bearer',
+    });
   let streamId: string;
   let catalogStatus: string;
   try {
@@ -76,7 +80,9 @@ whipRoutes.get('/:id/status', async (c) => {
       streamId: id,
       status: live?.state ?? catalogStatus,
       epoch: ingest?.epoch ?? null,
-      ingest: ingest ? { nodeId: ingest.nodeId, region: ingest.region, epoch: ingest.epoch, startedAt: new Date(ingest.startedAt).toISOString() } : null,
+      ingest: ingest
+        ? { nodeId: ingest.nodeId, region: ingest.region, epoch: ingest.epoch, startedAt: new Date(ingest.startedAt).toISOString() }
+        : null,
     },
     200,
     { 'cache-control': 'no-store' },

@@ -14,7 +14,16 @@ export class FrameCounter {
 
   constructor(pts: { video: number | null; audio: number | null }) {
     this.pts = pts;
-    this.stats = { videoFrames: 0, keyframes: 0, audioFrames: 0, videoBytes: 0, audioBytes: 0, firstFrameMs: null, frameKind: 'h264-au', codec: 'H264+opus' };
+    this.stats = {
+      videoFrames: 0,
+      keyframes: 0,
+      audioFrames: 0,
+      videoBytes: 0,
+      audioBytes: 0,
+      firstFrameMs: null,
+      frameKind: 'h264-au',
+      codec: 'H264+opus',
+    };
   }
 
   /** One decrypted RTP packet (raw, or parsed by werift). */

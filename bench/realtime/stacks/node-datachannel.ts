@@ -32,7 +32,10 @@ export function createStack(): BenchStack {
     viewerVideoCodec: 'H264',
     async ingest(offer): Promise<IngestHandle> {
       const pc = new ndc.PeerConnection(`whip-${seq++}`, config);
-      const counter = new FrameCounter({ video: payloadTypeOf(offer, 'H264', /packetization-mode=1/), audio: payloadTypeOf(offer, 'opus') });
+      const counter = new FrameCounter({
+        video: payloadTypeOf(offer, 'H264', /packetization-mode=1/),
+        audio: payloadTypeOf(offer, 'opus'),
+      });
       const tracks: Ndc.Track[] = [];
       let remb: NodeJS.Timeout | undefined;
       pc.onTrack((track) => {
@@ -52,9 +55,19 @@ export function createStack(): BenchStack {
           }
         });
       });
-      pc.setRemoteDescription(offer.replace(/^a=rtcp-fb:\d+ transport-cc\r?\n/gm, '').replace(/^a=extmap:\d+ [^\r\n]*transport-wide-cc[^\r\n]*\r?\n/gm, ''), 'offer');
+      pc.setRemoteDescription(
+        offer.replace(/^a=rtcp-fb:\d+ transport-cc\r?\n/gm, '').replace(/^a=extmap:\d+ [^\r\n]*transport-wide-cc[^\r\n]*\r?\n/gm, ''),
+        'offer',
+      );
       const answer = await answerOf(pc);
-      return { answer, stats: () => (void tracks, counter.stats), close: () => { clearInterval(remb); pc.close(); } };
+      return {
+        answer,
+        stats: () => (void tracks, counter.stats),
+        close: () => {
+          clearInterval(remb);
+          pc.close();
+        },
+      };
     },
     async addViewer(offer) {
       // Tracks are added before the offer is applied, so no offer of our own may be made meanwhile.

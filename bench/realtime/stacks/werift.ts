@@ -5,9 +5,21 @@ import { FrameCounter } from './depacketize.ts';
 import { loadCandidate, payloadTypeOf, type BenchStack, type IngestHandle, type SourceKind } from './types.ts';
 
 /* The few werift types the benchmark touches (werift is not a dependency of the project). */
-interface RtpPacketLike { header: { payloadType: number; ssrc: number }; serialize(): Buffer }
-interface Track { kind: string; onReceiveRtp: { subscribe(cb: (rtp: RtpPacketLike) => void): void }; writeRtp(rtp: Buffer | RtpPacketLike): void }
-interface Transceiver { kind: string; receiver: { sendRtcpPLI(ssrc: number): Promise<void> }; sender: { sendRtp(rtp: Buffer): Promise<void> }; setDirection(d: string): void }
+interface RtpPacketLike {
+  header: { payloadType: number; ssrc: number };
+  serialize(): Buffer;
+}
+interface Track {
+  kind: string;
+  onReceiveRtp: { subscribe(cb: (rtp: RtpPacketLike) => void): void };
+  writeRtp(rtp: Buffer | RtpPacketLike): void;
+}
+interface Transceiver {
+  kind: string;
+  receiver: { sendRtcpPLI(ssrc: number): Promise<void> };
+  sender: { sendRtp(rtp: Buffer): Promise<void> };
+  setDirection(d: string): void;
+}
 interface PeerConnection {
   iceGatheringState: string;
   connectionState: string;
@@ -30,7 +42,15 @@ interface Werift {
 export function createStack(): BenchStack {
   const w = loadCandidate<Werift>('werift');
   const codecs = {
-    video: [new w.RTCRtpCodecParameters({ mimeType: 'video/H264', clockRate: 90000, payloadType: 96, parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1', rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }] })],
+    video: [
+      new w.RTCRtpCodecParameters({
+        mimeType: 'video/H264',
+        clockRate: 90000,
+        payloadType: 96,
+        parameters: 'profile-level-id=42e01f;packetization-mode=1;level-asymmetry-allowed=1',
+        rtcpFeedback: [{ type: 'nack' }, { type: 'nack', parameter: 'pli' }, { type: 'goog-remb' }],
+      }),
+    ],
     audio: [new w.RTCRtpCodecParameters({ mimeType: 'audio/opus', clockRate: 48000, channels: 2, payloadType: 111 })],
   };
   // Loopback only: the benchmark never sends to another address.
@@ -52,7 +72,10 @@ export function createStack(): BenchStack {
     viewerVideoCodec: 'H264',
     async ingest(offer): Promise<IngestHandle> {
       const pc = new w.RTCPeerConnection(config);
-      const counter = new FrameCounter({ video: payloadTypeOf(offer, 'H264', /packetization-mode=1/), audio: payloadTypeOf(offer, 'opus') });
+      const counter = new FrameCounter({
+        video: payloadTypeOf(offer, 'H264', /packetization-mode=1/),
+        audio: payloadTypeOf(offer, 'opus'),
+      });
       pc.ontrack = ({ track, transceiver }) => {
         let asked = false;
         track.onReceiveRtp.subscribe((rtp) => {

@@ -5,7 +5,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { loadCandidate, type BenchStack, type IngestHandle, type IngestStats } from './types.ts';
 
 /* The few wrtc types the benchmark touches (wrtc is not a dependency of the project). */
-interface Track { kind: string; stop(): void }
+interface Track {
+  kind: string;
+  stop(): void;
+}
 interface PeerConnection {
   iceGatheringState: string;
   onicegatheringstatechange: (() => void) | null;
@@ -23,7 +26,10 @@ interface Wrtc {
     RTCVideoSink: new (t: Track) => { onframe: ((e: { frame: { data: Uint8Array } }) => void) | null; stop(): void };
     RTCAudioSink: new (t: Track) => { ondata: ((e: { samples: Int16Array }) => void) | null; stop(): void };
     RTCVideoSource: new () => { createTrack(): Track; onFrame(f: { width: number; height: number; data: Uint8ClampedArray }): void };
-    RTCAudioSource: new () => { createTrack(): Track; onData(d: { samples: Int16Array; sampleRate: number; bitsPerSample: number; channelCount: number; numberOfFrames: number }): void };
+    RTCAudioSource: new () => {
+      createTrack(): Track;
+      onData(d: { samples: Int16Array; sampleRate: number; bitsPerSample: number; channelCount: number; numberOfFrames: number }): void;
+    };
   };
 }
 
@@ -55,7 +61,16 @@ export function createStack(): BenchStack {
     async ingest(offer): Promise<IngestHandle> {
       const pc = new w.RTCPeerConnection();
       const startedAt = Date.now();
-      const stats: IngestStats = { videoFrames: 0, keyframes: 0, audioFrames: 0, videoBytes: 0, audioBytes: 0, firstFrameMs: null, frameKind: 'i420', codec: /a=rtpmap:\d+ H264/.test(offer) ? 'H264 offered' : 'VP8+opus' };
+      const stats: IngestStats = {
+        videoFrames: 0,
+        keyframes: 0,
+        audioFrames: 0,
+        videoBytes: 0,
+        audioBytes: 0,
+        firstFrameMs: null,
+        frameKind: 'i420',
+        codec: /a=rtpmap:\d+ H264/.test(offer) ? 'H264 offered' : 'VP8+opus',
+      };
       const sinks: Array<{ stop(): void }> = [];
       pc.ontrack = ({ track }) => {
         if (track.kind === 'video') {
@@ -76,7 +91,14 @@ export function createStack(): BenchStack {
         }
       };
       const sdp = await answer(pc, offer);
-      return { answer: sdp, stats: () => stats, close: () => { for (const s of sinks) s.stop(); pc.close(); } };
+      return {
+        answer: sdp,
+        stats: () => stats,
+        close: () => {
+          for (const s of sinks) s.stop();
+          pc.close();
+        },
+      };
     },
     async addViewer(offer) {
       if (!videoTrack || !audioTrack) throw new Error('start the raw source first');
@@ -94,9 +116,39 @@ export function createStack(): BenchStack {
       audioSource = new w.nonstandard.RTCAudioSource();
       videoTrack = videoSource.createTrack();
       audioTrack = audioSource.createTrack();
-      raw = spawn('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-nostdin', '-re', '-stream_loop', '-1', '-i', clipPath,
-        '-map', '0:v', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', '-s', `${WIDTH}x${HEIGHT}`, 'pipe:1',
-        '-map', '0:a', '-f', 's16le', '-ac', '1', '-ar', '48000', 'pipe:3'], { stdio: ['ignore', 'pipe', 'ignore', 'pipe'] });
+      raw = spawn(
+        'ffmpeg',
+        [
+          '-hide_banner',
+          '-loglevel',
+          'error',
+          '-nostdin',
+          '-re',
+          '-stream_loop',
+          '-1',
+          '-i',
+          clipPath,
+          '-map',
+          '0:v',
+          '-f',
+          'rawvideo',
+          '-pix_fmt',
+          'yuv420p',
+          '-s',
+          `${WIDTH}x${HEIGHT}`,
+          'pipe:1',
+          '-map',
+          '0:a',
+          '-f',
+          's16le',
+          '-ac',
+          '1',
+          '-ar',
+          '48000',
+          'pipe:3',
+        ],
+        { stdio: ['ignore', 'pipe', 'ignore', 'pipe'] },
+      );
       const frameBytes = (WIDTH * HEIGHT * 3) / 2;
       let pending = Buffer.alloc(0);
       raw.stdout!.on('data', (chunk: Buffer) => {

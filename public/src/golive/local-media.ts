@@ -32,7 +32,12 @@ export class LocalMedia {
   async useCamera(deviceId: string | null = this.cameraId): Promise<void> {
     const { width, height } = QUALITIES[this.quality];
     const stream = await navigator.mediaDevices.getUserMedia({
-      video: { ...(deviceId ? { deviceId: { exact: deviceId } } : {}), width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: 30 } },
+      video: {
+        ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
+        width: { ideal: width },
+        height: { ideal: height },
+        frameRate: { ideal: 30 },
+      },
     });
     const track = stream.getVideoTracks()[0]!;
     // Motion: a camera keeps its frame rate and gives up resolution first under a tight budget.
@@ -45,7 +50,10 @@ export class LocalMedia {
   /** The screen, a window or a tab (the browser asks which); back to the camera when sharing stops. */
   async useScreen(): Promise<void> {
     const { width, height } = QUALITIES[this.quality];
-    const stream = await navigator.mediaDevices.getDisplayMedia({ video: { width: { max: width }, height: { max: height }, frameRate: { ideal: 30 } }, audio: false });
+    const stream = await navigator.mediaDevices.getDisplayMedia({
+      video: { width: { max: width }, height: { max: height }, frameRate: { ideal: 30 } },
+      audio: false,
+    });
     const track = stream.getVideoTracks()[0]!;
     // Detail: text on a screen stays sharp; the frame rate gives way first.
     track.contentHint = 'detail';
@@ -59,7 +67,9 @@ export class LocalMedia {
   async useMicrophone(deviceId: string | null | 'none' = this.micId): Promise<void> {
     this.micId = deviceId;
     if (deviceId === 'none') return this.#setAudio(null);
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: { ...(deviceId ? { deviceId: { exact: deviceId } } : {}), echoCancellation: true, noiseSuppression: true } });
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { ...(deviceId ? { deviceId: { exact: deviceId } } : {}), echoCancellation: true, noiseSuppression: true },
+    });
     const track = stream.getAudioTracks()[0]!;
     if (!deviceId) this.micId = null;
     this.#setAudio(track);

@@ -21,7 +21,12 @@ function topbar(...right: Node[]): HTMLElement {
   return h(
     'header',
     { class: 'topbar' },
-    h('a', { class: 'brand', href: '/' }, h('span', { class: 'brand-mark' }, h('span', {})), h('span', { class: 'brand-name' }, 'edgelive')),
+    h(
+      'a',
+      { class: 'brand', href: '/' },
+      h('span', { class: 'brand-mark' }, h('span', {})),
+      h('span', { class: 'brand-name' }, 'edgelive'),
+    ),
     h('div', { class: 'topbar-title' }, 'Go live'),
     h('div', { class: 'topbar-right' }, ...right),
   );
@@ -32,7 +37,13 @@ export function mountProblem(root: HTMLElement, code: string): void {
   const words = goLiveRefusal(code);
   root.replaceChildren(
     topbar(),
-    h('div', { class: 'fatal card', 'data-testid': 'golive-problem', 'data-code': code }, h('div', { class: 'notice-icon notice-not-found' }, '!'), h('h1', {}, words.title), h('p', {}, words.detail)),
+    h(
+      'div',
+      { class: 'fatal card', 'data-testid': 'golive-problem', 'data-code': code },
+      h('div', { class: 'notice-icon notice-not-found' }, '!'),
+      h('h1', {}, words.title),
+      h('p', {}, words.detail),
+    ),
   );
 }
 
@@ -45,22 +56,41 @@ export function mountGoLivePage(root: HTMLElement, streamId: string, media: Loca
   const viewerUrl = `${location.origin}/watch/${encodeURIComponent(streamId)}`;
   const pill = h('span', { class: 'state-pill', 'data-testid': 'golive-state' });
   const elapsed = h('span', { class: 'golive-elapsed', 'data-testid': 'golive-elapsed' });
-  const preview = h('video', { class: 'video golive-preview', muted: true, playsinline: true, autoplay: true, 'data-testid': 'golive-preview' });
+  const preview = h('video', {
+    class: 'video golive-preview',
+    muted: true,
+    playsinline: true,
+    autoplay: true,
+    'data-testid': 'golive-preview',
+  });
   preview.muted = true;
-  const stageNotice = h('div', { class: 'overlay dim golive-stage-notice' }, h('div', { class: 'notice' }, h('p', { class: 'notice-title' }, 'Choose a camera or share your screen')));
+  const stageNotice = h(
+    'div',
+    { class: 'overlay dim golive-stage-notice' },
+    h('div', { class: 'notice' }, h('p', { class: 'notice-title' }, 'Choose a camera or share your screen')),
+  );
   const stage = h('div', { class: 'stage' }, preview, stageNotice, h('div', { class: 'stage-top-left' }, elapsed));
 
   const title = h('h1', { class: 'stream-title', 'data-testid': 'golive-title' }, streamId);
   const meta = h('span', { class: 'meta-text', 'data-testid': 'golive-meta' });
   const message = h('div', { class: 'golive-message', 'data-testid': 'golive-message', hidden: true });
-  const below = h('div', { class: 'below' }, h('div', { class: 'below-head' }, h('div', { class: 'title-block' }, title, h('div', { class: 'title-meta' }, meta))), message);
+  const below = h(
+    'div',
+    { class: 'below' },
+    h('div', { class: 'below-head' }, h('div', { class: 'title-block' }, title, h('div', { class: 'title-meta' }, meta))),
+    message,
+  );
 
   // --- the panel -------------------------------------------------------------------------------
   const cameraBtn = h('button', { class: 'seg', type: 'button', 'data-testid': 'source-camera' }, 'Camera');
   const screenBtn = h('button', { class: 'seg', type: 'button', 'data-testid': 'source-screen' }, 'Screen');
   const cameraSelect = h('select', { class: 'field field-select', 'data-testid': 'camera', 'aria-label': 'Camera' });
   const micSelect = h('select', { class: 'field field-select', 'data-testid': 'microphone', 'aria-label': 'Microphone' });
-  const qualitySelect = h('select', { class: 'field field-select', 'data-testid': 'quality', 'aria-label': 'Quality' }, ...Object.entries(QUALITIES).map(([q, v]) => h('option', { value: q }, `${q} · ${(v.bitrate / 1e6).toFixed(1)} Mbit/s`)));
+  const qualitySelect = h(
+    'select',
+    { class: 'field field-select', 'data-testid': 'quality', 'aria-label': 'Quality' },
+    ...Object.entries(QUALITIES).map(([q, v]) => h('option', { value: q }, `${q} · ${(v.bitrate / 1e6).toFixed(1)} Mbit/s`)),
+  );
   qualitySelect.value = media.quality;
   const muteBtn = h('button', { class: 'btn', type: 'button', 'data-testid': 'mute' }, 'Mute');
   const goBtn = h('button', { class: 'btn btn-primary golive-go', type: 'button', 'data-testid': 'golive-button' }, 'Go live');
@@ -79,11 +109,19 @@ export function mountGoLivePage(root: HTMLElement, streamId: string, media: Loca
       row('Microphone', micSelect, muteBtn),
       row('Quality', qualitySelect),
       goBtn,
-      h('div', { class: 'golive-row' }, h('span', { class: 'golive-label' }, 'Viewers watch at'), h('div', { class: 'golive-link' }, link, copyBtn)),
+      h(
+        'div',
+        { class: 'golive-row' },
+        h('span', { class: 'golive-label' }, 'Viewers watch at'),
+        h('div', { class: 'golive-link' }, link, copyBtn),
+      ),
       details,
     ),
   );
-  root.replaceChildren(topbar(pill), h('main', { class: 'layout golive-layout' }, h('section', { class: 'main-col' }, stage, below), panel));
+  root.replaceChildren(
+    topbar(pill),
+    h('main', { class: 'layout golive-layout' }, h('section', { class: 'main-col' }, stage, below), panel),
+  );
 
   // --- wiring ----------------------------------------------------------------------------------
   let muted = false;
@@ -109,7 +147,11 @@ export function mountGoLivePage(root: HTMLElement, streamId: string, media: Loca
     const { cameras, microphones } = await media.devices();
     cameraSelect.replaceChildren(...cameras.map((d) => h('option', { value: d.id }, d.label)));
     if (media.cameraId) cameraSelect.value = media.cameraId;
-    micSelect.replaceChildren(h('option', { value: '' }, 'Default microphone'), ...microphones.map((d) => h('option', { value: d.id }, d.label)), h('option', { value: 'none' }, 'No microphone'));
+    micSelect.replaceChildren(
+      h('option', { value: '' }, 'Default microphone'),
+      ...microphones.map((d) => h('option', { value: d.id }, d.label)),
+      h('option', { value: 'none' }, 'No microphone'),
+    );
     micSelect.value = media.micId ?? '';
   };
   media.onTrack = (kind, track) => {
@@ -121,7 +163,10 @@ export function mountGoLivePage(root: HTMLElement, streamId: string, media: Loca
   cameraBtn.addEventListener('click', () => void attempt('Camera', () => media.useCamera()));
   screenBtn.addEventListener('click', () => void attempt('Screen sharing', () => media.useScreen()));
   cameraSelect.addEventListener('change', () => void attempt('Camera', () => media.useCamera(cameraSelect.value)));
-  micSelect.addEventListener('change', () => void attempt('Microphone', () => media.useMicrophone(micSelect.value === '' ? null : micSelect.value)));
+  micSelect.addEventListener(
+    'change',
+    () => void attempt('Microphone', () => media.useMicrophone(micSelect.value === '' ? null : micSelect.value)),
+  );
   qualitySelect.addEventListener('change', () => {
     media.quality = qualitySelect.value as Quality;
     if (media.source === 'camera') void attempt('Camera', () => media.useCamera());
@@ -153,10 +198,30 @@ export function mountGoLivePage(root: HTMLElement, streamId: string, media: Loca
     // microphone's presence and the quality's bitrate are fixed once live; devices can change.
     micSelect.querySelector<HTMLOptionElement>('option[value="none"]')?.toggleAttribute('disabled', active);
     qualitySelect.disabled = active;
-    setText(meta, s.state === 'live' && s.nodeId ? `Publishing over WebRTC to ${s.nodeId} (${s.region})` : s.state === 'reconnecting' ? 'The connection was lost: publishing again…' : '');
-    setText(details, [s.epoch !== null ? `lease epoch ${s.epoch}` : '', s.reconnects ? `${s.reconnects} reconnection${s.reconnects > 1 ? 's' : ''}` : ''].filter(Boolean).join(' · '));
+    setText(
+      meta,
+      s.state === 'live' && s.nodeId
+        ? `Publishing over WebRTC to ${s.nodeId} (${s.region})`
+        : s.state === 'reconnecting'
+          ? 'The connection was lost: publishing again…'
+          : '',
+    );
+    setText(
+      details,
+      [s.epoch !== null ? `lease epoch ${s.epoch}` : '', s.reconnects ? `${s.reconnects} reconnection${s.reconnects > 1 ? 's' : ''}` : '']
+        .filter(Boolean)
+        .join(' · '),
+    );
     if (s.state === 'refused' || s.state === 'taken-over' || s.state === 'failed') {
-      const words = s.state === 'refused' ? goLiveRefusal(s.error?.code ?? 'unauthorized') : s.state === 'taken-over' ? { title: 'Another publisher took the stream over', detail: 'This page stopped so as not to take it back. Go live again to take it over yourself.' } : { title: 'Could not reach a media node', detail: s.error?.message ?? '' };
+      const words =
+        s.state === 'refused'
+          ? goLiveRefusal(s.error?.code ?? 'unauthorized')
+          : s.state === 'taken-over'
+            ? {
+                title: 'Another publisher took the stream over',
+                detail: 'This page stopped so as not to take it back. Go live again to take it over yourself.',
+              }
+            : { title: 'Could not reach a media node', detail: s.error?.message ?? '' };
       showError(`${words.title}. ${words.detail}`);
       message.dataset.code = s.error?.code ?? '';
     } else if (s.state === 'live') showError(null);
@@ -166,7 +231,11 @@ export function mountGoLivePage(root: HTMLElement, streamId: string, media: Loca
     const s = client.snapshot;
     const shown = s.startedAt !== null && s.state !== 'idle';
     elapsed.hidden = !shown;
-    if (shown) setText(elapsed, `${s.state === 'live' || s.state === 'reconnecting' ? '● ' : ''}${formatElapsed((s.endedAt ?? Date.now()) - s.startedAt!)}`);
+    if (shown)
+      setText(
+        elapsed,
+        `${s.state === 'live' || s.state === 'reconnecting' ? '● ' : ''}${formatElapsed((s.endedAt ?? Date.now()) - s.startedAt!)}`,
+      );
     elapsed.classList.toggle('on-air', s.state === 'live');
   };
   client.onChange(render);

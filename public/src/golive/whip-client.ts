@@ -4,7 +4,13 @@
 // One encoding per track (no simulcast), H.264 first. A lost connection is published again, each
 // time under a new lease epoch, unless another publisher took the stream over meanwhile; Stop
 // DELETEs the session resource.
-import { afterConnectionLost, preferH264, reconnectDelayMs, RECONNECT_GIVE_UP_MS, type PublisherStatus } from '../../../core/player/golive.ts';
+import {
+  afterConnectionLost,
+  preferH264,
+  reconnectDelayMs,
+  RECONNECT_GIVE_UP_MS,
+  type PublisherStatus,
+} from '../../../core/player/golive.ts';
 
 export type PublishState = 'idle' | 'connecting' | 'live' | 'reconnecting' | 'ended' | 'taken-over' | 'refused' | 'failed';
 
@@ -68,7 +74,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class WhipClient {
   readonly #opts: WhipClientOptions;
   readonly #listeners = new Set<(s: PublishSnapshot) => void>();
-  #snap: PublishSnapshot = { state: 'idle', epoch: null, nodeId: null, region: null, startedAt: null, endedAt: null, reconnects: 0, error: null };
+  #snap: PublishSnapshot = {
+    state: 'idle',
+    epoch: null,
+    nodeId: null,
+    region: null,
+    startedAt: null,
+    endedAt: null,
+    reconnects: 0,
+    error: null,
+  };
   #session: Session | null = null;
   /** Bumped by every start and stop: a loop of an older generation gives up. */
   #generation = 0;
@@ -182,7 +197,9 @@ export class WhipClient {
       if (res.status !== 201) {
         const body = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
         if (res.status === 401 || res.status === 403) throw await this.#refusal(body?.error);
-        throw Object.assign(new Error(body?.error?.message ?? `the media node answered ${res.status}`), { code: body?.error?.code ?? `http_${res.status}` });
+        throw Object.assign(new Error(body?.error?.message ?? `the media node answered ${res.status}`), {
+          code: body?.error?.code ?? `http_${res.status}`,
+        });
       }
       const answer = await res.text();
       const location = res.headers.get('location');
@@ -255,7 +272,11 @@ export class WhipClient {
     const status = await this.#status().catch(() => null);
     if (gen !== this.#generation) return;
     if (afterConnectionLost(this.#snap.epoch, status) === 'taken-over') {
-      this.#set({ state: 'taken-over', endedAt: Date.now(), error: { code: 'taken_over', message: `another publisher took the stream over (lease epoch ${status!.epoch})` } });
+      this.#set({
+        state: 'taken-over',
+        endedAt: Date.now(),
+        error: { code: 'taken_over', message: `another publisher took the stream over (lease epoch ${status!.epoch})` },
+      });
       return;
     }
     // At once: the first attempt needs no back-off (a node that is gone is refused in milliseconds).
@@ -270,7 +291,10 @@ export class WhipClient {
   }
 
   async #status(): Promise<PublisherStatus & { code?: string; message?: string }> {
-    const res = await fetch(`${this.#opts.origin}/whip/${encodeURIComponent(this.#opts.streamId)}/status`, { headers: this.#auth, cache: 'no-store' });
+    const res = await fetch(`${this.#opts.origin}/whip/${encodeURIComponent(this.#opts.streamId)}/status`, {
+      headers: this.#auth,
+      cache: 'no-store',
+    });
     const body = (await res.json()) as PublisherStatus & { error?: { code: string; message: string } };
     if (!res.ok) return { status: 'idle', epoch: null, code: body.error?.code, message: body.error?.message };
     return body;
@@ -321,7 +345,8 @@ function connected(pc: RTCPeerConnection, timeoutMs: number): Promise<void> {
     };
     const onChange = () => {
       if (pc.connectionState === 'connected') done();
-      else if (pc.connectionState === 'failed' || pc.connectionState === 'closed') done(new Error(`the media connection ${pc.connectionState}`));
+      else if (pc.connectionState === 'failed' || pc.connectionState === 'closed')
+        done(new Error(`the media connection ${pc.connectionState}`));
     };
     pc.addEventListener('connectionstatechange', onChange);
   });

@@ -5,7 +5,15 @@
 // measures this player's error against the party and applies decideSync (core/party-sync.ts):
 // nudge playbackRate for small errors, rendezvous for large ones.
 import type { PlaybackState, RoomClient } from '../rooms-client.ts';
-import { SYNC_THRESHOLDS, decideSync, followRate, nextLead, partyPdtAt, wrapPdt, type SyncDecision } from '../../../core/player/party-sync.ts';
+import {
+  SYNC_THRESHOLDS,
+  decideSync,
+  followRate,
+  nextLead,
+  partyPdtAt,
+  wrapPdt,
+  type SyncDecision,
+} from '../../../core/player/party-sync.ts';
 import type { ControlIntents } from '../watch/controls.ts';
 import type { WatchPage } from '../watch/page.ts';
 import type { Player } from '../watch/player.ts';
@@ -93,7 +101,9 @@ export class PartySync {
     const pdt = this.player.pdtNow();
     if (pdt === null) return;
     this.published = true;
-    void this.room.setPlayback({ playing: true, position: wrapPdt(pdt), rate: 1, at: Math.round(this.room.roomNow() + START_HOLD_MS) }).catch(() => (this.published = false));
+    void this.room
+      .setPlayback({ playing: true, position: wrapPdt(pdt), rate: 1, at: Math.round(this.room.roomNow() + START_HOLD_MS) })
+      .catch(() => (this.published = false));
   }
 
   // --- host ------------------------------------------------------------------------------------
@@ -106,7 +116,9 @@ export class PartySync {
   private command(playing: boolean, pdt: number | null, leadMs: number): void {
     if (pdt === null) return;
     const at = Math.round(this.room.roomNow() + (playing ? leadMs : 0));
-    void this.room.setPlayback({ playing, position: wrapPdt(pdt), rate: 1, at }).catch((err: unknown) => console.warn('playback.set refused', err));
+    void this.room
+      .setPlayback({ playing, position: wrapPdt(pdt), rate: 1, at })
+      .catch((err: unknown) => console.warn('playback.set refused', err));
   }
 
   hostIntents(): ControlIntents {
@@ -138,7 +150,17 @@ export class PartySync {
     }
     const v = this.player.video;
     const now = this.room.roomNow();
-    const d = decideSync(state, now, { pdtMs: this.player.pdtNow(), availablePdtMs: this.player.pdtWindow()?.last ?? null, paused: v.paused, playbackRate: v.playbackRate }, this.leadMs);
+    const d = decideSync(
+      state,
+      now,
+      {
+        pdtMs: this.player.pdtNow(),
+        availablePdtMs: this.player.pdtWindow()?.last ?? null,
+        paused: v.paused,
+        playbackRate: v.playbackRate,
+      },
+      this.leadMs,
+    );
     this.apply(d, state, now);
   }
 

@@ -22,14 +22,30 @@ export function mountPartyUi(page: WatchPage, sync: PartySync): void {
   const dot = h('span', { class: 'sync-dot' });
   const label = h('span', { class: 'sync-label-text' });
   const err = h('span', { class: 'sync-err', 'data-testid': 'sync-error' });
-  const chip = h('div', { class: 'sync-chip', 'data-testid': 'sync-chip', title: 'How far your video is from the party (program-date-time against the room clock)' }, icon('sync', 14), dot, label, err);
+  const chip = h(
+    'div',
+    {
+      class: 'sync-chip',
+      'data-testid': 'sync-chip',
+      title: 'How far your video is from the party (program-date-time against the room clock)',
+    },
+    icon('sync', 14),
+    dot,
+    label,
+    err,
+  );
   page.slots.stageTopRight.append(chip);
 
   const render = (s: PartyStatus) => {
     chip.dataset.state = s.state;
     setText(label, LABELS[s.state]);
     const e = s.errorMs;
-    setText(err, e === null || s.state === 'waiting-host' ? '' : `${e >= 0 ? '+' : '−'}${Math.abs(e) < 10 ? Math.abs(e).toFixed(1) : Math.round(Math.abs(e))} ms`);
+    setText(
+      err,
+      e === null || s.state === 'waiting-host'
+        ? ''
+        : `${e >= 0 ? '+' : '−'}${Math.abs(e) < 10 ? Math.abs(e).toFixed(1) : Math.round(Math.abs(e))} ms`,
+    );
   };
   sync.onStatus(render);
   render(sync.status());
@@ -62,12 +78,22 @@ export function mountPartyUi(page: WatchPage, sync: PartySync): void {
   const renderMembers = () => {
     const p = room.state?.presence;
     setText(count, p ? `${p.count} here` : '');
-    members.replaceChildren(...(p?.members ?? []).slice().sort(byRole).map((m) => memberEl(m, room)));
+    members.replaceChildren(
+      ...(p?.members ?? [])
+        .slice()
+        .sort(byRole)
+        .map((m) => memberEl(m, room)),
+    );
   };
   room.on('state', renderMembers);
   room.on('presence', renderMembers);
   room.on('open', ({ you }) => {
-    setText(roleNote, you.role === 'host' ? 'You are the host: play, pause and seek move everyone.' : 'The host controls playback. Your video follows theirs, frame for frame.');
+    setText(
+      roleNote,
+      you.role === 'host'
+        ? 'You are the host: play, pause and seek move everyone.'
+        : 'The host controls playback. Your video follows theirs, frame for frame.',
+    );
     card.dataset.role = you.role;
   });
 }
@@ -115,6 +141,10 @@ function memberEl(m: Member, room: RoomClient): HTMLElement {
     avatar,
     name,
     m.uid === room.you?.uid ? h('span', { class: 'you-tag' }, 'you') : null,
-    m.role === 'host' ? h('span', { class: 'role-tag host' }, icon('crown', 12), 'Host') : m.role === 'moderator' ? h('span', { class: 'role-tag mod' }, icon('shield', 12), 'Mod') : null,
+    m.role === 'host'
+      ? h('span', { class: 'role-tag host' }, icon('crown', 12), 'Host')
+      : m.role === 'moderator'
+        ? h('span', { class: 'role-tag mod' }, icon('shield', 12), 'Mod')
+        : null,
   );
 }

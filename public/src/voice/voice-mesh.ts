@@ -100,7 +100,10 @@ export class VoiceMesh {
     this.status = 'joining';
     this.changed();
     try {
-      this.mic = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true }, video: false });
+      this.mic = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+        video: false,
+      });
       this.ctx = new AudioContext();
       await this.ctx.resume().catch(() => undefined);
       this.micAnalyser = this.ctx.createAnalyser();
@@ -207,7 +210,8 @@ export class VoiceMesh {
     for (const p of this.peers.values()) {
       const stats = await p.pc.getStats().catch(() => null);
       stats?.forEach((r: { type?: string; kind?: string; totalAudioEnergy?: number; totalSamplesDuration?: number }) => {
-        if (r.type === 'inbound-rtp' && r.kind === 'audio') out[p.conn] = { energy: r.totalAudioEnergy ?? 0, seconds: r.totalSamplesDuration ?? 0 };
+        if (r.type === 'inbound-rtp' && r.kind === 'audio')
+          out[p.conn] = { energy: r.totalAudioEnergy ?? 0, seconds: r.totalSamplesDuration ?? 0 };
       });
     }
     return out;
@@ -262,7 +266,20 @@ export class VoiceMesh {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: 'max-bundle' });
     const audioEl = document.createElement('audio');
     audioEl.autoplay = true;
-    const p: Peer = { conn, pc, offerer, audioEl, analyser: null, samples: new Float32Array(1024), level: 0, video: null, early: [], outgoing: [], flushTimer: null, offeredAt: 0 };
+    const p: Peer = {
+      conn,
+      pc,
+      offerer,
+      audioEl,
+      analyser: null,
+      samples: new Float32Array(1024),
+      level: 0,
+      video: null,
+      early: [],
+      outgoing: [],
+      flushTimer: null,
+      offeredAt: 0,
+    };
     pc.onicecandidate = (ev) => {
       if (!ev.candidate?.candidate) return;
       p.outgoing.push({ candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid, sdpMLineIndex: ev.candidate.sdpMLineIndex });
@@ -343,7 +360,8 @@ export class VoiceMesh {
 
   private flushCandidates(p: Peer): void {
     p.flushTimer = null;
-    while (p.outgoing.length > 0) this.send(p.conn, { type: 'candidates', candidates: p.outgoing.splice(0, VOICE_LIMITS.candidatesPerMessage) });
+    while (p.outgoing.length > 0)
+      this.send(p.conn, { type: 'candidates', candidates: p.outgoing.splice(0, VOICE_LIMITS.candidatesPerMessage) });
   }
 
   private send(to: string, signal: VoiceSignalBody): void {
@@ -412,7 +430,10 @@ export class VoiceMesh {
   private async fetchIceServers(): Promise<RTCIceServer[]> {
     const url = new URL(`/rooms/${encodeURIComponent(this.room.roomId)}/ice-servers`, location.origin);
     if (!this.opts.roomToken && this.room.sessionToken) url.searchParams.set('session', this.room.sessionToken);
-    const res = await fetch(url, { credentials: 'same-origin', headers: this.opts.roomToken ? { authorization: `Bearer ${this.opts.roomToken}` } : {} });
+    const res = await fetch(url, {
+      credentials: 'same-origin',
+      headers: this.opts.roomToken ? { authorization: `Bearer ${this.opts.roomToken}` } : {},
+    });
     if (!res.ok) throw new Error(`ICE servers: HTTP ${res.status}`);
     return ((await res.json()) as { iceServers: RTCIceServer[] }).iceServers;
   }

@@ -75,7 +75,8 @@ export function mountVoiceUi(mesh: VoiceMesh, room: RoomClient, container: HTMLE
   pttBox.addEventListener('change', () => mesh.setPushToTalk(pttBox.checked));
   talkBtn.addEventListener('pointerdown', () => mesh.talk(true));
   for (const ev of ['pointerup', 'pointerleave', 'pointercancel']) talkBtn.addEventListener(ev, () => mesh.talk(false));
-  const typing = (t: EventTarget | null) => t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+  const typing = (t: EventTarget | null) =>
+    t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
   window.addEventListener('keydown', (e) => {
     if (e.code === 'Space' && mesh.pushToTalk && !typing(e.target)) {
       e.preventDefault();
@@ -126,7 +127,7 @@ export function mountVoiceUi(mesh: VoiceMesh, room: RoomClient, container: HTMLE
       if (modMute) setText(modMute, m.forced ? 'Allow' : 'Mute');
       if (li.parentElement !== members || members.children[voice.indexOf(m)] !== li) members.append(li);
     }
-    for (const [conn, li] of rows) if (!seen.has(conn)) (li.remove(), rows.delete(conn));
+    for (const [conn, li] of rows) if (!seen.has(conn)) li.remove(), rows.delete(conn);
 
     // Camera tiles: the member's own, and each seat that has its camera on.
     const want = new Map<string, { name: string; stream: MediaStream }>();
@@ -148,7 +149,7 @@ export function mountVoiceUi(mesh: VoiceMesh, room: RoomClient, container: HTMLE
       const video = tile.querySelector('video')!;
       if (video.srcObject !== t.stream) video.srcObject = t.stream;
     }
-    for (const [conn, tile] of tileEls) if (!want.has(conn)) (tile.remove(), tileEls.delete(conn));
+    for (const [conn, tile] of tileEls) if (!want.has(conn)) tile.remove(), tileEls.delete(conn);
   };
   mesh.onChange(render);
   room.on('voice', render);
@@ -167,10 +168,15 @@ function memberRow(m: VoiceMember, isMe: boolean, canModerate: boolean, room: Ro
     const mute = h('button', { class: 'voice-mod', type: 'button', 'data-testid': 'voice-mod-mute' }, 'Mute');
     mute.addEventListener('click', () => {
       const seat = room.state?.voice.members.find((s) => s.uid === m.uid);
-      void (seat?.forced ? room.voiceUnmute(m.uid) : room.voiceMute(m.uid)).catch((err: unknown) => console.warn('voice: moderation refused', err));
+      void (seat?.forced ? room.voiceUnmute(m.uid) : room.voiceMute(m.uid)).catch((err: unknown) =>
+        console.warn('voice: moderation refused', err),
+      );
     });
     const remove = h('button', { class: 'voice-mod', type: 'button', 'data-testid': 'voice-mod-remove' }, 'Remove');
-    remove.addEventListener('click', () => void room.voiceRemove(m.uid).catch((err: unknown) => console.warn('voice: removal refused', err)));
+    remove.addEventListener(
+      'click',
+      () => void room.voiceRemove(m.uid).catch((err: unknown) => console.warn('voice: removal refused', err)),
+    );
     li.append(mute, remove);
   }
   return li;

@@ -47,8 +47,20 @@ export class ChatPanel {
   constructor(o: ChatOptions) {
     this.o = o;
     this.list = h('ol', { class: 'chat-list', 'data-testid': 'chat-list', 'aria-live': 'polite' });
-    this.input = h('textarea', { class: 'chat-input', rows: 1, maxlength: 500, placeholder: 'Say something…', 'aria-label': 'Chat message', 'data-testid': 'chat-input', disabled: true });
-    this.sendBtn = h('button', { class: 'send-btn', type: 'button', 'aria-label': 'Send', 'data-testid': 'chat-send', disabled: true }, icon('send', 18));
+    this.input = h('textarea', {
+      class: 'chat-input',
+      rows: 1,
+      maxlength: 500,
+      placeholder: 'Say something…',
+      'aria-label': 'Chat message',
+      'data-testid': 'chat-input',
+      disabled: true,
+    });
+    this.sendBtn = h(
+      'button',
+      { class: 'send-btn', type: 'button', 'aria-label': 'Send', 'data-testid': 'chat-send', disabled: true },
+      icon('send', 18),
+    );
     this.status = h('div', { class: 'chat-status', hidden: true });
     this.who = h('div', { class: 'chat-who' });
     this.heldNote = h('div', { class: 'chat-held', hidden: true });
@@ -81,7 +93,15 @@ export class ChatPanel {
         'header',
         { class: 'panel-head' },
         h('div', { class: 'panel-title' }, icon('chat', 16), 'Live chat'),
-        h('label', { class: 'sync-label', title: 'Hold messages until your video reaches the moment they were sent, so chat never spoils what you have not seen' }, this.syncToggle, h('span', {}, 'Sync to video')),
+        h(
+          'label',
+          {
+            class: 'sync-label',
+            title: 'Hold messages until your video reaches the moment they were sent, so chat never spoils what you have not seen',
+          },
+          this.syncToggle,
+          h('span', {}, 'Sync to video'),
+        ),
       ),
       this.slowNote,
       h('div', { class: 'chat-body' }, this.list, this.newPill),
@@ -152,7 +172,13 @@ export class ChatPanel {
     setText(text, m.text);
     const time = h('time', { class: 'chat-time', datetime: new Date(m.ts).toISOString() });
     setText(time, new Date(m.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }));
-    const li = h('li', { class: `chat-msg${m.uid === this.o.room.you?.uid ? ' mine' : ''}`, 'data-id': m.id }, h('div', { class: 'chat-line' }, this.nameEl(m.name, m.role), text), time, this.modTools(m));
+    const li = h(
+      'li',
+      { class: `chat-msg${m.uid === this.o.room.you?.uid ? ' mine' : ''}`, 'data-id': m.id },
+      h('div', { class: 'chat-line' }, this.nameEl(m.name, m.role), text),
+      time,
+      this.modTools(m),
+    );
     // Messages arrive in id order except when held ones are released: insert in order.
     let beforeId = Infinity;
     for (const id of this.shown.keys()) if (id > m.id && id < beforeId) beforeId = id;
@@ -204,7 +230,12 @@ export class ChatPanel {
 
   private updateHeld(): void {
     this.heldNote.hidden = this.held.length === 0;
-    setText(this.heldNote, this.held.length === 1 ? '1 message is waiting for your video to catch up' : `${this.held.length} messages are waiting for your video to catch up`);
+    setText(
+      this.heldNote,
+      this.held.length === 1
+        ? '1 message is waiting for your video to catch up'
+        : `${this.held.length} messages are waiting for your video to catch up`,
+    );
   }
 
   private setSlow(seconds: number): void {

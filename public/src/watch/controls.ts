@@ -70,12 +70,23 @@ export class Controls {
       v.muted = v.volume === 0;
     });
 
-    this.liveBtn = h('button', { class: 'live-btn', type: 'button', 'data-testid': 'go-live' }, h('span', { class: 'live-dot' }), h('span', { class: 'live-label' }, 'LIVE'));
+    this.liveBtn = h(
+      'button',
+      { class: 'live-btn', type: 'button', 'data-testid': 'go-live' },
+      h('span', { class: 'live-dot' }),
+      h('span', { class: 'live-label' }, 'LIVE'),
+    );
     this.liveBtn.addEventListener('click', () => intents.goLive());
     this.latency = h('span', { class: 'latency', 'data-testid': 'latency', title: 'Time from the camera to your screen' });
 
     this.qualityLabel = h('span', { class: 'quality-label' }, 'Auto');
-    this.qualityBtn = h('button', { class: 'ctl quality-btn', type: 'button', 'aria-haspopup': 'menu', 'data-testid': 'quality' }, icon('signal', 16), this.qualityLabel, icon('chevron', 14));
+    this.qualityBtn = h(
+      'button',
+      { class: 'ctl quality-btn', type: 'button', 'aria-haspopup': 'menu', 'data-testid': 'quality' },
+      icon('signal', 16),
+      this.qualityLabel,
+      icon('chevron', 14),
+    );
     this.menu = h('div', { class: 'menu', role: 'menu', hidden: true, 'data-testid': 'quality-menu' });
     this.qualityBtn.addEventListener('click', (e) => {
       e.stopPropagation();
@@ -91,7 +102,16 @@ export class Controls {
       else void (stage as HTMLElement | null)?.requestFullscreen?.();
     });
 
-    this.range = h('input', { class: 'scrub-range', type: 'range', min: 0, max: 1000, step: 1, value: 1000, 'aria-label': 'Seek', 'data-testid': 'scrub' });
+    this.range = h('input', {
+      class: 'scrub-range',
+      type: 'range',
+      min: 0,
+      max: 1000,
+      step: 1,
+      value: 1000,
+      'aria-label': 'Seek',
+      'data-testid': 'scrub',
+    });
     this.scrubFill = h('div', { class: 'scrub-fill' });
     this.scrubTip = h('div', { class: 'scrub-tip', hidden: true });
     this.scrub = h('div', { class: 'scrub', hidden: true }, h('div', { class: 'scrub-track' }, this.scrubFill), this.range, this.scrubTip);
@@ -124,7 +144,14 @@ export class Controls {
       h(
         'div',
         { class: 'bar' },
-        h('div', { class: 'bar-left' }, this.playBtn, h('div', { class: 'volume-group' }, this.muteBtn, this.volume), this.liveBtn, this.latency),
+        h(
+          'div',
+          { class: 'bar-left' },
+          this.playBtn,
+          h('div', { class: 'volume-group' }, this.muteBtn, this.volume),
+          this.liveBtn,
+          this.latency,
+        ),
         h('div', { class: 'bar-right' }, h('div', { class: 'menu-anchor' }, this.qualityBtn, this.menu), fsBtn),
       ),
     );
@@ -175,7 +202,19 @@ export class Controls {
     clear(this.menu);
     const current = p.currentRendition();
     const item = (label: string, sub: string, selected: boolean, index: number) => {
-      const b = h('button', { class: `menu-item${selected ? ' selected' : ''}`, type: 'button', role: 'menuitemradio', 'aria-checked': String(selected), 'data-level': index }, h('span', { class: 'menu-check' }, selected ? icon('check', 14) : null), h('span', { class: 'menu-label' }, label), h('span', { class: 'menu-sub' }, sub));
+      const b = h(
+        'button',
+        {
+          class: `menu-item${selected ? ' selected' : ''}`,
+          type: 'button',
+          role: 'menuitemradio',
+          'aria-checked': String(selected),
+          'data-level': index,
+        },
+        h('span', { class: 'menu-check' }, selected ? icon('check', 14) : null),
+        h('span', { class: 'menu-label' }, label),
+        h('span', { class: 'menu-sub' }, sub),
+      );
       b.addEventListener('click', (e) => {
         e.stopPropagation();
         p.setRendition(index);
@@ -186,7 +225,8 @@ export class Controls {
     this.menu.appendChild(h('div', { class: 'menu-title' }, 'Quality'));
     this.menu.appendChild(item('Auto', p.autoLevel && current ? current.name : '', p.autoLevel, -1));
     const sorted = [...p.renditions].sort((a, b) => b.height - a.height || b.bitrate - a.bitrate);
-    for (const r of sorted) this.menu.appendChild(item(labelFor(r), formatBitrate(r.bitrate), !p.autoLevel && current?.index === r.index, r.index));
+    for (const r of sorted)
+      this.menu.appendChild(item(labelFor(r), formatBitrate(r.bitrate), !p.autoLevel && current?.index === r.index, r.index));
   }
 
   update(): void {
@@ -204,7 +244,14 @@ export class Controls {
     this.liveBtn.title = atLive ? 'You are watching live' : 'Jump to live';
     setText(this.liveBtn.querySelector('.live-label')!, atLive ? 'LIVE' : 'GO LIVE');
     const latency = p.live ? p.latency(this.o.clock()) : null;
-    setText(this.latency, latency !== null && latency > 0 && latency < 3600 && p.firstFrameAt !== null ? (atLive ? `${latency.toFixed(1)} s latency` : `${formatBehind(behind)} behind live`) : '');
+    setText(
+      this.latency,
+      latency !== null && latency > 0 && latency < 3600 && p.firstFrameAt !== null
+        ? atLive
+          ? `${latency.toFixed(1)} s latency`
+          : `${formatBehind(behind)} behind live`
+        : '',
+    );
 
     const current = p.currentRendition();
     setText(this.qualityLabel, p.autoLevel ? `Auto${current ? ` · ${labelFor(current)}` : ''}` : current ? labelFor(current) : 'Auto');

@@ -31,7 +31,12 @@ export function mountDvrTools(page: WatchPage): DvrTools {
   // --- start over ---------------------------------------------------------------------------------
   // In a party the host's seeks go through the room (the scrubber does that); this is the watch page's.
   if (params.mode === 'watch' && barLeft) {
-    const startOver = h('button', { class: 'ctl start-over', type: 'button', 'data-testid': 'start-over', title: 'Watch this broadcast from its start', hidden: true }, icon('restart', 18), h('span', {}, 'From the start'));
+    const startOver = h(
+      'button',
+      { class: 'ctl start-over', type: 'button', 'data-testid': 'start-over', title: 'Watch this broadcast from its start', hidden: true },
+      icon('restart', 18),
+      h('span', {}, 'From the start'),
+    );
     startOver.addEventListener('click', () => {
       const r = player.seekRange();
       if (!r) return;
@@ -52,15 +57,44 @@ export function mountDvrTools(page: WatchPage): DvrTools {
   const token = params.roomToken;
   // The clip API takes a host token of the stream's own room, which is the watch page's room.
   if (!room || !token || !barRight || params.roomId !== params.streamId) return tools;
-  const clipBtn = h('button', { class: 'ctl clip-btn', type: 'button', 'data-testid': 'clip', hidden: true, 'aria-haspopup': 'dialog' }, icon('scissors', 17), h('span', {}, 'Clip'));
-  const length = h('select', { class: 'field field-select', 'aria-label': 'Length', 'data-testid': 'clip-length' }, ...CLIP_LENGTHS.map((s) => h('option', { value: s, selected: s === 30 }, s < 60 ? `Last ${s} s` : `Last ${s / 60} min`)));
-  const title = h('input', { class: 'field', placeholder: 'Title (optional)', maxlength: 200, 'aria-label': 'Clip title', 'data-testid': 'clip-title' });
-  const cut = h('button', { class: 'btn btn-primary btn-small', type: 'submit', 'data-testid': 'clip-cut' }, icon('scissors', 14), 'Cut clip');
+  const clipBtn = h(
+    'button',
+    { class: 'ctl clip-btn', type: 'button', 'data-testid': 'clip', hidden: true, 'aria-haspopup': 'dialog' },
+    icon('scissors', 17),
+    h('span', {}, 'Clip'),
+  );
+  const length = h(
+    'select',
+    { class: 'field field-select', 'aria-label': 'Length', 'data-testid': 'clip-length' },
+    ...CLIP_LENGTHS.map((s) => h('option', { value: s, selected: s === 30 }, s < 60 ? `Last ${s} s` : `Last ${s / 60} min`)),
+  );
+  const title = h('input', {
+    class: 'field',
+    placeholder: 'Title (optional)',
+    maxlength: 200,
+    'aria-label': 'Clip title',
+    'data-testid': 'clip-title',
+  });
+  const cut = h(
+    'button',
+    { class: 'btn btn-primary btn-small', type: 'submit', 'data-testid': 'clip-cut' },
+    icon('scissors', 14),
+    'Cut clip',
+  );
   const status = h('div', { class: 'clip-status', 'data-testid': 'clip-status' });
   const link = h('input', { class: 'field', readonly: true, 'aria-label': 'Link to the clip', 'data-testid': 'clip-url', hidden: true });
   const copy = h('button', { class: 'btn btn-small', type: 'button', hidden: true }, icon('link', 14), 'Copy');
   const open = h('a', { class: 'btn btn-small', target: '_blank', rel: 'noopener', hidden: true, 'data-testid': 'clip-open' }, 'Open');
-  const form = h('form', { class: 'clip-form' }, h('div', { class: 'menu-title' }, 'Clip what you just watched'), length, title, cut, status, h('div', { class: 'clip-share' }, link, copy, open));
+  const form = h(
+    'form',
+    { class: 'clip-form' },
+    h('div', { class: 'menu-title' }, 'Clip what you just watched'),
+    length,
+    title,
+    cut,
+    status,
+    h('div', { class: 'clip-share' }, link, copy, open),
+  );
   const panel = h('div', { class: 'menu clip-menu', role: 'dialog', hidden: true, 'data-testid': 'clip-menu' }, form);
   panel.addEventListener('click', (e) => e.stopPropagation());
   document.addEventListener('click', () => (panel.hidden = true));
@@ -70,7 +104,10 @@ export function mountDvrTools(page: WatchPage): DvrTools {
   });
   copy.addEventListener('click', () => {
     link.select();
-    void navigator.clipboard?.writeText(link.value).then(() => setText(copy, 'Copied'), () => undefined);
+    void navigator.clipboard?.writeText(link.value).then(
+      () => setText(copy, 'Copied'),
+      () => undefined,
+    );
   });
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -84,7 +121,8 @@ export function mountDvrTools(page: WatchPage): DvrTools {
     // The last N seconds of what the host watched: ending at the frame on screen, by its
     // program-date-time, so a host watching behind live clips what they saw; else from the edge.
     const pdt = player.pdtNow();
-    const body = pdt !== null ? { start: new Date(pdt - seconds * 1000).toISOString(), end: new Date(pdt).toISOString() } : { start: seconds };
+    const body =
+      pdt !== null ? { start: new Date(pdt - seconds * 1000).toISOString(), end: new Date(pdt).toISOString() } : { start: seconds };
     cut.disabled = true;
     setText(status, 'Cutting…');
     try {

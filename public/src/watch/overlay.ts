@@ -65,10 +65,16 @@ export class Overlay {
     this.card.append(h('div', { class: `notice-icon notice-${n.kind}` }, icon(NOTICE_ICON[n.kind], 28)), title, detail);
     if (n.retry) {
       const label = n.kind === 'ended' ? 'Watch from the start' : 'Retry now';
-      const b = h('button', { class: 'btn btn-primary', type: 'button', 'data-testid': 'retry' }, icon(n.kind === 'ended' ? 'play' : 'retry', 16), label);
+      const b = h(
+        'button',
+        { class: 'btn btn-primary', type: 'button', 'data-testid': 'retry' },
+        icon(n.kind === 'ended' ? 'play' : 'retry', 16),
+        label,
+      );
       b.addEventListener('click', () => (n.kind === 'ended' ? player.replay() : player.retry()));
       this.card.append(b);
     }
-    if (n.kind === 'not-live') this.card.append(h('div', { class: 'notice-wait' }, h('span', { class: 'pulse' }), 'Waiting for the broadcast'));
+    if (n.kind === 'not-live')
+      this.card.append(h('div', { class: 'notice-wait' }, h('span', { class: 'pulse' }), 'Waiting for the broadcast'));
   }
 }

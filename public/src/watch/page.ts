@@ -26,7 +26,15 @@ export interface WatchPage {
   /** The wall clock the page trusts (ms): the room's once synced, else the local one. */
   clock: () => number;
   /** Elements the together chunk fills. */
-  slots: { stage: HTMLElement; overlay: HTMLElement; stageTopRight: HTMLElement; belowHead: HTMLElement; below: HTMLElement; side: HTMLElement; viewers: HTMLElement };
+  slots: {
+    stage: HTMLElement;
+    overlay: HTMLElement;
+    stageTopRight: HTMLElement;
+    belowHead: HTMLElement;
+    below: HTMLElement;
+    side: HTMLElement;
+    viewers: HTMLElement;
+  };
 }
 
 export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage | null {
@@ -34,11 +42,21 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
   const streamId = params.streamId;
   // --- skeleton ----------------------------------------------------------------------------------
   const titleTop = h('div', { class: 'topbar-title', 'data-testid': 'title-top' });
-  const viewers = h('span', { class: 'viewers', 'data-testid': 'viewers', title: 'Watching now', hidden: true }, icon('eye', 16), h('span', { class: 'viewers-n' }, '–'));
+  const viewers = h(
+    'span',
+    { class: 'viewers', 'data-testid': 'viewers', title: 'Watching now', hidden: true },
+    icon('eye', 16),
+    h('span', { class: 'viewers-n' }, '–'),
+  );
   const topbar = h(
     'header',
     { class: 'topbar' },
-    h('a', { class: 'brand', href: '/' }, h('span', { class: 'brand-mark' }, h('span', {})), h('span', { class: 'brand-name' }, 'edgelive')),
+    h(
+      'a',
+      { class: 'brand', href: '/' },
+      h('span', { class: 'brand-mark' }, h('span', {})),
+      h('span', { class: 'brand-name' }, 'edgelive'),
+    ),
     titleTop,
     h('div', { class: 'topbar-right' }, viewers),
   );
@@ -50,7 +68,11 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
         { class: 'fatal card' },
         h('div', { class: 'notice-icon notice-not-found' }, icon('alert', 28)),
         h('h1', {}, 'Nothing to watch here'),
-        h('p', {}, params.mode === 'party' ? 'This party link names no stream. Ask the host for the full link.' : 'This address names no stream.'),
+        h(
+          'p',
+          {},
+          params.mode === 'party' ? 'This party link names no stream. Ask the host for the full link.' : 'This address names no stream.',
+        ),
       ),
     );
     return null;
@@ -75,13 +97,25 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
   const controls = new Controls({ player, clock: () => page.clock() });
   page.controls = controls;
   const stageTopRight = h('div', { class: 'stage-top-right' });
-  const stage = h('div', { class: 'stage' }, video, overlay.el, stageTopRight, h('div', { class: 'stage-top-left' }, overlay.unmuteButton), controls.el);
+  const stage = h(
+    'div',
+    { class: 'stage' },
+    video,
+    overlay.el,
+    stageTopRight,
+    h('div', { class: 'stage-top-left' }, overlay.unmuteButton),
+    controls.el,
+  );
 
   const title = h('h1', { class: 'stream-title', 'data-testid': 'title' });
   const state = h('span', { class: 'state-pill', 'data-testid': 'state' });
   const meta = h('span', { class: 'meta-text' });
   const belowHead = h('div', { class: 'below-head-extra' });
-  const below = h('div', { class: 'below' }, h('div', { class: 'below-head' }, h('div', { class: 'title-block' }, title, h('div', { class: 'title-meta' }, state, meta)), belowHead));
+  const below = h(
+    'div',
+    { class: 'below' },
+    h('div', { class: 'below-head' }, h('div', { class: 'title-block' }, title, h('div', { class: 'title-meta' }, state, meta)), belowHead),
+  );
   const side = h('aside', { class: 'side' });
   const layout = h('main', { class: `layout mode-${params.mode}` }, h('section', { class: 'main-col' }, stage, below), side);
   root.replaceChildren(topbar, layout);
@@ -103,19 +137,33 @@ export function mountWatchPage(root: HTMLElement, params: PageParams): WatchPage
         ? 'restricted'
         : n?.kind === 'not-found'
           ? 'unavailable'
-        : n?.kind === 'ended' || player.video.ended || player.info?.status === 'ended'
-          ? 'ended'
-          : n?.kind === 'not-live' || player.info?.status === 'idle'
-            ? 'upcoming'
-            : player.live && player.firstFrameAt !== null
-              ? 'live'
-              : 'loading';
+          : n?.kind === 'ended' || player.video.ended || player.info?.status === 'ended'
+            ? 'ended'
+            : n?.kind === 'not-live' || player.info?.status === 'idle'
+              ? 'upcoming'
+              : player.live && player.firstFrameAt !== null
+                ? 'live'
+                : 'loading';
     state.dataset.state = s;
-    const label: Record<string, string> = { live: 'Live', ended: 'Ended', upcoming: 'Starting soon', loading: 'Connecting…', restricted: 'Access required', unavailable: 'Not found' };
+    const label: Record<string, string> = {
+      live: 'Live',
+      ended: 'Ended',
+      upcoming: 'Starting soon',
+      loading: 'Connecting…',
+      restricted: 'Access required',
+      unavailable: 'Not found',
+    };
     stage.classList.toggle('has-notice', !!n);
     setText(state, label[s] ?? s);
     const r = player.currentRendition();
-    setText(meta, s === 'live' && r ? `${r.height ? `${r.height}p` : r.name} · low-latency HLS` : s === 'upcoming' ? 'The player starts by itself when the broadcast begins' : '');
+    setText(
+      meta,
+      s === 'live' && r
+        ? `${r.height ? `${r.height}p` : r.name} · low-latency HLS`
+        : s === 'upcoming'
+          ? 'The player starts by itself when the broadcast begins'
+          : '',
+    );
     showTitle();
   };
   for (const e of ['info', 'notice', 'firstFrame', 'rendition', 'tick'] as const) player.on(e, showState);

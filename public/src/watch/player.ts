@@ -208,7 +208,8 @@ export class Player {
             maxNumRetry: 2,
             retryDelayMs: 500,
             maxRetryDelayMs: 2000,
-            shouldRetry: (cfg, count, _timeout, res) => !((res?.code ?? 0) >= 400 && (res?.code ?? 0) < 500) && count < (cfg?.maxNumRetry ?? 0),
+            shouldRetry: (cfg, count, _timeout, res) =>
+              !((res?.code ?? 0) >= 400 && (res?.code ?? 0) < 500) && count < (cfg?.maxNumRetry ?? 0),
           },
         },
       },
@@ -224,7 +225,12 @@ export class Player {
     const hls = new Hls(this.hlsConfig());
     this.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
-      this.renditions = hls.levels.map((l, index) => ({ index, name: renditionName(l.uri, l.height), height: l.height, bitrate: l.bitrate }));
+      this.renditions = hls.levels.map((l, index) => ({
+        index,
+        name: renditionName(l.uri, l.height),
+        height: l.height,
+        bitrate: l.bitrate,
+      }));
       this.emit('renditions', this.renditions);
     });
     hls.once(Hls.Events.LEVEL_LOADED, (_e, d) => {
@@ -335,7 +341,9 @@ export class Player {
       this.emit('firstFrame', { ttffMs: shownAt });
     };
     // requestVideoFrameCallback says when the first frame was actually presented.
-    const rvfc = (v as HTMLVideoElement & { requestVideoFrameCallback?: (cb: (now: number, m: { presentationTime: number }) => void) => number }).requestVideoFrameCallback;
+    const rvfc = (
+      v as HTMLVideoElement & { requestVideoFrameCallback?: (cb: (now: number, m: { presentationTime: number }) => void) => number }
+    ).requestVideoFrameCallback;
     if (rvfc) rvfc.call(v, (_now, m) => firstFrame(m.presentationTime));
     else v.addEventListener('playing', () => firstFrame(performance.now()), { once: true });
     v.addEventListener('waiting', () => this.setStalled(true));
@@ -345,7 +353,8 @@ export class Player {
       this.setStalled(false);
       this.setNotice(ended(true));
     });
-    for (const e of ['timeupdate', 'play', 'pause', 'seeked', 'ratechange', 'volumechange', 'durationchange']) v.addEventListener(e, () => this.emit('tick', undefined));
+    for (const e of ['timeupdate', 'play', 'pause', 'seeked', 'ratechange', 'volumechange', 'durationchange'])
+      v.addEventListener(e, () => this.emit('tick', undefined));
   }
 
   private setStalled(stalled: boolean): void {

@@ -28,7 +28,12 @@ export class Polls {
     this.inStep = inStep;
     this.cards = h('div', { class: 'poll-cards', 'data-testid': 'polls' });
     this.composer = h('form', { class: 'poll-form card', hidden: true });
-    this.startBtn = h('button', { class: 'btn btn-ghost', type: 'button', hidden: true, 'data-testid': 'poll-start' }, icon('chart', 16), 'Start a poll');
+    this.startBtn = h(
+      'button',
+      { class: 'btn btn-ghost', type: 'button', hidden: true, 'data-testid': 'poll-start' },
+      icon('chart', 16),
+      'Start a poll',
+    );
     this.startBtn.addEventListener('click', () => this.openComposer());
     this.el = h('section', { class: 'polls', 'aria-label': 'Polls' }, this.cards, this.composer, this.startBtn);
     room.on('open', ({ you }) => {
@@ -39,7 +44,14 @@ export class Polls {
     room.on('state', () => this.render());
     room.on('poll', () => this.render());
     setInterval(() => this.tickCountdowns(), 1000);
-    if (inStep) setInterval(() => this.polls().map((p) => p.id).join() !== this.shownIds && this.render(), 100);
+    if (inStep)
+      setInterval(
+        () =>
+          this.polls()
+            .map((p) => p.id)
+            .join() !== this.shownIds && this.render(),
+        100,
+      );
   }
 
   /** A poll this viewer opened is never held back from them. */
@@ -68,7 +80,10 @@ export class Polls {
     const mine = this.myVotes.get(p.id);
     const question = h('h3', { class: 'poll-q' });
     setText(question, p.question);
-    const status = h('span', { class: `poll-status ${p.open ? 'open' : 'closed'}`, 'data-closes': p.open && p.closesAt ? p.closesAt : null });
+    const status = h('span', {
+      class: `poll-status ${p.open ? 'open' : 'closed'}`,
+      'data-closes': p.open && p.closesAt ? p.closesAt : null,
+    });
     setText(status, p.open ? (p.closesAt ? countdown(p.closesAt) : 'Live poll') : 'Final results');
     const options = h('div', { class: 'poll-options' });
     p.options.forEach((label, i) => {
@@ -100,17 +115,29 @@ export class Polls {
       });
       options.appendChild(b);
     });
-    const foot = h('div', { class: 'poll-foot' }, h('span', { class: 'poll-total', 'data-testid': 'poll-total' }, `${total} ${total === 1 ? 'vote' : 'votes'}`));
+    const foot = h(
+      'div',
+      { class: 'poll-foot' },
+      h('span', { class: 'poll-total', 'data-testid': 'poll-total' }, `${total} ${total === 1 ? 'vote' : 'votes'}`),
+    );
     if (this.staff && p.open) {
       const close = h('button', { class: 'btn btn-small', type: 'button' }, 'End poll');
       close.addEventListener('click', () => void this.room.closePoll(p.id).catch(() => undefined));
       foot.appendChild(close);
     }
-    return h('article', { class: `card poll${p.open ? '' : ' is-closed'}`, 'data-poll': p.id }, h('header', { class: 'poll-head' }, h('span', { class: 'poll-kicker' }, icon('chart', 14), 'Poll'), status), question, options, foot);
+    return h(
+      'article',
+      { class: `card poll${p.open ? '' : ' is-closed'}`, 'data-poll': p.id },
+      h('header', { class: 'poll-head' }, h('span', { class: 'poll-kicker' }, icon('chart', 14), 'Poll'), status),
+      question,
+      options,
+      foot,
+    );
   }
 
   private tickCountdowns(): void {
-    for (const el of this.cards.querySelectorAll<HTMLElement>('.poll-status[data-closes]')) setText(el, countdown(Number(el.dataset.closes)));
+    for (const el of this.cards.querySelectorAll<HTMLElement>('.poll-status[data-closes]'))
+      setText(el, countdown(Number(el.dataset.closes)));
   }
 
   private openComposer(): void {
@@ -118,13 +145,21 @@ export class Polls {
     const opts = h('div', { class: 'poll-form-opts' });
     const addOpt = (value = '') => {
       if (opts.childElementCount >= 10) return;
-      opts.appendChild(h('input', { class: 'field', placeholder: `Option ${opts.childElementCount + 1}`, maxlength: 80, value, 'aria-label': 'Option' }));
+      opts.appendChild(
+        h('input', { class: 'field', placeholder: `Option ${opts.childElementCount + 1}`, maxlength: 80, value, 'aria-label': 'Option' }),
+      );
     };
     addOpt();
     addOpt();
     const more = h('button', { class: 'btn btn-small', type: 'button' }, icon('plus', 14), 'Option');
     more.addEventListener('click', () => addOpt());
-    const duration = h('select', { class: 'field field-select', 'aria-label': 'Duration' }, h('option', { value: '0' }, 'Until I end it'), h('option', { value: '60' }, '1 minute'), h('option', { value: '300' }, '5 minutes'));
+    const duration = h(
+      'select',
+      { class: 'field field-select', 'aria-label': 'Duration' },
+      h('option', { value: '0' }, 'Until I end it'),
+      h('option', { value: '60' }, '1 minute'),
+      h('option', { value: '300' }, '5 minutes'),
+    );
     const cancel = h('button', { class: 'btn btn-small', type: 'button' }, 'Cancel');
     const submit = h('button', { class: 'btn btn-primary btn-small', type: 'submit' }, 'Start poll');
     const close = () => {
@@ -132,13 +167,20 @@ export class Polls {
       this.startBtn.hidden = !this.staff;
     };
     cancel.addEventListener('click', close);
-    this.composer.replaceChildren(h('div', { class: 'poll-form-title' }, icon('chart', 16), 'New poll'), q, opts, h('div', { class: 'poll-form-row' }, more, duration, h('span', { class: 'spacer' }), cancel, submit));
+    this.composer.replaceChildren(
+      h('div', { class: 'poll-form-title' }, icon('chart', 16), 'New poll'),
+      q,
+      opts,
+      h('div', { class: 'poll-form-row' }, more, duration, h('span', { class: 'spacer' }), cancel, submit),
+    );
     this.composer.onsubmit = (e) => {
       e.preventDefault();
       const options = [...opts.querySelectorAll('input')].map((i) => i.value.trim()).filter(Boolean);
       if (!q.value.trim() || options.length < 2) return;
       const secs = Number(duration.value);
-      this.room.openPoll(q.value.trim(), options, secs || undefined, this.inStep?.stamp()).then(close, (err: unknown) => console.warn('poll failed', err));
+      this.room
+        .openPoll(q.value.trim(), options, secs || undefined, this.inStep?.stamp())
+        .then(close, (err: unknown) => console.warn('poll failed', err));
     };
     this.composer.hidden = false;
     this.startBtn.hidden = true;

@@ -4,7 +4,10 @@ import { QoeRecorder } from '../../../core/player/qoe-recorder.ts';
 import type { QoeBatchInput } from '../../../core/contracts/qoe.ts';
 import type { Player } from './player.ts';
 
-export function startQoe(player: Player, opts: { origin: string; streamId: string; page: 'watch' | 'party'; clock: () => number }): QoeRecorder {
+export function startQoe(
+  player: Player,
+  opts: { origin: string; streamId: string; page: 'watch' | 'party'; clock: () => number },
+): QoeRecorder {
   const session = randomId();
   const rec = new QoeRecorder({ streamId: opts.streamId, session, page: opts.page, now: performance.now() });
   const endpoint = new URL('/api/qoe', opts.origin).toString();
@@ -71,5 +74,7 @@ export function startQoe(player: Player, opts: { origin: string; streamId: strin
 
 function randomId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
-  return Array.from(bytes, (b) => b.toString(36).padStart(2, '0')).join('').slice(0, 20);
+  return Array.from(bytes, (b) => b.toString(36).padStart(2, '0'))
+    .join('')
+    .slice(0, 20);
 }

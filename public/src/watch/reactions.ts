@@ -27,7 +27,12 @@ export class Reactions {
     for (const r of REACTIONS) {
       const count = h('span', { class: 'reaction-count' });
       this.counters.set(r, count);
-      const b = h('button', { class: 'reaction-btn', type: 'button', title: REACTION_LABELS[r], 'aria-label': REACTION_LABELS[r], 'data-reaction': r }, reactionIcon(r, 26), count);
+      const b = h(
+        'button',
+        { class: 'reaction-btn', type: 'button', title: REACTION_LABELS[r], 'aria-label': REACTION_LABELS[r], 'data-reaction': r },
+        reactionIcon(r, 26),
+        count,
+      );
       b.addEventListener('click', () => {
         // A host's reaction is stamped with the frame on screen; the audience's are counted as they come.
         if (!room.react(r, room.you?.role === 'host' ? inStep?.stamp() : undefined)) return;

@@ -4,7 +4,12 @@
 // and the page goes back to LL-HLS by itself when WebRTC cannot connect, the node is full (503) or
 // the frames stop; it offers real time again when the refusal says it may. The WHEP client is its
 // own bundle, imported on demand: viewers who never switch never load it.
-import { realtimeFallback, REALTIME_FIRST_FRAME_MS, REALTIME_STALL_MS, type RealtimeProblem } from '../../../core/player/realtime-fallback.ts';
+import {
+  realtimeFallback,
+  REALTIME_FIRST_FRAME_MS,
+  REALTIME_STALL_MS,
+  type RealtimeProblem,
+} from '../../../core/player/realtime-fallback.ts';
 import { h, setText } from './dom.ts';
 import type { WatchPage } from './page.ts';
 import type { WhepSession } from './whep-client.ts';
@@ -40,7 +45,19 @@ export class RealtimeMode {
   constructor(page: WatchPage) {
     this.#page = page;
     this.#wanted = page.params.realtime || localStorage.getItem(PREFERENCE) === '1';
-    this.#button = h('button', { class: 'realtime-btn', type: 'button', 'aria-pressed': 'false', 'data-testid': 'realtime', title: 'Sub-second latency over WebRTC', hidden: true }, h('span', { class: 'realtime-dot' }), 'Real-time');
+    this.#button = h(
+      'button',
+      {
+        class: 'realtime-btn',
+        type: 'button',
+        'aria-pressed': 'false',
+        'data-testid': 'realtime',
+        title: 'Sub-second latency over WebRTC',
+        hidden: true,
+      },
+      h('span', { class: 'realtime-dot' }),
+      'Real-time',
+    );
     this.#button.addEventListener('click', () => (this.state === 'on' || this.state === 'connecting' ? this.disable() : this.enable()));
     this.#note = h('span', { class: 'realtime-note', hidden: true, role: 'status' });
     this.el = h('div', { class: 'realtime' }, this.#note, this.#button);
@@ -107,7 +124,9 @@ export class RealtimeMode {
     try {
       const { startWhep, WhepError } = (await import(REALTIME_URL)) as typeof import('./whep-client.ts');
       session = await startWhep(this.#page.player.url('whep')).catch((err: unknown) => {
-        throw err instanceof WhepError ? { kind: 'refused', status: err.status, code: err.code, retryAfterMs: err.retryAfterMs } : { kind: 'unreachable' };
+        throw err instanceof WhepError
+          ? { kind: 'refused', status: err.status, code: err.code, retryAfterMs: err.retryAfterMs }
+          : { kind: 'unreachable' };
       });
     } catch (problem) {
       if (generation === this.#generation) this.#fallBack(problem as RealtimeProblem);

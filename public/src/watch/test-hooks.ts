@@ -4,7 +4,6 @@
 import type { PageSnapshot } from '../../../core/player/page-snapshot.ts';
 import type { WatchPage } from './page.ts';
 
-
 export function exposeForTests(page: WatchPage): void {
   const snapshot = (): PageSnapshot => {
     const p = page.player;

@@ -35,7 +35,11 @@ export function mountTogether(page: WatchPage, withRoom = true): void {
   mountRealtime(page);
   if (!params.roomId || !withRoom) return;
 
-  const room = new RoomClient({ origin: location.origin, room: params.roomId, ...(params.roomToken ? { token: params.roomToken } : { name: params.name ?? guestName() }) });
+  const room = new RoomClient({
+    origin: location.origin,
+    room: params.roomId,
+    ...(params.roomToken ? { token: params.roomToken } : { name: params.name ?? guestName() }),
+  });
   page.room = room;
   // Chat, polls and the host's reactions wait for the viewer's picture (core/player/in-step.ts).
   const chat = new ChatPanel({ room, pdtNow: () => player.pdtNow(), sync: params.inStep });

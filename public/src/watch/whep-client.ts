@@ -53,11 +53,21 @@ export async function startWhep(url: string, signal?: AbortSignal): Promise<Whep
     await pc.setLocalDescription(await pc.createOffer());
     // Candidates go in the offer: one request, no trickle PATCHes for the common case.
     await waitForGathering(pc);
-    const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/sdp' }, body: pc.localDescription!.sdp, signal });
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/sdp' },
+      body: pc.localDescription!.sdp,
+      signal,
+    });
     if (res.status !== 201) {
       const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
       const retryAfter = Number(res.headers.get('retry-after'));
-      throw new WhepError(res.status, body.error?.code ?? 'whep_failed', body.error?.message ?? `WHEP answered ${res.status}`, retryAfter > 0 ? retryAfter * 1000 : null);
+      throw new WhepError(
+        res.status,
+        body.error?.code ?? 'whep_failed',
+        body.error?.message ?? `WHEP answered ${res.status}`,
+        retryAfter > 0 ? retryAfter * 1000 : null,
+      );
     }
     const answer = await res.text();
     // After a redirect the session resource is relative to the node that answered.
