@@ -149,7 +149,9 @@ describe('the watch page', () => {
   });
 
   it('carries chat both ways between two pages, and a moderator’s deletion vanishes everywhere', async () => {
-    friend = await open(`/watch/${stream.id}?name=Bob`);
+    // Pages of one browser share its anonymous-identity cookie (one viewer, one vote: issue 11
+    // item 9); Bob is a second viewer, so he comes with his own identity (a viewer room token).
+    friend = await open(`/watch/${stream.id}?roomToken=${await roomToken(stream.id, 'Bob', 'viewer')}`);
     moderator = await open(`/watch/${stream.id}?roomToken=${await roomToken(stream.id, 'Mo', 'moderator')}`, { width: 1280, height: 800 });
     for (const p of [viewer, friend, moderator])
       await expect.poll(() => p.getByTestId('chat-input').isEnabled(), { timeout: 15_000 }).toBe(true);
