@@ -153,7 +153,7 @@ export class Room extends DurableObject<Env> {
       if (ws) this.hub.sendText(ws, text);
     },
     sendToShard: async (i, frames) => {
-      await this.shardStub(i).relay(frames);
+      await this.shard(i).relay(frames);
     },
   });
 
@@ -411,7 +411,7 @@ export class Room extends DurableObject<Env> {
     const shards = await Promise.all(
       [...this.shards.keys()].map(async (index) => ({
         index,
-        counts: await this.shardStub(index)
+        counts: await this.shard(index)
           .stats()
           .catch(() => ({})),
       })),
@@ -624,7 +624,7 @@ export class Room extends DurableObject<Env> {
     const shards = new Set<number>();
     for (const c of this.conns.values()) if (c.uid === uid && c.shard >= 0) shards.add(c.shard);
     for (const i of shards) {
-      void this.shardStub(i)
+      void this.shard(i)
         .kick(uid, frame, closeCode)
         .catch((err: unknown) => console.error(JSON.stringify({ level: 'error', msg: 'room: kick failed', shard: i, error: String(err) })));
     }
@@ -760,7 +760,7 @@ export class Room extends DurableObject<Env> {
     return l;
   }
 
-  private shardStub(i: number) {
+  private shard(i: number) {
     return this.env.ROOM_SHARD.getByName(shardName(this.roomId ?? 'unknown', i));
   }
 
@@ -775,7 +775,7 @@ export class Room extends DurableObject<Env> {
     const frames = link.queue.splice(0);
     link.inFlight = true;
     try {
-      await this.shardStub(i).deliver(this.roomId ?? '', frames);
+      await this.shard(i).deliver(this.roomId ?? '', frames);
       link.failures = 0;
     } catch (err) {
       link.failures++;
@@ -794,7 +794,7 @@ export class Room extends DurableObject<Env> {
   /** Replaces what the room believes a shard holds with what the shard says it holds. */
   private async reconcile(i: number): Promise<void> {
     try {
-      const members = await this.shardStub(i).members();
+      const members = await this.shard(i).members();
       for (const [conn, c] of this.conns) if (c.shard === i) this.removeConnQuiet(conn);
       for (const m of members) this.addConn(m, i);
       this.store.replaceShardMembers(i, members);

@@ -180,10 +180,10 @@ describe('the origin authorize maps a publish token to its stream', () => {
   it('expired rows are swept by the next use of any token', async () => {
     const stream = await newStream();
     await env.DB.prepare('INSERT INTO publish_token_uses (nonce, stream_id, session_hash, used_at, expires_at) VALUES (?, ?, NULL, ?, ?)')
-      .bind('old-nonce-xxxxxx', stream.id, 1, 2)
+      .bind('old-nonce-spent0', stream.id, 1, 2)
       .run();
     expect((await lease((await mint(stream.id, { use: 'single' })).token)).status).toBe(200);
-    expect(await env.DB.prepare('SELECT nonce FROM publish_token_uses WHERE nonce = ?').bind('old-nonce-xxxxxx').first()).toBeNull();
+    expect(await env.DB.prepare('SELECT nonce FROM publish_token_uses WHERE nonce = ?').bind('old-nonce-spent0').first()).toBeNull();
   });
 });
 

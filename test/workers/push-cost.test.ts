@@ -19,11 +19,11 @@ type Kind = 'init' | 'first part' | 'later part' | 'segment';
 
 /** Counts, inside the stream's object, what each push writes (SQLite cursors, R2 puts, alarms). */
 async function instrument(streamId: string): Promise<{ take(): Promise<Tally> }> {
-  const stub = (env as unknown as { STREAM_STATE: DurableObjectNamespace }).STREAM_STATE.getByName(streamId);
+  const streamState = (env as unknown as { STREAM_STATE: DurableObjectNamespace }).STREAM_STATE.getByName(streamId);
   const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
   let r2Puts = 0;
   let alarms = 0;
-  await runInDurableObject(stub, (instance: unknown, state) => {
+  await runInDurableObject(streamState, (instance: unknown, state) => {
     const sql = state.storage.sql;
     const exec = sql.exec.bind(sql);
     sql.exec = ((query: string, ...bindings: unknown[]) => {
@@ -48,7 +48,7 @@ async function instrument(streamId: string): Promise<{ take(): Promise<Tally> }>
   return {
     async take() {
       // Each cursor knows the rows its statement wrote once it has run.
-      const done = await runInDurableObject(stub, () => cursors.splice(0).map((c) => [c.rowsWritten, c.rowsRead] as const));
+      const done = await runInDurableObject(streamState, () => cursors.splice(0).map((c) => [c.rowsWritten, c.rowsRead] as const));
       const t = { r2Puts, rowsWritten: done.reduce((n, c) => n + c[0], 0), rowsRead: done.reduce((n, c) => n + c[1], 0), alarms };
       r2Puts = 0;
       alarms = 0;
