@@ -3,75 +3,15 @@
 // restart. In a file of its own: abortAllDurableObjects resets every object of the file.
 import { env } from 'cloudflare:workers';
 import { abortAllDurableObjects, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Env } from '../../workers/env.ts';
 import type { WebhookQueueMessage } from '../../core/contracts/webhooks.ts';
 import { authorize, createStream } from './helpers.ts';
 import { api, operator } from './playback-fixtures.ts';
+import { flakyQueue, outbox, restores, until } from './outbox-fixtures.ts';
 
 const op = operator('192.0.2.65');
 const e = env as unknown as Env;
-
-type OutboxRow = { id: string; event: string; attempts: number; next_at: number };
-
-/** The object's queue binding as the test found it (the Worker and its objects share one env here). */
-const restores: Array<() => void> = [];
-afterEach(() => {
-  while (restores.length) restores.pop()!();
-});
-
-/**
- * Puts a gate in front of the object's real queue binding: the first `failures` sends throw (as a
- * queue that is down does), every later one goes to the real queue. Returns what went through.
- */
-async function flakyQueue(stub: DurableObjectStub, failures: number) {
-  const state = { failures, refused: 0, offered: [] as WebhookQueueMessage[], sent: [] as WebhookQueueMessage[] };
-  await runInDurableObject(stub, (instance) => {
-    const objectEnv = (instance as unknown as { env: Env }).env;
-    const real = objectEnv.WEBHOOK_QUEUE;
-    restores.push(() => (objectEnv.WEBHOOK_QUEUE = real));
-    const gate = () => {
-      if (state.failures === 0) return;
-      state.failures--;
-      state.refused++;
-      throw new Error('queue unavailable (test)');
-    };
-    objectEnv.WEBHOOK_QUEUE = {
-      async send(body, options) {
-        gate();
-        const res = await real.send(body, options);
-        state.sent.push(body);
-        return res;
-      },
-      async sendBatch(messages, options) {
-        const list = [...messages];
-        state.offered.push(...list.map((m) => m.body));
-        gate();
-        const res = await real.sendBatch(list, options);
-        state.sent.push(...list.map((m) => m.body));
-        return res;
-      },
-      metrics: () => real.metrics(),
-    } as Queue<WebhookQueueMessage>;
-  });
-  return state;
-}
-
-async function outbox(stub: DurableObjectStub): Promise<OutboxRow[]> {
-  return runInDurableObject(stub, (_, state) =>
-    state.storage.sql.exec<OutboxRow>('SELECT id, event, attempts, next_at FROM outbox').toArray(),
-  );
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('webhook outbox across a crash', () => {
   it('an event whose first send never finished (the object crashed meanwhile) is sent by the alarm after the restart', {
