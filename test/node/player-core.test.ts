@@ -94,9 +94,10 @@ describe('decideSync thresholds', () => {
       expect(d.pdtMs).toBeCloseTo(target + 700 - SYNC_THRESHOLDS.edgeSafetyMs, 3);
       expect(d.startAtRoomMs).toBeCloseTo(NOW + 450, 3);
     }
-    // Never sooner than the time a start takes.
+    // Never sooner than the time a start takes, and never past the loadable media: closer than
+    // that, no rendezvous meets the party (test/node/party-live-edge.test.ts).
     const tight = decideSync(state({}), NOW, local(-1000, { availablePdtMs: target + 300 }), 600);
-    expect(tight).toMatchObject({ kind: 'rendezvous', startAtRoomMs: NOW + SYNC_THRESHOLDS.minLeadMs });
+    expect(tight).toMatchObject({ kind: 'edge', reachPdtMs: target + 300 - SYNC_THRESHOLDS.edgeSafetyMs });
   });
 
   it('waits at the start position for a scheduled start, and leaves a player that started early alone', () => {
