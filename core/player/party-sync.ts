@@ -53,8 +53,13 @@ export const SYNC_THRESHOLDS = {
   minLeadMs: 250,
   /** The playlist's PART-HOLD-BACK when the player has not read it yet (3 × the 200 ms part target). */
   defaultHoldBackMs: 600,
-  /** The host holds the party until it is this much further from the edge than the hold's threshold. */
-  holdHysteresisMs: 1000,
+  /**
+   * The host holds the party until it is this much further from the edge than the hold's
+   * threshold: with a ladder at speed s < 1 the party then plays this / (1 − s) between holds.
+   */
+  holdHysteresisMs: 3000,
+  /** A scheduled start is judged again (a hold extended) once it is this near: more than a command's round trip. */
+  holdRejudgeMs: 2500,
   /** Longest hold in one command: the room takes a start at most 5 s ahead (PLAYBACK_SKEW_MS). */
   maxHoldMs: 4000,
   /** The edge's speed (PDT ms per room ms) is taken as at least this: a stopped edge still ends a hold. */
@@ -172,8 +177,9 @@ export interface LiveEdge {
 
 /**
  * Host only: whether the party runs too close to the live edge for its members to meet it, and
- * the hold that moves it back — the party's frame now (or where a scheduled start holds it), with
- * the start moved to when the edge will be far enough ahead again, at the edge's measured speed.
+ * the hold that moves it back — the party's frame now (or where a scheduled start holds it; a
+ * frame past what members can load moves back to the threshold), with the start moved to when
+ * the edge will be far enough ahead again, at the edge's measured speed.
  * Far enough is the playlist's hold-back, the rendezvous safety and the lead a member needs (the
  * host's learned lead, at least the default), plus a hysteresis so the party then plays a while.
  * A hold longer than the room accepts is given in steps: each extends the start before it comes.
@@ -185,17 +191,21 @@ export function decideEdgeHold(
   leadMs: number = SYNC_THRESHOLDS.defaultLeadMs,
 ): { pdtMs: number; startAtRoomMs: number } | null {
   const t = SYNC_THRESHOLDS;
-  // A start more than a second away is judged again nearer the time, when the edge has moved on:
-  // a hold is extended once a few seconds, not on every step.
-  if (!state.playing || state.rate <= 0 || state.at - roomNowMs > t.holdHysteresisMs) return null;
+  // A start further away is judged again nearer the time, when the edge has moved on: a hold is
+  // extended every second or two, not on every step, and before its start has come.
+  if (!state.playing || state.rate <= 0 || state.at - roomNowMs > t.holdRejudgeMs) return null;
   const from = Math.max(roomNowMs, state.at);
   const party = partyPdtAt(state, from);
   const speed = Math.max(t.minEdgeSpeed, edge.speed);
   const lowMs = edge.holdBackMs + t.edgeSafetyMs + Math.max(t.defaultLeadMs, leadMs);
   const marginAtStart = edge.pdtMs + (from - roomNowMs) * speed - party;
   if (marginAtStart >= lowMs * state.rate) return null;
-  const holdMs = Math.min(t.maxHoldMs, ((lowMs + t.holdHysteresisMs) * state.rate - (edge.pdtMs - party)) / speed);
-  return { pdtMs: party, startAtRoomMs: Math.round(roomNowMs + holdMs) };
+  // A party already past what a member can meet (a hold decided late: a busy page, a slow round
+  // trip) is moved back to the threshold: held where it is, it would wait for an edge that, slow
+  // as it is, may take minutes to get there, and nobody can show those frames meanwhile anyway.
+  const pos = party <= edge.pdtMs - t.edgeSafetyMs - t.minLeadMs ? party : edge.pdtMs - lowMs * state.rate;
+  const holdMs = Math.min(t.maxHoldMs, ((lowMs + t.holdHysteresisMs) * state.rate - (edge.pdtMs - pos)) / speed);
+  return { pdtMs: pos, startAtRoomMs: Math.round(roomNowMs + holdMs) };
 }
 
 /**
@@ -217,9 +227,16 @@ export function followRate(base: number, errorMs: number): number {
   return base * (1 + (Math.abs(offset) < t.minRateOffset ? (errorMs > 0 ? -t.minRateOffset : t.minRateOffset) : offset));
 }
 
-/** After a rendezvous that started `lateMs` after its time (negative: early), the next lead. */
-export function nextLead(leadMs: number, readyLateMs: number): number {
-  if (readyLateMs > 0) return Math.min(SYNC_THRESHOLDS.maxLeadMs, Math.max(leadMs * 2, readyLateMs + leadMs));
+/**
+ * After a rendezvous that was ready `readyLateMs` after its time (negative: early), having taken
+ * `tookMs` to seek and buffer, the next lead: twice as long after a late one; a fifth shorter
+ * (never under the default) after one ready in less than half the lead, so a lead learned in a
+ * slow moment (a loaded machine) comes back down, and the party's hold-back with it.
+ */
+export function nextLead(leadMs: number, readyLateMs: number, tookMs: number = leadMs): number {
+  const t = SYNC_THRESHOLDS;
+  if (readyLateMs > 0) return Math.min(t.maxLeadMs, Math.max(leadMs * 2, readyLateMs + leadMs));
+  if (tookMs < leadMs / 2) return Math.max(t.defaultLeadMs, Math.round(leadMs * 0.8));
   return leadMs;
 }
 

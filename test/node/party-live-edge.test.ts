@@ -75,19 +75,27 @@ describe("the host's hold at the live edge", () => {
     expect(decideEdgeHold(playing(), NOW, edge(1000, 1 / 3))).toEqual({ pdtMs: party, startAtRoomMs: NOW + T.maxHoldMs });
   });
 
-  it('judges a scheduled start (a hold, a command) in its last second, against the edge it will have then', () => {
-    const held = playing({ position: wrapPdt(party), at: NOW + 2000 });
+  it('moves a party that already ran past what members can load back behind the edge', () => {
+    expect(decideEdgeHold(playing(), NOW, edge(-5000))).toEqual({ pdtMs: party - 5000 - LOW, startAtRoomMs: NOW + T.holdHysteresisMs });
+    expect(decideEdgeHold(playing(), NOW, edge(T.edgeSafetyMs + T.minLeadMs - 1))).toMatchObject({
+      pdtMs: party + T.edgeSafetyMs + T.minLeadMs - 1 - LOW,
+    });
+    // Still meetable: the frame is held, not moved.
+    expect(decideEdgeHold(playing(), NOW, edge(T.edgeSafetyMs + T.minLeadMs))).toMatchObject({ pdtMs: party });
+  });
+
+  it('judges a scheduled start (a hold, a command) in its last 2.5 s, against the edge it will have then', () => {
+    const held = playing({ position: wrapPdt(party), at: NOW + T.holdRejudgeMs + 1 });
     expect(decideEdgeHold(held, NOW, edge(0, 0.1))).toBeNull();
     const soon = playing({ position: wrapPdt(party), at: NOW + 900 });
     // The edge at the start will be 900 × 0.5 further: 1450 ahead, enough.
     expect(decideEdgeHold(soon, NOW, edge(1000, 0.5))).toBeNull();
-    expect(decideEdgeHold(soon, NOW, edge(500, 0.5))).toEqual({
-      pdtMs: party,
-      startAtRoomMs: NOW + (LOW + T.holdHysteresisMs - 500) / 0.5,
-    });
+    expect(decideEdgeHold(soon, NOW, edge(500))).toEqual({ pdtMs: party, startAtRoomMs: NOW + LOW + T.holdHysteresisMs - 500 });
     // An edge that stopped (the publisher went away) is still taken to move a little: the hold
     // goes on in steps of the longest start the room accepts, not a command a step.
-    expect(decideEdgeHold(soon, NOW, edge(0, 0))).toEqual({ pdtMs: party, startAtRoomMs: NOW + T.maxHoldMs });
+    // (Its frame, at the edge itself, is one no member can meet: it moves back too.)
+    expect(decideEdgeHold(soon, NOW, edge(0, 0))).toEqual({ pdtMs: party - LOW, startAtRoomMs: NOW + T.maxHoldMs });
+    expect(decideEdgeHold(soon, NOW, edge(800, 0))).toEqual({ pdtMs: party, startAtRoomMs: NOW + T.maxHoldMs });
   });
 
   it('measures the edge speed over the last seconds, real time until it knows', () => {

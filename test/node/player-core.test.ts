@@ -122,8 +122,11 @@ describe('decideSync thresholds', () => {
     });
   });
 
-  it('learns a longer lead after a late start, up to 8 s', () => {
+  it('learns a longer lead after a late start, up to 8 s, and a shorter one after quick ones', () => {
     expect(nextLead(600, -5)).toBe(600);
+    expect(nextLead(8000, -6000, 2000)).toBe(6400);
+    expect(nextLead(700, -600, 100)).toBe(SYNC_THRESHOLDS.defaultLeadMs);
+    expect(nextLead(2400, -900, 1500)).toBe(2400);
     expect(nextLead(600, 100)).toBe(1200);
     expect(nextLead(600, 2000)).toBe(2600);
     expect(nextLead(6000, 100)).toBe(SYNC_THRESHOLDS.maxLeadMs);

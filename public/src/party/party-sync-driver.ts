@@ -259,7 +259,8 @@ export class PartySync {
     this.busyVersion = version;
     const v = this.player.video;
     const stale = () => gen !== this.gen;
-    this.note(`rendezvous v${version} in ${Math.round(startAtRoomMs - this.room.roomNow())} ms`);
+    const began = this.room.roomNow();
+    this.note(`rendezvous v${version} in ${Math.round(startAtRoomMs - began)} ms`);
     try {
       this.setMode('seeking', this.errorMs);
       v.pause();
@@ -278,11 +279,12 @@ export class PartySync {
         if (stale()) return;
       }
       this.setMode('waiting-start', this.errorMs);
-      const wait = startAtRoomMs - this.room.roomNow() - this.playLatencyMs;
+      const ready = this.room.roomNow();
+      const wait = startAtRoomMs - ready - this.playLatencyMs;
+      if (learn) this.leadMs = nextLead(this.leadMs, -wait, ready - began);
       if (wait < 0) {
         // Not ready in time: next time start further ahead. A little late, play now and let the
         // rate absorb it; much too late, the next step starts a new rendezvous.
-        if (learn) this.leadMs = nextLead(this.leadMs, -wait);
         this.note(`late by ${Math.round(-wait)} ms (readyState ${v.readyState}); lead now ${this.leadMs} ms`);
         if (-wait >= SYNC_THRESHOLDS.seekMs) return;
       }
