@@ -104,7 +104,7 @@ export function mountVoiceUi(mesh: VoiceMesh, room: RoomClient, container: HTMLE
     showError(mesh.status === 'error' ? mesh.error : null);
     const forced = seat?.forced === true;
     muteBtn.setAttribute('aria-pressed', String(mesh.selfMuted || forced));
-    muteBtn.disabled = forced || mesh.status !== 'connected';
+    muteBtn.disabled = forced || (mesh.status !== 'connected' && mesh.status !== 'sfu');
     setText(muteBtn, forced ? 'Muted by a moderator' : mesh.selfMuted ? 'Unmute' : 'Mute');
     talkBtn.hidden = !mesh.pushToTalk;
     talkBtn.setAttribute('aria-pressed', String(mesh.live && mesh.pushToTalk));
