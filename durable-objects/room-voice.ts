@@ -30,24 +30,39 @@ export function voiceConfigOf(vars: VoiceVars, roomMeshMax: number | undefined):
 
 /**
  * Tells the SFU which seats of the room a moderator muted (all of them, each time: the node keeps
- * the newest by `seq`), so their audio stops at the node whatever their client sends. Best effort:
- * the members' clients gate a muted seat's audio too.
+ * the newest by `seq`, so a repeat or a late one is harmless), so their audio stops at the node
+ * whatever their client sends. Tried up to three times while it is still the newest (`current`):
+ * a lost lift would keep a member silent at the node. The members' clients gate a muted seat too.
  */
-export async function pushSfuModeration(vars: VoiceVars, room: string, forced: string[], seq: number): Promise<void> {
+export async function pushSfuModeration(
+  vars: VoiceVars,
+  room: string,
+  forced: string[],
+  seq: number,
+  current: () => boolean = () => true,
+): Promise<void> {
   if (!vars.VOICE_SFU_URL || !vars.VOICE_SFU_SECRET || !room) return;
   const exp = Math.floor(Date.now() / 1000) + VOICE_SFU_MODERATION_TTL_SEC;
   const token = await signVoiceSfuModeration({ room, forced, seq, exp }, vars.VOICE_SFU_SECRET);
-  try {
-    const res = await fetch(`${voiceSfuRoomUrl(vars.VOICE_SFU_URL, room)}/moderation`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(5000),
-    });
-    await res.body?.cancel();
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  } catch (err) {
-    console.error(JSON.stringify({ level: 'warn', msg: 'room: the SFU was not told of a voice mute', room, error: String(err) }));
+  let error = '';
+  for (let attempt = 0; attempt < 3 && current(); attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 1000 * attempt));
+    try {
+      const res = await fetch(`${voiceSfuRoomUrl(vars.VOICE_SFU_URL, room)}/moderation`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.body?.cancel();
+      if (res.ok) return;
+      error = `HTTP ${res.status}`;
+      // Refused for its signature or room: trying again would not change that.
+      if (res.status < 500) break;
+    } catch (err) {
+      error = String(err);
+    }
   }
+  if (current()) console.error(JSON.stringify({ level: 'warn', msg: 'room: the SFU was not told of a voice mute', room, error }));
 }
 
 export class VoiceSeats {
@@ -59,6 +74,11 @@ export class VoiceSeats {
   mode: VoiceMode;
   readonly #onForced: ((forced: string[], seq: number) => void) | undefined;
   #forcedSeq = 0;
+
+  /** The sequence number of the newest moderation told to the SFU. */
+  get forcedSeq(): number {
+    return this.#forcedSeq;
+  }
 
   /**
    * Loads the seats; a seat whose connection is gone (`alive` says no) is dropped silently.

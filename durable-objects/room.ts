@@ -206,7 +206,8 @@ export class Room extends DurableObject<Env> {
     this.voice = new VoiceSeats(
       this.store,
       (conn) => this.conns.has(conn),
-      (forced, seq) => void pushSfuModeration(this.env as Env & VoiceVars, this.roomId ?? '', forced, seq),
+      (forced, seq) =>
+        void pushSfuModeration(this.env as Env & VoiceVars, this.roomId ?? '', forced, seq, () => this.voice.forcedSeq === seq),
     );
 
     const polls = this.store.recentPolls(ROOM_LIMITS.pollsKept);

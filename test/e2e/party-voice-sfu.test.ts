@@ -224,7 +224,14 @@ describe('voice through the SFU', () => {
     await bob.getByTestId('voice-mute').click();
     await expect
       .poll(async () => (await receivedLevel(ada, 1000))[bobId.conn] ?? 0, { timeout: 15_000, interval: 0 })
-      .toBeGreaterThan(HEARD);
+      .toBeGreaterThan(HEARD)
+      .catch(async (err: unknown) => {
+        const live = await bob.evaluate(
+          () => (globalThis as unknown as { __edgelive: { voice: { live: boolean } } }).__edgelive.voice.live,
+        );
+        log.info('Bob unmuted, not heard', { bobLive: live, adaLevels: await levels(ada), sfu: await sfuHealth() });
+        throw err;
+      });
 
     // Bob leaves: his slot is freed on the other pages, and the node holds two seats.
     await bob.getByTestId('voice-leave').click();
