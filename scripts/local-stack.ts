@@ -215,6 +215,9 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const rtmpsPort = opts.rtmps ? (opts.rtmpsPort ?? (await freePort())) : null;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   const inspectorPort = opts.inspectorPort ?? (await freePort());
+  // Chosen before the Worker starts: its Rooms send voice groups past the mesh to this node's SFU.
+  const webrtcPort = opts.webrtcPort ?? (await freePort());
+  const voiceSfuSecret = `${opts.ingestSecret}-voice-sfu`;
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
 
@@ -230,6 +233,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
     // A local stack's webhook receivers are on this machine (http://127.0.0.1:…): never deployed.
     WEBHOOK_ALLOW_PRIVATE: '1',
+    // Party voice past the mesh goes through the first node's SFU (VOICE_MESH_MAX in workerVars
+    // lowers the switch, so a test needs 3 pages, not 9).
+    VOICE_SFU_URL: `http://127.0.0.1:${webrtcPort}/voice`,
+    VOICE_SFU_SECRET: voiceSfuSecret,
     ...opts.workerVars,
   };
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
@@ -307,6 +314,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         WEBRTC_HTTP_PORT: String(signalling),
         WEBRTC_HOST: '127.0.0.1',
         WEBRTC_CORS_ORIGINS: workerUrl,
+        VOICE_SFU_SECRET: voiceSfuSecret,
         NODE_ID: nodeId,
         REGION: region,
         ...(spec.latitude !== undefined ? { LAT: String(spec.latitude) } : {}),
@@ -341,7 +349,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
     const specs = opts.transcoders ?? [{}];
     // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
-    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: opts.webrtcPort, rtmps: rtmpsPort });
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: webrtcPort, rtmps: rtmpsPort });
     for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();
