@@ -57,6 +57,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       for (const p of publishers.values()) for (const r of p.restreams.statuses()) byState[r.state] = (byState[r.state] ?? 0) + 1;
       return byState;
     },
+    whep: () => ({ viewers: whep.viewerCount, maxViewers: config.webrtc.whep.maxViewers, counters: whep.counters }),
   });
   const origin = new OriginClient({
     baseUrl: config.originUrl,
