@@ -11,7 +11,8 @@
 //     what one node holds on this machine.
 // Knobs: BENCH_WHEP_ROUNDS (3), BENCH_WHEP_SECONDS (15, per page and round), BENCH_WHEP_SETTLE (4),
 // BENCH_WHEP_VIEWERS (1,10,25,50,100,150,200), BENCH_WHEP_WINDOW (10 s per step), BENCH_WHEP_PARTS
-// (g2g,capacity), KEEP_BENCH=1.
+// (g2g,capacity), BENCH_WHEP_PAGES (whep,hls: which pages glass to glass opens; one alone tells
+// whether the other's decoding weighs on it), KEEP_BENCH=1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ import { ROOT, startStack, stopChild, type Stack } from '../../scripts/local-sta
 import { createLogger } from '../../transcoder-node/log.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/browser.ts';
 import { BARCODE, startClockPublisher } from '../player/clock-publisher.ts';
+import { behindEdge, sampleEdgeAge } from '../player/edge-age.ts';
 
 const ROUNDS = Number(process.env.BENCH_WHEP_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_WHEP_SECONDS ?? 15);
@@ -29,6 +31,7 @@ const SETTLE = Number(process.env.BENCH_WHEP_SETTLE ?? 4);
 const STEPS = (process.env.BENCH_WHEP_VIEWERS ?? '1,10,25,50,100,150,200').split(',').map(Number);
 const WINDOW = Number(process.env.BENCH_WHEP_WINDOW ?? 10);
 const PARTS = new Set((process.env.BENCH_WHEP_PARTS ?? 'g2g,capacity').split(','));
+const PAGES = (['whep', 'hls'] as const).filter((m) => (process.env.BENCH_WHEP_PAGES ?? 'whep,hls').split(',').includes(m));
 /** The publisher's frame rate. */
 const SOURCE_FPS = 30;
 const LADDER = [
@@ -103,8 +106,12 @@ interface G2G {
   stalls: number;
   framesDecoded: number | null;
   connectMs: number | null;
+  /** Each frame's glass to glass minus the edge's age when it was shown: the page's own share. */
+  behindEdge?: number[];
 }
 type Mode = 'whep' | 'hls';
+/** One round: each page opened, and the age of the newest listed media at the edge, sampled meanwhile. */
+type Round = Partial<Record<Mode, G2G>> & { edge: number[] };
 
 /** Opens the watch page in `mode` and waits until it plays that way. */
 async function openPage(browser: TestBrowser, url: string, mode: Mode): Promise<Page> {
@@ -129,9 +136,9 @@ const decoded = (page: Page) =>
     return { framesDecoded: (await rt.session.counts()).framesDecoded, resource: rt.status().resource };
   });
 
-/** Both pages measured over the same seconds: on a machine whose pipeline lags, the lag then adds to both alike. */
-async function measureTogether(pages: Record<Mode, Page>): Promise<Record<Mode, G2G>> {
-  const before = await decoded(pages.whep);
+/** The pages measured over the same seconds: on a machine whose pipeline lags, the lag then adds to both alike. */
+async function measureTogether(pages: Partial<Record<Mode, Page>>, stack: Stack, streamId: string): Promise<Round> {
+  const before = pages.whep ? await decoded(pages.whep) : null;
   await Promise.all(
     Object.values(pages).map((page) =>
       page.evaluate((layout) => {
@@ -140,26 +147,33 @@ async function measureTogether(pages: Record<Mode, Page>): Promise<Record<Mode, 
       }, BARCODE),
     ),
   );
+  const edge = sampleEdgeAge(stack.workerUrl, streamId);
   await sleep(SECONDS * 1000);
-  const [w, h] = await Promise.all(
-    [pages.whep, pages.hls].map((page) => page.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())),
+  const stopped = await Promise.all(
+    PAGES.map(async (mode) => [mode, await pages[mode]!.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())] as const),
   );
-  const after = await decoded(pages.whep);
-  // Fell back and came back within the window: a new session, and LL-HLS frames among the measured.
-  if (after.resource !== before.resource) throw new Error('the page left real-time mode and came back during the window');
-  // Still on WebRTC at the end: a page that fell back to LL-HLS mid-window would mix the two.
-  const status = await pages.whep.evaluate(() => (globalThis as unknown as Win).__edgelive!.realtime!.status());
-  if (status.state !== 'on') throw new Error(`real-time mode left during the window: ${JSON.stringify(status)}`);
-  return {
-    whep: {
-      frames: w!.frames,
-      unreadable: w!.unreadable,
-      stalls: w!.stalls,
-      framesDecoded: after.framesDecoded - before.framesDecoded,
-      connectMs: status.connectMs,
-    },
-    hls: { frames: h!.frames, unreadable: h!.unreadable, stalls: h!.stalls, framesDecoded: null, connectMs: null },
-  };
+  const ages = await edge.stop();
+  const out: Round = { edge: ages.map((a) => a[1]) };
+  for (const [mode, r] of stopped) out[mode] = { frames: r.frames, unreadable: r.unreadable, stalls: r.stalls, framesDecoded: null, connectMs: null };
+  for (const mode of PAGES) {
+    const g = out[mode]!;
+    g.behindEdge = behindEdge(
+      g.frames.map((f) => f.glass),
+      g.frames.map((f) => f.shown),
+      ages,
+    );
+  }
+  if (pages.whep && before) {
+    const after = await decoded(pages.whep);
+    // Fell back and came back within the window: a new session, and LL-HLS frames among the measured.
+    if (after.resource !== before.resource) throw new Error('the page left real-time mode and came back during the window');
+    // Still on WebRTC at the end: a page that fell back to LL-HLS mid-window would mix the two.
+    const status = await pages.whep.evaluate(() => (globalThis as unknown as Win).__edgelive!.realtime!.status());
+    if (status.state !== 'on') throw new Error(`real-time mode left during the window: ${JSON.stringify(status)}`);
+    out.whep!.framesDecoded = after.framesDecoded - before.framesDecoded;
+    out.whep!.connectMs = status.connectMs;
+  }
+  return out;
 }
 
 /** For each LL-HLS frame, its glass to glass minus that of the WHEP frame shown nearest in time (≤ 100 ms apart). */
@@ -176,24 +190,29 @@ function behindWhep(hls: G2G['frames'], whep: G2G['frames']): number[] {
 
 async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
   const browser = await launchBrowser({ args: ['--allow-loopback-in-peer-connection'] });
-  const runs: Array<Record<Mode, G2G>> = [];
+  const runs: Round[] = [];
+  const g = (x: G2G | undefined) => (x ? x.frames.map((f) => f.glass) : []);
   try {
     // A round whose WebRTC page left real time (a starved machine) is reported and run again, twice at most.
     for (let round = 0, attempts = 0; round < ROUNDS && attempts < 2 * ROUNDS; attempts++) {
       // Fresh pages each round; which one starts first alternates.
-      const order: Mode[] = attempts % 2 === 0 ? ['whep', 'hls'] : ['hls', 'whep'];
-      const pages = {} as Record<Mode, Page>;
+      const order: Mode[] = attempts % 2 === 0 ? [...PAGES] : [...PAGES].reverse();
+      const pages: Partial<Record<Mode, Page>> = {};
       try {
         for (const mode of order)
           pages[mode] = await openPage(browser, `${stack.workerUrl}/watch/${streamId}${mode === 'whep' ? '?realtime=1' : ''}`, mode);
         await sleep(SETTLE * 1000);
-        const r = await measureTogether(pages);
+        const r = await measureTogether(pages, stack, streamId);
         runs.push(r);
-        const g = (x: G2G) => x.frames.map((f) => f.glass);
         round++;
-        console.log(
-          `  round ${round}: WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded), LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames), LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}  ${load()}`,
-        );
+        const parts = [];
+        if (r.whep) parts.push(`WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded)`);
+        if (r.hls)
+          parts.push(
+            `LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames, ${r.hls.stalls} stalls, behind the edge p50 ${sec(quantile(r.hls.behindEdge!, 0.5))})`,
+          );
+        if (r.whep && r.hls) parts.push(`LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}`);
+        console.log(`  round ${round}: ${parts.join(', ')}, edge p50 ${sec(quantile(r.edge, 0.5))}  ${load()}`);
       } catch (err) {
         console.log(`  attempt ${attempts + 1} not counted: ${(err as Error).message.split('\n')[0]}  ${load()}`);
       } finally {
@@ -204,34 +223,32 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
     await browser.close();
   }
   const lines = [
-    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page in real-time mode and on LL-HLS side by side over the same ${SECONDS} s, ${ROUNDS} rounds:`,
+    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page ${PAGES.map((m) => (m === 'whep' ? 'in real-time mode' : 'on LL-HLS')).join(' and ')}${PAGES.length > 1 ? ' side by side' : ' alone'} over the same ${SECONDS} s, ${ROUNDS} rounds (edge = age of the newest media in the 360p playlist, capture → listed, every 250 ms; behind = a frame's g2g minus the edge's age when shown):`,
   ];
-  for (const mode of ['whep', 'hls'] as const) {
-    const all = runs.flatMap((r) => r[mode].frames.map((f) => f.glass));
+  for (const mode of PAGES) {
+    const all = runs.flatMap((r) => g(r[mode]));
     const label = mode === 'whep' ? 'real time (WHEP)' : 'LL-HLS          ';
-    const rounds = runs
-      .map((r) =>
-        sec(
-          quantile(
-            r[mode].frames.map((f) => f.glass),
-            0.5,
-          ),
-        ),
-      )
-      .join(', ');
+    const rounds = runs.map((r) => sec(quantile(g(r[mode]), 0.5))).join(', ');
     const extra =
       mode === 'whep'
-        ? `  frames decoded ${runs.map((r) => r.whep.framesDecoded).join('/')}  switch to the first WebRTC frame ${runs.map((r) => `${r.whep.connectMs} ms`).join('/')}`
-        : '';
+        ? `  frames decoded ${runs.map((r) => r.whep!.framesDecoded).join('/')}  switch to the first WebRTC frame ${runs.map((r) => `${r.whep!.connectMs} ms`).join('/')}`
+        : `  behind the edge p50 ${sec(quantile(
+            runs.flatMap((r) => r.hls!.behindEdge!),
+            0.5,
+          ))}`;
     lines.push(
-      `  ${label}  p50 ${sec(quantile(all, 0.5))}  p95 ${sec(quantile(all, 0.95))}  frames ${all.length}  unreadable ${runs.reduce((s, r) => s + r[mode].unreadable, 0)}  stalls ${runs.reduce((s, r) => s + r[mode].stalls, 0)}  per-round p50 ${rounds}${extra}`,
+      `  ${label}  p50 ${sec(quantile(all, 0.5))}  p95 ${sec(quantile(all, 0.95))}  frames ${all.length}  unreadable ${runs.reduce((s, r) => s + r[mode]!.unreadable, 0)}  stalls ${runs.reduce((s, r) => s + r[mode]!.stalls, 0)}  per-round p50 ${rounds}${extra}`,
     );
   }
-  const diff = runs.flatMap((r) => behindWhep(r.hls.frames, r.whep.frames));
-  lines.push(
-    `  LL-HLS behind WHEP at the same instants  p50 ${sec(quantile(diff, 0.5))}  p95 ${sec(quantile(diff, 0.95))}  pairs ${diff.length}`,
-  );
-  lines.push('  target: WHEP p50 ≤ 0.300 s');
+  const edge = runs.flatMap((r) => r.edge);
+  lines.push(`  edge (newest listed media)  p50 ${sec(quantile(edge, 0.5))}  p95 ${sec(quantile(edge, 0.95))}  per-round p50 ${runs.map((r) => sec(quantile(r.edge, 0.5))).join(', ')}`);
+  if (PAGES.length > 1) {
+    const diff = runs.flatMap((r) => behindWhep(r.hls!.frames, r.whep!.frames));
+    lines.push(
+      `  LL-HLS behind WHEP at the same instants  p50 ${sec(quantile(diff, 0.5))}  p95 ${sec(quantile(diff, 0.95))}  pairs ${diff.length}`,
+    );
+  }
+  if (PAGES.includes('whep')) lines.push('  target: WHEP p50 ≤ 0.300 s');
   return lines;
 }
 
