@@ -12,7 +12,9 @@
 // Knobs: BENCH_WHEP_ROUNDS (3), BENCH_WHEP_SECONDS (15, per page and round), BENCH_WHEP_SETTLE (4),
 // BENCH_WHEP_VIEWERS (1,10,25,50,100,150,200), BENCH_WHEP_WINDOW (10 s per step), BENCH_WHEP_PARTS
 // (g2g,capacity), BENCH_WHEP_PAGES (whep,hls: which pages glass to glass opens; one alone tells
-// whether the other's decoding weighs on it), KEEP_BENCH=1.
+// whether the other's decoding weighs on it), BENCH_WHEP_REALTIME=0 (the stream created without real
+// time: the same ladder without the extra encode, LL-HLS page only — the baseline of a realtime
+// stream's LL-HLS), KEEP_BENCH=1.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -24,6 +26,7 @@ import { createLogger } from '../../transcoder-node/log.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/browser.ts';
 import { BARCODE, startClockPublisher } from '../player/clock-publisher.ts';
 import { behindEdge, sampleEdgeAge } from '../player/edge-age.ts';
+import { nodeDelta, nodeFigures } from '../player/node-figures.ts';
 
 const ROUNDS = Number(process.env.BENCH_WHEP_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_WHEP_SECONDS ?? 15);
@@ -31,7 +34,10 @@ const SETTLE = Number(process.env.BENCH_WHEP_SETTLE ?? 4);
 const STEPS = (process.env.BENCH_WHEP_VIEWERS ?? '1,10,25,50,100,150,200').split(',').map(Number);
 const WINDOW = Number(process.env.BENCH_WHEP_WINDOW ?? 10);
 const PARTS = new Set((process.env.BENCH_WHEP_PARTS ?? 'g2g,capacity').split(','));
-const PAGES = (['whep', 'hls'] as const).filter((m) => (process.env.BENCH_WHEP_PAGES ?? 'whep,hls').split(',').includes(m));
+const REALTIME = process.env.BENCH_WHEP_REALTIME !== '0';
+const PAGES = (['whep', 'hls'] as const).filter(
+  (m) => (process.env.BENCH_WHEP_PAGES ?? 'whep,hls').split(',').includes(m) && (REALTIME || m === 'hls'),
+);
 /** The publisher's frame rate. */
 const SOURCE_FPS = 30;
 const LADDER = [
@@ -111,7 +117,7 @@ interface G2G {
 }
 type Mode = 'whep' | 'hls';
 /** One round: each page opened, and the age of the newest listed media at the edge, sampled meanwhile. */
-type Round = Partial<Record<Mode, G2G>> & { edge: number[] };
+type Round = Partial<Record<Mode, G2G>> & { edge: number[]; node: string };
 
 /** Opens the watch page in `mode` and waits until it plays that way. */
 async function openPage(browser: TestBrowser, url: string, mode: Mode): Promise<Page> {
@@ -148,12 +154,14 @@ async function measureTogether(pages: Partial<Record<Mode, Page>>, stack: Stack,
     ),
   );
   const edge = sampleEdgeAge(stack.workerUrl, streamId);
+  const node0 = await nodeFigures(stack.transcoderHealthUrl, streamId);
   await sleep(SECONDS * 1000);
+  const node = nodeDelta(node0, await nodeFigures(stack.transcoderHealthUrl, streamId), SECONDS);
   const stopped = await Promise.all(
     PAGES.map(async (mode) => [mode, await pages[mode]!.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())] as const),
   );
   const ages = await edge.stop();
-  const out: Round = { edge: ages.map((a) => a[1]) };
+  const out: Round = { edge: ages.map((a) => a[1]), node };
   for (const [mode, r] of stopped) out[mode] = { frames: r.frames, unreadable: r.unreadable, stalls: r.stalls, framesDecoded: null, connectMs: null };
   for (const mode of PAGES) {
     const g = out[mode]!;
@@ -212,7 +220,7 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
             `LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames, ${r.hls.stalls} stalls, behind the edge p50 ${sec(quantile(r.hls.behindEdge!, 0.5))})`,
           );
         if (r.whep && r.hls) parts.push(`LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}`);
-        console.log(`  round ${round}: ${parts.join(', ')}, edge p50 ${sec(quantile(r.edge, 0.5))}  ${load()}`);
+        console.log(`  round ${round}: ${parts.join(', ')}, edge p50 ${sec(quantile(r.edge, 0.5))}; ${r.node}  ${load()}`);
       } catch (err) {
         console.log(`  attempt ${attempts + 1} not counted: ${(err as Error).message.split('\n')[0]}  ${load()}`);
       } finally {
@@ -348,7 +356,7 @@ async function main(): Promise<void> {
       logger: log,
     });
     await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
-    const stream = await stack.createStream({ title: 'WHEP benchmark', ladder: LADDER, realtime: true });
+    const stream = await stack.createStream({ title: 'WHEP benchmark', ladder: LADDER, realtime: REALTIME });
     publisher = startClockPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
     const deadline = Date.now() + 60_000;
     for (;;) {
@@ -360,12 +368,12 @@ async function main(): Promise<void> {
     }
     const lines = [
       '',
-      `WHEP benchmark — local stack, 640x360 ladder (360p, 240p, audio) + the real-time encode of 360p (baseline, 0.5 s GOP) and Opus; barcode publisher at ${SOURCE_FPS} fps; ${load()} at the start`,
+      `WHEP benchmark — local stack, 640x360 ladder (360p, 240p, audio)${REALTIME ? ' + the real-time encode of 360p (baseline, 0.5 s GOP) and Opus' : ', realtime off'}; barcode publisher at ${SOURCE_FPS} fps; ${load()} at the start`,
       '',
     ];
     console.log(lines[1]);
     if (PARTS.has('g2g')) lines.push(...(await glassToGlass(stack, stream.id)), '');
-    if (PARTS.has('capacity')) lines.push(...(await capacity(stack, stream.id)), '');
+    if (PARTS.has('capacity') && REALTIME) lines.push(...(await capacity(stack, stream.id)), '');
     lines.push(`${load()} at the end`);
     console.log(lines.join('\n'));
   } finally {
