@@ -5,11 +5,13 @@
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
 
 /**
- * How old the newest media in the stream's 360p playlist is. On a starved machine it grows without
- * bound and every player's latency with it.
+ * How old the newest media in the stream's `rendition` playlist is. On a starved machine it grows
+ * without bound and every player's latency with it. A rung the node shed (a ladder below real time
+ * restarts without its top rung) keeps its last playlist, whose age then grows with the wall clock:
+ * sample a rung that is never shed (the lowest) where that can happen.
  */
-export async function edgeAgeMs(workerUrl: string, streamId: string): Promise<number> {
-  const text = await (await fetch(`${workerUrl}/live/${streamId}/360p/index.m3u8`)).text();
+export async function edgeAgeMs(workerUrl: string, streamId: string, rendition = '360p'): Promise<number> {
+  const text = await (await fetch(`${workerUrl}/live/${streamId}/${rendition}/index.m3u8`)).text();
   const at = Date.now();
   let end = NaN;
   for (const line of text.split('\n')) {
@@ -21,12 +23,12 @@ export async function edgeAgeMs(workerUrl: string, streamId: string): Promise<nu
 }
 
 /** Samples edgeAgeMs every 250 ms until stopped: [wall ms, age ms] pairs. */
-export function sampleEdgeAge(workerUrl: string, streamId: string): { stop(): Promise<Array<[number, number]>> } {
+export function sampleEdgeAge(workerUrl: string, streamId: string, rendition = '360p'): { stop(): Promise<Array<[number, number]>> } {
   const samples: Array<[number, number]> = [];
   let on = true;
   const loop = (async () => {
     while (on) {
-      const age = await edgeAgeMs(workerUrl, streamId).catch(() => NaN);
+      const age = await edgeAgeMs(workerUrl, streamId, rendition).catch(() => NaN);
       if (Number.isFinite(age)) samples.push([Date.now(), age]);
       await sleep(250);
     }

@@ -27,6 +27,7 @@ import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/
 import { BARCODE, startClockPublisher } from '../player/clock-publisher.ts';
 import { behindEdge, sampleEdgeAge } from '../player/edge-age.ts';
 import { nodeDelta, nodeFigures } from '../player/node-figures.ts';
+import { processCpuSeconds, treeCpuSeconds } from '../support/processes.ts';
 
 const ROUNDS = Number(process.env.BENCH_WHEP_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_WHEP_SECONDS ?? 15);
@@ -104,6 +105,27 @@ function cpuOf(pid: number): { self: number; children: number; at: number } {
 }
 const percent = (a: { at: number }, b: { at: number }, used: number) => (used / ((b.at - a.at) / 1000)) * 100;
 
+/**
+ * CPU seconds so far of each part of the local stack: what it asks of the machine's two cores,
+ * whatever else runs there. The browser is what this process started besides the stack and the
+ * publisher (Chromium's processes).
+ */
+let publisherPid = 0;
+function stackCpu(stack: Stack): { at: number; parts: Record<'ladder' | 'node' | 'worker' | 'publisher' | 'browser', number> } {
+  const node = cpuOf(stack.nodes[0]!.process.pid!);
+  const worker = treeCpuSeconds(stack.worker.pid!);
+  const publisher = publisherPid ? treeCpuSeconds(publisherPid) : 0;
+  const browser = treeCpuSeconds(process.pid) - processCpuSeconds(process.pid) - node.self - node.children - worker - publisher;
+  return { at: performance.now(), parts: { ladder: node.children, node: node.self, worker, publisher, browser } };
+}
+function cpuShares(a: ReturnType<typeof stackCpu>, b: ReturnType<typeof stackCpu>): string {
+  const secs = (b.at - a.at) / 1000;
+  const parts = Object.keys(a.parts) as Array<keyof typeof a.parts>;
+  const each = parts.map((k) => [k, (b.parts[k] - a.parts[k]) / secs] as const);
+  const total = each.reduce((n, [, c]) => n + c, 0);
+  return `stack CPU ${total.toFixed(2)} cores (${each.map(([k, c]) => `${k} ${c.toFixed(2)}`).join(', ')})`;
+}
+
 // --- 1. glass to glass ---------------------------------------------------------------------
 
 interface G2G {
@@ -153,16 +175,20 @@ async function measureTogether(pages: Partial<Record<Mode, Page>>, stack: Stack,
       }, BARCODE),
     ),
   );
-  const edge = sampleEdgeAge(stack.workerUrl, streamId);
+  // The lowest rung: a ladder below real time sheds its top one, whose playlist then only ages.
+  const edge = sampleEdgeAge(stack.workerUrl, streamId, '240p');
   const node0 = await nodeFigures(stack.transcoderHealthUrl, streamId);
+  const cpu0 = stackCpu(stack);
   await sleep(SECONDS * 1000);
-  const node = nodeDelta(node0, await nodeFigures(stack.transcoderHealthUrl, streamId), SECONDS);
+  const cpu = cpuShares(cpu0, stackCpu(stack));
+  const node = `${nodeDelta(node0, await nodeFigures(stack.transcoderHealthUrl, streamId), SECONDS)}; ${cpu}`;
   const stopped = await Promise.all(
     PAGES.map(async (mode) => [mode, await pages[mode]!.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())] as const),
   );
   const ages = await edge.stop();
   const out: Round = { edge: ages.map((a) => a[1]), node };
-  for (const [mode, r] of stopped) out[mode] = { frames: r.frames, unreadable: r.unreadable, stalls: r.stalls, framesDecoded: null, connectMs: null };
+  for (const [mode, r] of stopped)
+    out[mode] = { frames: r.frames, unreadable: r.unreadable, stalls: r.stalls, framesDecoded: null, connectMs: null };
   for (const mode of PAGES) {
     const g = out[mode]!;
     g.behindEdge = behindEdge(
@@ -214,7 +240,8 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
         runs.push(r);
         round++;
         const parts = [];
-        if (r.whep) parts.push(`WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded)`);
+        if (r.whep)
+          parts.push(`WHEP p50 ${sec(quantile(g(r.whep), 0.5))} (${r.whep.frames.length} frames shown, ${r.whep.framesDecoded} decoded)`);
         if (r.hls)
           parts.push(
             `LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames, ${r.hls.stalls} stalls, behind the edge p50 ${sec(quantile(r.hls.behindEdge!, 0.5))})`,
@@ -231,7 +258,7 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
     await browser.close();
   }
   const lines = [
-    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page ${PAGES.map((m) => (m === 'whep' ? 'in real-time mode' : 'on LL-HLS')).join(' and ')}${PAGES.length > 1 ? ' side by side' : ' alone'} over the same ${SECONDS} s, ${ROUNDS} rounds (edge = age of the newest media in the 360p playlist, capture → listed, every 250 ms; behind = a frame's g2g minus the edge's age when shown):`,
+    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page ${PAGES.map((m) => (m === 'whep' ? 'in real-time mode' : 'on LL-HLS')).join(' and ')}${PAGES.length > 1 ? ' side by side' : ' alone'} over the same ${SECONDS} s, ${ROUNDS} rounds (edge = age of the newest media in the 240p playlist, capture → listed, every 250 ms; behind = a frame's g2g minus the edge's age when shown):`,
   ];
   for (const mode of PAGES) {
     const all = runs.flatMap((r) => g(r[mode]));
@@ -240,16 +267,20 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
     const extra =
       mode === 'whep'
         ? `  frames decoded ${runs.map((r) => r.whep!.framesDecoded).join('/')}  switch to the first WebRTC frame ${runs.map((r) => `${r.whep!.connectMs} ms`).join('/')}`
-        : `  behind the edge p50 ${sec(quantile(
-            runs.flatMap((r) => r.hls!.behindEdge!),
-            0.5,
-          ))}`;
+        : `  behind the edge p50 ${sec(
+            quantile(
+              runs.flatMap((r) => r.hls!.behindEdge!),
+              0.5,
+            ),
+          )}`;
     lines.push(
       `  ${label}  p50 ${sec(quantile(all, 0.5))}  p95 ${sec(quantile(all, 0.95))}  frames ${all.length}  unreadable ${runs.reduce((s, r) => s + r[mode]!.unreadable, 0)}  stalls ${runs.reduce((s, r) => s + r[mode]!.stalls, 0)}  per-round p50 ${rounds}${extra}`,
     );
   }
   const edge = runs.flatMap((r) => r.edge);
-  lines.push(`  edge (newest listed media)  p50 ${sec(quantile(edge, 0.5))}  p95 ${sec(quantile(edge, 0.95))}  per-round p50 ${runs.map((r) => sec(quantile(r.edge, 0.5))).join(', ')}`);
+  lines.push(
+    `  edge (newest listed media)  p50 ${sec(quantile(edge, 0.5))}  p95 ${sec(quantile(edge, 0.95))}  per-round p50 ${runs.map((r) => sec(quantile(r.edge, 0.5))).join(', ')}`,
+  );
   if (PAGES.length > 1) {
     const diff = runs.flatMap((r) => behindWhep(r.hls!.frames, r.whep!.frames));
     lines.push(
@@ -358,7 +389,9 @@ async function main(): Promise<void> {
     await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
     const stream = await stack.createStream({ title: 'WHEP benchmark', ladder: LADDER, realtime: REALTIME });
     publisher = startClockPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
-    const deadline = Date.now() + 60_000;
+    publisherPid = publisher.pid ?? 0;
+    // A loaded machine starts the ladder slowly.
+    const deadline = Date.now() + 180_000;
     for (;;) {
       const res = await fetch(`${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`);
       const text = res.ok ? await res.text() : (await res.body?.cancel(), '');
