@@ -3,8 +3,11 @@
 // the barcode publisher of bench:player. Prints figures with the load average; asserts nothing.
 //  1. glass to glass, p50/p95: the capture time burnt into each frame against the wall clock at
 //     which the watch page presents it, for the watch page in real-time mode (WHEP) and the same
-//     page on LL-HLS, same stream, both playing over the same seconds (a loaded machine's pipeline
-//     lag then weighs on both alike), and LL-HLS minus WHEP for frames shown at the same instants;
+//     page on LL-HLS, same stream, one page at a time in interleaved rounds (two pages decoding at
+//     once on two cores slowed the LL-HLS one: docs/benchmarks.md), with each window's edge (age of
+//     the playlist's newest media), the node's figures and the stack's CPU by part;
+//     BENCH_WHEP_TOGETHER=1 plays both over the same seconds and adds LL-HLS minus WHEP for frames
+//     shown at the same instants;
 //  2. the media node per WHEP viewer: N libdatachannel viewers (whep-viewers.ts, another process)
 //     through the edge's 307, N rising; CPU of the node's process (the ladder's ffmpeg apart) and
 //     what every viewer received — the largest N at which every viewer still gets every frame is
@@ -12,7 +15,8 @@
 // Knobs: BENCH_WHEP_ROUNDS (3), BENCH_WHEP_SECONDS (15, per page and round), BENCH_WHEP_SETTLE (4),
 // BENCH_WHEP_VIEWERS (1,10,25,50,100,150,200), BENCH_WHEP_WINDOW (10 s per step), BENCH_WHEP_PARTS
 // (g2g,capacity), BENCH_WHEP_PAGES (whep,hls: which pages glass to glass opens; one alone tells
-// whether the other's decoding weighs on it), BENCH_WHEP_REALTIME=0 (the stream created without real
+// whether the other's decoding weighs on it), BENCH_WHEP_TOGETHER=1 (both pages side by side),
+// BENCH_WHEP_REALTIME=0 (the stream created without real
 // time: the same ladder without the extra encode, LL-HLS page only — the baseline of a realtime
 // stream's LL-HLS), KEEP_BENCH=1.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -36,6 +40,7 @@ const STEPS = (process.env.BENCH_WHEP_VIEWERS ?? '1,10,25,50,100,150,200').split
 const WINDOW = Number(process.env.BENCH_WHEP_WINDOW ?? 10);
 const PARTS = new Set((process.env.BENCH_WHEP_PARTS ?? 'g2g,capacity').split(','));
 const REALTIME = process.env.BENCH_WHEP_REALTIME !== '0';
+const TOGETHER = process.env.BENCH_WHEP_TOGETHER === '1';
 const PAGES = (['whep', 'hls'] as const).filter(
   (m) => (process.env.BENCH_WHEP_PAGES ?? 'whep,hls').split(',').includes(m) && (REALTIME || m === 'hls'),
 );
@@ -165,7 +170,7 @@ const decoded = (page: Page) =>
   });
 
 /** The pages measured over the same seconds: on a machine whose pipeline lags, the lag then adds to both alike. */
-async function measureTogether(pages: Partial<Record<Mode, Page>>, stack: Stack, streamId: string): Promise<Round> {
+async function measureTogether(pages: Partial<Record<Mode, Page>>, modes: Mode[], stack: Stack, streamId: string): Promise<Round> {
   const before = pages.whep ? await decoded(pages.whep) : null;
   await Promise.all(
     Object.values(pages).map((page) =>
@@ -183,13 +188,13 @@ async function measureTogether(pages: Partial<Record<Mode, Page>>, stack: Stack,
   const cpu = cpuShares(cpu0, stackCpu(stack));
   const node = `${nodeDelta(node0, await nodeFigures(stack.transcoderHealthUrl, streamId), SECONDS)}; ${cpu}`;
   const stopped = await Promise.all(
-    PAGES.map(async (mode) => [mode, await pages[mode]!.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())] as const),
+    modes.map(async (mode) => [mode, await pages[mode]!.evaluate(() => (globalThis as unknown as Win).__probe.stopG2G())] as const),
   );
   const ages = await edge.stop();
   const out: Round = { edge: ages.map((a) => a[1]), node };
   for (const [mode, r] of stopped)
     out[mode] = { frames: r.frames, unreadable: r.unreadable, stalls: r.stalls, framesDecoded: null, connectMs: null };
-  for (const mode of PAGES) {
+  for (const mode of modes) {
     const g = out[mode]!;
     g.behindEdge = behindEdge(
       g.frames.map((f) => f.glass),
@@ -229,14 +234,24 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
   try {
     // A round whose WebRTC page left real time (a starved machine) is reported and run again, twice at most.
     for (let round = 0, attempts = 0; round < ROUNDS && attempts < 2 * ROUNDS; attempts++) {
-      // Fresh pages each round; which one starts first alternates.
+      // Fresh pages each round; which one starts first alternates. One page at a time unless
+      // BENCH_WHEP_TOGETHER: two pages decoding at once on two cores weigh on each other.
       const order: Mode[] = attempts % 2 === 0 ? [...PAGES] : [...PAGES].reverse();
+      const groups = TOGETHER ? [order] : order.map((m) => [m]);
+      let r: Round = { edge: [], node: '' };
       const pages: Partial<Record<Mode, Page>> = {};
       try {
-        for (const mode of order)
-          pages[mode] = await openPage(browser, `${stack.workerUrl}/watch/${streamId}${mode === 'whep' ? '?realtime=1' : ''}`, mode);
-        await sleep(SETTLE * 1000);
-        const r = await measureTogether(pages, stack, streamId);
+        for (const group of groups) {
+          for (const mode of group)
+            pages[mode] = await openPage(browser, `${stack.workerUrl}/watch/${streamId}${mode === 'whep' ? '?realtime=1' : ''}`, mode);
+          await sleep(SETTLE * 1000);
+          const part = await measureTogether(pages, group, stack, streamId);
+          for (const mode of group) {
+            await pages[mode]!.close();
+            delete pages[mode];
+          }
+          r = { ...r, ...part, edge: [...r.edge, ...part.edge], node: [r.node, part.node].filter(Boolean).join(' | ') };
+        }
         runs.push(r);
         round++;
         const parts = [];
@@ -246,7 +261,8 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
           parts.push(
             `LL-HLS p50 ${sec(quantile(g(r.hls), 0.5))} (${r.hls.frames.length} frames, ${r.hls.stalls} stalls, behind the edge p50 ${sec(quantile(r.hls.behindEdge!, 0.5))})`,
           );
-        if (r.whep && r.hls) parts.push(`LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}`);
+        if (TOGETHER && r.whep && r.hls)
+          parts.push(`LL-HLS behind WHEP p50 ${sec(quantile(behindWhep(r.hls.frames, r.whep.frames), 0.5))}`);
         console.log(`  round ${round}: ${parts.join(', ')}, edge p50 ${sec(quantile(r.edge, 0.5))}; ${r.node}  ${load()}`);
       } catch (err) {
         console.log(`  attempt ${attempts + 1} not counted: ${(err as Error).message.split('\n')[0]}  ${load()}`);
@@ -258,7 +274,7 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
     await browser.close();
   }
   const lines = [
-    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page ${PAGES.map((m) => (m === 'whep' ? 'in real-time mode' : 'on LL-HLS')).join(' and ')}${PAGES.length > 1 ? ' side by side' : ' alone'} over the same ${SECONDS} s, ${ROUNDS} rounds (edge = age of the newest media in the 240p playlist, capture → listed, every 250 ms; behind = a frame's g2g minus the edge's age when shown):`,
+    `glass to glass (capture time in the barcode → frame presented, requestVideoFrameCallback), the watch page ${PAGES.map((m) => (m === 'whep' ? 'in real-time mode' : 'on LL-HLS')).join(' and ')}${PAGES.length > 1 && TOGETHER ? ' side by side over the same' : PAGES.length > 1 ? ', one page at a time in interleaved rounds,' : ' alone over'} ${SECONDS} s, ${ROUNDS} rounds (edge = age of the newest media in the 240p playlist, capture → listed, every 250 ms; behind = a frame's g2g minus the edge's age when shown):`,
   ];
   for (const mode of PAGES) {
     const all = runs.flatMap((r) => g(r[mode]));
@@ -281,7 +297,7 @@ async function glassToGlass(stack: Stack, streamId: string): Promise<string[]> {
   lines.push(
     `  edge (newest listed media)  p50 ${sec(quantile(edge, 0.5))}  p95 ${sec(quantile(edge, 0.95))}  per-round p50 ${runs.map((r) => sec(quantile(r.edge, 0.5))).join(', ')}`,
   );
-  if (PAGES.length > 1) {
+  if (PAGES.length > 1 && TOGETHER) {
     const diff = runs.flatMap((r) => behindWhep(r.hls!.frames, r.whep!.frames));
     lines.push(
       `  LL-HLS behind WHEP at the same instants  p50 ${sec(quantile(diff, 0.5))}  p95 ${sec(quantile(diff, 0.95))}  pairs ${diff.length}`,
