@@ -1,10 +1,12 @@
 // The Room's side of party voice: the seats (who is in voice, muted, speaking, on camera), kept
 // in memory and in SQLite so a hibernated Room wakes with them; the group's mode (mesh or SFU);
-// the per-seat signalling buckets; and the relay that carries a frame to one connection wherever
-// it is held — the Room's own socket, or a shard, one ordered call at a time. The rules that
-// decide all this are core/rooms/voice-decisions.ts.
+// the per-seat signalling buckets; the relay that carries a frame to one connection wherever it
+// is held — the Room's own socket, or a shard, one ordered call at a time; and the SFU grants.
+// RoomVoice carries out the voice effects the rules (core/rooms/voice-decisions.ts) decide.
 import type { RoomEvent } from '../core/rooms/room-protocol.ts';
+import type { RoomEffect, RoomView } from '../core/rooms/room-decisions.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
+import { VOICE_SFU_TOKEN_TTL_SEC, signVoiceSfuToken } from '../core/auth/voice-sfu-token.ts';
 import type { VoiceMember, VoiceMode, VoiceState } from '../core/rooms/voice-protocol.ts';
 import type { RoomStore } from './room-store.ts';
 
@@ -131,5 +133,89 @@ export class ConnRelay {
       q.inFlight = false;
     }
     if (q.frames.length > 0) void this.pump(shard);
+  }
+}
+
+/** The voice effects of core/rooms/room-effects.ts. */
+export type VoiceEffect = Extract<RoomEffect, { kind: `voice.${string}` }>;
+
+/** What voice reads of the rules' view: the seats, the mode, the group's limits, the buckets. */
+export type VoiceView = Pick<RoomView, 'voiceSeat' | 'voiceSeatOf' | 'voiceCount' | 'voiceMode' | 'voiceConfig' | 'voicePace'>;
+
+/** What RoomVoice needs of the Room that holds it. */
+export interface VoiceHost {
+  store: RoomStore;
+  /** Who holds a connection's socket (-1: the Room, otherwise a shard), undefined when it is gone. */
+  holderOf(conn: string): number | undefined;
+  sendHere(conn: string, text: string): void;
+  sendToShard(shard: number, frames: Array<{ conn: string; text: string }>): Promise<void>;
+  roomId(): string;
+  meshMax(): number;
+  /** The SFU's endpoint and shared secret, or null when none is configured. */
+  sfu(): { url: string; secret: string } | null;
+  /** Puts a voice event in the next batch (null: no event, but a batch is due all the same). */
+  announce(event: RoomEvent | null): void;
+}
+
+/** Party voice in the Room: the seats, the relay of signalling, and the SFU grants. */
+export class RoomVoice {
+  private readonly host: VoiceHost;
+  private readonly seats: VoiceSeats;
+  /** Frames for one connection (relayed signalling), wherever it is held. */
+  private readonly relay: ConnRelay;
+
+  /** Loads the seats; call it once the Room knows which connections are alive. */
+  constructor(host: VoiceHost) {
+    this.host = host;
+    this.relay = new ConnRelay({ holderOf: host.holderOf, sendHere: host.sendHere, sendToShard: host.sendToShard });
+    this.seats = new VoiceSeats(host.store, (conn) => host.holderOf(conn) !== undefined);
+  }
+
+  readonly view: VoiceView = {
+    voiceSeat: (conn) => this.seats.seat(conn),
+    voiceSeatOf: (uid) => this.seats.seatOf(uid),
+    voiceCount: () => this.seats.count,
+    voiceMode: () => this.seats.mode,
+    voiceConfig: () => ({ meshMax: this.host.meshMax(), sfu: this.host.sfu() !== null }),
+    voicePace: (conn) => this.seats.paceOf(conn),
+  };
+
+  state(): VoiceState {
+    return this.seats.state();
+  }
+
+  /** Carries out one voice effect. */
+  apply(e: VoiceEffect): void {
+    switch (e.kind) {
+      case 'voice.seat':
+        this.host.announce(this.seats.take(e.member, e.persist));
+        return;
+      case 'voice.unseat':
+        this.host.announce(this.seats.leave(e.conn));
+        return;
+      case 'voice.mode':
+        this.host.announce(this.seats.setMode(e.mode));
+        return;
+      case 'voice.pace':
+        this.seats.setPace(e.conn, { ...(e.signals ? { signals: e.signals } : {}), ...(e.updates ? { updates: e.updates } : {}) });
+        return;
+      case 'voice.relay':
+        this.relay.send(e.to, e.frame);
+        return;
+      case 'voice.sfu':
+        void this.grantSfu(e.conn, e.rid);
+        return;
+    }
+  }
+
+  /** Sends a seat the SFU's endpoint and a token for it (the signature is asynchronous). */
+  private async grantSfu(conn: string, rid: string | undefined): Promise<void> {
+    const seat = this.seats.seat(conn);
+    const sfu = this.host.sfu();
+    if (!seat || !sfu) return;
+    const exp = Math.floor(Date.now() / 1000) + VOICE_SFU_TOKEN_TTL_SEC;
+    const token = await signVoiceSfuToken({ room: this.host.roomId(), conn, uid: seat.uid, name: seat.name, exp }, sfu.secret);
+    const frame = { type: 'voice.sfu', ...(rid !== undefined ? { rid } : {}), endpoint: sfu.url, token, expiresAt: exp * 1000 };
+    this.relay.send(conn, JSON.stringify(frame));
   }
 }
