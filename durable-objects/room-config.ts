@@ -1,21 +1,18 @@
 // A room's tuning: the operator's defaults from wrangler.toml `[vars]` (docs/operations.md) and
-// the room's own settings that override them — socket capacities, anonymous budgets, the size of
-// a voice mesh and the media node's SFU that takes larger voice groups.
+// the room's own settings that override them — socket capacities and anonymous budgets (voice's
+// variables and its mesh size: room-voice.ts).
 import type { Env } from '../workers/env.ts';
 import { ANONYMOUS_DEFAULTS, type AnonymousLimits } from '../core/rooms/room-admission.ts';
-import { VOICE_LIMITS } from '../core/rooms/voice-protocol.ts';
 import type { RoomSettings } from './room-store.ts';
+import type { VoiceVars } from './room-voice.ts';
 
 /** Optional tuning from wrangler.toml `[vars]`; per-room settings override them. */
-export interface RoomVars {
+export interface RoomVars extends VoiceVars {
   ROOM_DIRECT_CAPACITY?: string;
   ROOM_SHARD_CAPACITY?: string;
   ROOM_MAX_SHARDS?: string;
   ROOM_ANON_JOINS_PER_MINUTE?: string;
   ROOM_ANON_IDS_PER_HOUR?: string;
-  /** The media node's SFU for voice groups past the mesh (docs/rooms.md § Voice), and its shared secret. */
-  VOICE_SFU_URL?: string;
-  VOICE_SFU_SECRET?: string;
 }
 
 export const ROOM_DEFAULTS = { directCapacity: 1000, shardCapacity: 2000, maxShards: 16 } as const;
@@ -42,17 +39,6 @@ export function anonymousLimits(settings: RoomSettings, env: Env): AnonymousLimi
     joinsPerMinute: settings.anonymousJoinsPerMinute ?? positiveInt(vars.ROOM_ANON_JOINS_PER_MINUTE, ANONYMOUS_DEFAULTS.joinsPerMinute),
     idsPerHour: settings.anonymousIdsPerHour ?? positiveInt(vars.ROOM_ANON_IDS_PER_HOUR, ANONYMOUS_DEFAULTS.idsPerHour),
   };
-}
-
-/** The most members a voice group holds peer to peer before it moves to the SFU. */
-export function voiceMeshMax(settings: RoomSettings): number {
-  return settings.voiceMeshMax ?? VOICE_LIMITS.meshMax;
-}
-
-/** The SFU's endpoint and shared secret, or null when the operator configured none. */
-export function voiceSfu(env: Env): { url: string; secret: string } | null {
-  const vars = env as Env & RoomVars;
-  return vars.VOICE_SFU_URL && vars.VOICE_SFU_SECRET ? { url: vars.VOICE_SFU_URL, secret: vars.VOICE_SFU_SECRET } : null;
 }
 
 function positiveInt(v: string | undefined, fallback: number): number {

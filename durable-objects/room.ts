@@ -23,7 +23,7 @@ import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import type { AdmitRequest, AdmitResult, IngestBatch, IngestResult, RoomInfo } from '../core/contracts/room-rpc.ts';
 import { shardName, type ConnIdentity } from '../core/contracts/room-admission.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
-import { anonymousLimits, roomCapacities, voiceMeshMax, voiceSfu } from './room-config.ts';
+import { anonymousLimits, roomCapacities, type RoomVars } from './room-config.ts';
 import { Placement } from './room-placement.ts';
 import { Roster } from './room-roster.ts';
 import { Moderation } from './room-moderation.ts';
@@ -85,8 +85,8 @@ export class Room extends DurableObject<Env> {
         await this.shard(i).relay(frames);
       },
       roomId: () => this.roomId ?? '',
-      meshMax: () => voiceMeshMax(this.settings),
-      sfu: () => voiceSfu(this.env),
+      vars: () => this.env as Env & RoomVars,
+      roomMeshMax: () => this.settings.voiceMeshMax,
       announce: (event) => {
         if (event) this.batches.add(event);
         else this.batches.flushSoon();
