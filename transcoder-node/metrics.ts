@@ -38,6 +38,8 @@ export interface MetricsOptions {
   sessions: () => Partial<Record<PublishProtocol, number>>;
   /** Why the node refuses new publishers now (a ladder below real time), or null. */
   overloaded: () => string | null;
+  /** The party-voice SFU now: rooms and seats, and packets forwarded and dropped (muted) so far. */
+  sfu?: () => { rooms: number; seats: number; forwarded: number; dropped: number };
   /** The restream destinations running now, by state. */
   restreams?: () => Partial<Record<RestreamState, number>>;
   /** The WHEP endpoint's viewers and totals. */
@@ -216,6 +218,45 @@ export class Metrics {
       name: 'edgelive_registry_last_success_timestamp_seconds',
       help: 'When the registry last answered a register or heartbeat (Unix time).',
       registers,
+    });
+    new Gauge({
+      name: 'edgelive_sfu_rooms',
+      help: 'Party-voice rooms with a seat on the SFU of this node now.',
+      registers,
+      collect() {
+        this.set(opts.sfu?.().rooms ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'edgelive_sfu_seats',
+      help: 'Party-voice seats (member peer connections) on the SFU of this node now.',
+      registers,
+      collect() {
+        this.set(opts.sfu?.().seats ?? 0);
+      },
+    });
+    // Counters the SFU keeps itself, exported as they stand at each scrape.
+    let forwardedSeen = 0;
+    new Counter({
+      name: 'edgelive_sfu_forwarded_packets_total',
+      help: 'RTP packets the SFU sent to voice members (one per receiving member per packet).',
+      registers,
+      collect() {
+        const now = opts.sfu?.().forwarded ?? 0;
+        if (now > forwardedSeen) this.inc(now - forwardedSeen);
+        forwardedSeen = now;
+      },
+    });
+    let droppedSeen = 0;
+    new Counter({
+      name: 'edgelive_sfu_muted_packets_total',
+      help: 'Microphone packets the SFU did not forward because a moderator muted their member.',
+      registers,
+      collect() {
+        const now = opts.sfu?.().dropped ?? 0;
+        if (now > droppedSeen) this.inc(now - droppedSeen);
+        droppedSeen = now;
+      },
     });
     new Gauge({
       name: 'edgelive_restream_destinations',
