@@ -95,6 +95,8 @@ export interface Stack {
   /** Resolves once the origin's registry lists exactly these node ids as healthy. */
   waitForRegistry(nodeIds: string[], timeoutMs?: number): Promise<void>;
   createStream(settings?: Record<string, unknown>): Promise<CreatedStream>;
+  /** A room token for `name` in `room` (the admin API's POST /rooms/{room}/tokens). */
+  roomToken(room: string, name: string, role: 'viewer' | 'moderator' | 'host'): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -394,6 +396,15 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       });
       if (res.status !== 201) throw new Error(`creating a stream failed: ${res.status} ${await res.text()}`);
       return (await res.json()) as CreatedStream;
+    },
+    async roomToken(room, name, role) {
+      const res = await fetch(`${workerUrl}/rooms/${room}/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${opts.adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, role }),
+      });
+      if (res.status !== 201) throw new Error(`minting a room token failed: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { token: string }).token;
     },
     stop,
   };

@@ -63,15 +63,7 @@ async function playing(page: Page, timeoutMs = 30_000): Promise<Snap> {
   return b;
 }
 
-async function roomToken(room: string, name: string, role: 'viewer' | 'moderator' | 'host'): Promise<string> {
-  const res = await fetch(`${stack.workerUrl}/rooms/${room}/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, role }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { token: string }).token;
-}
+const roomToken = (room: string, name: string, role: 'viewer' | 'moderator' | 'host') => stack.roomToken(room, name, role);
 
 /** The page's text content of the chat list. */
 const chatText = (p: Page) => p.locator('[data-testid="chat-list"]').innerText();

@@ -3,129 +3,37 @@
 // each page then sends its microphone once and receives the other two through the node, measured
 // as the energy of every received track. A host's mute stops that member's audio at the node (its
 // packets are dropped there, not only unplayed), and a member leaving reaches the others.
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
+import { ROOT, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { WEBRTC_PUBLISHER_FLAGS, launchBrowser, waitInPage, type TestBrowser } from '../support/browser.ts';
+import { waitInPage, type TestBrowser } from '../support/browser.ts';
+import { HEARD, MEMBERS, SILENT, VoiceParty, levels, receivedLevel, you, type Id, type Levels } from '../support/voice-party.ts';
 
 const log = createLogger({ service: 'e2e-voice-sfu' });
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
-const LADDER = [
-  { name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 300_000 },
-  { name: 'audio', kind: 'audio', audioBitrate: 64_000 },
-];
-/** Each member's microphone: a tone of its own in syllable-like bursts (as party-voice.test.ts). */
-const MEMBERS = [
-  { name: 'Hana', role: 'host' as const, hz: 440 },
-  { name: 'Ada', role: 'viewer' as const, hz: 660 },
-  { name: 'Bob', role: 'viewer' as const, hz: 880 },
-];
-const HEARD = 0.02;
-const SILENT = 0.004;
 
-type Levels = Record<string, { rms: number; state: string; gated: boolean }>;
-type Energy = Record<string, { energy: number; seconds: number }>;
-type Id = { conn: string; uid: string };
 type SfuHealth = { seats: Array<{ conn: string; state: string; forced: boolean }>; counters: { forwarded: number; dropped: number } };
 
-let dir: string;
+// Two members make a mesh; the third moves the group to the SFU.
+const party = new VoiceParty({ name: 'voice-sfu', title: 'Voice night, bigger', logger: log, workerVars: { VOICE_MESH_MAX: '2' } });
 let stack: Stack;
 let stream: CreatedStream;
-let publisher: ChildProcess;
-const browsers: TestBrowser[] = [];
+let browsers: TestBrowser[];
 const pages: Array<Page & { errors: string[] }> = [];
 
-const levels = (p: Page): Promise<Levels> =>
-  p.evaluate(() => (globalThis as unknown as { __edgelive: { voice?: { levels(): Levels } } }).__edgelive.voice?.levels() ?? {});
-const you = (p: Page): Promise<Id> =>
-  p.evaluate(() => (globalThis as unknown as { __edgelive: { page: { room: { you: Id } } } }).__edgelive.page.room.you);
-const energy = (p: Page): Promise<Energy> =>
-  p.evaluate(() =>
-    (globalThis as unknown as { __edgelive: { voice: { receivedEnergy(): Promise<Energy> } } }).__edgelive.voice.receivedEnergy(),
-  );
 const sfuHealth = async (): Promise<SfuHealth> => ((await (await fetch(stack.transcoderHealthUrl)).json()) as { sfu: SfuHealth }).sfu;
-
-/** Each received track's level over a window: the root of the mean power its statistics count. */
-async function receivedLevel(p: Page, windowMs = 1500): Promise<Record<string, number>> {
-  const a = await energy(p);
-  await p.waitForTimeout(windowMs);
-  const b = await energy(p);
-  const out: Record<string, number> = {};
-  for (const [conn, x] of Object.entries(b)) {
-    const before = a[conn];
-    const seconds = x.seconds - (before?.seconds ?? 0);
-    out[conn] = before && seconds > 0 ? Math.sqrt(Math.max(0, x.energy - before.energy) / seconds) : 0;
-  }
-  return out;
-}
-
-async function roomToken(room: string, name: string, role: 'viewer' | 'moderator' | 'host'): Promise<string> {
-  const res = await fetch(`${stack.workerUrl}/rooms/${room}/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, role }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { token: string }).token;
-}
+const roomToken = (room: string, name: string, role: 'viewer' | 'moderator' | 'host') => stack.roomToken(room, name, role);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-voice-sfu-'));
   mkdirSync(SHOTS, { recursive: true });
-  for (const m of MEMBERS) {
-    const wav = join(dir, `${m.name}.wav`);
-    const made = spawnSync('ffmpeg', [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      `aevalsrc=exprs='0.5*sin(2*PI*${m.hz}*t)*gt(sin(2*PI*2.5*t),0)':s=48000:d=30`,
-      '-ac',
-      '1',
-      '-c:a',
-      'pcm_s16le',
-      wav,
-    ]);
-    if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
-    browsers.push(
-      await launchBrowser({ width: 1280, height: 800, args: [...WEBRTC_PUBLISHER_FLAGS, `--use-file-for-fake-audio-capture=${wav}`] }),
-    );
-  }
-  stack = await startStack({
-    persistDir: join(dir, 'state'),
-    logDir: join(dir, 'logs'),
-    adminToken: 'e2e-admin',
-    ingestSecret: 'e2e-ingest-secret',
-    // Two members make a mesh; the third moves the group to the SFU.
-    workerVars: { VOICE_MESH_MAX: '2' },
-    logger: log,
-  });
-  stream = await stack.createStream({ title: 'Voice night, bigger', ladder: LADDER });
-  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 426, height: 240, fps: 15, logDir: join(dir, 'logs') });
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`);
-    const text = res.ok ? await res.text() : (await res.body?.cancel(), '');
-    if ((text.match(/#EXTINF/g) ?? []).length >= 3) break;
-    if (Date.now() > deadline) throw new Error('the stream did not start');
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  ({ stack, stream } = await party.start());
+  browsers = party.browsers;
 });
 
-afterAll(async () => {
-  for (const b of browsers) await b.close();
-  await stopChild(publisher);
-  await stack?.stop();
-  if (dir && !process.env.KEEP_E2E) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => party.stop());
 
 const modButton = (p: Page, conn: string) =>
   p.locator(`[data-testid="voice-members"] [data-conn="${conn}"] [data-testid="voice-mod-mute"]`);

@@ -5,143 +5,39 @@
 // member and the others stop receiving them; the party stays in sync while everyone talks (held
 // back from the live edge by its host where the ladder falls behind real time); the
 // voice code is not loaded, and the microphone not asked for, until the click.
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
+import { ROOT, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import type { PageSnapshot } from '../../core/player/page-snapshot.ts';
-import { WEBRTC_PUBLISHER_FLAGS, launchBrowser, waitInPage, type TestBrowser } from '../support/browser.ts';
+import { waitInPage, type TestBrowser } from '../support/browser.ts';
+import { HEARD, MEMBERS, SILENT, VoiceParty, levels, receivedLevel, you, type Id, type Levels } from '../support/voice-party.ts';
 
 const log = createLogger({ service: 'e2e-voice' });
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
-// Small on purpose: three players, three browsers and the stack share two cores.
-const LADDER = [
-  { name: '240p', kind: 'video', width: 426, height: 240, videoBitrate: 300_000 },
-  { name: 'audio', kind: 'audio', audioBitrate: 64_000 },
-];
-/**
- * Each member's microphone: a tone at its own pitch in syllable-like bursts (200 ms on, 200 ms
- * off), which noise suppression keeps as it would keep speech, where it would learn and remove a
- * steady hum.
- */
-const MEMBERS = [
-  { name: 'Hana', role: 'host' as const, hz: 440 },
-  { name: 'Ada', role: 'viewer' as const, hz: 660 },
-  { name: 'Bob', role: 'viewer' as const, hz: 880 },
-];
-/** Received level (root of the mean power over a window) that counts as hearing someone, and as silence. */
-const HEARD = 0.02;
-const SILENT = 0.004;
 
 type VoicePage = Page & { errors: string[]; voiceRequests: string[] };
-type Levels = Record<string, { rms: number; state: string; gated: boolean }>;
 
-let dir: string;
+const party = new VoiceParty({ name: 'voice', title: 'Voice night', logger: log });
 let stack: Stack;
 let stream: CreatedStream;
-let publisher: ChildProcess;
-const browsers: TestBrowser[] = [];
+let browsers: TestBrowser[];
 const pages: VoicePage[] = [];
 
 const snapshot = (p: Page): Promise<PageSnapshot> =>
   p.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): PageSnapshot } }).__edgelive.snapshot());
-const levels = (p: Page): Promise<Levels> =>
-  p.evaluate(() => (globalThis as unknown as { __edgelive: { voice?: { levels(): Levels } } }).__edgelive.voice?.levels() ?? {});
-const you = (p: Page): Promise<{ conn: string; uid: string }> =>
-  p.evaluate(
-    () => (globalThis as unknown as { __edgelive: { page: { room: { you: { conn: string; uid: string } } } } }).__edgelive.page.room.you,
-  );
-
-type Energy = Record<string, { energy: number; seconds: number }>;
-const energy = (p: Page): Promise<Energy> =>
-  p.evaluate(() =>
-    (globalThis as unknown as { __edgelive: { voice: { receivedEnergy(): Promise<Energy> } } }).__edgelive.voice.receivedEnergy(),
-  );
-
-/**
- * Each received track's level over a window, from the energy its connection's statistics count
- * (inbound-rtp totalAudioEnergy over totalSamplesDuration): the root of the mean power, so a
- * track that carried the voice for the whole window reads near its level and a silent one near 0.
- */
-async function receivedLevel(p: Page, windowMs = 1500): Promise<Record<string, number>> {
-  const a = await energy(p);
-  await p.waitForTimeout(windowMs);
-  const b = await energy(p);
-  const out: Record<string, number> = {};
-  for (const [conn, x] of Object.entries(b)) {
-    const before = a[conn];
-    const seconds = x.seconds - (before?.seconds ?? 0);
-    out[conn] = before && seconds > 0 ? Math.sqrt(Math.max(0, x.energy - before.energy) / seconds) : 0;
-  }
-  return out;
-}
-
-async function roomToken(room: string, name: string, role: 'viewer' | 'moderator' | 'host'): Promise<string> {
-  const res = await fetch(`${stack.workerUrl}/rooms/${room}/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, role }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { token: string }).token;
-}
+const roomToken = (room: string, name: string, role: 'viewer' | 'moderator' | 'host') => stack.roomToken(room, name, role);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-voice-'));
   mkdirSync(SHOTS, { recursive: true });
-  for (const m of MEMBERS) {
-    const wav = join(dir, `${m.name}.wav`);
-    const made = spawnSync('ffmpeg', [
-      '-hide_banner',
-      '-loglevel',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      `aevalsrc=exprs='0.5*sin(2*PI*${m.hz}*t)*gt(sin(2*PI*2.5*t),0)':s=48000:d=30`,
-      '-ac',
-      '1',
-      '-c:a',
-      'pcm_s16le',
-      wav,
-    ]);
-    if (made.status !== 0) throw new Error(`ffmpeg: ${made.stderr}`);
-    browsers.push(
-      await launchBrowser({ width: 1280, height: 800, args: [...WEBRTC_PUBLISHER_FLAGS, `--use-file-for-fake-audio-capture=${wav}`] }),
-    );
-  }
-  stack = await startStack({
-    persistDir: join(dir, 'state'),
-    logDir: join(dir, 'logs'),
-    adminToken: 'e2e-admin',
-    ingestSecret: 'e2e-ingest-secret',
-    logger: log,
-  });
-  stream = await stack.createStream({ title: 'Voice night', ladder: LADDER });
-  publisher = startTestPublisher({ rtmpUrl: stream.ingest.rtmp, width: 426, height: 240, fps: 15, logDir: join(dir, 'logs') });
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    const res = await fetch(`${stack.workerUrl}/live/${stream.id}/240p/index.m3u8`);
-    const text = res.ok ? await res.text() : (await res.body?.cancel(), '');
-    if ((text.match(/#EXTINF/g) ?? []).length >= 3) break;
-    if (Date.now() > deadline) throw new Error('the stream did not start');
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  ({ stack, stream } = await party.start());
+  browsers = party.browsers;
 });
 
-afterAll(async () => {
-  for (const b of browsers) await b.close();
-  await stopChild(publisher);
-  await stack?.stop();
-  if (dir && !process.env.KEEP_E2E) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => party.stop());
 
-type Id = { conn: string; uid: string };
 const partyVersion = (p: Page) =>
   p.evaluate(
     () =>

@@ -74,15 +74,7 @@ async function playing(page: Page, timeoutMs = 40_000): Promise<PageSnapshot> {
   return snapshot(page);
 }
 
-async function roomToken(room: string, name: string, role: 'viewer' | 'moderator' | 'host'): Promise<string> {
-  const res = await fetch(`${stack.workerUrl}/rooms/${room}/tokens`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${stack.adminToken}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ name, role }),
-  });
-  expect(res.status).toBe(201);
-  return ((await res.json()) as { token: string }).token;
-}
+const roomToken = (room: string, name: string, role: 'viewer' | 'moderator' | 'host') => stack.roomToken(room, name, role);
 
 const pageErrors = (p: TestPage) => p.errors.filter((e) => !/Failed to load resource/.test(e));
 
