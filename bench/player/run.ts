@@ -94,19 +94,58 @@ async function firstFrameOf(page: Page, bare: boolean): Promise<number> {
   ))!;
 }
 
-/** First-frame times of `urls`, loaded in turn (a, b, a, b, …) so both see the same machine load. */
-async function timeToFirstFrame(b: TestBrowser, urls: Array<{ url: string; bare: boolean }>): Promise<number[][]> {
-  const out: number[][] = urls.map(() => []);
+/** Where a page's start went: ms since navigation at which each step ended (resource timing), and the first frame. */
+type Milestones = Record<(typeof MILESTONES)[number], number>;
+const MILESTONES = [
+  'html',
+  'script',
+  'multivariant asked',
+  'multivariant',
+  'media playlist',
+  'init',
+  'first media',
+  'first frame',
+] as const;
+
+/** Reads the page's resource timing once its first frame is shown (the same steps on both pages). */
+async function milestonesOf(page: Page, firstFrame: number): Promise<Milestones> {
+  const m = await page.evaluate(() => {
+    const nav = performance.getEntriesByType('navigation')[0] as (PerformanceEntry & { responseEnd: number }) | undefined;
+    const res = performance.getEntriesByType('resource') as PerformanceResourceTiming[];
+    const first = (re: RegExp) => res.find((r) => re.test(new URL(r.name).pathname));
+    const multivariant = first(/^\/live\/[^/]+\/index\.m3u8$/);
+    return {
+      html: nav?.responseEnd ?? NaN,
+      script: first(/\/(watch-[^/]+|hls\.min)\.js$/)?.responseEnd ?? NaN,
+      'multivariant asked': multivariant?.startTime ?? NaN,
+      multivariant: multivariant?.responseEnd ?? NaN,
+      'media playlist': first(/^\/live\/[^/]+\/[^/]+\/index\.m3u8$/)?.responseEnd ?? NaN,
+      init: first(/\/init\.mp4$/)?.responseEnd ?? NaN,
+      'first media': first(/\.m4s$/)?.responseEnd ?? NaN,
+    };
+  });
+  return { ...m, 'first frame': firstFrame };
+}
+
+/** First-frame times of `urls`, loaded in turn (a, b, a, b, …) so both see the same machine load, with their milestones. */
+async function timeToFirstFrame(b: TestBrowser, urls: Array<{ url: string; bare: boolean }>): Promise<Milestones[][]> {
+  const out: Milestones[][] = urls.map(() => []);
   for (let i = 0; i < TTFF_RUNS; i++) {
     for (let k = 0; k < urls.length; k++) {
       const page = await b.newPage({ width: 1280, height: 720 });
       await page.goto(urls[k]!.url);
-      out[k]!.push(await firstFrameOf(page, urls[k]!.bare));
+      const first = await firstFrameOf(page, urls[k]!.bare);
+      out[k]!.push(await milestonesOf(page, first));
       await page.close();
       await sleep(500);
     }
   }
   return out;
+}
+
+/** One line per page: the p50 of each milestone. */
+function milestoneLine(label: string, runs: Milestones[]): string {
+  return `    ${label.padEnd(12)} ${MILESTONES.map((k) => `${k} ${quantile(runs.map((r) => r[k]).filter(Number.isFinite), 0.5).toFixed(0)}`).join(' · ')}`;
 }
 
 async function glassToGlass(
@@ -227,14 +266,19 @@ interface Ctx {
 
 async function measureTtff({ browser, watchUrl }: Ctx): Promise<string[]> {
   log.info('time to first frame', { runs: TTFF_RUNS });
-  const [ttff, bare] = (await timeToFirstFrame(browser, [
+  const [watchRuns, bareRuns] = (await timeToFirstFrame(browser, [
     { url: watchUrl, bare: false },
     { url: barePage(BARE_CONFIG), bare: true },
-  ])) as [number[], number[]];
+  ])) as [Milestones[], Milestones[]];
+  const ttff = watchRuns.map((r) => r['first frame']);
+  const bare = bareRuns.map((r) => r['first frame']);
   return [
     `time to first frame (navigation → first frame presented), ${TTFF_RUNS} page loads each, interleaved (${load()} at the end):`,
     `  watch page          p50 ${ms(quantile(ttff, 0.5))}   min ${ms(Math.min(...ttff))}   max ${ms(Math.max(...ttff))}   first (cold cache) ${ms(ttff[0]!)}   target ≤ 1000 ms`,
     `  baseline: bare page, hls.js ${Object.keys(BARE_CONFIG).length ? JSON.stringify(BARE_CONFIG) : 'defaults'}   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}`,
+    '  where the time went, p50 of each step (ms since navigation; a step ends when its response has arrived):',
+    milestoneLine('watch page', watchRuns),
+    milestoneLine('bare page', bareRuns),
   ];
 }
 
@@ -298,7 +342,11 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
       const page = await browser.newPage({ width: 1280, height: 720 });
       try {
         await page.goto(bare ? stock!.url(c.player as StockPlayer, c.config) : watchUrl);
-        r.ttff.push(await firstFrameOf(page, bare));
+        const first = await firstFrameOf(page, bare);
+        r.ttff.push(first);
+        // A slow start says where its time went (resource timing), so an outlier can be told from an artefact.
+        if (first > 3000)
+          log.warn('slow first frame', { label: c.label, round, ms: Math.round(first), steps: await milestonesOf(page, first) });
         await sleep(STOCK_SETTLE_SECONDS * 1000);
         const sampler = sampleEdgeAge(stack.workerUrl, streamId);
         const g = await glassToGlass(page, bare, STOCK_SECONDS);
@@ -323,7 +371,7 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
     const c = cases[k]!;
     const r = results[k]!;
     lines.push(
-      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge p50 ${sec(quantile(r.ages, 0.5))}   behind p50 ${sec(quantile(r.behind, 0.5))} p90 ${sec(quantile(r.behind, 0.9))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
+      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge p50 ${sec(quantile(r.ages, 0.5))}   behind p50 ${sec(quantile(r.behind, 0.5))} p90 ${sec(quantile(r.behind, 0.9))}   stalls ${r.stalls}   first frame ${r.ttff.map((x) => x.toFixed(0)).join(' / ')} ms   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
     );
     if (c.player !== 'watch') lines.push(`  ${''.padEnd(28)} ${JSON.stringify(c.config)}`);
   }
