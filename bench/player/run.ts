@@ -17,7 +17,7 @@
 // Knobs: BENCH_TTFF_RUNS (8), BENCH_G2G_SECONDS (20), BENCH_ALIGN_SECONDS (60), BENCH_PARTS
 // (ttff,g2g,stock,party), BENCH_BARE_CONFIG (hls.js config of the bare baseline page, JSON; {}),
 // BENCH_STOCK_ROUNDS (2), BENCH_STOCK_SECONDS (15), BENCH_STOCK_SETTLE (5), BENCH_STOCK (labels to
-// run, comma-separated; all), KEEP_BENCH=1.
+// run, comma-separated; all), BENCH_STOCK_EXTRA (more cases, JSON [{label, player, config}]), KEEP_BENCH=1.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -39,6 +39,8 @@ const STOCK_ROUNDS = Number(process.env.BENCH_STOCK_ROUNDS ?? 2);
 const STOCK_SECONDS = Number(process.env.BENCH_STOCK_SECONDS ?? 15);
 const STOCK_SETTLE_SECONDS = Number(process.env.BENCH_STOCK_SETTLE ?? 5);
 const STOCK_ONLY = process.env.BENCH_STOCK ? new Set(process.env.BENCH_STOCK.split(',')) : null;
+/** More stock cases to try beside STOCK_CASES, e.g. a candidate setting: [{ "label", "player", "config" }]. */
+const STOCK_EXTRA = JSON.parse(process.env.BENCH_STOCK_EXTRA ?? '[]') as typeof STOCK_CASES;
 const BARE_CONFIG = JSON.parse(process.env.BENCH_BARE_CONFIG ?? '{}') as Record<string, unknown>;
 const LADDER = [
   { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 },
@@ -339,7 +341,7 @@ async function measureGlassToGlass({ stack, streamId, browser, watchUrl }: Ctx):
  * so every player sees the same machine load.
  */
 async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
-  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter(
+  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES, ...STOCK_EXTRA].filter(
     (c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label),
   );
   log.info('stock players', { rounds: STOCK_ROUNDS, seconds: STOCK_SECONDS, cases: cases.map((c) => c.label) });
