@@ -1,12 +1,69 @@
 // The Room's side of party voice: the seats (who is in voice, muted, speaking, on camera), kept
 // in memory and in SQLite so a hibernated Room wakes with them; the group's mode (mesh or SFU);
 // the per-seat signalling buckets; and the relay that carries a frame to one connection wherever
-// it is held — the Room's own socket, or a shard, one ordered call at a time. The rules that
-// decide all this are core/rooms/voice-decisions.ts.
+// it is held — the Room's own socket, or a shard, one ordered call at a time; and what the media
+// node's SFU is told (its configuration, the seats a moderator muted). The rules that decide all
+// this are core/rooms/voice-decisions.ts.
+import { VOICE_SFU_MODERATION_TTL_SEC, signVoiceSfuModeration } from '../core/auth/voice-sfu-token.ts';
+import { voiceSfuRoomUrl } from '../core/contracts/voice-sfu.ts';
 import type { RoomEvent } from '../core/rooms/room-protocol.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
-import type { VoiceMember, VoiceMode, VoiceState } from '../core/rooms/voice-protocol.ts';
+import { VOICE_LIMITS, type VoiceMember, type VoiceMode, type VoiceState } from '../core/rooms/voice-protocol.ts';
 import type { RoomStore } from './room-store.ts';
+
+/** The Worker's voice variables (wrangler.toml `[vars]`, secrets; docs/rooms.md § Voice). */
+export interface VoiceVars {
+  /** The media node's SFU for voice groups past the mesh, and the secret it shares with the Worker. */
+  VOICE_SFU_URL?: string;
+  VOICE_SFU_SECRET?: string;
+  /** Members a mesh holds before the group moves to the SFU (default and most 8; tests lower it). */
+  VOICE_MESH_MAX?: string;
+}
+
+/** The switch size and whether an SFU is configured; a room's own setting wins over the variable. */
+export function voiceConfigOf(vars: VoiceVars, roomMeshMax: number | undefined): { meshMax: number; sfu: boolean } {
+  const fromVars = Number(vars.VOICE_MESH_MAX);
+  const meshMax =
+    roomMeshMax ?? (Number.isInteger(fromVars) && fromVars >= 1 ? Math.min(fromVars, VOICE_LIMITS.meshMax) : VOICE_LIMITS.meshMax);
+  return { meshMax, sfu: Boolean(vars.VOICE_SFU_URL && vars.VOICE_SFU_SECRET) };
+}
+
+/**
+ * Tells the SFU which seats of the room a moderator muted (all of them, each time: the node keeps
+ * the newest by `seq`, so a repeat or a late one is harmless), so their audio stops at the node
+ * whatever their client sends. Tried up to three times while it is still the newest (`current`):
+ * a lost lift would keep a member silent at the node. The members' clients gate a muted seat too.
+ */
+export async function pushSfuModeration(
+  vars: VoiceVars,
+  room: string,
+  forced: string[],
+  seq: number,
+  current: () => boolean = () => true,
+): Promise<void> {
+  if (!vars.VOICE_SFU_URL || !vars.VOICE_SFU_SECRET || !room) return;
+  const exp = Math.floor(Date.now() / 1000) + VOICE_SFU_MODERATION_TTL_SEC;
+  const token = await signVoiceSfuModeration({ room, forced, seq, exp }, vars.VOICE_SFU_SECRET);
+  let error = '';
+  for (let attempt = 0; attempt < 3 && current(); attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, 1000 * attempt));
+    try {
+      const res = await fetch(`${voiceSfuRoomUrl(vars.VOICE_SFU_URL, room)}/moderation`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      await res.body?.cancel();
+      if (res.ok) return;
+      error = `HTTP ${res.status}`;
+      // Refused for its signature or room: trying again would not change that.
+      if (res.status < 500) break;
+    } catch (err) {
+      error = String(err);
+    }
+  }
+  if (current()) console.error(JSON.stringify({ level: 'warn', msg: 'room: the SFU was not told of a voice mute', room, error }));
+}
 
 export class VoiceSeats {
   private readonly store: RoomStore;
@@ -15,10 +72,22 @@ export class VoiceSeats {
   private readonly byUid = new Map<string, string>();
   private readonly pace = new Map<string, { signals?: BucketState; updates?: BucketState }>();
   mode: VoiceMode;
+  readonly #onForced: ((forced: string[], seq: number) => void) | undefined;
+  #forcedSeq = 0;
 
-  /** Loads the seats; a seat whose connection is gone (`alive` says no) is dropped silently. */
-  constructor(store: RoomStore, alive: (conn: string) => boolean) {
+  /** The sequence number of the newest moderation told to the SFU. */
+  get forcedSeq(): number {
+    return this.#forcedSeq;
+  }
+
+  /**
+   * Loads the seats; a seat whose connection is gone (`alive` says no) is dropped silently.
+   * `onForced` hears the seats a moderator muted whenever that changes in `sfu` mode (and when the
+   * group moves to the SFU), with an increasing sequence number.
+   */
+  constructor(store: RoomStore, alive: (conn: string) => boolean, onForced?: (forced: string[], seq: number) => void) {
     this.store = store;
+    this.#onForced = onForced;
     this.mode = store.getMeta<VoiceMode>('voiceMode') ?? 'mesh';
     for (const seat of store.voiceSeats()) {
       if (alive(seat.conn)) this.put(seat);
@@ -53,8 +122,10 @@ export class VoiceSeats {
 
   /** Takes or changes a seat; returns the event that tells everyone. */
   take(member: VoiceMember, persist: boolean): RoomEvent {
+    const before = this.seats.get(member.conn)?.forced ?? false;
     this.put(member);
     if (persist) this.store.setVoiceSeat(member);
+    if (before !== member.forced && this.mode === 'sfu') this.tellSfu();
     return { kind: 'voice', member };
   }
 
@@ -72,7 +143,14 @@ export class VoiceSeats {
   setMode(mode: VoiceMode): RoomEvent {
     this.mode = mode;
     this.store.setMeta('voiceMode', mode);
+    if (mode === 'sfu') this.tellSfu();
     return { kind: 'voice.mode', mode };
+  }
+
+  private tellSfu(): void {
+    this.#forcedSeq = Math.max(Date.now(), this.#forcedSeq + 1);
+    const forced = [...this.seats.values()].filter((s) => s.forced).map((s) => s.conn);
+    this.#onForced?.(forced, this.#forcedSeq);
   }
 
   private put(member: VoiceMember): void {

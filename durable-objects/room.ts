@@ -35,9 +35,8 @@ import {
 } from '../core/rooms/room-admission.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { RoomStore, type RoomSettings } from './room-store.ts';
-import { ConnRelay, VoiceSeats } from './room-voice.ts';
+import { ConnRelay, VoiceSeats, pushSfuModeration, voiceConfigOf, type VoiceVars } from './room-voice.ts';
 import { leaveVoice } from '../core/rooms/voice-decisions.ts';
-import { VOICE_LIMITS } from '../core/rooms/voice-protocol.ts';
 import { VOICE_SFU_TOKEN_TTL_SEC, signVoiceSfuToken } from '../core/auth/voice-sfu-token.ts';
 import { FrameRing, SocketHub, admittedUpgrade, type Meter } from './room-sockets.ts';
 import { shardName, type ConnIdentity } from '../core/contracts/room-admission.ts';
@@ -53,6 +52,7 @@ export interface RoomVars {
   /** The media node's SFU for voice groups past the mesh (docs/rooms.md § Voice), and its shared secret. */
   VOICE_SFU_URL?: string;
   VOICE_SFU_SECRET?: string;
+  VOICE_MESH_MAX?: string;
 }
 
 export const ROOM_DEFAULTS = { directCapacity: 1000, shardCapacity: 2000, maxShards: 16 } as const;
@@ -203,7 +203,12 @@ export class Room extends DurableObject<Env> {
       this.link(m.shard); // so the next batch reaches every shard that holds viewers
     }
     this.presenceDirty = false;
-    this.voice = new VoiceSeats(this.store, (conn) => this.conns.has(conn));
+    this.voice = new VoiceSeats(
+      this.store,
+      (conn) => this.conns.has(conn),
+      (forced, seq) =>
+        void pushSfuModeration(this.env as Env & VoiceVars, this.roomId ?? '', forced, seq, () => this.voice.forcedSeq === seq),
+    );
 
     const polls = this.store.recentPolls(ROOM_LIMITS.pollsKept);
     for (const p of polls) if (p.open) this.openPolls.set(p.id, p);
@@ -599,10 +604,7 @@ export class Room extends DurableObject<Env> {
     voiceSeatOf: (uid) => this.voice.seatOf(uid),
     voiceCount: () => this.voice.count,
     voiceMode: () => this.voice.mode,
-    voiceConfig: () => {
-      const vars = this.env as Env & RoomVars;
-      return { meshMax: this.settings.voiceMeshMax ?? VOICE_LIMITS.meshMax, sfu: Boolean(vars.VOICE_SFU_URL && vars.VOICE_SFU_SECRET) };
-    },
+    voiceConfig: () => voiceConfigOf(this.env as Env & VoiceVars, this.settings.voiceMeshMax),
     voicePace: (conn) => this.voice.paceOf(conn),
   };
 

@@ -502,8 +502,8 @@ export class StreamArchive {
       const lo = msns[0]!;
       const hi = msns.at(-1)!;
       const rows = sql
-        .exec<{ rendition: string; msn: number; epoch: number; part_count: number }>(
-          'SELECT rendition, msn, epoch, part_count FROM segments WHERE msn BETWEEN ? AND ?',
+        .exec<{ rendition: string; msn: number; epoch: number }>(
+          'SELECT rendition, msn, epoch FROM segments WHERE msn BETWEEN ? AND ?',
           lo,
           hi,
         )
@@ -512,9 +512,16 @@ export class StreamArchive {
       for (const r of rows) {
         touchedEpochs.add(r.epoch);
         keys.push(mediaObjectKey(streamId, r.epoch, r.rendition, { kind: 'segment', msn: r.msn }));
-        for (let p = 0; p < r.part_count; p++)
-          keys.push(mediaObjectKey(streamId, r.epoch, r.rendition, { kind: 'part', msn: r.msn, part: p }));
       }
+      // The part objects are the parts rows (a segment left open has no final part_count).
+      const partRows = sql
+        .exec<{ rendition: string; msn: number; idx: number; epoch: number }>(
+          'SELECT p.rendition AS rendition, p.msn AS msn, p.idx AS idx, s.epoch AS epoch FROM parts p JOIN segments s ON s.rendition = p.rendition AND s.msn = p.msn WHERE p.msn BETWEEN ? AND ?',
+          lo,
+          hi,
+        )
+        .toArray();
+      for (const p of partRows) keys.push(mediaObjectKey(streamId, p.epoch, p.rendition, { kind: 'part', msn: p.msn, part: p.idx }));
       await this.deleteObjects(keys);
       // Rows go after their objects: a crash in between repeats the (idempotent) deletes.
       sql.exec('DELETE FROM parts WHERE msn BETWEEN ? AND ?', lo, hi);

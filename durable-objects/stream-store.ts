@@ -30,7 +30,7 @@ export interface LoadedStream {
 }
 
 /** Version of this object's SQLite schema (kept in kv; `PRAGMA user_version` is not available). */
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -74,6 +74,18 @@ export class StreamStore {
       };
       this.put('phase', phaseFromFlags(flags));
       this.sql.exec("DELETE FROM kv WHERE key IN ('ended', 'idle', 'deleted')");
+    }
+    if (version < 5) {
+      // v5: parts keyed by their primary key alone (WITHOUT ROWID): a part's insert writes one row,
+      // not a row and its key's index (rows written are billed, and parts are most of the pushes).
+      this.sql.exec(`
+        CREATE TABLE parts_v5 (
+          rendition TEXT NOT NULL, msn INTEGER NOT NULL, idx INTEGER NOT NULL,
+          duration REAL NOT NULL, independent INTEGER NOT NULL, size INTEGER,
+          PRIMARY KEY (rendition, msn, idx)) WITHOUT ROWID;
+        INSERT INTO parts_v5 SELECT rendition, msn, idx, duration, independent, size FROM parts;
+        DROP TABLE parts;
+        ALTER TABLE parts_v5 RENAME TO parts;`);
     }
     if (version < SCHEMA_VERSION) this.put('schema', SCHEMA_VERSION);
   }
@@ -133,6 +145,8 @@ export class StreamStore {
         const byMsn = new Map(recent.map((s) => [s.msn, s]));
         for (const s of recent) s.parts = [];
         for (const p of parts) byMsn.get(p.msn)?.parts?.push({ duration: p.duration, independent: p.independent === 1 });
+        // An open segment's count is its parts (segments.part_count is written when it closes).
+        for (const s of recent) if (s.duration === null && !s.gap) s.partCount = s.parts!.length;
       }
     }
     return {
@@ -184,19 +198,17 @@ export class StreamStore {
             c.part.independent ? 1 : 0,
             c.size,
           );
-          this.sql.exec('UPDATE segments SET part_count = ? WHERE rendition = ? AND msn = ?', c.partCount, c.rendition, c.msn);
+          // The open segment's part_count is not updated per part (one row written less per
+          // part): its parts rows are its count (see load), and its close writes the final one.
           break;
         case 'close':
-          if (c.partCount === undefined)
-            this.sql.exec('UPDATE segments SET duration = ? WHERE rendition = ? AND msn = ?', c.duration, c.rendition, c.msn);
-          else
-            this.sql.exec(
-              'UPDATE segments SET duration = ?, part_count = ? WHERE rendition = ? AND msn = ?',
-              c.duration,
-              c.partCount,
-              c.rendition,
-              c.msn,
-            );
+          this.sql.exec(
+            'UPDATE segments SET duration = ?, part_count = ? WHERE rendition = ? AND msn = ?',
+            c.duration,
+            c.partCount,
+            c.rendition,
+            c.msn,
+          );
           break;
         case 'window':
           this.put(`window:${c.rendition}`, c.mark);

@@ -8,7 +8,8 @@
 // docs/ for the front door's links, and hls.js itself in public/vendor for pages that load it on
 // their own. Both folders are build output (gitignored); `npm test`, the local stack and
 // `npm run deploy` run this.
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -177,8 +178,32 @@ export async function buildPages({ root = ROOT, outdir = join(root, 'public', 'd
   return { ...watch, golive, site };
 }
 
+/**
+ * A digest of everything the build reads: the pages' sources (public/), the shared core they
+ * bundle, the docs it copies, the locked dependency versions (esbuild, hls.js) and this script.
+ */
+function inputsDigest(root = ROOT) {
+  const hash = createHash('sha256');
+  const add = (path) => {
+    const st = statSync(path);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(path).sort()) if (name !== 'dist' && name !== 'vendor') add(join(path, name));
+    } else hash.update(path).update(readFileSync(path));
+  };
+  for (const path of ['public', 'core', 'docs', 'package-lock.json', 'scripts/build-assets.mjs']) add(join(root, path));
+  return hash.digest('hex');
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  // Skipped when nothing it reads has changed since the last build: every local stack (each e2e
+  // file, bench and `npm start`) runs this, and a rebuild empties public/dist under a stack that
+  // may be serving from it.
+  const stamp = join(ROOT, 'public', 'dist', '.inputs');
+  const digest = inputsDigest();
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === digest && existsSync(join(ROOT, 'public', 'vendor', 'hls.min.js')))
+    process.exit(0);
   mkdirSync(join(ROOT, 'public', 'vendor'), { recursive: true });
   copyFileSync(join(ROOT, 'node_modules', 'hls.js', 'dist', 'hls.min.js'), join(ROOT, 'public', 'vendor', 'hls.min.js'));
   await buildPages();
+  writeFileSync(stamp, digest);
 }

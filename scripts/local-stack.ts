@@ -3,7 +3,9 @@
 // `npm start`, the end-to-end tests and the benchmarks, so all three run the same thing.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdirSync, openSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../transcoder-node/log.ts';
@@ -162,6 +164,47 @@ export function stopChild(child: ChildProcess | undefined, timeoutMs = 5000): Pr
   });
 }
 
+/** `wrangler d1 migrations apply` of the catalog into a persist folder. */
+function applyMigrations(persistDir: string): void {
+  const migrate = spawnSync(
+    NODE,
+    [join(BIN, 'wrangler'), 'd1', 'migrations', 'apply', 'edgelive-catalog', '--local', '--persist-to', persistDir],
+    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false' } },
+  );
+  if (migrate.status !== 0) throw new Error(`D1 migrations failed: ${migrate.stderr || migrate.stdout}`);
+}
+
+/**
+ * Brings the catalog of a persist folder up to date. A folder with no catalog yet gets a copy of
+ * one migrated earlier with the same migrations and wrangler (kept in the system's temp folder):
+ * applying them starts wrangler, 5–8 s on this machine, which every e2e file and bench paid. A
+ * folder that has a catalog (`npm start`'s, kept between runs) gets its pending migrations applied.
+ */
+function migrateCatalog(persistDir: string, log: Logger): void {
+  if (existsSync(join(persistDir, 'v3', 'd1'))) {
+    log.info('applying D1 migrations', { persistDir });
+    applyMigrations(persistDir);
+    return;
+  }
+  const migrations = join(ROOT, 'workers', 'migrations');
+  const hash = createHash('sha256');
+  hash.update(JSON.parse(readFileSync(join(ROOT, 'node_modules', 'wrangler', 'package.json'), 'utf8')).version as string);
+  for (const name of readdirSync(migrations).sort()) hash.update(name).update(readFileSync(join(migrations, name)));
+  const template = join(tmpdir(), `edgelive-catalog-${hash.digest('hex').slice(0, 16)}`);
+  if (!existsSync(template)) {
+    log.info('applying D1 migrations', { template });
+    // Made aside and renamed into place: a stack starting meanwhile never copies half a catalog.
+    const staging = mkdtempSync(`${template}-staging-`);
+    applyMigrations(staging);
+    try {
+      renameSync(staging, template);
+    } catch {
+      rmSync(staging, { recursive: true, force: true }); // another stack made it first
+    }
+  }
+  cpSync(template, persistDir, { recursive: true });
+}
+
 export async function startStack(opts: StackOptions): Promise<Stack> {
   const log = opts.logger;
   const workerPort = opts.workerPort ?? (await freePort());
@@ -172,16 +215,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const rtmpsPort = opts.rtmps ? (opts.rtmpsPort ?? (await freePort())) : null;
   const workerUrl = `http://127.0.0.1:${workerPort}`;
   const inspectorPort = opts.inspectorPort ?? (await freePort());
+  // Chosen before the Worker starts: its Rooms send voice groups past the mesh to this node's SFU.
+  const webrtcPort = opts.webrtcPort ?? (await freePort());
+  const voiceSfuSecret = `${opts.ingestSecret}-voice-sfu`;
   mkdirSync(opts.persistDir, { recursive: true });
   spawnSync(NODE, [join(ROOT, 'scripts', 'build-assets.mjs')], { stdio: 'inherit' });
 
-  log.info('applying D1 migrations', { persistDir: opts.persistDir });
-  const migrate = spawnSync(
-    NODE,
-    [join(BIN, 'wrangler'), 'd1', 'migrations', 'apply', 'edgelive-catalog', '--local', '--persist-to', opts.persistDir],
-    { cwd: ROOT, encoding: 'utf8', env: { ...process.env, CI: '1', WRANGLER_SEND_METRICS: 'false' } },
-  );
-  if (migrate.status !== 0) throw new Error(`D1 migrations failed: ${migrate.stderr || migrate.stdout}`);
+  migrateCatalog(opts.persistDir, log);
 
   const vars: Record<string, string> = {
     ADMIN_TOKEN: opts.adminToken,
@@ -193,6 +233,10 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     END_GRACE_SECONDS: String(opts.endGraceSeconds ?? 8),
     // A local stack's webhook receivers are on this machine (http://127.0.0.1:…): never deployed.
     WEBHOOK_ALLOW_PRIVATE: '1',
+    // Party voice past the mesh goes through the first node's SFU (VOICE_MESH_MAX in workerVars
+    // lowers the switch, so a test needs 3 pages, not 9).
+    VOICE_SFU_URL: `http://127.0.0.1:${webrtcPort}/voice`,
+    VOICE_SFU_SECRET: voiceSfuSecret,
     ...opts.workerVars,
   };
   const varArgs = Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]);
@@ -270,6 +314,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
         WEBRTC_HTTP_PORT: String(signalling),
         WEBRTC_HOST: '127.0.0.1',
         WEBRTC_CORS_ORIGINS: workerUrl,
+        VOICE_SFU_SECRET: voiceSfuSecret,
         NODE_ID: nodeId,
         REGION: region,
         ...(spec.latitude !== undefined ? { LAT: String(spec.latitude) } : {}),
@@ -304,7 +349,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     await waitForHttp(`${workerUrl}/health`, 60_000, 'wrangler dev');
     const specs = opts.transcoders ?? [{}];
     // The first node keeps the ports chosen above (npm start's 1935 / 8790, and the fallback URLs).
-    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: opts.webrtcPort, rtmps: rtmpsPort });
+    await startTranscoder(specs[0], { rtmp: rtmpPort, health: healthPort, srt: srtPort, webrtc: webrtcPort, rtmps: rtmpsPort });
     for (const spec of specs.slice(1)) await startTranscoder(spec);
   } catch (err) {
     await stop();

@@ -1,6 +1,6 @@
 // The media node as one value a caller starts and stops: RTMP, RTMPS, SRT and WHIP listeners, the
 // key check and lease at the origin, the publishers' ladders, WHEP playback of realtime streams from
-// the same ladders, health and metrics over HTTP, and the registry heartbeat. main.ts starts one from the environment; a test starts one on free ports.
+// the same ladders, the party-voice SFU, health and metrics over HTTP, and the registry heartbeat. main.ts starts one from the environment; a test starts one on free ports.
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,12 +22,13 @@ import { WhipEndpoint } from './webrtc/whip-endpoint.ts';
 import { detectVideoEncoders } from './video-encoders.ts';
 import { WhepEndpoint } from './webrtc/whep-endpoint.ts';
 import { RealtimeFeeds } from './webrtc/realtime-feed.ts';
+import { SfuEndpoint } from './webrtc/sfu-endpoint.ts';
 import type { AuthorizeResponse } from '../core/contracts/ingest-protocol.ts';
 import type { RestreamState } from '../core/contracts/restream.ts';
 
 export interface MediaNode {
   /** Where each listener can be reached (what the node registers with the origin), and /health. */
-  readonly urls: { rtmp: string; rtmps?: string; srt?: string; whip?: string; whep?: string; health: string };
+  readonly urls: { rtmp: string; rtmps?: string; srt?: string; whip?: string; whep?: string; voiceSfu?: string; health: string };
   /** Publishers live on this node. */
   readonly sessions: () => number;
   /** Reads the RTMPS certificate files again (SIGHUP): a renewal without dropping publishers. */
@@ -50,11 +51,13 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     capacity: config.capacity,
     sessions: () => publishers.countByProtocol(),
     overloaded: () => overload.overloaded(),
+    sfu: () => ({ rooms: sfu?.rooms.roomCount ?? 0, seats: sfu?.seatCount ?? 0, ...(sfu?.rooms.counters ?? { forwarded: 0, dropped: 0 }) }),
     restreams: () => {
       const byState: Partial<Record<RestreamState, number>> = {};
       for (const p of publishers.values()) for (const r of p.restreams.statuses()) byState[r.state] = (byState[r.state] ?? 0) + 1;
       return byState;
     },
+    whep: () => ({ viewers: whep.viewerCount, maxViewers: config.webrtc.whep.maxViewers, counters: whep.counters }),
   });
   const origin = new OriginClient({
     baseUrl: config.originUrl,
@@ -227,10 +230,26 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     feeds: realtimeFeeds ?? new RealtimeFeeds({ logger: log }),
     iceServers: config.webrtc.stack.iceServers ?? [],
   });
+  // Party voice past the mesh: members' microphones forwarded to each other, with tokens their Room
+  // signed (VOICE_SFU_SECRET). Not served without the secret.
+  const sfu =
+    config.webrtc.sfu === null
+      ? null
+      : new SfuEndpoint({
+          stack: webrtc,
+          logger: log.child({ component: 'sfu' }),
+          limits: config.webrtc.sfu,
+          secret: config.webrtc.sfu.secret,
+          iceServers: config.webrtc.stack.iceServers ?? [],
+        });
   const signalling =
     config.webrtc.http === null
       ? null
-      : new SignallingServer({ ...config.webrtc.http, logger: log.child({ component: 'signalling' }), routes: [whip, whep] });
+      : new SignallingServer({
+          ...config.webrtc.http,
+          logger: log.child({ component: 'signalling' }),
+          routes: sfu ? [whip, whep, sfu] : [whip, whep],
+        });
 
   const health = createServer((req, res) => {
     const body = (status: number, value: unknown) => {
@@ -258,6 +277,15 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
         })),
         whip: whip.sessions(),
         whep: { viewers: whep.viewers(), maxViewers: config.webrtc.whep.maxViewers, counters: { ...whep.counters } },
+        sfu: sfu
+          ? {
+              rooms: sfu.rooms.roomCount,
+              seats: sfu.seats(),
+              maxSeats: config.webrtc.sfu!.maxSeats,
+              maxRoomSeats: config.webrtc.sfu!.maxRoomSeats,
+              counters: { ...sfu.counters, ...sfu.rooms.counters },
+            }
+          : null,
         webrtc: { peersCreated: webrtc.counters.created, peersOpen: webrtc.counters.open },
       });
     }
@@ -284,6 +312,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
         webrtc: { ...webrtc.counters },
         whip: { ...whip.counters, sessions: whip.sessions().length },
         whep: { ...whep.counters, viewers: whep.viewerCount },
+        sfu: sfu ? { ...sfu.counters, ...sfu.rooms.counters, rooms: sfu.rooms.roomCount, seats: sfu.seatCount } : null,
       });
     }
     body(404, { error: { code: 'not_found', message: 'try /health, /metrics or /metrics.json' } });
@@ -308,6 +337,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     : undefined;
   const whipUrl = webrtcBaseUrl ? `${webrtcBaseUrl}/whip` : undefined;
   const whepUrl = webrtcBaseUrl ? `${webrtcBaseUrl}${whep.prefix}` : undefined;
+  const voiceSfuUrl = webrtcBaseUrl && sfu ? `${webrtcBaseUrl}${sfu.prefix}` : undefined;
   const publicRtmpsUrl = rtmps
     ? (config.publicRtmpsUrl ?? `rtmps://${publicHost(config.rtmpHost)}:${rtmps.address().port}/live`)
     : undefined;
@@ -338,6 +368,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     srt: publicSrtUrl ? `${publicSrtUrl}?streamid={streamKey}` : null,
     whip: whipUrl ?? null,
     whep: whepUrl ?? null,
+    voiceSfu: voiceSfuUrl ?? null,
     whepMaxViewers: config.webrtc.whep.maxViewers,
     health: `http://${publicHost(config.healthHost)}:${healthPort}/health`,
     capacity: config.capacity,
@@ -360,6 +391,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
     // Peer connections close with their sessions; any left (still answering) close here.
     whip.closeAll(`transcoder ${reason}`);
     whep.closeAll(`transcoder ${reason}`);
+    sfu?.closeAll(`transcoder ${reason}`);
     await realtimeFeeds?.closeAll(`transcoder ${reason}`);
     webrtc.closeAll();
     await signalling?.close();
@@ -378,6 +410,7 @@ export async function startMediaNode(config: MediaNodeConfig, log: Logger): Prom
       srt: publicSrtUrl,
       whip: whipUrl,
       whep: whepUrl,
+      voiceSfu: voiceSfuUrl,
       health: `http://${publicHost(config.healthHost)}:${healthPort}/health`,
     },
     sessions: () => publishers.size,

@@ -1,6 +1,6 @@
 // The media node's metrics, served on /metrics in the Prometheus text format (prom-client):
 // process and event loop, publishers by protocol, encoder speed per stream, push latency, origin
-// retries and refusals, ingest bytes, SRT loss, registry heartbeats. Names and alerts are in
+// retries and refusals, ingest bytes, SRT loss, registry heartbeats, WHEP viewers. Names and alerts are in
 // docs/operations.md ("Metrics and alerts"). A small JSON summary stays on /metrics.json.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PublishProtocol } from './admission.ts';
@@ -17,6 +17,19 @@ export interface SrtCounters {
 }
 const SRT_FIELDS = ['packets', 'lost', 'retransmitted', 'dropped', 'undecryptable'] as const;
 
+/** The WHEP endpoint's figures (webrtc/whep-endpoint.ts): viewers now and totals since the start. */
+export interface WhepFigures {
+  viewers: number;
+  maxViewers: number;
+  counters: {
+    accepted: number;
+    refused: number;
+    unauthorized: number;
+    full: number;
+    forwarded: Record<'video' | 'audio', { packets: number; bytes: number }>;
+  };
+}
+
 export interface MetricsOptions {
   nodeId: string;
   region: string;
@@ -25,8 +38,12 @@ export interface MetricsOptions {
   sessions: () => Partial<Record<PublishProtocol, number>>;
   /** Why the node refuses new publishers now (a ladder below real time), or null. */
   overloaded: () => string | null;
+  /** The party-voice SFU now: rooms and seats, and packets forwarded and dropped (muted) so far. */
+  sfu?: () => { rooms: number; seats: number; forwarded: number; dropped: number };
   /** The restream destinations running now, by state. */
   restreams?: () => Partial<Record<RestreamState, number>>;
+  /** The WHEP endpoint's viewers and totals. */
+  whep?: () => WhepFigures;
 }
 
 export class Metrics {
@@ -203,6 +220,45 @@ export class Metrics {
       registers,
     });
     new Gauge({
+      name: 'edgelive_sfu_rooms',
+      help: 'Party-voice rooms with a seat on the SFU of this node now.',
+      registers,
+      collect() {
+        this.set(opts.sfu?.().rooms ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'edgelive_sfu_seats',
+      help: 'Party-voice seats (member peer connections) on the SFU of this node now.',
+      registers,
+      collect() {
+        this.set(opts.sfu?.().seats ?? 0);
+      },
+    });
+    // Counters the SFU keeps itself, exported as they stand at each scrape.
+    let forwardedSeen = 0;
+    new Counter({
+      name: 'edgelive_sfu_forwarded_packets_total',
+      help: 'RTP packets the SFU sent to voice members (one per receiving member per packet).',
+      registers,
+      collect() {
+        const now = opts.sfu?.().forwarded ?? 0;
+        if (now > forwardedSeen) this.inc(now - forwardedSeen);
+        forwardedSeen = now;
+      },
+    });
+    let droppedSeen = 0;
+    new Counter({
+      name: 'edgelive_sfu_muted_packets_total',
+      help: 'Microphone packets the SFU did not forward because a moderator muted their member.',
+      registers,
+      collect() {
+        const now = opts.sfu?.().dropped ?? 0;
+        if (now > droppedSeen) this.inc(now - droppedSeen);
+        droppedSeen = now;
+      },
+    });
+    new Gauge({
       name: 'edgelive_restream_destinations',
       help: 'Restream destinations of the publishers on this node, by state (connecting, live, retrying, failed, stopped).',
       labelNames: ['state'],
@@ -217,6 +273,76 @@ export class Metrics {
       help: 'Restream attempts that failed (the destination refused, went away or stopped reading); each is retried with back-off up to RESTREAM_MAX_FAILURES in a row.',
       registers,
     });
+    if (opts.whep) this.registerWhep(opts.whep);
+  }
+
+  /**
+   * WHEP playback: viewers now and the node's limit, and counters read from the endpoint's totals
+   * at each scrape (the hot path only adds to plain numbers; the counters take the difference).
+   */
+  private registerWhep(read: () => WhepFigures): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'edgelive_whep_viewers',
+      help: 'WebRTC (WHEP) viewers on this node now.',
+      registers,
+      collect() {
+        this.set(read().viewers);
+      },
+    });
+    new Gauge({
+      name: 'edgelive_whep_capacity',
+      help: 'WebRTC viewers this node holds (WHEP_MAX_VIEWERS); past it WHEP answers 503.',
+      registers,
+      collect() {
+        this.set(read().maxViewers);
+      },
+    });
+    const fromTotals = <L extends string>(
+      name: string,
+      help: string,
+      labelNames: L[],
+      totals: () => Array<[Partial<Record<L, string>>, number]>,
+    ) => {
+      const seen = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          for (const [labels, total] of totals()) {
+            const key = JSON.stringify(labels);
+            // inc(0) too: every series exists from the first scrape, so rate() sees it start at 0.
+            this.inc(labels, Math.max(0, total - (seen.get(key) ?? 0)));
+            seen.set(key, Math.max(total, seen.get(key) ?? 0));
+          }
+        },
+      });
+    };
+    fromTotals('edgelive_whep_sessions_started_total', 'WebRTC viewers accepted (an answer sent).', [], () => [
+      [{}, read().counters.accepted],
+    ]);
+    fromTotals(
+      'edgelive_whep_refused_total',
+      'WHEP offers refused before anything was allocated: capacity (WHEP_MAX_VIEWERS, 503), ticket (missing, forged, expired), other (size, SDP, rate, stream not here).',
+      ['reason'],
+      () => {
+        const c = read().counters;
+        return [
+          [{ reason: 'capacity' }, c.full],
+          [{ reason: 'ticket' }, c.unauthorized],
+          [{ reason: 'other' }, c.refused - c.full - c.unauthorized],
+        ];
+      },
+    );
+    const kinds = ['video', 'audio'] as const;
+    fromTotals('edgelive_whep_forwarded_packets_total', 'RTP packets sent to WebRTC viewers, by kind.', ['kind'], () =>
+      kinds.map((kind): [{ kind: string }, number] => [{ kind }, read().counters.forwarded[kind].packets]),
+    );
+    fromTotals('edgelive_whep_forwarded_bytes_total', 'RTP bytes sent to WebRTC viewers (headers included), by kind.', ['kind'], () =>
+      kinds.map((kind): [{ kind: string }, number] => [{ kind }, read().counters.forwarded[kind].bytes]),
+    );
   }
 
   get contentType(): string {

@@ -43,6 +43,8 @@ export interface Env extends Cloudflare.Env {
   /** The media node's SFU for voice groups past the mesh, and the secret its tokens are signed with. */
   VOICE_SFU_URL?: string;
   VOICE_SFU_SECRET?: string;
+  /** Members a voice mesh holds before the group moves to the SFU (default 8). */
+  VOICE_MESH_MAX?: string;
   /**
    * Local development only (`wrangler dev --var DEV_GEO_OVERRIDE:1`): "1" lets requests to a loopback host claim the viewer's
    * country (see workers/middleware/playback-access.ts). Never set it in wrangler.toml.

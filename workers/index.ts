@@ -1,9 +1,9 @@
 // The edge Worker: playback, ingest origin, admin API, rooms and the player page.
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import { secureHeaders } from 'hono/secure-headers';
 import type { Env } from './env.ts';
 import { handleError, errorResponse } from './http.ts';
+import { playbackHeaders, siteHeaders } from './answer-headers.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { ingestRoutes } from './routes/ingest.ts';
 import { ingestRestreamRoutes } from './routes/restreams.ts';
@@ -45,19 +45,10 @@ const HASHED_ASSET_RE = /^\/dist\/[A-Za-z0-9_-]+-[A-Z0-9]{8}\.(?:js|css|js\.map|
 const app = new Hono<{ Bindings: Env }>();
 app.onError(handleError);
 
-// Security headers on every HTTP answer. Playlists and media are fetched by players on other
-// sites (hls.js with CORS, Safari's native player without), so they are cross-origin resources.
-const playbackSecureHeaders = secureHeaders({ crossOriginResourcePolicy: 'cross-origin' });
-const siteSecureHeaders = secureHeaders();
-app.use('*', async (c, next) => {
-  // A WebSocket upgrade is answered 101 with the socket attached: that response passes untouched.
-  if (c.req.header('upgrade')?.toLowerCase() === 'websocket') return next();
-  // Reading c.res before the route runs makes Hono copy what the route returns into a fresh
-  // Response, so headers can be added even where the original's are immutable (Cache API hits,
-  // static assets).
-  void c.res;
-  return (c.req.path.startsWith('/live/') || c.req.path.startsWith('/vod/') ? playbackSecureHeaders : siteSecureHeaders)(c, next);
-});
+// Security headers on every HTTP answer (answer-headers.ts); playback's, with its CORS, below.
+const isPlayback = (path: string) => path.startsWith('/live/') || path.startsWith('/vod/');
+const site = siteHeaders();
+app.use('*', (c, next) => (isPlayback(c.req.path) ? next() : site(c, next)));
 // WHEP (real-time playback) is POSTed from any player's page: its preflight allows POST with the
 // SDP content type. Registered first, so it answers the preflight before the general one below.
 app.use(
@@ -71,26 +62,9 @@ app.use(
   }),
 );
 // Playback is public to every origin (no cookies: the token rides in the URL). Preflights are
-// answered here, before the token check; requested headers (Range) are echoed back.
-app.use(
-  '/live/*',
-  cors({
-    origin: '*',
-    allowMethods: ['GET', 'HEAD', 'OPTIONS'],
-    exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'],
-    maxAge: 86400,
-  }),
-);
-// (Content-Disposition: a page fetching a clip's MP4 download can read the file name.)
-app.use(
-  '/vod/*',
-  cors({
-    origin: '*',
-    allowMethods: ['GET', 'HEAD', 'OPTIONS'],
-    exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag', 'Content-Disposition'],
-    maxAge: 86400,
-  }),
-);
+// answered there, before the token check.
+app.use('/live/*', playbackHeaders('live'));
+app.use('/vod/*', playbackHeaders('vod'));
 app.get('/health', (c) => c.json({ ok: true, service: 'edgelive-worker' }));
 // Before adminRoutes: viewers' QoE beacons carry no admin token (the admin middleware covers /api/*).
 app.route('/api', qoeBeaconRoutes);

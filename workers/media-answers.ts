@@ -6,6 +6,7 @@
 import { Coalescer } from './coalesce.ts';
 import { RecentAnswers } from './recent-answers.ts';
 import { IMMUTABLE } from './media-response.ts';
+import { PLAYBACK_ANSWER_HEADERS } from './answer-headers.ts';
 
 /** One object's bytes and headers as every viewer gets them. */
 export interface MediaCopy {
@@ -43,7 +44,7 @@ function copyOf(obj: R2ObjectBody, body: ArrayBuffer): MediaCopy {
   obj.writeHttpMetadata(headers);
   headers.set('etag', obj.httpEtag);
   headers.set('cache-control', IMMUTABLE);
-  headers.set('access-control-allow-origin', '*');
+  for (const [name, value] of PLAYBACK_ANSWER_HEADERS) headers.set(name, value);
   headers.set('accept-ranges', 'bytes');
   headers.set('content-length', String(body.byteLength));
   return { body, headers: [...headers] };

@@ -4,6 +4,7 @@
 // write per media byte): it gets the same headers as an object would.
 import { byteRange } from '../core/live/segment-join.ts';
 import { mediaContentType } from '../core/contracts/object-keys.ts';
+import { PLAYBACK_ANSWER_HEADERS } from './answer-headers.ts';
 
 /** Media objects never change under their key. */
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
@@ -30,7 +31,7 @@ export function objectResponse(obj: R2ObjectBody, o: ObjectResponseOptions): Res
   if (o.contentType) headers.set('content-type', o.contentType);
   headers.set('etag', obj.httpEtag);
   headers.set('cache-control', IMMUTABLE);
-  headers.set('access-control-allow-origin', '*');
+  for (const [name, value] of PLAYBACK_ANSWER_HEADERS) headers.set(name, value);
   headers.set('accept-ranges', 'bytes');
   if (o.range && obj.range && 'offset' in obj.range) {
     const offset = obj.range.offset ?? 0;
@@ -57,13 +58,13 @@ export function objectResponse(obj: R2ObjectBody, o: ObjectResponseOptions): Res
  */
 export function joinedSegmentResponse(seg: { bytes: Uint8Array<ArrayBuffer>; etag: string }, o: ObjectResponseOptions): Response {
   const size = seg.bytes.byteLength;
-  const headers = new Headers({
-    'content-type': o.contentType ?? mediaContentType({ kind: 'segment', msn: 0 }, undefined),
-    etag: seg.etag,
-    'cache-control': IMMUTABLE,
-    'access-control-allow-origin': '*',
-    'accept-ranges': 'bytes',
-  });
+  const headers = new Headers([
+    ...PLAYBACK_ANSWER_HEADERS,
+    ['content-type', o.contentType ?? mediaContentType({ kind: 'segment', msn: 0 }, undefined)],
+    ['etag', seg.etag],
+    ['cache-control', IMMUTABLE],
+    ['accept-ranges', 'bytes'],
+  ]);
   if (o.cache) {
     const whole = new Headers(headers);
     whole.set('content-length', String(size));

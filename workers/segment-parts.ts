@@ -10,6 +10,7 @@ import { joinParts, joinedEtag } from '../core/live/segment-join.ts';
 import type { Env } from './env.ts';
 import { rpcErrorResponse } from './http.ts';
 import { IMMUTABLE, forViewer, joinedSegmentResponse } from './media-response.ts';
+import { PLAYBACK_ANSWER_HEADERS } from './answer-headers.ts';
 
 export interface JoinedSegment {
   bytes: Uint8Array<ArrayBuffer>;
@@ -92,7 +93,7 @@ export async function segmentResponse(
     if (hit) {
       const res = new Response(hit.body, hit);
       res.headers.set('cache-control', forViewer(IMMUTABLE, o.signed));
-      res.headers.set('access-control-allow-origin', '*');
+      for (const [name, value] of PLAYBACK_ANSWER_HEADERS) res.headers.set(name, value);
       return res;
     }
   }

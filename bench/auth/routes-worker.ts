@@ -2,8 +2,12 @@
 // run inside workerd, called in a loop with no network in front, against in-memory stand-ins for
 // the StreamState DO, D1 and R2 (the Cache API is workerd's own). `GET /run?n=…` answers the
 // microseconds per request of each route (median of 15 short rounds), public against signed, as JSON
-// for bench/auth/run.ts.
-import { Hono } from 'hono';
+// for bench/auth/run.ts; and, for public playback, the same routes behind the header middleware the
+// Worker had before (Hono's secureHeaders and cors) against the precomputed headers it has now.
+import { Hono, type MiddlewareHandler } from 'hono';
+import { cors } from 'hono/cors';
+import { secureHeaders } from 'hono/secure-headers';
+import { playbackHeaders } from '../../workers/answer-headers.ts';
 import type { Env } from '../../workers/env.ts';
 import { handleError } from '../../workers/http.ts';
 import type { MediaPlaylistSnapshot, PresentationSnapshot } from '../../core/contracts/live-model.ts';
@@ -104,15 +108,36 @@ export default {
       MEDIA: {
         get: async () => ({
           body: new Blob([part]).stream(),
+          arrayBuffer: async () => part.buffer.slice(0),
           size: part.byteLength,
           httpEtag: '"e"',
           writeHttpMetadata: (h: Headers) => h.set('content-type', 'video/mp4'),
         }),
       },
     } as unknown as Env;
-    const app = new Hono<{ Bindings: Env }>();
-    app.onError(handleError);
-    app.route('/live', playbackRoutes);
+    const withHeaders = (...middleware: MiddlewareHandler[]) => {
+      const a = new Hono<{ Bindings: Env }>();
+      a.onError(handleError);
+      for (const m of middleware) a.use('/live/*', m);
+      a.route('/live', playbackRoutes);
+      return a;
+    };
+    // As workers/index.ts has it.
+    const app = withHeaders(playbackHeaders('live'));
+    // As workers/index.ts had it before answer-headers.ts (commit b36c513).
+    const honoSecure = secureHeaders({ crossOriginResourcePolicy: 'cross-origin' });
+    const appBefore = withHeaders(
+      (c, next) => {
+        void c.res;
+        return honoSecure(c, next);
+      },
+      cors({
+        origin: '*',
+        allowMethods: ['GET', 'HEAD', 'OPTIONS'],
+        exposeHeaders: ['Age', 'Date', 'Content-Length', 'Content-Range', 'ETag'],
+        maxAge: 86400,
+      }),
+    );
 
     const exp = Math.floor(Date.now() / 1000) + 3600;
     const viewerToken = await signPlaybackToken({ streamId: closed, expiresAt: exp }, key);
@@ -123,12 +148,12 @@ export default {
     );
     let next = 0;
 
-    const perRequest = async (url: () => string, count: number): Promise<number> => {
+    const perRequest = async (url: () => string, count: number, through = app): Promise<number> => {
       const t0 = performance.now();
       for (let i = 0; i < count; i++) {
-        const res = await app.fetch(new Request(url()), env, ctx);
-        await res.arrayBuffer();
+        const res = await through.fetch(new Request(url()), env, ctx);
         if (res.status !== 200) throw new Error(`${url()} answered ${res.status}: ${await res.text()}`);
+        await res.arrayBuffer();
       }
       return ((performance.now() - t0) * 1000) / count;
     };
@@ -152,12 +177,14 @@ export default {
     for (const v of variants) {
       // Public and signed in alternating order (ABBA…), the median of each: the machine's noise
       // (GC, other processes) lands on single rounds, not on one variant.
-      const t = { pub: [] as number[], sig: [] as number[] };
+      const t = { pub: [] as number[], sig: [] as number[], before: [] as number[] };
       for (let round = 0; round < ROUNDS; round++) {
         if (round % 2 === 0) {
           t.pub.push(await perRequest(v.pub, n));
           t.sig.push(await perRequest(v.sig, n));
+          t.before.push(await perRequest(v.pub, n, appBefore));
         } else {
+          t.before.push(await perRequest(v.pub, n, appBefore));
           t.sig.push(await perRequest(v.sig, n));
           t.pub.push(await perRequest(v.pub, n));
         }
@@ -167,6 +194,7 @@ export default {
         route: v.route,
         publicUs: median(t.pub),
         signedUs: median(t.sig),
+        publicHonoHeadersUs: median(t.before),
         freshUs: 0,
         publicBytes: await size(v.pub()),
         signedBytes: await size(v.sig()),

@@ -31,7 +31,7 @@ const HOUR = 3600;
 const PART_SECONDS = 0.2;
 const CLK_TCK = 100;
 /** SQLite rows one push writes, from test/workers/push-cost.test.ts (rows and index entries). */
-const ROWS_PER_PUSH = { init: 2, firstPart: 9, laterPart: 3, segment: 1 };
+const ROWS_PER_PUSH = { init: 2, firstPart: 7, laterPart: 1, segment: 1 };
 
 /** CPU seconds (user + system) used so far by a process and all its descendants. */
 function treeCpuSeconds(pid: number): number {

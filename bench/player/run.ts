@@ -17,7 +17,9 @@
 // Knobs: BENCH_TTFF_RUNS (8), BENCH_G2G_SECONDS (20), BENCH_ALIGN_SECONDS (60), BENCH_PARTS
 // (ttff,g2g,stock,party), BENCH_BARE_CONFIG (hls.js config of the bare baseline page, JSON; {}),
 // BENCH_STOCK_ROUNDS (2), BENCH_STOCK_SECONDS (15), BENCH_STOCK_SETTLE (5), BENCH_STOCK (labels to
-// run, comma-separated; all), BENCH_STOCK_EXTRA (more cases, JSON [{label, player, config}]), KEEP_BENCH=1.
+// run, comma-separated; all), BENCH_STOCK_EXTRA (more cases, JSON [{label, player, config}]),
+// BENCH_PLAYER_REALTIME=1 (the stream created with `realtime: true`: its ladder also encodes for
+// WebRTC, the watch page offers real time but plays LL-HLS), KEEP_BENCH=1.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -29,6 +31,7 @@ import { createLogger } from '../../transcoder-node/log.ts';
 import type { PageSnapshot } from '../../core/player/page-snapshot.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../../test/support/browser.ts';
 import { BARCODE, startClockPublisher } from './clock-publisher.ts';
+import { behindEdge, sampleEdgeAge } from './edge-age.ts';
 import { STOCK_CASES, serveStockPages, type StockPlayer } from './stock-pages.ts';
 
 const TTFF_RUNS = Number(process.env.BENCH_TTFF_RUNS ?? 8);
@@ -41,6 +44,7 @@ const STOCK_SETTLE_SECONDS = Number(process.env.BENCH_STOCK_SETTLE ?? 5);
 const STOCK_ONLY = process.env.BENCH_STOCK ? new Set(process.env.BENCH_STOCK.split(',')) : null;
 /** More stock cases to try beside STOCK_CASES, e.g. a candidate setting: [{ "label", "player", "config" }]. */
 const STOCK_EXTRA = JSON.parse(process.env.BENCH_STOCK_EXTRA ?? '[]') as typeof STOCK_CASES;
+const REALTIME = process.env.BENCH_PLAYER_REALTIME === '1';
 const BARE_CONFIG = JSON.parse(process.env.BENCH_BARE_CONFIG ?? '{}') as Record<string, unknown>;
 const LADDER = [
   { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 800_000 },
@@ -224,55 +228,6 @@ const load = () =>
   `load average ${loadavg()
     .map((x) => x.toFixed(2))
     .join(' / ')}`;
-
-/**
- * How old the newest media in the stream's playlist is (wall clock minus the program-date-time at
- * its end): the publisher's, the ladder's and the origin's share of glass to glass. On a starved
- * machine it grows without bound and every player's latency with it.
- */
-async function edgeAgeMs(workerUrl: string, streamId: string): Promise<number> {
-  const text = await (await fetch(`${workerUrl}/live/${streamId}/360p/index.m3u8`)).text();
-  const at = Date.now();
-  let end = NaN;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) end = Date.parse(line.slice(25));
-    else if (line.startsWith('#EXT-X-PART:')) end += Number(/DURATION=([\d.]+)/.exec(line)?.[1] ?? 0) * 1000;
-    else if (line.startsWith('#EXTINF:') && !text.includes('#EXT-X-PART:')) end += Number(line.slice(8).split(',')[0]) * 1000;
-  }
-  return at - end;
-}
-
-/** Samples edgeAgeMs every 250 ms until stopped: [wall ms, age ms] pairs. */
-function sampleEdgeAge(workerUrl: string, streamId: string): { stop(): Promise<Array<[number, number]>> } {
-  const samples: Array<[number, number]> = [];
-  let on = true;
-  const loop = (async () => {
-    while (on) {
-      const age = await edgeAgeMs(workerUrl, streamId).catch(() => NaN);
-      if (Number.isFinite(age)) samples.push([Date.now(), age]);
-      await sleep(250);
-    }
-  })();
-  return {
-    async stop() {
-      on = false;
-      await loop;
-      return samples;
-    },
-  };
-}
-
-/** Each frame's distance behind the newest listed media: its glass to glass minus the edge's age when it was shown. */
-function behindEdge(glass: number[], shown: number[], ages: Array<[number, number]>): number[] {
-  const out: number[] = [];
-  let j = 0;
-  for (let i = 0; i < glass.length; i++) {
-    while (j + 1 < ages.length && ages[j + 1]![0] <= shown[i]!) j++;
-    const a = ages[j];
-    if (a && Math.abs(a[0] - shown[i]!) < 1000) out.push(glass[i]! - a[1]);
-  }
-  return out;
-}
 
 const snapshot = (p: Page) => p.evaluate(() => (globalThis as unknown as Win).__edgelive.snapshot());
 
@@ -479,7 +434,7 @@ async function main(): Promise<void> {
       ingestSecret: 'bench-ingest-secret',
       logger: log,
     });
-    const stream = await stack.createStream({ title: 'Player benchmark', ladder: LADDER });
+    const stream = await stack.createStream({ title: 'Player benchmark', ladder: LADDER, ...(REALTIME ? { realtime: true } : {}) });
     publisher = startClockPublisher({ rtmpUrl: stream.ingest.rtmp, logDir: join(dir, 'logs') });
     const deadline = Date.now() + 40_000;
     for (;;) {
@@ -494,7 +449,7 @@ async function main(): Promise<void> {
     const ctx: Ctx = { stack, browser, streamId: stream.id, watchUrl: `${stack.workerUrl}/watch/${stream.id}` };
     const lines = [
       '',
-      `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio), 1 s segments, 200 ms parts; ${load()} at the start`,
+      `Player benchmark — headless Chromium ${browser.browser.version()} (software decoding), local stack, 640x360 ladder (360p, 240p, audio)${REALTIME ? ' + the real-time encode (realtime: true)' : ''}, 1 s segments, 200 ms parts; ${load()} at the start`,
       '',
     ];
     if (PARTS.has('ttff')) lines.push(...(await measureTtff(ctx)), '');

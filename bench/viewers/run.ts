@@ -79,7 +79,10 @@ function readyTimes(logFile: string): Map<string, Map<string, number>> {
 }
 
 async function origin(workerUrl: string, streamId: string): Promise<PlaybackLoad> {
-  const res = await fetch(`${workerUrl}/api/streams/${streamId}/stats`, { headers: { authorization: 'Bearer bench-admin' } });
+  const res = await fetch(`${workerUrl}/api/streams/${streamId}/stats`, {
+    headers: { authorization: 'Bearer bench-admin' },
+    signal: AbortSignal.timeout(30_000),
+  });
   if (!res.ok) throw new Error(`stats answered ${res.status}: ${await res.text()}`);
   return ((await res.json()) as { origin: PlaybackLoad }).origin;
 }
@@ -280,6 +283,20 @@ const stack = await startStack({
   transcoderEnv: { LOG_LEVEL: 'debug' },
   logger: log,
 });
+// Ctrl-C (or a SIGTERM) stops the stack, the publisher and the viewer threads before exiting.
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const)
+  process.once(signal, () => {
+    interrupted = true;
+    log.info('stopping', { signal });
+    void (async () => {
+      await synthetic?.stop();
+      await stopChild(publisher);
+      await stack.stop();
+      rmSync(dir, { recursive: true, force: true });
+      process.exit(130);
+    })();
+  });
 try {
   const stream = await stack.createStream({ title: 'bench-viewers', ladder: LIGHT ? LIGHT_LADDER : DEFAULT_LADDER });
   const ladder = LIGHT ? LIGHT_LADDER : DEFAULT_LADDER;
@@ -332,6 +349,7 @@ try {
   ];
   const rows: Row[] = [];
   for (const n of COUNTS) {
+    if (interrupted) break;
     log.info('round', { viewers: n });
     const row = await round(n, {
       url,

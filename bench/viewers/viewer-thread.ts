@@ -56,8 +56,24 @@ interface Answer {
   error?: string;
 }
 
+/** No answer within this long counts as a timeout, whatever state the socket is in. */
+const ANSWER_DEADLINE_MS = 15_000;
+
 function get(agent: Agent, path: string): Promise<Answer> {
-  return new Promise((resolve) => {
+  return new Promise((done) => {
+    // Settled once: by the answer, an error, or the deadline (an answer cut after its headers
+    // emits neither 'end' nor always 'error'; a starved server can leave a socket open and silent).
+    let settled = false;
+    const resolve = (a: Answer) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      done(a);
+    };
+    const deadline = setTimeout(() => {
+      resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: 'TIMEOUT' });
+      req.destroy();
+    }, ANSWER_DEADLINE_MS);
     const req = request(
       { host: url.hostname, port: url.port, path, agent, headers: cfg.gzip ? { 'accept-encoding': 'gzip' } : {}, timeout: 10_000 },
       (res) => {
@@ -75,6 +91,7 @@ function get(agent: Agent, path: string): Promise<Answer> {
         res.on('error', (e) =>
           resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: (e as NodeJS.ErrnoException).code ?? e.message }),
         );
+        res.on('aborted', () => resolve({ status: 0, body: Buffer.alloc(0), cache: undefined, error: 'ABORTED' }));
       },
     );
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));

@@ -44,3 +44,45 @@ export async function verifyVoiceSfuToken(
   if (c.data.exp <= nowSec) return { ok: false, reason: 'token expired' };
   return { ok: true, claims: c.data };
 }
+
+// ---------------------------------------------------------------------------------------------
+// The Room → SFU moderation message: which seats of the room its moderators muted, signed with the
+// same secret under another audience (a member's token can never pass for it, nor it for one).
+// `seq` (the Room's clock, ms) orders them: the node ignores one older than what it applied.
+
+export const VOICE_SFU_MODERATION_AUDIENCE = 'edgelive-voice-sfu-moderation';
+export const VOICE_SFU_MODERATION_TTL_SEC = 60;
+
+export interface VoiceSfuModeration {
+  aud: typeof VOICE_SFU_MODERATION_AUDIENCE;
+  room: string;
+  /** The seats (`conn`) muted by a moderator now; every other seat is not. */
+  forced: string[];
+  seq: number;
+  exp: number;
+}
+
+const Moderation = z.object({
+  aud: z.literal(VOICE_SFU_MODERATION_AUDIENCE),
+  room: z.string().min(1).max(64),
+  forced: z.array(z.string().min(1).max(24)).max(64),
+  seq: z.number().int().nonnegative(),
+  exp: z.number().int().positive(),
+});
+
+export function signVoiceSfuModeration(m: Omit<VoiceSfuModeration, 'aud'>, secret: string): Promise<string> {
+  return signJwsHs256({ aud: VOICE_SFU_MODERATION_AUDIENCE, ...m }, secret);
+}
+
+export async function verifyVoiceSfuModeration(
+  token: string,
+  secret: string,
+  nowSec: number,
+): Promise<{ ok: true; claims: VoiceSfuModeration } | { ok: false; reason: string }> {
+  const jws = await verifyJwsHs256(token, secret);
+  if (!jws.ok) return jws;
+  const c = Moderation.safeParse(jws.payload);
+  if (!c.success) return { ok: false, reason: 'bad claims' };
+  if (c.data.exp <= nowSec) return { ok: false, reason: 'token expired' };
+  return { ok: true, claims: c.data };
+}

@@ -119,7 +119,8 @@ export function announcePush(model: LiveModel, push: IngestPush, size: number, w
     return changes;
   }
   rs.window.closeLast(push.meta.duration);
-  return [{ kind: 'close', rendition: rs.name, msn: rs.window.last!.msn, duration: push.meta.duration }];
+  const closed = rs.window.last!;
+  return [{ kind: 'close', rendition: rs.name, msn: closed.msn, duration: push.meta.duration, partCount: closed.partCount }];
 }
 
 export function staleEpoch(epoch: number): RpcError {

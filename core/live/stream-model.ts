@@ -84,7 +84,7 @@ export type ModelChange =
   | { kind: 'segment'; rendition: string; segment: SegmentRecord }
   | { kind: 'part'; rendition: string; msn: number; index: number; part: PartInfo; size: number; partCount: number }
   /** A segment closed: by its push, or assembled from its parts (then with the parts it has). */
-  | { kind: 'close'; rendition: string; msn: number; duration: number; partCount?: number }
+  | { kind: 'close'; rendition: string; msn: number; duration: number; partCount: number }
   | { kind: 'window'; rendition: string; mark: WindowMark };
 
 /** Segments whose parts stay in memory: enough for PART-12 (3 × TD from the end) plus slack. */

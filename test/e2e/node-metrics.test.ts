@@ -81,6 +81,17 @@ describe('media node /metrics', () => {
     expect(value(m, 'edgelive_overloaded')).toBe(0);
     for (const protocol of ['rtmp', 'srt', 'whip']) expect(sampleValue(m, 'edgelive_sessions', { protocol })).toBe(0);
     expect(sampleValue(m, 'edgelive_ingest_bytes_total', { protocol: 'rtmp' })).toBeUndefined();
+    // WHEP playback: every series there from the start (rate() sees them start at 0); they move
+    // with real viewers in whep-playback.test.ts.
+    expect(sampleValue(m, 'edgelive_whep_viewers')).toBe(0);
+    expect(sampleValue(m, 'edgelive_whep_capacity')).toBe(200);
+    expect(sampleValue(m, 'edgelive_whep_sessions_started_total')).toBe(0);
+    for (const reason of ['capacity', 'ticket', 'other']) expect(sampleValue(m, 'edgelive_whep_refused_total', { reason }), reason).toBe(0);
+    for (const kind of ['video', 'audio']) {
+      expect(sampleValue(m, 'edgelive_whep_forwarded_packets_total', { kind }), kind).toBe(0);
+      expect(sampleValue(m, 'edgelive_whep_forwarded_bytes_total', { kind }), kind).toBe(0);
+    }
+    expect(m.get('edgelive_whep_forwarded_bytes_total')?.type).toBe('counter');
   });
 
   it('moves with an RTMP and an SRT publish: sessions, bytes, encoder, pushes, SRT packets', async () => {

@@ -2,7 +2,8 @@
 // publishing): three party pages — three Chromium instances, each with a fake microphone playing
 // its own tone (a WAV made by ffmpeg) — join voice with one click each and receive each other's
 // audio, measured as the energy of every received track through Web Audio; a host mutes one
-// member and the others stop receiving them; the party stays in sync while everyone talks; the
+// member and the others stop receiving them; the party stays in sync while everyone talks (held
+// back from the live edge by its host where the ladder falls behind real time); the
 // voice code is not loaded, and the microphone not asked for, until the click.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -327,10 +328,10 @@ describe('voice in a watch party', () => {
     for (const p of pages) expect(p.errors.filter((e) => !/Failed to load resource/.test(e))).toEqual([]);
   });
 
-  // Skipped: never passed on the shared machine this was written on (load 20-46: the ladder at
-  // 0.34x real time, the live edge minutes behind), and it failed there before anyone joined voice;
-  // the party's aim close to the live edge needs the fix noted in issue 10's closing note first.
-  it.skip('keeps the party aligned while its members talk', async () => {
+  // On a loaded machine the ladder may encode below real time: the party, playing at rate 1, then
+  // runs into the live edge, and the host holds it back (core/player/party-sync.ts decideEdgeHold),
+  // a new party version every member meets again. An alignment is measured between two such holds.
+  it('keeps the party aligned while its members talk', async () => {
     expect(host, 'the pages of the first test').toBeDefined();
     const inSync = (p: Page) =>
       waitInPage(
@@ -341,31 +342,42 @@ describe('voice in a watch party', () => {
         'in sync',
         60_000,
       );
-    const waitAllInSync = () =>
-      Promise.all(pages.map(inSync)).catch(async (err: unknown) => {
-        for (const p of pages) {
-          const trace = await p
-            .evaluate(() =>
-              (
-                globalThis as unknown as { __edgelive: { page: { party: { trace: unknown[] } | null } } }
-              ).__edgelive.page.party?.trace.slice(-6),
-            )
-            .catch(() => null);
-          // How far the newest listed media is behind the wall clock: growing means the ladder
-          // encodes below real time, and a party playing at rate 1 runs into the live edge.
-          const edgeLagMs = await p.evaluate(() => {
+    /** Each page's party state, its last decisions and how far its playlist's edge is behind the wall clock. */
+    const describePages = async (why: string) => {
+      for (const [i, p] of pages.entries()) {
+        const trace = await p
+          .evaluate(() =>
+            (globalThis as unknown as { __edgelive: { page: { party: { trace: unknown[] } | null } } }).__edgelive.page.party?.trace.slice(
+              -10,
+            ),
+          )
+          .catch(() => null);
+        // How far the newest listed media is behind the wall clock: growing means the ladder
+        // encodes below real time, and a party playing at rate 1 runs into the live edge.
+        const edgeLagMs = await p
+          .evaluate(() => {
             const w = (
               globalThis as unknown as { __edgelive: { page: { player: { pdtWindow(): { last: number } | null } } } }
             ).__edgelive.page.player.pdtWindow();
             return w ? Date.now() - w.last : null;
-          });
-          log.info('party page when the wait gave up', {
-            party: (await snapshot(p).catch(() => null))?.party,
-            edgeLagMs,
-            trace,
-            errors: p.errors.slice(-5),
-          });
-        }
+          })
+          .catch(() => null);
+        const s = await snapshot(p).catch(() => null);
+        log.info(why, {
+          member: MEMBERS[i]!.name,
+          party: s?.party,
+          paused: s?.paused,
+          readyState: s?.readyState,
+          behindLiveSec: s?.behindLiveSec,
+          edgeLagMs,
+          trace,
+          errors: (p as VoicePage).errors.slice(-5),
+        });
+      }
+    };
+    const waitAllInSync = () =>
+      Promise.all(pages.map(inSync)).catch(async (err: unknown) => {
+        await describePages('party page when the wait gave up');
         throw err;
       });
     const apart = async (a: Page, b: Page) => {
@@ -402,19 +414,39 @@ describe('voice in a watch party', () => {
     await waitAllInSync();
 
     // The existing alignment check (browser-player.test.ts), measured while the host and Ada
-    // keep talking (and hearing each other) over the mesh, with Ada's camera on.
-    const gaps: number[] = [];
-    const talk = Promise.all([receivedLevel(host, 2000), receivedLevel(ada, 2000)]);
-    for (let i = 0; i < 5; i++) {
-      gaps.push(await apart(host, ada), await apart(host, bob));
-      await host.waitForTimeout(200);
+    // keep talking (and hearing each other) over the mesh, with Ada's camera on. A measurement
+    // that a hold at the live edge interrupted (the party version moved meanwhile: everyone
+    // pauses and meets the party again) says nothing of alignment: wait for sync and measure again.
+    const versions = () => Promise.all(pages.map(partyVersion));
+    const giveUpAt = Date.now() + 120_000;
+    for (let attempt = 1; ; attempt++) {
+      const before = await versions();
+      const gaps: number[] = [];
+      const talk = Promise.all([receivedLevel(host, 2000), receivedLevel(ada, 2000)]);
+      for (let i = 0; i < 5; i++) {
+        gaps.push(await apart(host, ada), await apart(host, bob));
+        await host.waitForTimeout(200);
+      }
+      const [hostHears, adaHears] = await talk;
+      const states = await Promise.all(pages.map(async (p) => (await snapshot(p)).party?.state));
+      const after = await versions();
+      gaps.sort((x, y) => x - y);
+      log.info('party alignment while talking', { attempt, gapsMs: gaps.map((g) => Math.round(g)), states, before, after });
+      expect(hostHears[adaId.conn], 'the host hears Ada meanwhile').toBeGreaterThan(HEARD);
+      expect(adaHears[hostId.conn], 'Ada hears the host meanwhile').toBeGreaterThan(HEARD);
+      if (after.some((v) => v !== before[0]) && Date.now() < giveUpAt) {
+        await waitAllInSync();
+        continue;
+      }
+      if (gaps[Math.floor(gaps.length / 2)]! >= 70 || states.some((x) => x !== 'in-sync'))
+        await describePages('party page after the measurement');
+      expect(
+        after.every((v) => v === before[0]),
+        'a measurement between two holds',
+      ).toBe(true);
+      expect(gaps[Math.floor(gaps.length / 2)]).toBeLessThan(70);
+      expect(states).toEqual(['in-sync', 'in-sync', 'in-sync']);
+      break;
     }
-    const [hostHears, adaHears] = await talk;
-    expect(hostHears[adaId.conn], 'the host hears Ada meanwhile').toBeGreaterThan(HEARD);
-    expect(adaHears[hostId.conn], 'Ada hears the host meanwhile').toBeGreaterThan(HEARD);
-    gaps.sort((x, y) => x - y);
-    log.info('party alignment while talking', { gapsMs: gaps.map((g) => Math.round(g)) });
-    expect(gaps[Math.floor(gaps.length / 2)]).toBeLessThan(70);
-    for (const p of pages) expect((await snapshot(p)).party?.state).toBe('in-sync');
-  });
+  }, 300_000);
 });

@@ -15,6 +15,8 @@ import { mintWhepTicket } from '../../core/contracts/whep.ts';
 import { startStack, startTestPublisher, stopChild, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { launchBrowser, waitInPage, type TestBrowser } from '../support/browser.ts';
+import { scrape } from '../support/media-node.ts';
+import { sampleValue } from '../support/prom-text.ts';
 
 const log = createLogger({ service: 'e2e-whep' });
 const SECRET = 'e2e-ingest-secret';
@@ -40,6 +42,19 @@ interface Health {
   webrtc: { peersCreated: number; peersOpen: number };
 }
 const health = async () => (await (await fetch(stack.transcoderHealthUrl)).json()) as Health;
+/** The node's WHEP series on /metrics (Prometheus text, parsed strictly). */
+async function whepMetrics() {
+  const m = await scrape(stack.transcoderHealthUrl);
+  const v = (name: string, labels: Record<string, string> = {}) => sampleValue(m, `edgelive_whep_${name}`, labels) ?? Number.NaN;
+  return {
+    viewers: v('viewers'),
+    capacity: v('capacity'),
+    started: v('sessions_started_total'),
+    refused: (reason: string) => v('refused_total', { reason }),
+    packets: (kind: string) => v('forwarded_packets_total', { kind }),
+    bytes: (kind: string) => v('forwarded_bytes_total', { kind }),
+  };
+}
 
 type Status = { state: string; message: string | null; connectMs: number | null; resource: string | null };
 type Hooks = { __edgelive?: { realtime?: { status(): Status }; snapshot(): { firstFrameMs: number | null; currentTime: number } } };
@@ -169,6 +184,7 @@ describe('WHEP playback end to end', () => {
 
   it('refuses a missing or bad playback token at the edge, and a forged ticket at the node, before any media path exists', async () => {
     const before = await health();
+    const metricsBefore = await whepMetrics();
     const offer = 'v=0\r\n';
     const none = await fetch(`${stack.workerUrl}/live/${stream.id}/whep`, {
       method: 'POST',
@@ -199,6 +215,9 @@ describe('WHEP playback end to end', () => {
     expect(after.webrtc.peersCreated).toBe(before.webrtc.peersCreated);
     expect(after.whep.counters.unauthorized - before.whep.counters.unauthorized).toBe(2);
     expect(after.whep.viewers).toEqual([]);
+    const m = await whepMetrics();
+    expect(m.refused('ticket') - metricsBefore.refused('ticket')).toBe(2);
+    expect([m.viewers, m.capacity, m.started, m.refused('capacity')]).toEqual([0, 1, 0, 0]);
   });
 
   it('a watch page in real-time mode plays the stream over WebRTC: frames decoded and presented, its clock advancing, the tone heard', async () => {
@@ -236,6 +255,15 @@ describe('WHEP playback end to end', () => {
     expect(h.whep.viewers[0]!.videoPackets).toBeGreaterThan(50);
     expect(h.whep.viewers[0]!.firstKeyframeMs).toEqual(expect.any(Number));
     expect(h.webrtc.peersOpen).toBe(1);
+    // The same on /metrics: one viewer now, the RTP it was sent counted by kind.
+    const m = await whepMetrics();
+    expect(m.viewers).toBe(1);
+    expect(m.started).toBeGreaterThanOrEqual(1);
+    expect(m.packets('video')).toBeGreaterThanOrEqual(h.whep.viewers[0]!.videoPackets);
+    expect(m.packets('audio')).toBeGreaterThan(50);
+    // An RTP packet is at least its 12-byte header and some payload; video ones are mostly near the MTU.
+    expect(m.bytes('video')).toBeGreaterThan(m.packets('video') * 100);
+    expect(m.bytes('audio')).toBeGreaterThan(m.packets('audio') * 12);
     expect(first.errors).toEqual([]);
   });
 
@@ -280,6 +308,7 @@ describe('WHEP playback end to end', () => {
       ),
     ).toBeNull();
     expect((await health()).whep.counters.full).toBeGreaterThanOrEqual(2);
+    expect((await whepMetrics()).refused('capacity')).toBeGreaterThanOrEqual(2);
     await second.close();
   });
 
@@ -300,6 +329,11 @@ describe('WHEP playback end to end', () => {
     }
     expect(h.whep.viewers).toEqual([]);
     expect(h.webrtc.peersOpen).toBe(0);
+    const m = await whepMetrics();
+    expect(m.viewers).toBe(0);
+    expect(m.started).toBeGreaterThanOrEqual(1);
+    // What the ended viewer was sent stays counted.
+    expect(m.packets('video')).toBeGreaterThan(50);
     await first.close();
   });
 });

@@ -94,9 +94,10 @@ describe('decideSync thresholds', () => {
       expect(d.pdtMs).toBeCloseTo(target + 700 - SYNC_THRESHOLDS.edgeSafetyMs, 3);
       expect(d.startAtRoomMs).toBeCloseTo(NOW + 450, 3);
     }
-    // Never sooner than the time a start takes.
+    // Never sooner than the time a start takes, and never past the loadable media: closer than
+    // that, no rendezvous meets the party (test/node/party-live-edge.test.ts).
     const tight = decideSync(state({}), NOW, local(-1000, { availablePdtMs: target + 300 }), 600);
-    expect(tight).toMatchObject({ kind: 'rendezvous', startAtRoomMs: NOW + SYNC_THRESHOLDS.minLeadMs });
+    expect(tight).toMatchObject({ kind: 'edge', reachPdtMs: target + 300 - SYNC_THRESHOLDS.edgeSafetyMs });
   });
 
   it('waits at the start position for a scheduled start, and leaves a player that started early alone', () => {
@@ -121,8 +122,11 @@ describe('decideSync thresholds', () => {
     });
   });
 
-  it('learns a longer lead after a late start, up to 8 s', () => {
+  it('learns a longer lead after a late start, up to 8 s, and a shorter one after quick ones', () => {
     expect(nextLead(600, -5)).toBe(600);
+    expect(nextLead(8000, -6000, 2000)).toBe(6400);
+    expect(nextLead(700, -600, 100)).toBe(SYNC_THRESHOLDS.defaultLeadMs);
+    expect(nextLead(2400, -900, 1500)).toBe(2400);
     expect(nextLead(600, 100)).toBe(1200);
     expect(nextLead(600, 2000)).toBe(2600);
     expect(nextLead(6000, 100)).toBe(SYNC_THRESHOLDS.maxLeadMs);

@@ -112,7 +112,7 @@ describe('announcePush: what an announcement changes and writes', () => {
     ]);
     const open = renditionOf(model, 'v').window.last!;
     expect(open).toMatchObject({ msn: 2, duration: null, partCount: 2, partsComplete: true, discontinuity: false, dsn: 0 });
-    expect(announcePush(model, segment(2, 2), 10, 60)).toEqual([{ kind: 'close', rendition: 'v', msn: 2, duration: 0.4 }]);
+    expect(announcePush(model, segment(2, 2), 10, 60)).toEqual([{ kind: 'close', rendition: 'v', msn: 2, duration: 0.4, partCount: 2 }]);
     expect(open.duration).toBe(0.4);
   });
 

@@ -1,5 +1,5 @@
 // The media node's WebRTC settings from its environment (documented in docs/api.md, "Transcoder",
-// and docs/operations.md, "WebRTC: WHIP and WHEP"). Pure: an env object in, a config out; throws on a value that cannot be right.
+// and docs/operations.md, "WebRTC: WHIP and WHEP" and "Party voice: the SFU"). Pure: an env object in, a config out; throws on a value that cannot be right.
 import type { IceServerConfig, WebRtcConfig } from './stack.ts';
 
 export interface WebRtcNodeConfig {
@@ -10,6 +10,8 @@ export interface WebRtcNodeConfig {
   publicUrl?: string;
   whip: { maxOfferBytes: number; maxPendingPerAddress: number; maxSessions?: number; maxBitrate: number; mediaTimeoutMs: number };
   whep: { maxOfferBytes: number; maxPendingPerAddress: number; maxViewers: number; keyframeIntervalMs: number };
+  /** The party-voice SFU; null without VOICE_SFU_SECRET (then /voice is not served). */
+  sfu: { secret: string; maxOfferBytes: number; maxPendingPerAddress: number; maxSeats: number; maxRoomSeats: number } | null;
 }
 
 function int(env: Record<string, string | undefined>, name: string, fallback: number, min = 0): number {
@@ -74,5 +76,15 @@ export function webrtcConfigFromEnv(env: Record<string, string | undefined>): We
       maxViewers: int(env, 'WHEP_MAX_VIEWERS', 200, 0),
       keyframeIntervalMs: int(env, 'WHEP_KEYFRAME_INTERVAL_MS', 500, 100),
     },
+    sfu: env.VOICE_SFU_SECRET
+      ? {
+          secret: env.VOICE_SFU_SECRET,
+          // A browser's offer is ~1 KB per receive slot: 49 slots (a room of 50) fit in 96 KB.
+          maxOfferBytes: int(env, 'VOICE_SFU_MAX_OFFER_BYTES', 96 * 1024, 4096),
+          maxPendingPerAddress: int(env, 'VOICE_SFU_MAX_PENDING_PER_ADDRESS', 4, 1),
+          maxSeats: int(env, 'VOICE_SFU_MAX_SEATS', 200, 0),
+          maxRoomSeats: int(env, 'VOICE_SFU_MAX_ROOM_SEATS', 50, 2),
+        }
+      : null,
   };
 }

@@ -137,3 +137,21 @@ export function rtcpFeedback(packet: Uint8Array): RtcpFeedback {
   }
   return out;
 }
+
+/**
+ * The packet without its header extension (RFC 8285), a new buffer; the packet itself when it has
+ * none. A forwarded packet's extensions were negotiated with its sender, not its receiver (a `mid`
+ * in them would steer it to the wrong transceiver): the SFU sends none.
+ */
+export function withoutHeaderExtension(packet: Buffer): Buffer {
+  if (packet.length < 12 || !(packet[0]! & 0x10)) return packet;
+  const csrcEnd = 12 + 4 * (packet[0]! & 0x0f);
+  if (packet.length < csrcEnd + 4) return packet;
+  const extEnd = csrcEnd + 4 + 4 * ((packet[csrcEnd + 2]! << 8) | packet[csrcEnd + 3]!);
+  if (extEnd > packet.length) return packet;
+  const out = Buffer.allocUnsafe(packet.length - (extEnd - csrcEnd));
+  packet.copy(out, 0, 0, csrcEnd);
+  packet.copy(out, csrcEnd, extEnd);
+  out[0] = out[0]! & ~0x10;
+  return out;
+}

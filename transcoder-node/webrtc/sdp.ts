@@ -127,6 +127,29 @@ export const chooseH264ForViewer: CodecChooser = (codecs) => {
 
 export const chooseOpus: CodecChooser = (codecs) => codecs.find((c) => c.name.toLowerCase() === 'opus' && c.clockRate === 48000) ?? null;
 
+/**
+ * Cuts a media section down to one codec: no RTX, RED or FEC (the node requests no
+ * retransmissions), no transport-wide congestion feedback (the node answers with REMB), only the
+ * primary SSRC, no simulcast attributes. In place.
+ */
+export function keepOneCodec(section: SdpMediaSection, codec: SdpCodec): void {
+  const pt = String(codec.payloadType);
+  // With RTX the section names two SSRCs (ssrc-group:FID primary rtx): only the primary flow stays.
+  const primarySsrc = section.lines.map((l) => /^a=ssrc-group:FID (\d+)/.exec(l)?.[1]).find(Boolean);
+  section.formats = [pt];
+  section.lines = section.lines.filter((line) => {
+    const perPayload = /^a=(rtpmap|fmtp|rtcp-fb):(\d+|\*)[ ]?(.*)$/.exec(line);
+    if (perPayload) {
+      if (perPayload[2] !== pt && perPayload[2] !== '*') return false;
+      return !(perPayload[1] === 'rtcp-fb' && /^transport-cc/.test(perPayload[3]!));
+    }
+    if (/^a=extmap:\d+(\/\w+)? \S*transport-wide-cc/.test(line)) return false;
+    if (primarySsrc && line.startsWith('a=ssrc:') && !line.startsWith(`a=ssrc:${primarySsrc} `)) return false;
+    // Simulcast and its RIDs are refused by "one track" (WHIP, WHEP); their attributes must go too.
+    return !/^a=(simulcast|rid|ssrc-group:FID|ssrc-group:FEC)/.test(line);
+  });
+}
+
 export interface AcceptedTrack {
   kind: MediaKind;
   mid: string;
@@ -179,21 +202,7 @@ export function shapeOffer(offer: string, opts: ShapeOptions): ShapedOffer {
         kind === 'video' ? `video must be H.264 (packetization-mode=1); offered: ${offered}` : `audio must be Opus; offered: ${offered}`,
       );
     }
-    const pt = String(codec.payloadType);
-    // With RTX the section names two SSRCs (ssrc-group:FID primary rtx): only the primary flow stays.
-    const primarySsrc = section.lines.map((l) => /^a=ssrc-group:FID (\d+)/.exec(l)?.[1]).find(Boolean);
-    section.formats = [pt];
-    section.lines = section.lines.filter((line) => {
-      const perPayload = /^a=(rtpmap|fmtp|rtcp-fb):(\d+|\*)[ ]?(.*)$/.exec(line);
-      if (perPayload) {
-        if (perPayload[2] !== pt && perPayload[2] !== '*') return false;
-        return !(perPayload[1] === 'rtcp-fb' && /^transport-cc/.test(perPayload[3]!));
-      }
-      if (/^a=extmap:\d+(\/\w+)? \S*transport-wide-cc/.test(line)) return false;
-      if (primarySsrc && line.startsWith('a=ssrc:') && !line.startsWith(`a=ssrc:${primarySsrc} `)) return false;
-      // Simulcast and its RIDs are refused above by "one track"; their attributes must go too.
-      return !/^a=(simulcast|rid|ssrc-group:FID|ssrc-group:FEC)/.test(line);
-    });
+    keepOneCodec(section, codec);
     tracks.push({ kind, mid: section.mid, codec });
   }
   if (tracks.length === 0) throw new SdpError('unsupported_media', 'the offer has no audio or video to receive');

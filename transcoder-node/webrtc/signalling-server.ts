@@ -1,4 +1,4 @@
-// The media node's HTTP listener for WebRTC signalling (WHIP, WHEP; the SFU later): routes
+// The media node's HTTP listener for WebRTC signalling (WHIP, WHEP, the voice SFU): routes
 // by path prefix, answers CORS for the browser pages of the Worker's origin, bounds request
 // bodies, and turns every error into `{ "error": { "code", "message" } }` JSON.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

@@ -1,6 +1,6 @@
 // The media node's one WebRTC stack: libdatachannel through node-datachannel (ICE, DTLS, SRTP and
 // RTP in native threads; chosen by measurement, docs/benchmarks.md "WebRTC stack"). Everything that
-// speaks WebRTC on the node (WHIP ingest, later WHEP playback and the party-voice SFU) makes its
+// speaks WebRTC on the node (WHIP ingest, WHEP playback, the party-voice SFU) makes its
 // peer connections here, so ports, addresses and ICE servers are configured once.
 import nodeDataChannel from 'node-datachannel';
 import type { PeerConnection, RtcConfig } from 'node-datachannel';

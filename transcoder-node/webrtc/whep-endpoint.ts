@@ -14,7 +14,7 @@ import { HttpError, type SignallingRequest, type SignallingResponse, type Signal
 import type { IceServerConfig, WebRtcStack } from './stack.ts';
 import { applyTricklePatch, contentType, SDP, SDPFRAG } from './trickle.ts';
 import { iceServerLinks } from './whip-endpoint.ts';
-import { WhepViewer } from './whep-viewer.ts';
+import { type ForwardedTally, WhepViewer } from './whep-viewer.ts';
 
 export interface WhepLimits {
   /** Largest SDP offer or trickle fragment accepted (bytes). */
@@ -52,6 +52,8 @@ export interface WhepCounters {
   full: number;
   /** Viewers ever accepted. */
   accepted: number;
+  /** What every viewer, ended ones included, was sent: RTP packets and bytes by kind. */
+  forwarded: ForwardedTally;
 }
 
 interface WhepSession {
@@ -63,7 +65,14 @@ export class WhepEndpoint implements SignallingRoute {
   readonly prefix = WHEP_PREFIX;
   readonly anyOrigin = true;
   readonly exposeHeaders = ['Location', 'ETag', 'Link', 'Accept-Patch', 'Accept-Post', 'Retry-After'];
-  readonly counters: WhepCounters = { offers: 0, refused: 0, unauthorized: 0, full: 0, accepted: 0 };
+  readonly counters: WhepCounters = {
+    offers: 0,
+    refused: 0,
+    unauthorized: 0,
+    full: 0,
+    accepted: 0,
+    forwarded: { video: { packets: 0, bytes: 0 }, audio: { packets: 0, bytes: 0 } },
+  };
   readonly #opts: WhepEndpointOptions;
   readonly #log: Logger;
   readonly #sessions = new Map<string, WhepSession>();
@@ -184,6 +193,7 @@ export class WhepEndpoint implements SignallingRoute {
       connectTimeoutMs: o.connectTimeoutMs ?? 15_000,
       disconnectGraceMs: o.disconnectGraceMs ?? 5_000,
       nackBufferPackets: o.nackBufferPackets ?? 256,
+      forwarded: this.counters.forwarded,
     });
     const answer = await viewer.answer();
     const etag = `"${randomBytes(8).toString('hex')}"`;

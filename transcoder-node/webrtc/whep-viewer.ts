@@ -27,7 +27,12 @@ export interface WhepViewerOptions {
   disconnectGraceMs: number;
   /** Video packets kept per viewer for retransmission on NACK. */
   nackBufferPackets: number;
+  /** The node's totals of what its viewers were sent (metrics), added to as packets go out. */
+  forwarded?: ForwardedTally;
 }
+
+/** Packets and bytes (RTP, as handed to the track) sent to viewers, by kind. */
+export type ForwardedTally = Record<MediaKind, { packets: number; bytes: number }>;
 
 export type WhepViewerState = 'new' | 'connecting' | 'connected' | 'disconnected' | 'ended';
 
@@ -41,6 +46,7 @@ interface SendingTrack {
   payloadType: number;
   ssrc: number;
   packets: number;
+  bytes: number;
 }
 
 export class WhepViewer implements FeedSink {
@@ -97,7 +103,7 @@ export class WhepViewer implements FeedSink {
       // Video answers NACKs from a short history; audio is not retransmitted (Opus conceals a loss).
       if (t.kind === 'video') track.setMediaHandler(new nodeDataChannel.RtcpNackResponder(this.#opts.nackBufferPackets));
       track.onMessage((msg) => this.#onRtcp(msg));
-      this.#tracks[t.kind] = { track, payloadType: t.codec.payloadType, ssrc, packets: 0 };
+      this.#tracks[t.kind] = { track, payloadType: t.codec.payloadType, ssrc, packets: 0, bytes: 0 };
     }
     peer.pc.onStateChange((state) => this.#onState(state));
     this.#timers.push(
@@ -138,7 +144,14 @@ export class WhepViewer implements FeedSink {
     }
     // The packet is the feed's: this viewer's payload type and SSRC are written in, the track copies it out.
     rewriteForViewer(packet, t.payloadType, t.ssrc);
-    if (t.track.sendMessageBinary(packet)) t.packets++;
+    if (!t.track.sendMessageBinary(packet)) return;
+    t.packets++;
+    t.bytes += packet.length;
+    const tally = this.#opts.forwarded?.[kind];
+    if (tally) {
+      tally.packets++;
+      tally.bytes += packet.length;
+    }
   }
 
   feedClosed(reason: string): void {
@@ -157,6 +170,8 @@ export class WhepViewer implements FeedSink {
       remote: this.remoteAddress,
       videoPackets: this.#tracks.video?.packets ?? 0,
       audioPackets: this.#tracks.audio?.packets ?? 0,
+      videoBytes: this.#tracks.video?.bytes ?? 0,
+      audioBytes: this.#tracks.audio?.bytes ?? 0,
       firstKeyframeMs: this.firstKeyframeMs,
       keyframeRequests: this.keyframeRequests,
       nacks: this.nacks,

@@ -9,6 +9,7 @@ import { errorResponse, HttpError, negotiatedTextResponse, rpcErrorResponse } fr
 import { IMMUTABLE, forViewer, objectResponse } from '../media-response.ts';
 import { playlistAnswer } from '../playlist-answers.ts';
 import { mediaAnswer } from '../media-answers.ts';
+import { PLAYBACK_ANSWER_HEADERS } from '../answer-headers.ts';
 import { segmentResponse } from '../segment-parts.ts';
 import type { PlaylistTiming } from '../../core/contracts/live-model.ts';
 import { NAME_RE, mediaObjectKey, parseMediaFileName } from '../../core/contracts/object-keys.ts';
@@ -41,12 +42,7 @@ function checkName(value: string, what: string): string {
 }
 
 function playlistResponse(c: Context, text: string, cacheControl: string, gzipped?: ArrayBuffer): Response {
-  const headers = new Headers({
-    'content-type': PLAYLIST_TYPE,
-    'cache-control': cacheControl,
-    'access-control-allow-origin': '*',
-    'access-control-expose-headers': 'age, date',
-  });
+  const headers = new Headers([...PLAYBACK_ANSWER_HEADERS, ['content-type', PLAYLIST_TYPE], ['cache-control', cacheControl]]);
   // Playlists are gzipped (HTTP-01) for every client that takes gzip.
   return negotiatedTextResponse(c.req.raw, text, headers, 200, gzipped);
 }

@@ -3,11 +3,14 @@
 // seek become `playback.set` commands that start a little in the future, so every player can
 // seek and be ready, and all start at the same room time. Between commands a small loop
 // measures this player's error against the party and applies decideSync (core/party-sync.ts):
-// nudge playbackRate for small errors, rendezvous for large ones.
+// nudge playbackRate for small errors, rendezvous for large ones. The host also holds the party
+// back when it runs too close to the live edge for its members to meet it (decideEdgeHold).
 import type { PlaybackState, RoomClient } from '../rooms-client.ts';
 import {
   SYNC_THRESHOLDS,
+  decideEdgeHold,
   decideSync,
+  edgeSpeed,
   followRate,
   nextLead,
   partyPdtAt,
@@ -29,6 +32,8 @@ const SEEK_LEAD_MS = 1200;
  */
 const START_HOLD_MS = 1500;
 const HAVE_FUTURE_DATA = 3;
+/** Samples of the live edge kept for its speed (one a step: 8 s at 50 ms). */
+const EDGE_SAMPLES = 160;
 
 export type PartyMode = 'waiting-host' | 'seeking' | 'waiting-start' | 'syncing' | 'in-sync' | 'paused';
 
@@ -54,6 +59,11 @@ export class PartySync {
   private busyVersion: number | null = null;
   private measureStartAt: number | null = null;
   private published = false;
+  /** The live edge over the last seconds (room time, PDT), for how fast the ladder delivers. */
+  private readonly edgeSamples: Array<{ roomMs: number; pdtMs: number }> = [];
+  /** The party version a hold was sent against (one hold per version), and whether one is in flight. */
+  private heldVersion: number | null = null;
+  private holding = false;
   private readonly listeners = new Set<(s: PartyStatus) => void>();
   /** The last decisions taken, with the room time (for the sync indicator's tooltip and tests). */
   readonly trace: Array<{ at: number; what: string }> = [];
@@ -142,6 +152,14 @@ export class PartySync {
       if (this.mode !== 'waiting-host') this.setMode('waiting-host', null);
       return;
     }
+    const now = this.room.roomNow();
+    const edge = this.player.listedEdge();
+    if (edge) {
+      this.edgeSamples.push({ roomMs: now, pdtMs: edge.pdtMs });
+      if (this.edgeSamples.length > EDGE_SAMPLES) this.edgeSamples.shift();
+    }
+    // Before the busy check: a hold is extended while the host's own page waits for its start.
+    if (this.isHost && edge) this.holdAtEdge(state, now, edge);
     if (this.busy) {
       // A newer command replaces a rendezvous in progress.
       if (this.busyVersion === state.version) return;
@@ -149,19 +167,35 @@ export class PartySync {
       this.busy = false;
     }
     const v = this.player.video;
-    const now = this.room.roomNow();
     const d = decideSync(
       state,
       now,
-      {
-        pdtMs: this.player.pdtNow(),
-        availablePdtMs: this.player.pdtWindow()?.last ?? null,
-        paused: v.paused,
-        playbackRate: v.playbackRate,
-      },
+      { pdtMs: this.player.pdtNow(), availablePdtMs: edge?.pdtMs ?? null, paused: v.paused, playbackRate: v.playbackRate },
       this.leadMs,
     );
     this.apply(d, state, now);
+  }
+
+  /** The host holds the party back from the live edge when the ladder falls behind it. */
+  private holdAtEdge(state: PlaybackState, now: number, edge: { pdtMs: number; holdBackMs: number }): void {
+    if (this.holding || this.heldVersion === state.version || !this.player.live) return;
+    const hold = decideEdgeHold(
+      state,
+      now,
+      { pdtMs: edge.pdtMs, holdBackMs: edge.holdBackMs || SYNC_THRESHOLDS.defaultHoldBackMs, speed: edgeSpeed(this.edgeSamples) },
+      this.leadMs,
+    );
+    if (!hold) return;
+    this.holding = true;
+    this.heldVersion = state.version;
+    this.note(`hold at the live edge until ${Math.round(hold.startAtRoomMs - now)} ms from now`);
+    void this.room
+      .setPlayback({ playing: true, position: wrapPdt(hold.pdtMs), rate: state.rate, at: hold.startAtRoomMs })
+      .catch((err: unknown) => {
+        this.heldVersion = null;
+        console.warn('playback.set refused', err);
+      })
+      .finally(() => (this.holding = false));
   }
 
   private apply(d: SyncDecision, state: PlaybackState, now: number): void {
@@ -178,8 +212,20 @@ export class PartySync {
         this.setMode('paused', d.errorMs);
         return;
       case 'rendezvous':
-        void this.rendezvous(d.pdtMs, d.startAtRoomMs, state.version);
+        void this.rendezvous(d.pdtMs, d.startAtRoomMs, state.version, !d.short);
         return;
+      case 'edge': {
+        // The party is where this player has no media yet: play on as near to it as it can and
+        // wait for the host to hold the party back (a seek past the edge would land short).
+        const t = this.player.mediaTimeAt(d.reachPdtMs);
+        if (t !== null && !v.seeking && t - v.currentTime > SYNC_THRESHOLDS.seekMs / 1000) v.currentTime = t;
+        if (v.paused) void v.play().catch(() => undefined);
+        const rate = followRate(state.rate, 0);
+        if (v.playbackRate !== rate) v.playbackRate = rate;
+        if (this.mode !== 'syncing') this.note(`at the live edge, ${Math.round(d.errorMs)} ms from the party`);
+        this.setMode('syncing', d.errorMs);
+        return;
+      }
       case 'rate': {
         if (d.apply) v.playbackRate = d.rate;
         this.learnPlayLatency(d.errorMs, now);
@@ -206,13 +252,15 @@ export class PartySync {
     this.playLatencyMs = Math.min(250, Math.max(0, this.playLatencyMs + -errorMs * 0.7));
   }
 
-  private async rendezvous(pdtMs: number, startAtRoomMs: number, version: number): Promise<void> {
+  /** `learn`: the rendezvous had the learned lead, so a late start means it needs a longer one. */
+  private async rendezvous(pdtMs: number, startAtRoomMs: number, version: number, learn: boolean): Promise<void> {
     const gen = ++this.gen;
     this.busy = true;
     this.busyVersion = version;
     const v = this.player.video;
     const stale = () => gen !== this.gen;
-    this.note(`rendezvous v${version} in ${Math.round(startAtRoomMs - this.room.roomNow())} ms`);
+    const began = this.room.roomNow();
+    this.note(`rendezvous v${version} in ${Math.round(startAtRoomMs - began)} ms`);
     try {
       this.setMode('seeking', this.errorMs);
       v.pause();
@@ -231,11 +279,12 @@ export class PartySync {
         if (stale()) return;
       }
       this.setMode('waiting-start', this.errorMs);
-      const wait = startAtRoomMs - this.room.roomNow() - this.playLatencyMs;
+      const ready = this.room.roomNow();
+      const wait = startAtRoomMs - ready - this.playLatencyMs;
+      if (learn) this.leadMs = nextLead(this.leadMs, -wait, ready - began);
       if (wait < 0) {
         // Not ready in time: next time start further ahead. A little late, play now and let the
         // rate absorb it; much too late, the next step starts a new rendezvous.
-        this.leadMs = nextLead(this.leadMs, -wait);
         this.note(`late by ${Math.round(-wait)} ms (readyState ${v.readyState}); lead now ${this.leadMs} ms`);
         if (-wait >= SYNC_THRESHOLDS.seekMs) return;
       }

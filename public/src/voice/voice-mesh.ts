@@ -2,12 +2,14 @@
 // RTCPeerConnection per other seat of the mesh (who offers: core/rooms/voice-mesh-plan.ts), the
 // room as the signalling channel (offers, answers, batched trickle ICE), mute, push-to-talk, a
 // camera that can join the same connections without renegotiating, and audio levels — the
-// speaking indicator, and what the tests measure. Loaded only when a member joins voice.
+// speaking indicator, and what the tests measure. A group past the mesh goes through the media
+// node's SFU instead (voice-sfu.ts), with the same controls. Loaded only when a member joins voice.
 import type { RoomClient, VoiceMember, VoiceSignalBody, VoiceState } from '../rooms-client.ts';
 import { planMesh } from '../../../core/rooms/voice-mesh-plan.ts';
 import { SPEAKING_REPORT_MS, SpeakingDetector, dbfs, rms } from '../../../core/rooms/voice-activity.ts';
 import { VOICE_LIMITS } from '../../../core/rooms/voice-wire.ts';
 import type { VoiceCandidate } from '../../../core/rooms/voice-protocol.ts';
+import { SfuLink } from './voice-sfu.ts';
 
 /** Candidates gathered within this window go out as one message (the room counts messages). */
 const CANDIDATE_BATCH_MS = 100;
@@ -15,6 +17,8 @@ const CANDIDATE_BATCH_MS = 100;
 const LEVEL_MS = 50;
 /** An offer unanswered for this long is sent again (a lost relay, a peer that reloaded). */
 const OFFER_RETRY_MS = 8000;
+/** A failed or refused SFU connection is tried again after this long (with a new token). */
+const SFU_RETRY_MS = 3000;
 
 export type VoiceStatus = 'idle' | 'joining' | 'connected' | 'sfu' | 'error';
 
@@ -38,8 +42,6 @@ export interface VoiceMeshOptions {
   room: RoomClient;
   /** A room token, for the ICE servers request (anonymous members are known by their cookie). */
   roomToken?: string | null;
-  /** For groups past the mesh: connects to the media node's SFU (another component's job). */
-  connectSfu?: (endpoint: string, token: string) => Promise<void>;
 }
 
 export class VoiceMesh {
@@ -52,6 +54,9 @@ export class VoiceMesh {
   private readonly room: RoomClient;
   private readonly opts: VoiceMeshOptions;
   private readonly peers = new Map<string, Peer>();
+  /** The connection to the SFU while the group is past the mesh (status `sfu`). */
+  private sfu: SfuLink | null = null;
+  private sfuRetry: ReturnType<typeof setTimeout> | null = null;
   private mic: MediaStream | null = null;
   private cam: MediaStream | null = null;
   private ctx: AudioContext | null = null;
@@ -129,6 +134,7 @@ export class VoiceMesh {
   async leave(): Promise<void> {
     for (const off of this.offs.splice(0)) off();
     for (const conn of [...this.peers.keys()]) this.closePeer(conn);
+    this.closeSfu();
     if (this.levelTimer) clearInterval(this.levelTimer);
     this.levelTimer = null;
     this.stopMedia();
@@ -186,7 +192,7 @@ export class VoiceMesh {
 
   /** The received audio of one seat (what its audio element plays), for measurements. */
   remoteAudio(conn: string): MediaStream | null {
-    return (this.peers.get(conn)?.audioEl.srcObject as MediaStream | null | undefined) ?? null;
+    return (this.peers.get(conn)?.audioEl.srcObject as MediaStream | null | undefined) ?? this.sfu?.remoteAudio(conn) ?? null;
   }
 
   remoteVideo(conn: string): MediaStream | null {
@@ -195,7 +201,7 @@ export class VoiceMesh {
 
   /** Received audio level (RMS, 0..1) per seat, and the connection state: what the tests read. */
   levels(): Record<string, { rms: number; state: RTCPeerConnectionState; gated: boolean }> {
-    const out: Record<string, { rms: number; state: RTCPeerConnectionState; gated: boolean }> = {};
+    const out: Record<string, { rms: number; state: RTCPeerConnectionState; gated: boolean }> = { ...this.sfu?.levels() };
     for (const p of this.peers.values()) out[p.conn] = { rms: p.level, state: p.pc.connectionState, gated: p.audioEl.muted };
     return out;
   }
@@ -206,7 +212,7 @@ export class VoiceMesh {
    * track's mean power over that window, which no momentary dip of an analyser frame can fake.
    */
   async receivedEnergy(): Promise<Record<string, { energy: number; seconds: number }>> {
-    const out: Record<string, { energy: number; seconds: number }> = {};
+    const out: Record<string, { energy: number; seconds: number }> = { ...(await this.sfu?.receivedEnergy()) };
     for (const p of this.peers.values()) {
       const stats = await p.pc.getStats().catch(() => null);
       stats?.forEach((r: { type?: string; kind?: string; totalAudioEnergy?: number; totalSamplesDuration?: number }) => {
@@ -223,10 +229,14 @@ export class VoiceMesh {
     this.offs.push(
       this.room.on('voice', () => this.sync()),
       this.room.on('voice.signal', (s) => void this.onSignal(s.from, s.signal)),
-      this.room.on('voice.sfu', (s) => void this.opts.connectSfu?.(s.endpoint, s.token)),
+      this.room.on('voice.sfu', (s) => void this.connectSfu(s.endpoint, s.token)),
       // A reconnected room connection is a new connection id: take a seat again under it.
       this.room.on('open', () => {
-        if (this.status === 'connected' && !this.seat) void this.room.joinVoice({ muted: this.selfMuted }).catch(() => undefined);
+        if ((this.status !== 'connected' && this.status !== 'sfu') || this.seat) return;
+        // The SFU seat was the old connection's: a new one comes with a token for the new seat.
+        this.closeSfu();
+        this.status = 'connected';
+        void this.room.joinVoice({ muted: this.selfMuted }).catch(() => undefined);
       }),
     );
   }
@@ -239,7 +249,10 @@ export class VoiceMesh {
     if (voice.mode === 'sfu' && this.status !== 'sfu') {
       this.status = 'sfu';
       this.room.requestSfu();
-    } else if (voice.mode === 'mesh' && this.status === 'sfu') this.status = 'connected';
+    } else if (voice.mode === 'mesh' && this.status === 'sfu') {
+      this.closeSfu();
+      this.status = 'connected';
+    }
     const plan = planMesh(me, voice, this.peers.keys());
     for (const conn of plan.close) this.closePeer(conn);
     for (const conn of plan.offer) void this.offerTo(conn);
@@ -258,8 +271,54 @@ export class VoiceMesh {
       const p = this.peers.get(m.conn);
       if (p) p.audioEl.muted = m.forced;
     }
+    this.sfu?.gate(new Set(voice.members.filter((m) => m.forced).map((m) => m.conn)));
     this.applyGate();
     this.changed();
+  }
+
+  // --- the SFU ------------------------------------------------------------------------------------
+
+  /** The room granted a token (`voice.sfu`): one connection to the node replaces any earlier one. */
+  private async connectSfu(endpoint: string, token: string): Promise<void> {
+    if (this.status !== 'sfu') return;
+    this.sfu?.close();
+    const others = Math.max(0, (this.room.state?.voice.members.length ?? 1) - 1);
+    const link: SfuLink = new SfuLink({
+      endpoint,
+      token,
+      room: this.room.roomId,
+      others,
+      mic: this.micTrack(),
+      iceServers: this.iceServers,
+      ctx: this.ctx,
+      onChange: () => this.changed(),
+      onNeedsReconnect: (why) => this.retrySfu(link, why === 'overflow' ? 0 : SFU_RETRY_MS),
+    });
+    this.sfu = link;
+    this.sync();
+    try {
+      await link.connect();
+    } catch (err) {
+      console.warn('voice: the SFU connection failed', err);
+      this.retrySfu(link, SFU_RETRY_MS);
+    }
+    this.changed();
+  }
+
+  /** Asks the room for a new token (the one given is for connecting once, and short-lived). */
+  private retrySfu(link: SfuLink, afterMs: number): void {
+    if (this.sfu !== link || this.sfuRetry) return;
+    this.sfuRetry = setTimeout(() => {
+      this.sfuRetry = null;
+      if (this.status === 'sfu' && this.sfu === link) this.room.requestSfu();
+    }, afterMs);
+  }
+
+  private closeSfu(): void {
+    if (this.sfuRetry) clearTimeout(this.sfuRetry);
+    this.sfuRetry = null;
+    this.sfu?.close();
+    this.sfu = null;
   }
 
   private newPeer(conn: string, offerer: boolean): Peer {
@@ -416,6 +475,7 @@ export class VoiceMesh {
       p.analyser.getFloatTimeDomainData(p.samples);
       p.level = rms(p.samples);
     }
+    this.sfu?.readLevels();
     this.changed();
   }
 

@@ -104,11 +104,14 @@ export function mountVoiceUi(mesh: VoiceMesh, room: RoomClient, container: HTMLE
     showError(mesh.status === 'error' ? mesh.error : null);
     const forced = seat?.forced === true;
     muteBtn.setAttribute('aria-pressed', String(mesh.selfMuted || forced));
-    muteBtn.disabled = forced || mesh.status !== 'connected';
+    muteBtn.disabled = forced || (mesh.status !== 'connected' && mesh.status !== 'sfu');
     setText(muteBtn, forced ? 'Muted by a moderator' : mesh.selfMuted ? 'Unmute' : 'Mute');
     talkBtn.hidden = !mesh.pushToTalk;
     talkBtn.setAttribute('aria-pressed', String(mesh.live && mesh.pushToTalk));
     camBtn.setAttribute('aria-pressed', String(mesh.camera));
+    // Through the SFU voice is audio only (docs/rooms.md): a camera can be turned off, not on.
+    camBtn.disabled = mesh.status === 'sfu' && !mesh.camera;
+    camBtn.title = camBtn.disabled ? 'Cameras work in smaller groups (peer to peer) only' : '';
     setText(camBtn, mesh.camera ? 'Camera off' : 'Camera');
 
     const voice = mesh.status === 'idle' ? [] : (room.state?.voice.members ?? []);

@@ -396,6 +396,16 @@ export class Player {
     return pdtRange(this.fragments());
   }
 
+  /**
+   * The live edge as the playlist lists it, parts included (where hls.js ends the seekable range):
+   * its program-date-time (ms) and the playlist's PART-HOLD-BACK (ms, 0 without one).
+   */
+  listedEdge(): { pdtMs: number; holdBackMs: number } | null {
+    const d = this.hls?.latestLevelDetails;
+    const pdtMs = d ? this.pdtAt(d.edge) : null;
+    return d && pdtMs !== null ? { pdtMs, holdBackMs: (d.partHoldBack || d.holdBack || 0) * 1000 } : null;
+  }
+
   get live(): boolean {
     return this.hls?.latestLevelDetails?.live ?? this.info?.status === 'live';
   }
