@@ -6,7 +6,6 @@ import Hls, { type ErrorData, type HlsConfig } from 'hls.js';
 import { mediaTimeAtPdt, pdtAtMediaTime, pdtRange, type TimedFragment } from '../../../core/player/pdt-map.ts';
 import { ended, network, noticeForResponse, notLive, type PlayerNotice } from '../../../core/player/player-status.ts';
 import { playbackUrl } from '../../../core/player/page-params.ts';
-import { keyframeStartLoader } from './start-loader.ts';
 
 export interface StreamInfo {
   id: string;
@@ -195,10 +194,6 @@ export class Player {
       // fMP4 parts are passed through, not transmuxed: a worker would only add a hop.
       enableWorker: false,
       backBufferLength: 90,
-      // Start on the keyframe at or before EXT-X-START: the first frame needs one video part, not
-      // every part from that keyframe to the start point, one request each; catchUp then jumps
-      // forward inside the buffer to the target latency.
-      pLoader: keyframeStartLoader(() => this.firstFrameAt === null),
       // Start on the lowest rendition that fits, switch up as soon as the estimate allows.
       startLevel: -1,
       abrEwmaDefaultEstimate: 1_500_000,
