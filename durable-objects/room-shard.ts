@@ -7,7 +7,7 @@ import { DurableObject } from 'cloudflare:workers';
 import type { Env } from '../workers/env.ts';
 import { REACTIONS, isHostReaction, type RoomBoundMessage, type RoomSnapshot } from '../core/rooms/room-protocol.ts';
 import { applyEvents, type BatchBody } from '../core/rooms/room-state.ts';
-import type { IngestBatch } from './room.ts';
+import type { IngestBatch } from '../core/contracts/room-rpc.ts';
 import { FrameRing, SocketHub, admittedUpgrade, type Attachment } from './room-sockets.ts';
 import type { ConnIdentity } from '../core/contracts/room-admission.ts';
 import { closeQuietly, refuseUpgrade, upgradeResponse } from '../workers/websocket-answers.ts';

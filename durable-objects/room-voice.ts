@@ -1,12 +1,18 @@
 // The Room's side of party voice: the seats (who is in voice, muted, speaking, on camera), kept
 // in memory and in SQLite so a hibernated Room wakes with them; the group's mode (mesh or SFU);
-// the per-seat signalling buckets; and the relay that carries a frame to one connection wherever
-// it is held — the Room's own socket, or a shard, one ordered call at a time; and what the media
-// node's SFU is told (its configuration, the seats a moderator muted). The rules that decide all
-// this are core/rooms/voice-decisions.ts.
-import { VOICE_SFU_MODERATION_TTL_SEC, signVoiceSfuModeration } from '../core/auth/voice-sfu-token.ts';
+// the per-seat signalling buckets; the relay that carries a frame to one connection wherever it
+// is held — the Room's own socket, or a shard, one ordered call at a time; what the media node's
+// SFU is told (its configuration, the seats a moderator muted) and the SFU grants. RoomVoice
+// carries out the voice effects the rules (core/rooms/voice-decisions.ts) decide.
+import {
+  VOICE_SFU_MODERATION_TTL_SEC,
+  VOICE_SFU_TOKEN_TTL_SEC,
+  signVoiceSfuModeration,
+  signVoiceSfuToken,
+} from '../core/auth/voice-sfu-token.ts';
 import { voiceSfuRoomUrl } from '../core/contracts/voice-sfu.ts';
 import type { RoomEvent } from '../core/rooms/room-protocol.ts';
+import type { RoomEffect, RoomView } from '../core/rooms/room-decisions.ts';
 import type { BucketState } from '../core/rooms/room-token-bucket.ts';
 import { VOICE_LIMITS, type VoiceMember, type VoiceMode, type VoiceState } from '../core/rooms/voice-protocol.ts';
 import type { RoomStore } from './room-store.ts';
@@ -209,5 +215,94 @@ export class ConnRelay {
       q.inFlight = false;
     }
     if (q.frames.length > 0) void this.pump(shard);
+  }
+}
+
+/** The voice effects of core/rooms/room-effects.ts. */
+export type VoiceEffect = Extract<RoomEffect, { kind: `voice.${string}` }>;
+
+/** What voice reads of the rules' view: the seats, the mode, the group's limits, the buckets. */
+export type VoiceView = Pick<RoomView, 'voiceSeat' | 'voiceSeatOf' | 'voiceCount' | 'voiceMode' | 'voiceConfig' | 'voicePace'>;
+
+/** What RoomVoice needs of the Room that holds it. */
+export interface VoiceHost {
+  store: RoomStore;
+  /** Who holds a connection's socket (-1: the Room, otherwise a shard), undefined when it is gone. */
+  holderOf(conn: string): number | undefined;
+  sendHere(conn: string, text: string): void;
+  sendToShard(shard: number, frames: Array<{ conn: string; text: string }>): Promise<void>;
+  roomId(): string;
+  /** The Worker's voice variables, and the room's own mesh size (its settings), if it has one. */
+  vars(): VoiceVars;
+  roomMeshMax(): number | undefined;
+  /** Puts a voice event in the next batch (null: no event, but a batch is due all the same). */
+  announce(event: RoomEvent | null): void;
+}
+
+/** Party voice in the Room: the seats, the relay of signalling, and the SFU grants. */
+export class RoomVoice {
+  private readonly host: VoiceHost;
+  private readonly seats: VoiceSeats;
+  /** Frames for one connection (relayed signalling), wherever it is held. */
+  private readonly relay: ConnRelay;
+
+  /** Loads the seats; call it once the Room knows which connections are alive. */
+  constructor(host: VoiceHost) {
+    this.host = host;
+    this.relay = new ConnRelay({ holderOf: host.holderOf, sendHere: host.sendHere, sendToShard: host.sendToShard });
+    this.seats = new VoiceSeats(
+      host.store,
+      (conn) => host.holderOf(conn) !== undefined,
+      // Retried while it is the newest message (a lift lost under load would keep a member silent).
+      (forced, seq) => void pushSfuModeration(host.vars(), host.roomId(), forced, seq, () => this.seats.forcedSeq === seq),
+    );
+  }
+
+  readonly view: VoiceView = {
+    voiceSeat: (conn) => this.seats.seat(conn),
+    voiceSeatOf: (uid) => this.seats.seatOf(uid),
+    voiceCount: () => this.seats.count,
+    voiceMode: () => this.seats.mode,
+    voiceConfig: () => voiceConfigOf(this.host.vars(), this.host.roomMeshMax()),
+    voicePace: (conn) => this.seats.paceOf(conn),
+  };
+
+  state(): VoiceState {
+    return this.seats.state();
+  }
+
+  /** Carries out one voice effect. */
+  apply(e: VoiceEffect): void {
+    switch (e.kind) {
+      case 'voice.seat':
+        this.host.announce(this.seats.take(e.member, e.persist));
+        return;
+      case 'voice.unseat':
+        this.host.announce(this.seats.leave(e.conn));
+        return;
+      case 'voice.mode':
+        this.host.announce(this.seats.setMode(e.mode));
+        return;
+      case 'voice.pace':
+        this.seats.setPace(e.conn, { ...(e.signals ? { signals: e.signals } : {}), ...(e.updates ? { updates: e.updates } : {}) });
+        return;
+      case 'voice.relay':
+        this.relay.send(e.to, e.frame);
+        return;
+      case 'voice.sfu':
+        void this.grantSfu(e.conn, e.rid);
+        return;
+    }
+  }
+
+  /** Sends a seat the SFU's endpoint and a token for it (the signature is asynchronous). */
+  private async grantSfu(conn: string, rid: string | undefined): Promise<void> {
+    const vars = this.host.vars();
+    const seat = this.seats.seat(conn);
+    if (!seat || !vars.VOICE_SFU_URL || !vars.VOICE_SFU_SECRET) return;
+    const exp = Math.floor(Date.now() / 1000) + VOICE_SFU_TOKEN_TTL_SEC;
+    const token = await signVoiceSfuToken({ room: this.host.roomId(), conn, uid: seat.uid, name: seat.name, exp }, vars.VOICE_SFU_SECRET);
+    const frame = { type: 'voice.sfu', ...(rid !== undefined ? { rid } : {}), endpoint: vars.VOICE_SFU_URL, token, expiresAt: exp * 1000 };
+    this.relay.send(conn, JSON.stringify(frame));
   }
 }

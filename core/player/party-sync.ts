@@ -58,6 +58,11 @@ export const SYNC_THRESHOLDS = {
    * threshold: with a ladder at speed s < 1 the party then plays this / (1 − s) between holds.
    */
   holdHysteresisMs: 3000,
+  /**
+   * The host's learned lead counts in the hold's threshold up to this: a lead learned on a starved
+   * page (up to 8 s) would keep the whole party that much further from live.
+   */
+  maxHoldLeadMs: 1200,
   /** A scheduled start is judged again (a hold extended) once it is this near: more than a command's round trip. */
   holdRejudgeMs: 2500,
   /** Longest hold in one command: the room takes a start at most 5 s ahead (PLAYBACK_SKEW_MS). */
@@ -197,7 +202,7 @@ export function decideEdgeHold(
   const from = Math.max(roomNowMs, state.at);
   const party = partyPdtAt(state, from);
   const speed = Math.max(t.minEdgeSpeed, edge.speed);
-  const lowMs = edge.holdBackMs + t.edgeSafetyMs + Math.max(t.defaultLeadMs, leadMs);
+  const lowMs = edge.holdBackMs + t.edgeSafetyMs + clamp(leadMs, t.defaultLeadMs, t.maxHoldLeadMs);
   const marginAtStart = edge.pdtMs + (from - roomNowMs) * speed - party;
   if (marginAtStart >= lowMs * state.rate) return null;
   // A party already past what a member can meet (a hold decided late: a busy page, a slow round

@@ -6,26 +6,19 @@
 // failed over with a new epoch and nothing acknowledged lost; Stop ends the stream, which is then
 // a recording that plays and can be clipped.
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ROOT,
-  startStack,
-  startTestPublisher,
-  stopChild,
-  type CreatedStream,
-  type Stack,
-  type TranscoderNode,
-} from '../../scripts/local-stack.ts';
+import { ROOT, startTestPublisher, stopChild, type CreatedStream, type Stack, type TranscoderNode } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
 import { parsePublishToken, publishTokenKey, signPublishToken } from '../../core/auth/publish-token.ts';
 import { hashStreamKey } from '../../workers/catalog.ts';
-import { WEBRTC_PUBLISHER_FLAGS, launchBrowser, waitInPage, type TestBrowser } from '../support/browser.ts';
-import { parsePlaylist, type ParsedPlaylist } from '../support/llhls-client.ts';
+import { sendonlyOffer, waitInPage, type TestBrowser } from '../support/browser.ts';
+import { waitForPlaylist } from '../support/llhls-client.ts';
+import { health as nodeHealth } from '../support/media-node.ts';
+import { WEBRTC_LADDER, probeStreams, watchPageAdvance, WebrtcStack } from '../support/webrtc-stack.ts';
 
 const exec = promisify(execFile);
 const log = createLogger({ service: 'e2e-golive' });
@@ -35,11 +28,8 @@ const ADMIN = 'e2e-admin';
  * 7 s in Chromium), so the failover continues the broadcast rather than starting a new one.
  */
 const END_GRACE_SECONDS = 20;
-const LADDER = [
-  { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 700_000 },
-  { name: 'audio', kind: 'audio', audioBitrate: 96_000 },
-];
 
+let env: WebrtcStack;
 let dir: string;
 let stack: Stack;
 let browser: TestBrowser;
@@ -61,16 +51,11 @@ interface Snapshot {
   hasAudio: boolean;
   videoSettings: { width?: number; height?: number } | null;
 }
-interface Health {
-  sessions: Array<{ streamId: string; epoch: number; protocol: string }>;
-  whip: Array<{ id: string; streamId: string; epoch: number; state: string }>;
-  webrtc: { peersCreated: number; peersOpen: number };
-}
 type Hooks = {
   __golive: { snapshot(): Snapshot; outbound(): Promise<{ codec: string | null; framesEncoded: number; encodings: number } | null> };
 };
 
-const health = async (node: TranscoderNode = stack.nodes[0]!) => (await (await fetch(node.healthUrl)).json()) as Health;
+const health = (node: TranscoderNode = stack.nodes[0]!) => nodeHealth(node.healthUrl);
 /** The node's WHIP counters (/metrics.json): `unauthorized` counts 401s. */
 const whipCounters = async (node: TranscoderNode = stack.nodes[0]!) =>
   (
@@ -123,24 +108,6 @@ async function waitForSnapshot(page: Page, test: (s: Snapshot) => boolean, what:
   }
 }
 
-async function waitForPlaylist(
-  url: string,
-  test: (pl: ParsedPlaylist) => boolean,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<ParsedPlaylist> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await fetch(url);
-    if (res.ok) {
-      const pl = parsePlaylist(await res.text());
-      if (test(pl)) return pl;
-    } else await res.body?.cancel();
-    if (Date.now() > deadline) throw new Error(`${url}: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
 /** Opens a Go-live page and waits until its camera preview runs (or it shows a problem). */
 async function openGoLive(url: string): Promise<Page & { errors: string[] }> {
   const page = await browser.newPage();
@@ -172,52 +139,32 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
   }
 }
 
-/** An SDP offer from Chromium (video and audio, sendonly), for requests made outside a page. */
-async function chromiumOffer(): Promise<string> {
-  const page = await browser.newPage();
-  const sdp = (await page.evaluate(`(async () => {
-    const pc = new RTCPeerConnection();
-    pc.addTransceiver('video', { direction: 'sendonly' });
-    pc.addTransceiver('audio', { direction: 'sendonly' });
-    const offer = await pc.createOffer();
-    pc.close();
-    return offer.sdp;
-  })()`)) as string;
-  await page.close();
-  return sdp;
-}
-
 const playlistUrl = (s: CreatedStream, rendition = '360p') => `${stack.workerUrl}/live/${s.id}/${rendition}/index.m3u8`;
 /** A segment URI's epoch and MSN (`…{epoch}/{msn}.m4s`). */
 const epochOf = (uri: string) => Number(/(\d+)\/\d+\.m4s/.exec(uri)?.[1]);
 const msnOf = (uri: string) => Number(/(\d+)\.m4s/.exec(uri)?.[1]);
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-golive-'));
-  stack = await startStack({
-    persistDir: join(dir, 'state'),
-    logDir: join(dir, 'logs'),
-    adminToken: ADMIN,
-    ingestSecret: 'e2e-ingest-secret',
-    endGraceSeconds: END_GRACE_SECONDS,
+  env = new WebrtcStack({
+    name: 'golive',
     logger: log,
+    adminToken: ADMIN,
+    endGraceSeconds: END_GRACE_SECONDS,
     // The subject here is the page, not overload: on a shared 2-core machine a ladder can run below
     // real time for minutes, and the node would then refuse the very publishers these tests are
     // about (503 node_unavailable). Overload handling has its own test (overload-shed.test.ts).
     transcoderEnv: { OVERLOAD_MAX_LAG_SECONDS: '3600', THUMBNAIL_INTERVAL_SECONDS: '0' },
   });
-  await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
+  await env.start();
+  ({ dir, stack, browser } = env);
   // Publishers take Studio A over from each other below while one is live: the `allow` takeover policy.
-  streamA = await stack.createStream({ title: 'Studio A', ladder: LADDER, takeover: 'allow' });
-  streamB = await stack.createStream({ title: 'Studio B', ladder: LADDER });
-  browser = await launchBrowser({ args: WEBRTC_PUBLISHER_FLAGS });
+  streamA = await stack.createStream({ title: 'Studio A', ladder: WEBRTC_LADDER, takeover: 'allow' });
+  streamB = await stack.createStream({ title: 'Studio B', ladder: WEBRTC_LADDER });
 });
 
 afterAll(async () => {
   await stopChild(rtmpPublisher);
-  await browser?.close();
-  await stack?.stop();
-  if (dir && !process.env.KEEP_E2E) rmSync(dir, { recursive: true, force: true });
+  await env?.stop();
 });
 
 describe('the Worker routes WHIP', () => {
@@ -322,7 +269,7 @@ describe('refused publish tokens open no media path', () => {
   });
 
   it("a bad stream key (or none) is refused with 401 by the node, directly and through the Worker's 307, before any peer connection, lease or ffmpeg", async () => {
-    const offer = await chromiumOffer();
+    const offer = await sendonlyOffer(browser);
     const before = await health();
     const countedBefore = await whipCounters();
     const post = (url: string, bearer: string | null) =>
@@ -383,7 +330,7 @@ describe('refused publish tokens open no media path', () => {
     const page = await openGoLive(`${stack.workerUrl}/golive/${streamB.id}#token=${tokenA}`);
     expect(await page.getByTestId('golive-problem').getAttribute('data-code')).toBe('wrong-stream');
     await page.close();
-    const offer = await chromiumOffer();
+    const offer = await sendonlyOffer(browser);
     const before = await health();
     const res = await fetch(`${stack.nodes[0]!.whipUrl}/${streamB.id}`, {
       method: 'POST',
@@ -439,13 +386,7 @@ describe('going live from the browser', () => {
     expect(pl.partInf?.partTarget).toBe(0.2);
     await waitForPlaylist(playlistUrl(streamA, 'audio'), (p) => p.segments.length >= 3, '3 audio segments');
     step('3 segments of each rendition');
-    const probe = spawnSync(
-      'ffprobe',
-      ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', streamA.playback.hls],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
-    const streams = (JSON.parse(probe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
-    expect(streams).toEqual(
+    expect(probeStreams(streamA.playback.hls)).toEqual(
       expect.arrayContaining([
         { codec_type: 'video', codec_name: 'h264' },
         { codec_type: 'audio', codec_name: 'aac' },
@@ -498,26 +439,8 @@ describe('going live from the browser', () => {
     expect(audio.seconds).toBeGreaterThanOrEqual(3.5);
 
     step('ffprobe and ffmpeg done');
-    const viewer = await browser.newPage();
-    await viewer.goto(streamA.playback.watch);
-    type Snap = { firstFrameMs: number | null; currentTime: number };
-    const snap = () => viewer.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
-    await waitInPage(
-      viewer,
-      () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null,
-      'the watch page to show a frame',
-      30_000,
-    );
-    const t0 = (await snap()).currentTime;
-    const deadline = Date.now() + 15_000;
-    let t = t0;
-    while (t - t0 < 1 && Date.now() < deadline) {
-      await viewer.waitForTimeout(250);
-      t = (await snap()).currentTime;
-    }
-    expect(t - t0, 'currentTime advances').toBeGreaterThanOrEqual(1);
+    expect(await watchPageAdvance(browser, streamA.playback.watch, 1, 15_000), 'currentTime advances').toBeGreaterThanOrEqual(1);
     step('hls.js played 1 s');
-    await viewer.close();
 
     expect(await studio.getByTestId('golive-elapsed').textContent()).toMatch(/^● \d:\d\d$/);
     expect(await studio.getByTestId('golive-state').textContent()).toBe('Live');
@@ -641,13 +564,7 @@ describe('going live from the browser', () => {
     expect(clip.body.status).toBe('ready');
     // The clip is cut from what the page managed to send: a loaded machine's encoder gave 1.6 s once.
     expect(clip.body.duration).toBeGreaterThan(1);
-    const clipProbe = spawnSync(
-      'ffprobe',
-      ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', clip.body.playback.hls],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
-    const clipStreams = (JSON.parse(clipProbe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
-    expect(clipStreams).toEqual(
+    expect(probeStreams(clip.body.playback.hls)).toEqual(
       expect.arrayContaining([
         { codec_type: 'video', codec_name: 'h264' },
         { codec_type: 'audio', codec_name: 'aac' },

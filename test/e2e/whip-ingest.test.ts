@@ -3,37 +3,25 @@
 // ffmpeg and the watch page (hls.js) playing the stream back through LL-HLS, H.264 and AAC. Refusals (bad key,
 // oversize offer) are checked to allocate nothing: the node's peer-connection counter does not move.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type CreatedStream, type Stack } from '../../scripts/local-stack.ts';
+import type { CreatedStream, Stack } from '../../scripts/local-stack.ts';
 import { createLogger } from '../../transcoder-node/log.ts';
-import { WEBRTC_PUBLISHER_FLAGS, launchBrowser, waitInPage, type TestBrowser } from '../support/browser.ts';
-import { parsePlaylist, type ParsedPlaylist } from '../support/llhls-client.ts';
+import { sendonlyOffer, waitInPage, type TestBrowser } from '../support/browser.ts';
+import { waitForPlaylist } from '../support/llhls-client.ts';
+import { health as nodeHealth } from '../support/media-node.ts';
+import { WEBRTC_LADDER, probeStreams, watchPageAdvance, WebrtcStack } from '../support/webrtc-stack.ts';
 
 const log = createLogger({ service: 'e2e-whip' });
-const LADDER = [
-  { name: '360p', kind: 'video', width: 640, height: 360, videoBitrate: 700_000 },
-  { name: 'audio', kind: 'audio', audioBitrate: 96_000 },
-];
-let dir: string;
+/** How long a playlist may take to show what a test waits for. */
+const PLAYLIST_WAIT_MS = 45_000;
+let env: WebrtcStack;
 let stack: Stack;
 let stream: CreatedStream;
 let browser: TestBrowser;
 let whipUrl: string;
-let healthUrl: string;
 
 /** The page side of a WHIP client, as a browser publisher runs it (no codec preference: the node picks H.264). */
 const WHIP_CLIENT = `
-window.whipOffer = async () => {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver('video', { direction: 'sendonly' });
-  pc.addTransceiver('audio', { direction: 'sendonly' });
-  const offer = await pc.createOffer();
-  pc.close();
-  return offer.sdp;
-};
 window.whipPublish = async (url, key) => {
   const media = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 360, frameRate: 30 }, audio: true });
   const pc = new RTCPeerConnection();
@@ -52,12 +40,7 @@ window.whipState = () => window.publisher && window.publisher.pc.connectionState
 window.whipSentVideo = async () => { let n = 0; (await window.publisher.pc.getStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') n = s.framesEncoded; }); return n; };
 `;
 
-interface Health {
-  sessions: Array<{ streamId: string; epoch: number; protocol: string }>;
-  whip: Array<{ id: string; streamId: string; epoch: number; state: string; videoFrames: number; audioFrames: number }>;
-  webrtc: { peersCreated: number; peersOpen: number };
-}
-const health = async () => (await (await fetch(healthUrl)).json()) as Health;
+const health = () => nodeHealth(stack.transcoderHealthUrl);
 
 async function newPublisherPage() {
   const page = await browser.newPage();
@@ -67,47 +50,19 @@ async function newPublisherPage() {
   return page;
 }
 
-async function waitForPlaylist(
-  url: string,
-  test: (pl: ParsedPlaylist) => boolean,
-  what: string,
-  timeoutMs = 45_000,
-): Promise<ParsedPlaylist> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await fetch(url);
-    if (res.ok) {
-      const pl = parsePlaylist(await res.text());
-      if (test(pl)) return pl;
-    } else await res.body?.cancel();
-    if (Date.now() > deadline) throw new Error(`${url}: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'edgelive-e2e-whip-'));
-  stack = await startStack({
-    persistDir: join(dir, 'state'),
-    logDir: join(dir, 'logs'),
-    adminToken: 'e2e-admin',
-    ingestSecret: 'e2e-ingest-secret',
-    endGraceSeconds: 3,
-    logger: log,
-  });
-  healthUrl = stack.transcoderHealthUrl;
-  // Registered first, so the stream is given this node's WHIP endpoint (not a configured fallback).
-  await stack.waitForRegistry([stack.nodes[0]!.nodeId]);
+  // The node is registered before the stream is created, so the stream is given its WHIP endpoint
+  // (not a configured fallback).
+  env = new WebrtcStack({ name: 'whip', logger: log, adminToken: 'e2e-admin', endGraceSeconds: 3 });
+  await env.start();
+  ({ stack, browser } = env);
   // A second WHIP publisher takes the stream over below while the first is live: `allow`.
-  stream = await stack.createStream({ title: 'whip', ladder: LADDER, takeover: 'allow' });
+  stream = await stack.createStream({ title: 'whip', ladder: WEBRTC_LADDER, takeover: 'allow' });
   whipUrl = stream.ingest.whip!;
-  browser = await launchBrowser({ args: WEBRTC_PUBLISHER_FLAGS });
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await stack?.stop();
-  if (dir && !process.env.KEEP_E2E) rmSync(dir, { recursive: true, force: true });
+  await env?.stop();
 });
 
 describe('WHIP ingest end to end', () => {
@@ -133,8 +88,7 @@ describe('WHIP ingest end to end', () => {
   });
 
   it('a bad stream key gets 401 JSON and the node creates no peer connection', async () => {
-    const page = await newPublisherPage();
-    const offer = (await page.evaluate('whipOffer()')) as string;
+    const offer = await sendonlyOffer(browser);
     const before = await health();
     const res = await fetch(`${whipUrl}/${stream.id}`, {
       method: 'POST',
@@ -151,7 +105,6 @@ describe('WHIP ingest end to end', () => {
     expect(after.webrtc.peersCreated).toBe(before.webrtc.peersCreated);
     expect(after.whip).toEqual([]);
     expect(after.sessions).toEqual([]);
-    await page.close();
   });
 
   it('an oversize offer gets 413 before its key is checked, and nothing is allocated', async () => {
@@ -198,19 +151,19 @@ describe('WHIP ingest end to end', () => {
       `${stack.workerUrl}/live/${stream.id}/360p/index.m3u8`,
       (p) => p.segments.length >= 3,
       '3 video segments',
+      PLAYLIST_WAIT_MS,
     );
     expect(pl.partInf?.partTarget).toBe(0.2);
-    await waitForPlaylist(`${stack.workerUrl}/live/${stream.id}/audio/index.m3u8`, (p) => p.segments.length >= 3, '3 audio segments');
+    await waitForPlaylist(
+      `${stack.workerUrl}/live/${stream.id}/audio/index.m3u8`,
+      (p) => p.segments.length >= 3,
+      '3 audio segments',
+      PLAYLIST_WAIT_MS,
+    );
     const mv = await (await fetch(stream.playback.hls)).text();
     expect(mv).toMatch(/CODECS="avc1\.[0-9a-f]{6},mp4a\.40\.2"/);
 
-    const probe = spawnSync(
-      'ffprobe',
-      ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'json', stream.playback.hls],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
-    const streams = (JSON.parse(probe.stdout) as { streams: Array<{ codec_type: string; codec_name: string }> }).streams;
-    expect(streams).toEqual(
+    expect(probeStreams(stream.playback.hls)).toEqual(
       expect.arrayContaining([
         { codec_type: 'video', codec_name: 'h264' },
         { codec_type: 'audio', codec_name: 'aac' },
@@ -225,26 +178,8 @@ describe('WHIP ingest end to end', () => {
     expect(play.status).toBe(0);
 
     // And the watch page (hls.js, low-latency mode) plays it: frames shown, its clock advancing.
-    const viewer = await browser.newPage();
-    await viewer.goto(stream.playback.watch);
-    type Snap = { firstFrameMs: number | null; currentTime: number };
-    const snap = () => viewer.evaluate(() => (globalThis as unknown as { __edgelive: { snapshot(): Snap } }).__edgelive.snapshot());
-    await waitInPage(
-      viewer,
-      () => (globalThis as unknown as { __edgelive?: { snapshot(): Snap } }).__edgelive?.snapshot().firstFrameMs != null,
-      'the watch page to show a frame',
-      30_000,
-    );
-    const t0 = (await snap()).currentTime;
     // Advancing by a second of media (within 15 s: this Chromium also encodes the publisher's camera).
-    const deadline = Date.now() + 15_000;
-    let t = t0;
-    while (t - t0 < 1 && Date.now() < deadline) {
-      await viewer.waitForTimeout(250);
-      t = (await snap()).currentTime;
-    }
-    expect(t - t0, 'currentTime advances').toBeGreaterThanOrEqual(1);
-    await viewer.close();
+    expect(await watchPageAdvance(browser, stream.playback.watch, 1, 15_000), 'currentTime advances').toBeGreaterThanOrEqual(1);
 
     const h = await health();
     expect(h.sessions).toEqual([expect.objectContaining({ streamId: stream.id, protocol: 'whip' })]);
@@ -314,6 +249,7 @@ describe('WHIP ingest end to end', () => {
         return d >= 0 && p.segments.length - d >= 2;
       },
       'two segments of the new epoch',
+      PLAYLIST_WAIT_MS,
     );
   });
 

@@ -66,11 +66,17 @@ describe("the host's hold at the live edge", () => {
 
   it('holds the frame the party is on until the edge is a hold-back, a lead and a second ahead', () => {
     expect(decideEdgeHold(playing(), NOW, edge(1000))).toEqual({ pdtMs: party, startAtRoomMs: NOW + LOW + T.holdHysteresisMs - 1000 });
-    // The learned lead counts: a host that needs 2.4 s to meet the party keeps it further back.
-    expect(decideEdgeHold(playing(), NOW, edge(3000), 2400)).toEqual({
+    // The learned lead counts, up to 1.2 s: a host that needs longer to meet the party keeps it
+    // further back, but not seconds further for one slow moment.
+    expect(decideEdgeHold(playing(), NOW, edge(1800), 1000)).toEqual({
       pdtMs: party,
-      startAtRoomMs: NOW + 600 + T.edgeSafetyMs + 2400 + T.holdHysteresisMs - 3000,
+      startAtRoomMs: NOW + 600 + T.edgeSafetyMs + 1000 + T.holdHysteresisMs - 1800,
     });
+    expect(decideEdgeHold(playing(), NOW, edge(1800), 8000)).toEqual({
+      pdtMs: party,
+      startAtRoomMs: NOW + 600 + T.edgeSafetyMs + T.maxHoldLeadMs + T.holdHysteresisMs - 1800,
+    });
+    expect(decideEdgeHold(playing(), NOW, edge(600 + T.edgeSafetyMs + T.maxHoldLeadMs), 8000)).toBeNull();
     // A ladder at a third of real time: the edge takes three times as long (the room takes 5 s at most).
     expect(decideEdgeHold(playing(), NOW, edge(1000, 1 / 3))).toEqual({ pdtMs: party, startAtRoomMs: NOW + T.maxHoldMs });
   });

@@ -99,3 +99,18 @@ export async function waitInPage<T, A = undefined>(
     await new Promise((r) => setTimeout(r, 150));
   }
 }
+
+/** An SDP offer from Chromium (video and audio, sendonly), for WHIP requests made outside a page. */
+export async function sendonlyOffer(browser: TestBrowser): Promise<string> {
+  const page = await browser.newPage();
+  const sdp = (await page.evaluate(`(async () => {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver('video', { direction: 'sendonly' });
+    pc.addTransceiver('audio', { direction: 'sendonly' });
+    const offer = await pc.createOffer();
+    pc.close();
+    return offer.sdp;
+  })()`)) as string;
+  await page.close();
+  return sdp;
+}

@@ -36,6 +36,25 @@ export interface ParsedPlaylist {
   skip?: { skippedSegments: number };
 }
 
+/** Polls a media playlist until `test` holds of it (returned), or throws naming `what`. */
+export async function waitForPlaylist(
+  url: string,
+  test: (pl: ParsedPlaylist) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<ParsedPlaylist> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(url);
+    if (res.ok) {
+      const pl = parsePlaylist(await res.text());
+      if (test(pl)) return pl;
+    } else await res.body?.cancel();
+    if (Date.now() > deadline) throw new Error(`${url}: timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
 export function parsePlaylist(text: string): ParsedPlaylist {
   const p = new Parser();
   p.push(text);

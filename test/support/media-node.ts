@@ -50,6 +50,9 @@ export interface NodeHealth {
   capacity: number;
   overloaded: string | null;
   sessions: Array<{ streamId: string; protocol: string; epoch: number; ffmpegPid?: number }>;
+  /** WHIP publishers on the node and the WebRTC peer connections it made (refusals must make none). */
+  whip: Array<{ id: string; streamId: string; epoch: number; state: string; videoFrames: number; audioFrames: number }>;
+  webrtc: { peersCreated: number; peersOpen: number };
 }
 
 export async function health(healthUrl: string): Promise<NodeHealth> {
