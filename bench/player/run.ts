@@ -2,21 +2,24 @@
 // baselines measured the same way in the same run. Prints figures (with the machine's load
 // average); asserts nothing.
 //  1. time to first frame (navigation → first frame presented, requestVideoFrameCallback), p50,
-//     for the watch page and for a bare page running hls.js with its defaults, loads interleaved;
+//     for the watch page and for a bare page running hls.js with its defaults, loads interleaved
+//     after one uncounted warm-up load of each, and where the time went (resource timing);
 //  2. glass-to-glass latency p50/p99: the capture time the publisher burnt into the frame
 //     (bench/player/clock-publisher.ts) against the wall clock at which that frame is presented,
 //     and the same against the frame's program-date-time; baseline: hls.js in standard
 //     (non-low-latency) mode on the same stream;
 //  3. stock players (hls.js, Shaka Player, Video.js; bench/player/stock-pages.ts), each at its
 //     defaults and with the settings docs/player.md recommends, against the watch page: glass to
-//     glass, stalls and first frame, one page at a time in interleaved rounds;
+//     glass, stalls and first frame, one page at a time in interleaved rounds (after one
+//     uncounted warm-up load of each page);
 //  4. watch-party alignment p50/p95 over a minute after the host seeks: the program-date-time on
 //     screen in two party pages at the same instants; baseline: two independent watch pages.
 // Knobs: BENCH_TTFF_RUNS (8), BENCH_G2G_SECONDS (20), BENCH_ALIGN_SECONDS (60), BENCH_PARTS
 // (ttff,g2g,stock,party), BENCH_BARE_CONFIG (hls.js config of the bare baseline page, JSON; {}),
 // BENCH_STOCK_ROUNDS (2), BENCH_STOCK_SECONDS (15), BENCH_STOCK_SETTLE (5), BENCH_STOCK (labels to
-// run, comma-separated; all), BENCH_PLAYER_REALTIME=1 (the stream created with `realtime: true`: its
-// ladder also encodes for WebRTC, the watch page offers real time but plays LL-HLS), KEEP_BENCH=1.
+// run, comma-separated; all), BENCH_STOCK_EXTRA (more cases, JSON [{label, player, config}]),
+// BENCH_PLAYER_REALTIME=1 (the stream created with `realtime: true`: its ladder also encodes for
+// WebRTC, the watch page offers real time but plays LL-HLS), KEEP_BENCH=1.
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -39,6 +42,8 @@ const STOCK_ROUNDS = Number(process.env.BENCH_STOCK_ROUNDS ?? 2);
 const STOCK_SECONDS = Number(process.env.BENCH_STOCK_SECONDS ?? 15);
 const STOCK_SETTLE_SECONDS = Number(process.env.BENCH_STOCK_SETTLE ?? 5);
 const STOCK_ONLY = process.env.BENCH_STOCK ? new Set(process.env.BENCH_STOCK.split(',')) : null;
+/** More stock cases to try beside STOCK_CASES, e.g. a candidate setting: [{ "label", "player", "config" }]. */
+const STOCK_EXTRA = JSON.parse(process.env.BENCH_STOCK_EXTRA ?? '[]') as typeof STOCK_CASES;
 const REALTIME = process.env.BENCH_PLAYER_REALTIME === '1';
 const BARE_CONFIG = JSON.parse(process.env.BENCH_BARE_CONFIG ?? '{}') as Record<string, unknown>;
 const LADDER = [
@@ -97,19 +102,82 @@ async function firstFrameOf(page: Page, bare: boolean): Promise<number> {
   ))!;
 }
 
-/** First-frame times of `urls`, loaded in turn (a, b, a, b, …) so both see the same machine load. */
-async function timeToFirstFrame(b: TestBrowser, urls: Array<{ url: string; bare: boolean }>): Promise<number[][]> {
-  const out: number[][] = urls.map(() => []);
-  for (let i = 0; i < TTFF_RUNS; i++) {
+/** Where a page's start went: ms since navigation at which each step ended (resource timing), and the first frame. */
+type Milestones = Record<(typeof MILESTONES)[number], number>;
+const MILESTONES = [
+  'html',
+  'script',
+  'multivariant asked',
+  'multivariant',
+  'media playlist asked',
+  'media playlist',
+  'init',
+  'first media asked',
+  'first media',
+  'last media before the frame',
+  'first frame',
+] as const;
+
+/** Reads the page's resource timing once its first frame is shown (the same steps on both pages). */
+async function milestonesOf(page: Page, firstFrame: number): Promise<Milestones> {
+  const m = await page.evaluate((frame) => {
+    const nav = performance.getEntriesByType('navigation')[0] as (PerformanceEntry & { responseEnd: number }) | undefined;
+    const res = performance.getEntriesByType('resource') as PerformanceResourceTiming[];
+    const first = (re: RegExp) => res.find((r) => re.test(new URL(r.name).pathname));
+    const multivariant = first(/^\/live\/[^/]+\/index\.m3u8$/);
+    return {
+      html: nav?.responseEnd ?? NaN,
+      script: first(/\/(watch-[^/]+|hls\.min)\.js$/)?.responseEnd ?? NaN,
+      'multivariant asked': multivariant?.startTime ?? NaN,
+      multivariant: multivariant?.responseEnd ?? NaN,
+      'media playlist asked': first(/^\/live\/[^/]+\/[^/]+\/index\.m3u8$/)?.startTime ?? NaN,
+      'media playlist': first(/^\/live\/[^/]+\/[^/]+\/index\.m3u8$/)?.responseEnd ?? NaN,
+      init: first(/\/init\.mp4$/)?.responseEnd ?? NaN,
+      'first media asked': first(/\.m4s$/)?.startTime ?? NaN,
+      'first media': first(/\.m4s$/)?.responseEnd ?? NaN,
+      'last media before the frame': Math.max(
+        ...res.filter((r) => /\.m4s$/.test(new URL(r.name).pathname) && r.responseEnd < frame).map((r) => r.responseEnd),
+      ),
+    };
+  }, firstFrame);
+  return { ...m, 'first frame': firstFrame };
+}
+
+/**
+ * First-frame times of `urls`, loaded in turn (a, b, a, b, …) so both see the same machine load,
+ * with their milestones. Round 0 is a warm-up, returned apart: the first page of a fresh browser
+ * pays for the browser's start and the local asset server's cold answers, whichever page it is.
+ */
+async function timeToFirstFrame(
+  b: TestBrowser,
+  urls: Array<{ url: string; bare: boolean }>,
+): Promise<{ cold: Milestones[]; runs: Milestones[][] }> {
+  const out: Milestones[][] = urls.map(() => []);
+  for (let i = 0; i <= TTFF_RUNS; i++) {
     for (let k = 0; k < urls.length; k++) {
       const page = await b.newPage({ width: 1280, height: 720 });
       await page.goto(urls[k]!.url);
-      out[k]!.push(await firstFrameOf(page, urls[k]!.bare));
+      // A load with no frame in 30 s is counted (NaN: "failed" below) with its steps, not fatal.
+      const first = await firstFrameOf(page, urls[k]!.bare).catch(async (err: unknown) => {
+        log.warn('no first frame', {
+          url: urls[k]!.url,
+          err: String(err).slice(0, 200),
+          steps: await milestonesOf(page, NaN),
+          errors: page.errors.slice(0, 5),
+        });
+        return NaN;
+      });
+      out[k]!.push(await milestonesOf(page, first));
       await page.close();
       await sleep(500);
     }
   }
-  return out;
+  return { cold: out.map((r) => r.shift()!), runs: out };
+}
+
+/** One line per page: the p50 of each milestone. */
+function milestoneLine(label: string, runs: Milestones[]): string {
+  return `    ${label.padEnd(12)} ${MILESTONES.map((k) => `${k} ${quantile(runs.map((r) => r[k]).filter(Number.isFinite), 0.5).toFixed(0)}`).join(' · ')}`;
 }
 
 async function glassToGlass(
@@ -181,14 +249,21 @@ interface Ctx {
 
 async function measureTtff({ browser, watchUrl }: Ctx): Promise<string[]> {
   log.info('time to first frame', { runs: TTFF_RUNS });
-  const [ttff, bare] = (await timeToFirstFrame(browser, [
+  const { cold, runs } = await timeToFirstFrame(browser, [
     { url: watchUrl, bare: false },
     { url: barePage(BARE_CONFIG), bare: true },
-  ])) as [number[], number[]];
+  ]);
+  const [watchRuns, bareRuns] = runs as [Milestones[], Milestones[]];
+  const failed = (runs: Milestones[]) => runs.filter((r) => !Number.isFinite(r['first frame'])).length;
+  const ttff = watchRuns.map((r) => r['first frame']).filter(Number.isFinite);
+  const bare = bareRuns.map((r) => r['first frame']).filter(Number.isFinite);
   return [
     `time to first frame (navigation → first frame presented), ${TTFF_RUNS} page loads each, interleaved (${load()} at the end):`,
-    `  watch page          p50 ${ms(quantile(ttff, 0.5))}   min ${ms(Math.min(...ttff))}   max ${ms(Math.max(...ttff))}   first (cold cache) ${ms(ttff[0]!)}   target ≤ 1000 ms`,
-    `  baseline: bare page, hls.js ${Object.keys(BARE_CONFIG).length ? JSON.stringify(BARE_CONFIG) : 'defaults'}   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}`,
+    `  watch page          p50 ${ms(quantile(ttff, 0.5))}   min ${ms(Math.min(...ttff))}   max ${ms(Math.max(...ttff))}   first load of the browser (cold, not counted) ${ms(cold[0]!['first frame'])}   no frame in 30 s ${failed(watchRuns)}   target ≤ 1000 ms`,
+    `  baseline: bare page, hls.js ${Object.keys(BARE_CONFIG).length ? JSON.stringify(BARE_CONFIG) : 'defaults'}   p50 ${ms(quantile(bare, 0.5))}   min ${ms(Math.min(...bare))}   max ${ms(Math.max(...bare))}   no frame in 30 s ${failed(bareRuns)}`,
+    '  where the time went, p50 of each step (ms since navigation; a step ends when its response has arrived):',
+    milestoneLine('watch page', watchRuns),
+    milestoneLine('bare page', bareRuns),
   ];
 }
 
@@ -231,7 +306,7 @@ async function measureGlassToGlass({ stack, streamId, browser, watchUrl }: Ctx):
  * so every player sees the same machine load.
  */
 async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promise<string[]> {
-  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES].filter(
+  const cases = [{ label: 'watch page', player: 'watch' as const, config: {} }, ...STOCK_CASES, ...STOCK_EXTRA].filter(
     (c) => c.player === 'watch' || STOCK_ONLY === null || STOCK_ONLY.has(c.label),
   );
   log.info('stock players', { rounds: STOCK_ROUNDS, seconds: STOCK_SECONDS, cases: cases.map((c) => c.label) });
@@ -244,6 +319,17 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
     unreadable: 0,
     failed: 0,
   }));
+  // Every page once to its first frame, uncounted: the first page a fresh browser opens pays for
+  // the browser's own start (renderer, media pipeline) and for the local asset server's cold first
+  // answers (a 600 kB script took 1–3.5 s), which a page loaded later does not. Without this, the
+  // watch page (first in every round) was charged 8.6 s in a part run alone, one of its two loads.
+  for (const c of cases) {
+    const page = await browser.newPage({ width: 1280, height: 720 });
+    const bare = c.player !== 'watch';
+    await page.goto(bare ? stock!.url(c.player as StockPlayer, c.config) : watchUrl);
+    await firstFrameOf(page, bare).catch(() => undefined);
+    await page.close();
+  }
   for (let round = 0; round < STOCK_ROUNDS; round++) {
     for (let k = 0; k < cases.length; k++) {
       const c = cases[k]!;
@@ -252,7 +338,11 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
       const page = await browser.newPage({ width: 1280, height: 720 });
       try {
         await page.goto(bare ? stock!.url(c.player as StockPlayer, c.config) : watchUrl);
-        r.ttff.push(await firstFrameOf(page, bare));
+        const first = await firstFrameOf(page, bare);
+        r.ttff.push(first);
+        // A slow start says where its time went (resource timing), so an outlier can be told from an artefact.
+        if (first > 3000)
+          log.warn('slow first frame', { label: c.label, round, ms: Math.round(first), steps: await milestonesOf(page, first) });
         await sleep(STOCK_SETTLE_SECONDS * 1000);
         const sampler = sampleEdgeAge(stack.workerUrl, streamId);
         const g = await glassToGlass(page, bare, STOCK_SECONDS);
@@ -277,7 +367,7 @@ async function measureStock({ stack, streamId, browser, watchUrl }: Ctx): Promis
     const c = cases[k]!;
     const r = results[k]!;
     lines.push(
-      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge p50 ${sec(quantile(r.ages, 0.5))}   behind p50 ${sec(quantile(r.behind, 0.5))} p90 ${sec(quantile(r.behind, 0.9))}   stalls ${r.stalls}   first frame p50 ${ms(quantile(r.ttff, 0.5))}   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
+      `  ${c.label.padEnd(28)} g2g p50 ${sec(quantile(r.glass, 0.5))}   p99 ${sec(quantile(r.glass, 0.99))}   edge p50 ${sec(quantile(r.ages, 0.5))}   behind p50 ${sec(quantile(r.behind, 0.5))} p90 ${sec(quantile(r.behind, 0.9))}   stalls ${r.stalls}   first frame ${r.ttff.map((x) => x.toFixed(0)).join(' / ')} ms   frames ${r.glass.length}${r.unreadable ? ` (unreadable ${r.unreadable})` : ''}${r.failed ? `   FAILED ${r.failed}` : ''}`,
     );
     if (c.player !== 'watch') lines.push(`  ${''.padEnd(28)} ${JSON.stringify(c.config)}`);
   }

@@ -51,6 +51,18 @@ const player = videojs(v, { muted: true, autoplay: 'muted', controls: false, htm
 window.__player = player;
 player.src({ src: '${url}', type: 'application/x-mpegURL' });
 player.play()?.catch?.(() => undefined);
+if (cfg.catchUp) {
+  // docs/player.md's catch-up for Video.js, which has none: more than \`behind\` seconds of media
+  // buffered ahead means playback has fallen back (a start on a part without a keyframe, a stall);
+  // jump forward inside the buffer to \`target\` seconds before its end.
+  const { behind, target } = cfg.catchUp;
+  setInterval(() => {
+    const b = v.buffered;
+    if (v.paused || v.seeking || !b.length) return;
+    const end = b.end(b.length - 1);
+    if (end - v.currentTime > behind) v.currentTime = end - target;
+  }, 250);
+}
 </script>`;
   }
 }
@@ -102,11 +114,11 @@ ${playerScript(player, `${workerUrl}/live/${streamId}/index.m3u8`, config)}
  */
 export const RECOMMENDED = {
   /**
-   * hls.js: aim at PART-HOLD-BACK, and when a stall has left playback more than 1.5 s behind the
-   * playlist's end, jump back inside the buffer (hls.js's own rate catch-up needs more than 1 s
-   * of buffer, which it never has this close to the edge); a stall adds only 0.1 s to the target.
+   * hls.js: its defaults (start at EXT-X-START, aim at PART-HOLD-BACK), and a way back after a
+   * stall: the rate catch-up, which only runs with more than 1 s buffered ahead (never at the start
+   * latency), and a stall moving its target back 0.1 s instead of 1 s.
    */
-  hls: { lowLatencyMode: true, liveSyncDuration: 0.6, liveMaxLatencyDuration: 1.5, liveSyncMode: 'buffered', liveSyncOnStallIncrease: 0.1 },
+  hls: { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5, liveSyncOnStallIncrease: 0.1 },
   /** Shaka Player: low-latency mode (its default since v5) and its live sync (rate catch-up) on. */
   shaka: {
     streaming: {
@@ -114,8 +126,11 @@ export const RECOMMENDED = {
       liveSync: { enabled: true, targetLatency: 0, targetLatencyTolerance: 0.2, maxPlaybackRate: 1.1, minPlaybackRate: 1 },
     },
   },
-  /** Video.js (VHS): LL-HLS parts on (its default), the stream's own start and hold-back. */
-  videojs: { vhs: { llhls: true } },
+  /**
+   * Video.js (VHS): LL-HLS parts on (its default), and the page's own catch-up (VHS has none):
+   * more than 1 s of media buffered ahead, jump to 0.5 s before the buffer's end.
+   */
+  videojs: { vhs: { llhls: true }, catchUp: { behind: 1, target: 0.5 } },
 } as const;
 
 /** What the benchmark measures: each stock player at its defaults, and with RECOMMENDED. */
