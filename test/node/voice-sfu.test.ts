@@ -287,7 +287,8 @@ describe('forwarding', () => {
         expect(slot.extensions).toBe(0);
       }
     }
-    expect(h.endpoint.rooms.counters.forwarded).toBeGreaterThan(150);
+    // Six ordered pairs, each heard at least 25 packets: the node forwarded at least that many.
+    expect(h.endpoint.rooms.counters.forwarded).toBeGreaterThanOrEqual(6 * 25);
 
     // b leaves (DELETE): a and c are told (their rosters free b's slot) and stop receiving b.
     expect((await fetch(b.sessionUrl!, { method: 'DELETE' })).status).toBe(200);
