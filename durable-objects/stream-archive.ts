@@ -9,6 +9,7 @@ import { newRecordingId, vodPlaybackPath } from '../core/contracts/vod-assets.ts
 import type { WebhookEventType } from '../core/contracts/webhooks.ts';
 import type { RpcError } from '../core/contracts/rpc-error.ts';
 import type { ClipResult, PresentationResult, VodPlaylistResult } from '../core/contracts/stream-rpc.ts';
+import { covered, firstGap } from '../core/live/retention-ranges.ts';
 
 /** What the archive needs from the DO that owns it. */
 export interface ArchiveHost {
@@ -569,34 +570,5 @@ export class StreamArchive {
     } catch (err) {
       console.error(JSON.stringify({ level: 'error', msg: 'catalog write failed', query: query.slice(0, 60), error: String(err) }));
     }
-  }
-}
-
-function covered(ranges: ReadonlyArray<[number, number]>, msn: number): boolean {
-  return ranges.some(([a, b]) => msn >= a && msn <= b);
-}
-
-/**
- * The first run of MSNs at or after `from` that no kept range covers, as [a, b] with a = an MSN
- * that exists (`nextExisting`), or null when everything left is kept.
- */
-function firstGap(
-  kept: ReadonlyArray<[number, number]>,
-  from: number,
-  nextExisting: (from: number) => number | null,
-): [number, number] | null {
-  let at = from;
-  for (;;) {
-    const next = nextExisting(Number.isFinite(at) ? at : 0);
-    if (next === null) return null;
-    const holder = kept.find(([a, b]) => next >= a && next <= b);
-    if (!holder) {
-      // The gap runs until the next kept range starts.
-      let end = Number.MAX_SAFE_INTEGER;
-      for (const [a] of kept) if (a > next && a - 1 < end) end = a - 1;
-      return [next, end];
-    }
-    if (holder[1] === Infinity) return null;
-    at = holder[1] + 1;
   }
 }
