@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { isRtcp, RtpContinuity, rewriteForViewer } from './rtp-forward.ts';
 import type { ShapedSfuOffer } from './sfu-sdp.ts';
 import type { Peer, WebRtcStack } from './stack.ts';
+import { ConnectionGrace } from './connection-grace.ts';
 
 export interface SfuSeatOptions {
   /** The session id (the resource URL's last segment). */
@@ -68,10 +69,11 @@ export class SfuSeat {
   #channel: DataChannel | null = null;
   #resolveEnded!: (end: { code: string; message: string }) => void;
   readonly #timers: NodeJS.Timeout[] = [];
-  #graceTimer: NodeJS.Timeout | null = null;
+  readonly #grace: ConnectionGrace;
 
   constructor(opts: SfuSeatOptions) {
     this.#opts = opts;
+    this.#grace = new ConnectionGrace(opts.disconnectGraceMs, () => this.#end('disconnected', 'the connection dropped'));
     this.id = opts.id;
     this.room = opts.claims.room;
     this.conn = opts.claims.conn;
@@ -214,25 +216,20 @@ export class SfuSeat {
 
   #onState(state: string): void {
     if (this.state === 'ended') return;
-    if (state === 'connected') {
-      if (this.#graceTimer) clearTimeout(this.#graceTimer);
-      this.#graceTimer = null;
+    const step = this.#grace.step(state);
+    if (step === 'connected') {
       if (this.state === 'connecting')
         this.#log.info('sfu seat connected', { remote: this.remoteAddress, ms: Date.now() - this.createdAt });
       this.state = 'connected';
-    } else if (state === 'disconnected') {
-      this.state = 'disconnected';
-      this.#graceTimer ??= setTimeout(() => this.#end('disconnected', 'the connection dropped'), this.#opts.disconnectGraceMs);
-    } else if (state === 'failed' || state === 'closed') {
-      this.#end('disconnected', `the peer connection ${state}`);
-    }
+    } else if (step === 'disconnected') this.state = 'disconnected';
+    else if (step === 'ended') this.#end('disconnected', `the peer connection ${state}`);
   }
 
   #end(code: string, message: string): void {
     if (this.state === 'ended') return;
     this.state = 'ended';
     for (const t of this.#timers) clearTimeout(t);
-    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#grace.clear();
     this.#peer?.close();
     this.#log.info('sfu seat ended', { code, reason: message, ...this.stats() });
     this.#resolveEnded({ code, message });

@@ -10,6 +10,7 @@ import type { FeedSink, RealtimeFeed } from './realtime-feed.ts';
 import { isRtcp, rewriteForViewer, rtcpFeedback } from './rtp-forward.ts';
 import type { AcceptedTrack, MediaKind } from './sdp.ts';
 import type { Peer, WebRtcStack } from './stack.ts';
+import { ConnectionGrace } from './connection-grace.ts';
 
 export interface WhepViewerOptions {
   /** The session id (the resource URL's last segment). */
@@ -63,7 +64,7 @@ export class WhepViewer implements FeedSink {
   readonly #tracks: Partial<Record<MediaKind, SendingTrack>> = {};
   #resolveEnded!: (end: WhepViewerEnd) => void;
   readonly #timers: NodeJS.Timeout[] = [];
-  #graceTimer: NodeJS.Timeout | null = null;
+  readonly #grace: ConnectionGrace;
   /** Video waits for a keyframe: what comes before it could not be decoded. */
   #awaitingKeyframe = true;
   #connectedAt: number | null = null;
@@ -73,6 +74,7 @@ export class WhepViewer implements FeedSink {
 
   constructor(opts: WhepViewerOptions) {
     this.#opts = opts;
+    this.#grace = new ConnectionGrace(opts.disconnectGraceMs, () => this.#end('disconnected', 'the connection dropped'));
     this.id = opts.id;
     this.streamId = opts.feed.streamId;
     this.remoteAddress = opts.remoteAddress;
@@ -189,27 +191,22 @@ export class WhepViewer implements FeedSink {
 
   #onState(state: string): void {
     if (this.state === 'ended') return;
-    if (state === 'connected') {
-      if (this.#graceTimer) clearTimeout(this.#graceTimer);
-      this.#graceTimer = null;
+    const step = this.#grace.step(state);
+    if (step === 'connected') {
       if (this.state === 'connecting') {
         this.#connectedAt = performance.now();
         this.#log.info('whep viewer connected', { remote: this.remoteAddress, ms: Date.now() - this.createdAt });
       }
       this.state = 'connected';
-    } else if (state === 'disconnected') {
-      this.state = 'disconnected';
-      this.#graceTimer ??= setTimeout(() => this.#end('disconnected', 'the connection dropped'), this.#opts.disconnectGraceMs);
-    } else if (state === 'failed' || state === 'closed') {
-      this.#end('disconnected', `the peer connection ${state}`);
-    }
+    } else if (step === 'disconnected') this.state = 'disconnected';
+    else if (step === 'ended') this.#end('disconnected', `the peer connection ${state}`);
   }
 
   #end(code: string, message: string): void {
     if (this.state === 'ended') return;
     this.state = 'ended';
     for (const t of this.#timers) clearTimeout(t);
-    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#grace.clear();
     this.#opts.feed.remove(this);
     this.#peer?.close();
     this.#log.info('whep viewer ended', { code, reason: message, ...this.stats() });

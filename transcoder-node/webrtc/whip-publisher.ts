@@ -12,6 +12,7 @@ import { MatroskaWriter } from './matroska-writer.ts';
 import { FrameClock, RtpFramer } from './rtp-frames.ts';
 import type { AcceptedTrack } from './sdp.ts';
 import type { Peer, WebRtcStack } from './stack.ts';
+import { ConnectionGrace } from './connection-grace.ts';
 
 export interface WhipPublisherOptions {
   /** The session id (the resource URL's last segment). */
@@ -65,13 +66,14 @@ export class WhipPublisher implements Publisher {
   readonly #trackRefs: Track[] = [];
   #resolveEnded!: (end: PublisherEnd) => void;
   #timers: NodeJS.Timeout[] = [];
-  #graceTimer: NodeJS.Timeout | null = null;
+  readonly #grace: ConnectionGrace;
   #lastKeyframeRequest = 0;
   #lastPacketAt = performance.now();
   keyframeRequests = 0;
 
   constructor(opts: WhipPublisherOptions) {
     this.#opts = opts;
+    this.#grace = new ConnectionGrace(opts.disconnectGraceMs, () => this.#end('disconnected', 'the connection dropped'));
     this.id = opts.id;
     this.lease = opts.lease;
     this.remoteAddress = opts.remoteAddress;
@@ -179,18 +181,13 @@ export class WhipPublisher implements Publisher {
 
   #onState(state: string): void {
     if (this.state === 'ended') return;
-    if (state === 'connected') {
-      if (this.#graceTimer) clearTimeout(this.#graceTimer);
-      this.#graceTimer = null;
+    const step = this.#grace.step(state);
+    if (step === 'connected') {
       if (this.state !== 'connected') this.#log.info('whip publisher connected', { remote: this.remoteAddress });
       if (this.state === 'connecting') this.#watchMedia();
       this.state = 'connected';
-    } else if (state === 'disconnected') {
-      this.state = 'disconnected';
-      this.#graceTimer ??= setTimeout(() => this.#end('disconnected', 'the connection dropped'), this.#opts.disconnectGraceMs);
-    } else if (state === 'failed' || state === 'closed') {
-      this.#end('disconnected', `the peer connection ${state}`);
-    }
+    } else if (step === 'disconnected') this.state = 'disconnected';
+    else if (step === 'ended') this.#end('disconnected', `the peer connection ${state}`);
   }
 
   #watchMedia(): void {
@@ -209,7 +206,7 @@ export class WhipPublisher implements Publisher {
     if (this.state === 'ended') return;
     this.state = 'ended';
     for (const t of this.#timers) clearTimeout(t);
-    if (this.#graceTimer) clearTimeout(this.#graceTimer);
+    this.#grace.clear();
     this.#peer?.close();
     this.media.push(null);
     this.#log.info('whip publisher ended', { code, reason: message, ...this.stats() });
