@@ -13,7 +13,7 @@ import {
   SdpError,
   shapeOffer,
 } from '../../transcoder-node/webrtc/sdp.ts';
-import { iceServerLinks } from '../../transcoder-node/webrtc/whip-endpoint.ts';
+import { iceServerLinks } from '../../transcoder-node/webrtc/trickle.ts';
 
 /** What Chromium 156 offers for a sendonly camera and microphone (trimmed of extmaps it repeats). */
 const CHROME_OFFER = [

@@ -16,7 +16,7 @@ import { SfuSeat } from './sfu-seat.ts';
 import { HttpError, type SignallingRequest, type SignallingResponse, type SignallingRoute } from './signalling-server.ts';
 import type { IceServerConfig, WebRtcStack } from './stack.ts';
 import { contentType, SDP } from './trickle.ts';
-import { iceServerLinks } from './whip-endpoint.ts';
+import { sessionCreated } from './trickle.ts';
 
 export interface SfuLimits {
   /** Largest SDP offer accepted (bytes): a browser's offer grows ~1 KB per receive slot. */
@@ -199,15 +199,7 @@ export class SfuEndpoint implements SignallingRoute {
       seatsInRoom: this.rooms.seatsIn(claims.room),
       seats: this.#sessions.size,
     });
-    return {
-      status: 201,
-      headers: {
-        'content-type': SDP,
-        location: `${this.prefix}/sessions/${id}`,
-        ...(o.iceServers.length ? { link: iceServerLinks(o.iceServers) } : {}),
-      },
-      body: answer,
-    };
+    return sessionCreated(`${this.prefix}/sessions/${id}`, answer, o.iceServers);
   }
 
   async #moderate(req: SignallingRequest, room: string): Promise<SignallingResponse> {

@@ -1,11 +1,44 @@
-// Trickle ICE by PATCH on a WHIP or WHEP session resource (RFC 9725 §4.3, RFC 8840), shared by both
-// endpoints: candidates are added, an ICE restart (which libdatachannel cannot do) is refused with
-// the status the RFC names, and the entity-tag is checked.
+// The session resources of the node's WebRTC endpoints (WHIP, WHEP, the SFU): the 201 answer to an
+// offer (RFC 9725 §4.2, ICE servers as Link headers, §4.6), and trickle ICE by PATCH (§4.3, RFC
+// 8840): candidates are added, an ICE restart (which libdatachannel cannot do) is refused with the
+// status the RFC names, and the entity-tag is checked.
 import { iceCredentials, parseTrickleFragment, SdpError } from './sdp.ts';
 import { HttpError, type SignallingRequest, type SignallingResponse } from './signalling-server.ts';
+import type { IceServerConfig } from './stack.ts';
 
 export const SDP = 'application/sdp';
 export const SDPFRAG = 'application/trickle-ice-sdpfrag';
+
+/** RFC 9725 §4.6: one Link header per ICE server, credentials as link parameters. */
+export function iceServerLinks(servers: IceServerConfig[]): string[] {
+  const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  return servers.map((s) =>
+    [
+      `<${s.urls}>; rel="ice-server"`,
+      ...(s.username ? [`username=${q(s.username)}`, `credential=${q(s.credential ?? '')}`, 'credential-type="password"'] : []),
+    ].join('; '),
+  );
+}
+
+/**
+ * The 201 answer to an offer: the session's resource and, for a session that takes trickle ICE
+ * (`etag` given), its entity-tag and the PATCH media type.
+ */
+export function sessionCreated(location: string, answer: string, iceServers: IceServerConfig[], etag?: string): SignallingResponse {
+  return {
+    status: 201,
+    headers: {
+      'content-type': SDP,
+      location,
+      ...(etag ? { etag, 'accept-patch': SDPFRAG } : {}),
+      ...(iceServers.length ? { link: iceServerLinks(iceServers) } : {}),
+    },
+    body: answer,
+  };
+}
+
+/** OPTIONS on a session resource that takes trickle ICE. */
+export const SESSION_OPTIONS: SignallingResponse = { status: 204, headers: { allow: 'OPTIONS, PATCH, DELETE', 'accept-patch': SDPFRAG } };
 
 /** The media type of a request, without parameters, lower case. */
 export function contentType(req: SignallingRequest): string {

@@ -12,8 +12,7 @@ import type { RealtimeFeeds } from './realtime-feed.ts';
 import { chooseH264ForViewer, chooseOpus, SdpError, shapeOffer } from './sdp.ts';
 import { HttpError, type SignallingRequest, type SignallingResponse, type SignallingRoute } from './signalling-server.ts';
 import type { IceServerConfig, WebRtcStack } from './stack.ts';
-import { applyTricklePatch, contentType, SDP, SDPFRAG } from './trickle.ts';
-import { iceServerLinks } from './whip-endpoint.ts';
+import { applyTricklePatch, contentType, SDP, SESSION_OPTIONS, sessionCreated } from './trickle.ts';
 import { type ForwardedTally, WhepViewer } from './whep-viewer.ts';
 
 export interface WhepLimits {
@@ -207,24 +206,14 @@ export class WhepEndpoint implements SignallingRoute {
       viewers: this.#sessions.size,
       tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`),
     });
-    return {
-      status: 201,
-      headers: {
-        'content-type': SDP,
-        location: `${this.prefix}/sessions/${id}`,
-        etag,
-        'accept-patch': SDPFRAG,
-        ...(o.iceServers.length ? { link: iceServerLinks(o.iceServers) } : {}),
-      },
-      body: answer,
-    };
+    return sessionCreated(`${this.prefix}/sessions/${id}`, answer, o.iceServers, etag);
   }
 
   async #resource(req: SignallingRequest, id: string): Promise<SignallingResponse> {
     // Knowing the session URL is the right to it (its id is the capability).
     const session = this.#sessions.get(id);
     if (!session) throw new HttpError(404, 'not_found', 'no such WHEP session');
-    if (req.method === 'OPTIONS') return { status: 204, headers: { allow: 'OPTIONS, PATCH, DELETE', 'accept-patch': SDPFRAG } };
+    if (req.method === 'OPTIONS') return SESSION_OPTIONS;
     if (req.method === 'DELETE') {
       session.viewer.close('the viewer ended the WHEP session');
       return { status: 200 };

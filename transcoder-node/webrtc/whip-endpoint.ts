@@ -10,7 +10,7 @@ import type { Publisher } from '../publisher.ts';
 import { chooseH264, chooseOpus, SdpError, shapeOffer } from './sdp.ts';
 import { HttpError, type SignallingRequest, type SignallingResponse, type SignallingRoute } from './signalling-server.ts';
 import type { IceServerConfig, WebRtcStack } from './stack.ts';
-import { applyTricklePatch, contentType, SDP, SDPFRAG } from './trickle.ts';
+import { applyTricklePatch, contentType, SDP, SESSION_OPTIONS, sessionCreated } from './trickle.ts';
 import { WhipPublisher } from './whip-publisher.ts';
 
 /** `byNode`: refused for this node's load (capacity, overload), not for the key: 503, try another node. */
@@ -72,17 +72,6 @@ function bearer(req: SignallingRequest): string {
 }
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest();
-
-/** RFC 9725 §4.6: one Link header per ICE server, credentials as link parameters. */
-export function iceServerLinks(servers: IceServerConfig[]): string[] {
-  const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
-  return servers.map((s) =>
-    [
-      `<${s.urls}>; rel="ice-server"`,
-      ...(s.username ? [`username=${q(s.username)}`, `credential=${q(s.credential ?? '')}`, 'credential-type="password"'] : []),
-    ].join('; '),
-  );
-}
 
 export class WhipEndpoint implements SignallingRoute {
   readonly prefix = '/whip';
@@ -233,23 +222,13 @@ export class WhipEndpoint implements SignallingRoute {
       tracks: shaped.tracks.map((t) => `${t.kind}:${t.codec.name}/${t.codec.payloadType}`),
     });
     o.onPublisher(publisher, token);
-    return {
-      status: 201,
-      headers: {
-        'content-type': SDP,
-        location: `${this.prefix}/sessions/${id}`,
-        etag,
-        'accept-patch': SDPFRAG,
-        ...(o.iceServers.length ? { link: iceServerLinks(o.iceServers) } : {}),
-      },
-      body: answer,
-    };
+    return sessionCreated(`${this.prefix}/sessions/${id}`, answer, o.iceServers, etag);
   }
 
   async #resource(req: SignallingRequest, id: string): Promise<SignallingResponse> {
     const session = this.#sessions.get(id);
     if (!session) throw new HttpError(404, 'not_found', 'no such WHIP session');
-    if (req.method === 'OPTIONS') return { status: 204, headers: { allow: 'OPTIONS, PATCH, DELETE', 'accept-patch': SDPFRAG } };
+    if (req.method === 'OPTIONS') return SESSION_OPTIONS;
     if (req.method !== 'PATCH' && req.method !== 'DELETE') {
       throw new HttpError(405, 'method_not_allowed', 'a WHIP session takes PATCH and DELETE', { allow: 'OPTIONS, PATCH, DELETE' });
     }
